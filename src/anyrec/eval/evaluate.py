@@ -1,0 +1,120 @@
+"""Full-ranking evaluation of one fitted model on one phase of a split.
+
+Every user with at least one held-out item is ranked over the whole catalog (or the
+phase's candidate items, for the cold-item protocol), with their earlier items removed:
+training items, and for the test phase validation items too. No negatives are sampled.
+
+Tie rule: items with exactly equal scores are ordered with the user's held-out items
+*after* the others, so a held-out item can never win a tie by construction (a model that
+gives every item the same score gets zero, not a lucky hit).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from anyrec.data.dataset import Dataset
+from anyrec.data.split import Split
+from anyrec.eval import metrics as M
+from anyrec.models.base import Filters, Recommender
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None] | None
+"""Called as ``progress(done, total)`` after each batch of users."""
+
+
+def phase_matrices(ds: Dataset, split: Split, phase: str) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``(relevant, exclude)`` user × item matrices for ``phase`` (``valid`` or ``test``)."""
+    if phase not in ("valid", "test"):
+        raise ValueError(f"phase must be 'valid' or 'test', got {phase!r}")
+    inter = ds.interactions
+    shape = (ds.n_users, ds.n_items)
+    rows = split.valid if phase == "valid" else split.test
+    relevant = inter.subset(rows).matrix(*shape)
+    exclude = inter.subset(split.train).matrix(*shape)
+    if phase == "test":
+        exclude = exclude + inter.subset(split.valid).matrix(*shape)
+        exclude.data[:] = 1.0
+    return relevant.tocsr(), exclude.tocsr()
+
+
+TIE_RULES = ("pessimistic", "optimistic")
+
+
+def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pessimistic") -> tuple[np.ndarray, np.ndarray]:
+    """Top-k item indices per row, and their hit flags.
+
+    Args:
+        scores: ``(users, items)`` with ``-inf`` for excluded items.
+        relevant: ``(users, items)`` boolean.
+        k: list length.
+        ties: ``pessimistic`` (the default everywhere) puts held-out items last among
+            equal scores; ``optimistic`` puts them first. The optimistic rule exists only
+            to bound how much a peer's unspecified tie order can move its figures.
+    """
+    if ties not in TIE_RULES:
+        raise ValueError(f"ties must be one of {TIE_RULES}, got {ties!r}")
+    # lexsort: last key is primary. Score descending, then relevant last (or first), then item index.
+    order = np.lexsort((relevant if ties == "pessimistic" else ~relevant, -scores), axis=1)[:, :k]
+    valid = np.isfinite(np.take_along_axis(scores, order, axis=1))
+    hits = np.take_along_axis(relevant, order, axis=1) & valid
+    return np.where(valid, order, -1), hits
+
+
+def evaluate_model(
+    model: Recommender,
+    ds: Dataset,
+    split: Split,
+    phase: str = "test",
+    ks: tuple[int, ...] = (10, 20),
+    batch_size: int = 512,
+    progress: Progress = None,
+    ties: str = "pessimistic",
+) -> dict[str, float]:
+    """Metrics of a fitted ``model`` on ``phase``: ``{"ndcg@10": …, "recall@10": …, …, "users": n}``.
+
+    The model must have been fitted on ``split``'s training rows of ``ds``.
+    """
+    relevant, exclude = phase_matrices(ds, split, phase)
+    # Held-out items already in the user's history are masked, so they are unreachable:
+    # counted, and left in the denominator (every model pays the same).
+    unreachable = relevant.multiply(exclude).sum()
+    if unreachable:
+        log.warning("%s: %d %s items were already in the user's history (masked, counted as misses)", ds.name, int(unreachable), phase)
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    candidates = split.valid_candidates if phase == "valid" else split.test_candidates
+    n_candidates = ds.n_items if candidates is None else int(candidates.shape[0])
+    kmax = max(ks)
+    filters = Filters(items=candidates, exclude=exclude)
+    per_user: dict[str, list[np.ndarray]] = {f"{m}@{k}": [] for m in M.RANKING_METRICS for k in ks}
+    tops = []
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        scores = model.masked_scores(batch, exclude_seen=False, filters=filters)
+        rel = relevant[batch].toarray() > 0
+        top, hits = rank_top(scores, rel, kmax, ties)
+        n_rel = rel.sum(1)
+        for k in ks:
+            for m in M.RANKING_METRICS:
+                per_user[f"{m}@{k}"].append(M.PER_USER[m](hits, n_rel, k))
+        tops.append(top)
+        if progress is not None:
+            progress(min(start + batch_size, len(users)), len(users))
+    out = {name: float(np.concatenate(vals).mean()) if vals else 0.0 for name, vals in per_user.items()}
+    all_top = np.concatenate(tops) if tops else np.zeros((0, kmax), dtype=np.int64)
+    for k in ks:
+        out[f"coverage@{k}"] = M.coverage(all_top, k, n_candidates)
+    out["users"] = float(len(users))
+    predict = getattr(model, "predict_ratings", None)
+    rows = split.valid if phase == "valid" else split.test
+    if predict is not None and ds.interactions.rating is not None and len(rows):
+        inter = ds.interactions.subset(rows)
+        pred = predict(inter.user, inter.item)
+        out["mae"] = M.mae(pred, inter.rating)
+        out["rmse"] = M.rmse(pred, inter.rating)
+    return out

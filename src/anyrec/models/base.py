@@ -1,0 +1,128 @@
+"""The recommender contract shared by every model.
+
+A model implements ``_fit`` and ``score``; this base owns masking of seen items,
+business filters, top-k with a documented tie rule, and mapping to raw ids.
+
+Tie rule for ``recommend``: equal scores are ordered by item index (catalog order,
+fixed when the data is read, before any split). The evaluator uses a stricter rule
+(see :mod:`anyrec.eval.evaluate`): a held-out item never wins a tie.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from anyrec.data.dataset import Dataset
+from anyrec.errors import ConfigError, UnknownIdError
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Business filters applied after scoring.
+
+    Attributes:
+        items: allow-list of item indices (available items, a category, the cold items …).
+        exclude: extra exclusions, a users × items CSR matrix indexed by user index.
+    """
+
+    items: np.ndarray | None = None
+    exclude: sp.csr_matrix | None = None
+
+
+class Recommender(ABC):
+    """Base of all recommenders: ``fit(dataset) -> self``; ``recommend(users, k) -> (ids, scores)``."""
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type] = object
+
+    def __init__(self, config: Any = None, **overrides: Any) -> None:
+        cfg = config if config is not None else self.Config()
+        if overrides:
+            try:
+                cfg = replace(cfg, **overrides)
+            except TypeError as exc:
+                raise ConfigError(f"{self.name}: {exc}") from None
+        self.config = cfg
+
+    # ---- to implement -----------------------------------------------------------
+    @abstractmethod
+    def _fit(self, ds: Dataset) -> None:
+        """Learn from ``ds`` (its interactions are the training data)."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """Scores of every item for each user: ``(len(users), n_items)``, higher is better."""
+
+    # ---- shared -----------------------------------------------------------------
+    def fit(self, ds: Dataset) -> Self:
+        """Fit on ``ds``; remembers each user's seen items for ``exclude_seen``."""
+        self.n_users_ = ds.n_users
+        self.n_items_ = ds.n_items
+        self.seen_ = ds.interactions.matrix(ds.n_users, ds.n_items)
+        self.user_ids_ = ds.users
+        self.item_ids_ = ds.catalog.ids
+        self._fit(ds)
+        return self
+
+    def set_history(self, ds: Dataset) -> None:
+        """Replace what counts as seen (and, for history-based models, the history) without refitting."""
+        self.seen_ = ds.interactions.matrix(ds.n_users, ds.n_items)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "seen_"):
+            raise ConfigError(f"{self.name}: call fit() before recommend()")
+
+    def masked_scores(self, users: np.ndarray, exclude_seen: bool = True, filters: Filters | None = None) -> np.ndarray:
+        """``score(users)`` as float64 with excluded items set to ``-inf``."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if users.size and (users.min() < 0 or users.max() >= self.n_users_):
+            bad = int(users[(users < 0) | (users >= self.n_users_)][0])
+            raise UnknownIdError(f"user index {bad} is outside 0..{self.n_users_ - 1}", field="users")
+        scores = np.array(self.score(users), dtype=np.float64, copy=True)  # (batch, n_items)
+        if exclude_seen:
+            _mask_rows(scores, self.seen_, users)
+        if filters is not None:
+            if filters.exclude is not None:
+                _mask_rows(scores, filters.exclude, users)
+            if filters.items is not None:
+                allowed = np.zeros(self.n_items_, dtype=bool)
+                allowed[filters.items] = True
+                scores[:, ~allowed] = -np.inf
+        return scores
+
+    def recommend(
+        self, users: np.ndarray | list[int], k: int = 10, exclude_seen: bool = True, filters: Filters | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores per user, best first.
+
+        Rows with fewer than ``k`` allowed items are padded with index ``-1`` and score ``-inf``.
+        """
+        scores = self.masked_scores(np.asarray(users), exclude_seen, filters)
+        kk = min(k, scores.shape[1])
+        # Stable sort on the negated score: equal scores keep item-index order.
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+        top = np.take_along_axis(scores, order, axis=1)
+        ids = np.where(np.isfinite(top), order, -1)
+        if kk < k:
+            ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
+            top = np.pad(top, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+        return ids, top
+
+    def recommend_raw(self, user: str, k: int = 10, filters: Filters | None = None) -> list[tuple[str, float]]:
+        """Recommendations for one raw user id, as ``(raw item id, score)`` pairs."""
+        self._check_fitted()
+        u = self.user_ids_.index(user, what="user")
+        ids, scores = self.recommend(np.array([u]), k, filters=filters)
+        return [(self.item_ids_.raw(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def _mask_rows(scores: np.ndarray, mat: sp.csr_matrix, users: np.ndarray) -> None:
+    sub = mat[users]
+    rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
+    scores[rows, sub.indices] = -np.inf
