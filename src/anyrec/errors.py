@@ -7,8 +7,8 @@ expected, so that a user can fix the input without reading the code.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 class AnyrecError(Exception):
@@ -54,7 +54,7 @@ class MissingColumnError(DataError):
     """A mapped column is not in the file's header."""
 
     @classmethod
-    def build(cls, column: str, available: Sequence[str], *, path: str | Path, role: str) -> "MissingColumnError":
+    def build(cls, column: str, available: Sequence[str], *, path: str | Path, role: str) -> MissingColumnError:
         close = difflib.get_close_matches(column, list(available), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return cls(

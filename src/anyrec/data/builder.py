@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -61,7 +61,7 @@ def parse_time(value: object, *, path: Path | str, line: int, field: str) -> flo
             raise MalformedRowError("timestamp is NaN", path=path, line=line, field=field)
         return float(value)
     if isinstance(value, datetime):
-        return value.replace(tzinfo=value.tzinfo or timezone.utc).timestamp()
+        return value.replace(tzinfo=value.tzinfo or UTC).timestamp()
     text = str(value).strip()
     if not text:
         raise MalformedRowError("timestamp is empty", path=path, line=line, field=field)
@@ -74,7 +74,7 @@ def parse_time(value: object, *, path: Path | str, line: int, field: str) -> flo
             dt = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
         except ValueError:
             continue
-        return dt.replace(tzinfo=dt.tzinfo or timezone.utc).timestamp()
+        return dt.replace(tzinfo=dt.tzinfo or UTC).timestamp()
     raise MalformedRowError(
         f"cannot read timestamp {text!r}; expected epoch seconds or an ISO-8601 date", path=path, line=line, field=field
     )
@@ -240,6 +240,7 @@ class DatasetBuilder:
         if not touched.all():
             self.report.notes.append(f"{int((~touched).sum()):,} catalog items have no interactions (kept; cold items)")
         ds = Dataset(name=name, catalog=catalog, users=self.users, interactions=inter, report=self.report)
+        # Callers show the report (the CLI prints it); the log keeps a copy for library users.
         for line in self.report.lines():
-            (log.info if line in self.report.notes else log.warning)("%s: %s", name, line)
+            log.info("%s: %s", name, line)
         return ds

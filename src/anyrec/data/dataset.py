@@ -7,8 +7,8 @@ indices held by one :class:`IdMap` per kind.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -153,7 +153,7 @@ class Interactions:
     def __len__(self) -> int:
         return int(self.user.shape[0])
 
-    def subset(self, rows: np.ndarray) -> "Interactions":
+    def subset(self, rows: np.ndarray) -> Interactions:
         """The rows at ``rows`` (indices or a boolean mask), order kept."""
         return Interactions(
             user=self.user[rows],

@@ -89,7 +89,7 @@ def _wiki_summaries(folder: Path, policy: ReadPolicy) -> dict[str, str]:
     if not wiki.exists():
         return {}
     out: dict[str, str] = {}
-    for _line, cols, values in iter_delimited(wiki, sep=",", encoding="utf-8"):
+    for _line, _cols, values in iter_delimited(wiki, sep=",", encoding="utf-8"):
         if len(values) >= 2:
             out[values[0].strip()] = values[1]
     return out

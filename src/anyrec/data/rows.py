@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Literal
 
 from anyrec.errors import EmptyFileError, EncodingError, MalformedRowError
 
@@ -52,7 +53,7 @@ def check_not_empty(path: Path) -> None:
 
 def iter_delimited(
     path: Path, *, sep: str, encoding: str = "utf-8", header: bool = True, names: list[str] | None = None,
-    quoting: int = csv.QUOTE_MINIMAL,
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL,
 ) -> Iterator[tuple[int, list[str], list[str]]]:
     """Yield ``(line, header, values)`` for each data row of a delimited file.
 

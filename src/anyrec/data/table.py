@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +73,13 @@ def mapping_from_toml(path: str | Path, **overrides: Any) -> ColumnMapping:
         values["text"] = tuple(c.strip() for c in values["text"].split(",") if c.strip())
     elif "text" in values:
         values["text"] = tuple(values["text"])
-    base = ColumnMapping(**values)
-    base_dir = p.parent
     for key in ("items", "interactions"):
-        val = getattr(base, key)
+        val = values.get(key)
         if val and not Path(val).is_absolute():
-            base = replace(base, **{key: str(base_dir / val)})
-    return replace(base, **{k: v for k, v in overrides.items() if v not in (None, "", ())})
+            values[key] = str(p.parent / val)
+    base = ColumnMapping(**values)
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v not in (None, "", ())}
+    return replace(base, **given)
 
 
 def _get(rec: dict[str, Any], col: str) -> Any:
@@ -153,6 +153,6 @@ def read_table_dataset(mapping: ColumnMapping, policy: ReadPolicy = ReadPolicy()
     category = _field_name(mapping.category) if mapping.category else None
     title = _field_name(mapping.text[0]) if mapping.text else None
     return builder.build(
-        name or path.stem, template=mapping.resolved_template(), category_field=category,
+        name or path.parent.name or path.stem, template=mapping.resolved_template(), category_field=category,
         category_sep=mapping.category_sep, title_field=title, source=str(path),
     )

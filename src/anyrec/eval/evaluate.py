@@ -12,7 +12,7 @@ gives every item the same score gets zero, not a lucky hit).
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,6 +44,16 @@ def phase_matrices(ds: Dataset, split: Split, phase: str) -> tuple[sp.csr_matrix
 
 
 TIE_RULES = ("pessimistic", "optimistic")
+
+
+def unreachable_targets(ds: Dataset, split: Split, phase: str = "test") -> int:
+    """Held-out (user, item) pairs whose item is already in the user's earlier history.
+
+    Repeat consumption: those items are masked like every seen item, so no model can
+    rank them; they count as misses for every model alike.
+    """
+    relevant, exclude = phase_matrices(ds, split, phase)
+    return int(relevant.multiply(exclude).sum())
 
 
 def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pessimistic") -> tuple[np.ndarray, np.ndarray]:
@@ -82,10 +92,7 @@ def evaluate_model(
     """
     relevant, exclude = phase_matrices(ds, split, phase)
     # Held-out items already in the user's history are masked, so they are unreachable:
-    # counted, and left in the denominator (every model pays the same).
-    unreachable = relevant.multiply(exclude).sum()
-    if unreachable:
-        log.warning("%s: %d %s items were already in the user's history (masked, counted as misses)", ds.name, int(unreachable), phase)
+    # they stay in the denominator (every model pays the same); see unreachable_targets().
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     candidates = split.valid_candidates if phase == "valid" else split.test_candidates
     n_candidates = ds.n_items if candidates is None else int(candidates.shape[0])
@@ -114,7 +121,8 @@ def evaluate_model(
     rows = split.valid if phase == "valid" else split.test
     if predict is not None and ds.interactions.rating is not None and len(rows):
         inter = ds.interactions.subset(rows)
+        actual = ds.interactions.rating[rows]
         pred = predict(inter.user, inter.item)
-        out["mae"] = M.mae(pred, inter.rating)
-        out["rmse"] = M.rmse(pred, inter.rating)
+        out["mae"] = M.mae(pred, actual)
+        out["rmse"] = M.rmse(pred, actual)
     return out

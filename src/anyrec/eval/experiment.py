@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable
+from typing import Any
 
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.errors import ConfigError
-from anyrec.eval.evaluate import evaluate_model
+from anyrec.eval.evaluate import evaluate_model, unreachable_targets
 from anyrec.models import MODELS, Recommender
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None)
     return cls(replace(cfg, **opts))
 
 
+def _step(progress: StepProgress, desc: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    report = progress
+    return lambda done, total: report(desc, done, total)
+
+
 def run_experiment(ds: Dataset, config: ExperimentConfig, progress: StepProgress = None, split: Split | None = None) -> dict[str, Any]:
     """Fit and evaluate each model on the same split; returns the JSON-ready result."""
     for name in config.models:
@@ -69,7 +77,10 @@ def run_experiment(ds: Dataset, config: ExperimentConfig, progress: StepProgress
         "ks": list(config.ks),
         "data": ds.summary(),
         "load_report": ds.report.as_dict(),
-        "split": {"train": int(len(split.train)), "valid": int(len(split.valid)), "test": int(len(split.test)), **split.report},
+        "split": {
+            "train": int(len(split.train)), "valid": int(len(split.valid)), "test": int(len(split.test)), **split.report,
+            "test_targets_already_in_history (masked, misses for all)": unreachable_targets(ds, split, "test"),
+        },
         "models": {},
     }
     for name in config.models:
@@ -82,11 +93,7 @@ def run_experiment(ds: Dataset, config: ExperimentConfig, progress: StepProgress
         if progress:
             progress(f"fit {name}", 1, 1)
         t0 = time.perf_counter()
-        desc = f"evaluate {name}"
-        metrics = evaluate_model(
-            model, ds, split, "test", config.ks,
-            progress=(lambda d, t, desc=desc: progress(desc, d, t)) if progress else None,
-        )
+        metrics = evaluate_model(model, ds, split, "test", config.ks, progress=_step(progress, f"evaluate {name}"))
         metrics["fit_seconds"] = round(fit_s, 3)
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
         result["models"][name] = metrics

@@ -71,7 +71,7 @@ class ItemKNN(Recommender):
             top_vals = np.take_along_axis(sim, top, axis=0)
             keep = top_vals != 0.0
             rows.append(top[keep])
-            cols.append((np.nonzero(keep)[1] + start))
+            cols.append(np.nonzero(keep)[1] + start)
             vals.append(top_vals[keep])
         self.similarity_ = sp.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float64

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -25,11 +27,14 @@ class ALSConfig:
         iterations: ALS sweeps.
         seed: initialisation seed.
         threads: solver threads (0 = all cores). ALS is deterministic at any thread count.
+
+    Defaults were picked by validation NDCG@10 on ml-100k leave-one-out (a 18-point grid
+    over factors, regularization and alpha; test figures were not looked at to choose).
     """
 
-    factors: int = 64
+    factors: int = 32
     regularization: float = 0.05
-    alpha: float = 2.0
+    alpha: float = 1.0
     iterations: int = 15
     seed: int = 0
     threads: int = 0
@@ -43,10 +48,13 @@ class BPRConfig:
         factors, learning_rate, regularization, iterations: as in ``implicit``.
         seed: seed of initialisation and sampling.
         threads: 1 keeps runs reproducible (BPR's parallel SGD is racy by design).
+
+    Defaults were picked by validation NDCG@10 on ml-100k leave-one-out (an 8-point grid
+    over learning rate, regularization and iterations).
     """
 
     factors: int = 64
-    learning_rate: float = 0.05
+    learning_rate: float = 0.01
     regularization: float = 0.01
     iterations: int = 100
     seed: int = 0
@@ -54,13 +62,15 @@ class BPRConfig:
 
 
 class _Implicit(Recommender):
-    def _make(self):  # type: ignore[no-untyped-def]
+    def _make(self) -> Any:
         raise NotImplementedError
 
     def _fit(self, ds: Dataset) -> None:
         user_items = ds.interactions.matrix(ds.n_users, ds.n_items)
         # implicit's own threads do the work; nested BLAS threads only slow it down.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+            # implicit warns about BLAS threads by inspecting every loaded BLAS; they are limited here.
+            warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
             model = self._make()
             model.fit(user_items, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
@@ -76,7 +86,7 @@ class ALS(_Implicit):
     name = "als"
     Config = ALSConfig
 
-    def _make(self):  # type: ignore[no-untyped-def]
+    def _make(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
 
         c = self.config
@@ -92,7 +102,7 @@ class BPR(_Implicit):
     name = "bpr"
     Config = BPRConfig
 
-    def _make(self):  # type: ignore[no-untyped-def]
+    def _make(self) -> Any:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         c = self.config

@@ -8,7 +8,7 @@ dangling ``". ."``.
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from anyrec.errors import ConfigError
 

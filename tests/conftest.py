@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny synthetic datasets whose right answers are obvious."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anyrec.data.builder import DatasetBuilder, ReadPolicy
+from anyrec.data.dataset import Dataset
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def make_dataset(pairs: list[tuple[str, str]], items: list[str] | None = None, *, ratings: list[float] | None = None,
+                 times: list[float] | None = None, name: str = "toy") -> Dataset:
+    """A dataset from ``(user, item)`` pairs; items get a title field equal to their id."""
+    builder = DatasetBuilder(ReadPolicy(), fields=["title", "genres"])
+    for item in items or sorted({i for _, i in pairs}):
+        builder.add_item(item, {"title": f"Item {item}", "genres": "odd" if int(item.strip("i") or 0) % 2 else "even"},
+                         path="items", line=1, field="id")
+    for n, (u, i) in enumerate(pairs):
+        builder.add_interaction(u, i, time=times[n] if times else float(n), rating=ratings[n] if ratings else None,
+                                path="inter", line=n + 2)
+    return builder.build(name, template="{title}. Genres: {genres}", category_field="genres")
+
+
+def checkerboard(n_users: int = 40, n_items: int = 20, per_user: int = 6, seed: int = 0) -> Dataset:
+    """Two blocks: even users only touch items 0..n/2-1, odd users only n/2..n-1."""
+    rng = np.random.default_rng(seed)
+    half = n_items // 2
+    pairs = []
+    for u in range(n_users):
+        block = range(0, half) if u % 2 == 0 else range(half, n_items)
+        for i in rng.choice(list(block), size=per_user, replace=False):
+            pairs.append((f"u{u}", f"i{i}"))
+    return make_dataset(pairs, items=[f"i{i}" for i in range(n_items)])
+
+
+@pytest.fixture
+def board() -> Dataset:
+    return checkerboard()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from tests.conftest import checkerboard
+
+from anyrec.data.split import leave_one_out
+from anyrec.eval.evaluate import evaluate_model, rank_top
+from anyrec.models.base import Recommender
+
+
+class Constant(Recommender):
+    name = "constant"
+
+    def _fit(self, ds):
+        pass
+
+    def score(self, users):
+        return np.zeros((len(users), self.n_items_))
+
+
+class Oracle(Recommender):
+    """Knows the test items: the ceiling."""
+
+    name = "oracle"
+
+    def __init__(self, target):
+        super().__init__(config=object())
+        self.target = target
+
+    def _fit(self, ds):
+        pass
+
+    def score(self, users):
+        return self.target[users].toarray()
+
+
+def test_rank_top_tie_rule():
+    scores = np.array([[1.0, 1.0, 1.0, 0.0]])
+    rel = np.array([[True, False, False, False]])
+    top, hits = rank_top(scores, rel, 2)
+    assert top.tolist() == [[1, 2]] and not hits.any()
+    top, hits = rank_top(scores, rel, 2, ties="optimistic")
+    assert top.tolist() == [[0, 1]] and hits[0, 0]
+    top, hits = rank_top(np.array([[-np.inf, 2.0, -np.inf]]), np.array([[True, False, False]]), 3)
+    assert top.tolist() == [[1, -1, -1]] and not hits.any()
+
+
+def test_constant_scores_never_win_ties():
+    ds = checkerboard()
+    split = leave_one_out(ds)
+    m = Constant(config=object()).fit(split.train_dataset(ds))
+    res = evaluate_model(m, ds, split, "test", (5,))
+    assert res["recall@5"] == 0.0 and res["ndcg@5"] == 0.0 and res["users"] == 40
+
+
+def test_oracle_scores_one_and_training_items_are_masked():
+    ds = checkerboard()
+    split = leave_one_out(ds)
+    target = ds.interactions.subset(split.test).matrix(ds.n_users, ds.n_items)
+    m = Oracle(target).fit(split.train_dataset(ds))
+    res = evaluate_model(m, ds, split, "test", (1, 5))
+    for k in (1, 5):
+        assert res[f"recall@{k}"] == pytest.approx(1.0)
+        assert res[f"ndcg@{k}"] == pytest.approx(1.0)
+    assert res["precision@5"] == pytest.approx(0.2)
+    # Scoring the training items highest gains nothing: they are masked.
+    train = ds.interactions.subset(split.train).matrix(ds.n_users, ds.n_items)
+    m2 = Oracle(train * 10 + target).fit(split.train_dataset(ds))
+    assert evaluate_model(m2, ds, split, "test", (1,))["recall@1"] == pytest.approx(1.0)
+
+
+def test_validation_items_are_masked_at_test_time():
+    ds = checkerboard()
+    split = leave_one_out(ds)
+    valid = ds.interactions.subset(split.valid).matrix(ds.n_users, ds.n_items)
+    test = ds.interactions.subset(split.test).matrix(ds.n_users, ds.n_items)
+    m = Oracle(valid * 10 + test).fit(split.train_dataset(ds))
+    assert evaluate_model(m, ds, split, "test", (1,))["recall@1"] == pytest.approx(1.0)
+    assert evaluate_model(m, ds, split, "valid", (1,))["recall@1"] == pytest.approx(1.0)

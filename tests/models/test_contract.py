@@ -1,0 +1,86 @@
+"""One contract test over every registered model."""
+
+import numpy as np
+import pytest
+from tests.conftest import checkerboard
+
+from anyrec.data.split import leave_one_out
+from anyrec.errors import ConfigError, UnknownIdError
+from anyrec.eval.evaluate import evaluate_model
+from anyrec.eval.experiment import build_model
+from anyrec.models import MODELS, Filters
+
+# Few factors: the checkerboard has rank 2, and many factors let ALS memorise each user instead.
+FAST = {"bpr": {"iterations": 200, "factors": 8}, "als": {"factors": 4}}
+
+
+@pytest.fixture(scope="module")
+def board():
+    return checkerboard()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_contract(name, board):
+    model = build_model(name, seed=0, options=FAST.get(name))
+    assert model.fit(board) is model
+    users = np.arange(board.n_users)
+    ids, scores = model.recommend(users, k=5)
+    assert ids.shape == scores.shape == (board.n_users, 5)
+    # Seen items are never recommended; scores are sorted.
+    seen = board.interactions.matrix(board.n_users, board.n_items).toarray() > 0
+    assert not seen[np.arange(board.n_users)[:, None], ids].any()
+    assert (np.diff(scores, axis=1) <= 1e-9).all()
+    # Filters: an allow-list is honoured and rows are padded when it runs out.
+    allowed = np.array([0, 1, 2])
+    ids, scores = model.recommend(users[:4], k=5, filters=Filters(items=allowed))
+    assert set(ids[ids >= 0].tolist()) <= {0, 1, 2} and (ids[:, 3:] == -1).all()
+    assert np.isneginf(scores[:, 3:]).all()
+    # exclude_seen=False lets seen items back in.
+    ids_all, _ = model.recommend(users, k=board.n_items, exclude_seen=False)
+    assert (ids_all >= 0).all()
+    # Raw ids in, raw ids out.
+    raw = model.recommend_raw("u0", k=3)
+    assert len(raw) == 3 and all(isinstance(i, str) for i, _ in raw)
+    with pytest.raises(UnknownIdError):
+        model.recommend_raw("nobody")
+    with pytest.raises(UnknownIdError):
+        model.recommend(np.array([board.n_users]))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_same_seed_same_result(name, board):
+    a = build_model(name, 0, FAST.get(name)).fit(board).recommend(np.arange(6), 5)
+    b = build_model(name, 0, FAST.get(name)).fit(board).recommend(np.arange(6), 5)
+    assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
+
+
+@pytest.mark.parametrize("name", ["itemknn", "als", "bpr"])
+def test_personalised_models_learn_the_checkerboard(name):
+    ds = checkerboard(n_users=60, n_items=20, per_user=7)
+    split = leave_one_out(ds)
+    model = build_model(name, 0, FAST.get(name)).fit(split.train_dataset(ds))
+    ids, _ = model.recommend(np.arange(ds.n_users), k=3)
+    same_block = (ids < 10) == (np.arange(ds.n_users)[:, None] % 2 == 0)
+    assert same_block.mean() > 0.95
+    res = evaluate_model(model, ds, split, "test", (3,))
+    pop = build_model("popularity").fit(split.train_dataset(ds))
+    assert res["recall@3"] > evaluate_model(pop, ds, split, "test", (3,))["recall@3"]
+
+
+def test_unfitted_model_and_unknown_options():
+    with pytest.raises(ConfigError, match="fit"):
+        build_model("popularity").recommend([0])
+    with pytest.raises(ConfigError, match="no option"):
+        build_model("itemknn", options={"neighbours": 3})
+    with pytest.raises(ConfigError, match="unknown model"):
+        build_model("sasrec9")
+
+
+def test_user_without_history_gets_recommendations():
+    from tests.conftest import make_dataset
+
+    ds = make_dataset([("a", "i1"), ("a", "i2"), ("b", "i2")], items=["i1", "i2", "i3"])
+    for name in ("popularity", "itemknn"):
+        m = build_model(name).fit(ds)
+        ids, _ = m.recommend(np.array([1]), k=2)
+        assert ids[0, 0] >= 0

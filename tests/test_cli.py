@@ -1,0 +1,71 @@
+import json
+
+from click.testing import CliRunner
+
+from anyrec.cli import cli, main
+
+
+def _write_tables(tmp_path):
+    (tmp_path / "items.csv").write_text("id,title,genres\n" + "".join(f"{i},Film {i},{'A' if i % 2 else 'B'}\n" for i in range(12)))
+    rows = ["uid,iid,ts,r"]
+    for u in range(10):
+        own = list(range(u % 2, 12, 2))
+        own = own[u % 6 :] + own[: u % 6]  # each user meets their items in another order
+        for j, i in enumerate(own):
+            rows.append(f"u{u},{i},{j},{1 + (i % 5)}")
+    (tmp_path / "inter.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_evaluate_with_column_mapping_writes_json_and_plot(tmp_path):
+    _write_tables(tmp_path)
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    res = CliRunner().invoke(cli, [
+        "evaluate", "--items", str(tmp_path / "items.csv"), "--item-id", "id", "--text", "title,genres",
+        "--interactions", str(tmp_path / "inter.csv"), "--user", "uid", "--item", "iid", "--time", "ts", "--rating", "r",
+        "--models", "popularity,itemknn,bias", "--k", "3,5", "--json", str(out), "--plot", str(png), "--no-progress",
+    ])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["protocol"] == "loo" and data["dataset"]
+    assert set(data["models"]) == {"popularity", "itemknn", "bias"}
+    for m in data["models"].values():
+        assert {"ndcg@3", "recall@5", "mrr@5", "map@3", "f1@5", "coverage@3", "fit_seconds"} <= set(m)
+    assert "rmse" in data["models"]["bias"]
+    assert data["models"]["itemknn"]["ndcg@5"] > data["models"]["popularity"]["ndcg@5"]
+    assert png.stat().st_size > 1000
+    assert "itemknn" in res.output
+
+
+def test_evaluate_from_toml_config(tmp_path):
+    _write_tables(tmp_path)
+    (tmp_path / "c.toml").write_text(
+        '[data]\nitems = "items.csv"\nitem_id = "id"\ntext = ["title"]\ninteractions = "inter.csv"\nuser = "uid"\nitem = "iid"\ntime = "ts"\n'
+        '[evaluate]\nmodels = ["itemknn"]\nk = [2]\n[models.itemknn]\nk = 3\n'
+    )
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["evaluate", "--config", str(tmp_path / "c.toml"), "--json", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert list(json.loads(out.read_text())["models"]) == ["itemknn"]
+
+
+def test_bad_input_exits_2_with_message(tmp_path, monkeypatch, capsys):
+    _write_tables(tmp_path)
+    monkeypatch.setattr("sys.argv", ["anyrec", "evaluate", "--interactions", str(tmp_path / "inter.csv"), "--user", "userid", "--item", "iid", "--no-progress"])
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code == 2
+    err = capsys.readouterr().err
+    assert "userid" in err and "Did you mean 'uid'" in err
+
+
+def test_unknown_model_and_bad_k(tmp_path):
+    res = CliRunner().invoke(cli, ["evaluate", "--models", "nope", "--no-progress"])
+    assert res.exit_code != 0 and "unknown model" in str(res.exception)
+    res = CliRunner().invoke(cli, ["evaluate", "--k", "ten"])
+    assert res.exit_code == 2 and "comma-separated integers" in res.output
+
+
+def test_datasets_lists_ml100k():
+    res = CliRunner().invoke(cli, ["datasets"])
+    assert res.exit_code == 0 and "ml-100k" in res.output and "unisrec" in res.output
