@@ -86,7 +86,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    console = Console(width=160)
+    console = Console(width=200)
 
     ds = load_dataset(args.dataset, fmt=args.format)
     split = make_split(ds, SplitConfig(protocol=args.protocol, seed=args.seed))
