@@ -11,7 +11,7 @@ from anyrec.eval.experiment import build_model
 from anyrec.models import MODELS, Filters
 
 # Few factors: the checkerboard has rank 2, and many factors let ALS memorise each user instead.
-FAST = {"bpr": {"iterations": 200, "factors": 8}, "als": {"factors": 4}}
+FAST = {"bpr": {"iterations": 200, "factors": 8}, "als": {"factors": 4}, "zeroshot": {"encoder": "hashing"}}
 
 
 @pytest.fixture(scope="module")

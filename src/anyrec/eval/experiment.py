@@ -30,6 +30,11 @@ class ExperimentConfig:
         split: the protocol.
         seed: seeds the split and every model that has a ``seed`` field.
         model_options: per-model overrides of config fields, ``{"itemknn": {"k": 50}}``.
+        tune: choose the options of models that declare a ``tuning_grid`` by validation
+            NDCG at the first K (coordinate-wise); test is never looked at.
+        test_history: what a model may use as a user's history when scoring the test
+            phase: ``train+valid`` (all that is known by then; models are not refitted, ALS
+            folds the new item in) or ``train`` (RecBole's convention for general models).
     """
 
     models: tuple[str, ...] = ("popularity", "itemknn", "als", "bpr")
@@ -37,6 +42,12 @@ class ExperimentConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     seed: int = 0
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tune: bool = True
+    test_history: str = "train+valid"
+
+    def __post_init__(self) -> None:
+        if self.test_history not in ("train", "train+valid"):
+            raise ConfigError(f"test_history must be 'train' or 'train+valid', got {self.test_history!r}")
 
 
 def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None) -> Recommender:
@@ -81,6 +92,7 @@ def run_experiment(ds: Dataset, config: ExperimentConfig, progress: StepProgress
             "train": int(len(split.train)), "valid": int(len(split.valid)), "test": int(len(split.test)), **split.report,
             "test_targets_already_in_history (masked, misses for all)": unreachable_targets(ds, split, "test"),
         },
+        "test_history": config.test_history,
         "models": {},
     }
     for name in config.models:
@@ -92,10 +104,56 @@ def run_experiment(ds: Dataset, config: ExperimentConfig, progress: StepProgress
         fit_s = time.perf_counter() - t0
         if progress:
             progress(f"fit {name}", 1, 1)
+        tuned: dict[str, Any] = {}
+        if config.tune and getattr(model, "tuning_grid", None) and len(split.valid):
+            tuned = tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
+                                       fixed=set(config.model_options.get(name, {})))
+        if config.test_history == "train+valid" and len(split.valid):
+            model.set_history(split.history_dataset(ds, "test"))
         t0 = time.perf_counter()
         metrics = evaluate_model(model, ds, split, "test", config.ks, progress=_step(progress, f"evaluate {name}"))
         metrics["fit_seconds"] = round(fit_s, 3)
+        if tuned:
+            result.setdefault("tuned", {})[name] = tuned
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
         result["models"][name] = metrics
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
     return result
+
+
+def tune_on_validation(
+    model: Recommender, ds: Dataset, split: Split, k: int, progress: Callable[[int, int], None] | None = None,
+    fixed: set[str] | None = None, rounds: int = 2,
+) -> dict[str, Any]:
+    """Coordinate-wise search over ``model.tuning_grid`` by validation NDCG@k.
+
+    Only score-time options are in a grid, so the fitted model is reused; options the user
+    set explicitly (``fixed``) are left alone. Returns the chosen options and their score.
+    """
+    grid = {k_: v for k_, v in getattr(model, "tuning_grid", {}).items() if k_ not in (fixed or set())}
+    metric = f"ndcg@{k}"
+
+    def score() -> float:
+        return evaluate_model(model, ds, split, "valid", (k,))[metric]
+
+    best = score()
+    total = rounds * sum(len(v) for v in grid.values())
+    done = 0
+    for _ in range(rounds):
+        for opt, values in grid.items():
+            for value in values:
+                done += 1
+                if value == getattr(model.config, opt):
+                    continue
+                current = model.config
+                model.config = replace(current, **{opt: value})
+                s = score()
+                if s > best + 1e-9:
+                    best = s
+                else:
+                    model.config = current
+                if progress:
+                    progress(done, total)
+    chosen = {opt: getattr(model.config, opt) for opt in grid}
+    log.info("%s tuned on validation: %s (%s = %.4f)", model.name, chosen, metric, best)
+    return {**chosen, f"valid_{metric}": round(best, 6)}

@@ -1,16 +1,19 @@
 """Recommenders behind one contract, and the registry of their names."""
 
 from anyrec.models.base import Filters, Recommender
-from anyrec.models.baselines import Bias, ItemKNN, Popularity
+from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
 from anyrec.models.factorization import ALS, BPR
+from anyrec.models.zeroshot import ZeroShot
 
 # The one explicit registry of model names (no string-based imports).
 MODELS: dict[str, type[Recommender]] = {
+    "random": Random,
     "popularity": Popularity,
     "itemknn": ItemKNN,
     "als": ALS,
     "bpr": BPR,
     "bias": Bias,
+    "zeroshot": ZeroShot,
 }
 
-__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "ItemKNN", "Popularity", "Recommender"]
+__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "ItemKNN", "Popularity", "Random", "Recommender", "ZeroShot"]

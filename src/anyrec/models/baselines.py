@@ -30,6 +30,33 @@ class Popularity(Recommender):
 
 
 @dataclass(frozen=True)
+class RandomConfig:
+    """Uniform random scores: the chance level every model must clear.
+
+    Attributes:
+        seed: seed of the scores (one fixed random score per user and item).
+    """
+
+    seed: int = 0
+
+
+class Random(Recommender):
+    """Scores every item at random (seeded, fixed per user and item): chance level."""
+
+    name = "random"
+    Config = RandomConfig
+
+    def _fit(self, ds: Dataset) -> None:
+        pass
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        out = np.empty((len(users), self.n_items_))
+        for r, u in enumerate(np.asarray(users)):
+            out[r] = np.random.default_rng([self.config.seed, int(u)]).random(self.n_items_)
+        return out
+
+
+@dataclass(frozen=True)
 class ItemKNNConfig:
     """Item-kNN over co-occurrence.
 

