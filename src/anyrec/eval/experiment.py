@@ -73,8 +73,15 @@ def _step(progress: StepProgress, desc: str) -> Callable[[int, int], None] | Non
     return lambda done, total: report(desc, done, total)
 
 
-def run_experiment(ds: Dataset, config: ExperimentConfig, progress: StepProgress = None, split: Split | None = None) -> dict[str, Any]:
-    """Fit and evaluate each model on the same split; returns the JSON-ready result."""
+def run_experiment(
+    ds: Dataset, config: ExperimentConfig, progress: StepProgress = None, split: Split | None = None,
+    item_vectors: Any = None,
+) -> dict[str, Any]:
+    """Fit and evaluate each model on the same split; returns the JSON-ready result.
+
+    ``item_vectors`` (items × dim), when given, are handed to text models instead of encoding
+    the catalog again (for example the vectors of a saved model).
+    """
     for name in config.models:
         if name not in MODELS:
             raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
@@ -97,6 +104,8 @@ def run_experiment(ds: Dataset, config: ExperimentConfig, progress: StepProgress
     }
     for name in config.models:
         model = build_model(name, config.seed, config.model_options.get(name))
+        if item_vectors is not None and hasattr(model, "_given_vectors"):
+            model._given_vectors = item_vectors
         if progress:
             progress(f"fit {name}", 0, 1)
         t0 = time.perf_counter()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -140,9 +141,9 @@ class FaissIndex(VectorIndex):
         super().__init__(metric)
         self.factory = factory
         self.nprobe = nprobe
-        self.index = None
+        self.index: Any = None
 
-    def _make(self, dim: int, n: int) -> object:
+    def _make(self, dim: int, n: int) -> Any:
         import faiss
 
         factory = self.factory

@@ -1,9 +1,7 @@
-"""The ``anyrec`` command line."""
+"""Shared pieces of the command line: data options, dataset loading, progress bars, tables."""
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,24 +11,20 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from anyrec.config import FileConfig, load_config, make_policy
-from anyrec.data import FORMATS, NAMED, ColumnMapping, load_dataset
+from anyrec.config import FileConfig, make_policy
+from anyrec.data import FORMATS, ColumnMapping, load_dataset
 from anyrec.data.dataset import Dataset
-from anyrec.data.split import PROTOCOLS, SplitConfig
-from anyrec.errors import AnyrecError, ConfigError
-from anyrec.eval.experiment import ExperimentConfig, run_experiment
-from anyrec.models import MODELS
+from anyrec.errors import ConfigError
 
 console = Console(stderr=True)
 # Wide enough for the result table when piped to a file or a CI log.
 out = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def _parse_ks(text: str) -> tuple[int, ...]:
+def parse_ks(text: str) -> tuple[int, ...]:
     try:
         ks = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
     except ValueError:
@@ -40,7 +34,7 @@ def _parse_ks(text: str) -> tuple[int, ...]:
     return ks
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     for cast in (int, float):
         try:
             return cast(text)
@@ -49,19 +43,25 @@ def _parse_value(text: str) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+def parse_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     opts: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         key, eq, value = pair.partition("=")
         model, dot, field = key.partition(".")
         if not eq or not dot:
             raise click.BadParameter(f"expected MODEL.FIELD=VALUE, got {pair!r}", param_hint="--option")
-        opts.setdefault(model, {})[field] = _parse_value(value)
+        opts.setdefault(model, {})[field] = parse_value(value)
     return opts
 
 
-def data_options(f: Any) -> Any:
-    """The options every command that reads a dataset takes."""
+def data_options(f: Any = None, *, mapping: bool = True) -> Any:
+    """The options every command that reads a dataset takes.
+
+    Commands whose own ``--user`` / ``--item`` name ids (recommend, similar, search) take the
+    column mapping from ``--config`` only (``mapping=False``).
+    """
+    if f is None:
+        return lambda g: data_options(g, mapping=mapping)
     opts = [
         click.option("--dataset", "dataset", default=None, help="Named dataset (see `anyrec datasets`) or a folder. Default: ml-100k."),
         click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Dataset format; detected when omitted."),
@@ -83,6 +83,8 @@ def data_options(f: Any) -> Any:
         click.option("--unknown-items", type=click.Choice(["error", "skip", "add"]), default=None, help="Interactions naming items not in the catalog."),
         click.option("--duplicate-items", type=click.Choice(["error", "first", "last"]), default=None, help="Item ids listed twice in the catalog."),
     ]
+    if not mapping:
+        opts = opts[:3]
     for opt in reversed(opts):
         f = opt(f)
     return f
@@ -154,94 +156,15 @@ def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
     return table
 
 
-@click.group()
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-@click.version_option(package_name="anyrec")
-def cli(verbose: int) -> None:
-    """anyrec: recommend anything that has text."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True)
+
+def cache_dir(no_cache: bool) -> str:
+    """The embedding cache folder: $ANYREC_CACHE, else ~/.cache/anyrec (the CLI is where the environment is read)."""
+    import os
+
+    if no_cache:
+        return ""
+    return os.environ.get("ANYREC_CACHE") or str(Path.home() / ".cache" / "anyrec" / "embeddings")
 
 
-@cli.command()
-def datasets() -> None:
-    """List the named datasets and the formats a folder can be read in."""
-    table = Table(title="named datasets")
-    table.add_column("name", style="bold")
-    table.add_column("format")
-    table.add_column("where")
-    table.add_column("what")
-    for name, nd in NAMED.items():
-        try:
-            where = str(nd.resolve())
-        except AnyrecError as exc:
-            where = f"[red]unavailable[/]: {exc}"
-        table.add_row(name, nd.format, where, nd.description)
-    out.print(table)
-    out.print("Formats for --format: " + ", ".join(FORMATS) + " (a folder's format is detected when omitted).")
-
-
-@cli.command()
-@data_options
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None, help="Split protocol (default loo).")
-@click.option("--models", default=None, help=f"Comma-separated models from: {', '.join(MODELS)}.")
-@click.option("--k", "ks", default=None, help="Comma-separated cut-offs (default 10,20).")
-@click.option("--seed", type=int, default=None, help="Seed of the split and the models (default 0).")
-@click.option("--cold-rank-among", type=click.Choice(["cold", "all"]), default=None, help="cold-item: rank among cold items only, or the whole catalog.")
-@click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE, e.g. itemknn.k=50 (repeatable).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write results as JSON here.")
-@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart PNG here.")
-@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
-def evaluate(**kw: Any) -> None:
-    """Split a dataset, fit each model on the training part, rank the full catalog, report metrics."""
-    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
-    ev = file_cfg.evaluate
-    models_text = kw["models"] or ev.get("models") or "popularity,itemknn,als,bpr"
-    models = tuple(m.strip() for m in (models_text.split(",") if isinstance(models_text, str) else models_text) if m.strip())
-    ks = _parse_ks(kw["ks"] or ",".join(map(str, ev.get("k", [10, 20]))))
-    seed = kw["seed"] if kw["seed"] is not None else int(ev.get("seed", 0))
-    split = SplitConfig(
-        protocol=kw["protocol"] or ev.get("protocol", "loo"),
-        cold_rank_among=kw["cold_rank_among"] or ev.get("cold_rank_among", "cold"),
-        valid=float(ev.get("valid", 0.1)), test=float(ev.get("test", 0.1)), seed=seed,
-    )
-    options = {**file_cfg.model_options}
-    for model, opts in _parse_options(kw["options"]).items():
-        options[model] = {**options.get(model, {}), **opts}
-    cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options)
-    ds = read_dataset(kw, file_cfg)
-    s = ds.summary()
-    console.print(f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions")
-    with progress_bar(kw["progress"] and sys.stderr.isatty()) as bar:
-        result = run_experiment(ds, cfg, progress=bar)
-    out.print(results_table(result, ks))
-    if result["split"]:
-        console.print("split: " + ", ".join(f"{k}={v}" for k, v in result["split"].items()))
-    if kw["json_out"]:
-        path = Path(kw["json_out"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {path}")
-    if kw["plot_out"]:
-        from anyrec.eval.plot import plot_results
-
-        console.print(f"wrote {plot_results(result, kw['plot_out'])}")
-
-
-def main() -> None:
-    """Console-script entry point: bad input ends with a one-paragraph message and exit code 2."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except AnyrecError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()
+def fail(message: str) -> None:
+    raise ConfigError(message)

@@ -1,0 +1,121 @@
+"""``anyrec evaluate`` and ``anyrec datasets``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from anyrec.cli import cli
+from anyrec.cli.common import (
+    cache_dir,
+    console,
+    data_options,
+    out,
+    parse_ks,
+    parse_options,
+    progress_bar,
+    read_dataset,
+    results_table,
+)
+from anyrec.config import FileConfig, load_config
+from anyrec.data import FORMATS, NAMED
+from anyrec.data.split import PROTOCOLS, SplitConfig
+from anyrec.errors import AnyrecError
+from anyrec.eval.experiment import ExperimentConfig, run_experiment
+from anyrec.models import MODELS
+
+
+@cli.command()
+def datasets() -> None:
+    """List the named datasets and the formats a folder can be read in."""
+    table = Table(title="named datasets")
+    for col in ("name", "format", "where", "what"):
+        table.add_column(col)
+    for name, nd in NAMED.items():
+        try:
+            where = str(nd.resolve())
+        except AnyrecError as exc:
+            where = f"[red]unavailable[/]: {exc}"
+        table.add_row(name, nd.format, where, nd.description)
+    out.print(table)
+    out.print("Formats for --format: " + ", ".join(FORMATS) + " (a folder's format is detected when omitted).")
+
+
+def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, no_cache: bool) -> dict[str, Any]:
+    """Fill the encoder and cache options of text models from the command line."""
+    fields = getattr(MODELS[name].Config, "__dataclass_fields__", {}) if name in MODELS else {}
+    opts = dict(options)
+    if "cache_dir" in fields:
+        opts.setdefault("cache_dir", cache_dir(no_cache))
+    if "encoder" in fields and encoder:
+        opts.setdefault("encoder", encoder)
+    return opts
+
+
+@cli.command()
+@data_options
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None, help="Split protocol (default loo).")
+@click.option("--models", default=None, help=f"Comma-separated models from: {', '.join(MODELS)}.")
+@click.option("--k", "ks", default=None, help="Comma-separated cut-offs (default 10,20).")
+@click.option("--seed", type=int, default=None, help="Seed of the split and the models (default 0).")
+@click.option("--cold-rank-among", type=click.Choice(["cold", "all"]), default=None, help="cold-item: rank among cold items only, or the whole catalog.")
+@click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE, e.g. itemknn.k=50 (repeatable).")
+@click.option("--encoder", default=None, help="Text encoder for text models: name or folder (default all-MiniLM-L6-v2, offline).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
+@click.option("--no-tune", is_flag=True, help="Keep model options as given instead of choosing them on the validation split.")
+@click.option("--test-history", type=click.Choice(["train+valid", "train"]), default="train+valid", show_default=True,
+              help="History a model may use when scoring test users.")
+@click.option("--model-dir", default=None, type=click.Path(file_okay=False), help="A saved text model: reuse its item vectors (and its dataset).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write results as JSON here.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart PNG here.")
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+def evaluate(**kw: Any) -> None:
+    """Split a dataset, fit each model on the training part, rank the full catalog, report metrics."""
+    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
+    ev = file_cfg.evaluate
+    models_text = kw["models"] or ev.get("models") or "popularity,itemknn,als,bpr"
+    models = tuple(m.strip() for m in (models_text.split(",") if isinstance(models_text, str) else models_text) if m.strip())
+    ks = parse_ks(kw["ks"] or ",".join(map(str, ev.get("k", [10, 20]))))
+    seed = kw["seed"] if kw["seed"] is not None else int(ev.get("seed", 0))
+    split = SplitConfig(
+        protocol=kw["protocol"] or ev.get("protocol", "loo"),
+        cold_rank_among=kw["cold_rank_among"] or ev.get("cold_rank_among", "cold"),
+        valid=float(ev.get("valid", 0.1)), test=float(ev.get("test", 0.1)), seed=seed,
+    )
+    options = {**file_cfg.model_options}
+    for model, opts in parse_options(kw["options"]).items():
+        options[model] = {**options.get(model, {}), **opts}
+    options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"]) for m in models}
+    cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
+                           test_history=kw["test_history"])
+    vectors = None
+    if kw["model_dir"]:
+        from anyrec.models.persist import load_model
+
+        saved, ds, _index, _meta = load_model(kw["model_dir"])
+        vectors = getattr(saved, "item_vectors_", None)
+        console.print(f"reusing {kw['model_dir']}: dataset {ds.name}" + (", item vectors" if vectors is not None else ""))
+    else:
+        ds = read_dataset(kw, file_cfg)
+    s = ds.summary()
+    console.print(f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions")
+    with progress_bar(kw["progress"] and sys.stderr.isatty()) as bar:
+        result = run_experiment(ds, cfg, progress=bar, item_vectors=vectors)
+    out.print(results_table(result, ks))
+    console.print("split: " + ", ".join(f"{k}={v}" for k, v in result["split"].items()))
+    for name, params in result.get("tuned", {}).items():
+        console.print(f"{name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    if kw["json_out"]:
+        path = Path(kw["json_out"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {path}")
+    if kw["plot_out"]:
+        from anyrec.eval.plot import plot_results
+
+        console.print(f"wrote {plot_results(result, kw['plot_out'])}")

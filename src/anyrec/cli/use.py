@@ -1,0 +1,154 @@
+"""``anyrec fit``, ``recommend``, ``search`` and ``similar``: fit once, then use the saved folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.table import Table
+
+from anyrec import pipeline
+from anyrec.cli import cli
+from anyrec.cli.common import cache_dir, console, data_options, out, parse_options, progress_bar, read_dataset
+from anyrec.cli.evaluate import with_text_defaults
+from anyrec.config import FileConfig, load_config
+from anyrec.data.dataset import Dataset
+from anyrec.data.split import leave_one_out
+from anyrec.eval.experiment import build_model, tune_on_validation
+from anyrec.index.vector import VectorIndex, make_index
+from anyrec.models import MODELS, Recommender
+from anyrec.models.persist import load_model, save_model
+from anyrec.models.zeroshot import ZeroShot
+
+
+@cli.command()
+@data_options
+@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default="zeroshot", show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the model to.")
+@click.option("--encoder", default=None, help="Text encoder: name or folder (default all-MiniLM-L6-v2, offline).")
+@click.option("--index", "index_spec", default="exact", show_default=True, help="Vector index: exact, or a FAISS factory string (Flat, HNSW32, IVF256,PQ32).")
+@click.option("--metric", type=click.Choice(["cosine", "l2"]), default="cosine", show_default=True)
+@click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
+@click.option("--no-tune", is_flag=True, help="Skip choosing options on a leave-one-out validation split.")
+@click.option("--no-cache", is_flag=True, help="Do not use the embedding cache.")
+@click.option("--seed", type=int, default=0)
+def fit(**kw: Any) -> None:
+    """Fit a model on all interactions and save it (config, id maps, vectors, index)."""
+    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
+    ds = read_dataset(kw, file_cfg)
+    name = kw["model_name"]
+    opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
+    opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"])
+    model = build_model(name, kw["seed"], opts)
+    tuned: dict[str, Any] = {}
+    with progress_bar(sys.stderr.isatty()) as bar:
+        if getattr(model, "tuning_grid", None) and not kw["no_tune"]:
+            # Choose score-time options on a validation split of the data, then refit on everything.
+            split = leave_one_out(ds)
+            model.fit(split.train_dataset(ds))
+            tuned = tune_on_validation(model, ds, split, 10, fixed=set(opts),
+                                       progress=(lambda d, t: bar("tune on validation", d, t)) if bar else None)
+            console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
+        vectors = getattr(model, "item_vectors_", None)
+        if isinstance(model, ZeroShot) and vectors is not None:
+            model._given_vectors = vectors
+        model.fit(ds)
+    index = None
+    if isinstance(model, ZeroShot):
+        index = make_index(kw["index_spec"], kw["metric"])
+        index.add(range(ds.n_items), model.item_vectors_)
+    folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "index": kw["index_spec"]})
+    console.print(f"saved {name} for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
+
+
+def _load(kw: dict[str, Any]) -> tuple[Recommender, Dataset, VectorIndex | None]:
+    """A saved model (--model DIR), or a zero-shot model fitted on the fly from the data options."""
+    if kw.get("model_dir"):
+        model, ds, index, _meta = load_model(kw["model_dir"])
+        return model, ds, index
+    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
+    ds = read_dataset(kw, file_cfg)
+    model = build_model("zeroshot", 0, {"cache_dir": cache_dir(False), **({"encoder": kw["encoder"]} if kw.get("encoder") else {})})
+    return model.fit(ds), ds, None
+
+
+def model_options(f: Any) -> Any:
+    f = click.option("--encoder", default=None, help="Encoder when no --model is given.")(f)
+    f = click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
+                     help="A folder written by `anyrec fit`; without it a zero-shot model is fitted on the data options.")(f)
+    f = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
+    f = click.option("--k", type=int, default=10, show_default=True)(f)
+    return f
+
+
+def _print(rows: list[dict[str, Any]], title: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps({**(extra or {}), "results": rows}, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=title)
+    table.add_column("#", justify="right")
+    table.add_column("id")
+    table.add_column("title")
+    table.add_column("score", justify="right")
+    has_why = any(r.get("because") for r in rows)
+    if has_why:
+        table.add_column("from your history (contribution)")
+    for r in rows:
+        cells = [str(r["rank"]), r["id"], r["title"], f"{r['score']:.3f}"]
+        if has_why:
+            cells.append("; ".join(f"{b['title']} ({b['contribution']:+.2f})" for b in r.get("because", [])))
+        table.add_row(*cells)
+    out.print(table)
+
+
+@cli.command()
+@data_options(mapping=False)
+@model_options
+@click.option("--user", required=True, help="Raw user id.")
+@click.option("--category", "categories", multiple=True, help="Only items in this category (repeatable).")
+@click.option("--history", "show_history", type=int, default=5, show_default=True, help="Show this many recent history items (0 hides).")
+def recommend(**kw: Any) -> None:
+    """Top-k items for a user, with the history items that contributed most to each."""
+    model, ds, _index = _load(kw)
+    hist = pipeline.history(ds, kw["user"], kw["show_history"]) if kw["show_history"] else []
+    rows = pipeline.recommend(model, ds, kw["user"], kw["k"], list(kw["categories"]) or None)
+    if not kw["as_json"] and hist:
+        table = Table(title=f"user {kw['user']}: latest history")
+        for col in ("id", "title") + (("rating",) if "rating" in hist[0] else ()):
+            table.add_column(col)
+        for h in hist:
+            table.add_row(h["id"], h["title"], *([f"{h['rating']:g}"] if "rating" in h else []))
+        out.print(table)
+    _print(rows, f"{model.name} recommendations for user {kw['user']}", kw["as_json"],
+           {"user": kw["user"], "model": model.name, "history": hist})
+
+
+@cli.command()
+@data_options(mapping=False)
+@model_options
+@click.argument("query")
+@click.option("--user", default=None, help="Blend in this user's profile (and hide what they have seen).")
+@click.option("--user-weight", type=float, default=0.3, show_default=True, help="Weight of the user's profile in the blend.")
+@click.option("--category", "categories", multiple=True, help="Only items in this category (repeatable).")
+def search(**kw: Any) -> None:
+    """Items for a free-text request, e.g. anyrec search "a light-hearted space adventure"."""
+    model, ds, index = _load(kw)
+    rows = pipeline.search(model, ds, kw["query"], kw["k"], kw["user"], kw["user_weight"], list(kw["categories"]) or None, index)
+    _print(rows, f"search: {kw['query']}", kw["as_json"], {"query": kw["query"], "user": kw["user"]})
+
+
+@cli.command()
+@data_options(mapping=False)
+@model_options
+@click.option("--item", required=True, help="Raw item id.")
+def similar(**kw: Any) -> None:
+    """The nearest items to an item."""
+    model, ds, index = _load(kw)
+    i = ds.catalog.ids.index(kw["item"], what="item")
+    rows = pipeline.similar(model, ds, kw["item"], kw["k"], index)
+    _print(rows, f"similar to {ds.catalog.title(i)}", kw["as_json"], {"item": kw["item"], "title": ds.catalog.title(i)})
+
+
+__all__ = ["fit", "recommend", "search", "similar"]

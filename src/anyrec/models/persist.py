@@ -1,0 +1,112 @@
+"""Saving a fitted model with everything needed to serve it: config, id maps, catalog, history, state.
+
+Folder layout::
+
+    model.json      model name, config, dataset summary, anyrec version
+    catalog.json    item ids, text fields, template, title / category fields
+    users.json      user ids in index order
+    history.npz     the interactions the model was fitted on
+    state.npz       the fitted arrays (attributes ending in ``_``)
+    index/          a vector index over item vectors (text models only)
+
+No pickle: everything is JSON or numpy arrays, so a folder is safe to load.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from anyrec import __version__
+from anyrec.data.dataset import Catalog, Dataset, IdMap, Interactions
+from anyrec.errors import ConfigError
+from anyrec.index.vector import VectorIndex, load_index
+from anyrec.models import MODELS, Recommender
+
+_BASE_ATTRS = {"seen_", "user_ids_", "item_ids_", "n_users_", "n_items_"}
+
+
+def _state(model: Recommender) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, value in vars(model).items():
+        if not name.endswith("_") or name.startswith("_") or name in _BASE_ATTRS or name.startswith("hist_"):
+            continue
+        if sp.issparse(value):
+            csr = sp.csr_matrix(value)
+            out[f"{name}@data"], out[f"{name}@indices"], out[f"{name}@indptr"] = csr.data, csr.indices, csr.indptr
+            out[f"{name}@shape"] = np.asarray(csr.shape)
+        elif isinstance(value, np.ndarray):
+            out[name] = value
+        elif isinstance(value, (int, float)):
+            out[f"{name}@scalar"] = np.asarray(value)
+    return out
+
+
+def _restore(model: Recommender, state: dict[str, np.ndarray]) -> None:
+    for key, value in state.items():
+        name, _, kind = key.partition("@")
+        if kind == "data":
+            shape = tuple(state[f"{name}@shape"].tolist())
+            setattr(model, name, sp.csr_matrix((value, state[f"{name}@indices"], state[f"{name}@indptr"]), shape=shape))
+        elif kind == "scalar":
+            setattr(model, name, value.item())
+        elif kind == "":
+            setattr(model, name, value)
+
+
+def save_model(model: Recommender, ds: Dataset, folder: str | Path, index: VectorIndex | None = None,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (fitted on ``ds``) to ``folder``."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    cat = ds.catalog
+    meta = {"model": model.name, "config": asdict(model.config), "dataset": ds.summary(), "anyrec": __version__, **(extra or {})}
+    (out / "model.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    (out / "catalog.json").write_text(json.dumps({
+        "ids": cat.ids.raw_ids, "fields": cat.fields, "template": cat.template, "category_field": cat.category_field,
+        "category_sep": cat.category_sep, "title_field": cat.title_field,
+    }))
+    (out / "users.json").write_text(json.dumps(ds.users.raw_ids))
+    inter = ds.interactions
+    arrays = {"user": inter.user, "item": inter.item, "time": inter.time}
+    if inter.rating is not None:
+        arrays["rating"] = inter.rating
+    np.savez_compressed(out / "history.npz", **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(out / "state.npz", **_state(model))  # type: ignore[arg-type]
+    if index is not None:
+        index.save(out / "index")
+    return out
+
+
+def load_model(folder: str | Path) -> tuple[Recommender, Dataset, VectorIndex | None, dict[str, Any]]:
+    """``(model, dataset, index or None, meta)`` from a folder written by :func:`save_model`."""
+    src = Path(folder)
+    if not (src / "model.json").exists():
+        raise ConfigError(f"{src}: not a saved anyrec model (no model.json); create one with `anyrec fit --out {src}`")
+    meta = json.loads((src / "model.json").read_text())
+    if meta["model"] not in MODELS:
+        raise ConfigError(f"{src}: model {meta['model']!r} is not known to this anyrec version")
+    cls = MODELS[meta["model"]]
+    config = cls.Config(**meta["config"])
+    cat_doc = json.loads((src / "catalog.json").read_text())
+    catalog = Catalog(ids=IdMap(cat_doc["ids"]), fields=cat_doc["fields"], template=cat_doc["template"],
+                      category_field=cat_doc["category_field"], category_sep=cat_doc["category_sep"],
+                      title_field=cat_doc["title_field"])
+    users = IdMap(json.loads((src / "users.json").read_text()))
+    h = np.load(src / "history.npz")
+    inter = Interactions(user=h["user"], item=h["item"], time=h["time"], rating=h["rating"] if "rating" in h else None)
+    ds = Dataset(name=meta["dataset"]["name"], catalog=catalog, users=users, interactions=inter)
+    model = cls(config)
+    model.n_users_, model.n_items_ = ds.n_users, ds.n_items
+    model.user_ids_, model.item_ids_ = ds.users, ds.catalog.ids
+    model.seen_ = inter.matrix(ds.n_users, ds.n_items)
+    with np.load(src / "state.npz") as state:
+        _restore(model, {k: state[k] for k in state.files})
+    model.set_history(ds)
+    index = load_index(src / "index") if (src / "index" / "index.json").exists() else None
+    return model, ds, index, meta

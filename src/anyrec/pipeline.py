@@ -1,0 +1,122 @@
+"""Recommend, search and find similar items with raw ids and titles: what the CLI and API show.
+
+Every function takes a fitted model and the dataset it was fitted on and returns plain
+dicts (``id``, ``title``, ``score``, ``because``), ready for a table or JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from anyrec.data.dataset import Dataset
+from anyrec.errors import ConfigError
+from anyrec.index.vector import VectorIndex
+from anyrec.models.base import Filters, Recommender
+from anyrec.models.baselines import ItemKNN
+from anyrec.models.zeroshot import ZeroShot
+
+
+def _item(ds: Dataset, i: int, score: float) -> dict[str, Any]:
+    return {"id": ds.catalog.ids.raw(i), "title": ds.catalog.title(i), "score": round(float(score), 6)}
+
+
+def category_filter(ds: Dataset, categories: list[str] | None) -> Filters | None:
+    if not categories:
+        return None
+    items = ds.catalog.items_in_categories(categories)
+    if items.size == 0:
+        known = sorted({c for i in range(ds.n_items) for c in ds.catalog.categories(i)})
+        raise ConfigError(f"no item is in categories {categories}; categories: {', '.join(known[:40])}")
+    return Filters(items=items)
+
+
+def because(model: Recommender, ds: Dataset, user: int, items: np.ndarray, top: int = 3) -> list[list[dict[str, Any]]]:
+    """The user's history items that contributed most to each recommended item's score."""
+    if isinstance(model, ZeroShot):
+        contrib = model.contributions(user, items, top)
+    elif isinstance(model, ItemKNN):
+        hist = model.history_[user].indices
+        sims = model.similarity_[hist][:, items].toarray() if hist.size else np.zeros((0, len(items)))
+        contrib = [[(int(hist[b]), float(sims[b, j])) for b in np.argsort(-sims[:, j], kind="stable")[:top] if sims[b, j] > 0]
+                   for j in range(len(items))]
+    else:
+        return [[] for _ in items]
+    return [[{"id": ds.catalog.ids.raw(h), "title": ds.catalog.title(h), "contribution": round(c, 6)} for h, c in row]
+            for row in contrib]
+
+
+def recommend(model: Recommender, ds: Dataset, user: str, k: int = 10, categories: list[str] | None = None) -> list[dict[str, Any]]:
+    """Top-k for raw user id ``user``, seen items removed, with contributing history items."""
+    u = ds.users.index(user, what="user")
+    ids, scores = model.recommend(np.array([u]), k, filters=category_filter(ds, categories))
+    keep = ids[0] >= 0
+    items, vals = ids[0][keep], scores[0][keep]
+    why = because(model, ds, u, items)
+    return [{**_item(ds, i, s), "rank": r + 1, "because": w} for r, (i, s, w) in enumerate(zip(items, vals, why))]
+
+
+def history(ds: Dataset, user: str, last: int = 10) -> list[dict[str, Any]]:
+    """The user's most recent interactions, newest first."""
+    u = ds.users.index(user, what="user")
+    inter = ds.interactions
+    rows = np.flatnonzero(inter.user == u)
+    rows = rows[np.lexsort((rows, inter.time[rows]))][::-1][:last]
+    out = []
+    for r in rows:
+        entry = {"id": ds.catalog.ids.raw(inter.item[r]), "title": ds.catalog.title(inter.item[r]), "time": float(inter.time[r])}
+        if inter.rating is not None:
+            entry["rating"] = float(inter.rating[r])
+        out.append(entry)
+    return out
+
+
+def _text_model(model: Recommender, what: str) -> ZeroShot:
+    if not isinstance(model, ZeroShot):
+        raise ConfigError(f"{what} needs a text model; fit one with `anyrec fit --model zeroshot` (this one is {model.name!r})")
+    return model
+
+
+def search(model: Recommender, ds: Dataset, query: str, k: int = 10, user: str | None = None, user_weight: float = 0.3,
+           categories: list[str] | None = None, index: VectorIndex | None = None) -> list[dict[str, Any]]:
+    """Items for a free-text request, optionally blended with a user's profile (seen items removed then)."""
+    zs = _text_model(model, "search")
+    if not query.strip():
+        raise ConfigError("the search text is empty")
+    qvec = zs.encoder().encode([query])  # (1, dim)
+    filters = category_filter(ds, categories)
+    if user is None and index is not None:
+        ids, scores = index.search(qvec, k, allow=filters.items if filters else None)
+        return [{**_item(ds, i, s), "rank": r + 1} for r, (i, s) in enumerate(zip(ids[0], scores[0])) if i >= 0]
+    scores = zs.query_scores(qvec)[0].astype(np.float64)
+    if user is not None:
+        u = ds.users.index(user, what="user")
+        prof = zs.profiles(np.array([u]))[0]
+        scores = (1 - user_weight) * scores + user_weight * (zs.item_vectors_ @ prof)
+        scores[zs.seen_[u].indices] = -np.inf
+    if filters is not None and filters.items is not None:
+        mask = np.ones(ds.n_items, dtype=bool)
+        mask[filters.items] = False
+        scores[mask] = -np.inf
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{**_item(ds, i, scores[i]), "rank": r + 1} for r, i in enumerate(order) if np.isfinite(scores[i])]
+
+
+def similar(model: Recommender, ds: Dataset, item: str, k: int = 10, index: VectorIndex | None = None) -> list[dict[str, Any]]:
+    """Nearest items to raw item id ``item`` by text (or by co-occurrence for item-kNN)."""
+    i = ds.catalog.ids.index(item, what="item")
+    if isinstance(model, ItemKNN):
+        col = model.similarity_[:, i].toarray().ravel()
+        col[i] = -np.inf
+        order = np.argsort(-col, kind="stable")[:k]
+        return [{**_item(ds, j, col[j]), "rank": r + 1} for r, j in enumerate(order) if col[j] > 0]
+    zs = _text_model(model, "similar")
+    vec = zs.item_vectors_[i : i + 1]
+    if index is not None:
+        ids, scores = index.search(vec, k, exclude=[[i]])
+        return [{**_item(ds, j, s), "rank": r + 1} for r, (j, s) in enumerate(zip(ids[0], scores[0])) if j >= 0]
+    scores = (zs.item_vectors_ @ vec[0]).astype(np.float64)
+    scores[i] = -np.inf
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{**_item(ds, j, scores[j]), "rank": r + 1} for r, j in enumerate(order)]

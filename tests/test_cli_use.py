@@ -1,0 +1,86 @@
+"""fit → recommend / search / similar / evaluate from a saved folder, through the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from tests.models.test_zeroshot import genre_catalog
+
+from anyrec.cli import cli
+from anyrec.eval.experiment import build_model
+from anyrec.models import MODELS
+from anyrec.models.persist import load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    ds = genre_catalog()
+    folder = tmp_path_factory.mktemp("model")
+    model = build_model("zeroshot", 0, {"encoder": "hashing:128"}).fit(ds)
+    from anyrec.index import make_index
+
+    index = make_index("HNSW32")
+    index.add(range(ds.n_items), model.item_vectors_)
+    save_model(model, ds, folder, index)
+    return folder
+
+
+def run(args):
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, (res.output, res.exception)
+    return res.output
+
+
+def test_recommend_json_has_titles_scores_and_contributions(saved):
+    data = json.loads(run(["recommend", "--model", str(saved), "--user", "u0", "--k", "3", "--json"]))
+    assert len(data["results"]) == 3 and data["user"] == "u0"
+    first = data["results"][0]
+    assert {"id", "title", "score", "rank", "because"} <= set(first) and first["because"][0]["title"]
+    assert all(r["id"].startswith("space") for r in data["results"])  # u0 reads space stories
+    assert data["history"]
+
+
+def test_search_and_similar_json(saved):
+    data = json.loads(run(["search", "ghost haunted scream", "--model", str(saved), "--k", "3", "--json"]))
+    assert [r["id"][:6] for r in data["results"]] == ["horror"] * 3
+    data = json.loads(run(["similar", "--model", str(saved), "--item", "romance0", "--k", "3", "--json"]))
+    assert all(r["id"].startswith("romance") and r["id"] != "romance0" for r in data["results"])
+    out = run(["search", "ghost", "--model", str(saved), "--user", "u2", "--k", "2"])
+    assert "search: ghost" in out
+
+
+def test_unknown_user_is_a_clear_error(saved):
+    res = CliRunner().invoke(cli, ["recommend", "--model", str(saved), "--user", "nobody"])
+    assert res.exit_code != 0 and "unknown user 'nobody'" in str(res.exception)
+
+
+def test_fit_command_writes_a_folder(tmp_path):
+    items = tmp_path / "items.csv"
+    items.write_text("id,title\n" + "".join(f"{i},{'space robots' if i % 2 else 'love story'} {i}\n" for i in range(10)))
+    inter = tmp_path / "inter.csv"
+    inter.write_text("u,i,t\n" + "".join(f"u{u},{i},{n}\n" for u in range(6) for n, i in enumerate(range(u % 2, 10, 2))))
+    out = tmp_path / "m"
+    run(["fit", "--items", str(items), "--item-id", "id", "--text", "title", "--interactions", str(inter), "--user", "u",
+         "--item", "i", "--time", "t", "--encoder", "hashing:64", "--no-cache", "--out", str(out)])
+    assert (out / "model.json").exists() and (out / "index" / "index.json").exists()
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["model"] == "zeroshot" and meta["tuned"]
+    res = json.loads(run(["recommend", "--model", str(out), "--user", "u1", "--json", "--k", "2"]))
+    assert res["results"]
+    ev = run(["evaluate", "--model-dir", str(out), "--models", "popularity,zeroshot", "--k", "2", "--no-progress",
+              "--option", "zeroshot.encoder=hashing:64", "--no-cache"])
+    assert "zeroshot" in ev and "reusing" in ev
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_saves_and_loads(tmp_path, name):
+    ds = genre_catalog()
+    opts = {"encoder": "hashing:64"} if name == "zeroshot" else {"factors": 4} if name in ("als", "bpr") else {}
+    model = build_model(name, 0, opts).fit(ds)
+    save_model(model, ds, tmp_path)
+    again, ds2, _index, meta = load_model(tmp_path)
+    users = np.arange(ds.n_users)
+    a, b = model.recommend(users, 5), again.recommend(users, 5)
+    assert meta["model"] == name and ds2.n_items == ds.n_items
+    assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
