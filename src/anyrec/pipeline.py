@@ -54,7 +54,14 @@ def recommend(model: Recommender, ds: Dataset, user: str, k: int = 10, categorie
     keep = ids[0] >= 0
     items, vals = ids[0][keep], scores[0][keep]
     why = because(model, ds, u, items)
-    return [{**_item(ds, i, s), "rank": r + 1, "because": w} for r, (i, s, w) in enumerate(zip(items, vals, why))]
+    rows = [{**_item(ds, i, s), "rank": r + 1, "because": w} for r, (i, s, w) in enumerate(zip(items, vals, why))]
+    if isinstance(model, ZeroShot):
+        # The score is text similarity plus the log priors; show both parts.
+        prior = model.priors()[items]
+        for row, p in zip(rows, prior):
+            row["prior"] = round(float(p), 6)
+            row["text_score"] = round(row["score"] - float(p), 6)
+    return rows
 
 
 def history(ds: Dataset, user: str, last: int = 10) -> list[dict[str, Any]]:

@@ -93,10 +93,16 @@ def _print(rows: list[dict[str, Any]], title: str, as_json: bool, extra: dict[st
     table.add_column("title")
     table.add_column("score", justify="right")
     has_why = any(r.get("because") for r in rows)
+    has_prior = any("prior" in r for r in rows)
+    if has_prior:
+        table.add_column("text", justify="right")
+        table.add_column("prior", justify="right")
     if has_why:
-        table.add_column("from your history (contribution)")
+        table.add_column("from your history (contribution to text)")
     for r in rows:
         cells = [str(r["rank"]), r["id"], r["title"], f"{r['score']:.3f}"]
+        if has_prior:
+            cells += [f"{r['text_score']:.3f}", f"{r['prior']:+.3f}"]
         if has_why:
             cells.append("; ".join(f"{b['title']} ({b['contribution']:+.2f})" for b in r.get("because", [])))
         table.add_row(*cells)

@@ -171,7 +171,11 @@ class TextEncoder:
 
     def _encode_raw(self, texts: list[str], progress: Progress) -> np.ndarray:
         bs = self.config.batch_size
-        # Chunks of many batches keep the progress bar moving without slowing the encoder.
+        # Chunks of many batches keep the progress bar moving; sorting by length first keeps
+        # padding as low as one call over everything would (sentence-transformers sorts per call).
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        inverse = np.argsort(order)
+        texts = [texts[i] for i in order]
         chunk = bs * 16
         parts = []
         for start in range(0, len(texts), chunk):
@@ -187,7 +191,7 @@ class TextEncoder:
             parts.append(np.asarray(part, dtype=np.float32))
             if progress is not None:
                 progress(min(start + chunk, len(texts)), len(texts))
-        return np.concatenate(parts)
+        return np.concatenate(parts)[inverse]
 
     def describe(self) -> dict[str, str]:
         return {"model": self.config.model, "resolved": self.resolved, "identity": self.identity}

@@ -76,6 +76,7 @@ class ZeroShot(Recommender):
         "half_life": [0.0, 1.0, 3.0, 10.0],
         "trend": [0.0, 0.02, 0.05, 0.1],
         "dislike_below": [0.0, 2.5, 3.5],
+        "interests": [1, 3],
     }
 
     def __init__(self, config: Any = None, *, encoder: TextEncoder | None = None, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
