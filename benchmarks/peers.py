@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -44,7 +45,11 @@ PAIRS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "Pop": ("popularity", {}, {"train_batch_size": 1, "train_neg_sample_args": None}),
     "ItemKNN": ("itemknn", {"k": 100, "shrink": 0.0}, {"k": 100, "shrink": 0.0, "train_neg_sample_args": None}),
     "BPR": ("bpr", {}, {}),
+    # Sequential peers: cross-entropy over the full catalog, 50 items of history, RecBole's other defaults.
+    "SASRec": ("sequential", {}, {"loss_type": "CE", "train_neg_sample_args": None}),
+    "GRU4Rec": ("sequential", {}, {"loss_type": "CE", "train_neg_sample_args": None}),
 }
+SEQUENTIAL = {"SASRec", "GRU4Rec"}
 # Agreement required where both sides implement the same model: (recall tolerance, ndcg tolerance).
 AGREE = {"Pop": (0.01, 0.03), "ItemKNN": (0.01, 0.03)}
 
@@ -64,9 +69,46 @@ def export_split(ds: Dataset, split: Split, folder: Path) -> str:
     return digest.hexdigest()
 
 
-def run_recbole(python: Path, data_root: Path, name: str, model: str, settings: dict[str, Any], timeout: int) -> dict[str, Any]:
+def export_sequences(ds: Dataset, split: Split, folder: Path, max_len: int = 50) -> str:
+    """RecBole's pre-augmented sequential files: one ``user, item_id_list, item_id`` row per target.
+
+    Train rows: every training interaction but a user's first, with up to ``max_len`` earlier
+    training items; valid: the training history → the validation item; test: training and
+    validation history → the test item. Order is anyrec's time order (ties in file order).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    inter = ds.interactions
+    raw_u, raw_i = ds.users.raw_ids, ds.catalog.ids.raw_ids
+    rows = np.concatenate([split.train, split.valid, split.test])
+    phase = np.concatenate([np.zeros(len(split.train), int), np.ones(len(split.valid), int), np.full(len(split.test), 2)])
+    order = np.lexsort((rows, inter.time[rows], inter.user[rows]))
+    rows, phase = rows[order], phase[order]
+    out: dict[int, list[str]] = {0: [], 1: [], 2: []}
+    digest = hashlib.sha256()
+    start = 0
+    users = inter.user[rows]
+    while start < len(rows):
+        stop = start
+        while stop < len(rows) and users[stop] == users[start]:
+            stop += 1
+        seq: list[str] = []
+        for r, ph in zip(rows[start:stop], phase[start:stop]):
+            item = raw_i[inter.item[r]]
+            if seq:
+                out[int(ph)].append(f"{raw_u[users[start]]}\t{' '.join(seq[-max_len:])}\t{item}")
+            seq.append(item)
+        start = stop
+    for ph, part in ((0, "train"), (1, "valid"), (2, "test")):
+        text = "user_id:token\titem_id_list:token_seq\titem_id:token\n" + "\n".join(out[ph]) + "\n"
+        (folder / f"{folder.name}.{part}.inter").write_text(text, encoding="utf-8")
+        digest.update(text.encode())
+    return digest.hexdigest()
+
+
+def run_recbole(python: Path, data_root: Path, name: str, model: str, settings: dict[str, Any], timeout: int,
+                sequential: bool = False) -> dict[str, Any]:
     cmd = [str(python), str(HERE / "recbole_runner.py"), "--data-path", str(data_root), "--dataset", name,
-           "--model", model, "--config", json.dumps(settings)]
+           "--model", model, "--config", json.dumps(settings)] + (["--sequential"] if sequential else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=OUT)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -85,6 +127,7 @@ def main() -> int:
     ap.add_argument("--recbole-python", default=str(ROOT / ".venv-recbole" / "bin" / "python"))
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--peers-only", action="store_true", help="run and store the peers' results, skip anyrec")
     args = ap.parse_args()
     console = Console(width=200)
 
@@ -93,7 +136,10 @@ def main() -> int:
     name = "".join(ch if ch.isalnum() else "_" for ch in ds.name)
     data_root = OUT / "recbole-data"
     split_hash = export_split(ds, split, data_root / name)
-    console.print(f"{ds.name}: split {args.protocol} exported to {data_root / name} (sha256 {split_hash[:12]})")
+    seq_root = OUT / "recbole-seq-data"
+    seq_hash = export_sequences(ds, split, seq_root / name)
+    console.print(f"{ds.name}: split {args.protocol} exported to {data_root / name} (sha256 {split_hash[:12]}) "
+                  f"and, as sequences, to {seq_root / name} (sha256 {seq_hash[:12]})")
     cache_path = OUT / "peer-cache.json"
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
@@ -101,16 +147,21 @@ def main() -> int:
     rows = []
     for peer in [p.strip() for p in args.peers.split(",") if p.strip()]:
         ours, our_opts, settings = PAIRS[peer]
-        key = f"{split_hash}:{RECBOLE_VERSION}:{peer}:{json.dumps(settings, sort_keys=True)}"
+        seq = peer in SEQUENTIAL
+        key = f"{seq_hash if seq else split_hash}:{RECBOLE_VERSION}:{peer}:{json.dumps(settings, sort_keys=True)}"
         if args.reuse and key in cache:
             theirs = cache[key]
             source = "stored"
         else:
             console.print(f"running RecBole {peer} …")
-            theirs = run_recbole(Path(args.recbole_python), data_root, name, peer, settings, args.timeout)
+            theirs = run_recbole(Path(args.recbole_python), seq_root if seq else data_root, name, peer, settings,
+                                 args.timeout, sequential=seq)
             cache[key] = theirs
             cache_path.write_text(json.dumps(cache, indent=1))
             source = "run"
+            console.print(f"RecBole {peer}: {json.dumps(theirs['test'])} in {theirs['fit_seconds']} s")
+        if args.peers_only:
+            continue
         model = build_model(ours, args.seed, our_opts)
         t0 = time.perf_counter()
         model.fit(train)
@@ -121,6 +172,8 @@ def main() -> int:
                      "recbole": theirs, "recbole_source": source, "anyrec": {**mine, "fit_seconds": round(fit_s, 3)},
                      "anyrec_optimistic_ties": optimistic})
 
+    if args.peers_only:
+        return 0
     table = Table(title=f"anyrec vs RecBole {RECBOLE_VERSION} · {ds.name} · {args.protocol} · same split files")
     for col in ("peer", "RecBole R@10", "anyrec R@10", "ΔR", "RecBole N@10", "anyrec N@10", "ΔN",
                 "anyrec N@10 (optimistic ties)", "RecBole MRR@10", "anyrec MRR@10", "fit s (RB / ours)", "agree"):

@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--config", default="{}", help="JSON dict of RecBole settings")
+    ap.add_argument("--sequential", action="store_true", help="files hold user, item_id_list, item_id rows")
     args = ap.parse_args()
     ckpt = tempfile.mkdtemp(prefix="recbole-ckpt-")
     settings = {
@@ -57,6 +58,9 @@ def main() -> None:
         "log_wandb": False,
         "worker": 0,
     }
+    if args.sequential:
+        settings["load_col"] = {"inter": ["user_id", "item_id_list", "item_id"]}
+        settings["MAX_ITEM_LIST_LENGTH"] = 50
     settings.update(json.loads(args.config))
     config = Config(model=args.model, dataset=args.dataset, config_dict=settings)
     init_seed(config["seed"], config["reproducibility"])

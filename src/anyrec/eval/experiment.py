@@ -109,7 +109,14 @@ def run_experiment(
         if progress:
             progress(f"fit {name}", 0, 1)
         t0 = time.perf_counter()
-        model.fit(train)
+        fit_with_validation = getattr(model, "fit_with_validation", None)
+        if fit_with_validation is not None and len(split.valid):
+            # Early stopping on validation NDCG at the first K, never on test.
+            k0 = config.ks[0]
+            model.progress = progress
+            fit_with_validation(train, lambda m: evaluate_model(m, ds, split, "valid", (k0,))[f"ndcg@{k0}"])
+        else:
+            model.fit(train)
         fit_s = time.perf_counter() - t0
         if progress:
             progress(f"fit {name}", 1, 1)

@@ -3,6 +3,7 @@
 from anyrec.models.base import Filters, Recommender
 from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
 from anyrec.models.factorization import ALS, BPR
+from anyrec.models.sequential import Sequential
 from anyrec.models.zeroshot import ZeroShot
 
 # The one explicit registry of model names (no string-based imports).
@@ -14,6 +15,7 @@ MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "bias": Bias,
     "zeroshot": ZeroShot,
+    "sequential": Sequential,
 }
 
-__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "ItemKNN", "Popularity", "Random", "Recommender", "ZeroShot"]
+__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "ItemKNN", "Popularity", "Random", "Recommender", "Sequential", "ZeroShot"]

@@ -1,0 +1,390 @@
+"""Text-based sequential recommender: a causal transformer over item-text representations.
+
+Item representation = an adaptor over the frozen pretrained text vector (learned whitening and
+a mixture of linear experts, as in UniSRec), plus an item-id embedding for items seen in
+training. Items never seen in training have no id embedding and are scored from their text
+alone, so the model ranks new items. The next item is scored against every item's
+representation with a full softmax (or sampled softmax for large catalogs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from anyrec.data.dataset import Dataset
+from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+from anyrec.models.base import Recommender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    """Sequential model settings.
+
+    Attributes:
+        encoder, cache_dir: text encoder and embedding cache (see :class:`EncoderConfig`).
+        use_text, use_ids: which item representations to fuse (at least one).
+        hidden, layers, heads, max_len, dropout: the transformer (``max_len`` items of history).
+        experts: linear experts in the text adaptor.
+        temperature: logits are cosine similarities divided by this (0 = raw inner products).
+        id_dropout: share of id embeddings dropped per step so the text path learns too.
+        lr, weight_decay, batch_size: optimisation.
+        epochs, patience: at most ``epochs``; stop after ``patience`` evaluations without a
+            better validation NDCG@10 (the best checkpoint is kept).
+        sampled_softmax: 0 = full softmax; N > 0 = N shared uniform negatives per batch.
+        max_minutes: training time budget (0 = none).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        threads: torch CPU threads (0 = torch's default).
+        seed: seeds initialisation, shuffling and dropout.
+        log_dir: where to write ``train_log.jsonl`` and ``checkpoint.pt`` ('' = nowhere).
+        resume: continue from ``log_dir/checkpoint.pt`` when it exists.
+    """
+
+    encoder: str = DEFAULT_ENCODER
+    cache_dir: str = ""
+    use_text: bool = True
+    use_ids: bool = True
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    max_len: int = 50
+    dropout: float = 0.3
+    experts: int = 4
+    id_dropout: float = 0.1
+    temperature: float = 0.07
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 200
+    patience: int = 5
+    sampled_softmax: int = 0
+    max_minutes: float = 0.0
+    device: str = "cpu"
+    threads: int = 0
+    seed: int = 0
+    log_dir: str = ""
+    resume: bool = False
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.ndarray | None = None) -> Any:
+    """The torch module (built lazily so importing anyrec never imports torch).
+
+    With ``text`` (the catalog's vectors), every expert starts as the catalog's principal
+    components: item representations begin with the geometry of the pretrained text space,
+    so "the next item reads like the last ones" is where training starts, not where it ends.
+    """
+    torch = _torch()
+    nn = torch.nn
+
+    class TextAdaptor(nn.Module):  # type: ignore[misc]
+        """Mixture of whitened linear experts over the frozen text vector."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(cfg.experts, text_dim))
+            self.proj = nn.Parameter(torch.empty(cfg.experts, text_dim, cfg.hidden))
+            nn.init.xavier_uniform_(self.proj)
+            if text is not None and text.shape[0] > 1:
+                mean = text.mean(0)
+                _, sv, vt = np.linalg.svd(text - mean, full_matrices=False)
+                k = min(cfg.hidden, vt.shape[0])
+                pcs = np.zeros((text_dim, cfg.hidden), dtype=np.float32)
+                pcs[:, :k] = vt[:k].T
+                with torch.no_grad():
+                    self.bias.copy_(torch.from_numpy(np.tile(mean, (cfg.experts, 1))))
+                    self.proj.copy_(torch.from_numpy(pcs)[None].repeat(cfg.experts, 1, 1) + 0.01 * self.proj)
+            self.gate = nn.Linear(text_dim, cfg.experts, bias=False)
+
+        def forward(self, x: Any) -> Any:  # x: (items, text_dim)
+            experts = torch.einsum("ied,edh->ieh", x[:, None, :] - self.bias[None], self.proj)  # (items, experts, hidden)
+            gates = torch.softmax(self.gate(x), dim=-1)  # (items, experts)
+            return (gates[..., None] * experts).sum(1)  # (items, hidden)
+
+    class Block(nn.Module):  # type: ignore[misc]
+        """Pre-norm transformer block: masked self-attention, then a GELU MLP, both residual."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(cfg.hidden), nn.LayerNorm(cfg.hidden)
+            self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+            self.out = nn.Linear(cfg.hidden, cfg.hidden)
+            self.mlp = nn.Sequential(nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.GELU(), nn.Linear(4 * cfg.hidden, cfg.hidden))
+            self.drop = nn.Dropout(cfg.dropout)
+
+        def forward(self, x: Any, allowed: Any) -> Any:  # x: (batch, len, hidden); allowed: (batch, 1, len, len)
+            b, n, d = x.shape
+            q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, cfg.heads, d // cfg.heads).permute(2, 0, 3, 1, 4)
+            att = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, dropout_p=cfg.dropout if self.training else 0.0)  # (batch, heads, len, hd)
+            x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
+            return x + self.drop(self.mlp(self.ln2(x)))
+
+    class Net(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.adaptor = TextAdaptor() if cfg.use_text else None
+            self.ids = nn.Embedding(n_items, cfg.hidden) if cfg.use_ids else None
+            if self.ids is not None:
+                nn.init.normal_(self.ids.weight, std=0.02)
+            self.pos = nn.Embedding(cfg.max_len, cfg.hidden)
+            nn.init.normal_(self.pos.weight, std=0.02)  # positions must not drown the item signal at the start
+            self.blocks = nn.ModuleList(Block() for _ in range(cfg.layers))
+            self.norm = nn.LayerNorm(cfg.hidden)
+            self.drop = nn.Dropout(cfg.dropout)
+
+        def items(self, text: Any, seen: Any, id_keep: Any = None) -> Any:
+            """Representations of all items plus a zero padding row: (items + 1, hidden)."""
+            rep = 0
+            if self.adaptor is not None:
+                rep = rep + self.adaptor(text)
+            if self.ids is not None:
+                mask = seen if id_keep is None else seen * id_keep
+                rep = rep + self.ids.weight * mask[:, None]
+            return torch.cat([torch.zeros_like(rep[:1]), rep], 0)
+
+        def forward(self, seq: Any, table: Any) -> Any:
+            """seq: (batch, len) item ids + 1, 0 = padding → hidden states (batch, len, hidden)."""
+            length = seq.shape[1]
+            x = self.drop(table[seq] + self.pos.weight[None, -length:])
+            # Causal, and no attending to padding; every position may attend to itself, so a
+            # padded row is never all-masked (which would turn into NaN and leak).
+            allowed = torch.tril(torch.ones(length, length, dtype=torch.bool, device=seq.device))[None] & (seq != 0)[:, None, :]
+            allowed |= torch.eye(length, dtype=torch.bool, device=seq.device)[None]
+            for block in self.blocks:
+                x = block(x, allowed[:, None])
+            return self.norm(x)
+
+    return Net()
+
+
+class Sequential(Recommender):
+    """Fine-tuned transformer over the user's recent items; items are text (+ id) representations."""
+
+    name = "sequential"
+    Config = SequentialConfig
+
+    def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self._given_vectors = item_vectors
+        self.progress: Callable[[str, int, int], None] | None = None
+
+    # ---- data -------------------------------------------------------------------
+    def _text(self, ds: Dataset) -> np.ndarray:
+        if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
+            return self._given_vectors.astype(np.float32)
+        if not self.config.use_text:
+            return np.zeros((ds.n_items, 1), dtype=np.float32)
+        enc = TextEncoder(EncoderConfig(model=self.config.encoder, cache_dir=self.config.cache_dir))
+        return enc.encode(ds.catalog.texts())
+
+    @staticmethod
+    def _sequences(ds: Dataset) -> list[np.ndarray]:
+        """Each user's items in time order (ties in file order), as item index + 1."""
+        inter = ds.interactions
+        order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
+        users, items = inter.user[order], inter.item[order] + 1
+        cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
+        seqs: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * ds.n_users
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            seqs[int(users[a])] = items[a:b]
+        return seqs
+
+    def _windows(self, seqs: list[np.ndarray]) -> np.ndarray:
+        """Training windows of ``max_len + 1`` items, cut from the end, left-padded with 0."""
+        n = self.config.max_len
+        out = []
+        for s in seqs:
+            end = len(s)
+            while end > 1:
+                start = max(0, end - n - 1)
+                w = s[start:end]
+                out.append(np.pad(w, (n + 1 - len(w), 0)))
+                end = start + 1 if start > 0 else 0
+        return np.stack(out) if out else np.zeros((0, n + 1), dtype=np.int64)
+
+    # ---- fitting ------------------------------------------------------------------
+    def _fit(self, ds: Dataset) -> None:
+        self._train(ds, getattr(self, "_validate", None))
+
+    def fit_with_validation(self, train: Dataset, validate: Callable[["Sequential"], float]) -> "Sequential":
+        """Fit on ``train``, early-stopping on ``validate(model) -> NDCG@10`` (higher is better).
+
+        Without it, ``fit`` holds out each user's last training item for early stopping.
+        """
+        self._validate = validate
+        try:
+            return self.fit(train)
+        finally:
+            self._validate = None
+
+    def _train(self, ds: Dataset, validate: Callable[["Sequential"], float] | None) -> None:
+        torch = _torch()
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        text = self._text(ds)
+        self.text_vectors_ = text
+        self.item_seen_ = (np.bincount(ds.interactions.item, minlength=ds.n_items) > 0).astype(np.float32)
+        seqs = self._sequences(ds)
+        self.seqs_ = seqs
+        windows = self._windows(seqs)
+        hold: np.ndarray | None = None
+        hold_users: np.ndarray | None = None
+        if validate is None and len(windows):
+            # No validation split given: hold each user's last training item out for early stopping.
+            hold = np.array([s[-1] for s in seqs if len(s) > 2])
+            hold_users = np.array([u for u, s in enumerate(seqs) if len(s) > 2])
+            windows = self._windows([s[:-1] if len(s) > 2 else s for s in seqs])
+        self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text else None).to(device)
+        self._device = device
+        t_text = torch.from_numpy(text).to(device)
+        t_seen = torch.from_numpy(self.item_seen_).to(device)
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        data = torch.from_numpy(windows.astype(np.int64))
+        log_path = Path(cfg.log_dir) / "train_log.jsonl" if cfg.log_dir else None
+        ckpt_path = Path(cfg.log_dir) / "checkpoint.pt" if cfg.log_dir else None
+        start_epoch, best, best_state, waited = 0, -1.0, None, 0
+        if cfg.resume and ckpt_path is not None and ckpt_path.exists():
+            ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+            self.net_.load_state_dict(ck["net"])
+            opt.load_state_dict(ck["opt"])
+            gen.set_state(ck["gen"])
+            start_epoch, best, best_state, waited = ck["epoch"] + 1, ck["best"], ck["best_state"], ck["waited"]
+            log.info("resumed from %s at epoch %d (best %.4f)", ckpt_path, start_epoch, best)
+        t0 = time.perf_counter()
+        self.history_log_: list[dict[str, float]] = []
+        for epoch in range(start_epoch, cfg.epochs):
+            self.net_.train()
+            perm = torch.randperm(len(data), generator=gen)
+            total, batches = 0.0, 0
+            for b in range(0, len(data), cfg.batch_size):
+                batch = data[perm[b : b + cfg.batch_size]]
+                # Windows are left-padded: drop the columns that are padding for the whole batch.
+                first = int((batch != 0).float().argmax(1).min())
+                batch = batch[:, min(first, batch.shape[1] - 2) :].to(device)
+                inp, tgt = batch[:, :-1], batch[:, 1:]  # (batch, len)
+                keep = None
+                if cfg.id_dropout > 0 and cfg.use_ids:
+                    keep = (torch.rand(ds.n_items, generator=gen) >= cfg.id_dropout).float().to(device)
+                table = self.net_.items(t_text, t_seen, keep)  # (items + 1, hidden)
+                hidden = self.net_(inp, table)  # (batch, len, hidden)
+                mask = tgt > 0
+                h, y = hidden[mask], tgt[mask] - 1  # (targets, hidden), (targets,)
+                loss = self._loss(h, y, table[1:], gen)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                batches += 1
+            entry = {"epoch": epoch, "loss": total / max(1, batches), "seconds": round(time.perf_counter() - t0, 2)}
+            self.net_.eval()
+            self._cache_table()
+            score = validate(self) if validate is not None else self._holdout_ndcg(hold, hold_users, seqs)
+            entry["valid_ndcg@10"] = round(score, 6)
+            improved = score > best + 1e-6
+            if improved:
+                best, waited = score, 0
+                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+            else:
+                waited += 1
+            self.history_log_.append(entry)
+            log.info("epoch %d loss %.4f valid ndcg@10 %.4f%s", epoch, entry["loss"], score, " *" if improved else "")
+            if self.progress:
+                self.progress(f"train {self.name} (loss {entry['loss']:.3f}, valid ndcg@10 {score:.4f})", epoch + 1, cfg.epochs)
+            if log_path is not None:
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(log_path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(entry) + "\n")
+                torch.save({"net": self.net_.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch,
+                            "best": best, "best_state": best_state, "waited": waited, "config": asdict(cfg)}, ckpt_path)
+            out_of_time = cfg.max_minutes > 0 and (time.perf_counter() - t0) / 60 > cfg.max_minutes
+            if waited >= cfg.patience or out_of_time:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self.net_.eval()
+        self.best_valid_ndcg_ = best
+        self.epochs_ = len(self.history_log_)
+        self._cache_table()
+
+    def _logits_parts(self, h: Any, items: Any) -> tuple[Any, Any]:
+        """Query and item matrices whose inner product is the logit."""
+        torch = _torch()
+        if self.config.temperature > 0:
+            h = torch.nn.functional.normalize(h, dim=-1) / self.config.temperature
+            items = torch.nn.functional.normalize(items, dim=-1)
+        return h, items
+
+    def _loss(self, h: Any, y: Any, items: Any, gen: Any) -> Any:
+        torch = _torch()
+        h, items = self._logits_parts(h, items)
+        if self.config.sampled_softmax <= 0:
+            return torch.nn.functional.cross_entropy(h @ items.T, y)
+        # Sampled softmax: the target plus shared uniform negatives, with the log-count correction.
+        n = items.shape[0]
+        neg = torch.randint(0, n, (self.config.sampled_softmax,), generator=gen).to(h.device)
+        logits = torch.cat([(h * items[y]).sum(-1, keepdim=True), h @ items[neg].T], 1)
+        logits[:, 1:] = logits[:, 1:].masked_fill(neg[None, :] == y[:, None], -1e9) - math.log(self.config.sampled_softmax / n)
+        return torch.nn.functional.cross_entropy(logits, torch.zeros_like(y))
+
+    def _holdout_ndcg(self, hold: np.ndarray | None, users: np.ndarray | None, seqs: list[np.ndarray]) -> float:
+        if hold is None or users is None or len(hold) == 0:
+            return 0.0
+        self._cache_table()
+        inputs = [seqs[u][:-1] for u in users]
+        scores = self._score_sequences(inputs)
+        for r, s in enumerate(inputs):
+            scores[r, s - 1] = -np.inf
+        target = scores[np.arange(len(hold)), hold - 1]
+        rank = (scores > target[:, None]).sum(1) + (scores == target[:, None]).sum(1) - 1
+        return float(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0).mean())
+
+    # ---- scoring ------------------------------------------------------------------
+    def _cache_table(self) -> None:
+        torch = _torch()
+        with torch.no_grad():
+            t_text = torch.from_numpy(self.text_vectors_).to(self._device)
+            t_seen = torch.from_numpy(self.item_seen_).to(self._device)
+            self._table = self.net_.items(t_text, t_seen)
+
+    def set_history(self, ds: Dataset) -> None:
+        super().set_history(ds)
+        self.seqs_ = self._sequences(ds)
+
+    def _score_sequences(self, seqs: list[np.ndarray]) -> np.ndarray:
+        torch = _torch()
+        out = np.zeros((len(seqs), self._table.shape[0] - 1), dtype=np.float32)
+        rows = [r for r, s in enumerate(seqs) if len(s)]
+        if not rows:
+            return out
+        n = min(self.config.max_len, max(len(seqs[r]) for r in rows))
+        batch = np.stack([np.pad(seqs[r][-n:], (n - len(seqs[r][-n:]), 0)) for r in rows])
+        with torch.no_grad():
+            seq = torch.from_numpy(batch.astype(np.int64)).to(self._device)
+            h = self.net_(seq, self._table)[:, -1]  # (batch, hidden)
+            q, items = self._logits_parts(h, self._table[1:])
+            out[rows] = (q @ items.T).cpu().numpy()
+        return out
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "seqs_"):
+            raise AttributeError("no history")
+        return self._score_sequences([self.seqs_[int(u)] for u in users])
