@@ -77,6 +77,8 @@ def test_fit_command_writes_a_folder(tmp_path):
 def test_every_model_saves_and_loads(tmp_path, name):
     ds = genre_catalog()
     opts = {"encoder": "hashing:64"} if name == "zeroshot" else {"factors": 4} if name in ("als", "bpr") else {}
+    if name == "sequential":
+        opts = {"encoder": "hashing:32", "hidden": 16, "layers": 1, "epochs": 2, "threads": 1}
     model = build_model(name, 0, opts).fit(ds)
     save_model(model, ds, tmp_path)
     again, ds2, _index, meta = load_model(tmp_path)

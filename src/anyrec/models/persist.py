@@ -34,7 +34,7 @@ _BASE_ATTRS = {"seen_", "user_ids_", "item_ids_", "n_users_", "n_items_"}
 def _state(model: Recommender) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, value in vars(model).items():
-        if not name.endswith("_") or name.startswith("_") or name in _BASE_ATTRS or name.startswith("hist_"):
+        if not name.endswith("_") or name.startswith("_") or name in _BASE_ATTRS or name.startswith("hist_") or name == "seqs_":
             continue
         if sp.issparse(value):
             csr = sp.csr_matrix(value)
@@ -77,7 +77,11 @@ def save_model(model: Recommender, ds: Dataset, folder: str | Path, index: Vecto
     if inter.rating is not None:
         arrays["rating"] = inter.rating
     np.savez_compressed(out / "history.npz", **arrays)  # type: ignore[arg-type]
-    np.savez_compressed(out / "state.npz", **_state(model))  # type: ignore[arg-type]
+    state = _state(model)
+    extra_state = getattr(model, "extra_state", None)
+    if extra_state is not None:
+        state.update({f"extra@{k}": v for k, v in extra_state().items()})
+    np.savez_compressed(out / "state.npz", **state)  # type: ignore[arg-type]
     if index is not None:
         index.save(out / "index")
     return out
@@ -105,8 +109,12 @@ def load_model(folder: str | Path) -> tuple[Recommender, Dataset, VectorIndex | 
     model.n_users_, model.n_items_ = ds.n_users, ds.n_items
     model.user_ids_, model.item_ids_ = ds.users, ds.catalog.ids
     model.seen_ = inter.matrix(ds.n_users, ds.n_items)
-    with np.load(src / "state.npz") as state:
-        _restore(model, {k: state[k] for k in state.files})
+    with np.load(src / "state.npz") as npz:
+        state = {k: npz[k] for k in npz.files}
+    _restore(model, {k: v for k, v in state.items() if not k.startswith("extra@")})
+    load_extra = getattr(model, "load_extra_state", None)
+    if load_extra is not None:
+        load_extra({k[len("extra@"):]: v for k, v in state.items() if k.startswith("extra@")})
     model.set_history(ds)
     index = load_index(src / "index") if (src / "index" / "index.json").exists() else None
     return model, ds, index, meta

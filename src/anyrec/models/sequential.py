@@ -13,9 +13,10 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
     torch = _torch()
     nn = torch.nn
 
-    class TextAdaptor(nn.Module):  # type: ignore[misc]
+    class TextAdaptor(nn.Module):  # type: ignore[name-defined]
         """Mixture of whitened linear experts over the frozen text vector."""
 
         def __init__(self) -> None:
@@ -115,7 +116,7 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             gates = torch.softmax(self.gate(x), dim=-1)  # (items, experts)
             return (gates[..., None] * experts).sum(1)  # (items, hidden)
 
-    class Block(nn.Module):  # type: ignore[misc]
+    class Block(nn.Module):  # type: ignore[name-defined]
         """Pre-norm transformer block: masked self-attention, then a GELU MLP, both residual."""
 
         def __init__(self) -> None:
@@ -134,7 +135,7 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
             return x + self.drop(self.mlp(self.ln2(x)))
 
-    class Net(nn.Module):  # type: ignore[misc]
+    class Net(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.adaptor = TextAdaptor() if cfg.use_text else None
@@ -149,7 +150,7 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
 
         def items(self, text: Any, seen: Any, id_keep: Any = None) -> Any:
             """Representations of all items plus a zero padding row: (items + 1, hidden)."""
-            rep = 0
+            rep: Any = 0
             if self.adaptor is not None:
                 rep = rep + self.adaptor(text)
             if self.ids is not None:
@@ -221,18 +222,18 @@ class Sequential(Recommender):
     def _fit(self, ds: Dataset) -> None:
         self._train(ds, getattr(self, "_validate", None))
 
-    def fit_with_validation(self, train: Dataset, validate: Callable[["Sequential"], float]) -> "Sequential":
+    def fit_with_validation(self, train: Dataset, validate: Callable[[Sequential], float]) -> Sequential:
         """Fit on ``train``, early-stopping on ``validate(model) -> NDCG@10`` (higher is better).
 
         Without it, ``fit`` holds out each user's last training item for early stopping.
         """
-        self._validate = validate
+        self._validate: Callable[[Sequential], float] | None = validate
         try:
             return self.fit(train)
         finally:
             self._validate = None
 
-    def _train(self, ds: Dataset, validate: Callable[["Sequential"], float] | None) -> None:
+    def _train(self, ds: Dataset, validate: Callable[[Sequential], float] | None) -> None:
         torch = _torch()
         cfg = self.config
         torch.manual_seed(cfg.seed)
@@ -356,6 +357,19 @@ class Sequential(Recommender):
         target = scores[np.arange(len(hold)), hold - 1]
         rank = (scores > target[:, None]).sum(1) + (scores == target[:, None]).sum(1) - 1
         return float(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0).mean())
+
+    # ---- persistence ----------------------------------------------------------------
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """The network's weights as numpy arrays (for :func:`anyrec.models.persist.save_model`)."""
+        return {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+
+    def load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        torch = _torch()
+        self._device = "cpu"
+        self.net_ = build_network(self.n_items_, self.text_vectors_.shape[1], self.config)
+        self.net_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+        self.net_.eval()
+        self._cache_table()
 
     # ---- scoring ------------------------------------------------------------------
     def _cache_table(self) -> None:

@@ -1,0 +1,90 @@
+"""The sequential model learns a known sequential rule, is reproducible, resumes, and ranks cold items by text."""
+
+import json
+
+import numpy as np
+import pytest
+from tests.models.test_zeroshot import genre_catalog
+
+from anyrec.data.builder import DatasetBuilder, ReadPolicy
+from anyrec.data.split import cold_item, leave_one_out
+from anyrec.eval.evaluate import evaluate_model
+from anyrec.eval.experiment import ExperimentConfig, build_model, run_experiment
+
+TINY = {"encoder": "hashing:32", "hidden": 32, "layers": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "id_dropout": 0.0,
+        "batch_size": 64, "lr": 5e-3, "threads": 1}
+
+
+def successor_task(n_items: int = 20, n_users: int = 120, length: int = 6, seed: int = 0):
+    """Item i is always followed by item i+1 (mod n)."""
+    rng = np.random.default_rng(seed)
+    b = DatasetBuilder(ReadPolicy(), fields=["title"])
+    for i in range(n_items):
+        b.add_item(f"i{i}", {"title": f"thing number {i}"}, path="items", line=i + 1, field="id")
+    t = 0
+    for u in range(n_users):
+        start = int(rng.integers(n_items))
+        for j in range(length):
+            b.add_interaction(f"u{u}", f"i{(start + j) % n_items}", time=float(t), path="inter", line=t + 2)
+            t += 1
+    return b.build("successor", template="{title}")
+
+
+def test_learns_item_i_is_followed_by_i_plus_1():
+    ds = successor_task()
+    split = leave_one_out(ds)
+    model = build_model("sequential", 0, {**TINY, "use_text": False, "epochs": 60, "patience": 60, "lr": 1e-2})
+    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.set_history(split.history_dataset(ds, "test"))
+    res = evaluate_model(model, ds, split, "test", (1,))
+    assert res["recall@1"] > 0.9
+    pop = build_model("popularity").fit(split.train_dataset(ds))
+    assert evaluate_model(pop, ds, split, "test", (1,))["recall@1"] < 0.2
+
+
+def test_same_seed_same_metrics_to_four_decimals():
+    ds = successor_task(seed=1)
+    cfg = ExperimentConfig(models=("sequential",), ks=(5,), model_options={"sequential": {**TINY, "epochs": 4}})
+    a, b = run_experiment(ds, cfg), run_experiment(ds, cfg)
+    assert round(a["models"]["sequential"]["ndcg@5"], 4) == round(b["models"]["sequential"]["ndcg@5"], 4)
+    assert a["models"]["sequential"]["ndcg@5"] == b["models"]["sequential"]["ndcg@5"]
+
+
+def test_cold_items_are_ranked_from_text():
+    ds = genre_catalog(n_users=45)
+    split = cold_item(ds, share=0.2, valid_share=0.1, seed=2)
+    res = run_experiment(ds, ExperimentConfig(models=("popularity", "sequential"), ks=(5,), split=None or ExperimentConfig().split,
+                                              model_options={"sequential": {**TINY, "encoder": "hashing:128", "epochs": 15, "max_len": 8}}),
+                         split=split)
+    assert res["models"]["sequential"]["recall@5"] > 1.5 * res["models"]["popularity"]["recall@5"]
+    assert res["models"]["sequential"]["recall@5"] > 0.4
+
+
+def test_training_log_checkpoint_resume_and_budget(tmp_path):
+    ds = successor_task(seed=2)
+    opts = {**TINY, "epochs": 3, "patience": 10, "log_dir": str(tmp_path)}
+    model = build_model("sequential", 0, opts).fit(ds)  # no validation split: holds out each user's last item
+    lines = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [0, 1, 2] and all("valid_ndcg@10" in x and "loss" in x for x in lines)
+    assert (tmp_path / "checkpoint.pt").exists() and model.epochs_ == 3
+    resumed = build_model("sequential", 0, {**opts, "epochs": 5, "resume": True}).fit(ds)
+    lines = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [0, 1, 2, 3, 4] and resumed.epochs_ == 2
+    budget = build_model("sequential", 0, {**TINY, "epochs": 50, "max_minutes": 1e-6}).fit(ds)
+    assert budget.epochs_ == 1
+
+
+def test_sampled_softmax_trains():
+    ds = successor_task(seed=3)
+    split = leave_one_out(ds)
+    model = build_model("sequential", 0, {**TINY, "use_text": False, "epochs": 40, "patience": 40, "sampled_softmax": 8})
+    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    assert evaluate_model(model, ds, split, "valid", (3,))["recall@3"] > 0.5
+
+
+@pytest.mark.parametrize("flags", [{"use_ids": False}, {"use_text": False}])
+def test_either_representation_alone_works(flags):
+    ds = successor_task(seed=4)
+    model = build_model("sequential", 0, {**TINY, **flags, "epochs": 2}).fit(ds)
+    ids, _ = model.recommend(np.arange(3), k=3)
+    assert (ids >= 0).all()
