@@ -30,7 +30,7 @@ from anyrec.data import load_dataset
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import build_model
+from anyrec.eval.experiment import ExperimentConfig, build_model, run_experiment
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -128,6 +128,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--json", default=None)
     ap.add_argument("--peers-only", action="store_true", help="run and store the peers' results, skip anyrec")
+    ap.add_argument("--anyrec-models", default="popularity,itemknn,als,bpr,zeroshot,sequential",
+                    help="anyrec models for the leaderboard (anyrec's protocol: train+valid history at test)")
+    ap.add_argument("--option", action="append", default=[], help="anyrec model option MODEL.FIELD=VALUE")
     args = ap.parse_args()
     console = Console(width=200)
 
@@ -160,7 +163,8 @@ def main() -> int:
             cache_path.write_text(json.dumps(cache, indent=1))
             source = "run"
             console.print(f"RecBole {peer}: {json.dumps(theirs['test'])} in {theirs['fit_seconds']} s")
-        if args.peers_only:
+        if args.peers_only or seq:
+            rows.append({"peer": peer, "recbole": theirs, "recbole_source": source, "recbole_settings": settings, "sequential": seq})
             continue
         model = build_model(ours, args.seed, our_opts)
         t0 = time.perf_counter()
@@ -174,12 +178,13 @@ def main() -> int:
 
     if args.peers_only:
         return 0
+    general = [r for r in rows if not r.get("sequential")]
     table = Table(title=f"anyrec vs RecBole {RECBOLE_VERSION} · {ds.name} · {args.protocol} · same split files")
     for col in ("peer", "RecBole R@10", "anyrec R@10", "ΔR", "RecBole N@10", "anyrec N@10", "ΔN",
                 "anyrec N@10 (optimistic ties)", "RecBole MRR@10", "anyrec MRR@10", "fit s (RB / ours)", "agree"):
         table.add_column(col, justify="right")
     ok = True
-    for r in rows:
+    for r in general:
         rb, me, opt = r["recbole"]["test"], r["anyrec"], r["anyrec_optimistic_ties"]
         dr = (me["recall@10"] - rb["recall@10"]) / rb["recall@10"]
         dn = (me["ndcg@10"] - rb["ndcg@10"]) / rb["ndcg@10"]
@@ -196,13 +201,52 @@ def main() -> int:
     console.print(table)
     console.print("RecBole rounds its metrics to 4 decimals. anyrec ranks held-out items last among equal scores; "
                   "the optimistic column shows how far ties alone can move NDCG.")
-    result = {"dataset": ds.name, "protocol": args.protocol, "split_sha256": split_hash, "recbole_version": RECBOLE_VERSION,
-              "rows": rows, "all_agree": ok}
+    leaderboard = build_leaderboard(console, ds, split, rows, args)
+    result = {"dataset": ds.name, "protocol": args.protocol, "split_sha256": split_hash, "sequences_sha256": seq_hash,
+              "recbole_version": RECBOLE_VERSION, "rows": rows, "all_agree": ok, "leaderboard": leaderboard}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         console.print(f"wrote {args.json}")
     return 0 if ok else 1
+
+
+def build_leaderboard(console: Console, ds: Dataset, split: Split, rows: list[dict[str, Any]], args: Any) -> dict[str, Any]:
+    """One table: every RecBole peer and every anyrec model on the same split, with ratios to the best peer."""
+    from anyrec.cli.common import parse_options
+    from anyrec.cli.evaluate import with_text_defaults
+
+    models = tuple(m for m in args.anyrec_models.split(",") if m)
+    opts = {m: with_text_defaults(m, parse_options(tuple(args.option)).get(m, {}), None, False) for m in models}
+    res = run_experiment(ds, ExperimentConfig(models=models, ks=(10, 20), seed=args.seed, model_options=opts), split=split)
+    peers = {r["peer"]: r["recbole"] for r in rows}
+    best_peer = max(peers, key=lambda p: peers[p]["test"]["ndcg@10"]) if peers else None
+    best = peers[best_peer]["test"]["ndcg@10"] if best_peer else float("nan")
+    table = Table(title=f"{ds.name} · {args.protocol} · same split · RecBole {RECBOLE_VERSION} peers and anyrec")
+    for col in ("library", "model", "history at test", "NDCG@10", "Recall@10", "MRR@10", "fit s", f"÷ best peer ({best_peer})"):
+        table.add_column(col, justify="right")
+    board: dict[str, Any] = {"best_peer": best_peer, "peers": {}, "anyrec": {}, "tuned": res.get("tuned", {})}
+    for name, r in peers.items():
+        t = r["test"]
+        hist = "train+valid" if name in SEQUENTIAL else "train"
+        table.add_row("RecBole", name, hist, f"{t['ndcg@10']:.4f}", f"{t['recall@10']:.4f}", f"{t['mrr@10']:.4f}",
+                      f"{r['fit_seconds']:.0f}", f"{t['ndcg@10'] / best:.2f}")
+        board["peers"][name] = {"ndcg@10": t["ndcg@10"], "recall@10": t["recall@10"], "mrr@10": t["mrr@10"],
+                                "fit_seconds": r["fit_seconds"], "epochs": r.get("epochs")}
+    for name, m in res["models"].items():
+        ratio = m["ndcg@10"] / best if best_peer else float("nan")
+        table.add_row("anyrec", name, "train+valid", f"{m['ndcg@10']:.4f}", f"{m['recall@10']:.4f}", f"{m['mrr@10']:.4f}",
+                      f"{m['fit_seconds']:.0f}", f"[bold]{ratio:.2f}[/]" if name == "sequential" else f"{ratio:.2f}")
+        board["anyrec"][name] = {**{k: m[k] for k in ("ndcg@10", "recall@10", "mrr@10", "fit_seconds")}, "ratio_to_best_peer": ratio}
+    console.print(table)
+    if "SASRec" in peers and "sequential" in res["models"]:
+        sas = peers["SASRec"]
+        seq = res["models"]["sequential"]
+        console.print(f"sequential ÷ SASRec: NDCG@10 {seq['ndcg@10'] / sas['test']['ndcg@10']:.2f} (target ≥ 1.10); "
+                      f"fit time {seq['fit_seconds'] / sas['fit_seconds']:.2f} (aim ≤ 1.0)")
+        board["sequential_vs_sasrec"] = {"ndcg_ratio": seq["ndcg@10"] / sas["test"]["ndcg@10"],
+                                         "fit_time_ratio": seq["fit_seconds"] / sas["fit_seconds"]}
+    return board
 
 
 if __name__ == "__main__":

@@ -86,3 +86,23 @@ def test_every_model_saves_and_loads(tmp_path, name):
     a, b = model.recommend(users, 5), again.recommend(users, 5)
     assert meta["model"] == name and ds2.n_items == ds.n_items
     assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
+
+
+def test_fit_sequential_writes_log_and_checkpoint_then_resumes(tmp_path):
+    from tests.models.test_sequential import successor_task
+
+    ds = successor_task()
+    rows = ["u,i,t"] + [f"{ds.users.raw(u)},{ds.catalog.ids.raw(i)},{t}" for u, i, t in
+                        zip(ds.interactions.user, ds.interactions.item, ds.interactions.time)]
+    (tmp_path / "inter.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "seq"
+    opts = ["--option", "sequential.encoder=hashing:16", "--option", "sequential.hidden=16", "--option", "sequential.layers=1",
+            "--option", "sequential.epochs=2", "--option", "sequential.threads=1"]
+    base = ["fit", "--model", "sequential", "--interactions", str(tmp_path / "inter.csv"), "--user", "u", "--item", "i",
+            "--time", "t", "--no-cache", "--out", str(out), *opts]
+    run(base)
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 2 and (out / "checkpoint.pt").exists()
+    run([*base[:-len(opts)], "--resume", "--option", "sequential.epochs=3", *opts[:-4], "--option", "sequential.threads=1"])
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 3
+    data = json.loads(run(["recommend", "--model", str(out), "--user", ds.users.raw(0), "--json", "--k", "2"]))
+    assert len(data["results"]) == 2

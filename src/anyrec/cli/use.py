@@ -34,6 +34,8 @@ from anyrec.models.zeroshot import ZeroShot
 @click.option("--no-tune", is_flag=True, help="Skip choosing options on a leave-one-out validation split.")
 @click.option("--no-cache", is_flag=True, help="Do not use the embedding cache.")
 @click.option("--seed", type=int, default=0)
+@click.option("--max-minutes", type=float, default=None, help="Training time budget for trained models (sequential).")
+@click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --out (sequential).")
 def fit(**kw: Any) -> None:
     """Fit a model on all interactions and save it (config, id maps, vectors, index)."""
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
@@ -41,6 +43,14 @@ def fit(**kw: Any) -> None:
     name = kw["model_name"]
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
     opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"])
+    fields = MODELS[name].Config.__dataclass_fields__
+    if "log_dir" in fields:
+        # Trained models write their training log and resumable checkpoint into the model folder.
+        opts.setdefault("log_dir", kw["out_dir"])
+        if kw["resume"]:
+            opts["resume"] = True
+        if kw["max_minutes"] is not None:
+            opts["max_minutes"] = kw["max_minutes"]
     model = build_model(name, kw["seed"], opts)
     tuned: dict[str, Any] = {}
     with progress_bar(sys.stderr.isatty()) as bar:
@@ -54,6 +64,8 @@ def fit(**kw: Any) -> None:
         vectors = getattr(model, "item_vectors_", None)
         if isinstance(model, ZeroShot) and vectors is not None:
             model._given_vectors = vectors
+        if bar is not None:
+            setattr(model, "progress", bar)  # noqa: B010  (trained models report each epoch)
         model.fit(ds)
     index = None
     if isinstance(model, ZeroShot):
@@ -158,3 +170,28 @@ def similar(**kw: Any) -> None:
 
 
 __all__ = ["fit", "recommend", "search", "similar"]
+
+
+@cli.command()
+@data_options
+@click.option("--objective", type=click.Choice(["mlm", "clm"]), default="mlm", show_default=True)
+@click.option("--encoder", default="default", show_default=True, help="Model to continue from: name or folder.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the adapted model.")
+@click.option("--epochs", type=int, default=2, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-minutes", type=float, default=0.0, help="Time budget (0 = none).")
+@click.option("--seed", type=int, default=0)
+def pretrain(**kw: Any) -> None:
+    """Continue pretraining the encoder on the catalog's own text; use the result with --encoder OUT."""
+    from anyrec.lm.pretrain import PretrainConfig
+    from anyrec.lm.pretrain import pretrain as run_pretrain
+
+    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
+    ds = read_dataset(kw, file_cfg)
+    cfg = PretrainConfig(model=kw["encoder"], objective=kw["objective"], epochs=kw["epochs"], lr=kw["lr"],
+                         batch_size=kw["batch_size"], max_minutes=kw["max_minutes"], seed=kw["seed"])
+    with progress_bar(sys.stderr.isatty()) as bar:
+        report = run_pretrain(ds.catalog.texts(), kw["out_dir"], cfg, progress=bar)
+    console.print(f"pretrained ({kw['objective']}) on {report['texts']:,} texts of {ds.name} in {report['seconds']} s; "
+                  f"epoch losses {report['epoch_losses']}; saved to {kw['out_dir']} (use --encoder {kw['out_dir']})")

@@ -74,6 +74,14 @@ class IdMap:
         return list(self._raw)
 
 
+def _shorten(text: str, limit: int = 90) -> str:
+    """A display title: the first sentence when the field holds a whole description."""
+    if len(text) <= limit:
+        return text
+    head = text.split(". ", 1)[0]
+    return head if len(head) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 @dataclass
 class Catalog:
     """Items with any number of text fields and categorical metadata.
@@ -111,7 +119,7 @@ class Catalog:
         """A short display name: the ``title`` field if there is one, else the raw id."""
         for name in (self.title_field, "title", "movie_title", "name", "headline"):
             if name and name in self.fields and self.fields[name][item]:
-                return clean_text(self.fields[name][item])
+                return _shorten(clean_text(self.fields[name][item]))
         return self.ids.raw(item)
 
     def categories(self, item: int) -> list[str]:
