@@ -61,6 +61,8 @@ def main() -> None:
     if args.sequential:
         settings["load_col"] = {"inter": ["user_id", "item_id_list", "item_id"]}
         settings["MAX_ITEM_LIST_LENGTH"] = 50
+        # item_id_list must share item_id's token map, or the lists index another vocabulary.
+        settings["alias_of_item_id"] = ["item_id_list"]
     settings.update(json.loads(args.config))
     config = Config(model=args.model, dataset=args.dataset, config_dict=settings)
     init_seed(config["seed"], config["reproducibility"])
