@@ -37,6 +37,11 @@ class SequentialConfig:
         hidden, layers, heads, max_len, dropout: the transformer (``max_len`` items of history).
         experts: linear experts in the text adaptor.
         temperature: logits are cosine similarities divided by this (0 = raw inner products).
+        text_blend: weight of a plain text-similarity term added at scoring time: cosine between
+            each item's pretrained text vector and the recency-weighted mean of the user's recent
+            items' vectors (half-life ``text_half_life`` items). Chosen on validation; it keeps
+            what the pretrained text space knows when the fine-tuned model has drifted from it
+            (new items in particular).
         id_dropout: share of id embeddings dropped per step so the text path learns too.
         lr, weight_decay, batch_size: optimisation.
         epochs, patience: at most ``epochs``; stop after ``patience`` evaluations without a
@@ -62,6 +67,8 @@ class SequentialConfig:
     experts: int = 4
     id_dropout: float = 0.1
     temperature: float = 0.07
+    text_blend: float = 0.0
+    text_half_life: float = 3.0
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 128
@@ -178,6 +185,8 @@ class Sequential(Recommender):
 
     name = "sequential"
     Config = SequentialConfig
+    # Score-time options chosen on validation after training (see eval.experiment.tune_on_validation).
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0]}
 
     def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
@@ -399,6 +408,22 @@ class Sequential(Recommender):
         return out
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "seqs_"):
-            raise AttributeError("no history")
-        return self._score_sequences([self.seqs_[int(u)] for u in users])
+        seqs = [self.seqs_[int(u)] for u in users]
+        scores = self._score_sequences(seqs)
+        if self.config.temperature > 0:
+            scores *= self.config.temperature  # back to cosine units, comparable with the text term
+        if self.config.text_blend > 0 and self.config.use_text:
+            scores += self.config.text_blend * self._text_similarity(seqs)
+        return scores
+
+    def _text_similarity(self, seqs: list[np.ndarray]) -> np.ndarray:
+        """Cosine of each item's pretrained text vector with the user's recent-items profile."""
+        text = self.text_vectors_ / np.maximum(np.linalg.norm(self.text_vectors_, axis=1, keepdims=True), 1e-12)
+        prof = np.zeros((len(seqs), text.shape[1]), dtype=np.float32)
+        for r, s in enumerate(seqs):
+            recent = s[-self.config.max_len :] - 1
+            if len(recent):
+                w = 0.5 ** (np.arange(len(recent))[::-1] / max(self.config.text_half_life, 1e-9))
+                prof[r] = (w[:, None] * text[recent]).sum(0)
+        prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
+        return prof @ text.T
