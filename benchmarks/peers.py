@@ -7,8 +7,9 @@ and writes JSON.
 
     python benchmarks/peers.py --dataset ml-100k [--peers Pop,ItemKNN,BPR] [--reuse] [--json OUT]
 
-A peer result is stored under a key made of the split files' SHA-256, the RecBole version,
-the model and its settings; ``--reuse`` takes a stored result only for that exact key.
+A peer result is stored in ``benchmarks/peer-results.json`` under a key made of the split files'
+SHA-256, the RecBole version, the model and its settings; ``--reuse`` takes a stored result only
+for that exact key.
 """
 
 from __future__ import annotations
@@ -143,8 +144,13 @@ def main() -> int:
     seq_hash = export_sequences(ds, split, seq_root / name)
     console.print(f"{ds.name}: split {args.protocol} exported to {data_root / name} (sha256 {split_hash[:12]}) "
                   f"and, as sequences, to {seq_root / name} (sha256 {seq_hash[:12]})")
-    cache_path = OUT / "peer-cache.json"
+    # Peer results are measurements worth keeping: they live in the repository, keyed so that a
+    # stored result is reused only for the identical split files and RecBole version.
+    cache_path = HERE / "peer-results.json"
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    legacy = OUT / "peer-cache.json"
+    if legacy.exists():
+        cache = {**json.loads(legacy.read_text()), **cache}
 
     train = split.train_dataset(ds)
     rows = []
@@ -160,7 +166,7 @@ def main() -> int:
             theirs = run_recbole(Path(args.recbole_python), seq_root if seq else data_root, name, peer, settings,
                                  args.timeout, sequential=seq)
             cache[key] = theirs
-            cache_path.write_text(json.dumps(cache, indent=1))
+            cache_path.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
             source = "run"
             console.print(f"RecBole {peer}: {json.dumps(theirs['test'])} in {theirs['fit_seconds']} s")
         if args.peers_only or seq:

@@ -23,8 +23,8 @@ def test_mlm_on_minilm_saves_a_sentence_transformers_folder(tmp_path):
 
 
 def test_clm_on_a_tiny_causal_model(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     src = tmp_path / "tiny-gpt2"
     vocab = {w: i for i, w in enumerate(["<eos>", "<unk>"] + sorted({t.strip(".") for x in TEXTS for t in x.lower().split()}) + ["."])}

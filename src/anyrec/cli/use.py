@@ -43,7 +43,7 @@ def fit(**kw: Any) -> None:
     name = kw["model_name"]
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
     opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"])
-    fields = MODELS[name].Config.__dataclass_fields__
+    fields = getattr(MODELS[name].Config, "__dataclass_fields__", {})
     if "log_dir" in fields:
         # Trained models write their training log and resumable checkpoint into the model folder.
         opts.setdefault("log_dir", kw["out_dir"])

@@ -111,13 +111,13 @@ def run_experiment(
         model = build_model(name, config.seed, config.model_options.get(name))
         if item_vectors is not None and hasattr(model, "_given_vectors"):
             model._given_vectors = item_vectors
+        setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
         if progress:
             progress(f"fit {name}", 0, 1)
         t0 = time.perf_counter()
         fit_with_validation = getattr(model, "fit_with_validation", None)
         if fit_with_validation is not None and len(split.valid):
             # Early stopping on validation NDCG at the first K, never on test.
-            setattr(model, "progress", progress)  # noqa: B010  (models that train report epochs)
             fit_with_validation(train, _validator(ds, split, config.ks[0]))
         else:
             model.fit(train)

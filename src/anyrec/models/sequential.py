@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -199,8 +199,9 @@ class Sequential(Recommender):
             return self._given_vectors.astype(np.float32)
         if not self.config.use_text:
             return np.zeros((ds.n_items, 1), dtype=np.float32)
-        enc = TextEncoder(EncoderConfig(model=self.config.encoder, cache_dir=self.config.cache_dir))
-        return enc.encode(ds.catalog.texts())
+        enc = TextEncoder(EncoderConfig(model=self.config.encoder, cache_dir=self.config.cache_dir, threads=self.config.threads))
+        report = self.progress
+        return enc.encode(ds.catalog.texts(), progress=(lambda d, t: report("embed catalog", d, t)) if report else None)
 
     @staticmethod
     def _sequences(ds: Dataset) -> list[np.ndarray]:

@@ -31,6 +31,7 @@ class ZeroShotConfig:
         encoder: encoder name or folder (see :class:`EncoderConfig`).
         cache_dir: embedding cache folder ('' = none).
         batch_size: encoder batch size.
+        threads: torch CPU threads for the encoder (0 = torch's default).
         half_life: recency weighting of the history, in interactions counted from the most
             recent (weight halves every ``half_life`` steps back); 0 weighs all equally.
         dislike_below: ratings below this subtract from the profile (0 = off).
@@ -45,6 +46,7 @@ class ZeroShotConfig:
     encoder: str = DEFAULT_ENCODER
     cache_dir: str = ""
     batch_size: int = 64
+    threads: int = 0
     half_life: float = 0.0
     dislike_below: float = 0.0
     dislike_weight: float = 0.5
@@ -89,14 +91,17 @@ class ZeroShot(Recommender):
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
             c = self.config
-            self._encoder = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size))
+            self._encoder = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size,
+                                                      threads=c.threads))
         return self._encoder
 
     def _fit(self, ds: Dataset) -> None:
         if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
             vectors = self._given_vectors
         else:
-            vectors = self.encoder().encode(ds.catalog.texts())
+            report = getattr(self, "progress", None)
+            vectors = self.encoder().encode(
+                ds.catalog.texts(), progress=(lambda d, t: report("embed catalog", d, t)) if report else None)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         self.item_vectors_ = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)  # (items, dim)
         inter = ds.interactions
