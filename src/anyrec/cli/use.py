@@ -16,7 +16,7 @@ from anyrec.cli.evaluate import with_text_defaults
 from anyrec.config import FileConfig, load_config
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import leave_one_out
-from anyrec.eval.experiment import build_model, tune_on_validation
+from anyrec.eval.experiment import build_model, tune_on_validation, validator
 from anyrec.index.vector import VectorIndex, make_index
 from anyrec.models import MODELS, Recommender
 from anyrec.models.persist import load_model, save_model
@@ -54,19 +54,30 @@ def fit(**kw: Any) -> None:
     model = build_model(name, kw["seed"], opts)
     tuned: dict[str, Any] = {}
     with progress_bar(sys.stderr.isatty()) as bar:
-        if getattr(model, "tuning_grid", None) and not kw["no_tune"]:
+        if bar is not None:
+            setattr(model, "progress", bar)  # noqa: B010  (models that embed or train report progress)
+        trains = hasattr(model, "fit_with_validation")
+        if trains and not kw["no_tune"]:
+            # Train once with each user's last interaction held out (early stopping and the
+            # score-time options are chosen on it), then serve with the full history.
+            split = leave_one_out(ds)
+            model.fit_with_validation(split.train_dataset(ds), validator(ds, split, 10))
+            tuned = tune_on_validation(model, ds, split, 10, fixed=set(opts))
+            model.set_history(ds)
+            console.print("trained without each user's last interaction (validation); options chosen on it: "
+                          + ", ".join(f"{k}={v}" for k, v in tuned.items()))
+        elif getattr(model, "tuning_grid", None) and not kw["no_tune"]:
             # Choose score-time options on a validation split of the data, then refit on everything.
             split = leave_one_out(ds)
             model.fit(split.train_dataset(ds))
             tuned = tune_on_validation(model, ds, split, 10, fixed=set(opts),
                                        progress=(lambda d, t: bar("tune on validation", d, t)) if bar else None)
             console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-        vectors = getattr(model, "item_vectors_", None)
-        if isinstance(model, ZeroShot) and vectors is not None:
-            model._given_vectors = vectors
-        if bar is not None:
-            setattr(model, "progress", bar)  # noqa: B010  (trained models report each epoch)
-        model.fit(ds)
+        if not (trains and not kw["no_tune"]):
+            vectors = getattr(model, "item_vectors_", None)
+            if isinstance(model, ZeroShot) and vectors is not None:
+                model._given_vectors = vectors
+            model.fit(ds)
     index = None
     if isinstance(model, ZeroShot):
         index = make_index(kw["index_spec"], kw["metric"])

@@ -66,7 +66,7 @@ def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None)
     return cls(replace(cfg, **opts))
 
 
-def _validator(ds: Dataset, split: Split, k: int) -> Callable[[Recommender], float]:
+def validator(ds: Dataset, split: Split, k: int) -> Callable[[Recommender], float]:
     """Validation NDCG@k of a model whose history is the training rows (for early stopping)."""
     return lambda m: evaluate_model(m, ds, split, "valid", (k,))[f"ndcg@{k}"]
 
@@ -118,7 +118,7 @@ def run_experiment(
         fit_with_validation = getattr(model, "fit_with_validation", None)
         if fit_with_validation is not None and len(split.valid):
             # Early stopping on validation NDCG at the first K, never on test.
-            fit_with_validation(train, _validator(ds, split, config.ks[0]))
+            fit_with_validation(train, validator(ds, split, config.ks[0]))
         else:
             model.fit(train)
         fit_s = time.perf_counter() - t0
