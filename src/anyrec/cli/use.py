@@ -20,6 +20,7 @@ from anyrec.eval.experiment import build_model, tune_on_validation, validator
 from anyrec.index.vector import VectorIndex, make_index
 from anyrec.models import MODELS, Recommender
 from anyrec.models.persist import load_model, save_model
+from anyrec.models.sequential import Sequential
 from anyrec.models.zeroshot import ZeroShot
 
 
@@ -56,8 +57,8 @@ def fit(**kw: Any) -> None:
     with progress_bar(sys.stderr.isatty()) as bar:
         if bar is not None:
             setattr(model, "progress", bar)  # noqa: B010  (models that embed or train report progress)
-        trains = hasattr(model, "fit_with_validation")
-        if trains and not kw["no_tune"]:
+        trains = isinstance(model, Sequential)
+        if isinstance(model, Sequential) and not kw["no_tune"]:
             # Train once with each user's last interaction held out (early stopping and the
             # score-time options are chosen on it), then serve with the full history.
             split = leave_one_out(ds)
