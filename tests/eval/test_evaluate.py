@@ -76,3 +76,17 @@ def test_validation_items_are_masked_at_test_time():
     m = Oracle(valid * 10 + test).fit(split.train_dataset(ds))
     assert evaluate_model(m, ds, split, "test", (1,))["recall@1"] == pytest.approx(1.0)
     assert evaluate_model(m, ds, split, "valid", (1,))["recall@1"] == pytest.approx(1.0)
+
+
+def test_repeat_targets_are_masked_unless_asked_for_peer_compatibility():
+    from tests.conftest import make_dataset
+
+    # user a: i1, i2, then i1 again as the test item (a repeat purchase)
+    ds = make_dataset([("a", "i1"), ("a", "i2"), ("a", "i3"), ("a", "i1"), ("b", "i1"), ("b", "i2"), ("b", "i3")])
+    split = leave_one_out(ds)
+    target = ds.interactions.subset(split.test).matrix(ds.n_users, ds.n_items)
+    m = Oracle(target).fit(split.train_dataset(ds))
+    strict = evaluate_model(m, ds, split, "test", (1,))
+    lenient = evaluate_model(m, ds, split, "test", (1,), unmask_targets=True)
+    assert strict["recall@1"] == pytest.approx(0.5)  # a's repeat is unreachable, b's item is found
+    assert lenient["recall@1"] == pytest.approx(1.0)

@@ -85,12 +85,20 @@ def evaluate_model(
     batch_size: int = 512,
     progress: Progress = None,
     ties: str = "pessimistic",
+    unmask_targets: bool = False,
 ) -> dict[str, float]:
     """Metrics of a fitted ``model`` on ``phase``: ``{"ndcg@10": …, "recall@10": …, …, "users": n}``.
 
-    The model must have been fitted on ``split``'s training rows of ``ds``.
+    The model must have been fitted on ``split``'s training rows of ``ds``. ``ties`` and
+    ``unmask_targets`` exist to reproduce peers' conventions in comparisons; the defaults are
+    anyrec's rules.
     """
     relevant, exclude = phase_matrices(ds, split, phase)
+    if unmask_targets:
+        # RecBole's convention (history minus the held-out items). It tells the model which of
+        # the user's earlier items is the answer, so it is for peer comparisons only.
+        exclude = (exclude - exclude.multiply(relevant)).tocsr()
+        exclude.eliminate_zeros()
     # Held-out items already in the user's history are masked, so they are unreachable:
     # they stay in the denominator (every model pays the same); see unreachable_targets().
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
