@@ -57,28 +57,27 @@ def fit(**kw: Any) -> None:
     with progress_bar(sys.stderr.isatty()) as bar:
         if bar is not None:
             setattr(model, "progress", bar)  # noqa: B010  (models that embed or train report progress)
-        trains = isinstance(model, Sequential)
-        if isinstance(model, Sequential) and not kw["no_tune"]:
+        tune = not kw["no_tune"]
+        if isinstance(model, Sequential) and tune:
             # Train once with each user's last interaction held out (early stopping and the
             # score-time options are chosen on it), then serve with the full history.
             split = leave_one_out(ds)
             model.fit_with_validation(split.train_dataset(ds), validator(ds, split, 10))
             tuned = tune_on_validation(model, ds, split, 10, fixed=set(opts))
             model.set_history(ds)
-            console.print("trained without each user's last interaction (validation); options chosen on it: "
-                          + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-        elif getattr(model, "tuning_grid", None) and not kw["no_tune"]:
-            # Choose score-time options on a validation split of the data, then refit on everything.
-            split = leave_one_out(ds)
-            model.fit(split.train_dataset(ds))
-            tuned = tune_on_validation(model, ds, split, 10, fixed=set(opts),
-                                       progress=(lambda d, t: bar("tune on validation", d, t)) if bar else None)
-            console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-        if not (trains and not kw["no_tune"]):
-            vectors = getattr(model, "item_vectors_", None)
-            if isinstance(model, ZeroShot) and vectors is not None:
-                model._given_vectors = vectors
+        else:
+            if getattr(model, "tuning_grid", None) and tune:
+                # Choose score-time options on a validation split, then refit on everything
+                # (a text model reuses the vectors it has just computed).
+                split = leave_one_out(ds)
+                model.fit(split.train_dataset(ds))
+                tuned = tune_on_validation(model, ds, split, 10, fixed=set(opts),
+                                           progress=(lambda d, t: bar("tune on validation", d, t)) if bar else None)
+                if isinstance(model, ZeroShot):
+                    model._given_vectors = model.item_vectors_
             model.fit(ds)
+        if tuned:
+            console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
     index = None
     if isinstance(model, ZeroShot):
         index = make_index(kw["index_spec"], kw["metric"])
