@@ -88,3 +88,30 @@ def test_either_representation_alone_works(flags):
     model = build_model("sequential", 0, {**TINY, **flags, "epochs": 2}).fit(ds)
     ids, _ = model.recommend(np.arange(3), k=3)
     assert (ids >= 0).all()
+
+
+@pytest.mark.slow
+def test_encoder_fine_tuning_moves_the_top_layer_and_saves_a_usable_encoder(tmp_path):
+    from anyrec.lm.encoder import EncoderConfig, TextEncoder
+    from anyrec.lm.finetune import vectors_agree
+
+    ds = successor_task(n_items=12, n_users=40, seed=5)
+    split = leave_one_out(ds)
+    opts = {**TINY, "encoder": "default", "use_ids": False, "epochs": 3, "patience": 3, "finetune_layers": 1,
+            "finetune_lr": 1e-3, "finetune_tokens": 16, "log_dir": str(tmp_path)}
+    model = build_model("sequential", 0, opts)
+    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (5,))["ndcg@5"])
+    tuned, pretrained = model.text_vectors_, model.pretrained_vectors_
+    assert tuned.shape == pretrained.shape == (12, 384)
+    assert vectors_agree(tuned, pretrained) < 0.999  # the encoder's top layer was trained
+    # The saved encoder is a sentence-transformers folder that reproduces the tuned vectors.
+    again = TextEncoder(EncoderConfig(model=str(tmp_path / "encoder"), max_length=16)).encode(ds.catalog.texts())
+    assert vectors_agree(again, tuned) > 0.999
+    assert evaluate_model(model, ds, split, "valid", (5,))["ndcg@5"] == pytest.approx(model.best_valid_ndcg_)
+
+
+def test_encoder_fine_tuning_refuses_the_hashing_encoder():
+    from anyrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hashing"):
+        build_model("sequential", 0, {**TINY, "finetune_layers": 1, "epochs": 1}).fit(successor_task(seed=6))

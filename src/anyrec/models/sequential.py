@@ -38,8 +38,8 @@ class SequentialConfig:
         experts: linear experts in the text adaptor.
         temperature: logits are cosine similarities divided by this (0 = raw inner products).
         text_blend: weight of a plain text-similarity term added at scoring time: cosine between
-            each item's pretrained text vector and the recency-weighted mean of the user's recent
-            items' vectors (half-life ``text_half_life`` items). Chosen on validation; it keeps
+            each item's pretrained text vector and the recency-weighted mean of the user's history
+            vectors (half-life ``text_half_life`` items; 0 weighs all equally). Chosen on validation; it keeps
             what the pretrained text space knows when the fine-tuned model has drifted from it
             (new items in particular).
         id_dropout: share of id embeddings dropped per step so the text path learns too.
@@ -53,6 +53,12 @@ class SequentialConfig:
         seed: seeds initialisation, shuffling and dropout.
         log_dir: where to write ``train_log.jsonl`` and ``checkpoint.pt`` ('' = nowhere).
         resume: continue from ``log_dir/checkpoint.pt`` when it exists.
+        finetune_layers: fine-tune the text encoder end to end: this many top transformer layers
+            train with the recommender (0 = frozen encoder, the default). The catalog is cut to
+            ``finetune_tokens`` tokens; each step re-encodes up to ``finetune_items`` of the
+            items it touches through the tuned layers (the rest use the vectors of the last
+            epoch, refreshed after every epoch), with learning rate ``finetune_lr``. With
+            ``log_dir`` the tuned encoder is saved to ``log_dir/encoder`` (usable as ``--encoder``).
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -81,6 +87,10 @@ class SequentialConfig:
     seed: int = 0
     log_dir: str = ""
     resume: bool = False
+    finetune_layers: int = 0
+    finetune_lr: float = 5e-5
+    finetune_tokens: int = 64
+    finetune_items: int = 512
 
 
 def _torch() -> Any:
@@ -186,7 +196,8 @@ class Sequential(Recommender):
     name = "sequential"
     Config = SequentialConfig
     # Score-time options chosen on validation after training (see eval.experiment.tune_on_validation).
-    tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0]}
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
+                                                   "text_half_life": [0.0, 1.0, 3.0, 10.0]}
 
     def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
@@ -263,11 +274,20 @@ class Sequential(Recommender):
             hold = np.array([s[-1] for s in seqs if len(s) > 2])
             hold_users = np.array([u for u, s in enumerate(seqs) if len(s) > 2])
             windows = self._windows([s[:-1] if len(s) > 2 else s for s in seqs])
+        self.pretrained_vectors_: np.ndarray | None = None
+        tuner = self._encoder_tuner(ds, device) if cfg.finetune_layers > 0 and cfg.use_text else None
+        if tuner is not None:
+            self.pretrained_vectors_ = text
+            text = tuner.all_vectors().cpu().numpy()
+            self.text_vectors_ = text
         self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text else None).to(device)
         self._device = device
         t_text = torch.from_numpy(text).to(device)
         t_seen = torch.from_numpy(self.item_seen_).to(device)
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": list(self.net_.parameters()), "lr": cfg.lr}]
+        if tuner is not None:
+            groups.append({"params": list(tuner.parameters()), "lr": cfg.finetune_lr})
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
         data = torch.from_numpy(windows.astype(np.int64))
         log_path = Path(cfg.log_dir) / "train_log.jsonl" if cfg.log_dir else None
@@ -276,6 +296,10 @@ class Sequential(Recommender):
         if cfg.resume and ckpt_path is not None and ckpt_path.exists():
             ck = torch.load(ckpt_path, map_location=device, weights_only=False)
             self.net_.load_state_dict(ck["net"])
+            if tuner is not None:
+                tuner.load_state_dict(ck["tuner"])
+                t_text = tuner.all_vectors()
+                self.text_vectors_ = t_text.cpu().numpy()
             opt.load_state_dict(ck["opt"])
             gen.set_state(ck["gen"])
             start_epoch, best, best_state, waited = ck["epoch"] + 1, ck["best"], ck["best_state"], ck["waited"]
@@ -284,6 +308,8 @@ class Sequential(Recommender):
         self.history_log_: list[dict[str, float]] = []
         for epoch in range(start_epoch, cfg.epochs):
             self.net_.train()
+            if tuner is not None:
+                tuner.train()
             perm = torch.randperm(len(data), generator=gen)
             total, batches = 0.0, 0
             for b in range(0, len(data), cfg.batch_size):
@@ -295,7 +321,14 @@ class Sequential(Recommender):
                 keep = None
                 if cfg.id_dropout > 0 and cfg.use_ids:
                     keep = (torch.rand(ds.n_items, generator=gen) >= cfg.id_dropout).float().to(device)
-                table = self.net_.items(t_text, t_seen, keep)  # (items + 1, hidden)
+                step_text = t_text
+                if tuner is not None:
+                    # The items this step touches go through the tuned layers, with gradients.
+                    touched = torch.unique(batch[batch > 0]) - 1
+                    if len(touched) > cfg.finetune_items:
+                        touched = touched[torch.randperm(len(touched), generator=gen)[: cfg.finetune_items].to(device)]
+                    step_text = t_text.index_put((touched,), tuner(touched))
+                table = self.net_.items(step_text, t_seen, keep)  # (items + 1, hidden)
                 hidden = self.net_(inp, table)  # (batch, len, hidden)
                 mask = tgt > 0
                 h, y = hidden[mask], tgt[mask] - 1  # (targets, hidden), (targets,)
@@ -307,6 +340,9 @@ class Sequential(Recommender):
                 batches += 1
             entry = {"epoch": epoch, "loss": total / max(1, batches), "seconds": round(time.perf_counter() - t0, 2)}
             self.net_.eval()
+            if tuner is not None:
+                t_text = tuner.all_vectors()
+                self.text_vectors_ = t_text.cpu().numpy()
             self._cache_table()
             score = validate(self) if validate is not None else self._holdout_ndcg(hold, hold_users, seqs)
             entry["valid_ndcg@10"] = round(score, 6)
@@ -314,6 +350,9 @@ class Sequential(Recommender):
             if improved:
                 best, waited = score, 0
                 best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+                if tuner is not None:
+                    best_state = {"net": best_state, "tuner": {k: v.detach().clone() for k, v in tuner.state_dict().items()},
+                                  "text": self.text_vectors_.copy()}
             else:
                 waited += 1
             self.history_log_.append(entry)
@@ -324,17 +363,33 @@ class Sequential(Recommender):
                 log_path.parent.mkdir(parents=True, exist_ok=True)
                 with open(log_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(entry) + "\n")
-                torch.save({"net": self.net_.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch,
+                torch.save({"net": self.net_.state_dict(), "tuner": tuner.state_dict() if tuner is not None else None,
+                            "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch,
                             "best": best, "best_state": best_state, "waited": waited, "config": asdict(cfg)}, ckpt_path)
             out_of_time = cfg.max_minutes > 0 and (time.perf_counter() - t0) / 60 > cfg.max_minutes
             if waited >= cfg.patience or out_of_time:
                 break
-        if best_state is not None:
+        if best_state is not None and tuner is not None:
+            self.net_.load_state_dict(best_state["net"])
+            tuner.load_state_dict(best_state["tuner"])
+            self.text_vectors_ = best_state["text"]
+            if cfg.log_dir:
+                tuner.save_encoder(str(Path(cfg.log_dir) / "encoder"))
+                log.info("tuned encoder saved to %s", Path(cfg.log_dir) / "encoder")
+        elif best_state is not None:
             self.net_.load_state_dict(best_state)
         self.net_.eval()
         self.best_valid_ndcg_ = best
         self.epochs_ = len(self.history_log_)
         self._cache_table()
+
+    def _encoder_tuner(self, ds: Dataset, device: str) -> Any:
+        from anyrec.lm.finetune import build_top_encoder
+
+        report = self.progress
+        return build_top_encoder(self.config.encoder, ds.catalog.texts(), self.config.finetune_layers,
+                                 self.config.finetune_tokens, device,
+                                 progress=(lambda d, t: report("encode lower layers", d, t)) if report else None)
 
     def _logits_parts(self, h: Any, items: Any) -> tuple[Any, Any]:
         """Query and item matrices whose inner product is the logit."""
@@ -419,12 +474,15 @@ class Sequential(Recommender):
 
     def _text_similarity(self, seqs: list[np.ndarray]) -> np.ndarray:
         """Cosine of each item's pretrained text vector with the user's recent-items profile."""
-        text = self.text_vectors_ / np.maximum(np.linalg.norm(self.text_vectors_, axis=1, keepdims=True), 1e-12)
+        base = getattr(self, "pretrained_vectors_", None)
+        base = self.text_vectors_ if base is None else base
+        text = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-12)
         prof = np.zeros((len(seqs), text.shape[1]), dtype=np.float32)
         for r, s in enumerate(seqs):
-            recent = s[-self.config.max_len :] - 1
+            recent = s - 1  # the whole history, as the zero-shot model reads it
             if len(recent):
-                w = 0.5 ** (np.arange(len(recent))[::-1] / max(self.config.text_half_life, 1e-9))
+                hl = self.config.text_half_life
+                w = 0.5 ** (np.arange(len(recent))[::-1] / hl) if hl > 0 else np.ones(len(recent))
                 prof[r] = (w[:, None] * text[recent]).sum(0)
         prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
         return prof @ text.T
