@@ -23,7 +23,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/anyrec datasets
-	$(BIN)/anyrec evaluate --dataset ml-100k --protocol loo --models popularity,itemknn,als,bpr,zeroshot --k 10,20 \
+	$(BIN)/anyrec evaluate --dataset ml-100k --protocol loo --models popularity,itemknn,als,bpr,zeroshot,sequential --k 10,20 \
 		--json results/demo.json --plot results/demo.png
 	$(BIN)/anyrec fit --model zeroshot --dataset ml-100k --out results/ml-100k-zeroshot
 	$(BIN)/anyrec recommend --model results/ml-100k-zeroshot --user 196 --k 10

@@ -90,7 +90,7 @@ class SequentialConfig:
     finetune_layers: int = 0
     finetune_lr: float = 5e-5
     finetune_tokens: int = 64
-    finetune_items: int = 512
+    finetune_items: int = 128
 
 
 def _torch() -> Any:
