@@ -126,3 +126,10 @@ def _mask_rows(scores: np.ndarray, mat: sp.csr_matrix, users: np.ndarray) -> Non
     sub = mat[users]
     rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
     scores[rows, sub.indices] = -np.inf
+
+
+def recency_weights(steps_back: np.ndarray, half_life: float) -> np.ndarray:
+    """Weight of a history item ``steps_back`` interactions before the latest: it halves every
+    ``half_life`` steps; ``half_life = 0`` weighs every item equally."""
+    steps_back = np.asarray(steps_back, dtype=np.float64)
+    return 0.5 ** (steps_back / half_life) if half_life > 0 else np.ones_like(steps_back)

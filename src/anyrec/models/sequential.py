@@ -22,7 +22,7 @@ import numpy as np
 
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
-from anyrec.models.base import Recommender
+from anyrec.models.base import Recommender, recency_weights
 
 log = logging.getLogger(__name__)
 
@@ -476,13 +476,15 @@ class Sequential(Recommender):
         """Cosine of each item's pretrained text vector with the user's recent-items profile."""
         base = getattr(self, "pretrained_vectors_", None)
         base = self.text_vectors_ if base is None else base
-        text = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-12)
+        cached = getattr(self, "_unit_text", None)
+        if cached is None or cached[0] is not base:  # normalised once per table, not per call
+            cached = (base, base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-12))
+            self._unit_text = cached
+        text = cached[1]
         prof = np.zeros((len(seqs), text.shape[1]), dtype=np.float32)
         for r, s in enumerate(seqs):
-            recent = s - 1  # the whole history, as the zero-shot model reads it
-            if len(recent):
-                hl = self.config.text_half_life
-                w = 0.5 ** (np.arange(len(recent))[::-1] / hl) if hl > 0 else np.ones(len(recent))
-                prof[r] = (w[:, None] * text[recent]).sum(0)
+            if len(s):  # the whole history, as the zero-shot model reads it
+                w = recency_weights(np.arange(len(s))[::-1], self.config.text_half_life)
+                prof[r] = (w[:, None] * text[s - 1]).sum(0)
         prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
         return prof @ text.T

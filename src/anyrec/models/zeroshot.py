@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
-from anyrec.models.base import Recommender
+from anyrec.models.base import Recommender, recency_weights
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,7 @@ class ZeroShot(Recommender):
         c = self.config
         key = (c.half_life, c.dislike_below, c.dislike_weight)
         if self._weights_key != key:
-            w = np.ones_like(self.hist_from_end_)
-            if c.half_life > 0:
-                w *= 0.5 ** (self.hist_from_end_ / c.half_life)
+            w = recency_weights(self.hist_from_end_, c.half_life)
             if self.hist_rating_ is not None and c.dislike_below > 0:
                 w = np.where(self.hist_rating_ < c.dislike_below, -c.dislike_weight * w, w)
             self._weights = sp.csr_matrix((w, (self.hist_user_, self.hist_item_)), shape=(self.n_users_, self.n_items_))
