@@ -3,7 +3,11 @@
 Runs inside the separate RecBole virtual environment (``make peers-venv``), never inside
 anyrec's: RecBole 1.2.1 pins numpy<2, pandas<2.3, scipy<1.14 and setuptools<70.
 
-    python recbole_runner.py --data-path DIR --dataset NAME --model Pop [--config JSON]
+    python recbole_runner.py --data-path DIR --dataset NAME --model Pop [--config JSON] [--scores OUT.npz]
+
+With ``--scores`` the best model's raw scores for every test user (its own ``full_sort_predict``,
+nothing masked) are saved with the users' and items' raw ids, so that anyrec's evaluator can rank
+them under the same rule as every other row.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 # RecBole 1.2.1 saves and reloads whole checkpoints (with numpy state); torch >= 2.6 defaults
@@ -33,7 +38,14 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--config", default="{}", help="JSON dict of RecBole settings")
     ap.add_argument("--sequential", action="store_true", help="files hold user, item_id_list, item_id rows")
+    ap.add_argument("--scores", default=None, help="write the test users' full score matrix here (.npz)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--refit", action="store_true",
+                    help="general models: refit on the 'trainvalid' file for the epochs chosen on validation and "
+                         "take the test scores from that fit (so the test-time history is training + validation)")
     args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     ckpt = tempfile.mkdtemp(prefix="recbole-ckpt-")
     settings = {
         "data_path": args.data_path,
@@ -71,19 +83,88 @@ def main() -> None:
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    curve = record_epochs(trainer)
     t0 = time.perf_counter()
     best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False)
     fit_s = time.perf_counter() - t0
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    valid_scores = [c["valid_score"] for c in curve if "valid_score" in c]
     out = {
         "model": args.model,
         "recbole": __import__("recbole").__version__,
         "fit_seconds": round(fit_s, 3),
         "test": {k.lower(): float(v) for k, v in dict(test_result).items()},
         "valid": {k.lower(): float(v) for k, v in dict(best_valid_result).items()},
-        "epochs": int(getattr(trainer, "cur_step", 0)),
+        # Epochs trained (RecBole's trainer.cur_step is its early-stopping counter, not this).
+        "epochs": sum(1 for c in curve if "train_seconds" in c),
+        "best_epoch": int(np.argmax(valid_scores)) if valid_scores else None,
+        "curve": curve,
+        "threads": torch.get_num_threads(),
+        "settings": {k: v for k, v in json.loads(args.config).items()},
     }
+    if args.scores and args.refit and not args.sequential:
+        # Everything known at test time: the validation rows join training, for the same number of epochs.
+        epochs = max(1, (out["best_epoch"] or 0) + 1)
+        config2 = Config(model=args.model, dataset=args.dataset,
+                         config_dict={**settings, "benchmark_filename": ["trainvalid", "valid", "test"], "epochs": epochs})
+        init_seed(config2["seed"], config2["reproducibility"])
+        dataset2 = create_dataset(config2)
+        train2, _valid2, test2 = data_preparation(config2, dataset2)
+        init_seed(config2["seed"] + config2["local_rank"], config2["reproducibility"])
+        model2 = get_model(config2["model"])(config2, train2._dataset).to(config2["device"])
+        trainer2 = get_trainer(config2["MODEL_TYPE"], config2["model"])(config2, model2)
+        t0 = time.perf_counter()
+        trainer2.fit(train2, None, saved=False, show_progress=False, verbose=False)
+        out["refit"] = {"epochs": epochs, "seconds": round(time.perf_counter() - t0, 3), "history": "train+valid"}
+        out["scores_file"] = dump_scores(trainer2.model, test2, dataset2, args.scores)
+    elif args.scores:
+        out["scores_file"] = dump_scores(trainer.model, test_data, dataset, args.scores)
     sys.stdout.write("RESULT " + json.dumps(out) + "\n")
+
+
+def record_epochs(trainer: object) -> list[dict[str, float]]:
+    """Wrap the trainer's epoch methods to log seconds per training epoch and each validation score."""
+    curve: list[dict[str, float]] = []
+    train_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch  # type: ignore[attr-defined]
+
+    def timed_train(*a: object, **kw: object) -> object:
+        t0 = time.perf_counter()
+        res = train_epoch(*a, **kw)
+        curve.append({"train_seconds": round(time.perf_counter() - t0, 3)})
+        return res
+
+    def timed_valid(*a: object, **kw: object) -> object:
+        t0 = time.perf_counter()
+        score, result = valid_epoch(*a, **kw)
+        if not curve:
+            curve.append({})
+        curve[-1].update({"valid_score": float(score), "valid_seconds": round(time.perf_counter() - t0, 3)})
+        return score, result
+
+    trainer._train_epoch, trainer._valid_epoch = timed_train, timed_valid  # type: ignore[attr-defined]
+    return curve
+
+
+def dump_scores(model: torch.nn.Module, test_data: object, dataset: object, path: str) -> str:
+    """Raw full-catalog scores of every test row, one row per user (their first test row), with raw ids."""
+    model.eval()
+    uid = dataset.uid_field  # type: ignore[attr-defined]
+    users: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    with torch.no_grad():
+        for batch in test_data:  # type: ignore[attr-defined]
+            interaction = batch[0].to(model.device)
+            scores = model.full_sort_predict(interaction).view(-1, dataset.item_num)  # type: ignore[attr-defined]
+            users.append(interaction[uid].cpu().numpy())
+            rows.append(scores.cpu().numpy().astype(np.float32))
+    user_idx = np.concatenate(users)
+    score = np.concatenate(rows)
+    _, first = np.unique(user_idx, return_index=True)  # a user's test rows share one input; keep one
+    first = np.sort(first)
+    item_tokens = dataset.id2token(dataset.iid_field, np.arange(1, dataset.item_num))  # type: ignore[attr-defined]
+    np.savez(path, users=np.asarray(dataset.id2token(uid, user_idx[first]), dtype=str),  # type: ignore[attr-defined]
+             items=np.asarray(item_tokens, dtype=str), scores=score[first][:, 1:])  # column 0 is RecBole's padding
+    return path
 
 
 if __name__ == "__main__":

@@ -87,6 +87,45 @@ def test_repeat_targets_are_masked_unless_asked_for_peer_compatibility():
     target = ds.interactions.subset(split.test).matrix(ds.n_users, ds.n_items)
     m = Oracle(target).fit(split.train_dataset(ds))
     strict = evaluate_model(m, ds, split, "test", (1,))
-    lenient = evaluate_model(m, ds, split, "test", (1,), unmask_targets=True)
+    lenient = evaluate_model(m, ds, split, "test", (1,), mask="history-minus-targets")
     assert strict["recall@1"] == pytest.approx(0.5)  # a's repeat is unreachable, b's item is found
     assert lenient["recall@1"] == pytest.approx(1.0)
+
+
+def test_mask_none_leaves_seen_items_rankable():
+    ds = checkerboard()
+    split = leave_one_out(ds)
+    train = ds.interactions.subset(split.train).matrix(ds.n_users, ds.n_items)
+    test = ds.interactions.subset(split.test).matrix(ds.n_users, ds.n_items)
+    # Seen items score highest: they crowd out the held-out item unless they are masked.
+    m = Oracle(train * 10 + test).fit(split.train_dataset(ds))
+    assert evaluate_model(m, ds, split, "test", (1,))["recall@1"] == pytest.approx(1.0)
+    assert evaluate_model(m, ds, split, "test", (1,), mask="none")["recall@1"] == pytest.approx(0.0)
+    # Each user has 4 training items ahead of the held-out one: it ranks 5th.
+    res = evaluate_model(m, ds, split, "test", (4, 5), mask="none")
+    assert res["recall@4"] == 0.0 and res["ndcg@5"] == pytest.approx(1 / np.log2(6))
+    with pytest.raises(ValueError, match="mask must be one of"):
+        evaluate_model(m, ds, split, "test", (1,), mask="some")
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("ties", ["pessimistic", "optimistic"])
+def test_partial_top_k_equals_the_full_sort(seed, ties):
+    from anyrec.eval.evaluate import _rank_top_full_sort
+
+    rng = np.random.default_rng(seed)
+    rows, items = 50, 40
+    kinds = [
+        rng.normal(size=(rows, items)),  # no ties
+        rng.integers(0, 3, size=(rows, items)).astype(float),  # tie-heavy
+        np.zeros((rows, items)),  # everything tied
+    ]
+    for scores in kinds:
+        scores = scores.copy()
+        scores[rng.random((rows, items)) < 0.3] = -np.inf  # masked items
+        scores[:3] = -np.inf  # rows with nothing allowed
+        rel = rng.random((rows, items)) < 0.1
+        for k in (1, 5, 20, items):
+            fast, fast_hits = rank_top(scores, rel, k, ties)
+            ref, ref_hits = _rank_top_full_sort(scores, rel, k, ties)
+            assert np.array_equal(fast, ref) and np.array_equal(fast_hits, ref_hits)

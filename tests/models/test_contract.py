@@ -12,7 +12,8 @@ from anyrec.models import MODELS, Filters
 
 # Few factors: the checkerboard has rank 2, and many factors let ALS memorise each user instead.
 FAST = {"bpr": {"iterations": 200, "factors": 8}, "als": {"factors": 4}, "zeroshot": {"encoder": "hashing"},
-        "sequential": {"encoder": "hashing:32", "hidden": 16, "layers": 1, "heads": 1, "epochs": 30, "max_len": 8, "lr": 5e-3, "threads": 1}}
+        "sequential": {"encoder": "hashing:32", "hidden": 16, "layers": 1, "heads": 1, "epochs": 30, "max_len": 8, "lr": 5e-3, "threads": 1},
+        "sasrec": {"hidden": 16, "layers": 1, "heads": 1, "epochs": 30, "max_len": 8, "lr": 5e-3, "threads": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_same_seed_same_result(name, board):
     assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
 
 
-@pytest.mark.parametrize("name", ["itemknn", "als", "bpr", "sequential"])
+@pytest.mark.parametrize("name", ["itemknn", "als", "bpr", "sequential", "sasrec"])
 def test_personalised_models_learn_the_checkerboard(name):
     ds = checkerboard(n_users=60, n_items=20, per_user=7)
     split = leave_one_out(ds)

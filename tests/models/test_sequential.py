@@ -128,3 +128,34 @@ def test_text_blend_reads_the_whole_history_and_half_life_zero_weighs_all_equall
     model.config = type(model.config)(**{**model.config.__dict__, "text_half_life": 1.0})
     recent = model._text_similarity([long])[0]
     assert np.argmax(recent) == 11  # the last item weighs most
+
+
+def test_sasrec_is_the_same_trainer_without_text():
+    ds = successor_task()
+    split = leave_one_out(ds)
+    opts = {k: v for k, v in TINY.items() if k != "encoder"}
+    model = build_model("sasrec", 0, {**opts, "epochs": 60, "patience": 60, "lr": 1e-2})
+    assert model.config.use_text is False and model.config.use_ids is True
+    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    assert model.net_.adaptor is None  # no text path at all
+    model.set_history(split.history_dataset(ds, "test"))
+    assert evaluate_model(model, ds, split, "test", (1,))["recall@1"] > 0.9
+
+
+def test_training_grid_gives_every_model_the_same_number_of_fits():
+    from anyrec.eval.experiment import search_training_grid, validator
+    from anyrec.models import MODELS
+
+    assert MODELS["sasrec"].training_grid == MODELS["sequential"].training_grid
+    ds = successor_task(seed=2)
+    split = leave_one_out(ds)
+    grid = MODELS["sasrec"].training_grid
+    opts = {k: v for k, v in TINY.items() if k not in ("encoder", "dropout")}
+    model, chosen = search_training_grid("sasrec", 0, {**opts, "epochs": 3, "hidden": 32}, split.train_dataset(ds),
+                                         validator(ds, split, 10))
+    # hidden was given, so it is not searched: 1 start + the other dropout and lr values.
+    assert chosen["training_fits"] == 1 + (len(grid["dropout"]) - 1) + (len(grid["lr"]) - 1)
+    assert "hidden" not in chosen and model.config.hidden == 32
+    best = max(f["valid"] for f in chosen["training_grid_valid"])
+    assert chosen["valid_training_ndcg"] == pytest.approx(best)
+    assert model.config.dropout == next(f["dropout"] for f in chosen["training_grid_valid"] if f["valid"] == best)

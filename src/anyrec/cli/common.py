@@ -136,7 +136,8 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 
 
 def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
-    table = Table(title=f"{result['dataset']} · {result['protocol']} · full ranking · {result['split']['test']:,} test rows")
+    table = Table(title=f"{result['dataset']} · {result['protocol']} · full ranking · {result['split']['test']:,} test rows · "
+                        f"history at test: {result.get('test_history', 'train+valid')} · masked: {result.get('mask', 'history')}")
     table.add_column("model", style="bold")
     cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall", "mrr")]
     cols += [f"{m}@{ks[0]}" for m in ("precision", "map", "coverage")]

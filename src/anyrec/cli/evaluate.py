@@ -26,6 +26,7 @@ from anyrec.config import FileConfig, load_config
 from anyrec.data import FORMATS, NAMED
 from anyrec.data.split import PROTOCOLS, SplitConfig
 from anyrec.errors import AnyrecError
+from anyrec.eval.evaluate import MASK_RULES
 from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.models import MODELS
 
@@ -70,6 +71,11 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
 @click.option("--no-tune", is_flag=True, help="Keep model options as given instead of choosing them on the validation split.")
 @click.option("--test-history", type=click.Choice(["train+valid", "train"]), default="train+valid", show_default=True,
               help="History a model may use when scoring test users.")
+@click.option("--mask", type=click.Choice(MASK_RULES), default="history", show_default=True,
+              help="What is removed before ranking: the user's whole history (anyrec), the history minus the held-out "
+                   "items (RecBole general models) or nothing (RecBole sequential models).")
+@click.option("--tune-training", is_flag=True,
+              help="Also search training-time options (sequential, sasrec: dropout, lr, hidden) on validation, one fit per value.")
 @click.option("--model-dir", default=None, type=click.Path(file_okay=False), help="A saved text model: reuse its item vectors (and its dataset).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write results as JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart PNG here.")
@@ -92,7 +98,7 @@ def evaluate(**kw: Any) -> None:
         options[model] = {**options.get(model, {}), **opts}
     options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"]) for m in models}
     cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
-                           test_history=kw["test_history"])
+                           test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"])
     vectors = None
     if kw["model_dir"]:
         from anyrec.models.persist import load_model

@@ -7,6 +7,17 @@ training items, and for the test phase validation items too. No negatives are sa
 Tie rule: items with exactly equal scores are ordered with the user's held-out items
 *after* the others, so a held-out item can never win a tie by construction (a model that
 gives every item the same score gets zero, not a lucky hit).
+
+Masking rule (``mask``): what is removed from the ranking before the top-k is cut.
+
+- ``history`` (anyrec's rule, the default): every item of the user's earlier history.
+- ``history-minus-targets``: the history except the held-out items themselves (RecBole 1.2.1's
+  rule for its *general* models); a repeat target stays rankable.
+- ``none``: nothing (RecBole 1.2.1's rule for its *sequential* models: their full-sort loader
+  returns no history, so already-seen items stay in the list).
+
+A comparison holds only when every row uses the same rule; peers' scores can be ranked here
+(see :class:`anyrec.models.external.ExternalScores`) so that they do.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ def phase_matrices(ds: Dataset, split: Split, phase: str) -> tuple[sp.csr_matrix
 
 
 TIE_RULES = ("pessimistic", "optimistic")
+MASK_RULES = ("history", "history-minus-targets", "none")
 
 
 def unreachable_targets(ds: Dataset, split: Split, phase: str = "test") -> int:
@@ -66,10 +78,40 @@ def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pess
         ties: ``pessimistic`` (the default everywhere) puts held-out items last among
             equal scores; ``optimistic`` puts them first. The optimistic rule exists only
             to bound how much a peer's unspecified tie order can move its figures.
+
+    The order is exactly that of a full sort by (score descending, held-out last or first, item
+    index), but only the ``k`` best of each row are sorted: a partial selection finds them, and
+    only rows whose k-th score is tied with items outside the selection fall back to sorting
+    the items at or above that score.
     """
     if ties not in TIE_RULES:
         raise ValueError(f"ties must be one of {TIE_RULES}, got {ties!r}")
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    if n_rows == 0 or k == 0:
+        return np.zeros((n_rows, k), dtype=np.int64), np.zeros((n_rows, k), dtype=bool)
+    second = relevant if ties == "pessimistic" else ~relevant
+    if k < n_items:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (rows, k): the k best, unordered
+        kth = np.take_along_axis(scores, part, axis=1).min(1)  # (rows,)
+        at_or_above = (scores >= kth[:, None]).sum(1)
+        ambiguous = np.flatnonzero((at_or_above > k) | np.isnan(kth))
+    else:
+        part = np.broadcast_to(np.arange(n_items), (n_rows, n_items)).copy()
+        ambiguous = np.zeros(0, dtype=np.int64)
     # lexsort: last key is primary. Score descending, then relevant last (or first), then item index.
+    sub = np.lexsort((part, np.take_along_axis(second, part, axis=1), -np.take_along_axis(scores, part, axis=1)), axis=1)
+    order = np.take_along_axis(part, sub, axis=1)
+    for r in ambiguous:  # the k-th score is shared with items outside the selection: settle the tie rule here
+        cand = np.flatnonzero(scores[r] >= kth[r]) if not np.isnan(kth[r]) else np.arange(n_items)
+        order[r] = cand[np.lexsort((cand, second[r, cand], -scores[r, cand]))[:k]]
+    valid = np.isfinite(np.take_along_axis(scores, order, axis=1))
+    hits = np.take_along_axis(relevant, order, axis=1) & valid
+    return np.where(valid, order, -1), hits
+
+
+def _rank_top_full_sort(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pessimistic") -> tuple[np.ndarray, np.ndarray]:
+    """The reference: a full sort of every row (kept for tests of :func:`rank_top`)."""
     order = np.lexsort((relevant if ties == "pessimistic" else ~relevant, -scores), axis=1)[:, :k]
     valid = np.isfinite(np.take_along_axis(scores, order, axis=1))
     hits = np.take_along_axis(relevant, order, axis=1) & valid
@@ -85,20 +127,23 @@ def evaluate_model(
     batch_size: int = 512,
     progress: Progress = None,
     ties: str = "pessimistic",
-    unmask_targets: bool = False,
+    mask: str = "history",
 ) -> dict[str, float]:
     """Metrics of a fitted ``model`` on ``phase``: ``{"ndcg@10": …, "recall@10": …, …, "users": n}``.
 
     The model must have been fitted on ``split``'s training rows of ``ds``. ``ties`` and
-    ``unmask_targets`` exist to reproduce peers' conventions in comparisons; the defaults are
-    anyrec's rules.
+    ``mask`` (see the module docstring) exist to read results under peers' conventions; the
+    defaults are anyrec's rules.
     """
+    if mask not in MASK_RULES:
+        raise ValueError(f"mask must be one of {MASK_RULES}, got {mask!r}")
     relevant, exclude = phase_matrices(ds, split, phase)
-    if unmask_targets:
-        # RecBole's convention (history minus the held-out items). It tells the model which of
-        # the user's earlier items is the answer, so it is for peer comparisons only.
+    if mask == "history-minus-targets":
+        # It tells the model which of the user's earlier items is the answer: peer comparisons only.
         exclude = (exclude - exclude.multiply(relevant)).tocsr()
         exclude.eliminate_zeros()
+    elif mask == "none":
+        exclude = sp.csr_matrix(exclude.shape, dtype=exclude.dtype)
     # Held-out items already in the user's history are masked, so they are unreachable:
     # they stay in the denominator (every model pays the same); see unreachable_targets().
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)

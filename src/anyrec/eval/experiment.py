@@ -11,7 +11,7 @@ from typing import Any
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.errors import ConfigError
-from anyrec.eval.evaluate import evaluate_model, unreachable_targets
+from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
 from anyrec.models import MODELS, Recommender
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,12 @@ class ExperimentConfig:
         test_history: what a model may use as a user's history when scoring the test
             phase: ``train+valid`` (all that is known by then; models are not refitted, ALS
             folds the new item in) or ``train`` (RecBole's convention for general models).
+        tune_training: also search the training-time options of models that declare a
+            ``training_grid`` (one fit per value, coordinate-wise, by validation NDCG at the
+            first K); every such model gets the same number of fits.
+        mask: what the evaluator removes before ranking (see :mod:`anyrec.eval.evaluate`).
+        also_masks: further masking rules to read every model under (same fit, same history),
+            reported as ``models[name]["by_mask"][rule]``.
     """
 
     models: tuple[str, ...] = ("popularity", "itemknn", "als", "bpr")
@@ -44,10 +50,16 @@ class ExperimentConfig:
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     tune: bool = True
     test_history: str = "train+valid"
+    tune_training: bool = False
+    mask: str = "history"
+    also_masks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.test_history not in ("train", "train+valid"):
             raise ConfigError(f"test_history must be 'train' or 'train+valid', got {self.test_history!r}")
+        for rule in (self.mask, *self.also_masks):
+            if rule not in MASK_RULES:
+                raise ConfigError(f"mask must be one of {', '.join(MASK_RULES)}, got {rule!r}")
 
 
 def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None) -> Recommender:
@@ -105,40 +117,87 @@ def run_experiment(
             "test_targets_already_in_history (masked, misses for all)": unreachable_targets(ds, split, "test"),
         },
         "test_history": config.test_history,
+        "mask": config.mask,
         "models": {},
     }
     for name in config.models:
-        model = build_model(name, config.seed, config.model_options.get(name))
-        if item_vectors is not None and hasattr(model, "_given_vectors"):
-            model._given_vectors = item_vectors
-        setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
-        if progress:
-            progress(f"fit {name}", 0, 1)
+        options = config.model_options.get(name, {})
         t0 = time.perf_counter()
-        fit_with_validation = getattr(model, "fit_with_validation", None)
-        if fit_with_validation is not None and len(split.valid):
-            # Early stopping on validation NDCG at the first K, never on test.
-            fit_with_validation(train, validator(ds, split, config.ks[0]))
-        else:
-            model.fit(train)
-        fit_s = time.perf_counter() - t0
-        if progress:
-            progress(f"fit {name}", 1, 1)
         tuned: dict[str, Any] = {}
+        grid = getattr(MODELS[name], "training_grid", None)
+        if config.tune_training and grid and len(split.valid):
+            model, tuned = search_training_grid(name, config.seed, options, train, validator(ds, split, config.ks[0]),
+                                                item_vectors, progress)
+        else:
+            model = _fit_one(name, config.seed, options, train, validator(ds, split, config.ks[0]) if len(split.valid) else None,
+                             item_vectors, progress)
+        fit_s = time.perf_counter() - t0
         if config.tune and getattr(model, "tuning_grid", None) and len(split.valid):
-            tuned = tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
-                                       fixed=set(config.model_options.get(name, {})))
+            tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
+                                            fixed=set(options)))
         if config.test_history == "train+valid" and len(split.valid):
             model.set_history(split.history_dataset(ds, "test"))
         t0 = time.perf_counter()
-        metrics = evaluate_model(model, ds, split, "test", config.ks, progress=_step(progress, f"evaluate {name}"))
+        metrics: dict[str, Any] = dict(evaluate_model(model, ds, split, "test", config.ks,
+                                                      progress=_step(progress, f"evaluate {name}"), mask=config.mask))
         metrics["fit_seconds"] = round(fit_s, 3)
         if tuned:
             result.setdefault("tuned", {})[name] = tuned
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
+        if config.also_masks:
+            metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
         result["models"][name] = metrics
-        log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
+        log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
     return result
+
+
+def _fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float] | None,
+             item_vectors: Any, progress: StepProgress) -> Recommender:
+    """One fit of a registry model; early stopping on ``validate`` (never on test) where the model has it."""
+    model = build_model(name, seed, options)
+    if item_vectors is not None and hasattr(model, "_given_vectors"):
+        model._given_vectors = item_vectors
+    setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
+    if progress:
+        progress(f"fit {name}", 0, 1)
+    fit_with_validation = getattr(model, "fit_with_validation", None)
+    if fit_with_validation is not None and validate is not None:
+        fit_with_validation(train, validate)
+    else:
+        model.fit(train)
+    if progress:
+        progress(f"fit {name}", 1, 1)
+    return model
+
+
+def search_training_grid(
+    name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float],
+    item_vectors: Any = None, progress: StepProgress = None,
+) -> tuple[Recommender, dict[str, Any]]:
+    """Coordinate-wise search over the model class's ``training_grid``, one fit per value.
+
+    Each candidate is a fresh fit with early stopping on ``validate``; the model with the best
+    validation score is kept. Options the user set (``options``) are not searched. Returns the
+    best model and ``{option: value, …, "training_fits": n, "valid_ndcg": best}``.
+    """
+    grid = {k: v for k, v in MODELS[name].training_grid.items() if k not in options}  # type: ignore[attr-defined]
+    current = dict(options)
+    best_model = _fit_one(name, seed, current, train, validate, item_vectors, progress)
+    best = float(getattr(best_model, "best_valid_ndcg_", validate(best_model)))
+    fits = [{**{k: getattr(best_model.config, k) for k in grid}, "valid": round(best, 6)}]
+    for opt, values in grid.items():
+        for value in values:
+            if value == getattr(best_model.config, opt):
+                continue
+            trial = {**current, opt: value}
+            model = _fit_one(name, seed, trial, train, validate, item_vectors, progress)
+            score = float(getattr(model, "best_valid_ndcg_", validate(model)))
+            fits.append({**{k: getattr(model.config, k) for k in grid}, "valid": round(score, 6)})
+            log.info("%s training grid %s: validation %.4f (best %.4f)", name, trial, score, best)
+            if score > best + 1e-9:
+                best, best_model, current = score, model, trial
+    chosen = {opt: getattr(best_model.config, opt) for opt in grid}
+    return best_model, {**chosen, "training_fits": len(fits), "training_grid_valid": fits, "valid_training_ndcg": round(best, 6)}
 
 
 def tune_on_validation(

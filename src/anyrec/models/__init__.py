@@ -3,7 +3,7 @@
 from anyrec.models.base import Filters, Recommender
 from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
 from anyrec.models.factorization import ALS, BPR
-from anyrec.models.sequential import Sequential
+from anyrec.models.sequential import SASRec, Sequential
 from anyrec.models.zeroshot import ZeroShot
 
 # The one explicit registry of model names (no string-based imports).
@@ -16,6 +16,7 @@ MODELS: dict[str, type[Recommender]] = {
     "bias": Bias,
     "zeroshot": ZeroShot,
     "sequential": Sequential,
+    "sasrec": SASRec,
 }
 
-__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "ItemKNN", "Popularity", "Random", "Recommender", "Sequential", "ZeroShot"]
+__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "ItemKNN", "Popularity", "Random", "Recommender", "SASRec", "Sequential", "ZeroShot"]

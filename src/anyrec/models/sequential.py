@@ -198,6 +198,9 @@ class Sequential(Recommender):
     # Score-time options chosen on validation after training (see eval.experiment.tune_on_validation).
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
                                                    "text_half_life": [0.0, 1.0, 3.0, 10.0]}
+    # Training-time options searched (coordinate-wise, one fit per value, chosen by validation NDCG@10)
+    # when an experiment asks for it; the id-only SASRec below gets the very same grid and budget.
+    training_grid: ClassVar[dict[str, list[Any]]] = {"dropout": [0.1, 0.3, 0.5], "lr": [1e-3, 3e-3], "hidden": [64, 128]}
 
     def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
@@ -206,10 +209,10 @@ class Sequential(Recommender):
 
     # ---- data -------------------------------------------------------------------
     def _text(self, ds: Dataset) -> np.ndarray:
-        if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
-            return self._given_vectors.astype(np.float32)
         if not self.config.use_text:
             return np.zeros((ds.n_items, 1), dtype=np.float32)
+        if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
+            return self._given_vectors.astype(np.float32)
         enc = TextEncoder(EncoderConfig(model=self.config.encoder, cache_dir=self.config.cache_dir, threads=self.config.threads))
         report = self.progress
         return enc.encode(ds.catalog.texts(), progress=(lambda d, t: report("embed catalog", d, t)) if report else None)
@@ -488,3 +491,23 @@ class Sequential(Recommender):
                 prof[r] = (w[:, None] * text[s - 1]).sum(0)
         prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
         return prof @ text.T
+
+
+@dataclass(frozen=True)
+class SASRecConfig(SequentialConfig):
+    """The sequential model with text switched off: item ids only (SASRec with a cross-entropy loss).
+
+    Id dropout is off by default: with ids as the only representation, a dropped id is an empty item.
+    """
+
+    use_text: bool = False
+    use_ids: bool = True
+    id_dropout: float = 0.0
+
+
+class SASRec(Sequential):
+    """Id-only SASRec on the sequential model's trainer, so "what does text add" is one code path."""
+
+    name = "sasrec"
+    Config = SASRecConfig
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {}  # the score-time options are text options
