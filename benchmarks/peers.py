@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -163,8 +164,13 @@ def main() -> int:
                     help="anyrec models for the leaderboard")
     ap.add_argument("--no-tune-training", action="store_true", help="skip the training-time grid of sequential and sasrec")
     ap.add_argument("--option", action="append", default=[], help="anyrec model option MODEL.FIELD=VALUE")
+    ap.add_argument("--anyrec-from", default=None,
+                    help="take the anyrec rows from an earlier --json of this benchmark (same split files only), e.g. "
+                         "to add a peer that finished later without training every anyrec model again")
     args = ap.parse_args()
     console = Console(width=200)
+    # Long runs (training grids, RecBole) report to the log: epochs, validation scores, chosen options.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
 
     if args.config:
         from anyrec.cli.common import read_dataset
@@ -178,6 +184,7 @@ def main() -> int:
     name = "".join(ch if ch.isalnum() else "_" for ch in ds.name)
     data_root = OUT / "recbole-data"
     split_hash = export_split(ds, split, data_root / name)
+    args.split_sha256 = split_hash
     seq_root = OUT / "recbole-seq-data"
     seq_hash = export_sequences(ds, split, seq_root / name)
     console.print(f"{ds.name}: split {args.protocol} exported to {data_root / name} (sha256 {split_hash[:12]}) "
@@ -274,6 +281,20 @@ def best_sasrec(rows: list[dict[str, Any]]) -> str | None:
     return max(cands, key=lambda r: r["recbole"]["valid"]["ndcg@10"])["peer"] if cands else None
 
 
+def earlier_anyrec_rows(args: Any, models: tuple[str, ...]) -> dict[str, Any]:
+    """The anyrec result stored by an earlier run of this benchmark on the identical split files."""
+    earlier = json.loads(Path(args.anyrec_from).read_text())
+    if earlier.get("split_sha256") != args.split_sha256:
+        raise SystemExit(f"{args.anyrec_from}: made on other split files ({str(earlier.get('split_sha256'))[:12]} "
+                         f"≠ {args.split_sha256[:12]}); run without --anyrec-from")
+    res = earlier["leaderboard"]["anyrec_result"]
+    missing = [m for m in models if m not in res["models"]]
+    if missing:
+        raise SystemExit(f"{args.anyrec_from}: has no result for {', '.join(missing)}")
+    res["models"] = {m: res["models"][m] for m in models}
+    return dict(res)
+
+
 def build_leaderboard(console: Console, ds: Dataset, split: Split, rows: list[dict[str, Any]], args: Any) -> dict[str, Any]:
     """One table, one rule: every RecBole peer and every anyrec model ranked by anyrec's evaluator."""
     from anyrec.cli.common import parse_options
@@ -283,9 +304,10 @@ def build_leaderboard(console: Console, ds: Dataset, split: Split, rows: list[di
     opts = {m: with_text_defaults(m, parse_options(tuple(args.option)).get(m, {}), None, False) for m in models}
     cfg = ExperimentConfig(models=models, ks=(10, 20), seed=args.seed, model_options=opts,
                            tune_training=not args.no_tune_training, also_masks=("none",))
-    res = run_experiment(ds, cfg, split=split)
+    res = earlier_anyrec_rows(args, models) if args.anyrec_from else run_experiment(ds, cfg, split=split)
     chosen = best_sasrec(rows)
-    board: dict[str, Any] = {"rule": RULE, "peers": {}, "anyrec": {}, "tuned": res.get("tuned", {}), "recbole_sasrec": chosen}
+    board: dict[str, Any] = {"rule": RULE, "peers": {}, "anyrec": {}, "tuned": res.get("tuned", {}), "recbole_sasrec": chosen,
+                             "anyrec_result": res}
     for r in rows:
         t, own = r["recbole"]["anyrec_evaluator"]["history"], r["recbole"]["test"]
         board["peers"][r["peer"]] = {**{k: t[k] for k in ("ndcg@10", "recall@10", "mrr@10")}, "recbole_own_ndcg@10": own["ndcg@10"],
