@@ -106,3 +106,24 @@ def test_fit_sequential_writes_log_and_checkpoint_then_resumes(tmp_path):
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 3
     data = json.loads(run(["recommend", "--model", str(out), "--user", ds.users.raw(0), "--json", "--k", "2"]))
     assert len(data["results"]) == 2
+
+
+def test_k_below_one_is_refused(saved):
+    res = CliRunner().invoke(cli, ["recommend", "--model", str(saved), "--user", "u0", "--k", "-5"])
+    assert res.exit_code == 2 and "--k" in res.output and "-5" in res.output
+    model, _ds, _index, _meta = load_model(saved)
+    from anyrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="k must be a whole number of at least 1"):
+        model.recommend(np.array([0]), k=0)
+
+
+def test_evaluate_with_k_beyond_a_tiny_catalog_caps_the_list(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,title\na,Alpha\nb,Beta\n")
+    (tmp_path / "inter.csv").write_text("user,item,time\n" + "".join(f"u{u},{i},{t}\n" for u in range(3) for t, i in enumerate("abab"[u % 2:u % 2 + 2])))
+    out = tmp_path / "r.json"
+    run(["evaluate", "--items", str(tmp_path / "items.csv"), "--item-id", "item_id", "--text", "title",
+         "--interactions", str(tmp_path / "inter.csv"), "--user", "user", "--item", "item", "--time", "time",
+         "--models", "popularity", "--k", "1,10", "--no-progress", "--json", str(out)])
+    res = json.loads(out.read_text())["models"]["popularity"]
+    assert 0.0 <= res["recall@10"] <= 1.0 and res["precision@10"] <= 0.2

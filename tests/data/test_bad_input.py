@@ -170,3 +170,17 @@ def test_unknown_dataset_name_and_format():
         load_dataset("no-such-dataset")
     with pytest.raises(ConfigError, match="unknown format"):
         load_dataset("ml-100k", fmt="xml")
+
+
+def test_unclosed_quote_names_the_catalog_line_where_it_opens(tmp_path):
+    items = 'item_id,title,genres\n1,"Alpha,Drama\n2,Beta,Comedy\n3,Gamma,Drama\n'
+    with pytest.raises(MalformedRowError) as err:
+        load_dataset(mapping=mapping(tmp_path, items=items))
+    assert err.value.path.endswith("items.csv") and err.value.line == 2
+    assert "never closed" in str(err.value)
+
+
+def test_quoted_fields_with_line_breaks_still_read(tmp_path):
+    items = 'item_id,title,genres\n1,"Alpha\npart two",Drama\n2,Beta,Comedy\n3,Gamma,Drama\n'
+    ds = load_dataset(mapping=mapping(tmp_path, items=items))
+    assert ds.n_items == 3 and ds.catalog.text(0).startswith("Alpha")

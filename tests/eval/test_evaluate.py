@@ -129,3 +129,10 @@ def test_partial_top_k_equals_the_full_sort(seed, ties):
             fast, fast_hits = rank_top(scores, rel, k, ties)
             ref, ref_hits = _rank_top_full_sort(scores, rel, k, ties)
             assert np.array_equal(fast, ref) and np.array_equal(fast_hits, ref_hits)
+
+
+def test_rank_top_pads_lists_longer_than_the_catalog():
+    top, hits = rank_top(np.array([[0.5, 1.0]]), np.array([[True, False]]), 4)
+    assert top.tolist() == [[1, 0, -1, -1]] and hits.tolist() == [[False, True, False, False]]
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        rank_top(np.zeros((1, 2)), np.zeros((1, 2), bool), 0)

@@ -102,7 +102,7 @@ def model_options(f: Any) -> Any:
     f = click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
                      help="A folder written by `anyrec fit`; without it a zero-shot model is fitted on the data options.")(f)
     f = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
-    f = click.option("--k", type=int, default=10, show_default=True)(f)
+    f = click.option("--k", type=click.IntRange(min=1), default=10, show_default=True)(f)
     return f
 
 

@@ -61,8 +61,16 @@ def iter_delimited(
     (the caller decides whether to skip them). Blank lines are ignored.
     """
     check_not_empty(path)
-    reader = csv.reader(decoded_lines(path, encoding), delimiter=sep, quoting=quoting)
+    raw: list[str] = []  # the lines of the record being read, to check a record that spans lines
+
+    def lines() -> Iterator[str]:
+        for line in decoded_lines(path, encoding):
+            raw.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=sep, quoting=quoting)
     cols: list[str] | None = names
+    end = 0
     if header:
         try:
             first = next(reader)
@@ -70,8 +78,13 @@ def iter_delimited(
             raise EmptyFileError("file has no header line", path=path) from None
         first = [c.lstrip("\ufeff").strip() for c in first]
         cols = first if names is None else names
+        end = reader.line_num
     seen_row = False
     for values in reader:
+        start, end = end + 1, reader.line_num
+        record, raw[:] = list(raw), []
+        if end > start and quoting != csv.QUOTE_NONE:
+            _check_quotes_close(record, sep, path, start)
         if not values or (len(values) == 1 and not values[0].strip()):
             continue
         seen_row = True
@@ -80,6 +93,19 @@ def iter_delimited(
         yield reader.line_num, cols, values
     if not seen_row:
         raise EmptyFileError("file has a header but no data rows", path=path)
+
+
+def _check_quotes_close(record: list[str], sep: str, path: Path, start: int) -> None:
+    """A record that spans lines is fine when a quoted field holds line breaks, but a quote that is
+    never closed swallows the rest of the file into one field: name the line where it opens."""
+    try:
+        for _ in csv.reader(record, delimiter=sep, strict=True):
+            pass
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise MalformedRowError(
+                f"a quoted field opens here and is never closed: the rest of the file ({len(record)} lines) would be "
+                "read as one field; close the quote or remove it", path=path, line=start) from None
 
 
 OnBad = Callable[[MalformedRowError], None] | None

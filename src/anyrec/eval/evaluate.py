@@ -87,8 +87,13 @@ def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pess
     if ties not in TIE_RULES:
         raise ValueError(f"ties must be one of {TIE_RULES}, got {ties!r}")
     n_rows, n_items = scores.shape
-    k = min(k, n_items)
-    if n_rows == 0 or k == 0:
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if k > n_items:  # a list cut at K over fewer items: the places past the catalog stay empty (-1, no hit)
+        top, hits = rank_top(scores, relevant, n_items, ties) if n_items else (np.zeros((n_rows, 0), np.int64), np.zeros((n_rows, 0), bool))
+        pad = ((0, 0), (0, k - n_items))
+        return np.pad(top, pad, constant_values=-1), np.pad(hits, pad, constant_values=False)
+    if n_rows == 0:
         return np.zeros((n_rows, k), dtype=np.int64), np.zeros((n_rows, k), dtype=bool)
     second = relevant if ties == "pessimistic" else ~relevant
     if k < n_items:

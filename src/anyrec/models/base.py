@@ -103,6 +103,8 @@ class Recommender(ABC):
 
         Rows with fewer than ``k`` allowed items are padded with index ``-1`` and score ``-inf``.
         """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"{self.name}: k must be a whole number of at least 1, got {k!r}")
         scores = self.masked_scores(np.asarray(users), exclude_seen, filters)
         kk = min(k, scores.shape[1])
         # Stable sort on the negated score: equal scores keep item-index order.
