@@ -177,7 +177,7 @@ def test_unclosed_quote_names_the_catalog_line_where_it_opens(tmp_path):
     with pytest.raises(MalformedRowError) as err:
         load_dataset(mapping=mapping(tmp_path, items=items))
     assert err.value.path.endswith("items.csv") and err.value.line == 2
-    assert "never closed" in str(err.value)
+    assert "never closed" in str(err.value) and "(3 lines)" in str(err.value)
 
 
 def test_quoted_fields_with_line_breaks_still_read(tmp_path):

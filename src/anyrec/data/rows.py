@@ -79,6 +79,7 @@ def iter_delimited(
         first = [c.lstrip("\ufeff").strip() for c in first]
         cols = first if names is None else names
         end = reader.line_num
+        raw.clear()
     seen_row = False
     for values in reader:
         start, end = end + 1, reader.line_num
