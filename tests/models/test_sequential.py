@@ -159,3 +159,19 @@ def test_training_grid_gives_every_model_the_same_number_of_fits():
     best = max(f["valid"] for f in chosen["training_grid_valid"])
     assert chosen["valid_training_ndcg"] == pytest.approx(best)
     assert model.config.dropout == next(f["dropout"] for f in chosen["training_grid_valid"] if f["valid"] == best)
+
+
+def test_length_buckets_cover_every_window_once_and_still_learn():
+    ds = successor_task(seed=3)
+    model = build_model("sasrec", 0, {**{k: v for k, v in TINY.items() if k != "encoder"}, "bucket_by_length": True,
+                                      "batch_size": 4})
+    torch = pytest.importorskip("torch")
+    data = torch.from_numpy(model._windows([np.arange(1, n + 2) for n in (1, 3, 5, 7, 2, 4, 6, 8, 3)]))
+    batches = model._batches(torch.randperm(len(data)), data, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(batches).tolist()) == list(range(len(data)))
+    split = leave_one_out(ds)
+    model = build_model("sasrec", 0, {**{k: v for k, v in TINY.items() if k != "encoder"}, "bucket_by_length": True,
+                                      "epochs": 60, "patience": 60, "lr": 1e-2})
+    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.set_history(split.history_dataset(ds, "test"))
+    assert evaluate_model(model, ds, split, "test", (1,))["recall@1"] > 0.8  # popularity: < 0.2
