@@ -76,13 +76,7 @@ def main() -> None:
         # item_id_list must share item_id's token map, or the lists index another vocabulary.
         settings["alias_of_item_id"] = ["item_id_list"]
     settings.update(json.loads(args.config))
-    config = Config(model=args.model, dataset=args.dataset, config_dict=settings)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    dataset, (train_data, valid_data, test_data), trainer = prepare(args.model, args.dataset, settings)
     curve = record_epochs(trainer)
     t0 = time.perf_counter()
     best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False)
@@ -105,14 +99,8 @@ def main() -> None:
     if args.scores and args.refit and not args.sequential:
         # Everything known at test time: the validation rows join training, for the same number of epochs.
         epochs = max(1, (out["best_epoch"] or 0) + 1)
-        config2 = Config(model=args.model, dataset=args.dataset,
-                         config_dict={**settings, "benchmark_filename": ["trainvalid", "valid", "test"], "epochs": epochs})
-        init_seed(config2["seed"], config2["reproducibility"])
-        dataset2 = create_dataset(config2)
-        train2, _valid2, test2 = data_preparation(config2, dataset2)
-        init_seed(config2["seed"] + config2["local_rank"], config2["reproducibility"])
-        model2 = get_model(config2["model"])(config2, train2._dataset).to(config2["device"])
-        trainer2 = get_trainer(config2["MODEL_TYPE"], config2["model"])(config2, model2)
+        dataset2, (train2, _valid2, test2), trainer2 = prepare(
+            args.model, args.dataset, {**settings, "benchmark_filename": ["trainvalid", "valid", "test"], "epochs": epochs})
         t0 = time.perf_counter()
         trainer2.fit(train2, None, saved=False, show_progress=False, verbose=False)
         out["refit"] = {"epochs": epochs, "seconds": round(time.perf_counter() - t0, 3), "history": "train+valid"}
@@ -120,6 +108,17 @@ def main() -> None:
     elif args.scores:
         out["scores_file"] = dump_scores(trainer.model, test_data, dataset, args.scores)
     sys.stdout.write("RESULT " + json.dumps(out) + "\n")
+
+
+def prepare(model_name: str, dataset_name: str, settings: dict[str, object]) -> tuple[object, tuple[object, object, object], object]:
+    """RecBole's own set-up sequence: config, seeded dataset and loaders, model and trainer."""
+    config = Config(model=model_name, dataset=dataset_name, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    loaders = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, loaders[0]._dataset).to(config["device"])
+    return dataset, loaders, get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
 
 
 def record_epochs(trainer: object) -> list[dict[str, float]]:
