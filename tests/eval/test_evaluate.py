@@ -136,3 +136,17 @@ def test_rank_top_pads_lists_longer_than_the_catalog():
     assert top.tolist() == [[1, 0, -1, -1]] and hits.tolist() == [[False, True, False, False]]
     with pytest.raises(ValueError, match="k must be at least 1"):
         rank_top(np.zeros((1, 2)), np.zeros((1, 2), bool), 0)
+
+
+def test_experiment_reads_each_model_under_extra_mask_rules():
+    from anyrec.errors import ConfigError
+    from anyrec.eval.experiment import ExperimentConfig, run_experiment
+
+    ds = checkerboard()
+    res = run_experiment(ds, ExperimentConfig(models=("popularity",), ks=(5,), also_masks=("none",)))
+    m = res["models"]["popularity"]
+    assert res["mask"] == "history" and set(m["by_mask"]) == {"none"}
+    # Unmasked, the most popular items are often ones the user already has: never better.
+    assert m["by_mask"]["none"]["recall@5"] <= m["recall@5"]
+    with pytest.raises(ConfigError, match="mask must be one of"):
+        ExperimentConfig(also_masks=("everything",))
