@@ -129,9 +129,10 @@ def export_sequences(ds: Dataset, split: Split, folder: Path, max_len: int = 50)
 
 
 def run_recbole(python: Path, data_root: Path, name: str, model: str, settings: dict[str, Any], timeout: int,
-                scores: Path, sequential: bool = False, threads: int = 0) -> dict[str, Any]:
+                scores: Path, sequential: bool = False, threads: int = 0, device: str = "cpu") -> dict[str, Any]:
     cmd = [str(python), str(HERE / "recbole_runner.py"), "--data-path", str(data_root), "--dataset", name,
-           "--model", model, "--config", json.dumps(settings), "--scores", str(scores), "--threads", str(threads)]
+           "--model", model, "--config", json.dumps(settings), "--scores", str(scores), "--threads", str(threads),
+           "--device", device]
     cmd += ["--sequential"] if sequential else ["--refit"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=OUT)
     for line in proc.stdout.splitlines():
@@ -157,6 +158,7 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse a stored peer result for the identical split and version")
     ap.add_argument("--recbole-python", default=str(ROOT / ".venv-recbole" / "bin" / "python"))
     ap.add_argument("--recbole-threads", type=int, default=0, help="torch threads for RecBole (0 = torch's default)")
+    ap.add_argument("--recbole-device", default="cpu", help="cpu, or cuda where a GPU is lent (the result records it)")
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--json", default=None)
     ap.add_argument("--peers-only", action="store_true", help="run and store the peers' results, skip anyrec")
@@ -210,7 +212,8 @@ def main() -> int:
             scores = OUT / "scores" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
             scores.parent.mkdir(parents=True, exist_ok=True)
             theirs = run_recbole(Path(args.recbole_python), seq_root if seq else data_root, name, model_name, settings,
-                                 args.timeout, scores, sequential=seq, threads=args.recbole_threads)
+                                 args.timeout, scores, sequential=seq, threads=args.recbole_threads,
+                                 device=args.recbole_device)
             theirs["anyrec_evaluator"] = score_with_anyrec(ds, split, scores, f"RecBole {peer}")
             theirs["dataset"], theirs["protocol"] = ds.name, args.protocol
             cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}  # another run may have written

@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--sequential", action="store_true", help="files hold user, item_id_list, item_id rows")
     ap.add_argument("--scores", default=None, help="write the test users' full score matrix here (.npz)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
     ap.add_argument("--refit", action="store_true",
                     help="general models: refit on the 'trainvalid' file for the epochs chosen on validation and "
                          "take the test scores from that fit (so the test-time history is training + validation)")
@@ -59,8 +60,8 @@ def main() -> None:
         "metrics": ["Recall", "NDCG", "MRR", "Hit", "Precision", "MAP"],
         "topk": [10, 20],
         "valid_metric": "NDCG@10",
-        "device": "cpu",
-        "use_gpu": False,
+        "device": args.device,
+        "use_gpu": args.device != "cpu",
         "show_progress": False,
         "checkpoint_dir": ckpt,
         "seed": 2020,
@@ -94,6 +95,7 @@ def main() -> None:
         "best_epoch": int(np.argmax(valid_scores)) if valid_scores else None,
         "curve": curve,
         "threads": torch.get_num_threads(),
+        "device": args.device,
         "settings": {k: v for k, v in json.loads(args.config).items()},
     }
     if args.scores and args.refit and not args.sequential:
