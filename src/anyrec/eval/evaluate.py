@@ -115,14 +115,6 @@ def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pess
     return np.where(valid, order, -1), hits
 
 
-def _rank_top_full_sort(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pessimistic") -> tuple[np.ndarray, np.ndarray]:
-    """The reference: a full sort of every row (kept for tests of :func:`rank_top`)."""
-    order = np.lexsort((relevant if ties == "pessimistic" else ~relevant, -scores), axis=1)[:, :k]
-    valid = np.isfinite(np.take_along_axis(scores, order, axis=1))
-    hits = np.take_along_axis(relevant, order, axis=1) & valid
-    return np.where(valid, order, -1), hits
-
-
 def evaluate_model(
     model: Recommender,
     ds: Dataset,

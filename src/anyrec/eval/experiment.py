@@ -170,6 +170,12 @@ def _fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, vali
     return model
 
 
+def _valid_score(model: Recommender, validate: Callable[[Recommender], float]) -> float:
+    """The validation score early stopping already computed, or one validation pass when there is none."""
+    kept = getattr(model, "best_valid_ndcg_", None)
+    return float(kept) if kept is not None else float(validate(model))
+
+
 def search_training_grid(
     name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float],
     item_vectors: Any = None, progress: StepProgress = None,
@@ -183,7 +189,7 @@ def search_training_grid(
     grid = {k: v for k, v in MODELS[name].training_grid.items() if k not in options}  # type: ignore[attr-defined]
     current = dict(options)
     best_model = _fit_one(name, seed, current, train, validate, item_vectors, progress)
-    best = float(getattr(best_model, "best_valid_ndcg_", validate(best_model)))
+    best = _valid_score(best_model, validate)
     fits = [{**{k: getattr(best_model.config, k) for k in grid}, "valid": round(best, 6)}]
     for opt, values in grid.items():
         for value in values:
@@ -191,7 +197,7 @@ def search_training_grid(
                 continue
             trial = {**current, opt: value}
             model = _fit_one(name, seed, trial, train, validate, item_vectors, progress)
-            score = float(getattr(model, "best_valid_ndcg_", validate(model)))
+            score = _valid_score(model, validate)
             fits.append({**{k: getattr(model.config, k) for k in grid}, "valid": round(score, 6)})
             log.info("%s training grid %s: validation %.4f (best %.4f)", name, trial, score, best)
             if score > best + 1e-9:
