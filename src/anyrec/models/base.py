@@ -73,6 +73,17 @@ class Recommender(ABC):
         """Replace what counts as seen (and, for history-based models, the history) without refitting."""
         self.seen_ = ds.interactions.matrix(ds.n_users, ds.n_items)
 
+    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:
+        """Scores of every item ``(n_items,)`` for a history given at request time, or ``None``.
+
+        ``items`` are item indices oldest first, ``weights`` their signed event weights (a like
+        pulls, a dislike or skip pushes away), ``values`` ratings where known (NaN elsewhere).
+        Models that read a history (text, sequence and neighbourhood models) implement it, so
+        the service scores from the live event log; models whose user state is learned per
+        user (ALS, BPR) return ``None`` and serve the users they were fitted on.
+        """
+        return None
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "seen_"):
             raise ConfigError(f"{self.name}: call fit() before recommend()")

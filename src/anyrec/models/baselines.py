@@ -28,6 +28,9 @@ class Popularity(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.counts_, (len(users), self.n_items_))
 
+    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        return self.counts_.copy()
+
 
 @dataclass(frozen=True)
 class RandomConfig:
@@ -111,6 +114,18 @@ class ItemKNN(Recommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         return (self.history_[users] @ self.similarity_).toarray()
+
+    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Signed neighbourhood score: liked items add their neighbours, disliked ones subtract them.
+
+        The fitted history is binary (a repeated item counts once); a live history keeps that
+        rule for positive events and lets the latest signed weight of an item decide its sign.
+        """
+        h = np.zeros(self.similarity_.shape[0])
+        for i, w in zip(np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)):
+            if i < len(h):
+                h[i] = 1.0 if w > 0 else (-1.0 if w < 0 else h[i])
+        return np.asarray(self.similarity_.T @ h).ravel()
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,9 @@ class SequentialConfig:
         bucket_by_length: batch training windows of similar length together (much less padding
             where most histories are short, e.g. Amazon reviews); off by default so earlier
             results reproduce exactly.
+        dislike_weight: live scoring only: a negative event (dislike, skip, low rating) subtracts
+            this times the item's text cosine with every item (weighted by the event's weight), so
+            a disliked item's neighbours drop; the sequence itself reads positive events only.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -95,6 +98,7 @@ class SequentialConfig:
     finetune_tokens: int = 64
     finetune_items: int = 128
     bucket_by_length: bool = False
+    dislike_weight: float = 1.0
 
 
 def _torch() -> Any:
@@ -495,15 +499,54 @@ class Sequential(Recommender):
             scores += self.config.text_blend * self._text_similarity(seqs)
         return scores
 
-    def _text_similarity(self, seqs: list[np.ndarray]) -> np.ndarray:
-        """Cosine of each item's pretrained text vector with the user's recent-items profile."""
+    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Scores for a live history: the sequence is the positive events (oldest first), as the
+        fitted history is; negative events push their text neighbours down (``dislike_weight``)."""
+        items = np.asarray(items, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float64)
+        seq = items[weights > 0] + 1
+        scores = self._score_sequences([seq])[0]
+        if self.config.temperature > 0:
+            scores *= self.config.temperature
+        if self.config.text_blend > 0 and self.config.use_text:
+            scores += self.config.text_blend * self._text_similarity([seq])[0]
+        neg = weights < 0
+        if neg.any() and self.config.dislike_weight > 0 and self.config.use_text:
+            text = self._unit_text_table()
+            push = (-weights[neg])[:, None] * (text[items[neg]] @ text.T)  # (negatives, items)
+            scores = scores - self.config.dislike_weight * push.max(axis=0)
+        return scores
+
+    def add_items(self, vectors: np.ndarray) -> None:
+        """Append new items (a catalog update while serving): text path only, as for an item never
+        seen in training; an id-only model gives them zero vectors."""
+        torch = _torch()
+        v = np.asarray(vectors, dtype=np.float32)
+        if self.config.use_text:
+            base = getattr(self, "pretrained_vectors_", None)
+            if base is not None:
+                self.pretrained_vectors_ = np.vstack([base, v])
+            self.text_vectors_ = np.vstack([self.text_vectors_, v])
+            with torch.no_grad():
+                rows = self.net_.adaptor(torch.from_numpy(v).to(self._device))  # (new, hidden)
+        else:
+            rows = torch.zeros((len(v), self._table.shape[1]), device=self._table.device)
+        self._table = torch.cat([self._table, rows.to(self._table.dtype)], 0)
+        self.item_seen_ = np.r_[self.item_seen_, np.zeros(len(v), dtype=np.float32)]
+        self.n_items_ += len(v)
+
+    def _unit_text_table(self) -> np.ndarray:
         base = getattr(self, "pretrained_vectors_", None)
         base = self.text_vectors_ if base is None else base
         cached = getattr(self, "_unit_text", None)
         if cached is None or cached[0] is not base:  # normalised once per table, not per call
             cached = (base, base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-12))
             self._unit_text = cached
-        text = cached[1]
+        return cached[1]
+
+    def _text_similarity(self, seqs: list[np.ndarray]) -> np.ndarray:
+        """Cosine of each item's pretrained text vector with the user's recent-items profile."""
+        text = self._unit_text_table()
         prof = np.zeros((len(seqs), text.shape[1]), dtype=np.float32)
         for r, s in enumerate(seqs):
             if len(s):  # the whole history, as the zero-shot model reads it

@@ -198,10 +198,63 @@ class ZeroShot(Recommender):
             out.append([(int(row.indices[b]), float(terms[b, j])) for b in best])
         return out
 
+    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Profile from a live history: the same weights as :meth:`history_weights`, times the event weights."""
+        items = np.asarray(items, dtype=np.int64)
+        w = self._live_weights(weights, values)
+        prof = w @ self.item_vectors_[items] if len(items) else np.zeros(self.item_vectors_.shape[1])
+        prof = prof / max(float(np.linalg.norm(prof)), 1e-12)
+        return self.item_vectors_ @ prof.astype(np.float32) + self.priors()
+
+    def _live_weights(self, weights: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        c = self.config
+        weights = np.asarray(weights, dtype=np.float64)
+        w = recency_weights(np.arange(len(weights))[::-1], c.half_life) * weights
+        if values is not None and c.dislike_below > 0:
+            low = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=np.inf) < c.dislike_below
+            w = np.where(low, -c.dislike_weight * np.abs(w), w)
+        return w
+
+    def history_contributions(self, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
+                              values: np.ndarray | None = None, top: int = 3) -> list[list[tuple[int, float]]]:
+        """:meth:`contributions` for a live history: each history item's term of the text score."""
+        return text_contributions(self.item_vectors_, items, self._live_weights(weights, values), targets, top)
+
+    def add_items(self, vectors: np.ndarray) -> None:
+        """Append new items' text vectors (a catalog update while serving); their priors are the warm average."""
+        v = np.asarray(vectors, dtype=np.float32)
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        self.item_vectors_ = np.vstack([self.item_vectors_, v])
+        self.popularity_prior_ = np.r_[self.popularity_prior_, np.zeros(len(v))]
+        self.trend_prior_ = np.r_[self.trend_prior_, np.zeros(len(v))]
+        self.n_items_ += len(v)
+
     def query_scores(self, query_vectors: np.ndarray) -> np.ndarray:
         """Cosine of free-text query vectors against every item ``(queries, items)``."""
         q = query_vectors / np.maximum(np.linalg.norm(query_vectors, axis=1, keepdims=True), 1e-12)
         return q.astype(np.float32) @ self.item_vectors_.T
+
+
+def text_contributions(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
+                       top: int = 3) -> list[list[tuple[int, float]]]:
+    """Per target, the history items with the largest positive terms of ``cos(profile, target)``.
+
+    ``profile = Σ_h w_h v_h / |Σ_h w_h v_h|`` over unit text vectors ``unit``; a repeated item's
+    weights add up, so the terms sum to the text score exactly.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    if not len(items):
+        return [[] for _ in targets]
+    uniq, inv = np.unique(items, return_inverse=True)
+    wu = np.bincount(inv, weights=np.asarray(weights, dtype=np.float64))
+    vecs = unit[uniq]
+    norm = max(float(np.linalg.norm(wu @ vecs)), 1e-12)
+    terms = wu[:, None] * (vecs @ unit[np.asarray(targets, dtype=np.int64)].T) / norm  # (history, targets)
+    out = []
+    for j in range(terms.shape[1]):
+        best = np.argsort(-terms[:, j], kind="stable")[:top]
+        out.append([(int(uniq[b]), float(terms[b, j])) for b in best if terms[b, j] > 0])
+    return out
 
 
 def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 10) -> np.ndarray:

@@ -1,0 +1,253 @@
+"""The HTTP API: ``create_app(settings)``; thin — validate, authorise, call the live model, log.
+
+Run with ``anyrec serve --model DIR`` (uvicorn). OpenAPI at ``/docs``; everything under ``/v1``.
+"""
+
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from anyrec import __version__
+from anyrec.errors import AnyrecError, UnknownIdError
+from anyrec.serve.live import LiveModel
+from anyrec.serve.schemas import (
+    EventIn,
+    EventsOut,
+    HealthOut,
+    ItemIn,
+    ItemOut,
+    ListOut,
+    ModelVersionOut,
+    RecommendationsOut,
+    SearchIn,
+    StoredItemOut,
+)
+from anyrec.serve.service import Service
+from anyrec.serve.settings import ServeSettings
+from anyrec.store import Event
+
+log = logging.getLogger(__name__)
+
+PathId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class Metrics:
+    """Prometheus metrics in a registry of this app's own (no process globals)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("anyrec_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("anyrec_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+        self.events = Counter("anyrec_events_stored_total", "Events durably stored", ["type"], registry=self.registry)
+        self.model = Gauge("anyrec_model_info", "The active model version (value 1)", ["version", "model"], registry=self.registry)
+
+
+def _error(status: int, loc: list[Any], msg: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
+
+
+def _unprocessable(loc: list[Any], msg: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """The service. Models and the store open in the lifespan; tests pass their own settings."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = Service(settings)
+        app.state.service = service
+        app.state.metrics.model.labels(service.live.version, service.live.model.name).set(1)
+        yield
+        service.close()
+
+    app = FastAPI(title="anyrec", version=__version__, lifespan=lifespan,
+                  description="Recommend anything that has text: recommendations, search, feedback events, model versions.")
+    app.state.metrics = Metrics()
+
+    @app.middleware("http")
+    async def bound_and_measure(request: Request, call_next: Any) -> Response:
+        t0 = time.perf_counter()
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
+            response: Response = _error(413, ["header", "content-length"], f"the body may hold at most {settings.max_body_bytes:,} bytes")
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        label = getattr(route, "path", "unmatched")
+        m: Metrics = request.app.state.metrics
+        m.requests.labels(request.method, label, str(response.status_code)).inc()
+        m.latency.labels(label).observe(time.perf_counter() - t0)
+        return response
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown_id(_request: Request, exc: UnknownIdError) -> JSONResponse:
+        return _error(404, ["path", getattr(exc, "field", None) or "id"], str(exc))
+
+    @app.exception_handler(AnyrecError)
+    async def anyrec_error(_request: Request, exc: AnyrecError) -> JSONResponse:
+        return _error(422, ["body", getattr(exc, "field", None) or "request"], str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    def service(request: Request) -> Service:
+        return request.app.state.service  # type: ignore[no-any-return]
+
+    def _key(request: Request, svc: Service) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip() or not svc.key_ok(key.strip()):
+            raise HTTPException(401, detail=[{"loc": ["header", "authorization"], "msg": "a valid 'Authorization: Bearer <key>' "
+                                              "is required (create one with `anyrec keys create --store URL`)", "type": "auth"}],
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def writer(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
+        _key(request, svc)
+        return svc
+
+    def reader(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
+        if settings.read_key:
+            _key(request, svc)
+        return svc
+
+    Reader = Annotated[Service, Depends(reader)]
+    Writer = Annotated[Service, Depends(writer)]
+
+    def _items(live: LiveModel, ids: list[int], scores: list[float], because: list[list[dict[str, Any]]] | None = None) -> list[ItemOut]:
+        cat = live.catalog
+        return [ItemOut(id=live.ids.raw(i), title=cat.title(i), score=round(s, 6),
+                        category=cat.fields[cat.category_field][i] or None if cat.category_field else None,
+                        because=(because[n] if because else []))
+                for n, (i, s) in enumerate(zip(ids, scores))]
+
+    @app.get("/v1/users/{user}/recommendations", response_model=RecommendationsOut, tags=["recommend"])
+    def recommendations(user: PathId, svc: Reader,
+                        k: Annotated[int, Query(ge=1, le=settings.max_k)] = 10,
+                        category: Annotated[list[str] | None, Query(max_length=50)] = None,
+                        exclude: Annotated[list[str] | None, Query(max_length=1_000)] = None,
+                        explain: bool = False) -> RecommendationsOut:
+        """Top-k for a user from their live history; an unknown user gets cold-start recommendations."""
+        live = svc.live  # one version for the whole request, even if another is activated meanwhile
+        rows = svc.store.history(user)
+        recs = live.recommend(user, rows, k, user_since=svc.store.user_since(user), categories=category or [],
+                              exclude=exclude or [], explain=explain)
+        rec_id = uuid.uuid4().hex
+        svc.log_shown({"id": rec_id, "user_id": user, "model_version": live.version, "variant": None,
+                       "items": [live.ids.raw(i) for i in recs.items], "created_at": time.time()})
+        return RecommendationsOut(user=user, model_version=live.version, recommendation_id=rec_id, cold_start=recs.cold_start,
+                                  items=_items(live, recs.items, recs.scores, recs.because))
+
+    @app.get("/v1/items/{item}/similar", response_model=ListOut, tags=["recommend"])
+    def similar(item: PathId, svc: Reader, k: Annotated[int, Query(ge=1, le=settings.max_k)] = 10) -> ListOut:
+        """Nearest items by text (or co-occurrence for item-kNN)."""
+        live = svc.live
+        ids, scores = live.similar(item, k)
+        return ListOut(model_version=live.version, items=_items(live, ids, scores))
+
+    @app.post("/v1/search", response_model=ListOut, tags=["recommend"])
+    def search(body: SearchIn, svc: Reader) -> ListOut:
+        """Items for a free-text request, optionally personalised for a user (their seen items hidden)."""
+        live = svc.live
+        rows = svc.store.history(body.user) if body.user else None
+        ids, scores = live.search(body.query, body.k, rows)
+        return ListOut(model_version=live.version, items=_items(live, ids, scores))
+
+    @app.post("/v1/events", response_model=EventsOut, tags=["feedback"])
+    def events(svc: Writer, body: Annotated[EventIn | list[EventIn], Body()]) -> EventsOut:
+        """Store one event or a list; answers after they are committed. The next list reflects them."""
+        batch = body if isinstance(body, list) else [body]
+        if not batch or len(batch) > settings.max_events:
+            raise _unprocessable(["body"], f"send 1 to {settings.max_events:,} events per request")
+        live = svc.live
+        if settings.unknown_items == "reject":
+            for n, e in enumerate(batch):
+                if e.item not in live.ids:
+                    raise _unprocessable(["body", n, "item"] if isinstance(body, list) else ["body", "item"],
+                                         f"unknown item {e.item!r}: add it with PUT /v1/items/{{item}} first")
+        seqs = svc.store.add_events([Event(user=e.user, item=e.item, type=e.type, value=e.value, time=e.time,
+                                           recommendation_id=e.recommendation_id) for e in batch])
+        live.count_events([e.item for e in batch])
+        for e in batch:
+            app.state.metrics.events.labels(e.type).inc()
+        return EventsOut(stored=len(seqs), seq=seqs)
+
+    @app.put("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
+    def put_item(item: PathId, body: ItemIn, svc: Writer) -> StoredItemOut:
+        """Add or replace an item: embedded and indexed at once, recommendable by the next request."""
+        svc.store.upsert_items([(item, body.fields, body.category, body.available)])
+        stored = svc.store.item(item)
+        assert stored is not None
+        svc.live.apply_items([stored])
+        return StoredItemOut(**vars(stored))
+
+    @app.delete("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
+    def delete_item(item: PathId, svc: Writer) -> StoredItemOut:
+        """Never recommend this item again (its events stay: they are facts)."""
+        if not svc.store.delete_item(item) and svc.store.item(item) is None:
+            raise UnknownIdError(f"unknown item {item!r}", field="item")
+        stored = svc.store.item(item)
+        assert stored is not None
+        svc.live.apply_items([stored])
+        return StoredItemOut(**vars(stored))
+
+    @app.get("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
+    def get_item(item: PathId, svc: Reader) -> StoredItemOut:
+        stored = svc.store.item(item)
+        if stored is None:
+            raise UnknownIdError(f"unknown item {item!r}", field="item")
+        return StoredItemOut(**vars(stored))
+
+    @app.get("/v1/users/{user}/history", tags=["feedback"])
+    def history(user: PathId, svc: Reader, limit: Annotated[int, Query(ge=1, le=1_000)] = 20) -> dict[str, Any]:
+        """The user's latest events, newest first."""
+        live = svc.live
+        rows = svc.store.history(user)[::-1][:limit]
+        return {"user": user, "events": [
+            {"item": i, "title": live.catalog.title(live.ids.get(i)) if i in live.ids else i, "type": t, "value": v, "time": tm}
+            for i, t, v, tm in rows]}
+
+    @app.delete("/v1/users/{user}", tags=["feedback"])
+    def forget_user(user: PathId, svc: Writer) -> dict[str, Any]:
+        """Forget a user: their events, profile and log are deleted; a later request treats them as new."""
+        n = svc.store.forget_user(user)
+        return {"user": user, "events_deleted": n}
+
+    @app.get("/v1/models", response_model=list[ModelVersionOut], tags=["models"])
+    def models(svc: Reader) -> list[ModelVersionOut]:
+        return [ModelVersionOut(**v) for v in svc.store.versions()]
+
+    @app.post("/v1/models/{version}/activate", response_model=ModelVersionOut, tags=["models"])
+    def activate(version: PathId, svc: Writer) -> ModelVersionOut:
+        """Swap to (or roll back to) a registered version, atomically, while requests are served."""
+        if svc.store.version(version) is None:
+            raise UnknownIdError(f"unknown model version {version!r}; GET /v1/models lists them", field="version")
+        live = svc.activate(version)
+        gauge = app.state.metrics.model
+        gauge.clear()
+        gauge.labels(live.version, live.model.name).set(1)
+        row = svc.store.version(version)
+        return ModelVersionOut(**row)  # type: ignore[arg-type]
+
+    @app.get("/v1/health", response_model=HealthOut, tags=["ops"])
+    def health(svc: Annotated[Service, Depends(service)]) -> HealthOut:
+        c = svc.store.counts()
+        return HealthOut(status="ok", model_version=svc.live.version, items=c["items"], users=c["users"], events=c["events"])
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

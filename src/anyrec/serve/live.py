@@ -1,0 +1,288 @@
+"""A model version at work: the fitted model, the live catalog, and scoring from the event log.
+
+The user's state is their event history in the store. Each request reads it and the model
+scores from it (:meth:`Recommender.score_history`), so an event changes the very next list
+without a retrain. Models whose user state is learned per user (ALS, BPR) serve the users
+they were fitted on from their fitted rows, and cold-start everyone else.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anyrec.data.dataset import Catalog, IdMap
+from anyrec.errors import ConfigError
+from anyrec.lm.encoder import EncoderConfig, TextEncoder
+from anyrec.models.base import Recommender, recency_weights
+from anyrec.models.baselines import ItemKNN
+from anyrec.models.persist import load_model
+from anyrec.models.sequential import Sequential
+from anyrec.models.zeroshot import ZeroShot, text_contributions
+from anyrec.store import Store, StoredItem
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating", "like", "dislike", "skip")
+
+
+@dataclass(frozen=True)
+class EventWeights:
+    """How much each event type pulls (positive) or pushes (negative) a user's list.
+
+    A rating's weight is ``(value - rating_mid) / rating_scale`` (5 → +1, 1 → −1 on a 1–5 scale).
+    Items with any event whose type is not in ``keep_types`` are not recommended again.
+    """
+
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "view": 1.0, "click": 1.0, "add_to_cart": 2.0, "purchase": 3.0, "like": 3.0, "dislike": -2.0, "skip": -0.5})
+    rating_mid: float = 3.0
+    rating_scale: float = 2.0
+    keep_types: tuple[str, ...] = ("skip",)
+
+    def weight(self, kind: str, value: float | None) -> float:
+        if kind == "rating":
+            return 0.0 if value is None else (float(value) - self.rating_mid) / self.rating_scale
+        return self.weights.get(kind, 0.0)
+
+
+@dataclass
+class Recs:
+    items: list[int]
+    scores: list[float]
+    because: list[list[dict[str, Any]]]
+    cold_start: bool
+
+
+class LiveModel:
+    """One loaded model version. Thread-safe: catalog updates and scoring share one lock."""
+
+    def __init__(self, version: str, folder: str | Path, weights: EventWeights | None = None) -> None:
+        model, ds, _index, meta = load_model(folder)
+        self.version, self.folder, self.meta = version, str(folder), meta
+        self.model: Recommender = model
+        self.catalog: Catalog = ds.catalog
+        self.ids: IdMap = ds.catalog.ids
+        self.users: IdMap = ds.users
+        self.weights = weights or EventWeights()
+        self.available = np.ones(len(self.ids), dtype=bool)
+        self.popularity = np.bincount(ds.interactions.item, minlength=len(self.ids)).astype(np.float64)
+        self.data_until = float("inf")
+        self._lock = threading.RLock()
+        self._encoder: TextEncoder | None = None
+
+    # ---- catalog ----------------------------------------------------------------------
+    @property
+    def n_items(self) -> int:
+        return len(self.ids)
+
+    def reads_history(self) -> bool:
+        return type(self.model).score_history is not Recommender.score_history
+
+    def is_text_model(self) -> bool:
+        return isinstance(self.model, ZeroShot) or (isinstance(self.model, Sequential) and self.model.config.use_text)
+
+    def encoder(self) -> TextEncoder:
+        if isinstance(self.model, ZeroShot):
+            return self.model.encoder()
+        if self._encoder is None:
+            cfg = self.model.config
+            self._encoder = TextEncoder(EncoderConfig(model=getattr(cfg, "encoder", "hashing"), cache_dir=getattr(cfg, "cache_dir", "")))
+        return self._encoder
+
+    def sync(self, store: Store) -> None:
+        """Bring the catalog (new, changed, deleted items) and popularity up to the store's state."""
+        self.apply_items(list(store.items()))
+        counts = store.item_counts()
+        pop = np.zeros(self.n_items)
+        for raw, n in counts.items():
+            i = self.ids.get(raw)
+            if i is not None:
+                pop[i] = n
+        with self._lock:
+            self.popularity = pop
+
+    def apply_items(self, items: Sequence[StoredItem]) -> None:
+        """Add new items (embedded at once for text models) and apply availability and fields."""
+        new = [it for it in items if it.id not in self.ids and not it.deleted]
+        with self._lock:
+            if new:
+                self._add(new)
+            for it in items:
+                i = self.ids.get(it.id)
+                if i is None:
+                    continue
+                self.available[i] = it.available and not it.deleted
+                self._set_fields(i, it)
+
+    def _add(self, new: Sequence[StoredItem]) -> None:
+        start = self.n_items
+        for it in new:
+            self.catalog.add_placeholder(it.id)
+        for offset, it in enumerate(new):
+            self._set_fields(start + offset, it)
+        if self.is_text_model():
+            texts = [self.catalog.text(start + k) for k in range(len(new))]
+            self.model.add_items(self.encoder().encode(texts))  # type: ignore[attr-defined]
+        self.available = np.r_[self.available, np.ones(len(new), dtype=bool)]
+        self.popularity = np.r_[self.popularity, np.zeros(len(new))]
+        log.info("catalog: %d new items embedded and indexed (%d in all)", len(new), self.n_items)
+
+    def _set_fields(self, i: int, it: StoredItem) -> None:
+        cat = self.catalog
+        for name, value in it.fields.items():
+            if name not in cat.fields:
+                cat.fields[name] = [""] * self.n_items
+            cat.fields[name][i] = str(value)
+        if it.category is not None:
+            if cat.category_field is None:
+                cat.category_field = "category"
+            cat.fields.setdefault(cat.category_field, [""] * self.n_items)[i] = it.category
+
+    def count_events(self, items: Sequence[str]) -> None:
+        with self._lock:
+            for raw in items:
+                i = self.ids.get(raw)
+                if i is not None:
+                    self.popularity[i] += 1
+
+    # ---- scoring ----------------------------------------------------------------------
+    def parse_history(self, rows: Sequence[tuple[str, str, float | None, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[int]]:
+        """Item indices, weights and rating values of the events on known items; items not to show again."""
+        items, weights, values, hide = [], [], [], set()
+        for raw, kind, value, _time in rows:
+            i = self.ids.get(raw)
+            if i is None:
+                continue  # stored for a later catalog update
+            w = self.weights.weight(kind, value)
+            if w != 0.0:
+                items.append(i)
+                weights.append(w)
+                values.append(np.nan if value is None else float(value))
+            if kind not in self.weights.keep_types:
+                hide.add(i)
+        return (np.array(items, dtype=np.int64), np.array(weights, dtype=np.float64),
+                np.array(values, dtype=np.float64), hide)
+
+    def recommend(self, user: str, rows: Sequence[tuple[str, str, float | None, float]], k: int, *,
+                  user_since: float | None = None, categories: Sequence[str] = (), exclude: Sequence[str] = (),
+                  explain: bool = False) -> Recs:
+        items, weights, values, hide = self.parse_history(rows)
+        with self._lock:
+            n = self.n_items
+            scores = None if not len(items) else self.model.score_history(items, weights, values)
+            u = self.users.get(user)
+            # A model that cannot read a live history serves its fitted row, but only to a user the
+            # store still holds since before that version's data ended (a forgotten user is new).
+            if (scores is None and not self.reads_history() and u is not None and u < self.model.n_users_
+                    and user_since is not None and user_since <= self.data_until):
+                scores = np.asarray(self.model.score(np.array([u]))[0], dtype=np.float64)
+            cold = scores is None
+            if scores is None:
+                scores = np.log1p(self.popularity)  # a new visitor: what is popular now
+            scores = _widen(np.asarray(scores, dtype=np.float64), n)
+            allowed = self.available.copy()
+            if hide:
+                allowed[list(hide)] = False
+            for raw in exclude:
+                i = self.ids.get(raw)
+                if i is not None:
+                    allowed[i] = False
+            if categories:
+                in_cat = np.zeros(n, dtype=bool)
+                in_cat[self.catalog.items_in_categories(categories)] = True
+                allowed &= in_cat
+            top = top_k(np.where(allowed, scores, -np.inf), k)
+            why = self._because(items, weights, values, top) if explain and not cold else [[] for _ in top]
+        return Recs(items=[int(i) for i in top], scores=[float(scores[i]) for i in top], because=why, cold_start=cold)
+
+    def _because(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, targets: np.ndarray) -> list[list[dict[str, Any]]]:
+        m = self.model
+        if isinstance(m, ZeroShot):
+            contrib = m.history_contributions(items, weights, targets, values)
+        elif isinstance(m, Sequential) and m.config.use_text:
+            w = recency_weights(np.arange(len(items))[::-1], m.config.text_half_life) * weights
+            contrib = text_contributions(m._unit_text_table(), items, w, targets)
+        elif isinstance(m, ItemKNN):
+            contrib = []
+            for t in targets:
+                sims = [(int(h), float(m.similarity_[h, t])) for h in set(items[weights > 0].tolist())
+                        if h < m.similarity_.shape[0] and t < m.similarity_.shape[1]]
+                contrib.append(sorted([s for s in sims if s[1] > 0], key=lambda s: -s[1])[:3])
+        else:
+            return [[] for _ in targets]
+        return [[{"id": self.ids.raw(h), "title": self.catalog.title(h), "contribution": round(c, 6)} for h, c in row]
+                for row in contrib]
+
+    def unit_text(self) -> np.ndarray:
+        m = self.model
+        if isinstance(m, ZeroShot):
+            return m.item_vectors_
+        if isinstance(m, Sequential) and m.config.use_text:
+            return m._unit_text_table()
+        raise ConfigError(f"this needs a text model (zeroshot or sequential); version {self.version!r} is {m.name!r}")
+
+    def similar(self, item: str, k: int) -> tuple[list[int], list[float]]:
+        i = self.ids.index(item, what="item")
+        with self._lock:
+            if isinstance(self.model, ItemKNN) and i < self.model.similarity_.shape[1]:
+                scores = _widen(self.model.similarity_[:, i].toarray().ravel(), self.n_items)
+            else:
+                text = self.unit_text()
+                scores = (text @ text[i]).astype(np.float64)
+            allowed = self.available.copy()
+            allowed[i] = False
+            top = top_k(np.where(allowed, scores, -np.inf), k)
+        return [int(j) for j in top], [float(scores[j]) for j in top]
+
+    def search(self, query: str, k: int, rows: Sequence[tuple[str, str, float | None, float]] | None = None,
+               user_weight: float = 0.3) -> tuple[list[int], list[float]]:
+        if not query.strip():
+            raise ConfigError("the search text is empty")
+        qvec = self.encoder().encode([query])[0]
+        qvec = qvec / max(float(np.linalg.norm(qvec)), 1e-12)
+        with self._lock:
+            text = self.unit_text()
+            scores = (text @ qvec.astype(np.float32)).astype(np.float64)
+            allowed = self.available.copy()
+            if rows:
+                items, weights, _values, hide = self.parse_history(rows)
+                if len(items):
+                    prof = weights @ text[items]
+                    prof /= max(float(np.linalg.norm(prof)), 1e-12)
+                    scores = (1 - user_weight) * scores + user_weight * (text @ prof.astype(np.float32))
+                if hide:
+                    allowed[list(hide)] = False
+            top = top_k(np.where(allowed, scores, -np.inf), k)
+        return [int(j) for j in top], [float(scores[j]) for j in top]
+
+
+def _widen(scores: np.ndarray, n: int) -> np.ndarray:
+    """Scores of a model that knows fewer items than the live catalog: new items rank below all known ones."""
+    if len(scores) >= n:
+        return scores[:n]
+    finite = scores[np.isfinite(scores)]
+    low = (finite.min() - 1.0) if finite.size else 0.0
+    return np.r_[scores, np.full(n - len(scores), low)]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best finite scores, best first; ties in item-index order (the house rule)."""
+    finite = np.isfinite(scores)
+    m = int(finite.sum())
+    k = min(k, m)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < len(scores):
+        kth = np.partition(-scores, k - 1)[k - 1]
+        cand = np.flatnonzero(-scores <= kth)
+    else:
+        cand = np.flatnonzero(finite)
+    order = np.lexsort((cand, -scores[cand]))
+    return cand[order][:k]

@@ -1,0 +1,154 @@
+"""What the HTTP layer calls: the store, the active model version, the recommendation log, keys.
+
+No globals: one :class:`Service` per app, made in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anyrec.errors import ConfigError
+from anyrec.serve.live import LiveModel
+from anyrec.serve.settings import ServeSettings
+from anyrec.store import Event, Store
+
+log = logging.getLogger(__name__)
+
+
+def seed_store(store: Store, folder: str | Path) -> dict[str, int]:
+    """Fill an empty store from a model folder: its catalog, and its history as ``view`` events
+    (ratings kept as the event value, original times kept)."""
+    src = Path(folder)
+    cat = json.loads((src / "catalog.json").read_text())
+    fields: dict[str, list[str]] = cat["fields"]
+    cfield = cat.get("category_field")
+    ids: list[str] = cat["ids"]
+
+    def rows() -> Any:
+        for n, raw in enumerate(ids):
+            f = {name: vals[n] for name, vals in fields.items() if vals[n]}
+            yield raw, f, (fields[cfield][n] or None) if cfield else None, True
+
+    n_items = store.upsert_items(rows())
+    users = json.loads((src / "users.json").read_text())
+    h = np.load(src / "history.npz")
+    rating = h["rating"] if "rating" in h else None
+    batch = [Event(user=users[int(u)], item=ids[int(i)], type="view",
+                   value=None if rating is None else float(rating[r]), time=float(t))
+             for r, (u, i, t) in enumerate(zip(h["user"], h["item"], h["time"]))]
+    store.add_events(batch)
+    return {"items": n_items, "events": len(batch)}
+
+
+def register_folder(store: Store, folder: str | Path, version: str | None = None) -> str:
+    """Register a model folder as a version (once per path); returns its version name."""
+    path = str(Path(folder).resolve())
+    for v in store.versions():
+        if v["path"] == path:
+            return str(v["version"])
+    meta = json.loads((Path(path) / "model.json").read_text())
+    name = version or f"v{len(store.versions()) + 1}"
+    metrics = {k: v for k, v in (meta.get("tuned") or {}).items() if isinstance(v, (int, float)) and k.startswith("valid")}
+    metrics.update(meta.get("metrics") or {})
+    store.register_version(name, path, meta["model"], metrics, data_until=float(meta.get("data_until", store.now())))
+    return name
+
+
+class Service:
+    """The live state behind one app."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.store = Store.open(settings.store_url)
+        if settings.model_dir:
+            if self.store.is_empty():
+                t0 = time.perf_counter()
+                counts = seed_store(self.store, settings.model_dir)
+                log.info("empty store seeded from %s: %d items, %d events in %.1f s", settings.model_dir,
+                         counts["items"], counts["events"], time.perf_counter() - t0)
+            version = register_folder(self.store, settings.model_dir)
+            if self.store.active_version() is None:
+                self.store.set_active(version)
+        active = self.store.active_version()
+        if active is None:
+            raise ConfigError("the store has no active model version: start with --model DIR (a folder from `anyrec fit`)")
+        self._swap_lock = threading.Lock()
+        self.live = self._load(active)
+        self._keys: dict[str, float] = {}
+        self._log_queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_log, name="recommendation-log", daemon=True)
+        self._writer.start()
+
+    # ---- versions ---------------------------------------------------------------------
+    def _load(self, version: str) -> LiveModel:
+        row = self.store.version(version)
+        if row is None:
+            raise KeyError(version)
+        t0 = time.perf_counter()
+        live = LiveModel(version, row["path"], self.settings.weights)
+        live.data_until = float(row["data_until"])
+        live.sync(self.store)
+        if live.is_text_model():
+            live.encoder().encode(["warm up"])  # load the encoder now, not on the first search
+        log.info("model version %s (%s) loaded in %.1f s", version, row["model"], time.perf_counter() - t0)
+        return live
+
+    def activate(self, version: str) -> LiveModel:
+        """Load ``version`` fully, then swap it in: a request sees the old or the new model, never half of one."""
+        live = self._load(version)
+        with self._swap_lock:
+            self.store.set_active(version)
+            self.live = live
+        return live
+
+    # ---- keys ---------------------------------------------------------------------------
+    def key_ok(self, key: str) -> bool:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        now = time.monotonic()
+        if self._keys.get(digest, 0.0) > now:
+            return True
+        ok = self.store.check_key(key)
+        if ok:
+            self._keys[digest] = now + 30.0  # a valid key is re-checked against the store every 30 s
+        return ok
+
+    # ---- recommendation log ---------------------------------------------------------------
+    def log_shown(self, row: dict[str, Any]) -> None:
+        self._log_queue.put(row)
+
+    def _write_log(self) -> None:
+        stop = False
+        while not stop:
+            rows: list[dict[str, Any]] = []
+            item = self._log_queue.get()
+            if item is None:
+                break
+            rows.append(item)
+            deadline = time.monotonic() + self.settings.log_flush_s
+            while len(rows) < 5_000:
+                try:
+                    nxt = self._log_queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                rows.append(nxt)
+            try:
+                self.store.log_recommendations(rows)
+            except Exception:  # the log must never take the service down; the loss is reported
+                log.exception("could not write %d recommendation log rows", len(rows))
+
+    def close(self) -> None:
+        self._log_queue.put(None)
+        self._writer.join(timeout=10)
+        self.store.close()

@@ -1,0 +1,33 @@
+"""The service's settings: one frozen dataclass, filled by the CLI (the only place that reads argv)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from anyrec.serve.live import EventWeights
+from anyrec.store import DEFAULT_URL
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Attributes:
+        model_dir: a folder written by ``anyrec fit``; registered as a version on first start
+            ('' = serve the store's active version).
+        store_url: SQLite path or URL, or ``postgresql+psycopg://…``.
+        weights: event type weights (see :class:`EventWeights`).
+        unknown_items: events naming an item the catalog lacks: ``reject`` (422 naming the field)
+            or ``store`` (kept; they count once a catalog update adds the item).
+        read_key: require an API key on reads too (writes always need one).
+        max_body_bytes, max_events, max_k: bounds on request size, list length and list size.
+        log_flush_s: the recommendation log is written in batches this often.
+    """
+
+    model_dir: str = ""
+    store_url: str = DEFAULT_URL
+    weights: EventWeights = field(default_factory=EventWeights)
+    unknown_items: str = "reject"
+    read_key: bool = False
+    max_body_bytes: int = 1_000_000
+    max_events: int = 1_000
+    max_k: int = 1_000
+    log_flush_s: float = 0.2

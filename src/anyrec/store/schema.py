@@ -1,0 +1,74 @@
+"""The store's tables (SQLAlchemy Core). Alembic's migrations create them; this module queries them.
+
+Raw ids only: the store is the edge between the outside world and the models, so items and
+users are kept under the ids the application uses. Times are UNIX seconds (float).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+items = Table(
+    "items", metadata,
+    Column("id", String(255), primary_key=True),
+    Column("fields", Text, nullable=False),        # JSON object: field name -> text
+    Column("category", String(1024), nullable=True),
+    Column("available", Boolean, nullable=False, default=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", String(255), primary_key=True),
+    Column("since", Float, nullable=False),        # first time the store knew this user
+)
+
+events = Table(
+    "events", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(255), nullable=False, index=True),
+    Column("item_id", String(255), nullable=False, index=True),
+    Column("type", String(32), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("time", Float, nullable=False),
+    Column("recommendation_id", String(64), nullable=True, index=True),
+    Column("received_at", Float, nullable=False),
+)
+
+recommendations = Table(
+    "recommendations", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(255), nullable=False, index=True),
+    Column("model_version", String(128), nullable=False),
+    Column("variant", String(128), nullable=True),
+    Column("items", Text, nullable=False),         # JSON list of raw item ids, in shown order
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),   # sha256 hex of the key
+    Column("created_at", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+model_versions = Table(
+    "model_versions", metadata,
+    Column("version", String(128), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("metrics", Text, nullable=False),       # JSON object: validation metrics
+    Column("created_at", Float, nullable=False),
+    Column("data_until", Float, nullable=False),   # store time up to which its training data reached
+)
+
+settings = Table(
+    "settings", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,311 @@
+"""The store: catalog, users, events (append-only), recommendation log, API keys, model registry.
+
+SQLite (WAL, ``synchronous=FULL``) is the embedded default; PostgreSQL by URL
+(``postgresql+psycopg://…``). Both run the same Alembic migrations and the same test suite.
+A write returns only after its transaction has committed, so an answered request is durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from anyrec.errors import ConfigError
+from anyrec.store.schema import api_keys, events, items, model_versions, recommendations, settings, users
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///anyrec.db"
+_CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing a user did. ``time`` defaults to when the store received it."""
+
+    user: str
+    item: str
+    type: str
+    value: float | None = None
+    time: float | None = None
+    recommendation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    id: str
+    fields: dict[str, str]
+    category: str | None
+    available: bool
+    deleted: bool
+    updated_at: float
+
+
+def normalise_url(url: str) -> str:
+    """Accept a bare path (``./anyrec.db``) as SQLite and ``postgresql://`` as psycopg 3."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url)}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Store:
+    """One database behind the service. Open with :meth:`open`, which migrates to the latest schema."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ---- opening -------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True) -> Store:
+        url = normalise_url(url)
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigError(f"--store: cannot read store URL {url!r}: {exc}") from None
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        elif parsed.get_backend_name() == "postgresql":
+            engine = create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True)
+        else:
+            raise ConfigError(f"--store: backend {parsed.get_backend_name()!r} is not supported (sqlite or postgresql)")
+        store = cls(engine)
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the latest Alembic revision (a no-op when current)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise ConfigError(f"--store: cannot open {self.engine.url.render_as_string(hide_password=True)}: "
+                              f"{str(exc.orig).strip().splitlines()[0]}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- catalog -------------------------------------------------------------------
+    def upsert_items(self, rows: Iterable[tuple[str, dict[str, str], str | None, bool]]) -> int:
+        """Insert or replace items ``(id, fields, category, available)``; a replaced item is undeleted."""
+        now = time.time()
+        n = 0
+        with self.engine.begin() as conn:
+            for chunk in _chunks(rows):
+                ids = [r[0] for r in chunk]
+                conn.execute(delete(items).where(items.c.id.in_(ids)))
+                conn.execute(insert(items), [
+                    {"id": i, "fields": json.dumps(f, ensure_ascii=False), "category": c, "available": a,
+                     "deleted": False, "updated_at": now} for i, f, c, a in chunk])
+                n += len(chunk)
+        return n
+
+    def delete_item(self, item: str) -> bool:
+        """Mark an item deleted (kept for the event log's sake, never recommended again)."""
+        with self.engine.begin() as conn:
+            res = conn.execute(update(items).where(items.c.id == item, items.c.deleted.is_(False))
+                               .values(deleted=True, available=False, updated_at=time.time()))
+        return bool(res.rowcount)
+
+    def item(self, item: str) -> StoredItem | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(items).where(items.c.id == item)).first()
+        return _stored_item(row) if row is not None else None
+
+    def items(self) -> Iterator[StoredItem]:
+        """Every item, deleted ones included, in insertion-independent id order."""
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(items).order_by(items.c.id)):
+                yield _stored_item(row)
+
+    # ---- users and events ------------------------------------------------------------
+    def add_events(self, batch: Sequence[Event]) -> list[int]:
+        """Append events in one transaction (new users are created); returns their sequence numbers."""
+        if not batch:
+            return []
+        now = time.time()
+        rows = [{"user_id": e.user, "item_id": e.item, "type": e.type, "value": e.value,
+                 "time": e.time if e.time is not None else now, "recommendation_id": e.recommendation_id,
+                 "received_at": now} for e in batch]
+        with self.engine.begin() as conn:
+            self._ensure_users(conn, {e.user for e in batch}, now)
+            seqs = []
+            for chunk in _chunks(rows):
+                if len(chunk) == 1 or self.engine.dialect.name == "postgresql":
+                    res = conn.execute(insert(events).returning(events.c.seq), chunk)
+                    seqs.extend(int(s) for s in res.scalars())
+                else:
+                    conn.execute(insert(events), chunk)
+                    last = int(conn.execute(select(func.max(events.c.seq))).scalar_one())
+                    seqs.extend(range(last - len(chunk) + 1, last + 1))
+        return seqs
+
+    def _ensure_users(self, conn: Any, ids: set[str], now: float) -> None:
+        known: set[str] = set()
+        wanted = sorted(ids)
+        for chunk in _chunks(wanted):
+            known.update(conn.execute(select(users.c.id).where(users.c.id.in_(chunk))).scalars())
+        new = [{"id": u, "since": now} for u in wanted if u not in known]
+        for chunk in _chunks(new):
+            conn.execute(insert(users), chunk)
+
+    def user_since(self, user: str) -> float | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.since).where(users.c.id == user)).scalar_one_or_none()
+
+    def history(self, user: str) -> list[tuple[str, str, float | None, float]]:
+        """``(item, type, value, time)`` of a user's events, oldest first (ties in arrival order)."""
+        q = (select(events.c.item_id, events.c.type, events.c.value, events.c.time)
+             .where(events.c.user_id == user).order_by(events.c.time, events.c.seq))
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]
+
+    def all_events(self) -> Iterator[tuple[str, str, str, float | None, float]]:
+        """``(user, item, type, value, time)`` of every event in arrival order (for retraining)."""
+        q = select(events.c.user_id, events.c.item_id, events.c.type, events.c.value, events.c.time).order_by(events.c.seq)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=10_000).execute(q):
+                yield tuple(row)  # type: ignore[misc]
+
+    def item_counts(self) -> dict[str, int]:
+        """Events per item id (the live popularity prior)."""
+        with self.engine.connect() as conn:
+            return {i: int(n) for i, n in conn.execute(select(events.c.item_id, func.count()).group_by(events.c.item_id))}
+
+    def forget_user(self, user: str) -> int:
+        """Delete a user, their events and their recommendation log; returns the events removed."""
+        with self.engine.begin() as conn:
+            n = conn.execute(delete(events).where(events.c.user_id == user)).rowcount
+            conn.execute(delete(recommendations).where(recommendations.c.user_id == user))
+            conn.execute(delete(users).where(users.c.id == user))
+        return int(n)
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                "items": int(conn.execute(select(func.count()).select_from(items).where(items.c.deleted.is_(False))).scalar_one()),
+                "users": int(conn.execute(select(func.count()).select_from(users)).scalar_one()),
+                "events": int(conn.execute(select(func.count()).select_from(events)).scalar_one()),
+                "recommendations": int(conn.execute(select(func.count()).select_from(recommendations)).scalar_one()),
+            }
+
+    def is_empty(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(items.c.id).limit(1)).first() is None
+
+    # ---- recommendation log ------------------------------------------------------------
+    def log_recommendations(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write shown lists ``{id, user_id, model_version, variant, items, created_at}``."""
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(insert(recommendations), [{**r, "items": json.dumps(r["items"])} for r in rows])
+
+    def recommendation(self, rec_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(recommendations).where(recommendations.c.id == rec_id)).first()
+        if row is None:
+            return None
+        out = dict(row._mapping)
+        out["items"] = json.loads(out["items"])
+        return out
+
+    # ---- API keys --------------------------------------------------------------------
+    def create_key(self, name: str) -> str:
+        """A new API key; only its sha256 is stored, so it is shown once."""
+        key = "ak_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(insert(api_keys).values(name=name, key_hash=_hash(key), created_at=time.time(), revoked=False))
+        return key
+
+    def check_key(self, key: str) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_keys.c.id).where(api_keys.c.key_hash == _hash(key), api_keys.c.revoked.is_(False))).first()
+        return row is not None
+
+    def has_keys(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(api_keys.c.id).limit(1)).first() is not None
+
+    # ---- model registry ----------------------------------------------------------------
+    def register_version(self, version: str, path: str, model: str, metrics: dict[str, Any], data_until: float) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(select(model_versions.c.version).where(model_versions.c.version == version)).first():
+                raise ConfigError(f"model version {version!r} is already registered")
+            conn.execute(insert(model_versions).values(version=version, path=path, model=model, metrics=json.dumps(metrics),
+                                                       created_at=time.time(), data_until=data_until))
+
+    def versions(self) -> list[dict[str, Any]]:
+        active = self.active_version()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(model_versions).order_by(model_versions.c.created_at)).all()
+        return [{**dict(r._mapping), "metrics": json.loads(r.metrics), "active": r.version == active} for r in rows]
+
+    def version(self, version: str) -> dict[str, Any] | None:
+        return next((v for v in self.versions() if v["version"] == version), None)
+
+    def active_version(self) -> str | None:
+        return self.get_setting("active_version")
+
+    def set_active(self, version: str) -> None:
+        self.set_setting("active_version", version)
+
+    def get_setting(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar_one_or_none()
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(settings).where(settings.c.key == key))
+            conn.execute(insert(settings).values(key=key, value=value))
+
+    def now(self) -> float:
+        return time.time()
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _stored_item(row: Any) -> StoredItem:
+    return StoredItem(id=row.id, fields=json.loads(row.fields), category=row.category, available=bool(row.available),
+                      deleted=bool(row.deleted), updated_at=float(row.updated_at))
+
+
+def _chunks(rows: Iterable[Any]) -> Iterator[list[Any]]:
+    buf: list[Any] = []
+    for r in rows:
+        buf.append(r)
+        if len(buf) >= _CHUNK:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")   # readers never block the writer
+    cur.execute("PRAGMA synchronous=FULL")   # a commit is on disk before the request is answered
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

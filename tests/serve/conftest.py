@@ -1,0 +1,88 @@
+"""Service fixtures: a zero-shot model on a catalog of three obvious topics, a temporary store, a key."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from anyrec.data.builder import DatasetBuilder, ReadPolicy
+from anyrec.data.dataset import Dataset
+from anyrec.models.persist import save_model
+from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
+from anyrec.store import Store
+
+TOPICS = {
+    "space": "space rocket robot galaxy astronaut orbit",
+    "love": "romance love wedding kiss heart couple",
+    "ghost": "horror ghost haunted scream night fear",
+}
+PG_URL = os.environ.get("ANYREC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def topic_dataset(per_topic: int = 12, users: int = 30) -> Dataset:
+    """Items s0.., l0.., g0.. whose texts share their topic's words; user uN watches topic N % 3."""
+    builder = DatasetBuilder(ReadPolicy(), fields=["title", "genres"])
+    names = list(TOPICS)
+    for t in names:
+        for n in range(per_topic):
+            words = TOPICS[t].split()
+            builder.add_item(f"{t[0]}{n}", {"title": f"{t.title()} story {n}", "genres": t,
+                                            "text": " ".join(words[(n + j) % len(words)] for j in range(4))},
+                             path="items", line=1, field="id")
+    row = 2
+    for u in range(users):
+        t = names[u % 3]
+        for n in range(u % 5, u % 5 + 4):
+            builder.add_interaction(f"u{u}", f"{t[0]}{n % per_topic}", time=float(row), path="inter", line=row)
+            row += 1
+    return builder.build("topics", template="{title}. {genres}. {text}", category_field="genres")
+
+
+@pytest.fixture(scope="session")
+def zeroshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ds = topic_dataset()
+    model = ZeroShot(ZeroShotConfig(encoder="hashing:128")).fit(ds)
+    return save_model(model, ds, tmp_path_factory.mktemp("model") / "zeroshot")
+
+
+def postgres_url() -> str | None:
+    """A fresh schema in the local PostgreSQL test database, or None when no server answers."""
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(plain, connect_timeout=3, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError:
+        return None
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'anyrec.db'}"
+        return
+    url = postgres_url()
+    if url is None:
+        pytest.skip(f"no PostgreSQL server answers at {PG_URL} (set ANYREC_TEST_PG to point at one)")
+    yield url
+    import psycopg
+    schema = url.rsplit("%3D", 1)[1]
+    with psycopg.connect(PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def api_key(store_url: str) -> str:
+    store = Store.open(store_url)
+    key = store.create_key("tests")
+    store.close()
+    return key

@@ -1,0 +1,157 @@
+"""The HTTP API through FastAPI's TestClient, on both store backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from anyrec.serve import ServeSettings, create_app
+
+
+@pytest.fixture
+def client(zeroshot_dir: Path, store_url: str, api_key: str) -> Iterator[TestClient]:
+    with TestClient(create_app(ServeSettings(model_dir=str(zeroshot_dir), store_url=store_url))) as c:
+        c.headers["Authorization"] = f"Bearer {api_key}"
+        yield c
+
+
+def ids(resp: dict) -> list[str]:
+    return [i["id"] for i in resp["items"]]
+
+
+def rank(lst: list[str], item: str) -> int:
+    return lst.index(item) if item in lst else len(lst)
+
+
+def test_recommendations_come_from_the_users_topic_and_cite_their_history(client: TestClient) -> None:
+    body = client.get("/v1/users/u0/recommendations", params={"k": 5, "explain": "true"}).json()
+    assert body["user"] == "u0" and body["model_version"] == "v1" and len(body["recommendation_id"]) == 32
+    assert not body["cold_start"]
+    assert all(i.startswith("s") for i in ids(body))  # u0 watches space stories
+    history = {e["item"] for e in client.get("/v1/users/u0/history").json()["events"]}
+    seen_because = {b["id"] for item in body["items"] for b in item["because"]}
+    assert seen_because and seen_because <= history  # explanations cite only the user's real history
+    assert not set(ids(body)) & history  # seen items are not recommended
+
+
+def scores(resp: dict) -> dict[str, float]:
+    return {i["id"]: i["score"] for i in resp["items"]}
+
+
+def test_a_dislike_drops_the_item_and_its_neighbours_and_a_like_lifts_another_topic(client: TestClient) -> None:
+    before = scores(client.get("/v1/users/u0/recommendations", params={"k": 36}).json())
+    top = next(iter(before))
+    near = [i for i in ids(client.get(f"/v1/items/{top}/similar", params={"k": 36}).json()) if i in before][:3]
+    assert client.post("/v1/events", json={"user": "u0", "item": top, "type": "dislike"}).status_code == 200
+    after = scores(client.get("/v1/users/u0/recommendations", params={"k": 36}).json())
+    assert top not in after
+    delta = {i: after[i] - before[i] for i in after}
+    others = [d for i, d in delta.items() if i not in near]
+    assert max(delta[i] for i in near) < sum(others) / len(others)  # its nearest neighbours fall furthest
+    ghosts = [i for i in after if i.startswith("g") and i not in ("g0", "g1")]
+    client.post("/v1/events", json=[{"user": "u0", "item": "g0", "type": "like"}, {"user": "u0", "item": "g1", "type": "like"}])
+    liked = ids(client.get("/v1/users/u0/recommendations", params={"k": 36}).json())
+    assert sum(rank(liked, i) for i in ghosts) < sum(rank(list(after), i) for i in ghosts)  # the liked topic rises
+
+
+def test_unknown_user_gets_popular_items_and_then_a_personal_list(client: TestClient) -> None:
+    body = client.get("/v1/users/nobody/recommendations", params={"k": 5}).json()
+    assert body["cold_start"] and len(body["items"]) == 5
+    client.post("/v1/events", json={"user": "nobody", "item": "l2", "type": "like"})
+    body = client.get("/v1/users/nobody/recommendations", params={"k": 5}).json()
+    assert not body["cold_start"] and all(i.startswith("l") for i in ids(body))
+
+
+def test_new_item_is_recommendable_at_once_and_deleted_item_never(client: TestClient) -> None:
+    resp = client.put("/v1/items/g99", json={"fields": {"title": "Ghost orbit", "text": "horror ghost haunted scream"},
+                                              "category": "ghost"})
+    assert resp.status_code == 200 and resp.json()["available"]
+    found = ids(client.post("/v1/search", json={"query": "horror ghost haunted scream", "k": 3}).json())
+    assert found[0] == "g99"
+    client.post("/v1/events", json={"user": "u2", "item": "g1", "type": "like"})  # u2 watches ghost stories
+    assert "g99" in ids(client.get("/v1/users/u2/recommendations", params={"k": 20}).json())
+    assert client.delete("/v1/items/g99").status_code == 200
+    assert "g99" not in ids(client.get("/v1/users/u2/recommendations", params={"k": 40}).json())
+    assert client.get("/v1/items/g99").json()["deleted"]
+    assert client.delete("/v1/items/nope").status_code == 404
+
+
+def test_category_and_exclude_filters(client: TestClient) -> None:
+    body = client.get("/v1/users/u0/recommendations", params={"k": 5, "category": "love", "exclude": ["l0", "l1"]}).json()
+    assert ids(body) and all(i.startswith("l") for i in ids(body)) and not {"l0", "l1"} & set(ids(body))
+
+
+def test_forgetting_a_user_removes_their_events_and_makes_them_new(client: TestClient) -> None:
+    assert client.get("/v1/users/u1/history").json()["events"]
+    resp = client.delete("/v1/users/u1")
+    assert resp.status_code == 200 and resp.json()["events_deleted"] == 4
+    assert client.get("/v1/users/u1/history").json()["events"] == []
+    assert client.get("/v1/users/u1/recommendations").json()["cold_start"]
+
+
+def test_writes_need_a_key(client: TestClient) -> None:
+    bare = {"Authorization": ""}
+    calls = [("post", "/v1/events", {"user": "u0", "item": "s1", "type": "click"}), ("put", "/v1/items/x1", {"fields": {"title": "x"}}),
+             ("delete", "/v1/items/s1", None), ("delete", "/v1/users/u0", None), ("post", "/v1/models/v1/activate", None)]
+    for method, path, body in calls:
+        for headers in (bare, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
+            resp = client.request(method, path, json=body, headers=headers)
+            assert resp.status_code == 401, (method, path, headers)
+            assert resp.headers["www-authenticate"] == "Bearer"
+    assert client.get("/v1/users/u0/recommendations", headers=bare).status_code == 200  # reads are open by default
+
+
+@pytest.mark.parametrize("body, loc", [
+    ({"user": "u0", "item": "s1", "type": "teleport"}, ["body", "EventIn", "type"]),
+    ({"user": "u0", "item": "s1"}, ["body", "EventIn", "type"]),
+    ({"user": "", "item": "s1", "type": "click"}, ["body", "EventIn", "user"]),
+    ({"user": "u0", "item": "s1", "type": "rating", "value": "high"}, ["body", "EventIn", "value"]),
+    ({"user": "u0", "item": "nope", "type": "click"}, ["body", "item"]),
+    ({"user": "u\x00", "item": "s1", "type": "click"}, ["body", "EventIn", "user"]),
+])
+def test_bad_event_bodies_name_the_field(client: TestClient, body: dict, loc: list) -> None:
+    resp = client.post("/v1/events", json=body)
+    assert resp.status_code == 422
+    assert any(d["loc"][: len(loc)] == loc for d in resp.json()["detail"]), resp.json()
+
+
+def test_bounds_on_size_and_length(client: TestClient) -> None:
+    many = [{"user": "u0", "item": "s1", "type": "click"}] * 1001
+    assert client.post("/v1/events", json=many).status_code == 422
+    huge = {"user": "u0", "item": "s1", "type": "click", "pad": "x" * 2_000_000}
+    assert client.post("/v1/events", json=huge).status_code == 413
+    assert client.get("/v1/users/u0/recommendations", params={"k": 0}).status_code == 422
+    assert client.get("/v1/users/u0/recommendations", params={"k": 100_000}).status_code == 422
+
+
+def test_events_carry_recommendation_ids_and_the_shown_list_is_logged(client: TestClient, store_url: str) -> None:
+    rec = client.get("/v1/users/u0/recommendations", params={"k": 3}).json()
+    resp = client.post("/v1/events", json={"user": "u0", "item": rec["items"][0]["id"], "type": "click",
+                                           "recommendation_id": rec["recommendation_id"]})
+    assert resp.status_code == 200
+    from anyrec.store import Store
+    svc_store = client.app.state.service.store  # type: ignore[attr-defined]
+    import time
+    for _ in range(50):  # the log is written in batches every 0.2 s
+        shown = svc_store.recommendation(rec["recommendation_id"])
+        if shown:
+            break
+        time.sleep(0.05)
+    assert shown and shown["items"] == ids(rec) and shown["model_version"] == "v1"
+    assert isinstance(Store, type)
+
+
+def test_models_health_and_metrics(client: TestClient) -> None:
+    versions = client.get("/v1/models").json()
+    assert [v["version"] for v in versions] == ["v1"] and versions[0]["active"]
+    health = client.get("/v1/health").json()
+    assert health["status"] == "ok" and health["items"] == 36 and health["events"] == 120
+    client.post("/v1/events", json={"user": "u0", "item": "s1", "type": "click"})
+    text = client.get("/metrics").text
+    assert 'anyrec_events_stored_total{type="click"} 1.0' in text
+    assert 'anyrec_model_info{model="zeroshot",version="v1"} 1.0' in text
+    assert "anyrec_request_seconds_bucket" in text
+    assert client.post("/v1/models/v9/activate").status_code == 404
