@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +51,39 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+PG_URL = os.environ.get("ANYREC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def postgres_url() -> str | None:
+    """A fresh schema in the local PostgreSQL test database, or None when no server answers."""
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(plain, connect_timeout=3, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError:
+        return None
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'anyrec.db'}"
+        return
+    url = postgres_url()
+    if url is None:
+        pytest.skip(f"no PostgreSQL server answers at {PG_URL} (set ANYREC_TEST_PG to point at one)")
+    yield url
+    import psycopg
+    schema = url.rsplit("%3D", 1)[1]
+    with psycopg.connect(PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+

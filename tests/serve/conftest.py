@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +17,6 @@ TOPICS = {
     "love": "romance love wedding kiss heart couple",
     "ghost": "horror ghost haunted scream night fear",
 }
-PG_URL = os.environ.get("ANYREC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def topic_dataset(per_topic: int = 12, users: int = 30) -> Dataset:
@@ -43,41 +39,15 @@ def topic_dataset(per_topic: int = 12, users: int = 30) -> Dataset:
 
 
 @pytest.fixture(scope="session")
+def topics() -> Dataset:
+    return topic_dataset()
+
+
+@pytest.fixture(scope="session")
 def zeroshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ds = topic_dataset()
     model = ZeroShot(ZeroShotConfig(encoder="hashing:128")).fit(ds)
     return save_model(model, ds, tmp_path_factory.mktemp("model") / "zeroshot")
-
-
-def postgres_url() -> str | None:
-    """A fresh schema in the local PostgreSQL test database, or None when no server answers."""
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(plain, connect_timeout=3, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError:
-        return None
-    return f"{PG_URL}?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'anyrec.db'}"
-        return
-    url = postgres_url()
-    if url is None:
-        pytest.skip(f"no PostgreSQL server answers at {PG_URL} (set ANYREC_TEST_PG to point at one)")
-    yield url
-    import psycopg
-    schema = url.rsplit("%3D", 1)[1]
-    with psycopg.connect(PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

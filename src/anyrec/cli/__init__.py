@@ -43,6 +43,7 @@ def main() -> None:
 
 
 from anyrec.cli import evaluate as _evaluate  # noqa: E402,F401  (registers commands)
+from anyrec.cli import serve as _serve  # noqa: E402,F401
 from anyrec.cli import use as _use  # noqa: E402,F401
 
 __all__ = ["cli", "main"]

@@ -15,13 +15,11 @@ from anyrec.cli.common import cache_dir, console, data_options, out, parse_optio
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.config import FileConfig, load_config
 from anyrec.data.dataset import Dataset
-from anyrec.data.split import leave_one_out
-from anyrec.eval.experiment import build_model, tune_on_validation, validator
-from anyrec.index.vector import VectorIndex, make_index
+from anyrec.eval.experiment import build_model
+from anyrec.fitting import fit_for_serving
+from anyrec.index.vector import VectorIndex
 from anyrec.models import MODELS, Recommender
 from anyrec.models.persist import load_model, save_model
-from anyrec.models.sequential import Sequential
-from anyrec.models.zeroshot import ZeroShot
 
 
 @cli.command()
@@ -52,37 +50,12 @@ def fit(**kw: Any) -> None:
             opts["resume"] = True
         if kw["max_minutes"] is not None:
             opts["max_minutes"] = kw["max_minutes"]
-    model = build_model(name, kw["seed"], opts)
-    tuned: dict[str, Any] = {}
     with progress_bar(sys.stderr.isatty()) as bar:
-        if bar is not None:
-            setattr(model, "progress", bar)  # noqa: B010  (models that embed or train report progress)
-        tune = not kw["no_tune"]
-        if isinstance(model, Sequential) and tune:
-            # Train once with each user's last interaction held out (early stopping and the
-            # score-time options are chosen on it), then serve with the full history.
-            split = leave_one_out(ds)
-            model.fit_with_validation(split.train_dataset(ds), validator(ds, split, 10))
-            tuned = tune_on_validation(model, ds, split, 10, fixed=set(opts))
-            model.set_history(ds)
-        else:
-            if getattr(model, "tuning_grid", None) and tune:
-                # Choose score-time options on a validation split, then refit on everything
-                # (a text model reuses the vectors it has just computed).
-                split = leave_one_out(ds)
-                model.fit(split.train_dataset(ds))
-                tuned = tune_on_validation(model, ds, split, 10, fixed=set(opts),
-                                           progress=(lambda d, t: bar("tune on validation", d, t)) if bar else None)
-                if isinstance(model, ZeroShot):
-                    model._given_vectors = model.item_vectors_
-            model.fit(ds)
-        if tuned:
-            console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-    index = None
-    if isinstance(model, ZeroShot):
-        index = make_index(kw["index_spec"], kw["metric"])
-        index.add(range(ds.n_items), model.item_vectors_)
-    folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "index": kw["index_spec"]})
+        model, tuned, metrics, index = fit_for_serving(name, ds, opts, kw["seed"], not kw["no_tune"], bar,
+                                                       kw["index_spec"], kw["metric"])
+    if tuned:
+        console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
+    folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"]})
     console.print(f"saved {name} for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
 
 

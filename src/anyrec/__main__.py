@@ -1,0 +1,5 @@
+"""``python -m anyrec`` is the ``anyrec`` command."""
+
+from anyrec.cli import main
+
+main()

@@ -1,0 +1,126 @@
+"""``anyrec serve``, ``keys create``, ``import`` and ``retrain``: the live side from the command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from anyrec.cli import cli
+from anyrec.cli.common import console, data_options, parse_options, progress_bar, read_dataset
+from anyrec.cli.evaluate import with_text_defaults
+from anyrec.config import FileConfig, load_config
+from anyrec.errors import ConfigError
+from anyrec.models import MODELS
+from anyrec.store import DEFAULT_URL
+
+STORE = click.option("--store", "store_url", default=DEFAULT_URL, show_default=True,
+                     help="SQLite path or URL, or postgresql+psycopg://user@host/db.")
+
+
+def _weights(pairs: tuple[str, ...]) -> Any:
+    from anyrec.serve.live import EVENT_TYPES, EventWeights
+
+    base = EventWeights()
+    table = dict(base.weights)
+    for pair in pairs:
+        kind, eq, value = pair.partition("=")
+        if not eq or kind not in EVENT_TYPES or kind == "rating":
+            raise ConfigError(f"--event-weight {pair!r}: expected TYPE=WEIGHT with TYPE one of "
+                              f"{', '.join(t for t in EVENT_TYPES if t != 'rating')}")
+        try:
+            table[kind] = float(value)
+        except ValueError:
+            raise ConfigError(f"--event-weight {pair!r}: {value!r} is not a number") from None
+    return EventWeights(weights=table)
+
+
+EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
+                            help="How much an event type pulls (+) or pushes (-) the list, e.g. skip=-1 (repeatable).")
+
+
+@cli.command()
+@click.option("--model", "model_dir", default="", type=click.Path(file_okay=False),
+              help="A folder from `anyrec fit`; registered as a version (and seeds an empty store). Default: the store's active version.")
+@STORE
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--unknown-items", type=click.Choice(["reject", "store"]), default="reject", show_default=True,
+              help="Events naming items not in the catalog: reject (422) or store for a later catalog update.")
+@click.option("--read-key", is_flag=True, help="Require an API key on reads too (writes always need one).")
+@EVENT_WEIGHT
+def serve(**kw: Any) -> None:
+    """Serve recommendations over HTTP (OpenAPI at /docs); events change the next list at once."""
+    import uvicorn
+
+    from anyrec.serve import ServeSettings, create_app
+
+    settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
+                             read_key=kw["read_key"], weights=_weights(kw["event_weights"]))
+    app = create_app(settings)
+    console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}")
+    uvicorn.run(app, host=kw["host"], port=kw["port"], log_level="warning", access_log=False)
+
+
+@cli.group()
+def keys() -> None:
+    """API keys for the service's write endpoints."""
+
+
+@keys.command("create")
+@STORE
+@click.option("--name", default="default", show_default=True, help="A label for the key.")
+def keys_create(store_url: str, name: str) -> None:
+    """Create an API key; it is printed once (only its hash is stored), as the last word of the last line."""
+    from anyrec.store import Store
+
+    store = Store.open(store_url)
+    key = store.create_key(name)
+    store.close()
+    click.echo(f"created API key {name!r}; send it as 'Authorization: Bearer <key>'. key: {key}")
+
+
+@cli.command("import")
+@data_options
+@STORE
+def import_(**kw: Any) -> None:
+    """Load a dataset (any format the readers take, same bad-input rules) into a store."""
+    from anyrec.serve.retrain import import_dataset
+    from anyrec.store import Store
+
+    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
+    ds = read_dataset(kw, file_cfg)
+    store = Store.open(kw["store_url"])
+    counts = import_dataset(store, ds)
+    store.close()
+    console.print(f"imported {ds.name} into {kw['store_url']}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+@cli.command()
+@STORE
+@click.option("--out", "registry", required=True, type=click.Path(file_okay=False), help="Registry folder; the version goes to OUT/vN.")
+@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=None, help="Default: the active version's model.")
+@click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
+@click.option("--no-tune", is_flag=True, help="Skip choosing options on a leave-one-out validation split.")
+@click.option("--activate", is_flag=True, help="Make it the active version in the store (a running server: POST /v1/models/V/activate).")
+@click.option("--seed", type=int, default=0)
+@EVENT_WEIGHT
+def retrain(**kw: Any) -> None:
+    """Fit a new model version from the store's catalog and event log and register it with its validation metrics."""
+    from anyrec.serve.retrain import retrain as run_retrain
+    from anyrec.store import Store
+
+    store = Store.open(kw["store_url"])
+    active = store.active_version()
+    name = kw["model_name"] or (store.version(active)["model"] if active else "zeroshot")  # type: ignore[index]
+    opts = with_text_defaults(name, parse_options(kw["options"]).get(name, {}), None, False)
+    with progress_bar(sys.stderr.isatty()) as bar:
+        row = run_retrain(store, kw["registry"], model_name=name, options=opts, weights=_weights(kw["event_weights"]),
+                          seed=kw["seed"], tune=not kw["no_tune"], progress=bar)
+    if kw["activate"]:
+        store.set_active(row["version"])
+    store.close()
+    metrics = ", ".join(f"{k} {v}" for k, v in row["metrics"].items())
+    console.print(f"registered {row['version']} ({row['model']}) at {row['path']}: {metrics}"
+                  + ("; active" if kw["activate"] else f"; activate with POST /v1/models/{row['version']}/activate"))

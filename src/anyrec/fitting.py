@@ -1,0 +1,64 @@
+"""Fit a model for serving: validation-chosen options, then a refit on everything.
+
+Shared by ``anyrec fit`` and ``anyrec retrain`` so a retrained version follows the same
+validation rules as the first one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from anyrec.data.dataset import Dataset
+from anyrec.data.split import leave_one_out
+from anyrec.eval.evaluate import evaluate_model
+from anyrec.eval.experiment import build_model, tune_on_validation, validator
+from anyrec.index.vector import VectorIndex, make_index
+from anyrec.models import Recommender
+from anyrec.models.sequential import Sequential
+from anyrec.models.zeroshot import ZeroShot
+
+log = logging.getLogger(__name__)
+
+
+def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int = 0, tune: bool = True,
+                    progress: Callable[[str, int, int], None] | None = None, index_spec: str = "exact",
+                    metric: str = "cosine") -> tuple[Recommender, dict[str, Any], dict[str, float], VectorIndex | None]:
+    """``(model, options chosen, validation metrics, index)``; the model is fitted on all of ``ds``.
+
+    With ``tune``, options are chosen on a leave-one-out validation split (each user's last
+    interaction), and NDCG@10 / Recall@10 there are the version's validation metrics.
+    """
+    model = build_model(name, seed, options)
+    if progress is not None:
+        setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
+    tuned: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
+    if tune:
+        split = leave_one_out(ds)
+        if isinstance(model, Sequential):
+            # Train once with each user's last interaction held out (early stopping and the
+            # score-time options are chosen on it), then serve with the full history.
+            model.fit_with_validation(split.train_dataset(ds), validator(ds, split, 10))
+        else:
+            model.fit(split.train_dataset(ds))
+        if getattr(model, "tuning_grid", None):
+            tuned = tune_on_validation(model, ds, split, 10, fixed=set(options),
+                                       progress=(lambda d, t: progress("tune on validation", d, t)) if progress else None)
+        valid = evaluate_model(model, ds, split, "valid", (10,))
+        metrics = {"valid_ndcg@10": round(float(valid["ndcg@10"]), 6), "valid_recall@10": round(float(valid["recall@10"]), 6)}
+        if isinstance(model, Sequential):
+            model.set_history(ds)
+        else:
+            if isinstance(model, ZeroShot):
+                model._given_vectors = model.item_vectors_  # the refit reuses the vectors just computed
+            model.fit(ds)
+    else:
+        model.fit(ds)
+    index = None
+    if isinstance(model, ZeroShot):
+        index = make_index(index_spec, metric)
+        index.add(range(ds.n_items), model.item_vectors_)
+    log.info("fitted %s on %s: %s %s", name, ds.name, tuned, metrics)
+    return model, tuned, metrics, index
