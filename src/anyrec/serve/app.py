@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -56,6 +57,21 @@ def _error(status: int, loc: list[Any], msg: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
 
 
+_AUTH_DETAIL = {"loc": ["header", "authorization"], "type": "auth",
+                "msg": "a valid 'Authorization: Bearer <key>' is required (create one with `anyrec keys create --store URL`)"}
+_READ_POSTS = {"/v1/search"}
+
+
+def _is_write(request: Request) -> bool:
+    return request.method in ("POST", "PUT", "DELETE", "PATCH") and request.url.path not in _READ_POSTS
+
+
+def _has_key(request: Request) -> bool:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    service = getattr(request.app.state, "service", None)
+    return scheme.lower() == "bearer" and bool(key.strip()) and service is not None and service.key_ok(key.strip())
+
+
 def _unprocessable(loc: list[Any], msg: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
@@ -81,6 +97,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         size = request.headers.get("content-length")
         if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
             response: Response = _error(413, ["header", "content-length"], f"the body may hold at most {settings.max_body_bytes:,} bytes")
+        elif _is_write(request) and not await run_in_threadpool(_has_key, request):
+            # Before the body is read or parsed: a write without a valid key is a 401, whatever its body.
+            response = JSONResponse(status_code=401, content={"detail": [_AUTH_DETAIL]}, headers={"WWW-Authenticate": "Bearer"})
         else:
             response = await call_next(request)
         route = request.scope.get("route")
@@ -107,12 +126,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return request.app.state.service  # type: ignore[no-any-return]
 
     def _key(request: Request, svc: Service) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip() or not svc.key_ok(key.strip()):
-            raise HTTPException(401, detail=[{"loc": ["header", "authorization"], "msg": "a valid 'Authorization: Bearer <key>' "
-                                              "is required (create one with `anyrec keys create --store URL`)", "type": "auth"}],
-                                headers={"WWW-Authenticate": "Bearer"})
+        if not _has_key(request):
+            raise HTTPException(401, detail=[_AUTH_DETAIL], headers={"WWW-Authenticate": "Bearer"})
 
     def writer(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
         _key(request, svc)
