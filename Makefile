@@ -28,12 +28,14 @@ demo: $(STAMP)
 	$(BIN)/anyrec fit --model zeroshot --dataset ml-100k --out results/ml-100k-zeroshot
 	$(BIN)/anyrec recommend --model results/ml-100k-zeroshot --user 196 --k 10
 	$(BIN)/anyrec search "a light-hearted space adventure with robots" --model results/ml-100k-zeroshot --k 5
+	# The service for a few seconds: one dislike, and the very next list without it and its neighbours.
+	$(BIN)/python examples/serve_demo.py --model results/ml-100k-zeroshot --user 196 --store results/demo.db
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 
 # RecBole lives in its own environment: its pins (numpy<2, pandas<2.3, scipy<1.14,

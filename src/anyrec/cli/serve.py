@@ -49,6 +49,7 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
 @click.option("--unknown-items", type=click.Choice(["reject", "store"]), default="reject", show_default=True,
               help="Events naming items not in the catalog: reject (422) or store for a later catalog update.")
 @click.option("--read-key", is_flag=True, help="Require an API key on reads too (writes always need one).")
+@click.option("--threads", type=int, default=0, show_default=True, help="BLAS / torch threads (0 = the libraries' default).")
 @EVENT_WEIGHT
 def serve(**kw: Any) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events change the next list at once."""
@@ -57,7 +58,8 @@ def serve(**kw: Any) -> None:
     from anyrec.serve import ServeSettings, create_app
 
     settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
-                             read_key=kw["read_key"], weights=_weights(kw["event_weights"]))
+                             read_key=kw["read_key"], weights=_weights(kw["event_weights"]),
+                             threads=kw["threads"])
     app = create_app(settings)
     console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}")
     uvicorn.run(app, host=kw["host"], port=kw["port"], log_level="warning", access_log=False)

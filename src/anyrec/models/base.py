@@ -117,14 +117,12 @@ class Recommender(ABC):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"{self.name}: k must be a whole number of at least 1, got {k!r}")
         scores = self.masked_scores(np.asarray(users), exclude_seen, filters)
-        kk = min(k, scores.shape[1])
-        # Stable sort on the negated score: equal scores keep item-index order.
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
-        top = np.take_along_axis(scores, order, axis=1)
-        ids = np.where(np.isfinite(top), order, -1)
-        if kk < k:
-            ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
-            top = np.pad(top, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+        ids = np.full((scores.shape[0], k), -1, dtype=np.int64)
+        top = np.full((scores.shape[0], k), -np.inf)
+        for r in range(scores.shape[0]):
+            best = top_k(scores[r], k)
+            ids[r, : len(best)] = best
+            top[r, : len(best)] = scores[r, best]
         return ids, top
 
     def recommend_raw(self, user: str, k: int = 10, filters: Filters | None = None) -> list[tuple[str, float]]:
@@ -133,6 +131,24 @@ class Recommender(ABC):
         u = self.user_ids_.index(user, what="user")
         ids, scores = self.recommend(np.array([u]), k, filters=filters)
         return [(self.item_ids_.raw(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best finite scores of one row, best first; equal scores in item-index order.
+
+    A partial selection (``argpartition``) then a sort of the few candidates: the same order as
+    a stable full sort, at a fraction of its cost on large catalogs.
+    """
+    finite = np.isfinite(scores)
+    k = min(k, int(finite.sum()))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < len(scores):
+        kth = np.partition(-scores, k - 1)[k - 1]
+        cand = np.flatnonzero(-scores <= kth)  # every item tied with the k-th is a candidate
+    else:
+        cand = np.flatnonzero(finite)
+    return cand[np.lexsort((cand, -scores[cand]))][:k]
 
 
 def _mask_rows(scores: np.ndarray, mat: sp.csr_matrix, users: np.ndarray) -> None:

@@ -139,7 +139,10 @@ class ZeroShot(Recommender):
             w = recency_weights(self.hist_from_end_, c.half_life)
             if self.hist_rating_ is not None and c.dislike_below > 0:
                 w = np.where(self.hist_rating_ < c.dislike_below, -c.dislike_weight * w, w)
-            self._weights = sp.csr_matrix((w, (self.hist_user_, self.hist_item_)), shape=(self.n_users_, self.n_items_))
+            # float32 like the item vectors: a float64 matrix would make scipy upcast the whole
+            # (items, dim) table on every product (46 ms per user at 100k items instead of 0.1 ms).
+            self._weights = sp.csr_matrix((w, (self.hist_user_, self.hist_item_)), shape=(self.n_users_, self.n_items_),
+                                          dtype=np.float32)
             self._weights_key = key
         return self._weights
 
@@ -151,8 +154,14 @@ class ZeroShot(Recommender):
         return (prof / np.maximum(norms, 1e-12)).astype(np.float32)
 
     def priors(self) -> np.ndarray:
+        """``popularity · prior + trend · prior`` (cached per config and catalog size: serving calls it per request)."""
         c = self.config
-        return c.popularity * self.popularity_prior_ + c.trend * self.trend_prior_
+        key = (c.popularity, c.trend, len(self.popularity_prior_))
+        cached = getattr(self, "_priors", None)
+        if cached is None or cached[0] != key:
+            cached = (key, c.popularity * self.popularity_prior_ + c.trend * self.trend_prior_)
+            self._priors = cached
+        return cached[1]
 
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)

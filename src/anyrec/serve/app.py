@@ -62,14 +62,71 @@ _AUTH_DETAIL = {"loc": ["header", "authorization"], "type": "auth",
 _READ_POSTS = {"/v1/search"}
 
 
-def _is_write(request: Request) -> bool:
-    return request.method in ("POST", "PUT", "DELETE", "PATCH") and request.url.path not in _READ_POSTS
-
-
-def _has_key(request: Request) -> bool:
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    service = getattr(request.app.state, "service", None)
+def _has_key(app: Any, authorization: str) -> bool:
+    scheme, _, key = authorization.partition(" ")
+    service = getattr(app.state, "service", None)
     return scheme.lower() == "bearer" and bool(key.strip()) and service is not None and service.key_ok(key.strip())
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Edge:
+    """Pure ASGI middleware at the edge: bounds the body, checks the key of writes before the body
+    is read, counts and times every request (by route template, so label cardinality stays bounded)."""
+
+    def __init__(self, app: Any, settings: ServeSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+        started = [False]
+        limit = self.settings.max_body_bytes
+
+        async def send_status(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                started[0] = True
+            await send(message)
+
+        received = [0]
+
+        async def bounded_receive() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request":
+                received[0] += len(message.get("body", b""))
+                if received[0] > limit:
+                    raise _TooLarge()
+            return message
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        size = headers.get("content-length")
+        method, path = scope["method"], scope["path"]
+        if size is not None and (not size.isdigit() or int(size) > limit):
+            await _error(413, ["header", "content-length"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
+        elif (method in ("POST", "PUT", "DELETE", "PATCH") and path not in _READ_POSTS
+              and not await run_in_threadpool(_has_key, scope["app"], headers.get("authorization", ""))):
+            # Before the body is read or parsed: a write without a valid key is a 401, whatever its body.
+            await JSONResponse(status_code=401, content={"detail": [_AUTH_DETAIL]},
+                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_status)
+        else:
+            try:
+                await self.app(scope, bounded_receive, send_status)
+            except _TooLarge:
+                if started[0]:
+                    raise
+                await _error(413, ["body"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
+        route = scope.get("route")
+        label = getattr(route, "path", "unmatched")
+        m: Metrics = scope["app"].state.metrics
+        m.requests.labels(method, label, str(status[0])).inc()
+        m.latency.labels(label).observe(time.perf_counter() - t0)
 
 
 def _unprocessable(loc: list[Any], msg: str) -> HTTPException:
@@ -91,23 +148,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                   description="Recommend anything that has text: recommendations, search, feedback events, model versions.")
     app.state.metrics = Metrics()
 
-    @app.middleware("http")
-    async def bound_and_measure(request: Request, call_next: Any) -> Response:
-        t0 = time.perf_counter()
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
-            response: Response = _error(413, ["header", "content-length"], f"the body may hold at most {settings.max_body_bytes:,} bytes")
-        elif _is_write(request) and not await run_in_threadpool(_has_key, request):
-            # Before the body is read or parsed: a write without a valid key is a 401, whatever its body.
-            response = JSONResponse(status_code=401, content={"detail": [_AUTH_DETAIL]}, headers={"WWW-Authenticate": "Bearer"})
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        label = getattr(route, "path", "unmatched")
-        m: Metrics = request.app.state.metrics
-        m.requests.labels(request.method, label, str(response.status_code)).inc()
-        m.latency.labels(label).observe(time.perf_counter() - t0)
-        return response
+    app.add_middleware(Edge, settings=settings)
 
     @app.exception_handler(UnknownIdError)
     async def unknown_id(_request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -122,20 +163,20 @@ def create_app(settings: ServeSettings) -> FastAPI:
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": detail})
 
-    def service(request: Request) -> Service:
+    async def service(request: Request) -> Service:
         return request.app.state.service  # type: ignore[no-any-return]
 
     def _key(request: Request, svc: Service) -> None:
-        if not _has_key(request):
+        if not _has_key(request.app, request.headers.get("authorization", "")):
             raise HTTPException(401, detail=[_AUTH_DETAIL], headers={"WWW-Authenticate": "Bearer"})
 
-    def writer(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
-        _key(request, svc)
+    async def writer(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
+        await run_in_threadpool(_key, request, svc)
         return svc
 
-    def reader(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
+    async def reader(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
         if settings.read_key:
-            _key(request, svc)
+            await run_in_threadpool(_key, request, svc)
         return svc
 
     Reader = Annotated[Service, Depends(reader)]
@@ -149,21 +190,24 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 for n, (i, s) in enumerate(zip(ids, scores))]
 
     @app.get("/v1/users/{user}/recommendations", response_model=RecommendationsOut, tags=["recommend"])
-    def recommendations(user: PathId, svc: Reader,
-                        k: Annotated[int, Query(ge=1, le=settings.max_k)] = 10,
-                        category: Annotated[list[str] | None, Query(max_length=50)] = None,
-                        exclude: Annotated[list[str] | None, Query(max_length=1_000)] = None,
-                        explain: bool = False) -> RecommendationsOut:
+    async def recommendations(user: PathId, svc: Reader,
+                              k: Annotated[int, Query(ge=1, le=settings.max_k)] = 10,
+                              category: Annotated[list[str] | None, Query(max_length=50)] = None,
+                              exclude: Annotated[list[str] | None, Query(max_length=1_000)] = None,
+                              explain: bool = False) -> Response:
         """Top-k for a user from their live history; an unknown user gets cold-start recommendations."""
+        # Run on the event loop, not in a worker thread: one store read and one matrix-vector product
+        # take about a millisecond, less than the thread hand-off costs on two cores; requests queue
+        # on the model's lock either way.
         live = svc.live  # one version for the whole request, even if another is activated meanwhile
-        rows = svc.store.history(user)
-        recs = live.recommend(user, rows, k, user_since=svc.store.user_since(user), categories=category or [],
-                              exclude=exclude or [], explain=explain)
+        since, rows = svc.store.user_state(user)
+        recs = live.recommend(user, rows, k, user_since=since, categories=category or [], exclude=exclude or [], explain=explain)
         rec_id = uuid.uuid4().hex
         svc.log_shown({"id": rec_id, "user_id": user, "model_version": live.version, "variant": None,
                        "items": [live.ids.raw(i) for i in recs.items], "created_at": time.time()})
-        return RecommendationsOut(user=user, model_version=live.version, recommendation_id=rec_id, cold_start=recs.cold_start,
+        body = RecommendationsOut(user=user, model_version=live.version, recommendation_id=rec_id, cold_start=recs.cold_start,
                                   items=_items(live, recs.items, recs.scores, recs.because))
+        return Response(body.model_dump_json(), media_type="application/json")  # built and checked once, not re-validated
 
     @app.get("/v1/items/{item}/similar", response_model=ListOut, tags=["recommend"])
     def similar(item: PathId, svc: Reader, k: Annotated[int, Query(ge=1, le=settings.max_k)] = 10) -> ListOut:

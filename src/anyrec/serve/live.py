@@ -20,7 +20,7 @@ import numpy as np
 from anyrec.data.dataset import Catalog, IdMap
 from anyrec.errors import ConfigError
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
-from anyrec.models.base import Recommender, recency_weights
+from anyrec.models.base import Recommender, recency_weights, top_k
 from anyrec.models.baselines import ItemKNN
 from anyrec.models.persist import load_model
 from anyrec.models.sequential import Sequential
@@ -270,19 +270,3 @@ def _widen(scores: np.ndarray, n: int) -> np.ndarray:
     finite = scores[np.isfinite(scores)]
     low = (finite.min() - 1.0) if finite.size else 0.0
     return np.r_[scores, np.full(n - len(scores), low)]
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` best finite scores, best first; ties in item-index order (the house rule)."""
-    finite = np.isfinite(scores)
-    m = int(finite.sum())
-    k = min(k, m)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if k < len(scores):
-        kth = np.partition(-scores, k - 1)[k - 1]
-        cand = np.flatnonzero(-scores <= kth)
-    else:
-        cand = np.flatnonzero(finite)
-    order = np.lexsort((cand, -scores[cand]))
-    return cand[order][:k]

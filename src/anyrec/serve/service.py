@@ -9,12 +9,14 @@ import hashlib
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from anyrec.errors import ConfigError
 from anyrec.serve.live import LiveModel
@@ -68,6 +70,10 @@ class Service:
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
+        if settings.threads > 0:
+            threadpool_limits(settings.threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(settings.threads)
         self.store = Store.open(settings.store_url)
         if settings.model_dir:
             if self.store.is_empty():

@@ -20,6 +20,8 @@ class ServeSettings:
         read_key: require an API key on reads too (writes always need one).
         max_body_bytes, max_events, max_k: bounds on request size, list length and list size.
         log_flush_s: the recommendation log is written in batches this often.
+        threads: BLAS / torch threads (0 = the libraries' default, all cores: measured faster than 1
+            on 2 cores at 10k items, 430 vs 326 requests/s with 4 clients).
     """
 
     model_dir: str = ""
@@ -31,3 +33,4 @@ class ServeSettings:
     max_events: int = 1_000
     max_k: int = 1_000
     log_flush_s: float = 0.2
+    threads: int = 0

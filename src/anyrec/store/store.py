@@ -173,6 +173,15 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(users.c.since).where(users.c.id == user)).scalar_one_or_none()
 
+    def user_state(self, user: str) -> tuple[float | None, list[tuple[str, str, float | None, float]]]:
+        """``(since, history)`` of a user in one connection (what a recommendation request reads)."""
+        q = (select(events.c.item_id, events.c.type, events.c.value, events.c.time)
+             .where(events.c.user_id == user).order_by(events.c.time, events.c.seq))
+        with self.engine.connect() as conn:
+            since = conn.execute(select(users.c.since).where(users.c.id == user)).scalar_one_or_none()
+            rows = [tuple(r) for r in conn.execute(q)] if since is not None else []
+        return since, rows  # type: ignore[return-value]
+
     def history(self, user: str) -> list[tuple[str, str, float | None, float]]:
         """``(item, type, value, time)`` of a user's events, oldest first (ties in arrival order)."""
         q = (select(events.c.item_id, events.c.type, events.c.value, events.c.time)
