@@ -35,6 +35,7 @@ import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from threadpoolctl import threadpool_limits
 
 from anyrec.data import load_dataset
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
@@ -76,10 +77,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(model_dir: Path, store_url: str, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(model_dir: Path, store_url: str, log: Path, threads: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "anyrec", "serve", "--model", str(model_dir), "--store", store_url,
-                             "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT)
+                             "--port", str(port), "--threads", str(threads)], stdout=log.open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -154,7 +155,7 @@ def timed(fn: Any, users: list[Any]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
 
 
-def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: Path) -> dict[str, Any]:
+def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: Path, threads: int = 1) -> dict[str, Any]:
     t0 = time.perf_counter()
     ds, vecs = synthetic(base, vectors, n_items, n_users=2_000, per_user=20)
     model = ZeroShot(ZeroShotConfig(cache_dir=CACHE, popularity=0.1, half_life=3.0), item_vectors=vecs).fit(ds)
@@ -162,7 +163,7 @@ def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: 
     console.print(f"[{n_items:,} items] catalog and model built in {time.perf_counter() - t0:.0f} s; starting the server")
     store_url = f"sqlite:///{tmp / f'serve-{n_items}.db'}"
     t0 = time.perf_counter()
-    proc, url = start_server(folder, store_url, tmp / f"server-{n_items}.log")
+    proc, url = start_server(folder, store_url, tmp / f"server-{n_items}.log", threads)
     startup = time.perf_counter() - t0
     users = [f"u{u}" for u in np.random.default_rng(1).integers(0, 2_000, size=requests)]
     try:
@@ -180,7 +181,7 @@ def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: 
     live.sync(store)
     live_path = timed(lambda u: live.recommend(u, store.history(u), 10, user_since=store.user_since(u)), users[:500])
     store.close()
-    return {"items": n_items, "server_start_s": round(startup, 1), "http_1_client": one, "http_4_clients": four,
+    return {"items": n_items, "server_threads": threads, "server_start_s": round(startup, 1), "http_1_client": one, "http_4_clients": four,
             "in_process_recommend": in_proc, "in_process_live": live_path,
             "http_over_recommend_p50": round(one["p50_ms"] / in_proc["p50_ms"], 2),
             "http_over_live_path_p50": round(one["p50_ms"] / live_path["p50_ms"], 2)}
@@ -254,9 +255,13 @@ def main() -> int:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--requests", type=int, default=2_000)
     ap.add_argument("--freshness-users", type=int, default=200)
+    ap.add_argument("--server-threads", type=int, default=1, help="anyrec serve --threads (0 = the libraries' default)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "out" / "serve.json"))
     args = ap.parse_args()
-    report: dict[str, Any] = {"machine": f"{os.cpu_count()} cores; server and load client share them"}
+    if args.server_threads > 0:
+        threadpool_limits(args.server_threads)  # the in-process timings run with the server's thread count
+    report: dict[str, Any] = {"machine": f"{os.cpu_count()} cores; server and load client share them",
+                              "server_threads": args.server_threads}
     with tempfile.TemporaryDirectory(prefix="anyrec-serve-") as tmpdir:
         tmp = Path(tmpdir)
         if args.freshness_users:
@@ -264,7 +269,7 @@ def main() -> int:
             console.print(report["freshness"])
         base = load_dataset("ml-100k")
         vectors = TextEncoder(EncoderConfig(cache_dir=CACHE)).encode(base.catalog.texts())
-        report["speed"] = [speed(int(n), base, vectors, args.requests, tmp) for n in args.sizes.split(",") if n]
+        report["speed"] = [speed(int(n), base, vectors, args.requests, tmp, args.server_threads) for n in args.sizes.split(",") if n]
     table = Table(title="GET /v1/users/{u}/recommendations?k=10 (zero-shot, SQLite store, uvicorn; client on the same 2 cores)")
     for col in ("items", "1 client p50 / p99 ms", "1 client req/s", "4 clients p50 / p99 ms", "4 clients req/s",
                 "model.recommend p50 ms", "live path p50 ms", "HTTP ÷ model.recommend", "HTTP ÷ live path"):

@@ -49,7 +49,8 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
 @click.option("--unknown-items", type=click.Choice(["reject", "store"]), default="reject", show_default=True,
               help="Events naming items not in the catalog: reject (422) or store for a later catalog update.")
 @click.option("--read-key", is_flag=True, help="Require an API key on reads too (writes always need one).")
-@click.option("--threads", type=int, default=0, show_default=True, help="BLAS / torch threads (0 = the libraries' default).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="BLAS / torch threads per process (0 = the libraries' default; helps very large catalogs on many cores).")
 @EVENT_WEIGHT
 def serve(**kw: Any) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events change the next list at once."""

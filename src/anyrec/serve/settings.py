@@ -20,8 +20,10 @@ class ServeSettings:
         read_key: require an API key on reads too (writes always need one).
         max_body_bytes, max_events, max_k: bounds on request size, list length and list size.
         log_flush_s: the recommendation log is written in batches this often.
-        threads: BLAS / torch threads (0 = the libraries' default, all cores: measured faster than 1
-            on 2 cores at 10k items, 430 vs 326 requests/s with 4 clients).
+        threads: BLAS / torch threads (0 = the libraries' default, all cores). 1 by default: measured on
+            2 cores, one thread gives a steady 370–400 requests/s at 10k items with 4 clients, where the
+            default's spinning pool swung between 286 and 444; at 100k items more threads shorten each
+            product (p50 13 vs 19 ms), so large catalogs on many cores may want ``--threads 0``.
     """
 
     model_dir: str = ""
@@ -33,4 +35,4 @@ class ServeSettings:
     max_events: int = 1_000
     max_k: int = 1_000
     log_flush_s: float = 0.2
-    threads: int = 0
+    threads: int = 1

@@ -1,0 +1,82 @@
+"""Live scoring from a history given at request time: the same answers as the fitted model, for every
+model that reads a history; a sequential model served end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from anyrec.data.dataset import Dataset
+from anyrec.eval.experiment import build_model
+from anyrec.models.persist import save_model
+from anyrec.serve import ServeSettings, create_app
+from anyrec.serve.live import EventWeights, LiveModel
+
+SEQ = {"encoder": "hashing:128", "hidden": 32, "layers": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "id_dropout": 0.1,
+       "batch_size": 64, "lr": 5e-3, "threads": 1, "epochs": 15, "patience": 15}
+
+
+def user_history(ds: Dataset, u: int) -> tuple[np.ndarray, np.ndarray]:
+    inter = ds.interactions
+    rows = np.flatnonzero(inter.user == u)
+    rows = rows[np.lexsort((rows, inter.time[rows]))]
+    return inter.item[rows], np.ones(len(rows))
+
+
+@pytest.mark.parametrize("name, options", [("zeroshot", {"encoder": "hashing:128", "half_life": 2.0, "popularity": 0.1}),
+                                           ("itemknn", {}), ("popularity", {}), ("sequential", SEQ)])
+def test_live_history_scores_equal_the_fitted_scores(topics: Dataset, name: str, options: dict) -> None:
+    model = build_model(name, 0, options).fit(topics)
+    for u in range(0, topics.n_users, 7):
+        items, weights = user_history(topics, u)
+        live = model.score_history(items, weights)
+        assert live is not None
+        np.testing.assert_allclose(live, np.asarray(model.score(np.array([u]))[0], dtype=np.float64), rtol=1e-5, atol=1e-5)
+
+
+def test_models_learned_per_user_do_not_read_a_live_history(topics: Dataset) -> None:
+    model = build_model("als", 0, {"factors": 4, "iterations": 2}).fit(topics)
+    assert model.score_history(np.array([0]), np.array([1.0])) is None
+
+
+def test_negative_weights_push_neighbours_down(topics: Dataset) -> None:
+    for name, options in (("zeroshot", {"encoder": "hashing:128"}), ("itemknn", {}), ("sequential", SEQ)):
+        model = build_model(name, 0, options).fit(topics)
+        items, weights = user_history(topics, 0)  # a space watcher
+        base = model.score_history(items, weights)
+        disliked, neighbour = topics.catalog.ids.index("s5"), topics.catalog.ids.index("s4")  # near in text and in co-occurrence
+        pushed = model.score_history(np.r_[items, disliked], np.r_[weights, -2.0])
+        assert pushed[neighbour] < base[neighbour], name
+
+
+def test_sequential_model_served_end_to_end(topics: Dataset, tmp_path: Path, store_url: str, api_key: str) -> None:
+    model = build_model("sequential", 0, SEQ).fit(topics)
+    folder = save_model(model, topics, tmp_path / "seq")
+    live = LiveModel("x", folder, EventWeights())
+    assert live.reads_history() and live.is_text_model()
+    with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=store_url))) as client:
+        client.headers["Authorization"] = f"Bearer {api_key}"
+        body = client.get("/v1/users/u1/recommendations", params={"k": 5, "explain": "true"}).json()
+        assert [i["id"][0] for i in body["items"]].count("l") >= 4  # u1 watches love stories
+        history = {e["item"] for e in client.get("/v1/users/u1/history").json()["events"]}
+        assert all(b["id"] in history for i in body["items"] for b in i["because"]) and body["items"][0]["because"]
+        assert client.put("/v1/items/l99", json={"fields": {"title": "Love story 99", "text": "romance love wedding kiss"},
+                                                 "category": "love"}).status_code == 200
+        assert "l99" in [i["id"] for i in client.post("/v1/search", json={"query": "romance love wedding kiss", "k": 3}).json()["items"]]
+        client.post("/v1/events", json=[{"user": "u1", "item": f"g{n}", "type": "like"} for n in range(6)])
+        after = client.get("/v1/users/u1/recommendations", params={"k": 5}).json()
+        assert sum(i["id"].startswith("g") for i in after["items"]) > sum(i["id"].startswith("g") for i in body["items"])
+
+
+def test_events_for_unknown_items_can_wait_for_the_catalog(zeroshot_dir: Path, store_url: str, api_key: str) -> None:
+    settings = ServeSettings(model_dir=str(zeroshot_dir), store_url=store_url, unknown_items="store")
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {api_key}"
+        assert client.post("/v1/events", json={"user": "fan", "item": "later", "type": "like"}).status_code == 200
+        assert client.get("/v1/users/fan/recommendations").json()["cold_start"]  # nothing known yet
+        client.put("/v1/items/later", json={"fields": {"title": "Ghost later", "text": "horror ghost haunted scream"}})
+        body = client.get("/v1/users/fan/recommendations", params={"k": 5}).json()
+        assert not body["cold_start"] and all(i["id"].startswith("g") for i in body["items"])
