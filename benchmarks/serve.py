@@ -13,7 +13,8 @@ the new list); then a like of an item from far down the list. The disliked item'
 neighbours (by text, within the list) should fall and the liked item's should rise, against a
 control of random list items.
 
-    python benchmarks/serve.py [--sizes 10000,100000] [--requests 2000] [--freshness-users 200] [--json OUT]
+    python benchmarks/serve.py [--sizes 10000,100000] [--requests 2000] [--repeat 3] [--freshness-users 200]
+                               [--server-threads 1] [--json OUT]
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ def timed(fn: Any, users: list[Any]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
 
 
-def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: Path, threads: int = 1) -> dict[str, Any]:
+def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: Path, threads: int = 1,
+          repeat: int = 3) -> dict[str, Any]:
     t0 = time.perf_counter()
     ds, vecs = synthetic(base, vectors, n_items, n_users=2_000, per_user=20)
     model = ZeroShot(ZeroShotConfig(cache_dir=CACHE, popularity=0.1, half_life=3.0), item_vectors=vecs).fit(ds)
@@ -166,11 +168,13 @@ def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: 
     proc, url = start_server(folder, store_url, tmp / f"server-{n_items}.log", threads)
     startup = time.perf_counter() - t0
     users = [f"u{u}" for u in np.random.default_rng(1).integers(0, 2_000, size=requests)]
+    runs: dict[int, list[dict[str, float]]] = {1: [], 4: []}
     try:
-        one = load(url, users, requests, 1, pid=proc.pid)
-        console.print(f"[{n_items:,} items] 1 client: {one}")
-        four = load(url, users, requests, 4, pid=proc.pid)
-        console.print(f"[{n_items:,} items] 4 clients: {four}")
+        for r in range(repeat):
+            for conc in (1, 4):
+                runs[conc].append(load(url, users, requests, conc, pid=proc.pid))
+                console.print(f"[{n_items:,} items] run {r + 1}/{repeat}, {conc} client(s): {runs[conc][-1]}")
+        one, four = (sorted(runs[c], key=lambda x: x["rps"])[len(runs[c]) // 2] for c in (1, 4))  # the median run
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -182,6 +186,7 @@ def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: 
     live_path = timed(lambda u: live.recommend(u, store.history(u), 10, user_since=store.user_since(u)), users[:500])
     store.close()
     return {"items": n_items, "server_threads": threads, "server_start_s": round(startup, 1), "http_1_client": one, "http_4_clients": four,
+            "runs_rps": {str(c): [x["rps"] for x in runs[c]] for c in runs},
             "in_process_recommend": in_proc, "in_process_live": live_path,
             "http_over_recommend_p50": round(one["p50_ms"] / in_proc["p50_ms"], 2),
             "http_over_live_path_p50": round(one["p50_ms"] / live_path["p50_ms"], 2)}
@@ -254,6 +259,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--requests", type=int, default=2_000)
+    ap.add_argument("--repeat", type=int, default=3, help="load runs per setting; the median run (by requests/s) is reported")
     ap.add_argument("--freshness-users", type=int, default=200)
     ap.add_argument("--server-threads", type=int, default=1, help="anyrec serve --threads (0 = the libraries' default)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "out" / "serve.json"))
@@ -264,12 +270,13 @@ def main() -> int:
                               "server_threads": args.server_threads}
     with tempfile.TemporaryDirectory(prefix="anyrec-serve-") as tmpdir:
         tmp = Path(tmpdir)
+        base = load_dataset("ml-100k")
+        vectors = TextEncoder(EncoderConfig(cache_dir=CACHE)).encode(base.catalog.texts())
+        report["speed"] = [speed(int(n), base, vectors, args.requests, tmp, args.server_threads, args.repeat)
+                           for n in args.sizes.split(",") if n]
         if args.freshness_users:
             report["freshness"] = freshness(args.freshness_users, tmp)
             console.print(report["freshness"])
-        base = load_dataset("ml-100k")
-        vectors = TextEncoder(EncoderConfig(cache_dir=CACHE)).encode(base.catalog.texts())
-        report["speed"] = [speed(int(n), base, vectors, args.requests, tmp, args.server_threads) for n in args.sizes.split(",") if n]
     table = Table(title="GET /v1/users/{u}/recommendations?k=10 (zero-shot, SQLite store, uvicorn; client on the same 2 cores)")
     for col in ("items", "1 client p50 / p99 ms", "1 client req/s", "4 clients p50 / p99 ms", "4 clients req/s",
                 "model.recommend p50 ms", "live path p50 ms", "HTTP ÷ model.recommend", "HTTP ÷ live path"):

@@ -135,6 +135,7 @@ def test_activating_a_version_under_load_fails_no_request(server: tuple[str, sub
     stop.set()
     for t in threads:
         t.join(timeout=30)
+    print(f"swap under load on {store_url.split(':')[0]}: {sum(seen.values())} answered {seen}, {len(failures)} failed")
     assert failures == []
     assert seen.get("v1", 0) > 10 and seen.get("v2", 0) > 10, seen
     assert httpx.get(f"{base}/v1/models").json()[1]["active"]  # v2 is active, and stays so after a restart

@@ -1,0 +1,218 @@
+// anyrec's page: plain DOM code over the /v1 API (no framework, nothing fetched from elsewhere).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { user: null, recId: null, variant: null, timings: [] };
+window.anyrecTimings = state.timings; // list-update times (ms) after a click, read by the browser tests
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+async function api(path, options = {}) {
+  const headers = { "Content-Type": "application/json" };
+  const key = $("api-key").value.trim();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const resp = await fetch(path, { ...options, headers });
+  const body = resp.headers.get("content-type")?.includes("json") ? await resp.json() : await resp.text();
+  if (!resp.ok) {
+    const detail = Array.isArray(body?.detail) ? body.detail.map((d) => d.msg).join("; ") : JSON.stringify(body);
+    throw new Error(`${resp.status}: ${detail}`);
+  }
+  return body;
+}
+
+function say(text, isError = false) {
+  const s = $("status");
+  s.textContent = text;
+  s.className = isError ? "error" : "";
+}
+
+// ---- the user view ----------------------------------------------------------------
+function card(item, withActions) {
+  const because = item.because?.length
+    ? el("p", { class: "because" }, "because you liked: ", item.because.map((b) => b.title).join(", "))
+    : el("p", { class: "because muted" }, item.category ? "" : "");
+  const node = el("article", { class: "card", "data-id": item.id },
+    el("h3", {}, el("button", { type: "button", class: "link", onclick: () => openItem(item.id) }, item.title)),
+    el("p", { class: "snippet" }, item.snippet || ""),
+    el("p", { class: "meta" }, [item.category, `score ${item.score.toFixed(3)}`].filter(Boolean).join(" · ")),
+    because);
+  if (withActions) {
+    const actions = el("div", { class: "actions" });
+    for (const [type, label] of [["like", "👍 Like"], ["dislike", "👎 Dislike"], ["click", "Open"]]) {
+      actions.append(el("button", { type: "button", "data-action": type, "aria-label": `${label.replace(/^\S+ /, "")} ${item.title}`,
+        onclick: () => feedback(item.id, type) }, label));
+    }
+    node.append(actions);
+  }
+  return node;
+}
+
+async function refresh() {
+  if (!state.user) return;
+  const [hist, recs] = await Promise.all([
+    api(`/v1/users/${encodeURIComponent(state.user)}/history?limit=10`),
+    api(`/v1/users/${encodeURIComponent(state.user)}/recommendations?k=10&explain=true`),
+  ]);
+  $("history").replaceChildren(...(hist.events.length ? hist.events.map((e) => el("li", {}, `${e.title} `, el("span", { class: "muted" }, e.type)))
+    : [el("li", { class: "muted" }, "nothing yet")]));
+  state.recId = recs.recommendation_id;
+  state.variant = recs.variant || null;
+  $("list-meta").textContent = `model ${recs.model_version}${recs.variant ? ` (experiment variant ${recs.variant})` : ""}`
+    + (recs.cold_start ? " · new visitor: what is popular now" : "");
+  $("cards").replaceChildren(...recs.items.map((i) => card(i, true)));
+}
+
+async function feedback(item, type) {
+  const t0 = performance.now();
+  try {
+    await api("/v1/events", { method: "POST", body: JSON.stringify({ user: state.user, item, type, recommendation_id: state.recId }) });
+    await refresh();
+    state.timings.push(performance.now() - t0);
+    say(`${type} recorded; the list is updated`);
+  } catch (err) {
+    say(err.message.startsWith("401") ? "an API key is needed for feedback (top right)" : err.message, true);
+  }
+}
+
+async function choose(user) {
+  state.user = user;
+  $("user-input").value = user;
+  say(`user ${user}`);
+  try { await refresh(); } catch (err) { say(err.message, true); }
+}
+
+async function openItem(id) {
+  const [item, sim] = await Promise.all([api(`/v1/items/${encodeURIComponent(id)}`), api(`/v1/items/${encodeURIComponent(id)}/similar?k=8`)]);
+  $("item-title").textContent = item.fields.title || id;
+  $("item-text").textContent = Object.entries(item.fields).filter(([k]) => k !== "title").map(([, v]) => v).join(" · ");
+  $("similar").replaceChildren(...sim.items.map((i) => el("li", {}, i.title, el("span", { class: "muted" }, ` ${i.score.toFixed(3)}`))));
+  $("item-dialog").showModal();
+}
+
+async function search(event) {
+  event.preventDefault();
+  const query = $("search-input").value.trim();
+  if (!query) return;
+  const body = { query, k: 10 };
+  if ($("search-personal").checked && state.user) body.user = state.user;
+  try {
+    const res = await api("/v1/search", { method: "POST", body: JSON.stringify(body) });
+    $("results-title").hidden = false;
+    $("results").replaceChildren(...res.items.map((i) => card(i, false)));
+  } catch (err) { say(err.message, true); }
+}
+
+// ---- the admin view ---------------------------------------------------------------
+function chart(points) {
+  const ns = "http://www.w3.org/2000/svg";
+  const w = 640, h = 180, pad = 30;
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  const line = (key, colour, label, row) => {
+    const max = Math.max(1, ...points.map((p) => p[key]));
+    const xs = (i) => pad + (i * (w - 2 * pad)) / Math.max(1, points.length - 1);
+    const ys = (v) => h - pad - (v * (h - 2 * pad)) / max;
+    const path = document.createElementNS(ns, "polyline");
+    path.setAttribute("points", points.map((p, i) => `${xs(i)},${ys(p[key])}`).join(" "));
+    path.setAttribute("fill", "none");
+    path.setAttribute("stroke", colour);
+    path.setAttribute("stroke-width", "2");
+    svg.append(path);
+    const text = document.createElementNS(ns, "text");
+    text.setAttribute("x", pad);
+    text.setAttribute("y", 14 + row * 14);
+    text.setAttribute("fill", colour);
+    text.textContent = `${label} (max ${max.toLocaleString()})`;
+    svg.append(text);
+  };
+  line("events", "#2563eb", "events, cumulative", 0);
+  line("items", "#16a34a", "catalog items, cumulative", 1);
+  return svg;
+}
+
+function table(headers, rows) {
+  return el("table", {}, el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c))))));
+}
+
+async function loadAdmin() {
+  try {
+    const [versions, stats, report, exps] = await Promise.all([api("/v1/models"), api("/v1/stats"), api("/v1/report"), api("/v1/experiments")]);
+    $("versions").tBodies[0].replaceChildren(...versions.map((v) => el("tr", { "data-version": v.version },
+      el("td", {}, v.version), el("td", {}, v.model),
+      el("td", {}, v.metrics["valid_ndcg@10"] !== undefined ? Number(v.metrics["valid_ndcg@10"]).toFixed(4) : "–"),
+      el("td", {}, new Date(v.created_at * 1000).toLocaleString()),
+      el("td", {}, v.active ? "active" : ""),
+      el("td", {}, v.active ? "" : el("button", { type: "button", "data-activate": v.version, onclick: () => activate(v.version) },
+        `Activate ${v.version}`)))));
+    $("counts").textContent = `${stats.items.toLocaleString()} items · ${stats.users.toLocaleString()} users · ${stats.events.toLocaleString()} events`;
+    $("timeline").replaceChildren(chart(stats.timeline));
+    const evalBox = $("evaluation");
+    if (report.models) {
+      const metrics = Object.keys(Object.values(report.models)[0]).filter((m) => /^(ndcg|recall|mrr)@/.test(m));
+      evalBox.replaceChildren(el("p", { class: "meta" }, `${report.dataset?.name ?? ""} · ${report.protocol ?? ""}`),
+        table(["model", ...metrics], Object.entries(report.models).map(([name, m]) => [name, ...metrics.map((k) => Number(m[k]).toFixed(4))])),
+        ...(report.plot ? [el("img", { src: "/v1/report/plot", alt: "evaluation plot", class: "plot" })] : []));
+    } else {
+      evalBox.replaceChildren(el("p", { class: "muted" }, "no evaluation given (anyrec serve --report results/demo.json)"));
+    }
+    $("experiments").replaceChildren(...(exps.length ? await Promise.all(exps.map(experimentView)) : [el("p", { class: "muted" }, "none running")]));
+  } catch (err) { say(err.message, true); }
+}
+
+async function experimentView(exp) {
+  const rep = await api(`/v1/experiments/${encodeURIComponent(exp.name)}/report`);
+  const rows = rep.variants.map((v) => [v.name, v.model_version, v.impressions, v.clicks, v.conversions,
+    `${(100 * v.ctr).toFixed(2)} % [${(100 * v.ctr_low).toFixed(2)}, ${(100 * v.ctr_high).toFixed(2)}]`]);
+  return el("div", { class: "experiment" }, el("h3", {}, `${exp.name} (${exp.status})`),
+    table(["variant", "version", "impressions", "clicks", "conversions", "CTR, 95 % interval"], rows),
+    el("p", {}, rep.significant ? `${rep.winner} wins (p = ${rep.p_value.toExponential(2)})` : `no significant difference yet (p = ${rep.p_value.toFixed(3)})`),
+    exp.status === "running" ? el("button", { type: "button", onclick: () => promote(exp.name) }, "Promote the winner") : "");
+}
+
+async function activate(version) {
+  try { await api(`/v1/models/${encodeURIComponent(version)}/activate`, { method: "POST" }); say(`${version} is active`); await loadAdmin(); }
+  catch (err) { say(err.message.startsWith("401") ? "an API key is needed (top right)" : err.message, true); }
+}
+
+async function promote(name) {
+  try { const r = await api(`/v1/experiments/${encodeURIComponent(name)}/promote`, { method: "POST" }); say(`promoted ${r.model_version}`); await loadAdmin(); }
+  catch (err) { say(err.message, true); }
+}
+
+function show(view) {
+  const admin = view === "admin";
+  $("view-user").hidden = admin;
+  $("view-admin").hidden = !admin;
+  $("tab-user").setAttribute("aria-pressed", String(!admin));
+  $("tab-admin").setAttribute("aria-pressed", String(admin));
+  if (admin) loadAdmin(); else refresh();
+}
+
+async function start() {
+  $("api-key").value = localStorage.getItem("anyrec-key") || "";
+  $("api-key").addEventListener("change", () => localStorage.setItem("anyrec-key", $("api-key").value.trim()));
+  $("tab-user").addEventListener("click", () => show("user"));
+  $("tab-admin").addEventListener("click", () => show("admin"));
+  $("search-form").addEventListener("submit", search);
+  $("item-close").addEventListener("click", () => $("item-dialog").close());
+  $("new-visitor").addEventListener("click", () => choose(`visitor-${Math.random().toString(36).slice(2, 8)}`));
+  $("user-input").addEventListener("change", () => $("user-input").value.trim() && choose($("user-input").value.trim()));
+  $("user-select").addEventListener("change", () => choose($("user-select").value));
+  try {
+    const users = await api("/v1/users?limit=30");
+    $("user-select").replaceChildren(...users.users.map((u) => el("option", { value: u.id }, `${u.id} (${u.events} events)`)));
+    if (users.users.length) await choose(users.users[0].id);
+  } catch (err) { say(err.message, true); }
+}
+
+document.addEventListener("DOMContentLoaded", start);
