@@ -21,6 +21,7 @@ from anyrec import __version__
 from anyrec.errors import AnyrecError, UnknownIdError
 from anyrec.serve.live import LiveModel
 from anyrec.serve.schemas import (
+    Because,
     EventIn,
     EventsOut,
     HealthOut,
@@ -80,7 +81,7 @@ class Edge:
         self.app = app
         self.settings = settings
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -89,7 +90,7 @@ class Edge:
         started = [False]
         limit = self.settings.max_body_bytes
 
-        async def send_status(message: dict[str, Any]) -> None:
+        async def send_status(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 started[0] = True
@@ -97,7 +98,7 @@ class Edge:
 
         received = [0]
 
-        async def bounded_receive() -> dict[str, Any]:
+        async def bounded_receive() -> Any:
             message = await receive()
             if message["type"] == "http.request":
                 received[0] += len(message.get("body", b""))
@@ -164,7 +165,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return JSONResponse(status_code=422, content={"detail": detail})
 
     async def service(request: Request) -> Service:
-        return request.app.state.service  # type: ignore[no-any-return]
+        return request.app.state.service
 
     def _key(request: Request, svc: Service) -> None:
         if not _has_key(request.app, request.headers.get("authorization", "")):
@@ -186,7 +187,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         cat = live.catalog
         return [ItemOut(id=live.ids.raw(i), title=cat.title(i), score=round(s, 6),
                         category=cat.fields[cat.category_field][i] or None if cat.category_field else None,
-                        because=(because[n] if because else []))
+                        because=[Because(**b) for b in because[n]] if because else [])
                 for n, (i, s) in enumerate(zip(ids, scores))]
 
     @app.get("/v1/users/{user}/recommendations", response_model=RecommendationsOut, tags=["recommend"])
@@ -275,7 +276,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         live = svc.live
         rows = svc.store.history(user)[::-1][:limit]
         return {"user": user, "events": [
-            {"item": i, "title": live.catalog.title(live.ids.get(i)) if i in live.ids else i, "type": t, "value": v, "time": tm}
+            {"item": i, "title": live.catalog.title(live.ids.index(i)) if i in live.ids else i, "type": t, "value": v, "time": tm}
             for i, t, v, tm in rows]}
 
     @app.delete("/v1/users/{user}", tags=["feedback"])

@@ -149,7 +149,7 @@ class Store:
                  "received_at": now} for e in batch]
         with self.engine.begin() as conn:
             self._ensure_users(conn, {e.user for e in batch}, now)
-            seqs = []
+            seqs: list[int] = []
             for chunk in _chunks(rows):
                 if len(chunk) == 1 or self.engine.dialect.name == "postgresql":
                     res = conn.execute(insert(events).returning(events.c.seq), chunk)
@@ -180,21 +180,21 @@ class Store:
         with self.engine.connect() as conn:
             since = conn.execute(select(users.c.since).where(users.c.id == user)).scalar_one_or_none()
             rows = [tuple(r) for r in conn.execute(q)] if since is not None else []
-        return since, rows  # type: ignore[return-value]
+        return since, rows
 
     def history(self, user: str) -> list[tuple[str, str, float | None, float]]:
         """``(item, type, value, time)`` of a user's events, oldest first (ties in arrival order)."""
         q = (select(events.c.item_id, events.c.type, events.c.value, events.c.time)
              .where(events.c.user_id == user).order_by(events.c.time, events.c.seq))
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]
+            return [tuple(r) for r in conn.execute(q)]
 
     def all_events(self) -> Iterator[tuple[str, str, str, float | None, float]]:
         """``(user, item, type, value, time)`` of every event in arrival order (for retraining)."""
         q = select(events.c.user_id, events.c.item_id, events.c.type, events.c.value, events.c.time).order_by(events.c.seq)
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=10_000).execute(q):
-                yield tuple(row)  # type: ignore[misc]
+                yield tuple(row)
 
     def item_counts(self) -> dict[str, int]:
         """Events per item id (the live popularity prior)."""
