@@ -4,26 +4,34 @@ Run with ``anyrec serve --model DIR`` (uvicorn). OpenAPI at ``/docs``; everythin
 """
 
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from anyrec import __version__
 from anyrec.errors import AnyrecError, UnknownIdError
+from anyrec.serve.experiments import CONVERSIONS, Variant
+from anyrec.serve.experiments import report as experiment_report
 from anyrec.serve.live import LiveModel
 from anyrec.serve.schemas import (
     Because,
     EventIn,
     EventsOut,
+    ExperimentIn,
+    ExperimentOut,
+    ExperimentReport,
     HealthOut,
     ItemIn,
     ItemOut,
@@ -130,6 +138,13 @@ class Edge:
         m.latency.labels(label).observe(time.perf_counter() - t0)
 
 
+CLICKS = ("click", "like", "add_to_cart", "purchase")  # an event of one of these, carrying a list's id, clicks it
+
+
+def _snippet(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
 def _unprocessable(loc: list[Any], msg: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
@@ -187,6 +202,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         cat = live.catalog
         return [ItemOut(id=live.ids.raw(i), title=cat.title(i), score=round(s, 6),
                         category=cat.fields[cat.category_field][i] or None if cat.category_field else None,
+                        snippet=_snippet(cat.text(i)),
                         because=[Because(**b) for b in because[n]] if because else [])
                 for n, (i, s) in enumerate(zip(ids, scores))]
 
@@ -200,14 +216,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
         # Run on the event loop, not in a worker thread: one store read and one matrix-vector product
         # take about a millisecond, less than the thread hand-off costs on two cores; requests queue
         # on the model's lock either way.
-        live = svc.live  # one version for the whole request, even if another is activated meanwhile
+        # One version for the whole request, even if another is activated meanwhile; in an
+        # experiment, the user's variant's version.
+        live, experiment, variant = svc.serving(user)
         since, rows = svc.store.user_state(user)
         recs = live.recommend(user, rows, k, user_since=since, categories=category or [], exclude=exclude or [], explain=explain)
         rec_id = uuid.uuid4().hex
-        svc.log_shown({"id": rec_id, "user_id": user, "model_version": live.version, "variant": None,
+        svc.log_shown({"id": rec_id, "user_id": user, "model_version": live.version, "variant": variant, "experiment": experiment,
                        "items": [live.ids.raw(i) for i in recs.items], "created_at": time.time()})
-        body = RecommendationsOut(user=user, model_version=live.version, recommendation_id=rec_id, cold_start=recs.cold_start,
-                                  items=_items(live, recs.items, recs.scores, recs.because))
+        body = RecommendationsOut(user=user, model_version=live.version, recommendation_id=rec_id, experiment=experiment,
+                                  variant=variant, cold_start=recs.cold_start, items=_items(live, recs.items, recs.scores, recs.because))
         return Response(body.model_dump_json(), media_type="application/json")  # built and checked once, not re-validated
 
     @app.get("/v1/items/{item}/similar", response_model=ListOut, tags=["recommend"])
@@ -239,7 +257,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
                                          f"unknown item {e.item!r}: add it with PUT /v1/items/{{item}} first")
         seqs = svc.store.add_events([Event(user=e.user, item=e.item, type=e.type, value=e.value, time=e.time,
                                            recommendation_id=e.recommendation_id) for e in batch])
-        live.count_events([e.item for e in batch])
+        for loaded in svc.loaded():
+            loaded.count_events([e.item for e in batch])
         for e in batch:
             app.state.metrics.events.labels(e.type).inc()
         return EventsOut(stored=len(seqs), seq=seqs)
@@ -250,7 +269,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         svc.store.upsert_items([(item, body.fields, body.category, body.available)])
         stored = svc.store.item(item)
         assert stored is not None
-        svc.live.apply_items([stored])
+        for live in svc.loaded():
+            live.apply_items([stored])
         return StoredItemOut(**vars(stored))
 
     @app.delete("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
@@ -260,7 +280,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
             raise UnknownIdError(f"unknown item {item!r}", field="item")
         stored = svc.store.item(item)
         assert stored is not None
-        svc.live.apply_items([stored])
+        for live in svc.loaded():
+            live.apply_items([stored])
         return StoredItemOut(**vars(stored))
 
     @app.get("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
@@ -300,6 +321,94 @@ def create_app(settings: ServeSettings) -> FastAPI:
         gauge.labels(live.version, live.model.name).set(1)
         row = svc.store.version(version)
         return ModelVersionOut(**row)  # type: ignore[arg-type]
+
+    @app.get("/v1/users", tags=["feedback"])
+    def users(svc: Reader, limit: Annotated[int, Query(ge=1, le=1_000)] = 20) -> dict[str, Any]:
+        """The most active users (for pickers and spot checks)."""
+        return {"users": [{"id": u, "events": n} for u, n in svc.store.active_users(limit)]}
+
+    @app.get("/v1/stats", tags=["ops"])
+    def stats(svc: Reader, buckets: Annotated[int, Query(ge=2, le=200)] = 30) -> dict[str, Any]:
+        """Counts now, and cumulative events and catalog items over time."""
+        return {**svc.store.counts(), "model_version": svc.live.version, "timeline": svc.store.timeline(buckets)}
+
+    @app.get("/v1/report", tags=["ops"])
+    def report(svc: Reader) -> dict[str, Any]:
+        """The last evaluation (``anyrec serve --report results/demo.json``), or ``{}``."""
+        path = FilePath(settings.report_path) if settings.report_path else None
+        if path is None or not path.exists():
+            return {}
+        doc: dict[str, Any] = json.loads(path.read_text())
+        doc["plot"] = path.with_suffix(".png").exists()
+        return doc
+
+    @app.get("/v1/report/plot", tags=["ops"], response_class=FileResponse)
+    def report_plot(svc: Reader) -> FileResponse:
+        png = FilePath(settings.report_path).with_suffix(".png") if settings.report_path else None
+        if png is None or not png.exists():
+            raise UnknownIdError("no evaluation plot: serve with --report FILE.json beside FILE.png", field="report")
+        return FileResponse(png, media_type="image/png")
+
+    @app.put("/v1/experiments/{name}", response_model=ExperimentOut, tags=["experiments"])
+    def put_experiment(name: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")],
+                       body: ExperimentIn, svc: Writer) -> ExperimentOut:
+        """Start (or restart) an A/B experiment: users are split by a stable hash over the variants' shares."""
+        names = [v.name for v in body.variants]
+        if len(set(names)) != len(names):
+            raise _unprocessable(["body", "variants"], "variant names must differ")
+        for n, v in enumerate(body.variants):
+            if svc.store.version(v.model_version) is None:
+                raise _unprocessable(["body", "variants", n, "model_version"], f"unknown model version {v.model_version!r}")
+        running = [e["name"] for e in svc.store.experiments() if e["status"] == "running" and e["name"] != name]
+        if running:
+            raise HTTPException(409, detail=[{"loc": ["path", "name"], "type": "conflict",
+                                              "msg": f"experiment {running[0]!r} is running; promote or end it first"}])
+        svc.store.put_experiment(name, [v.model_dump() for v in body.variants])
+        svc.reload_experiment()
+        return ExperimentOut(**svc.store.experiment(name))  # type: ignore[arg-type]
+
+    @app.get("/v1/experiments", response_model=list[ExperimentOut], tags=["experiments"])
+    def list_experiments(svc: Reader) -> list[ExperimentOut]:
+        return [ExperimentOut(**e) for e in svc.store.experiments()]
+
+    def _report(svc: Service, name: str) -> dict[str, Any]:
+        exp = svc.store.experiment(name)
+        if exp is None:
+            raise UnknownIdError(f"unknown experiment {name!r}", field="name")
+        variants = [Variant(v["name"], v["model_version"], float(v["share"])) for v in exp["variants"]]
+        counts = svc.store.experiment_counts(name, CLICKS, CONVERSIONS, exp["created_at"])
+        return {**experiment_report(name, variants, counts), "status": exp["status"]}
+
+    @app.get("/v1/experiments/{name}/report", response_model=ExperimentReport, tags=["experiments"])
+    def experiment_report_view(name: PathId, svc: Reader) -> dict[str, Any]:
+        """Per variant: lists shown, clicked, converted; CTR with a 95 % interval; is the difference significant."""
+        return _report(svc, name)
+
+    @app.post("/v1/experiments/{name}/promote", tags=["experiments"])
+    def promote(name: PathId, svc: Writer, force: bool = False) -> dict[str, Any]:
+        """End the experiment and activate the winner's version (``force`` takes the leader without significance)."""
+        rep = _report(svc, name)
+        if rep["status"] != "running":
+            raise HTTPException(409, detail=[{"loc": ["path", "name"], "type": "conflict", "msg": f"experiment {name!r} has ended"}])
+        chosen = rep["winner"] or (rep["leader"] if force else None)
+        if chosen is None:
+            raise HTTPException(409, detail=[{"loc": ["path", "name"], "type": "conflict",
+                                              "msg": f"no significant winner yet (p = {rep['p_value']:.3f}); wait, or force=true"}])
+        version = next(v["model_version"] for v in rep["variants"] if v["name"] == chosen)
+        svc.activate(version)
+        svc.store.end_experiment(name, chosen)
+        svc.reload_experiment()
+        gauge = app.state.metrics.model
+        gauge.clear()
+        gauge.labels(svc.live.version, svc.live.model.name).set(1)
+        return {"experiment": name, "winner": chosen, "model_version": version, "p_value": rep["p_value"]}
+
+    static = FilePath(__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(static / "index.html", media_type="text/html")
 
     @app.get("/v1/health", response_model=HealthOut, tags=["ops"])
     def health(svc: Annotated[Service, Depends(service)]) -> HealthOut:

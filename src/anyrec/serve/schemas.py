@@ -53,6 +53,7 @@ class ItemOut(BaseModel):
     title: str
     score: float
     category: str | None = None
+    snippet: str = ""
     because: list[Because] = []
 
 
@@ -60,6 +61,8 @@ class RecommendationsOut(BaseModel):
     user: str
     model_version: str
     recommendation_id: str
+    experiment: str | None = None
+    variant: str | None = None
     cold_start: bool
     items: list[ItemOut]
 
@@ -107,6 +110,53 @@ class HealthOut(BaseModel):
     items: int
     users: int
     events: int
+
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class VariantIn(Strict):
+    name: Name
+    model_version: Name
+    share: float = Field(gt=0, le=1, allow_inf_nan=False)
+
+
+class ExperimentIn(Strict):
+    variants: list[VariantIn] = Field(min_length=2, max_length=10)
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    variants: list[VariantIn]
+    status: str
+    created_at: float
+    ended_at: float | None
+    winner: str | None
+
+
+class VariantReport(BaseModel):
+    name: str
+    model_version: str
+    share: float
+    impressions: int
+    clicks: int
+    conversions: int
+    ctr: float
+    ctr_low: float
+    ctr_high: float
+    conversion_rate: float
+
+
+class ExperimentReport(BaseModel):
+    experiment: str
+    status: str
+    variants: list[VariantReport]
+    leader: str | None
+    p_value: float
+    significant: bool
+    winner: str | None
+    alpha: float
+    method: str
 
 
 def finite(x: float) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from anyrec.errors import ConfigError
+from anyrec.serve.experiments import Variant, assign
 from anyrec.serve.live import LiveModel
 from anyrec.serve.settings import ServeSettings
 from anyrec.store import Event, Store
@@ -88,7 +89,11 @@ class Service:
         if active is None:
             raise ConfigError("the store has no active model version: start with --model DIR (a folder from `anyrec fit`)")
         self._swap_lock = threading.Lock()
-        self.live = self._load(active)
+        self._loaded: dict[str, LiveModel] = {}
+        self.live = self.model(active)
+        self.experiment: dict[str, Any] | None = None
+        self._variants: list[Variant] = []
+        self.reload_experiment()
         self._keys: dict[str, float] = {}
         self._log_queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_log, name="recommendation-log", daemon=True)
@@ -108,13 +113,44 @@ class Service:
         log.info("model version %s (%s) loaded in %.1f s", version, row["model"], time.perf_counter() - t0)
         return live
 
+    def model(self, version: str) -> LiveModel:
+        """A loaded version (loaded once, kept: experiments serve several side by side)."""
+        live = self._loaded.get(version)
+        if live is None:
+            live = self._load(version)
+            with self._swap_lock:
+                live = self._loaded.setdefault(version, live)
+        return live
+
+    def loaded(self) -> list[LiveModel]:
+        return list(self._loaded.values())
+
     def activate(self, version: str) -> LiveModel:
         """Load ``version`` fully, then swap it in: a request sees the old or the new model, never half of one."""
-        live = self._load(version)
+        live = self.model(version)
         with self._swap_lock:
             self.store.set_active(version)
             self.live = live
         return live
+
+    # ---- experiments ------------------------------------------------------------------------
+    def reload_experiment(self) -> None:
+        """Serve the running experiment (at most one runs at a time); load its versions first."""
+        running = [e for e in self.store.experiments() if e["status"] == "running"]
+        exp = running[0] if running else None
+        variants = [Variant(v["name"], v["model_version"], float(v["share"])) for v in exp["variants"]] if exp else []
+        for v in variants:
+            self.model(v.model_version)
+        with self._swap_lock:
+            self.experiment, self._variants = exp, variants
+
+    def serving(self, user: str) -> tuple[LiveModel, str | None, str | None]:
+        """The model that answers ``user`` now: the active version, or their experiment variant's."""
+        exp, variants = self.experiment, self._variants
+        if exp is None:
+            return self.live, None, None
+        v = assign(exp["name"], user, variants)
+        return self.model(v.model_version), exp["name"], v.name
 
     # ---- keys ---------------------------------------------------------------------------
     def key_ok(self, key: str) -> bool:

@@ -20,6 +20,8 @@ class ServeSettings:
         read_key: require an API key on reads too (writes always need one).
         max_body_bytes, max_events, max_k: bounds on request size, list length and list size.
         log_flush_s: the recommendation log is written in batches this often.
+        report_path: an evaluation JSON (``anyrec evaluate --json``) shown in the admin view, with the
+            PNG of the same name beside it when there is one ('' = none).
         threads: BLAS / torch threads (0 = the libraries' default, all cores). 1 by default: measured on
             2 cores, one thread gives a steady 370–400 requests/s at 10k items with 4 clients, where the
             default's spinning pool swung between 286 and 444; at 100k items more threads shorten each
@@ -36,3 +38,4 @@ class ServeSettings:
     max_k: int = 1_000
     log_flush_s: float = 0.2
     threads: int = 1
+    report_path: str = ""

@@ -46,6 +46,17 @@ recommendations = Table(
     Column("variant", String(128), nullable=True),
     Column("items", Text, nullable=False),         # JSON list of raw item ids, in shown order
     Column("created_at", Float, nullable=False),
+    Column("experiment", String(128), nullable=True, index=True),
+)
+
+experiments = Table(
+    "experiments", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("variants", Text, nullable=False),      # JSON list of {name, model_version, share}
+    Column("status", String(16), nullable=False),  # running | ended
+    Column("created_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("winner", String(128), nullable=True),
 )
 
 api_keys = Table(

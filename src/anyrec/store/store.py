@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from anyrec.errors import ConfigError
-from anyrec.store.schema import api_keys, events, items, model_versions, recommendations, settings, users
+from anyrec.store.schema import api_keys, events, experiments, items, model_versions, recommendations, settings, users
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,77 @@ class Store:
             return
         with self.engine.begin() as conn:
             conn.execute(insert(recommendations), [{**r, "items": json.dumps(r["items"])} for r in rows])
+
+    def active_users(self, limit: int) -> list[tuple[str, int]]:
+        """The users with the most events: ``(user, events)``."""
+        q = (select(events.c.user_id, func.count().label("n")).group_by(events.c.user_id)
+             .order_by(func.count().desc(), events.c.user_id).limit(limit))
+        with self.engine.connect() as conn:
+            return [(u, int(n)) for u, n in conn.execute(q)]
+
+    def timeline(self, buckets: int = 30) -> list[dict[str, float]]:
+        """Cumulative events (by event time) and catalog items (by last update) at ``buckets`` times."""
+        with self.engine.connect() as conn:
+            lo, hi = conn.execute(select(func.min(events.c.time), func.max(events.c.time))).one()
+            ilo, ihi = conn.execute(select(func.min(items.c.updated_at), func.max(items.c.updated_at))).one()
+            if lo is None and ilo is None:
+                return []
+            lo = min(x for x in (lo, ilo) if x is not None)
+            hi = max(x for x in (hi, ihi) if x is not None)
+            edges = [lo + (hi - lo) * (b + 1) / buckets for b in range(buckets)]
+            out = []
+            for t in edges:
+                n_events = conn.execute(select(func.count()).select_from(events).where(events.c.time <= t)).scalar_one()
+                n_items = conn.execute(select(func.count()).select_from(items)
+                                       .where(items.c.updated_at <= t, items.c.deleted.is_(False))).scalar_one()
+                out.append({"time": t, "events": int(n_events), "items": int(n_items)})
+        return out
+
+    # ---- experiments ----------------------------------------------------------------------
+    def put_experiment(self, name: str, variants: list[dict[str, Any]]) -> None:
+        """Create or replace an experiment (running); replacing one restarts its counts from now."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(experiments).where(experiments.c.name == name))
+            conn.execute(insert(experiments).values(name=name, variants=json.dumps(variants), status="running",
+                                                    created_at=time.time(), ended_at=None, winner=None))
+
+    def experiments(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(experiments).order_by(experiments.c.created_at)).all()
+        return [{**dict(r._mapping), "variants": json.loads(r.variants)} for r in rows]
+
+    def experiment(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.experiments() if e["name"] == name), None)
+
+    def end_experiment(self, name: str, winner: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(experiments).where(experiments.c.name == name)
+                         .values(status="ended", ended_at=time.time(), winner=winner))
+
+    def experiment_counts(self, name: str, positive_types: Sequence[str], conversion_types: Sequence[str],
+                          since: float) -> dict[str, dict[str, int]]:
+        """Per variant: lists shown, lists with a credited positive event, lists with a conversion."""
+        out: dict[str, dict[str, int]] = {}
+        shown = (select(recommendations.c.variant, func.count()).where(recommendations.c.experiment == name,
+                                                                       recommendations.c.created_at >= since)
+                 .group_by(recommendations.c.variant))
+
+        def credited(types: Sequence[str]) -> Any:
+            hit = (select(recommendations.c.variant, func.count(func.distinct(recommendations.c.id)))
+                   .join(events, events.c.recommendation_id == recommendations.c.id)
+                   .where(recommendations.c.experiment == name, recommendations.c.created_at >= since,
+                          events.c.type.in_(list(types)))
+                   .group_by(recommendations.c.variant))
+            return hit
+
+        with self.engine.connect() as conn:
+            for variant, n in conn.execute(shown):
+                out.setdefault(variant, {})["impressions"] = int(n)
+            for variant, n in conn.execute(credited(positive_types)):
+                out.setdefault(variant, {})["clicks"] = int(n)
+            for variant, n in conn.execute(credited(conversion_types)):
+                out.setdefault(variant, {})["conversions"] = int(n)
+        return out
 
     def recommendation(self, rec_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
