@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
@@ -56,3 +63,44 @@ def api_key(store_url: str) -> str:
     key = store.create_key("tests")
     store.close()
     return key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+Launch = Callable[..., tuple[str, subprocess.Popen, int]]
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launch]:
+    """Start ``anyrec serve`` as a real process: ``launch(store_url, model_dir=None, port=None, *extra)``."""
+    procs: list[subprocess.Popen] = []
+    log = tmp_path / "server.log"
+
+    def start(store_url: str, model_dir: Path | None = None, port: int | None = None, *extra: str) -> tuple[str, subprocess.Popen, int]:
+        port = port or free_port()
+        cmd = [sys.executable, "-m", "anyrec", "serve", "--store", store_url, "--port", str(port), *extra]
+        if model_dir is not None:
+            cmd += ["--model", str(model_dir)]
+        proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        procs.append(proc)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                    return f"http://127.0.0.1:{port}", proc, port
+            except httpx.TransportError:
+                time.sleep(0.1)
+        proc.kill()
+        raise AssertionError(f"server did not answer in 120 s: {log.read_text()[-2000:]}")
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=20)

@@ -80,3 +80,15 @@ def test_events_for_unknown_items_can_wait_for_the_catalog(zeroshot_dir: Path, s
         client.put("/v1/items/later", json={"fields": {"title": "Ghost later", "text": "horror ghost haunted scream"}})
         body = client.get("/v1/users/fan/recommendations", params={"k": 5}).json()
         assert not body["cold_start"] and all(i["id"].startswith("g") for i in body["items"])
+
+
+def test_an_encoder_cache_is_used_from_request_threads(topics: Dataset, tmp_path: Path, store_url: str, api_key: str) -> None:
+    """Regression: the embedding cache's SQLite connection was tied to the thread that opened it (a 500 on search)."""
+    from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
+
+    model = ZeroShot(ZeroShotConfig(encoder="hashing:64", cache_dir=str(tmp_path / "cache"))).fit(topics)
+    folder = save_model(model, topics, tmp_path / "cached")
+    with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=store_url)), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {api_key}"
+        assert client.post("/v1/search", json={"query": "ghost haunted", "k": 3}).status_code == 200
+        assert client.put("/v1/items/g50", json={"fields": {"title": "Ghost fifty"}}).status_code == 200

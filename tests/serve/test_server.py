@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,43 +19,16 @@ from anyrec.models.persist import save_model
 from anyrec.store import Store
 from anyrec.store.schema import events
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(store_url: str, model_dir: Path | None, port: int, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "anyrec", "serve", "--store", store_url, "--port", str(port)]
-    if model_dir is not None:
-        cmd += ["--model", str(model_dir)]
-    proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"server did not answer in 60 s: {log.read_text()[-2000:]}")
+Launch = Callable[..., tuple[str, subprocess.Popen, int]]  # the `launch` fixture of conftest
 
 
 @pytest.fixture
-def server(zeroshot_dir: Path, store_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, int]]:
-    port = free_port()
-    proc = start_server(store_url, zeroshot_dir, port, tmp_path / "server.log")
-    yield f"http://127.0.0.1:{port}", proc, port
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=20)
+def server(zeroshot_dir: Path, store_url: str, launch: Launch) -> tuple[str, subprocess.Popen, int]:
+    return launch(store_url, zeroshot_dir)
 
 
 def test_every_answered_event_survives_kill_9(server: tuple[str, subprocess.Popen, int], store_url: str, api_key: str,
-                                               tmp_path: Path) -> None:
+                                               launch: Launch) -> None:
     base, proc, port = server
     answered: list[int] = []
     errors: list[str] = []
@@ -84,19 +54,17 @@ def test_every_answered_event_survives_kill_9(server: tuple[str, subprocess.Pope
     proc.wait(timeout=10)
     t.join(timeout=20)
     assert not errors and len(answered) > 50, (len(answered), errors[:3])
-    restarted = start_server(store_url, None, port, tmp_path / "server.log")  # reopens the store's active version
-    try:
-        store = Store.open(store_url)
-        with store.engine.connect() as conn:
-            stored = set(conn.execute(select(events.c.seq)).scalars())
-        store.close()
-        lost = [s for s in answered if s not in stored]
-        print(f"kill -9 on {store_url.split(':')[0]}: {len(answered)} events answered, {len(lost)} lost")
-        assert lost == [], f"{len(lost)} of {len(answered)} answered events lost"
-        assert httpx.get(f"http://127.0.0.1:{port}/v1/users/k9/history").json()["events"]
-    finally:
-        restarted.terminate()
-        restarted.wait(timeout=20)
+    launch(store_url, None, port)  # reopens the store's active version
+    store = Store.open(store_url)
+    with store.engine.connect() as conn:
+        stored = set(conn.execute(select(events.c.seq)).scalars())
+    store.close()
+    lost = [s for s in answered if s not in stored]
+    print(f"kill -9 on {store_url.split(':')[0]}: {len(answered)} events answered, {len(lost)} lost")
+    assert lost == [], f"{len(lost)} of {len(answered)} answered events lost"
+    assert httpx.get(f"http://127.0.0.1:{port}/v1/users/k9/history").json()["events"]
+
+
 
 
 def test_activating_a_version_under_load_fails_no_request(server: tuple[str, subprocess.Popen, int], store_url: str,

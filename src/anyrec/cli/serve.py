@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -129,3 +130,54 @@ def retrain(**kw: Any) -> None:
     metrics = ", ".join(f"{k} {v}" for k, v in row["metrics"].items())
     console.print(f"registered {row['version']} ({row['model']}) at {row['path']}: {metrics}"
                   + ("; active" if kw["activate"] else f"; activate with POST /v1/models/{row['version']}/activate"))
+
+
+@cli.command()
+@data_options
+@STORE
+@click.option("--models", default="popularity,sequential", show_default=True, help="Comma-separated models; one variant each.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the fitted versions.")
+@click.option("--holdout", type=int, default=5, show_default=True, help="Interactions per user held out as the future they click.")
+@click.option("--users", type=int, default=0, help="Simulated users at most (0 = every eligible user).")
+@click.option("--rounds", type=int, default=2, show_default=True, help="Requests per user.")
+@click.option("--k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--check-every", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the result here.")
+@click.option("--seed", type=int, default=0)
+def simulate(**kw: Any) -> None:
+    """Run an A/B experiment on simulated users who click what they really consumed later (a known right answer)."""
+    import json
+
+    from rich.table import Table
+
+    from anyrec.serve.simulate import SimulationConfig
+    from anyrec.serve.simulate import simulate as run_simulation
+
+    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
+    ds = read_dataset(kw, file_cfg)
+    names = tuple(m.strip() for m in kw["models"].split(",") if m.strip())
+    for name in names:
+        if name not in MODELS:
+            raise ConfigError(f"--models: unknown model {name!r}; choose from {', '.join(MODELS)}")
+    parsed = parse_options(kw["options"])
+    options = {n: with_text_defaults(n, parsed.get(n, {}), None, False) for n in names}
+    cfg = SimulationConfig(models=names, holdout=kw["holdout"], users=kw["users"], rounds=kw["rounds"], k=kw["k"],
+                           check_every=kw["check_every"], seed=kw["seed"])
+    with progress_bar(sys.stderr.isatty()) as bar:
+        result = run_simulation(ds, kw["store_url"], kw["out_dir"], cfg, options, progress=bar)
+    rep = result["final"]
+    table = Table(title=f"experiment on {result['users']:,} simulated {ds.name} users ({rep['method']})")
+    for col in ("variant", "impressions", "clicks", "CTR", "95 % interval", "offline hit rate"):
+        table.add_column(col, justify="right")
+    for v in rep["variants"]:
+        table.add_row(v["name"], f"{v['impressions']:,}", f"{v['clicks']:,}", f"{v['ctr']:.4f}",
+                      f"[{v['ctr_low']:.4f}, {v['ctr_high']:.4f}]", f"{result['offline_hit_rate'][v['name']]:.4f}")
+    console.print(table)
+    det = result["detected_at_users"]
+    console.print(f"expected winner (offline, same past and future): {result['expected_winner']}; "
+                  f"final p = {rep['p_value']:.2e}, winner {rep['winner']}; "
+                  + (f"detected at 95 % from {det:,} users on (and at every later check)" if det else "not detected"))
+    if kw["json_path"]:
+        Path(kw["json_path"]).parent.mkdir(parents=True, exist_ok=True)
+        Path(kw["json_path"]).write_text(json.dumps(result, indent=2) + "\n")

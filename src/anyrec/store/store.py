@@ -238,9 +238,9 @@ class Store:
             return [(u, int(n)) for u, n in conn.execute(q)]
 
     def timeline(self, buckets: int = 30) -> list[dict[str, float]]:
-        """Cumulative events (by event time) and catalog items (by last update) at ``buckets`` times."""
+        """The store's growth: events received and catalog items (by last update) up to ``buckets`` times."""
         with self.engine.connect() as conn:
-            lo, hi = conn.execute(select(func.min(events.c.time), func.max(events.c.time))).one()
+            lo, hi = conn.execute(select(func.min(events.c.received_at), func.max(events.c.received_at))).one()
             ilo, ihi = conn.execute(select(func.min(items.c.updated_at), func.max(items.c.updated_at))).one()
             if lo is None and ilo is None:
                 return []
@@ -249,7 +249,7 @@ class Store:
             edges = [lo + (hi - lo) * (b + 1) / buckets for b in range(buckets)]
             out = []
             for t in edges:
-                n_events = conn.execute(select(func.count()).select_from(events).where(events.c.time <= t)).scalar_one()
+                n_events = conn.execute(select(func.count()).select_from(events).where(events.c.received_at <= t)).scalar_one()
                 n_items = conn.execute(select(func.count()).select_from(items)
                                        .where(items.c.updated_at <= t, items.c.deleted.is_(False))).scalar_one()
                 out.append({"time": t, "events": int(n_events), "items": int(n_items)})

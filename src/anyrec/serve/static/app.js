@@ -38,7 +38,7 @@ function say(text, isError = false) {
 // ---- the user view ----------------------------------------------------------------
 function card(item, withActions) {
   const because = item.because?.length
-    ? el("p", { class: "because" }, "because you liked: ", item.because.map((b) => b.title).join(", "))
+    ? el("p", { class: "because" }, "because of: ", item.because.map((b) => `“${b.title}”`).join(" · "))
     : el("p", { class: "because muted" }, item.category ? "" : "");
   const node = el("article", { class: "card", "data-id": item.id },
     el("h3", {}, el("button", { type: "button", class: "link", onclick: () => openItem(item.id) }, item.title)),
@@ -47,8 +47,8 @@ function card(item, withActions) {
     because);
   if (withActions) {
     const actions = el("div", { class: "actions" });
-    for (const [type, label] of [["like", "👍 Like"], ["dislike", "👎 Dislike"], ["click", "Open"]]) {
-      actions.append(el("button", { type: "button", "data-action": type, "aria-label": `${label.replace(/^\S+ /, "")} ${item.title}`,
+    for (const [type, label] of [["like", "Like"], ["dislike", "Dislike"], ["click", "Open"]]) {
+      actions.append(el("button", { type: "button", "data-action": type, "aria-label": `${label} ${item.title}`,
         onclick: () => feedback(item.id, type) }, label));
     }
     node.append(actions);
@@ -114,13 +114,13 @@ async function search(event) {
 // ---- the admin view ---------------------------------------------------------------
 function chart(points) {
   const ns = "http://www.w3.org/2000/svg";
-  const w = 640, h = 180, pad = 30;
+  const w = 640, h = 200, pad = 30, top = 48;
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   const line = (key, colour, label, row) => {
     const max = Math.max(1, ...points.map((p) => p[key]));
     const xs = (i) => pad + (i * (w - 2 * pad)) / Math.max(1, points.length - 1);
-    const ys = (v) => h - pad - (v * (h - 2 * pad)) / max;
+    const ys = (v) => h - pad - (v * (h - pad - top)) / max;
     const path = document.createElementNS(ns, "polyline");
     path.setAttribute("points", points.map((p, i) => `${xs(i)},${ys(p[key])}`).join(" "));
     path.setAttribute("fill", "none");
@@ -129,13 +129,25 @@ function chart(points) {
     svg.append(path);
     const text = document.createElementNS(ns, "text");
     text.setAttribute("x", pad);
-    text.setAttribute("y", 14 + row * 14);
+    text.setAttribute("y", 16 + row * 16);
     text.setAttribute("fill", colour);
     text.textContent = `${label} (max ${max.toLocaleString()})`;
     svg.append(text);
   };
-  line("events", "#2563eb", "events, cumulative", 0);
-  line("items", "#16a34a", "catalog items, cumulative", 1);
+  line("events", "#2563eb", "events received", 0);
+  line("items", "#16a34a", "catalog items", 1);
+  const when = (t) => new Date(t * 1000).toLocaleString();
+  for (const [x, anchor, t] of [[pad, "start", points[0]?.time], [w - pad, "end", points[points.length - 1]?.time]]) {
+    if (t === undefined) continue;
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", x);
+    label.setAttribute("y", h - 8);
+    label.setAttribute("text-anchor", anchor);
+    label.setAttribute("fill", "#6b7280");
+    label.setAttribute("font-size", "11");
+    label.textContent = when(t);
+    svg.append(label);
+  }
   return svg;
 }
 
@@ -159,7 +171,8 @@ async function loadAdmin() {
     const evalBox = $("evaluation");
     if (report.models) {
       const metrics = Object.keys(Object.values(report.models)[0]).filter((m) => /^(ndcg|recall|mrr)@/.test(m));
-      evalBox.replaceChildren(el("p", { class: "meta" }, `${report.dataset?.name ?? ""} · ${report.protocol ?? ""}`),
+      const dataset = typeof report.dataset === "string" ? report.dataset : report.dataset?.name ?? "";
+      evalBox.replaceChildren(el("p", { class: "meta" }, `${dataset} · ${report.protocol ?? ""} · full ranking`),
         table(["model", ...metrics], Object.entries(report.models).map(([name, m]) => [name, ...metrics.map((k) => Number(m[k]).toFixed(4))])),
         ...(report.plot ? [el("img", { src: "/v1/report/plot", alt: "evaluation plot", class: "plot" })] : []));
     } else {

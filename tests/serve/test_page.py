@@ -1,0 +1,151 @@
+"""The web page in a real headless Chromium (Debian's package, driven by Playwright) against the real server.
+
+Skips, saying why, where Playwright or a Chromium binary is missing (``make test`` installs both where
+it can). On ml-100k with the real MiniLM zero-shot model. Writes the screenshots the README shows
+(docs/page.png, docs/admin.png, docs/phone.png).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from anyrec.cli.common import cache_dir
+from anyrec.data import load_dataset
+from anyrec.eval.experiment import ExperimentConfig, run_experiment
+from anyrec.eval.plot import plot_results
+from anyrec.fitting import fit_for_serving
+from anyrec.models.baselines import Popularity
+from anyrec.models.persist import save_model
+from anyrec.store import Store
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")
+CHROMIUM = os.environ.get("ANYREC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("no chromium binary (apt-get install chromium; make test does it where it can)", allow_module_level=True)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+Launch = Callable[..., tuple[str, subprocess.Popen, int]]
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def ml_service(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """ml-100k: a zero-shot version (MiniLM), a popularity version, an evaluation report, a store with a key."""
+    tmp = tmp_path_factory.mktemp("page")
+    ds = load_dataset("ml-100k")
+    model, tuned, metrics, index = fit_for_serving("zeroshot", ds, {"cache_dir": cache_dir(False), "half_life": 1.0,
+                                                                  "popularity": 0.2}, tune=False)
+    zs = save_model(model, ds, tmp / "zeroshot", index, extra={"metrics": {"valid_ndcg@10": 0.0611}})
+    pop = save_model(Popularity().fit(ds), ds, tmp / "popularity")
+    result = run_experiment(ds, ExperimentConfig(models=("popularity", "itemknn"), ks=(10, 20)))
+    report = tmp / "evaluation.json"
+    report.write_text(json.dumps(result, default=str))
+    plot_results(result, tmp / "evaluation.png")
+    store_url = f"sqlite:///{tmp / 'page.db'}"
+    store = Store.open(store_url)
+    key = store.create_key("browser")
+    store.close()
+    return {"zs": str(zs), "pop": str(pop), "report": str(report), "store": store_url, "key": key}
+
+
+def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch) -> None:
+    base, _proc, _port = launch(ml_service["store"], Path(ml_service["zs"]), None, "--report", ml_service["report"])
+    store = Store.open(ml_service["store"])
+    store.register_version("v2", ml_service["pop"], "popularity", {}, data_until=time.time())
+    store.close()
+    auth = {"Authorization": f"Bearer {ml_service['key']}"}
+    # A visitor who liked a space opera and then a horror film: their list mixes both.
+    httpx.post(f"{base}/v1/events", headers=auth, json=[{"user": "mixed", "item": "50", "type": "like"}]).raise_for_status()
+    httpx.post(f"{base}/v1/events", headers=auth, json=[{"user": "mixed", "item": "200", "type": "like"}]).raise_for_status()
+    errors: list[str] = []
+    DOCS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sizes: list[int] = []
+        page.on("response", lambda r: sizes.append(len(r.body())) if r.ok else None)
+        page.goto(base, wait_until="networkidle")
+        first_load = sum(sizes)
+        assert first_load <= 300_000, f"first load {first_load:,} bytes"
+        page.locator("#api-key").fill(ml_service["key"])
+        page.locator("#api-key").dispatch_event("change")
+
+        # pick a user from the picker: 10 cards with titles, scores and the history behind them
+        page.locator("#user-select").select_option(index=1)
+        page.wait_for_function("document.querySelectorAll('#cards .card').length === 10")
+        assert "because of" in page.locator("#cards .card").first.inner_text()
+        # any id, typed in: the mixed visitor
+        page.locator("#user-input").fill("mixed")
+        page.locator("#user-input").dispatch_event("change")
+        page.wait_for_function("document.querySelector('#status').textContent.includes('mixed')")
+        page.wait_for_function("document.querySelectorAll('#cards .card').length === 10")
+        page.screenshot(path=str(DOCS / "page.png"), full_page=True)
+        before = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => c.dataset.id)")
+        top = before[0]
+        near = [i["id"] for i in httpx.get(f"{base}/v1/items/{top}/similar", params={"k": 30}).json()["items"] if i["id"] in before][:3]
+        assert near, "the top card has no neighbour in the list"
+        # dislike it with the keyboard: focus the button, press Enter
+        page.locator(f'#cards .card[data-id="{top}"] button[data-action="dislike"]').focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"!document.querySelector('#cards .card[data-id=\"{top}\"]')")
+        after = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => c.dataset.id)")
+        assert len(after) == 10 and top not in after
+        assert not set(near) & set(after), (near, after)  # its neighbours left the list too
+        timing = page.evaluate("window.anyrecTimings[window.anyrecTimings.length - 1]")
+        assert timing <= 200, f"list update took {timing:.0f} ms"
+
+        # free-text search, submitted from the keyboard
+        page.locator("#search-input").fill("a haunted house horror film")
+        page.locator("#search-input").press("Enter")
+        page.wait_for_function("document.querySelectorAll('#results .card').length > 0")
+        assert page.locator("#results .card").count() == 10
+        # an item's view with similar items
+        page.locator("#cards .card h3 button").first.click()
+        page.wait_for_function("document.querySelectorAll('#similar li').length === 8")
+        page.locator("#item-close").click()
+
+        # admin: versions, counts chart, evaluation, experiments; switch the model version
+        page.locator("#tab-admin").click()
+        page.wait_for_selector("#versions tbody tr[data-version='v2'] button")
+        page.wait_for_selector("#timeline svg polyline")
+        page.wait_for_selector("#evaluation table")
+        page.wait_for_selector("#evaluation img.plot")
+        page.locator("#versions button[data-activate='v2']").click()
+        page.wait_for_function("document.querySelector(\"#versions tr[data-version='v2']\").textContent.includes('active')")
+        assert httpx.get(f"{base}/v1/health").json()["model_version"] == "v2"
+        page.locator("#tab-user").click()
+        page.wait_for_function("document.querySelector('#list-meta').textContent.includes('v2')")
+        # an experiment with some traffic, and its report in the admin view
+        httpx.put(f"{base}/v1/experiments/text-vs-popular", headers=auth, json={"variants": [
+            {"name": "text", "model_version": "v1", "share": 0.5}, {"name": "popular", "model_version": "v2", "share": 0.5}]}).raise_for_status()
+        for n in range(1, 121):
+            rec = httpx.get(f"{base}/v1/users/{n}/recommendations", params={"k": 10}).json()
+            if rec["variant"] == "text" or n % 4 == 0:
+                httpx.post(f"{base}/v1/events", headers=auth, json={"user": str(n), "item": rec["items"][0]["id"], "type": "click",
+                                                                    "recommendation_id": rec["recommendation_id"]}).raise_for_status()
+        time.sleep(0.5)  # the shown lists are logged in batches
+        page.locator("#tab-admin").click()
+        page.wait_for_selector("#experiments table")
+        page.screenshot(path=str(DOCS / "admin.png"), full_page=True)
+
+        # a phone-sized screen: nothing wider than the screen
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+        phone.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        phone.goto(base, wait_until="networkidle")
+        phone.wait_for_function("document.querySelectorAll('#cards .card').length === 10")
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        phone.screenshot(path=str(DOCS / "phone.png"))
+        browser.close()
+    assert errors == []
+    print(f"page: first load {first_load:,} bytes; list update after a dislike {timing:.0f} ms")
