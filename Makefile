@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.anyrec-installed
 PEERS_VENV ?= .venv-recbole
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: venv demo test test-all lint peers peers-venv clean
+.PHONY: venv demo test test-all lint peers peers-venv clean browser
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,16 @@ demo: $(STAMP)
 	# The service for a few seconds: one dislike, and the very next list without it and its neighbours.
 	$(BIN)/python examples/serve_demo.py --model results/ml-100k-zeroshot --user 196 --store results/demo.db
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium with Playwright (its own browser download does not work
+# here). Installed when missing and installable (root with apt-get); otherwise those tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser tests will skip"; \
+	  else echo "chromium is missing and cannot be installed here (needs root and apt-get): the browser tests will skip"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

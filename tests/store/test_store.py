@@ -21,8 +21,31 @@ def test_migrations_run_once_and_reopen_keeps_data(store_url: str, store: Store)
     again = Store.open(store_url)  # upgrade to head is a no-op on a current schema
     assert again.counts()["items"] == 1
     with again.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0002"
     again.close()
+
+
+def test_a_store_at_the_first_revision_upgrades_with_its_data(store_url: str) -> None:
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import anyrec.store.store as store_module
+
+    old = Store.open(store_url, migrate=False)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with old.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("insert into recommendations (id, user_id, model_version, variant, items, created_at) "
+                          "values ('r1', 'u', 'v1', null, '[\"a\"]', 1.0)"))
+    old.close()
+    new = Store.open(store_url)  # upgrades to head
+    assert new.recommendation("r1")["items"] == ["a"] and new.recommendation("r1")["experiment"] is None  # type: ignore[index]
+    assert new.experiments() == []
+    new.close()
 
 
 def test_items_upsert_replace_delete(store: Store) -> None:

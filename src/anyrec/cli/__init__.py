@@ -25,6 +25,8 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True)
     # Library progress bars of third-party loaders are noise next to ours.
     logging.getLogger("sentence_transformers").setLevel(max(level, logging.WARNING))
+    for noisy in ("httpx", "httpcore", "alembic"):  # a line per HTTP call or migration step is noise at -v
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def main() -> None:
