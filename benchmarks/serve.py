@@ -42,6 +42,7 @@ from anyrec.data import load_dataset
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
 from anyrec.fitting import fit_for_serving
+from anyrec.index.vector import make_index
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.persist import save_model
 from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
@@ -157,11 +158,15 @@ def timed(fn: Any, users: list[Any]) -> dict[str, float]:
 
 
 def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: Path, threads: int = 1,
-          repeat: int = 3) -> dict[str, Any]:
+          repeat: int = 3, index_spec: str = "") -> dict[str, Any]:
     t0 = time.perf_counter()
     ds, vecs = synthetic(base, vectors, n_items, n_users=2_000, per_user=20)
     model = ZeroShot(ZeroShotConfig(cache_dir=CACHE, popularity=0.1, half_life=3.0), item_vectors=vecs).fit(ds)
-    folder = save_model(model, ds, tmp / f"zs-{n_items}")
+    index = None
+    if index_spec:  # the server retrieves from it (catalogs of 50k items and more), then scores the candidates
+        index = make_index(index_spec)
+        index.add(range(ds.n_items), model.item_vectors_)
+    folder = save_model(model, ds, tmp / f"zs-{n_items}-{index_spec or 'exact'}", index)
     console.print(f"[{n_items:,} items] catalog and model built in {time.perf_counter() - t0:.0f} s; starting the server")
     store_url = f"sqlite:///{tmp / f'serve-{n_items}.db'}"
     t0 = time.perf_counter()
@@ -185,11 +190,29 @@ def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: 
     live.sync(store)
     live_path = timed(lambda u: live.recommend(u, store.history(u), 10, user_since=store.user_since(u)), users[:500])
     store.close()
-    return {"items": n_items, "server_threads": threads, "server_start_s": round(startup, 1), "http_1_client": one, "http_4_clients": four,
+    agree = ann_agreement(folder, store_url, users[:300]) if index_spec else None
+    return {"items": n_items, "index": index_spec or "none (every item scored)", "ann_top10_agreement": agree,
+            "server_threads": threads, "server_start_s": round(startup, 1), "http_1_client": one, "http_4_clients": four,
             "runs_rps": {str(c): [x["rps"] for x in runs[c]] for c in runs},
             "in_process_recommend": in_proc, "in_process_live": live_path,
             "http_over_recommend_p50": round(one["p50_ms"] / in_proc["p50_ms"], 2),
             "http_over_live_path_p50": round(one["p50_ms"] / live_path["p50_ms"], 2)}
+
+
+def ann_agreement(folder: Path, store_url: str, users: list[str]) -> float:
+    """Share of the top-10 that the index path has in common with scoring every item (same users)."""
+    store = Store.open(store_url)
+    exact, approx = LiveModel("exact", folder, ann_min_items=10**12), LiveModel("ann", folder, ann_min_items=1)
+    exact.sync(store)
+    approx.sync(store)
+    shared = []
+    for u in users:
+        since, rows = store.user_state(u)
+        a = set(exact.recommend(u, rows, 10, user_since=since).items)
+        b = set(approx.recommend(u, rows, 10, user_since=since).items)
+        shared.append(len(a & b) / max(1, len(a)))
+    store.close()
+    return round(float(np.mean(shared)), 4)
 
 
 def freshness(users_n: int, tmp: Path) -> dict[str, Any]:
@@ -262,6 +285,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="load runs per setting; the median run (by requests/s) is reported")
     ap.add_argument("--freshness-users", type=int, default=200)
     ap.add_argument("--server-threads", type=int, default=1, help="anyrec serve --threads (0 = the libraries' default)")
+    ap.add_argument("--index", default="", help="save the models with this FAISS index (e.g. HNSW32): the server retrieves from it")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "out" / "serve.json"))
     args = ap.parse_args()
     if args.server_threads > 0:
@@ -272,12 +296,14 @@ def main() -> int:
         tmp = Path(tmpdir)
         base = load_dataset("ml-100k")
         vectors = TextEncoder(EncoderConfig(cache_dir=CACHE)).encode(base.catalog.texts())
-        report["speed"] = [speed(int(n), base, vectors, args.requests, tmp, args.server_threads, args.repeat)
+        report["speed"] = [speed(int(n), base, vectors, args.requests, tmp, args.server_threads, args.repeat, args.index)
                            for n in args.sizes.split(",") if n]
         if args.freshness_users:
             report["freshness"] = freshness(args.freshness_users, tmp)
             console.print(report["freshness"])
-    table = Table(title="GET /v1/users/{u}/recommendations?k=10 (zero-shot, SQLite store, uvicorn; client on the same 2 cores)")
+    table = Table(title="GET /v1/users/{u}/recommendations?k=10 (zero-shot, SQLite store, uvicorn; client on the same 2 cores)"
+                  + (f"; retrieval from {args.index}, top-10 agreement with exact " +
+                     ", ".join(str(s["ann_top10_agreement"]) for s in report["speed"]) if args.index else ""))
     for col in ("items", "1 client p50 / p99 ms", "1 client req/s", "4 clients p50 / p99 ms", "4 clients req/s",
                 "model.recommend p50 ms", "live path p50 ms", "HTTP ÷ model.recommend", "HTTP ÷ live path"):
         table.add_column(col, justify="right")

@@ -92,3 +92,27 @@ def test_an_encoder_cache_is_used_from_request_threads(topics: Dataset, tmp_path
         client.headers["Authorization"] = f"Bearer {api_key}"
         assert client.post("/v1/search", json={"query": "ghost haunted", "k": 3}).status_code == 200
         assert client.put("/v1/items/g50", json={"fields": {"title": "Ghost fifty"}}).status_code == 200
+
+
+def test_retrieval_from_the_index_gives_the_exact_lists(topics: Dataset, tmp_path: Path, store_url: str, api_key: str) -> None:
+    from anyrec.index.vector import make_index
+    from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
+
+    model = ZeroShot(ZeroShotConfig(encoder="hashing:128", popularity=0.1)).fit(topics)
+    index = make_index("HNSW32")  # on 36 items the graph search is exhaustive enough to be exact
+    index.add(range(topics.n_items), model.item_vectors_)
+    folder = save_model(model, topics, tmp_path / "indexed", index)
+    lists = {}
+    for ann in (10**9, 1):  # never, always
+        with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=store_url, ann_min_items=ann))) as client:
+            client.headers["Authorization"] = f"Bearer {api_key}"
+            assert client.app.state.service.live.uses_index() == (ann == 1)  # type: ignore[attr-defined]
+            lists[ann] = [client.get(f"/v1/users/u{u}/recommendations", params={"k": 8, "exclude": ["s9"]}).json()["items"]
+                          for u in range(12)]
+            if ann == 1:
+                client.put("/v1/items/s99", json={"fields": {"title": "Space story 99", "text": "space rocket robot galaxy"}})
+                client.post("/v1/events", json={"user": "fresh", "item": "s1", "type": "like"})
+                assert "s99" in [i["id"] for i in client.get("/v1/users/fresh/recommendations", params={"k": 12}).json()["items"]]
+    for exact, approx in zip(lists[10**9], lists[1]):
+        assert [i["id"] for i in approx] == [i["id"] for i in exact]
+        assert [i["score"] for i in approx] == pytest.approx([i["score"] for i in exact], abs=1e-5)

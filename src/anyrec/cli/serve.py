@@ -52,6 +52,8 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
 @click.option("--read-key", is_flag=True, help="Require an API key on reads too (writes always need one).")
 @click.option("--report", "report_path", default="", type=click.Path(dir_okay=False),
               help="An evaluation JSON (anyrec evaluate --json) to show in the admin view, with its PNG beside it.")
+@click.option("--ann-min-items", type=int, default=50_000, show_default=True,
+              help="Retrieve from the model's FAISS index (fit --index HNSW32) once the catalog is this large.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="BLAS / torch threads per process (0 = the libraries' default; helps very large catalogs on many cores).")
 @EVENT_WEIGHT
@@ -63,7 +65,7 @@ def serve(**kw: Any) -> None:
 
     settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
                              read_key=kw["read_key"], weights=_weights(kw["event_weights"]),
-                             threads=kw["threads"], report_path=kw["report_path"])
+                             threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"])
     app = create_app(settings)
     console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}")
     uvicorn.run(app, host=kw["host"], port=kw["port"], log_level="warning", access_log=False)

@@ -137,10 +137,11 @@ class FaissIndex(VectorIndex):
 
     kind = "faiss"
 
-    def __init__(self, factory: str = "Flat", metric: str = "cosine", nprobe: int = 16) -> None:
+    def __init__(self, factory: str = "Flat", metric: str = "cosine", nprobe: int = 16, ef_search: int = 64) -> None:
         super().__init__(metric)
         self.factory = factory
         self.nprobe = nprobe
+        self.ef_search = ef_search  # HNSW: candidates kept while searching (recall against speed)
         self.index: Any = None
 
     def _make(self, dim: int, n: int) -> Any:
@@ -175,13 +176,15 @@ class FaissIndex(VectorIndex):
         ivf = faiss.try_extract_index_ivf(self.index) if "IVF" in self.factory else None
         if ivf is not None:
             ivf.nprobe = self.nprobe
+        if "HNSW" in self.factory:
+            faiss.ParameterSpace().set_index_parameter(self.index, "efSearch", max(self.ef_search, k))
         scores, pos = self.index.search(queries, k)
         if self.metric == "l2":
             scores = -scores
         return pos, scores
 
     def _meta(self) -> dict[str, str]:
-        return {**super()._meta(), "factory": self.factory, "nprobe": str(self.nprobe)}
+        return {**super()._meta(), "factory": self.factory, "nprobe": str(self.nprobe), "ef_search": str(self.ef_search)}
 
     def _save(self, folder: Path) -> None:
         import faiss
@@ -209,7 +212,7 @@ def load_index(folder: str | Path) -> VectorIndex:
     else:
         import faiss
 
-        fi = FaissIndex(meta["factory"], meta["metric"], int(meta.get("nprobe", 16)))
+        fi = FaissIndex(meta["factory"], meta["metric"], int(meta.get("nprobe", 16)), int(meta.get("ef_search", 64)))
         fi.index = faiss.read_index(str(folder / "index.faiss"))
         index = fi
     index.ids = ids

@@ -209,11 +209,14 @@ class ZeroShot(Recommender):
 
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """Profile from a live history: the same weights as :meth:`history_weights`, times the event weights."""
+        return self.item_vectors_ @ self.history_profile(items, weights, values) + self.priors()
+
+    def history_profile(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """The unit profile vector ``(dim,)`` of a live history (what :meth:`score_history` scores with)."""
         items = np.asarray(items, dtype=np.int64)
         w = self._live_weights(weights, values)
         prof = w @ self.item_vectors_[items] if len(items) else np.zeros(self.item_vectors_.shape[1])
-        prof = prof / max(float(np.linalg.norm(prof)), 1e-12)
-        return self.item_vectors_ @ prof.astype(np.float32) + self.priors()
+        return (prof / max(float(np.linalg.norm(prof)), 1e-12)).astype(np.float32)
 
     def _live_weights(self, weights: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         c = self.config

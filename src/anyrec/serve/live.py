@@ -19,6 +19,7 @@ import numpy as np
 
 from anyrec.data.dataset import Catalog, IdMap
 from anyrec.errors import ConfigError
+from anyrec.index.vector import FaissIndex
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Recommender, recency_weights, top_k
 from anyrec.models.baselines import ItemKNN
@@ -29,6 +30,7 @@ from anyrec.store import Store, StoredItem
 
 log = logging.getLogger(__name__)
 
+ANN_CANDIDATES = 1_000  # retrieved per request before exact scoring (the priors can reorder them)
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating", "like", "dislike", "skip")
 
 
@@ -63,8 +65,12 @@ class Recs:
 class LiveModel:
     """One loaded model version. Thread-safe: catalog updates and scoring share one lock."""
 
-    def __init__(self, version: str, folder: str | Path, weights: EventWeights | None = None) -> None:
-        model, ds, _index, meta = load_model(folder)
+    def __init__(self, version: str, folder: str | Path, weights: EventWeights | None = None, ann_min_items: int = 50_000) -> None:
+        model, ds, index, meta = load_model(folder)
+        # A zero-shot model saved with a FAISS index retrieves candidates from it on large catalogs,
+        # then scores those exactly (cosine + priors); below the threshold every item is scored.
+        self.index = index if isinstance(index, FaissIndex) and isinstance(model, ZeroShot) else None
+        self.ann_min_items = ann_min_items
         self.version, self.folder, self.meta = version, str(folder), meta
         self.model: Recommender = model
         self.catalog: Catalog = ds.catalog
@@ -129,7 +135,10 @@ class LiveModel:
             self._set_fields(start + offset, it)
         if self.is_text_model():
             texts = [self.catalog.text(start + k) for k in range(len(new))]
-            self.model.add_items(self.encoder().encode(texts))  # type: ignore[attr-defined]
+            vectors = self.encoder().encode(texts)
+            self.model.add_items(vectors)  # type: ignore[attr-defined]
+            if self.index is not None:
+                self.index.add(np.arange(start, start + len(new)), vectors)
         self.available = np.r_[self.available, np.ones(len(new), dtype=bool)]
         self.popularity = np.r_[self.popularity, np.zeros(len(new))]
         log.info("catalog: %d new items embedded and indexed (%d in all)", len(new), self.n_items)
@@ -174,6 +183,12 @@ class LiveModel:
                   user_since: float | None = None, categories: Sequence[str] = (), exclude: Sequence[str] = (),
                   explain: bool = False) -> Recs:
         items, weights, values, hide = self.parse_history(rows)
+        if self.uses_index() and len(items) and not categories:
+            found = self._recommend_ann(items, weights, values, hide, exclude, k)
+            if found is not None:
+                top, top_scores = found
+                why = self._because(items, weights, values, top) if explain else [[] for _ in top]
+                return Recs(items=[int(i) for i in top], scores=top_scores, because=why, cold_start=False)
         with self._lock:
             n = self.n_items
             scores = None if not len(items) else self.model.score_history(items, weights, values)
@@ -201,6 +216,28 @@ class LiveModel:
             top = top_k(np.where(allowed, scores, -np.inf), k)
             why = self._because(items, weights, values, top) if explain and not cold else [[] for _ in top]
         return Recs(items=[int(i) for i in top], scores=[float(scores[i]) for i in top], because=why, cold_start=cold)
+
+    def uses_index(self) -> bool:
+        return self.index is not None and self.n_items >= self.ann_min_items and self.model.config.interests <= 1
+
+    def _recommend_ann(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, hide: set[int],
+                       exclude: Sequence[str], k: int) -> tuple[np.ndarray, list[float]] | None:
+        """Retrieve by cosine from the index, score the candidates exactly; ``None`` when too few survive."""
+        model = self.model
+        assert isinstance(model, ZeroShot) and self.index is not None
+        banned = set(hide) | {i for i in (self.ids.get(r) for r in exclude) if i is not None}
+        fetch = min(self.n_items, max(ANN_CANDIDATES, 4 * k) + len(banned))
+        with self._lock:
+            prof = model.history_profile(items, weights, values)
+            cand, _ = self.index.search(prof[None, :], fetch)
+            cand = cand[0][cand[0] >= 0]
+            keep = np.array([i not in banned for i in cand.tolist()], dtype=bool) & self.available[cand]
+            cand = np.sort(cand[keep])  # item order, so equal scores follow the house tie rule
+            if len(cand) < k:
+                return None
+            scores = model.item_vectors_[cand] @ prof + model.priors()[cand]
+        order = top_k(scores.astype(np.float64), k)
+        return cand[order], [float(scores[j]) for j in order]
 
     def _because(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, targets: np.ndarray) -> list[list[dict[str, Any]]]:
         m = self.model

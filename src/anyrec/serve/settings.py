@@ -22,6 +22,8 @@ class ServeSettings:
         log_flush_s: the recommendation log is written in batches this often.
         report_path: an evaluation JSON (``anyrec evaluate --json``) shown in the admin view, with the
             PNG of the same name beside it when there is one ('' = none).
+        ann_min_items: a zero-shot version saved with a FAISS index (``anyrec fit --index HNSW32``) retrieves
+            candidates from it once the catalog has this many items, and scores only those.
         threads: BLAS / torch threads (0 = the libraries' default, all cores). 1 by default: measured on
             2 cores, one thread gives a steady 370–400 requests/s at 10k items with 4 clients, where the
             default's spinning pool swung between 286 and 444; at 100k items more threads shorten each
@@ -39,3 +41,4 @@ class ServeSettings:
     log_flush_s: float = 0.2
     threads: int = 1
     report_path: str = ""
+    ann_min_items: int = 50_000
