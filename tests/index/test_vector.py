@@ -48,3 +48,22 @@ def test_bad_arguments():
         make_index("NoSuchIndex").add([0], np.zeros((1, 4), np.float32))
     with pytest.raises(ConfigError):
         make_index("exact").add([0, 1], np.zeros((1, 4), np.float32))
+
+
+def test_search_effort_in_the_spec_is_kept_and_saved(tmp_path):
+    import numpy as np
+    import pytest
+
+    from anyrec.errors import ConfigError
+    from anyrec.index.vector import load_index, make_index
+
+    vecs = np.random.default_rng(0).standard_normal((400, 16)).astype(np.float32)
+    index = make_index("IVF8,Flat:8")
+    index.add(range(400), vecs)
+    assert index.nprobe == 8  # type: ignore[attr-defined]
+    ids, _ = index.search(vecs[:5], 1)
+    assert ids[:, 0].tolist() == [0, 1, 2, 3, 4]  # all 8 lists probed: exact
+    index.save(tmp_path / "ix")
+    assert load_index(tmp_path / "ix").nprobe == 8  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="search effort"):
+        make_index("HNSW32:lots")

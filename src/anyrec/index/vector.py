@@ -194,10 +194,16 @@ class FaissIndex(VectorIndex):
 
 
 def make_index(spec: str = "exact", metric: str = "cosine") -> VectorIndex:
-    """``exact`` for numpy brute force; anything else is a FAISS factory string."""
+    """``exact`` for numpy brute force; anything else is a FAISS factory string, optionally ``:N`` for
+    the search effort (nprobe of IVF, efSearch of HNSW), e.g. ``IVF1024,Flat:48`` or ``HNSW32:256``."""
     if spec in ("exact", "numpy", ""):
         return ExactIndex(metric)
-    return FaissIndex(spec, metric)
+    factory, _, effort = spec.partition(":")
+    if not effort:
+        return FaissIndex(factory, metric)
+    if not effort.isdigit() or int(effort) < 1:
+        raise ConfigError(f"index {spec!r}: the part after ':' is the search effort, a whole number, got {effort!r}")
+    return FaissIndex(factory, metric, nprobe=int(effort), ef_search=int(effort))
 
 
 def load_index(folder: str | Path) -> VectorIndex:

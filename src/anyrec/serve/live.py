@@ -222,22 +222,46 @@ class LiveModel:
 
     def _recommend_ann(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, hide: set[int],
                        exclude: Sequence[str], k: int) -> tuple[np.ndarray, list[float]] | None:
-        """Retrieve by cosine from the index, score the candidates exactly; ``None`` when too few survive."""
+        """Top-k of ``cos + prior`` from two short lists, or ``None`` (score every item) when they cannot be trusted.
+
+        Candidates are the index's best N by cosine and the N items with the highest prior (the prior
+        is the same for every user). An item in neither list scores at most ``cos_N + prior_N``; when
+        the k-th best candidate beats that bound, the list is the exact one (up to the index's own
+        recall of the cosine top N). Otherwise the caller scores every item.
+        """
         model = self.model
         assert isinstance(model, ZeroShot) and self.index is not None
         banned = set(hide) | {i for i in (self.ids.get(r) for r in exclude) if i is not None}
         fetch = min(self.n_items, max(ANN_CANDIDATES, 4 * k) + len(banned))
         with self._lock:
             prof = model.history_profile(items, weights, values)
-            cand, _ = self.index.search(prof[None, :], fetch)
-            cand = cand[0][cand[0] >= 0]
+            priors = model.priors()
+            by_cos, cos = self.index.search(prof[None, :], fetch)
+            by_cos, cos = by_cos[0], cos[0]
+            found = by_cos >= 0
+            by_prior = self._prior_order(priors)[:fetch]
+            cand = np.union1d(by_cos[found], by_prior)  # sorted item order: equal scores follow the house tie rule
             keep = np.array([i not in banned for i in cand.tolist()], dtype=bool) & self.available[cand]
-            cand = np.sort(cand[keep])  # item order, so equal scores follow the house tie rule
+            cand = cand[keep]
             if len(cand) < k:
                 return None
-            scores = model.item_vectors_[cand] @ prof + model.priors()[cand]
-        order = top_k(scores.astype(np.float64), k)
+            scores = (model.item_vectors_[cand] @ prof + priors[cand]).astype(np.float64)
+            order = top_k(scores, k)
+            if not found.all() and found.sum() < len(self.index):
+                return None  # the index searched too little of itself (e.g. IVF lists): no bound on the rest
+            cos_floor = float(cos[found][-1]) if found.all() else -np.inf  # every indexed item was returned
+            prior_floor = float(priors[by_prior[-1]]) if len(by_prior) < len(priors) else -np.inf
+            if scores[order[-1]] < cos_floor + prior_floor:
+                return None
         return cand[order], [float(scores[j]) for j in order]
+
+    def _prior_order(self, priors: np.ndarray) -> np.ndarray:
+        """Items by prior, best first (cached per prior array: catalog changes and config make a new one)."""
+        cached = getattr(self, "_prior_cache", None)
+        if cached is None or cached[0] is not priors:
+            cached = (priors, np.argsort(-priors, kind="stable"))
+            self._prior_cache = cached
+        return cached[1]
 
     def _because(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, targets: np.ndarray) -> list[list[dict[str, Any]]]:
         m = self.model
