@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
               help="An evaluation JSON (anyrec evaluate --json) to show in the admin view, with its PNG beside it.")
 @click.option("--ann-min-items", type=int, default=50_000, show_default=True,
               help="Retrieve from the model's FAISS index (fit --index HNSW32) once the catalog is this large.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes over the same store (use PostgreSQL); events are seen by all at once, catalog "
+                   "and version changes from the next request on.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="BLAS / torch threads per process (0 = the libraries' default; helps very large catalogs on many cores).")
 @EVENT_WEIGHT
@@ -66,9 +70,24 @@ def serve(**kw: Any) -> None:
     settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
                              read_key=kw["read_key"], weights=_weights(kw["event_weights"]),
                              threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"])
-    app = create_app(settings)
-    console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}")
-    uvicorn.run(app, host=kw["host"], port=kw["port"], log_level="warning", access_log=False)
+    console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}"
+                  + (f"; {kw['workers']} worker processes" if kw["workers"] > 1 else ""))
+    if kw["workers"] == 1:
+        uvicorn.run(create_app(settings), host=kw["host"], port=kw["port"], log_level="warning", access_log=False)
+        return
+    import os
+
+    from anyrec.serve.app import SETTINGS_ENV
+    from anyrec.serve.service import prepare_store
+    from anyrec.serve.settings import settings_to_json
+    from anyrec.store import Store
+
+    store = Store.open(settings.store_url)  # seed and register once, not once per worker
+    prepare_store(store, settings.model_dir)
+    store.close()
+    os.environ[SETTINGS_ENV] = settings_to_json(replace(settings, model_dir=""))
+    uvicorn.run("anyrec.serve.app:app_from_env", factory=True, workers=kw["workers"], host=kw["host"], port=kw["port"],
+                log_level="warning", access_log=False)
 
 
 @cli.group()

@@ -6,6 +6,7 @@ Run with ``anyrec serve --model DIR`` (uvicorn). OpenAPI at ``/docs``; everythin
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -42,7 +43,7 @@ from anyrec.serve.schemas import (
     StoredItemOut,
 )
 from anyrec.serve.service import Service
-from anyrec.serve.settings import ServeSettings
+from anyrec.serve.settings import ServeSettings, settings_from_json
 from anyrec.store import Event
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def _error(status: int, loc: list[Any], msg: str) -> JSONResponse:
 _AUTH_DETAIL = {"loc": ["header", "authorization"], "type": "auth",
                 "msg": "a valid 'Authorization: Bearer <key>' is required (create one with `anyrec keys create --store URL`)"}
 _READ_POSTS = {"/v1/search"}
+_PID = str(os.getpid()).encode()
 
 
 def _has_key(app: Any, authorization: str) -> bool:
@@ -102,6 +104,8 @@ class Edge:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 started[0] = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-anyrec-worker", _PID)]  # which process answered
             await send(message)
 
         received = [0]
@@ -188,11 +192,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     async def writer(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
         await run_in_threadpool(_key, request, svc)
+        svc.refresh()
         return svc
 
     async def reader(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
         if settings.read_key:
             await run_in_threadpool(_key, request, svc)
+        svc.refresh()
         return svc
 
     Reader = Annotated[Service, Depends(reader)]
@@ -271,6 +277,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         assert stored is not None
         for live in svc.loaded():
             live.apply_items([stored])
+        svc.changed()
         return StoredItemOut(**vars(stored))
 
     @app.delete("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
@@ -282,6 +289,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         assert stored is not None
         for live in svc.loaded():
             live.apply_items([stored])
+        svc.changed()
         return StoredItemOut(**vars(stored))
 
     @app.get("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
@@ -316,6 +324,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if svc.store.version(version) is None:
             raise UnknownIdError(f"unknown model version {version!r}; GET /v1/models lists them", field="version")
         live = svc.activate(version)
+        svc.changed()
         gauge = app.state.metrics.model
         gauge.clear()
         gauge.labels(live.version, live.model.name).set(1)
@@ -365,6 +374,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                                               "msg": f"experiment {running[0]!r} is running; promote or end it first"}])
         svc.store.put_experiment(name, [v.model_dump() for v in body.variants])
         svc.reload_experiment()
+        svc.changed()
         return ExperimentOut(**svc.store.experiment(name))  # type: ignore[arg-type]
 
     @app.get("/v1/experiments", response_model=list[ExperimentOut], tags=["experiments"])
@@ -398,6 +408,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         svc.activate(version)
         svc.store.end_experiment(name, chosen)
         svc.reload_experiment()
+        svc.changed()
         gauge = app.state.metrics.model
         gauge.clear()
         gauge.labels(svc.live.version, svc.live.model.name).set(1)
@@ -420,3 +431,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+SETTINGS_ENV = "ANYREC_SERVE_SETTINGS"
+
+
+def app_from_env() -> FastAPI:
+    """The app for server processes started by uvicorn itself (``anyrec serve --workers N``): the
+    settings travel as JSON in ``ANYREC_SERVE_SETTINGS``, set by the CLI."""
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        raise RuntimeError(f"{SETTINGS_ENV} is not set; start the service with `anyrec serve`")
+    return create_app(settings_from_json(text))

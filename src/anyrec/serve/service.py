@@ -66,6 +66,21 @@ def register_folder(store: Store, folder: str | Path, version: str | None = None
     return name
 
 
+def prepare_store(store: Store, model_dir: str) -> None:
+    """Seed an empty store from ``model_dir`` and register it (active if nothing is). Run once, before
+    several server processes start over the same store."""
+    if not model_dir:
+        return
+    if store.is_empty():
+        t0 = time.perf_counter()
+        counts = seed_store(store, model_dir)
+        log.info("empty store seeded from %s: %d items, %d events in %.1f s", model_dir, counts["items"], counts["events"],
+                 time.perf_counter() - t0)
+    version = register_folder(store, model_dir)
+    if store.active_version() is None:
+        store.set_active(version)
+
+
 class Service:
     """The live state behind one app."""
 
@@ -76,15 +91,7 @@ class Service:
             if "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(settings.threads)
         self.store = Store.open(settings.store_url)
-        if settings.model_dir:
-            if self.store.is_empty():
-                t0 = time.perf_counter()
-                counts = seed_store(self.store, settings.model_dir)
-                log.info("empty store seeded from %s: %d items, %d events in %.1f s", settings.model_dir,
-                         counts["items"], counts["events"], time.perf_counter() - t0)
-            version = register_folder(self.store, settings.model_dir)
-            if self.store.active_version() is None:
-                self.store.set_active(version)
+        prepare_store(self.store, settings.model_dir)
         active = self.store.active_version()
         if active is None:
             raise ConfigError("the store has no active model version: start with --model DIR (a folder from `anyrec fit`)")
@@ -94,6 +101,9 @@ class Service:
         self.experiment: dict[str, Any] | None = None
         self._variants: list[Variant] = []
         self.reload_experiment()
+        self._generation = self.store.generation()
+        self._synced_at = time.time()
+        self._refresh_lock = threading.Lock()
         self._keys: dict[str, float] = {}
         self._log_queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_log, name="recommendation-log", daemon=True)
@@ -132,6 +142,35 @@ class Service:
             self.store.set_active(version)
             self.live = live
         return live
+
+    # ---- several processes over one store --------------------------------------------------------
+    def changed(self) -> None:
+        """After this process changed the catalog, the active version or an experiment: tell the others."""
+        self._generation = self.store.changed()
+
+    def refresh(self) -> None:
+        """Catch up with changes other processes made (one small read per request when nothing changed).
+
+        Events need none of this: every request reads the user's history from the store.
+        """
+        token = self.store.generation()
+        if token == self._generation:
+            return
+        with self._refresh_lock:
+            if token == self._generation:
+                return
+            started = time.time()
+            changed = list(self.store.items(updated_since=self._synced_at - 5.0))  # a margin for clock skew
+            for live in self.loaded():
+                live.apply_items(changed)
+            active = self.store.active_version()
+            if active is not None and active != self.live.version:
+                live = self.model(active)
+                with self._swap_lock:
+                    self.live = live
+            self.reload_experiment()
+            self._generation, self._synced_at = token, started
+            log.info("caught up with another process: %d items changed, active %s", len(changed), active)
 
     # ---- experiments ------------------------------------------------------------------------
     def reload_experiment(self) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
 from anyrec.serve.live import EventWeights
 from anyrec.store import DEFAULT_URL
@@ -42,3 +43,14 @@ class ServeSettings:
     threads: int = 1
     report_path: str = ""
     ann_min_items: int = 50_000
+
+
+def settings_to_json(settings: ServeSettings) -> str:
+    return json.dumps(asdict(settings))
+
+
+def settings_from_json(text: str) -> ServeSettings:
+    doc = json.loads(text)
+    weights = doc.pop("weights")
+    weights["keep_types"] = tuple(weights["keep_types"])
+    return ServeSettings(**doc, weights=EventWeights(**weights))

@@ -132,10 +132,13 @@ class Store:
             row = conn.execute(select(items).where(items.c.id == item)).first()
         return _stored_item(row) if row is not None else None
 
-    def items(self) -> Iterator[StoredItem]:
-        """Every item, deleted ones included, in insertion-independent id order."""
+    def items(self, updated_since: float | None = None) -> Iterator[StoredItem]:
+        """Every item (or those updated since a time), deleted ones included, in id order."""
+        q = select(items).order_by(items.c.id)
+        if updated_since is not None:
+            q = q.where(items.c.updated_at >= updated_since)
         with self.engine.connect() as conn:
-            for row in conn.execute(select(items).order_by(items.c.id)):
+            for row in conn.execute(q):
                 yield _stored_item(row)
 
     # ---- users and events ------------------------------------------------------------
@@ -349,6 +352,16 @@ class Store:
 
     def set_active(self, version: str) -> None:
         self.set_setting("active_version", version)
+
+    def changed(self) -> str:
+        """Mark that the catalog, the active version or an experiment changed: other server processes
+        over this store compare this token on each request and catch up. Returns the new token."""
+        token = secrets.token_hex(8)
+        self.set_setting("generation", token)
+        return token
+
+    def generation(self) -> str | None:
+        return self.get_setting("generation")
 
     def get_setting(self, key: str) -> str | None:
         with self.engine.connect() as conn:
