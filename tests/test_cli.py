@@ -69,3 +69,17 @@ def test_unknown_model_and_bad_k(tmp_path):
 def test_datasets_lists_ml100k():
     res = CliRunner().invoke(cli, ["datasets"])
     assert res.exit_code == 0 and "ml-100k" in res.output and "unisrec" in res.output
+
+
+def test_progress_reaches_logs_when_stderr_is_not_a_terminal(capsys):
+    from anyrec.cli.common import _progress_lines
+
+    update = _progress_lines(every_s=3600)
+    update("score users", 1, 10)  # too soon: nothing
+    update("score users", 10, 10)  # done: always one line
+    update("score users", 10, 10)  # and only one
+    err = capsys.readouterr().err
+    assert err.count("score users: 10/10 (100 %)") == 1 and "1/10" not in err
+    chatty = _progress_lines(every_s=0)
+    chatty("embed", 3, 9)
+    assert "embed: 3/9 (33 %)" in capsys.readouterr().err

@@ -158,3 +158,16 @@ def full_sort_reference(scores, relevant, k, ties="pessimistic"):
     valid = np.isfinite(np.take_along_axis(scores, order, axis=1))
     hits = np.take_along_axis(relevant, order, axis=1) & valid
     return np.where(valid, order, -1), hits
+
+
+def test_batches_are_sized_by_memory_and_do_not_change_metrics(board):
+    from anyrec.data.split import leave_one_out
+    from anyrec.eval.evaluate import evaluate_model, users_per_batch
+    from anyrec.models.baselines import ItemKNN
+
+    assert users_per_batch(1_682) == 4_096 and users_per_batch(1_000_000) == 8 and users_per_batch(10**9) == 1
+    split = leave_one_out(board)
+    model = ItemKNN().fit(split.train_dataset(board))
+    whole = evaluate_model(model, board, split, "test", (5,))
+    assert evaluate_model(model, board, split, "test", (5,), batch_size=3) == whole
+    assert evaluate_model(model, board, split, "test", (5,), memory_mb=0) == whole  # one user per batch

@@ -118,10 +118,14 @@ def read_dataset(kw: dict[str, Any], file_cfg: FileConfig) -> Dataset:
 
 
 @contextmanager
-def progress_bar(enabled: bool) -> Iterator[Any]:
-    """A callback ``(description, done, total)`` drawing rich progress bars (or a no-op)."""
+def progress_bar(enabled: bool = True, every_s: float = 10.0) -> Iterator[Any]:
+    """A callback ``(description, done, total)``: rich bars on a terminal; elsewhere (logs, CI) a plain
+    line per task at most every ``every_s`` seconds and when it completes; ``None`` when disabled."""
     if not enabled:
         yield None
+        return
+    if not console.is_terminal:
+        yield _progress_lines(every_s)
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
@@ -133,6 +137,27 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
             bar.update(tasks[desc], completed=done, total=total)
 
         yield update
+
+
+def _progress_lines(every_s: float) -> Any:
+    import time
+
+    started: dict[str, float] = {}
+    last: dict[str, float] = {}
+
+    def update(desc: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        started.setdefault(desc, now)
+        finished = total > 0 and done >= total
+        if not finished and now - last.get(desc, started[desc]) < every_s:
+            return
+        if finished and last.get(desc) == -1.0:
+            return  # completion already reported
+        last[desc] = -1.0 if finished else now
+        share = f" ({100 * done / total:.0f} %)" if total else ""
+        console.print(f"{desc}: {done:,}/{total:,}{share}, {now - started[desc]:.0f} s", highlight=False, soft_wrap=True)
+
+    return update
 
 
 def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +109,7 @@ def evaluate(**kw: Any) -> None:
         ds = read_dataset(kw, file_cfg)
     s = ds.summary()
     console.print(f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions")
-    with progress_bar(kw["progress"] and sys.stderr.isatty()) as bar:
+    with progress_bar(kw["progress"]) as bar:
         result = run_experiment(ds, cfg, progress=bar, item_vectors=vectors)
     out.print(results_table(result, ks))
     console.print("split: " + ", ".join(f"{k}={v}" for k, v in result["split"].items()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,7 @@ def retrain(**kw: Any) -> None:
     active = store.active_version()
     name = kw["model_name"] or (store.version(active)["model"] if active else "zeroshot")  # type: ignore[index]
     opts = with_text_defaults(name, parse_options(kw["options"]).get(name, {}), None, False)
-    with progress_bar(sys.stderr.isatty()) as bar:
+    with progress_bar() as bar:
         row = run_retrain(store, kw["registry"], model_name=name, options=opts, weights=_weights(kw["event_weights"]),
                           seed=kw["seed"], tune=not kw["no_tune"], progress=bar)
     if kw["activate"]:
@@ -185,7 +184,7 @@ def simulate(**kw: Any) -> None:
     options = {n: with_text_defaults(n, parsed.get(n, {}), None, False) for n in names}
     cfg = SimulationConfig(models=names, holdout=kw["holdout"], users=kw["users"], rounds=kw["rounds"], k=kw["k"],
                            check_every=kw["check_every"], seed=kw["seed"])
-    with progress_bar(sys.stderr.isatty()) as bar:
+    with progress_bar() as bar:
         result = run_simulation(ds, kw["store_url"], kw["out_dir"], cfg, options, progress=bar)
     rep = result["final"]
     table = Table(title=f"experiment on {result['users']:,} simulated {ds.name} users ({rep['method']})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -50,7 +49,7 @@ def fit(**kw: Any) -> None:
             opts["resume"] = True
         if kw["max_minutes"] is not None:
             opts["max_minutes"] = kw["max_minutes"]
-    with progress_bar(sys.stderr.isatty()) as bar:
+    with progress_bar() as bar:
         model, tuned, metrics, index = fit_for_serving(name, ds, opts, kw["seed"], not kw["no_tune"], bar,
                                                        kw["index_spec"], kw["metric"])
     if tuned:
@@ -175,7 +174,7 @@ def pretrain(**kw: Any) -> None:
     ds = read_dataset(kw, file_cfg)
     cfg = PretrainConfig(model=kw["encoder"], objective=kw["objective"], epochs=kw["epochs"], lr=kw["lr"],
                          batch_size=kw["batch_size"], max_minutes=kw["max_minutes"], seed=kw["seed"])
-    with progress_bar(sys.stderr.isatty()) as bar:
+    with progress_bar() as bar:
         report = run_pretrain(ds.catalog.texts(), kw["out_dir"], cfg, progress=bar)
     console.print(f"pretrained ({kw['objective']}) on {report['texts']:,} texts of {ds.name} in {report['seconds']} s; "
                   f"epoch losses {report['epoch_losses']}; saved to {kw['out_dir']} (use --encoder {kw['out_dir']})")

@@ -115,22 +115,30 @@ def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pess
     return np.where(valid, order, -1), hits
 
 
+def users_per_batch(n_items: int, memory_mb: int = 256) -> int:
+    """Users per scoring batch: about 32 bytes per item per user (float64 scores, the mask, the
+    partial sort's indices and copies) within ``memory_mb``; between 1 and 4,096."""
+    return int(max(1, min(4_096, memory_mb * 2**20 // (32 * max(1, n_items)))))
+
+
 def evaluate_model(
     model: Recommender,
     ds: Dataset,
     split: Split,
     phase: str = "test",
     ks: tuple[int, ...] = (10, 20),
-    batch_size: int = 512,
+    batch_size: int | None = None,
     progress: Progress = None,
     ties: str = "pessimistic",
     mask: str = "history",
+    memory_mb: int = 256,
 ) -> dict[str, float]:
     """Metrics of a fitted ``model`` on ``phase``: ``{"ndcg@10": …, "recall@10": …, …, "users": n}``.
 
     The model must have been fitted on ``split``'s training rows of ``ds``. ``ties`` and
     ``mask`` (see the module docstring) exist to read results under peers' conventions; the
-    defaults are anyrec's rules.
+    defaults are anyrec's rules. Users are scored in batches sized so the score rows and their
+    temporaries stay near ``memory_mb`` (``batch_size`` overrides).
     """
     if mask not in MASK_RULES:
         raise ValueError(f"mask must be one of {MASK_RULES}, got {mask!r}")
@@ -150,6 +158,8 @@ def evaluate_model(
     filters = Filters(items=candidates, exclude=exclude)
     per_user: dict[str, list[np.ndarray]] = {f"{m}@{k}": [] for m in M.RANKING_METRICS for k in ks}
     tops = []
+    if batch_size is None:
+        batch_size = users_per_batch(ds.n_items, memory_mb)
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = model.masked_scores(batch, exclude_seen=False, filters=filters)
