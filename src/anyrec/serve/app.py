@@ -19,10 +19,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from anyrec import __version__
 from anyrec.errors import AnyrecError, UnknownIdError
+from anyrec.serve.edge import AUTH_DETAIL, Edge, Metrics, error_response, has_key
 from anyrec.serve.experiments import CONVERSIONS, Variant
 from anyrec.serve.experiments import report as experiment_report
 from anyrec.serve.live import LiveModel
@@ -49,97 +50,6 @@ from anyrec.store import Event
 log = logging.getLogger(__name__)
 
 PathId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
-
-
-class Metrics:
-    """Prometheus metrics in a registry of this app's own (no process globals)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("anyrec_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("anyrec_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-        self.events = Counter("anyrec_events_stored_total", "Events durably stored", ["type"], registry=self.registry)
-        self.model = Gauge("anyrec_model_info", "The active model version (value 1)", ["version", "model"], registry=self.registry)
-
-
-def _error(status: int, loc: list[Any], msg: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
-
-
-_AUTH_DETAIL = {"loc": ["header", "authorization"], "type": "auth",
-                "msg": "a valid 'Authorization: Bearer <key>' is required (create one with `anyrec keys create --store URL`)"}
-_READ_POSTS = {"/v1/search"}
-_PID = str(os.getpid()).encode()
-
-
-def _has_key(app: Any, authorization: str) -> bool:
-    scheme, _, key = authorization.partition(" ")
-    service = getattr(app.state, "service", None)
-    return scheme.lower() == "bearer" and bool(key.strip()) and service is not None and service.key_ok(key.strip())
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class Edge:
-    """Pure ASGI middleware at the edge: bounds the body, checks the key of writes before the body
-    is read, counts and times every request (by route template, so label cardinality stays bounded)."""
-
-    def __init__(self, app: Any, settings: ServeSettings) -> None:
-        self.app = app
-        self.settings = settings
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        status = [500]
-        started = [False]
-        limit = self.settings.max_body_bytes
-
-        async def send_status(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                started[0] = True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-anyrec-worker", _PID)]  # which process answered
-            await send(message)
-
-        received = [0]
-
-        async def bounded_receive() -> Any:
-            message = await receive()
-            if message["type"] == "http.request":
-                received[0] += len(message.get("body", b""))
-                if received[0] > limit:
-                    raise _TooLarge()
-            return message
-
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        size = headers.get("content-length")
-        method, path = scope["method"], scope["path"]
-        if size is not None and (not size.isdigit() or int(size) > limit):
-            await _error(413, ["header", "content-length"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
-        elif (method in ("POST", "PUT", "DELETE", "PATCH") and path not in _READ_POSTS
-              and not await run_in_threadpool(_has_key, scope["app"], headers.get("authorization", ""))):
-            # Before the body is read or parsed: a write without a valid key is a 401, whatever its body.
-            await JSONResponse(status_code=401, content={"detail": [_AUTH_DETAIL]},
-                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_status)
-        else:
-            try:
-                await self.app(scope, bounded_receive, send_status)
-            except _TooLarge:
-                if started[0]:
-                    raise
-                await _error(413, ["body"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
-        route = scope.get("route")
-        label = getattr(route, "path", "unmatched")
-        m: Metrics = scope["app"].state.metrics
-        m.requests.labels(method, label, str(status[0])).inc()
-        m.latency.labels(label).observe(time.perf_counter() - t0)
 
 
 CLICKS = ("click", "like", "add_to_cart", "purchase")  # an event of one of these, carrying a list's id, clicks it
@@ -172,11 +82,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.exception_handler(UnknownIdError)
     async def unknown_id(_request: Request, exc: UnknownIdError) -> JSONResponse:
-        return _error(404, ["path", getattr(exc, "field", None) or "id"], str(exc))
+        return error_response(404, ["path", getattr(exc, "field", None) or "id"], str(exc))
 
     @app.exception_handler(AnyrecError)
-    async def anyrec_error(_request: Request, exc: AnyrecError) -> JSONResponse:
-        return _error(422, ["body", getattr(exc, "field", None) or "request"], str(exc))
+    async def anyrecerror_response(_request: Request, exc: AnyrecError) -> JSONResponse:
+        return error_response(422, ["body", getattr(exc, "field", None) or "request"], str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -187,8 +97,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return request.app.state.service
 
     def _key(request: Request, svc: Service) -> None:
-        if not _has_key(request.app, request.headers.get("authorization", "")):
-            raise HTTPException(401, detail=[_AUTH_DETAIL], headers={"WWW-Authenticate": "Bearer"})
+        if not has_key(request.app, request.headers.get("authorization", "")):
+            raise HTTPException(401, detail=[AUTH_DETAIL], headers={"WWW-Authenticate": "Bearer"})
 
     async def writer(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
         await run_in_threadpool(_key, request, svc)
