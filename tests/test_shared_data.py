@@ -43,3 +43,15 @@ def test_latest_small_through_the_generic_mapping(shared_data):
     assert ds.catalog.categories(0) == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
     res = run_experiment(ds, ExperimentConfig(models=("popularity", "itemknn"), ks=(10,)))
     assert res["models"]["itemknn"]["ndcg@10"] > res["models"]["popularity"]["ndcg@10"] > 0
+
+
+def test_mind_impressions_are_read_and_counted(shared_data):
+    from anyrec.eval.impressions import read_mind_impressions, split_by_time
+
+    ds = load_dataset(str(shared_data / "mind-small-subset"))
+    imps, report = read_mind_impressions(shared_data / "mind-small-subset", ds)
+    assert report["impressions"] == 5_000
+    assert len(imps) + report["impressions without both a click and a non-click"] == 5_000
+    assert all(imp.labels.sum() >= 1 and (imp.labels == 0).sum() >= 1 for imp in imps)
+    train, test, cut = split_by_time(ds, imps)
+    assert test and all(imp.time >= cut for imp in test) and (train.interactions.time < cut).all()
