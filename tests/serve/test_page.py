@@ -1,8 +1,9 @@
 """The web page in a real headless Chromium (Debian's package, driven by Playwright) against the real server.
 
 Skips, saying why, where Playwright or a Chromium binary is missing (``make test`` installs both where
-it can). On ml-100k with the real MiniLM zero-shot model. Writes the screenshots the README shows
-(docs/page.png, docs/admin.png, docs/phone.png).
+it can). On ml-100k with the real MiniLM zero-shot model. Takes the screenshots the README shows
+(page.png, admin.png, phone.png): into a temporary folder, or into $ANYREC_SCREENSHOT_DIR — the ones in
+docs/ came from ``ANYREC_SCREENSHOT_DIR=docs .venv/bin/python -m pytest tests/serve/test_page.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ CHROMIUM = os.environ.get("ANYREC_CHROMIUM") or shutil.which("chromium") or shut
 if CHROMIUM is None:
     pytest.skip("no chromium binary (apt-get install chromium; make test does it where it can)", allow_module_level=True)
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 Launch = Callable[..., tuple[str, subprocess.Popen, int]]
 pytestmark = pytest.mark.browser
 
@@ -57,7 +57,8 @@ def ml_service(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"zs": str(zs), "pop": str(pop), "report": str(report), "store": store_url, "key": key}
 
 
-def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch) -> None:
+def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_path: Path) -> None:
+    shots = Path(os.environ.get("ANYREC_SCREENSHOT_DIR") or tmp_path)
     base, _proc, _port = launch(ml_service["store"], Path(ml_service["zs"]), None, "--report", ml_service["report"])
     store = Store.open(ml_service["store"])
     store.register_version("v2", ml_service["pop"], "popularity", {}, data_until=time.time())
@@ -67,7 +68,7 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch) -> No
     httpx.post(f"{base}/v1/events", headers=auth, json=[{"user": "mixed", "item": "50", "type": "like"}]).raise_for_status()
     httpx.post(f"{base}/v1/events", headers=auth, json=[{"user": "mixed", "item": "200", "type": "like"}]).raise_for_status()
     errors: list[str] = []
-    DOCS.mkdir(exist_ok=True)
+    shots.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -90,7 +91,7 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch) -> No
         page.locator("#user-input").dispatch_event("change")
         page.wait_for_function("document.querySelector('#status').textContent.includes('mixed')")
         page.wait_for_function("document.querySelectorAll('#cards .card').length === 10")
-        page.screenshot(path=str(DOCS / "page.png"), full_page=True)
+        page.screenshot(path=str(shots / "page.png"), full_page=True)
         before = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => c.dataset.id)")
         top = before[0]
         near = [i["id"] for i in httpx.get(f"{base}/v1/items/{top}/similar", params={"k": 30}).json()["items"] if i["id"] in before][:3]
@@ -137,7 +138,7 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch) -> No
         time.sleep(0.5)  # the shown lists are logged in batches
         page.locator("#tab-admin").click()
         page.wait_for_selector("#experiments table")
-        page.screenshot(path=str(DOCS / "admin.png"), full_page=True)
+        page.screenshot(path=str(shots / "admin.png"), full_page=True)
 
         # a phone-sized screen: nothing wider than the screen
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
@@ -145,7 +146,8 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch) -> No
         phone.goto(base, wait_until="networkidle")
         phone.wait_for_function("document.querySelectorAll('#cards .card').length === 10")
         assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-        phone.screenshot(path=str(DOCS / "phone.png"))
+        phone.screenshot(path=str(shots / "phone.png"))
         browser.close()
     assert errors == []
+    assert all((shots / f"{name}.png").stat().st_size > 10_000 for name in ("page", "admin", "phone"))
     print(f"page: first load {first_load:,} bytes; list update after a dislike {timing:.0f} ms")
