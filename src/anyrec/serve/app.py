@@ -183,24 +183,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def put_item(item: PathId, body: ItemIn, svc: Writer) -> StoredItemOut:
         """Add or replace an item: embedded and indexed at once, recommendable by the next request."""
         svc.store.upsert_items([(item, body.fields, body.category, body.available)])
-        stored = svc.store.item(item)
-        assert stored is not None
-        for live in svc.loaded():
-            live.apply_items([stored])
-        svc.changed()
-        return StoredItemOut(**vars(stored))
+        return StoredItemOut(**vars(svc.item_changed(item)))
 
     @app.delete("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
     def delete_item(item: PathId, svc: Writer) -> StoredItemOut:
         """Never recommend this item again (its events stay: they are facts)."""
         if not svc.store.delete_item(item) and svc.store.item(item) is None:
             raise UnknownIdError(f"unknown item {item!r}", field="item")
-        stored = svc.store.item(item)
-        assert stored is not None
-        for live in svc.loaded():
-            live.apply_items([stored])
-        svc.changed()
-        return StoredItemOut(**vars(stored))
+        return StoredItemOut(**vars(svc.item_changed(item)))
 
     @app.get("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
     def get_item(item: PathId, svc: Reader) -> StoredItemOut:

@@ -22,7 +22,7 @@ from anyrec.errors import ConfigError
 from anyrec.serve.experiments import Variant, assign
 from anyrec.serve.live import LiveModel
 from anyrec.serve.settings import ServeSettings
-from anyrec.store import Event, Store
+from anyrec.store import Event, Store, StoredItem
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,15 @@ class Service:
     def changed(self) -> None:
         """After this process changed the catalog, the active version or an experiment: tell the others."""
         self._generation = self.store.changed()
+
+    def item_changed(self, item: str) -> StoredItem:
+        """After a catalog write: apply the stored item to every loaded version, and tell the other processes."""
+        stored = self.store.item(item)
+        assert stored is not None
+        for live in self.loaded():
+            live.apply_items([stored])
+        self.changed()
+        return stored
 
     def refresh(self) -> None:
         """Catch up with changes other processes made (one small read per request when nothing changed).

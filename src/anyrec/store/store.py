@@ -178,8 +178,7 @@ class Store:
 
     def user_state(self, user: str) -> tuple[float | None, list[tuple[str, str, float | None, float]]]:
         """``(since, history)`` of a user in one connection (what a recommendation request reads)."""
-        q = (select(events.c.item_id, events.c.type, events.c.value, events.c.time)
-             .where(events.c.user_id == user).order_by(events.c.time, events.c.seq))
+        q = _history_query(user)
         with self.engine.connect() as conn:
             since = conn.execute(select(users.c.since).where(users.c.id == user)).scalar_one_or_none()
             rows = [tuple(r) for r in conn.execute(q)] if since is not None else []
@@ -187,10 +186,8 @@ class Store:
 
     def history(self, user: str) -> list[tuple[str, str, float | None, float]]:
         """``(item, type, value, time)`` of a user's events, oldest first (ties in arrival order)."""
-        q = (select(events.c.item_id, events.c.type, events.c.value, events.c.time)
-             .where(events.c.user_id == user).order_by(events.c.time, events.c.seq))
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(q)]
+            return [tuple(r) for r in conn.execute(_history_query(user))]
 
     def all_events(self) -> Iterator[tuple[str, str, str, float | None, float]]:
         """``(user, item, type, value, time)`` of every event in arrival order (for retraining)."""
@@ -374,6 +371,11 @@ class Store:
 
     def now(self) -> float:
         return time.time()
+
+
+def _history_query(user: str) -> Any:
+    return (select(events.c.item_id, events.c.type, events.c.value, events.c.time)
+            .where(events.c.user_id == user).order_by(events.c.time, events.c.seq))
 
 
 def _hash(key: str) -> str:
