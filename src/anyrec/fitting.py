@@ -16,6 +16,7 @@ from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import build_model, tune_on_validation, validator
 from anyrec.index.vector import VectorIndex, make_index
 from anyrec.models import Recommender
+from anyrec.models.generative import Generative
 from anyrec.models.sequential import Sequential
 from anyrec.models.zeroshot import ZeroShot
 
@@ -37,7 +38,7 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
     metrics: dict[str, float] = {}
     if tune:
         split = leave_one_out(ds)
-        if isinstance(model, Sequential):
+        if isinstance(model, (Sequential, Generative)):
             # Train once with each user's last interaction held out (early stopping and the
             # score-time options are chosen on it), then serve with the full history.
             model.fit_with_validation(split.train_dataset(ds), validator(ds, split, 10))
@@ -48,7 +49,7 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
                                        progress=(lambda d, t: progress("tune on validation", d, t)) if progress else None)
         valid = evaluate_model(model, ds, split, "valid", (10,))
         metrics = {"valid_ndcg@10": round(float(valid["ndcg@10"]), 6), "valid_recall@10": round(float(valid["recall@10"]), 6)}
-        if isinstance(model, Sequential):
+        if isinstance(model, (Sequential, Generative)):
             model.set_history(ds)
         else:
             if isinstance(model, ZeroShot):

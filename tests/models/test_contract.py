@@ -13,6 +13,8 @@ from anyrec.models import MODELS, Filters
 # Few factors: the checkerboard has rank 2, and many factors let ALS memorise each user instead.
 FAST = {"bpr": {"iterations": 200, "factors": 8}, "als": {"factors": 4}, "zeroshot": {"encoder": "hashing"},
         "sequential": {"encoder": "hashing:32", "hidden": 16, "layers": 1, "heads": 1, "epochs": 30, "max_len": 8, "lr": 5e-3, "threads": 1},
+        "generative": {"encoder": "hashing:32", "levels": 2, "codebook": 4, "hidden": 16, "layers": 1, "heads": 1, "epochs": 5,
+                       "max_items": 6, "threads": 1},
         "sasrec": {"hidden": 16, "layers": 1, "heads": 1, "epochs": 30, "max_len": 8, "lr": 5e-3, "threads": 1}}
 
 

@@ -52,9 +52,15 @@ def test_negative_weights_push_neighbours_down(topics: Dataset) -> None:
         assert pushed[neighbour] < base[neighbour], name
 
 
-def test_sequential_model_served_end_to_end(topics: Dataset, tmp_path: Path, store_url: str, api_key: str) -> None:
-    model = build_model("sequential", 0, SEQ).fit(topics)
-    folder = save_model(model, topics, tmp_path / "seq")
+GEN = {"encoder": "hashing:128", "levels": 2, "codebook": 4, "hidden": 32, "layers": 1, "heads": 2, "max_items": 4,
+       "dropout": 0.0, "batch_size": 4, "lr": 5e-3, "threads": 1, "epochs": 150, "patience": 150}
+
+
+@pytest.mark.parametrize("name, options", [("sequential", SEQ), ("generative", GEN)])
+def test_text_sequence_models_served_end_to_end(topics: Dataset, tmp_path: Path, store_url: str, api_key: str,
+                                                name: str, options: dict) -> None:
+    model = build_model(name, 0, options).fit(topics)
+    folder = save_model(model, topics, tmp_path / name)
     live = LiveModel("x", folder, EventWeights())
     assert live.reads_history() and live.is_text_model()
     with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=store_url))) as client:

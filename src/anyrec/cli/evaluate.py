@@ -113,6 +113,11 @@ def evaluate(**kw: Any) -> None:
         result = run_experiment(ds, cfg, progress=bar, item_vectors=vectors)
     out.print(results_table(result, ks))
     console.print("split: " + ", ".join(f"{k}={v}" for k, v in result["split"].items()))
+    for name, m in result["models"].items():
+        if "generation" in m:
+            g = m["generation"]
+            console.print(f"{name}: {g['lists']:,} generated lists, {g['generated']:,} ids, {g['invalid']} invalid "
+                          f"(not an item, excluded or filtered out), {g['short_lists']} lists shorter than 10")
     for name, params in result.get("tuned", {}).items():
         console.print(f"{name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     if kw["json_out"]:

@@ -18,6 +18,7 @@ from anyrec.eval.experiment import build_model
 from anyrec.fitting import fit_for_serving
 from anyrec.index.vector import VectorIndex
 from anyrec.models import MODELS, Recommender
+from anyrec.models.generative import Generative, describe
 from anyrec.models.persist import load_model, save_model
 
 
@@ -52,10 +53,26 @@ def fit(**kw: Any) -> None:
     with progress_bar() as bar:
         model, tuned, metrics, index = fit_for_serving(name, ds, opts, kw["seed"], not kw["no_tune"], bar,
                                                        kw["index_spec"], kw["metric"])
+    if isinstance(model, Generative):
+        _print_codes(describe(model))
     if tuned:
         console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
     folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"]})
     console.print(f"saved {name} for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
+
+
+def _print_codes(info: dict[str, Any]) -> None:
+    """Semantic ids of a generative model: codebook use per level and collisions."""
+    codes = info["codes"]
+    table = Table(title=f"semantic ids: {codes['items']:,} items, vocabulary {info['vocabulary']:,} tokens, "
+                        f"decoder {info['decoder_parameters']:,} parameters")
+    for col in ("level", "codes used", "perplexity"):
+        table.add_column(col, justify="right")
+    for lv in codes["levels"]:
+        table.add_row(str(lv["level"]), f"{lv['used']} / {lv['of']}", f"{lv['perplexity']:.1f}")
+    out.print(table)
+    console.print(f"collisions: {codes['collision_rate']:.2%} of items share their semantic codes with another item "
+                  f"(largest group {codes['largest_group']}; the extra level tells them apart); ids unique: {codes['unique']}")
 
 
 def _load(kw: dict[str, Any]) -> tuple[Recommender, Dataset, VectorIndex | None]:

@@ -144,6 +144,9 @@ def run_experiment(
         if tuned:
             result.setdefault("tuned", {})[name] = tuned
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
+        stats = getattr(model, "generation_stats", None)
+        if stats is not None:  # generative models: every generated id checked against the catalog and the filters
+            metrics["generation"] = dict(stats)
         if config.also_masks:
             metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
         result["models"][name] = metrics

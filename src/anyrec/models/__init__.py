@@ -3,6 +3,7 @@
 from anyrec.models.base import Filters, Recommender
 from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
 from anyrec.models.factorization import ALS, BPR
+from anyrec.models.generative import Generative
 from anyrec.models.sequential import SASRec, Sequential
 from anyrec.models.zeroshot import ZeroShot
 
@@ -17,6 +18,7 @@ MODELS: dict[str, type[Recommender]] = {
     "zeroshot": ZeroShot,
     "sequential": Sequential,
     "sasrec": SASRec,
+    "generative": Generative,
 }
 
-__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "ItemKNN", "Popularity", "Random", "Recommender", "SASRec", "Sequential", "ZeroShot"]
+__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "Generative", "ItemKNN", "Popularity", "Random", "Recommender", "SASRec", "Sequential", "ZeroShot"]

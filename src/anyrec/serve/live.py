@@ -23,6 +23,7 @@ from anyrec.index.vector import FaissIndex
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Recommender, recency_weights, top_k
 from anyrec.models.baselines import ItemKNN
+from anyrec.models.generative import Generative
 from anyrec.models.persist import load_model
 from anyrec.models.sequential import Sequential
 from anyrec.models.zeroshot import ZeroShot, text_contributions
@@ -92,7 +93,7 @@ class LiveModel:
         return type(self.model).score_history is not Recommender.score_history
 
     def is_text_model(self) -> bool:
-        return isinstance(self.model, ZeroShot) or (isinstance(self.model, Sequential) and self.model.config.use_text)
+        return isinstance(self.model, (ZeroShot, Generative)) or (isinstance(self.model, Sequential) and self.model.config.use_text)
 
     def encoder(self) -> TextEncoder:
         if isinstance(self.model, ZeroShot):
@@ -270,6 +271,8 @@ class LiveModel:
         elif isinstance(m, Sequential) and m.config.use_text:
             w = recency_weights(np.arange(len(items))[::-1], m.config.text_half_life) * weights
             contrib = text_contributions(m._unit_text_table(), items, w, targets)
+        elif isinstance(m, Generative):  # the history items whose text is nearest each generated item
+            contrib = text_contributions(m._unit_text_table(), items, weights, targets)
         elif isinstance(m, ItemKNN):
             contrib = []
             for t in targets:
@@ -285,7 +288,7 @@ class LiveModel:
         m = self.model
         if isinstance(m, ZeroShot):
             return m.item_vectors_
-        if isinstance(m, Sequential) and m.config.use_text:
+        if isinstance(m, Generative) or (isinstance(m, Sequential) and m.config.use_text):
             return m._unit_text_table()
         raise ConfigError(f"this needs a text model (zeroshot or sequential); version {self.version!r} is {m.name!r}")
 

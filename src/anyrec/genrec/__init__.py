@@ -1,0 +1,1 @@
+"""Generative recommendation parts: semantic ids, the code trie, the decoder and its training."""
