@@ -79,6 +79,8 @@ def test_every_model_saves_and_loads(tmp_path, name):
     opts = {"encoder": "hashing:64"} if name == "zeroshot" else {"factors": 4} if name in ("als", "bpr") else {}
     if name == "sequential":
         opts = {"encoder": "hashing:32", "hidden": 16, "layers": 1, "epochs": 2, "threads": 1}
+    if name == "generative":
+        opts = {"encoder": "hashing:32", "levels": 2, "codebook": 4, "hidden": 16, "layers": 1, "heads": 1, "epochs": 2, "threads": 1}
     model = build_model(name, 0, opts).fit(ds)
     save_model(model, ds, tmp_path)
     again, ds2, _index, meta = load_model(tmp_path)
@@ -127,3 +129,30 @@ def test_evaluate_with_k_beyond_a_tiny_catalog_caps_the_list(tmp_path):
          "--models", "popularity", "--k", "1,10", "--no-progress", "--json", str(out)])
     res = json.loads(out.read_text())["models"]["popularity"]
     assert 0.0 <= res["recall@10"] <= 1.0 and res["precision@10"] <= 0.2
+
+
+def test_fit_generative_prints_its_codes_resumes_and_fine_tunes_from_a_pretrained_folder(tmp_path):
+    from tests.models.test_sequential import successor_task
+
+    ds = successor_task(length=8)
+    rows = ["u,i,t"] + [f"{ds.users.raw(u)},{ds.catalog.ids.raw(i)},{t}" for u, i, t in
+                        zip(ds.interactions.user, ds.interactions.item, ds.interactions.time)]
+    (tmp_path / "inter.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "items.csv").write_text("id,title\n" + "".join(f"{raw},{ds.catalog.title(i)}\n" for i, raw in enumerate(ds.catalog.ids.raw_ids)))
+    opts = [f"--option=generative.{k}" for k in ("encoder=hashing:16", "levels=2", "codebook=4", "hidden=16", "layers=1",
+                                                   "heads=1", "max_items=4", "threads=1")]
+    data = ["--interactions", str(tmp_path / "inter.csv"), "--user", "u", "--item", "i", "--time", "t", "--no-cache",
+            "--items", str(tmp_path / "items.csv"), "--item-id", "id", "--text", "title"]
+    out = run(["fit", "--model", "generative", *data, "--out", str(tmp_path / "g"), *opts, "--option", "generative.epochs=2"])
+    flat = " ".join(out.split())
+    assert "semantic ids: 20 items" in flat and "collisions:" in flat and "4 / 4" in flat and "ids unique: True" in flat
+    assert len((tmp_path / "g" / "train_log.jsonl").read_text().splitlines()) == 2
+    run(["fit", "--model", "generative", *data, "--out", str(tmp_path / "g"), *opts, "--option", "generative.epochs=3", "--resume"])
+    assert len((tmp_path / "g" / "train_log.jsonl").read_text().splitlines()) == 3
+    rec = json.loads(run(["recommend", "--model", str(tmp_path / "g"), "--user", ds.users.raw(0), "--json", "--k", "3"]))
+    assert len(rec["results"]) == 3
+    run(["fit", "--model", "generative", *data, "--out", str(tmp_path / "ft"), *opts, "--option", "generative.epochs=1",
+         "--pretrained", str(tmp_path / "g")])
+    assert json.loads((tmp_path / "ft" / "model.json").read_text())["config"]["pretrained"] == str(tmp_path / "g")
+    bad = CliRunner().invoke(cli, ["fit", "--model", "zeroshot", *data, "--out", str(tmp_path / "z"), "--pretrained", str(tmp_path / "g")])
+    assert bad.exit_code == 2 and "--pretrained works with --model generative" in bad.output

@@ -14,6 +14,7 @@ from anyrec.cli.common import cache_dir, console, data_options, out, parse_optio
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.config import FileConfig, load_config
 from anyrec.data.dataset import Dataset
+from anyrec.data.merge import merge_datasets
 from anyrec.eval.experiment import build_model
 from anyrec.fitting import fit_for_serving
 from anyrec.index.vector import VectorIndex
@@ -35,14 +36,25 @@ from anyrec.models.persist import load_model, save_model
 @click.option("--seed", type=int, default=0)
 @click.option("--max-minutes", type=float, default=None, help="Training time budget for trained models (sequential).")
 @click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --out (sequential).")
+@click.option("--also", "also", multiple=True, help="Another named dataset or folder to fit on together with the main one "
+              "(repeatable; ids kept apart by dataset name): pretraining across catalogs.")
+@click.option("--pretrained", default=None, type=click.Path(file_okay=False, exists=True),
+              help="A saved generative model to start from (its codebooks and decoder): fine-tuning.")
 def fit(**kw: Any) -> None:
     """Fit a model on all interactions and save it (config, id maps, vectors, index)."""
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
     ds = read_dataset(kw, file_cfg)
+    if kw["also"]:
+        others = [read_dataset({"dataset": extra}, FileConfig()) for extra in kw["also"]]
+        ds = merge_datasets([ds, *others])
     name = kw["model_name"]
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
     opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"])
     fields = getattr(MODELS[name].Config, "__dataclass_fields__", {})
+    if kw["pretrained"]:
+        if "pretrained" not in fields:
+            raise click.UsageError(f"--pretrained works with --model generative, not {name}")
+        opts["pretrained"] = kw["pretrained"]
     if "log_dir" in fields:
         # Trained models write their training log and resumable checkpoint into the model folder.
         opts.setdefault("log_dir", kw["out_dir"])

@@ -84,59 +84,76 @@ def beam_search(net: Any, prompts: list[np.ndarray], trie: CodeTrie, vocab: Voca
     Returns ``(items, log_probs)``, both ``(len(prompts), beam)``, best first; a row with fewer
     open items than ``beam`` is padded with item -1 and ``-inf``. ``leaves`` and ``blocked`` say
     which items may be generated for each prompt row (see :class:`CodeTrie`).
+
+    The prompt is encoded once per row; the beams then share its cached keys and values: each
+    step feeds all ``beam`` codes of a row side by side, at the same position, with a 4-D attention
+    mask (tree attention) that lets each one see the prompt, its own ancestors and itself. So the
+    cache grows by ``beam`` tokens per step for each row instead of being copied ``beam`` times.
     """
     import torch
 
-    b = len(prompts)
+    b, w = len(prompts), beam
     width = max(len(p) for p in prompts)
     ids = np.full((b, width), PAD, dtype=np.int64)
-    mask = np.zeros((b, width), dtype=np.int64)
+    mask = np.zeros((b, width), dtype=bool)
     for r, p in enumerate(prompts):  # left padding: every prompt ends at the last column
         ids[r, width - len(p):] = p
-        mask[r, width - len(p):] = 1
+        mask[r, width - len(p):] = True
     t_mask = torch.from_numpy(mask).to(device)
-    pos = (t_mask.cumsum(1) - 1).clamp(min=0)
+    pos = (t_mask.long().cumsum(1) - 1).clamp(min=0)
     with torch.no_grad():
-        out = net(input_ids=torch.from_numpy(ids).to(device), attention_mask=t_mask, position_ids=pos, use_cache=True)
-    cache, last_pos = out.cache if hasattr(out, "cache") else out.past_key_values, pos[:, -1]
-    logp = torch.log_softmax(out.logits[:, -1].float(), -1).cpu().numpy()  # (rows, vocab)
-    rows = np.arange(b)  # request row of each live beam
-    nodes = np.zeros(b, dtype=np.int64)
-    scores = np.zeros(b)
-    width_now = 1
+        out = net(input_ids=torch.from_numpy(ids).to(device), attention_mask=t_mask.long(), position_ids=pos, use_cache=True)
+    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+    logp = torch.log_softmax(out.logits[:, -1:].float(), -1).cpu().numpy()  # (rows, 1 beam, vocab)
     offsets = vocab.offsets
+    nodes = np.zeros((b, 1), dtype=np.int64)
+    scores = np.zeros((b, 1))
+    ancestors = np.zeros((b, 1, 0), dtype=np.int64)  # slot (column in the generated part) of each ancestor
+    codes = np.zeros((b, 1), dtype=np.int64)
     for level in range(vocab.depth):
         k = vocab.sizes[level]
-        allowed = trie.open_children(level, nodes, rows, leaves, blocked)  # (beams, k)
-        part = logp[:, offsets[level] : offsets[level] + k]
-        cand = np.where(allowed & np.isfinite(scores)[:, None], scores[:, None] + part, -np.inf).reshape(b, width_now * k)
-        keep = min(beam, width_now * k)
+        now = nodes.shape[1]
+        rows = np.repeat(np.arange(b), now)
+        allowed = trie.open_children(level, nodes.ravel(), rows, leaves, blocked).reshape(b, now, k)
+        part = logp[:, :, offsets[level] : offsets[level] + k]  # (rows, beams, k)
+        cand = np.where(allowed & np.isfinite(scores)[:, :, None], scores[:, :, None] + part, -np.inf).reshape(b, now * k)
+        keep = min(w, now * k)
         top = np.argpartition(-cand, keep - 1, axis=1)[:, :keep] if keep < cand.shape[1] else np.tile(np.arange(keep), (b, 1))
-        order = np.argsort(-np.take_along_axis(cand, top, 1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, 1)  # (b, keep) best first
-        new_scores = np.take_along_axis(cand, top, 1)
-        src = np.arange(b)[:, None] * width_now + top // k  # flat index of the parent beam
-        codes = top % k
-        parent_nodes = nodes[src]
-        child = trie.child[level][parent_nodes, codes]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(cand, top, 1), axis=1, kind="stable"), 1)
+        new_scores = np.take_along_axis(cand, top, 1)  # (rows, keep) best first
+        parent, codes = top // k, top % k
+        child = trie.child[level][np.take_along_axis(nodes, parent, 1), codes]
         child[~np.isfinite(new_scores)] = -1
-        nodes, scores = np.maximum(child, 0).ravel(), np.where(child >= 0, new_scores, -np.inf).ravel()
-        rows = np.repeat(np.arange(b), keep)
-        width_now = keep
+        nodes, scores = np.maximum(child, 0), np.where(child >= 0, new_scores, -np.inf)
+        if level > 0:  # the parents were the tokens fed at the previous step, in slots of that step
+            ancestors = np.concatenate([np.take_along_axis(ancestors, parent[:, :, None], 1),
+                                        ((level - 1) * w + parent)[:, :, None]], 2)
+        else:
+            ancestors = np.zeros((b, keep, 0), dtype=np.int64)
         if level == vocab.depth - 1:
-            items = np.where(np.isfinite(scores), nodes, -1).reshape(b, keep)
+            items = np.where(np.isfinite(scores), nodes, -1)
             break
-        flat = torch.from_numpy(src.ravel()).to(device)
-        cache.reorder_cache(flat)
-        t_mask = torch.cat([t_mask[flat], torch.ones(len(flat), 1, dtype=t_mask.dtype, device=device)], 1)
-        last_pos = last_pos[flat] + 1
-        step = torch.from_numpy(offsets[level] + codes.ravel()).to(device)[:, None]
+        # Feed this level's codes: one token per beam, all at the next position, tree-masked.
+        gen_before = level * w
+        step_mask = np.zeros((b, 1, keep, width + gen_before + keep), dtype=bool)
+        step_mask[:, 0, :, :width] = mask[:, None, :]
+        for lv in range(ancestors.shape[2]):
+            np.put_along_axis(step_mask[:, 0], width + ancestors[:, :, lv : lv + 1], True, axis=2)
+        step_mask[:, 0, np.arange(keep), width + gen_before + np.arange(keep)] = True
+        if keep < w:  # fewer beams than the width (tiny catalogs): pad the slots so later steps line up
+            step_mask = np.concatenate([step_mask, np.zeros((b, 1, w - keep, step_mask.shape[3]), dtype=bool)], 2)
+            step_mask = np.concatenate([step_mask, np.zeros((b, 1, w, w - keep), dtype=bool)], 3)
+            step_mask[:, 0, np.arange(keep, w), width + gen_before + np.arange(keep, w)] = True
+        fed = np.zeros((b, w), dtype=np.int64)
+        fed[:, :keep] = offsets[level] + codes
+        position = (pos[:, -1:] + 1 + level).repeat(1, w)
         with torch.no_grad():
-            out = net(input_ids=step, attention_mask=t_mask, position_ids=last_pos[:, None], cache=cache, use_cache=True)
+            out = net(input_ids=torch.from_numpy(fed).to(device), attention_mask=torch.from_numpy(step_mask).to(device),
+                      position_ids=position, cache=cache, use_cache=True)
         cache = out.cache if hasattr(out, "cache") else out.past_key_values
-        logp = torch.log_softmax(out.logits[:, -1].float(), -1).cpu().numpy()
-    final = scores.reshape(b, width_now)
-    if width_now < beam:
-        items = np.pad(items, ((0, 0), (0, beam - width_now)), constant_values=-1)
-        final = np.pad(final, ((0, 0), (0, beam - width_now)), constant_values=-np.inf)
+        logp = torch.log_softmax(out.logits[:, :keep].float(), -1).cpu().numpy()  # (rows, keep, vocab)
+    final = scores
+    if items.shape[1] < beam:
+        items = np.pad(items, ((0, 0), (0, beam - items.shape[1])), constant_values=-1)
+        final = np.pad(final, ((0, 0), (0, beam - final.shape[1])), constant_values=-np.inf)
     return items, final

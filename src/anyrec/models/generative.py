@@ -153,6 +153,9 @@ class Generative(Recommender):
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         self._pretrained = _load_pretrained(cfg.pretrained) if cfg.pretrained else None
+        if self._pretrained is not None:  # the decoder's shape and the codebooks come with the weights
+            shape = {k: getattr(self._pretrained[3], k) for k in ("levels", "codebook", "layers", "hidden", "heads", "max_items")}
+            self.config = cfg = replace(cfg, **shape)
         vectors = self._text(ds)
         self.text_vectors_ = vectors
         codes = self._make_codes(vectors, list(ds.catalog.ids.raw_ids))
@@ -368,14 +371,14 @@ class Generative(Recommender):
         self._build_trie()
 
 
-def _load_pretrained(folder: str) -> tuple[SemanticIds, Vocab, dict[str, Any]]:
-    """Codebooks, vocabulary and decoder weights of a saved generative model."""
+def _load_pretrained(folder: str) -> tuple[SemanticIds, Vocab, dict[str, Any], GenerativeConfig]:
+    """Codebooks, vocabulary, decoder weights and config of a saved generative model."""
     from anyrec.models.persist import load_model
 
     model, _ds, _index, _meta = load_model(folder)
     if not isinstance(model, Generative):
         raise ConfigError(f"{folder}: --pretrained needs a saved generative model, this one is {model.name!r}")
-    return model.quantiser_, model.vocab_, model.net_.state_dict()
+    return model.quantiser_, model.vocab_, model.net_.state_dict(), model.config
 
 
 def describe(model: Generative) -> dict[str, Any]:
