@@ -79,3 +79,26 @@ def test_cached_beam_scores_equal_a_full_forward_pass(net):
                 logp = torch.log_softmax(net(input_ids=seq).logits[0].float(), -1)
             full = sum(float(logp[len(p) - 1 + j, tokens[item, j]]) for j in range(3))
             assert score == pytest.approx(full, abs=1e-4)
+
+
+@pytest.mark.parametrize("length, max_items", [(1, 3), (3, 3), (4, 3), (10, 3), (25, 4)])
+def test_training_windows_make_every_item_a_target_exactly_once(length, max_items):
+    from anyrec.genrec.decoder import BOS, training_windows
+
+    vocab = Vocab((5, 5, 4))
+    codes = random_codes(30, [5, 5, 4], 0)
+    tokens = vocab.tokens(codes)
+    seq = np.arange(length) % 30
+    windows = training_windows(tokens, [seq], max_items)
+    targets = []
+    for toks, first in windows:
+        assert toks[0] == BOS and len(toks) <= 1 + (max_items + 1) * 3  # never longer than a prompt plus one item
+        assert (len(toks) - 1) % 3 == 0 and (first - 1) % 3 == 0
+        items = trie_items(toks[1:].reshape(-1, 3), codes, vocab)
+        targets += items[(first - 1) // 3 :]
+    assert sorted(targets) == sorted(seq.tolist())
+
+
+def trie_items(token_rows, codes, vocab):
+    trie = CodeTrie(codes, list(vocab.sizes))
+    return trie.item_of(token_rows - vocab.offsets[None, :]).tolist()

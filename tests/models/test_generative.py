@@ -41,6 +41,8 @@ def test_same_seed_same_codes_and_same_metrics():
     cfg = ExperimentConfig(models=("generative",), ks=(5,), model_options={"generative": {**TINY, "epochs": 3}})
     a, b = run_experiment(ds, cfg), run_experiment(ds, cfg)
     assert a["models"]["generative"]["ndcg@5"] == b["models"]["generative"]["ndcg@5"]
+    gen = a["models"]["generative"]["generation"]  # counted over the test lists only
+    assert gen["lists"] == a["models"]["generative"]["users"] == ds.n_users and gen["invalid"] == 0
     m1 = build_model("generative", 0, {**TINY, "epochs": 1}).fit(ds)
     m2 = build_model("generative", 0, {**TINY, "epochs": 1}).fit(ds)
     assert np.array_equal(m1.codes_, m2.codes_)

@@ -137,6 +137,8 @@ def run_experiment(
                                             fixed=set(options)))
         if config.test_history == "train+valid" and len(split.valid):
             model.set_history(split.history_dataset(ds, "test"))
+        if getattr(model, "generation_stats", None) is not None:
+            model.generation_stats = None  # type: ignore[attr-defined]  # count the test lists only
         t0 = time.perf_counter()
         metrics: dict[str, Any] = dict(evaluate_model(model, ds, split, "test", config.ks,
                                                       progress=_step(progress, f"evaluate {name}"), mask=config.mask))

@@ -51,6 +51,8 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = max(1, getattr(cfg, "warmup_steps", 0))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
     lengths = np.array([len(w[0]) for w in windows])
     log_path = Path(cfg.log_dir) / "train_log.jsonl" if cfg.log_dir else None
     ckpt = Path(cfg.log_dir) / "checkpoint.pt" if cfg.log_dir else None
@@ -59,6 +61,7 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
         state = torch.load(ckpt, map_location=device, weights_only=False)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
         rng.bit_generator.state = state["rng"]
         start, best, best_state, waited, history = state["epoch"] + 1, state["best"], state["best_state"], state["waited"], state["history"]
         log.info("resumed from %s at epoch %d (best %.4f)", ckpt, start, best)
@@ -74,6 +77,7 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
+            sched.step()
             total, n = total + float(loss.detach()), n + 1
             if progress and b % 50 == 0:
                 progress(f"train generative, epoch {epoch + 1} (loss {total / n:.3f})", b, len(batches))
@@ -93,7 +97,7 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state, "epoch": epoch,
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state, "epoch": epoch,
                         "best": best, "best_state": best_state, "waited": waited, "history": history}, ckpt)
         out_of_time = cfg.max_minutes > 0 and (time.perf_counter() - t0) / 60 > cfg.max_minutes
         if waited >= cfg.patience or out_of_time:

@@ -32,7 +32,7 @@ from anyrec.genrec.codes import (
     code_report,
     collision_numbers,
 )
-from anyrec.genrec.decoder import Vocab, beam_search, build_decoder, history_prompt, training_windows
+from anyrec.genrec.decoder import Vocab, beam_search, build_decoder, history_prompt, init_code_embeddings, training_windows
 from anyrec.genrec.train import train_decoder
 from anyrec.genrec.trie import CodeTrie
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
@@ -54,7 +54,11 @@ class GenerativeConfig:
             headroom for items added later).
         max_items: items of history in the prompt (and per training window).
         layers, hidden, heads, dropout: the GPT-2 decoder.
-        lr, weight_decay, batch_size, epochs, patience, valid_every, max_minutes: optimisation;
+        init_from_codebooks: code token embeddings start at their centroids (projected to ``hidden``);
+            off by default: on Amazon Scientific it trailed the random start (validation NDCG@10 0.064 vs
+            0.073 after 8 epochs).
+        lr, warmup_steps, weight_decay, batch_size, epochs, patience, valid_every, max_minutes: optimisation
+            (linear warm-up to ``lr``, then constant);
             early stopping on validation NDCG@10 every ``valid_every`` epochs.
         beam: beam width; the list is the beam's top (at least the list length asked for).
         new_items: also generate items never seen in training (from their text codes).
@@ -76,9 +80,11 @@ class GenerativeConfig:
     hidden: int = 128
     heads: int = 4
     dropout: float = 0.1
+    init_from_codebooks: bool = False
     lr: float = 1e-3
+    warmup_steps: int = 100
     weight_decay: float = 0.01
-    batch_size: int = 256
+    batch_size: int = 64
     epochs: int = 200
     patience: int = 5
     valid_every: int = 1
@@ -108,6 +114,7 @@ class Generative(Recommender):
         self._given_vectors = item_vectors
         self.progress: Callable[[str, int, int], None] | None = None
         self._validate: Callable[[Recommender], float] | None = None
+        self.generation_stats: dict[str, int] | None = None
 
     # ---- codes ------------------------------------------------------------------------
     def _text(self, ds: Dataset) -> np.ndarray:
@@ -181,6 +188,8 @@ class Generative(Recommender):
         self.net_ = build_decoder(self.vocab_, cfg.max_items, cfg.layers, cfg.hidden, cfg.heads, cfg.dropout)
         if self._pretrained is not None:
             self.net_.load_state_dict(self._pretrained[2])
+        elif cfg.init_from_codebooks:
+            init_code_embeddings(self.net_, self.vocab_, self.quantiser_.codebooks_)
         tokens = self.vocab_.tokens(codes)
         validate = self._validate
         hold_users: np.ndarray | None = None
@@ -279,7 +288,8 @@ class Generative(Recommender):
     def _count(self, found: np.ndarray, rows: np.ndarray, items: np.ndarray, filters: Filters | None) -> None:
         """Generation checks, accumulated in ``generation_stats``: every generated id must be an item
         whose code the trie holds, allowed by the filters and not excluded for that user."""
-        stats = self.generation_stats = getattr(self, "generation_stats", {"lists": 0, "generated": 0, "invalid": 0, "short_lists": 0})
+        stats = getattr(self, "generation_stats", None) or {"lists": 0, "generated": 0, "invalid": 0, "short_lists": 0}
+        self.generation_stats = stats
         valid = found >= 0
         ids = found[valid]
         ok = self.trie_.item_of(self.codes_[ids]) >= 0
