@@ -154,5 +154,19 @@ def test_fit_generative_prints_its_codes_resumes_and_fine_tunes_from_a_pretraine
     run(["fit", "--model", "generative", *data, "--out", str(tmp_path / "ft"), *opts, "--option", "generative.epochs=1",
          "--pretrained", str(tmp_path / "g")])
     assert json.loads((tmp_path / "ft" / "model.json").read_text())["config"]["pretrained"] == str(tmp_path / "g")
+    # Pretraining across catalogs: the main data plus another one given by a TOML column mapping.
+    (tmp_path / "other.toml").write_text(f'''[data]
+items = "{tmp_path / 'items.csv'}"
+item_id = "id"
+text = ["title"]
+interactions = "{tmp_path / 'inter.csv'}"
+user = "u"
+item = "i"
+time = "t"
+''')
+    run(["fit", "--model", "generative", *data, "--out", str(tmp_path / "both"), *opts, "--option", "generative.epochs=1",
+         "--also", str(tmp_path / "other.toml")])
+    summary = json.loads((tmp_path / "both" / "model.json").read_text())["dataset"]
+    assert summary["users"] == 2 * ds.n_users and summary["items"] == 2 * ds.n_items
     bad = CliRunner().invoke(cli, ["fit", "--model", "zeroshot", *data, "--out", str(tmp_path / "z"), "--pretrained", str(tmp_path / "g")])
     assert bad.exit_code == 2 and "--pretrained works with --model generative" in bad.output

@@ -36,8 +36,8 @@ from anyrec.models.persist import load_model, save_model
 @click.option("--seed", type=int, default=0)
 @click.option("--max-minutes", type=float, default=None, help="Training time budget for trained models (sequential).")
 @click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --out (sequential).")
-@click.option("--also", "also", multiple=True, help="Another named dataset or folder to fit on together with the main one "
-              "(repeatable; ids kept apart by dataset name): pretraining across catalogs.")
+@click.option("--also", "also", multiple=True, help="Another named dataset, folder or TOML config to fit on together with the main "
+              "one (repeatable; ids kept apart by dataset name): pretraining across catalogs.")
 @click.option("--pretrained", default=None, type=click.Path(file_okay=False, exists=True),
               help="A saved generative model to start from (its codebooks and decoder): fine-tuning.")
 def fit(**kw: Any) -> None:
@@ -45,7 +45,8 @@ def fit(**kw: Any) -> None:
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
     ds = read_dataset(kw, file_cfg)
     if kw["also"]:
-        others = [read_dataset({"dataset": extra}, FileConfig()) for extra in kw["also"]]
+        others = [read_dataset({}, load_config(extra)) if extra.endswith(".toml") else read_dataset({"dataset": extra}, FileConfig())
+                  for extra in kw["also"]]
         ds = merge_datasets([ds, *others])
     name = kw["model_name"]
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}

@@ -20,25 +20,29 @@ def merge_datasets(datasets: Sequence[Dataset], name: str | None = None) -> Data
     """
     if not datasets:
         raise ValueError("merge_datasets needs at least one dataset")
-    names = [ds.name for ds in datasets]
-    if len(set(names)) != len(names):
-        raise ValueError(f"datasets to merge need distinct names, got {names}")
+    names: list[str] = []
+    for ds in datasets:  # two datasets of one name (two folders both called "data") get a number
+        base, n = ds.name, 2
+        name_i = base
+        while name_i in names:
+            name_i, n = f"{base}-{n}", n + 1
+        names.append(name_i)
     items, users, texts, titles = IdMap(), IdMap(), [], []
     parts = []
     report = LoadReport()
-    for ds in datasets:
+    for ds, prefix in zip(datasets, names):
         item_off, user_off = len(items), len(users)
         for i, raw in enumerate(ds.catalog.ids.raw_ids):
-            items.add(f"{ds.name}:{raw}")
+            items.add(f"{prefix}:{raw}")
             texts.append(ds.catalog.text(i))
             titles.append(ds.catalog.title(i))
         for raw in ds.users.raw_ids:
-            users.add(f"{ds.name}:{raw}")
+            users.add(f"{prefix}:{raw}")
         inter = ds.interactions
         parts.append((inter.user + user_off, inter.item + item_off, inter.time,
                       inter.rating if inter.rating is not None else np.full(len(inter), np.nan, dtype=np.float32)))
-        report.add(f"interactions from {ds.name}", len(inter))
-        report.add(f"items from {ds.name}", ds.n_items)
+        report.add(f"interactions from {prefix}", len(inter))
+        report.add(f"items from {prefix}", ds.n_items)
     rating = np.concatenate([p[3] for p in parts]).astype(np.float32)
     merged = Interactions(user=np.concatenate([p[0] for p in parts]).astype(np.int64),
                           item=np.concatenate([p[1] for p in parts]).astype(np.int64),

@@ -48,7 +48,9 @@ def build_decoder(vocab: Vocab, max_items: int, layers: int, hidden: int, heads:
     cfg = GPT2Config(vocab_size=vocab.size, n_positions=1 + (max_items + 1) * vocab.depth, n_embd=hidden,
                      n_layer=layers, n_head=heads, n_inner=4 * hidden, resid_pdrop=dropout, embd_pdrop=dropout,
                      attn_pdrop=dropout, bos_token_id=BOS, eos_token_id=BOS, pad_token_id=PAD)
-    return GPT2LMHeadModel(cfg)
+    net = GPT2LMHeadModel(cfg)
+    net.loss_type = "ForCausalLM"  # the plain shifted cross-entropy (transformers cannot tell it from the class name)
+    return net
 
 
 def init_code_embeddings(net: Any, vocab: Vocab, codebooks: list[np.ndarray]) -> None:
