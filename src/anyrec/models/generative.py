@@ -32,7 +32,14 @@ from anyrec.genrec.codes import (
     code_report,
     collision_numbers,
 )
-from anyrec.genrec.decoder import Vocab, beam_search, build_decoder, history_prompt, init_code_embeddings, training_windows
+from anyrec.genrec.decoder import (
+    Vocab,
+    beam_search,
+    build_decoder,
+    history_prompt,
+    init_code_embeddings,
+    training_windows,
+)
 from anyrec.genrec.train import train_decoder
 from anyrec.genrec.trie import CodeTrie
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
