@@ -38,16 +38,16 @@ def test_same_seed_same_codes_and_another_seed_other_codebooks():
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.integers(0, 2**31 - 1))
-def test_codes_depend_on_the_vectors_not_on_the_catalog_order(perm_seed):
+@given(st.integers(0, 2**31 - 1), st.booleans())
+def test_codes_depend_on_the_vectors_not_on_the_catalog_order(perm_seed, balanced):
     """The P5 lesson: if the id an item gets depended on where it sits in the catalog (often its
     time of first appearance), ids would leak order. Shuffling the catalog must change nothing."""
     x = clustered(n=120)
     x[5] = x[6]  # identical vectors: the collision number follows the key's hash, not the position
     keys = [f"item-{i}" for i in range(len(x))]
-    base = SemanticIds(CodesConfig(levels=2, codebook=6, seed=0)).fit(x, keys)
+    base = SemanticIds(CodesConfig(levels=2, codebook=6, seed=0, balanced=balanced)).fit(x, keys)
     perm = np.random.default_rng(perm_seed).permutation(len(x))
-    moved = SemanticIds(CodesConfig(levels=2, codebook=6, seed=0)).fit(x[perm], [keys[p] for p in perm])
+    moved = SemanticIds(CodesConfig(levels=2, codebook=6, seed=0, balanced=balanced)).fit(x[perm], [keys[p] for p in perm])
     assert np.array_equal(moved, base[perm])
 
 
@@ -80,3 +80,13 @@ def test_state_round_trip_encodes_the_same():
     ids.fit(x)
     again = SemanticIds.from_state(ids.config, ids.state())
     assert np.array_equal(again.encode(x), ids.encode(x))
+
+
+def test_balanced_codes_fill_every_code_evenly():
+    x = clustered(n=400, groups=3)
+    codes = SemanticIds(CodesConfig(levels=2, codebook=16, seed=0, balanced=True)).fit(x)
+    rep = code_report(codes, 16)
+    for level in range(2):
+        assert np.bincount(codes[:, level], minlength=16).max() <= 25  # ceil(400 / 16)
+    assert rep["unique"]
+    assert [lv["used"] for lv in rep["levels"]] == [16, 16]

@@ -63,7 +63,7 @@ def test_codes_follow_the_text_not_the_catalog_order():
     from anyrec.genrec.codes import CodesConfig, SemanticIds
 
     keys = list(ds.catalog.ids.raw_ids)
-    shuffled = SemanticIds(CodesConfig(2, 4, 25, 0)).fit(vectors[order], [keys[o] for o in order])
+    shuffled = SemanticIds(CodesConfig(2, 4, 25, 0, balanced=True)).fit(vectors[order], [keys[o] for o in order])
     assert all(tuple(shuffled[r]) == codes[keys[o]] for r, o in enumerate(order))
     assert {ds.catalog.ids.raw(i): tuple(other.codes_[i]) for i in range(rev.n_items)} == codes
 

@@ -52,7 +52,8 @@ def test_negative_weights_push_neighbours_down(topics: Dataset) -> None:
         assert pushed[neighbour] < base[neighbour], name
 
 
-GEN = {"encoder": "hashing:128", "levels": 2, "codebook": 4, "hidden": 32, "layers": 1, "heads": 2, "max_items": 4,
+# Plain codes: with 4 codes over 3 topics of 12 items, balanced codes (at most 9 items a code) must mix topics.
+GEN = {"encoder": "hashing:128", "levels": 2, "codebook": 4, "balanced_codes": False, "hidden": 32, "layers": 1, "heads": 2, "max_items": 4,
        "dropout": 0.0, "batch_size": 4, "lr": 5e-3, "threads": 1, "epochs": 150, "patience": 150}
 
 

@@ -56,7 +56,9 @@ class GenerativeConfig:
     Attributes:
         encoder, cache_dir: text encoder and embedding cache (see :class:`EncoderConfig`).
         levels, codebook, kmeans_iters: semantic ids of ``levels`` codes out of ``codebook`` each
-            (plus one collision code), residual k-means with this many iterations per level.
+            (plus one collision code), residual k-means with this many iterations per level;
+            ``balanced_codes``: capacity-bound clusters at every level (see :class:`CodesConfig`); on
+            Amazon Scientific collisions fell from 32 % to 8 % of items and test NDCG@10 rose 0.0741 → 0.0785.
         collision_codes: size of the collision level (0 = twice the largest group, at least 8;
             headroom for items added later).
         max_items: items of history in the prompt (and per training window).
@@ -81,6 +83,7 @@ class GenerativeConfig:
     levels: int = 3
     codebook: int = 256
     kmeans_iters: int = 25
+    balanced_codes: bool = True
     collision_codes: int = 0
     max_items: int = 20
     layers: int = 4
@@ -141,7 +144,7 @@ class Generative(Recommender):
             codes[order, :-1] = semantic[order]
             codes[order, -1] = collision_numbers(semantic[order])
         else:
-            quant = SemanticIds(CodesConfig(cfg.levels, cfg.codebook, cfg.kmeans_iters, cfg.seed))
+            quant = SemanticIds(CodesConfig(cfg.levels, cfg.codebook, cfg.kmeans_iters, cfg.seed, cfg.balanced_codes))
             codes = quant.fit(vectors, keys)
         self.quantiser_ = quant
         return codes
