@@ -83,7 +83,8 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
                 progress(f"train generative, epoch {epoch + 1} (loss {total / n:.3f})", b, len(batches))
         net.eval()
         entry: dict[str, Any] = {"epoch": epoch, "loss": round(total / max(1, n), 5), "seconds": round(time.perf_counter() - t0, 2)}
-        if (epoch + 1) % max(1, cfg.valid_every) == 0 or epoch + 1 == cfg.epochs:
+        out_of_time = cfg.max_minutes > 0 and (time.perf_counter() - t0) / 60 > cfg.max_minutes
+        if (epoch + 1) % max(1, cfg.valid_every) == 0 or epoch + 1 == cfg.epochs or out_of_time:
             score = evaluate()
             entry["valid_ndcg@10"] = round(score, 6)
             if score > best + 1e-6:
@@ -99,7 +100,6 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
                 fh.write(json.dumps(entry) + "\n")
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state, "epoch": epoch,
                         "best": best, "best_state": best_state, "waited": waited, "history": history}, ckpt)
-        out_of_time = cfg.max_minutes > 0 and (time.perf_counter() - t0) / 60 > cfg.max_minutes
         if waited >= cfg.patience or out_of_time:
             break
     if best_state is not None:
