@@ -134,3 +134,10 @@ def test_pretrain_on_two_catalogs_then_fine_tune_on_one(tmp_path):
     r_tuned = evaluate_model(tuned, ds, split, "test", (1,))["recall@1"]
     r_scratch = evaluate_model(scratch, ds, split, "test", (1,))["recall@1"]
     assert r_tuned > r_scratch  # three epochs from the pretrained decoder beat three from scratch
+
+
+def test_validation_every_n_epochs_and_at_the_end():
+    ds = successor_task(length=8)
+    model = build_model("generative", 0, {**TINY, "epochs": 4, "valid_every": 3, "patience": 10}).fit(ds)
+    validated = [e["epoch"] for e in model.history_log_ if "valid_ndcg@10" in e]
+    assert validated == [2, 3] and model.epochs_ == 4
