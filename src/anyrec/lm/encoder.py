@@ -196,3 +196,15 @@ class TextEncoder:
     def describe(self) -> dict[str, str]:
         return {"model": self.config.model, "resolved": self.resolved, "identity": self.identity}
 
+
+
+def encode_catalog(texts: list[str], *, encoder: str, cache_dir: str = "", threads: int = 0, given: np.ndarray | None = None,
+                   progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
+    """The catalog's text vectors: ``given`` when it holds one row per text (vectors already
+    computed, e.g. by a saved model), otherwise encoded (through the cache) with progress reported
+    as "embed catalog"."""
+    if given is not None and given.shape[0] == len(texts):
+        return np.asarray(given, dtype=np.float32)
+    enc = TextEncoder(EncoderConfig(model=encoder, cache_dir=cache_dir, threads=threads))
+    report = progress
+    return enc.encode(texts, progress=(lambda d, t: report("embed catalog", d, t)) if report else None)

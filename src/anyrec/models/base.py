@@ -88,13 +88,18 @@ class Recommender(ABC):
         if not hasattr(self, "seen_"):
             raise ConfigError(f"{self.name}: call fit() before recommend()")
 
-    def masked_scores(self, users: np.ndarray, exclude_seen: bool = True, filters: Filters | None = None) -> np.ndarray:
-        """``score(users)`` as float64 with excluded items set to ``-inf``."""
+    def _checked_users(self, users: np.ndarray) -> np.ndarray:
+        """``users`` as int64 indices, after checking the model is fitted and every index is known."""
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         if users.size and (users.min() < 0 or users.max() >= self.n_users_):
             bad = int(users[(users < 0) | (users >= self.n_users_)][0])
             raise UnknownIdError(f"user index {bad} is outside 0..{self.n_users_ - 1}", field="users")
+        return users
+
+    def masked_scores(self, users: np.ndarray, exclude_seen: bool = True, filters: Filters | None = None) -> np.ndarray:
+        """``score(users)`` as float64 with excluded items set to ``-inf``."""
+        users = self._checked_users(users)
         scores = np.array(self.score(users), dtype=np.float64, copy=True)  # (batch, n_items)
         if exclude_seen:
             _mask_rows(scores, self.seen_, users)

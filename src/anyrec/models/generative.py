@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.errors import ConfigError, UnknownIdError
+from anyrec.errors import ConfigError
 from anyrec.genrec.codes import (
     CodesConfig,
     SemanticIds,
@@ -42,7 +42,7 @@ from anyrec.genrec.decoder import (
 )
 from anyrec.genrec.train import train_decoder
 from anyrec.genrec.trie import CodeTrie
-from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
 from anyrec.models.base import Filters, Recommender
 from anyrec.models.sequential import Sequential
 
@@ -128,11 +128,9 @@ class Generative(Recommender):
 
     # ---- codes ------------------------------------------------------------------------
     def _text(self, ds: Dataset) -> np.ndarray:
-        if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
-            return np.asarray(self._given_vectors, dtype=np.float32)
-        enc = TextEncoder(EncoderConfig(model=self.config.encoder, cache_dir=self.config.cache_dir, threads=self.config.threads))
-        report = self.progress
-        return enc.encode(ds.catalog.texts(), progress=(lambda d, t: report("embed catalog", d, t)) if report else None)
+        c = self.config
+        return encode_catalog(ds.catalog.texts(), encoder=c.encoder, cache_dir=c.cache_dir, threads=c.threads,
+                              given=self._given_vectors, progress=self.progress)
 
     def _make_codes(self, vectors: np.ndarray, keys: list[str]) -> np.ndarray:
         cfg = self.config
@@ -152,6 +150,9 @@ class Generative(Recommender):
     def _build_trie(self) -> None:
         self.trie_ = CodeTrie(self.codes_[self.generatable_], list(self.vocab_.sizes))
         self._trie_items = np.flatnonzero(self.generatable_)  # trie leaf -> item index
+        self._to_leaf = np.full(len(self.codes_), -1, dtype=np.int64)  # item index -> trie leaf
+        self._to_leaf[self._trie_items] = np.arange(len(self._trie_items))
+        self._tokens = self.vocab_.tokens(self.codes_)  # (items, depth) token ids, built once per catalog
         self._leaves_cache: dict[Any, list[np.ndarray]] = {}
 
     # ---- fitting ------------------------------------------------------------------------
@@ -251,12 +252,10 @@ class Generative(Recommender):
     def _generate(self, prompts: list[np.ndarray], excl_rows: np.ndarray, excl_items: np.ndarray,
                   allowed: np.ndarray | None, beam: int) -> tuple[np.ndarray, np.ndarray]:
         """Beam search for each history in ``prompts`` (item indices); ``(items, log_probs)`` (rows × beam)."""
-        tokens = self.vocab_.tokens(self.codes_)
+        tokens = self._tokens
         leaves = self._leaves(allowed)
-        to_leaf = np.full(self.n_items_, -1, dtype=np.int64)
-        to_leaf[self._trie_items] = np.arange(len(self._trie_items))
-        keep = to_leaf[excl_items] >= 0
-        excl_rows, excl_leaf = excl_rows[keep], to_leaf[excl_items[keep]]
+        keep = self._to_leaf[excl_items] >= 0
+        excl_rows, excl_leaf = excl_rows[keep], self._to_leaf[excl_items[keep]]
         items = np.full((len(prompts), beam), -1, dtype=np.int64)
         scores = np.full((len(prompts), beam), -np.inf)
         bs = max(1, self.config.gen_batch)
@@ -274,11 +273,7 @@ class Generative(Recommender):
 
     def masked_scores(self, users: np.ndarray, exclude_seen: bool = True, filters: Filters | None = None) -> np.ndarray:
         """Log-probabilities of the generated items, ``-inf`` elsewhere; exclusions and filters act in the trie."""
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        if users.size and (users.min() < 0 or users.max() >= self.n_users_):
-            bad = int(users[(users < 0) | (users >= self.n_users_)][0])
-            raise UnknownIdError(f"user index {bad} is outside 0..{self.n_users_ - 1}", field="users")
+        users = self._checked_users(users)
         mats = ([self.seen_] if exclude_seen else []) + ([filters.exclude] if filters is not None and filters.exclude is not None else [])
         rows, items = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         for mat in mats:
@@ -339,7 +334,7 @@ class Generative(Recommender):
         prompt = items[weights > 0]
         beam = max(self.config.beam, 50)
         found, lp = self._generate([prompt], np.zeros(len(items), np.int64), items, None, beam)
-        tokens = self.vocab_.tokens(self.codes_)
+        tokens = self._tokens
         with torch.no_grad():
             ids = torch.from_numpy(history_prompt(tokens, prompt, self.config.max_items))[None].to(self._net_device())
             first = torch.log_softmax(self.net_(input_ids=ids).logits[0, -1].float(), -1).cpu().numpy()

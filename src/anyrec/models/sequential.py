@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
 from anyrec.models.base import Recommender, recency_weights
 
 log = logging.getLogger(__name__)
@@ -219,11 +219,9 @@ class Sequential(Recommender):
     def _text(self, ds: Dataset) -> np.ndarray:
         if not self.config.use_text:
             return np.zeros((ds.n_items, 1), dtype=np.float32)
-        if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
-            return self._given_vectors.astype(np.float32)
-        enc = TextEncoder(EncoderConfig(model=self.config.encoder, cache_dir=self.config.cache_dir, threads=self.config.threads))
-        report = self.progress
-        return enc.encode(ds.catalog.texts(), progress=(lambda d, t: report("embed catalog", d, t)) if report else None)
+        c = self.config
+        return encode_catalog(ds.catalog.texts(), encoder=c.encoder, cache_dir=c.cache_dir, threads=c.threads,
+                              given=self._given_vectors, progress=self.progress)
 
     @staticmethod
     def _sequences(ds: Dataset) -> list[np.ndarray]:
