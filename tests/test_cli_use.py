@@ -41,6 +41,19 @@ def test_recommend_json_has_titles_scores_and_contributions(saved):
     assert data["history"]
 
 
+def test_explain_prints_history_words_sentence_and_draws_the_heat_map(saved, tmp_path):
+    png = tmp_path / "why.png"
+    data = json.loads(run(["explain", "--model", str(saved), "--user", "u0", "--item", "space9", "--json", "--png", str(png)]))
+    row = data["results"][0]
+    assert data["method"] == "text terms" and row["id"] == "space9"
+    assert row["because"] and all(b["id"].startswith("space") for b in row["because"])
+    assert row["sentence"].startswith("Because you liked") and png.read_bytes()[:4] == b"\x89PNG"
+    table = run(["explain", "--model", str(saved), "--user", "u0", "--k", "2"])
+    assert "why user u0 gets these" in table
+    res = CliRunner().invoke(cli, ["explain", "--model", str(saved), "--user", "u0", "--item", "nope"])
+    assert res.exit_code != 0 and "unknown item 'nope'" in str(res.exception)
+
+
 def test_search_and_similar_json(saved):
     data = json.loads(run(["search", "ghost haunted scream", "--model", str(saved), "--k", "3", "--json"]))
     assert [r["id"][:6] for r in data["results"]] == ["horror"] * 3

@@ -12,6 +12,7 @@ import numpy as np
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
+from anyrec.explain import Attribution, SentenceGuard, attribute, explain_sentence, history_of, shared_words
 from anyrec.index.vector import VectorIndex
 from anyrec.models.base import Filters, Recommender
 from anyrec.models.baselines import ItemKNN
@@ -33,18 +34,27 @@ def category_filter(ds: Dataset, categories: list[str] | None) -> Filters | None
 
 
 def because(model: Recommender, ds: Dataset, user: int, items: np.ndarray, top: int = 3) -> list[list[dict[str, Any]]]:
-    """The user's history items that contributed most to each recommended item's score."""
-    if isinstance(model, ZeroShot):
-        contrib = model.contributions(user, items, top)
-    elif isinstance(model, ItemKNN):
-        hist = model.history_[user].indices
-        sims = model.similarity_[hist][:, items].toarray() if hist.size else np.zeros((0, len(items)))
-        contrib = [[(int(hist[b]), float(sims[b, j])) for b in np.argsort(-sims[:, j], kind="stable")[:top] if sims[b, j] > 0]
-                   for j in range(len(items))]
-    else:
-        return [[] for _ in items]
-    return [[{"id": ds.catalog.ids.raw(h), "title": ds.catalog.title(h), "contribution": round(c, 6)} for h, c in row]
-            for row in contrib]
+    """The user's history items that contributed most to each recommended item's score, by the
+    model's own attribution (:func:`anyrec.explain.attribute`)."""
+    return explain(model, ds, user, items, top)[1]["because"]
+
+
+def explain(model: Recommender, ds: Dataset, user: int, items: np.ndarray, top: int = 3,
+            sentences: bool = False) -> tuple[Attribution, dict[str, list[Any]]]:
+    """The attribution of ``items`` to ``user``'s history, and per item: ``because`` (the ``top`` cited
+    history items with their contribution), and with ``sentences`` also ``words`` (shared with them)
+    and ``sentence`` (guarded: it names only the cited items and the item itself)."""
+    hist, weights = history_of(ds, user)
+    att = attribute(model, hist, weights, np.asarray(items, dtype=np.int64))
+    cited = [[h for h, _ in att.top(j, top)] for j in range(len(items))]
+    out: dict[str, list[Any]] = {"because": [
+        [{"id": ds.catalog.ids.raw(h), "title": ds.catalog.title(h), "contribution": round(c, 6)} for h, c in att.top(j, top)]
+        for j in range(len(items))]}
+    if sentences:
+        guard = SentenceGuard(ds.catalog)
+        out["words"] = [shared_words(ds.catalog, int(i), c) for i, c in zip(items, cited)]
+        out["sentence"] = [explain_sentence(ds.catalog, int(i), c, guard)[0] for i, c in zip(items, cited)]
+    return att, out
 
 
 def recommend(model: Recommender, ds: Dataset, user: str, k: int = 10, categories: list[str] | None = None) -> list[dict[str, Any]]:

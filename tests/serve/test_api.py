@@ -34,6 +34,11 @@ def test_recommendations_come_from_the_users_topic_and_cite_their_history(client
     history = {e["item"] for e in client.get("/v1/users/u0/history").json()["events"]}
     seen_because = {b["id"] for item in body["items"] for b in item["because"]}
     assert seen_because and seen_because <= history  # explanations cite only the user's real history
+    first = body["items"][0]
+    assert first["sentence"].startswith("Because you liked “") and "space" in first["words"]
+    assert all(f"“{b['title']}”" in first["sentence"] for b in first["because"])
+    plain = client.get("/v1/users/u0/recommendations", params={"k": 5}).json()
+    assert plain["items"][0]["because"] == [] and plain["items"][0]["sentence"] is None
     assert not set(ids(body)) & history  # seen items are not recommended
 
 

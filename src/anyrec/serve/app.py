@@ -114,12 +114,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
     Reader = Annotated[Service, Depends(reader)]
     Writer = Annotated[Service, Depends(writer)]
 
-    def _items(live: LiveModel, ids: list[int], scores: list[float], because: list[list[dict[str, Any]]] | None = None) -> list[ItemOut]:
+    def _items(live: LiveModel, ids: list[int], scores: list[float], why: list[dict[str, Any]] | None = None) -> list[ItemOut]:
         cat = live.catalog
         return [ItemOut(id=live.ids.raw(i), title=cat.title(i), score=round(s, 6),
                         category=cat.fields[cat.category_field][i] or None if cat.category_field else None,
                         snippet=_snippet(cat.text(i)),
-                        because=[Because(**b) for b in because[n]] if because else [])
+                        **({"because": [Because(**b) for b in why[n]["because"]], "words": why[n]["words"],
+                            "sentence": why[n]["sentence"]} if why else {}))
                 for n, (i, s) in enumerate(zip(ids, scores))]
 
     @app.get("/v1/users/{user}/recommendations", response_model=RecommendationsOut, tags=["recommend"])

@@ -19,14 +19,15 @@ import numpy as np
 
 from anyrec.data.dataset import Catalog, IdMap
 from anyrec.errors import ConfigError
+from anyrec.explain import SentenceGuard, attribute, explain_sentence, shared_words
 from anyrec.index.vector import FaissIndex
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
-from anyrec.models.base import Recommender, recency_weights, top_k
+from anyrec.models.base import Recommender, top_k
 from anyrec.models.baselines import ItemKNN
 from anyrec.models.generative import Generative
 from anyrec.models.persist import load_model
 from anyrec.models.sequential import Sequential
-from anyrec.models.zeroshot import ZeroShot, text_contributions
+from anyrec.models.zeroshot import ZeroShot
 from anyrec.store import Store, StoredItem
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class EventWeights:
 class Recs:
     items: list[int]
     scores: list[float]
-    because: list[list[dict[str, Any]]]
+    because: list[dict[str, Any]]  # per item, with explain: cited history items, shared words, sentence
     cold_start: bool
 
 
@@ -83,6 +84,7 @@ class LiveModel:
         self.data_until = float("inf")
         self._lock = threading.RLock()
         self._encoder: TextEncoder | None = None
+        self._guard: SentenceGuard | None = None  # built on the first explanation; titles may change with the catalog
 
     # ---- catalog ----------------------------------------------------------------------
     @property
@@ -119,6 +121,8 @@ class LiveModel:
         """Add new items (embedded at once for text models) and apply availability and fields."""
         new = [it for it in items if it.id not in self.ids and not it.deleted]
         with self._lock:
+            if items:
+                self._guard = None
             if new:
                 self._add(new)
             for it in items:
@@ -188,7 +192,7 @@ class LiveModel:
             found = self._recommend_ann(items, weights, values, hide, exclude, k)
             if found is not None:
                 top, top_scores = found
-                why = self._because(items, weights, values, top) if explain else [[] for _ in top]
+                why = self._because(items, weights, values, top) if explain else []
                 return Recs(items=[int(i) for i in top], scores=top_scores, because=why, cold_start=False)
         with self._lock:
             n = self.n_items
@@ -215,7 +219,7 @@ class LiveModel:
                 in_cat[self.catalog.items_in_categories(categories)] = True
                 allowed &= in_cat
             top = top_k(np.where(allowed, scores, -np.inf), k)
-            why = self._because(items, weights, values, top) if explain and not cold else [[] for _ in top]
+            why = self._because(items, weights, values, top) if explain and not cold else []
         return Recs(items=[int(i) for i in top], scores=[float(scores[i]) for i in top], because=why, cold_start=cold)
 
     def uses_index(self) -> bool:
@@ -264,25 +268,20 @@ class LiveModel:
             self._prior_cache = cached
         return cached[1]
 
-    def _because(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, targets: np.ndarray) -> list[list[dict[str, Any]]]:
-        m = self.model
-        if isinstance(m, ZeroShot):
-            contrib = m.history_contributions(items, weights, targets, values)
-        elif isinstance(m, Sequential) and m.config.use_text:
-            w = recency_weights(np.arange(len(items))[::-1], m.config.text_half_life) * weights
-            contrib = text_contributions(m._unit_text_table(), items, w, targets)
-        elif isinstance(m, Generative):  # the history items whose text is nearest each generated item
-            contrib = text_contributions(m._unit_text_table(), items, weights, targets)
-        elif isinstance(m, ItemKNN):
-            contrib = []
-            for t in targets:
-                sims = [(int(h), float(m.similarity_[h, t])) for h in set(items[weights > 0].tolist())
-                        if h < m.similarity_.shape[0] and t < m.similarity_.shape[1]]
-                contrib.append(sorted([s for s in sims if s[1] > 0], key=lambda s: -s[1])[:3])
-        else:
-            return [[] for _ in targets]
-        return [[{"id": self.ids.raw(h), "title": self.catalog.title(h), "contribution": round(c, 6)} for h, c in row]
-                for row in contrib]
+    def _because(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
+        """Per target: the cited history items (the model's own attribution), the words they share
+        with it and a guarded sentence naming only them and the target."""
+        att = attribute(self.model, items, weights, np.asarray(targets, dtype=np.int64), values)
+        if self._guard is None:
+            self._guard = SentenceGuard(self.catalog)
+        out = []
+        for j, t in enumerate(targets):
+            top = att.top(j, 3)
+            cited = [h for h, _ in top]
+            out.append({"because": [{"id": self.ids.raw(h), "title": self.catalog.title(h), "contribution": round(c, 6)} for h, c in top],
+                        "words": shared_words(self.catalog, int(t), cited),
+                        "sentence": explain_sentence(self.catalog, int(t), cited, self._guard)[0]})
+        return out
 
     def unit_text(self) -> np.ndarray:
         m = self.model

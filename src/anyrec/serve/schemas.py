@@ -55,6 +55,8 @@ class ItemOut(BaseModel):
     category: str | None = None
     snippet: str = ""
     because: list[Because] = []
+    words: list[str] = []
+    sentence: str | None = None
 
 
 class RecommendationsOut(BaseModel):
