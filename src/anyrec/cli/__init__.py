@@ -46,6 +46,7 @@ def main() -> None:
 
 from anyrec.cli import evaluate as _evaluate  # noqa: E402,F401  (registers commands)
 from anyrec.cli import explain as _explain  # noqa: E402,F401
+from anyrec.cli import rank as _rank  # noqa: E402,F401
 from anyrec.cli import serve as _serve  # noqa: E402,F401
 from anyrec.cli import use as _use  # noqa: E402,F401
 

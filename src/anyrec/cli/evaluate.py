@@ -76,6 +76,11 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
 @click.option("--tune-training", is_flag=True,
               help="Also search training-time options (sequential, sasrec: dropout, lr, hidden) on validation, one fit per value.")
 @click.option("--model-dir", default=None, type=click.Path(file_okay=False), help="A saved text model: reuse its item vectors (and its dataset).")
+@click.option("--ranker", type=click.Choice(["classifier"]), default=None,
+              help="Add a ranking stage: the click classifier re-ranks the top --rank-depth of each --rank-behind model "
+                   "(trained on the same training rows; options ranker.FIELD=VALUE).")
+@click.option("--rank-behind", default=None, help="Models the ranker sits behind, comma-separated (default: the last of --models).")
+@click.option("--rank-depth", type=click.IntRange(min=2), default=20, show_default=True, help="Retrieved items the ranker re-scores.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write results as JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart PNG here.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
@@ -95,9 +100,15 @@ def evaluate(**kw: Any) -> None:
     options = {**file_cfg.model_options}
     for model, opts in parse_options(kw["options"]).items():
         options[model] = {**options.get(model, {}), **opts}
+    ranker_options = options.pop("ranker", {})
     options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"]) for m in models}
+    behind = tuple(m.strip() for m in (kw["rank_behind"] or models[-1]).split(",") if m.strip()) if kw["ranker"] else ()
+    unknown = sorted(set(behind) - set(models))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)} not among --models", param_hint="--rank-behind")
     cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
-                           test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"])
+                           test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"],
+                           ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"])
     vectors = None
     if kw["model_dir"]:
         from anyrec.models.persist import load_model
@@ -118,6 +129,11 @@ def evaluate(**kw: Any) -> None:
             g = m["generation"]
             console.print(f"{name}: {g['lists']:,} generated lists, {g['generated']:,} ids, {g['invalid']} invalid "
                           f"(not an item, excluded or filtered out), {g['short_lists']} lists shorter than 10")
+    for name, m in result["models"].items():
+        if "ranker" in m:
+            r = m["ranker"]
+            console.print(f"{name}: {r['pairs']:,} training pairs, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} "
+                          f"(validation NDCG@10: retriever {r['retriever_valid_ndcg@10']:.4f}, with ranker {r['best_valid']:.4f})")
     for name, params in result.get("tuned", {}).items():
         console.print(f"{name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     if kw["json_out"]:

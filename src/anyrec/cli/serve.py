@@ -54,6 +54,8 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
               help="An evaluation JSON (anyrec evaluate --json) to show in the admin view, with its PNG beside it.")
 @click.option("--ann-min-items", type=int, default=50_000, show_default=True,
               help="Retrieve from the model's FAISS index (fit --index HNSW32) once the catalog is this large.")
+@click.option("--ranker", "ranker_dir", default="", type=click.Path(file_okay=False),
+              help="A ranker folder (anyrec fit-ranker) that re-ranks the top of every list.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Server processes over the same store (use PostgreSQL); events are seen by all at once, catalog "
                    "and version changes from the next request on.")
@@ -68,7 +70,8 @@ def serve(**kw: Any) -> None:
 
     settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
                              read_key=kw["read_key"], weights=_weights(kw["event_weights"]),
-                             threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"])
+                             threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"],
+                             ranker_dir=kw["ranker_dir"])
     console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}"
                   + (f"; {kw['workers']} worker processes" if kw["workers"] > 1 else ""))
     if kw["workers"] == 1:

@@ -140,9 +140,15 @@ def _print(rows: list[dict[str, Any]], title: str, as_json: bool, extra: dict[st
 @click.option("--user", required=True, help="Raw user id.")
 @click.option("--category", "categories", multiple=True, help="Only items in this category (repeatable).")
 @click.option("--history", "show_history", type=int, default=5, show_default=True, help="Show this many recent history items (0 hides).")
+@click.option("--ranker", "ranker_dir", default=None, type=click.Path(file_okay=False, exists=True),
+              help="A ranker folder (anyrec fit-ranker): retrieve with --model, re-rank its top with the ranker.")
 def recommend(**kw: Any) -> None:
     """Top-k items for a user, with the history items that contributed most to each."""
     model, ds, _index = _load(kw)
+    if kw["ranker_dir"]:
+        from anyrec.rank.stage import load_stage
+
+        model = load_stage(model, ds, kw["ranker_dir"])
     hist = pipeline.history(ds, kw["user"], kw["show_history"]) if kw["show_history"] else []
     rows = pipeline.recommend(model, ds, kw["user"], kw["k"], list(kw["categories"]) or None)
     if not kw["as_json"] and hist:

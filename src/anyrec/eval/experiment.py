@@ -41,6 +41,10 @@ class ExperimentConfig:
         mask: what the evaluator removes before ranking (see :mod:`anyrec.eval.evaluate`).
         also_masks: further masking rules to read every model under (same fit, same history),
             reported as ``models[name]["by_mask"][rule]``.
+        ranker: ``classifier`` adds a ranking stage behind each model of ``rank_behind``: the
+            click classifier (options ``ranker_options``) re-ranks its top ``rank_depth``, trained
+            on the same training rows, stopped and blended on validation; reported as the row
+            ``"MODEL→classifier"`` under the same evaluator.
     """
 
     models: tuple[str, ...] = ("popularity", "itemknn", "als", "bpr")
@@ -53,6 +57,10 @@ class ExperimentConfig:
     tune_training: bool = False
     mask: str = "history"
     also_masks: tuple[str, ...] = ()
+    ranker: str = ""
+    rank_behind: tuple[str, ...] = ()
+    ranker_options: dict[str, Any] = field(default_factory=dict)
+    rank_depth: int = 20
 
     def __post_init__(self) -> None:
         if self.test_history not in ("train", "train+valid"):
@@ -135,6 +143,7 @@ def run_experiment(
         if config.tune and getattr(model, "tuning_grid", None) and len(split.valid):
             tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
                                             fixed=set(options)))
+        stage = _rank_stage(model, ds, split, config) if config.ranker and name in config.rank_behind else None
         if config.test_history == "train+valid" and len(split.valid):
             model.set_history(split.history_dataset(ds, "test"))
         if getattr(model, "generation_stats", None) is not None:
@@ -153,7 +162,36 @@ def run_experiment(
             metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
         result["models"][name] = metrics
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+        if stage is not None:
+            result["models"][f"{name}→{config.ranker}"] = _evaluate_stage(stage, ds, split, config, progress)
     return result
+
+
+def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig) -> tuple[Any, dict[str, Any], float]:
+    """The click classifier behind a fitted model (its history still the training rows)."""
+    from anyrec.rank.cross import ClickClassifierConfig
+    from anyrec.rank.train import fit_click_stage
+
+    if config.ranker != "classifier":
+        raise ConfigError(f"unknown ranker {config.ranker!r}; choose classifier")
+    if not len(split.valid):
+        raise ConfigError("the ranking stage needs a validation split (its epochs and blend are chosen there)")
+    opts = {"seed": config.seed, **config.ranker_options}
+    t0 = time.perf_counter()
+    stage, report = fit_click_stage(model, ds, split, ClickClassifierConfig(**opts), depth=config.rank_depth)
+    return stage, report, time.perf_counter() - t0
+
+
+def _evaluate_stage(fitted: tuple[Any, dict[str, Any], float], ds: Dataset, split: Split, config: ExperimentConfig,
+                    progress: StepProgress) -> dict[str, Any]:
+    stage, report, fit_s = fitted
+    if config.test_history == "train+valid":
+        stage.set_history(split.history_dataset(ds, "test"))
+    t0 = time.perf_counter()
+    metrics: dict[str, Any] = dict(evaluate_model(stage, ds, split, "test", config.ks, progress=_step(progress, "evaluate ranked"),
+                                                  mask=config.mask))
+    metrics.update(fit_seconds=round(fit_s, 3), eval_seconds=round(time.perf_counter() - t0, 3), ranker=report)
+    return metrics
 
 
 def _fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float] | None,

@@ -18,6 +18,7 @@ from anyrec.data.dataset import Catalog
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 _QUOTED = re.compile(r"[“\"«]([^”\"»]{2,200})[”\"»]")
+_QUOTE_MARK = re.compile(r"[“”\"«»]")
 _YEAR = re.compile(r"\s*\((?:\d{4}|[ivx]+)\)\s*$", re.IGNORECASE)
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have he her his i in into is it its of on or our she that the their them "
@@ -69,11 +70,12 @@ class SentenceGuard:
     def named_items(self, sentence: str) -> tuple[set[int], list[str]]:
         """Catalog items whose title appears in ``sentence`` (as a word sequence), and quoted spans that
         are no catalog title."""
-        toks = words(sentence)
         found: set[int] = set()
-        for start in range(len(toks)):
-            for end in range(start + 1, min(len(toks), start + MAX_TITLE_WORDS) + 1):
-                found |= self._titles.get(" ".join(toks[start:end]), set())
+        for part in _QUOTE_MARK.split(sentence):  # a title does not run across a quotation mark
+            toks = words(part)
+            for start in range(len(toks)):
+                for end in range(start + 1, min(len(toks), start + MAX_TITLE_WORDS) + 1):
+                    found |= self._titles.get(" ".join(toks[start:end]), set())
         unknown = [q for q in _QUOTED.findall(sentence) if not any(k in self._titles for k in title_keys(q))]
         return found, unknown
 

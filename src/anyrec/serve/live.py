@@ -67,7 +67,8 @@ class Recs:
 class LiveModel:
     """One loaded model version. Thread-safe: catalog updates and scoring share one lock."""
 
-    def __init__(self, version: str, folder: str | Path, weights: EventWeights | None = None, ann_min_items: int = 50_000) -> None:
+    def __init__(self, version: str, folder: str | Path, weights: EventWeights | None = None, ann_min_items: int = 50_000,
+                 ranker_dir: str = "") -> None:
         model, ds, index, meta = load_model(folder)
         # A zero-shot model saved with a FAISS index retrieves candidates from it on large catalogs,
         # then scores those exactly (cosine + priors); below the threshold every item is scored.
@@ -85,6 +86,12 @@ class LiveModel:
         self._lock = threading.RLock()
         self._encoder: TextEncoder | None = None
         self._guard: SentenceGuard | None = None  # built on the first explanation; titles may change with the catalog
+        # A ranking stage (``anyrec fit-ranker``): re-scores the top ``depth`` of every history-based list.
+        self.ranker: Any = None
+        if ranker_dir:
+            from anyrec.rank.cross import ClickClassifier
+
+            self.ranker = ClickClassifier.load(ranker_dir, self.catalog)
 
     # ---- catalog ----------------------------------------------------------------------
     @property
@@ -188,7 +195,7 @@ class LiveModel:
                   user_since: float | None = None, categories: Sequence[str] = (), exclude: Sequence[str] = (),
                   explain: bool = False) -> Recs:
         items, weights, values, hide = self.parse_history(rows)
-        if self.uses_index() and len(items) and not categories:
+        if self.uses_index() and self.ranker is None and len(items) and not categories:
             found = self._recommend_ann(items, weights, values, hide, exclude, k)
             if found is not None:
                 top, top_scores = found
@@ -218,9 +225,18 @@ class LiveModel:
                 in_cat = np.zeros(n, dtype=bool)
                 in_cat[self.catalog.items_in_categories(categories)] = True
                 allowed &= in_cat
-            top = top_k(np.where(allowed, scores, -np.inf), k)
+            scores = np.where(allowed, scores, -np.inf)
+            if self.ranker is not None and not cold:
+                scores = self._rerank(scores, items[weights > 0])
+            top = top_k(scores, k)
             why = self._because(items, weights, values, top) if explain and not cold else []
         return Recs(items=[int(i) for i in top], scores=[float(scores[i]) for i in top], because=why, cold_start=cold)
+
+    def _rerank(self, scores: np.ndarray, history: np.ndarray) -> np.ndarray:
+        from anyrec.rank.stage import rerank
+
+        stage = self.ranker.report_
+        return rerank(scores[None, :], [history], self.ranker, int(stage.get("depth", 20)), float(stage.get("blend", 1.0)))[0]
 
     def uses_index(self) -> bool:
         return self.index is not None and self.n_items >= self.ann_min_items and self.model.config.interests <= 1

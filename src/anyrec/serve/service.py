@@ -115,7 +115,7 @@ class Service:
         if row is None:
             raise KeyError(version)
         t0 = time.perf_counter()
-        live = LiveModel(version, row["path"], self.settings.weights, self.settings.ann_min_items)
+        live = LiveModel(version, row["path"], self.settings.weights, self.settings.ann_min_items, self.settings.ranker_dir)
         live.data_until = float(row["data_until"])
         live.sync(self.store)
         if live.is_text_model():

@@ -25,6 +25,8 @@ class ServeSettings:
             PNG of the same name beside it when there is one ('' = none).
         ann_min_items: a zero-shot version saved with a FAISS index (``anyrec fit --index HNSW32``) retrieves
             candidates from it once the catalog has this many items, and scores only those.
+        ranker_dir: a ranker folder (``anyrec fit-ranker``) that re-ranks the top of every version's
+            lists ('' = none).
         threads: BLAS / torch threads (0 = the libraries' default, all cores). 1 by default: measured on
             2 cores, one thread gives a steady 370–400 requests/s at 10k items with 4 clients, where the
             default's spinning pool swung between 286 and 444; at 100k items more threads shorten each
@@ -43,6 +45,7 @@ class ServeSettings:
     threads: int = 1
     report_path: str = ""
     ann_min_items: int = 50_000
+    ranker_dir: str = ""
 
 
 def settings_to_json(settings: ServeSettings) -> str:

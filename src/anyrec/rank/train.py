@@ -1,0 +1,110 @@
+"""Fit the click classifier for a fitted retriever on a split's training rows; tune the blend on validation.
+
+Hard negatives are the retriever's best items the user never touched (under the training
+history). Validation is the ranking stage's NDCG@10 on the validation targets (full ranking:
+a target outside the retriever's top ``depth`` counts 0, as it would in the evaluator), read at
+every blend of :data:`BLENDS`; the best blend and the epoch with the best NDCG are kept. The
+test split is never looked at.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anyrec.data.dataset import Dataset
+from anyrec.data.split import Split
+from anyrec.eval.evaluate import phase_matrices
+from anyrec.models.base import Recommender, top_k
+from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+from anyrec.rank.stage import Reranked, RerankedConfig, blend_scores, sequences
+
+log = logging.getLogger(__name__)
+
+BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+POOL = 50  # hard negatives are drawn from the retriever's top POOL unseen items
+
+
+def hard_negatives(retriever: Recommender, users: np.ndarray, pool: int = POOL, batch: int = 256) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    for s in range(0, len(users), batch):
+        scores = retriever.masked_scores(users[s : s + batch], exclude_seen=True)
+        for r, row in enumerate(scores):
+            out[int(users[s + r])] = top_k(row, pool)
+    return out
+
+
+class StageValidator:
+    """NDCG@10 of retrieve → rank on the validation targets, at every blend; candidates fixed once."""
+
+    def __init__(self, retriever: Recommender, ds: Dataset, split: Split, depth: int, k: int = 10) -> None:
+        relevant, _ = phase_matrices(ds, split, "valid")
+        self.users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+        stage = Reranked(retriever, _NoRanker(), RerankedConfig(depth=depth))
+        base = retriever.masked_scores(self.users, exclude_seen=True)
+        self.cands = stage.candidates(base)
+        self.retrieved = np.take_along_axis(base, np.where(self.cands >= 0, self.cands, 0), axis=1)
+        rel = relevant[self.users]
+        self.hit = np.array([[rel[r, int(c)] > 0 if c >= 0 else False for c in row] for r, row in enumerate(self.cands)])
+        self.histories: list[np.ndarray] | None = None
+        self.k = k
+
+    def with_histories(self, seqs: list[np.ndarray]) -> StageValidator:
+        self.histories = [seqs[int(u)] for u in self.users]
+        return self
+
+    def ndcg(self, order_scores: np.ndarray) -> float:
+        """NDCG@k (one target per user) when candidates are ordered by ``order_scores``; ties pessimistic."""
+        tscore = np.where(self.hit, order_scores, -np.inf).max(axis=1)
+        rank = 1 + ((order_scores >= tscore[:, None]) & ~self.hit).sum(axis=1)
+        gain = np.where(self.hit.any(axis=1) & (rank <= self.k), 1.0 / np.log2(rank + 1.0), 0.0)
+        return float(gain.mean())
+
+    def by_blend(self, ranked: np.ndarray) -> dict[float, float]:
+        return {b: self.ndcg(blend_scores(self.retrieved, ranked, b)) for b in BLENDS}
+
+
+class _NoRanker:
+    def score(self, histories: Any, candidates: np.ndarray) -> np.ndarray:
+        return np.zeros(candidates.shape)
+
+
+def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: ClickClassifierConfig | None = None,
+                    depth: int = 20, out_dir: str | Path | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[Reranked, dict[str, Any]]:
+    """A click classifier trained on ``split``'s training rows behind ``retriever`` (fitted on them, its
+    history the training rows), with the blend chosen on validation. Returns the stage and a report."""
+    cfg = config or ClickClassifierConfig()
+    train = split.train_dataset(ds)
+    seqs = sequences(train)
+    users = np.array([u for u, s in enumerate(seqs) if len(s) >= 2], dtype=np.int64)
+    negs = hard_negatives(retriever, users)
+    clf = ClickClassifier(ds.catalog, cfg)
+    lefts, items, labels = clf.pairs([seqs[u] if u in negs else np.zeros(0, dtype=np.int64) for u in range(len(seqs))],
+                                     lambda u, seq: negs.get(u, np.zeros(0, dtype=np.int64)))
+    val = StageValidator(retriever, ds, split, depth).with_histories(seqs)
+    blends: list[dict[float, float]] = []
+
+    def validate(model: ClickClassifier) -> float:
+        ranked = model.score(val.histories or [], np.where(val.cands >= 0, val.cands, 0))
+        blends.append(val.by_blend(ranked))
+        log.info("validation NDCG@10 by blend: %s", {b: round(v, 5) for b, v in blends[-1].items()})
+        return max(blends[-1].values())
+
+    retriever_only = val.ndcg(val.retrieved)
+    clf.fit(lefts, items, labels, validate, out_dir, progress)
+    best_epoch = int(np.argmax([max(b.values()) for b in blends]))
+    best_blend = max(blends[best_epoch], key=lambda b: (blends[best_epoch][b], -abs(b - 1.0)))
+    stage = Reranked(retriever, clf, RerankedConfig(depth=depth, blend=float(best_blend)))
+    report = {**clf.report_, "validation_by_epoch_and_blend": [{str(b): round(v, 5) for b, v in e.items()} for e in blends],
+              "retriever_valid_ndcg@10": round(retriever_only, 5), "blend": float(best_blend), "depth": depth,
+              "config": asdict(cfg)}
+    if out_dir is not None:
+        clf.report_ = report
+        clf.save(out_dir)
+    return stage, report
