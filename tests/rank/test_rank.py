@@ -212,3 +212,16 @@ def test_fit_ranker_then_recommend_and_serve_with_it(topics: Dataset, tmp_path: 
     assert len(recs.items) == 5 and not {0, 1, 2} & set(recs.items)
     bad = CliRunner().invoke(cli, ["fit-ranker", "--model", str(folder), "--out", str(tmp_path / "r2"), "--option", "zeroshot.k=1"])
     assert bad.exit_code != 0 and "ranker.FIELD=VALUE" in bad.output
+
+
+def test_the_click_classifier_resumes_from_its_checkpoint(topics: Dataset, tmp_path: Path) -> None:
+    from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+
+    enc = tiny_encoder(tmp_path / "enc")
+    seqs = sequences(topics)
+    lefts, items, labels = ClickClassifier(topics.catalog, ClickClassifierConfig()).pairs(seqs, lambda u, s: np.array([30, 31, 32, 33]))
+    base = {"encoder": str(enc), "batch_size": 16, "threads": 1, "device": "cpu", "patience": 5}
+    first = ClickClassifier(topics.catalog, ClickClassifierConfig(**base, epochs=1)).fit(lefts, items, labels, out_dir=tmp_path / "r")
+    resumed = ClickClassifier(topics.catalog, ClickClassifierConfig(**base, epochs=2, resume=True)).fit(lefts, items, labels, out_dir=tmp_path / "r")
+    assert [e["epoch"] for e in resumed.report_["epochs"]] == [1, 2]
+    assert resumed.report_["epochs"][0]["loss"] == first.report_["epochs"][0]["loss"]

@@ -38,6 +38,7 @@ class ClickClassifierConfig:
         epochs, lr, batch_size, warmup: the optimiser; ``patience`` epochs without a better validation stop it.
         max_minutes: time budget for training (0 = none).
         threads: torch CPU threads (0 = torch's default); device: ``cpu``, ``cuda`` or ``auto``.
+        resume: continue from the checkpoint in the output folder (same pairs, same config).
     """
 
     encoder: str = "default"
@@ -54,6 +55,7 @@ class ClickClassifierConfig:
     threads: int = 0
     device: str = "auto"
     seed: int = 0
+    resume: bool = False
 
 
 class ClickClassifier:
@@ -143,9 +145,12 @@ class ClickClassifier:
                     labels.append(0)
         return lefts, np.array(items, dtype=np.int64), np.array(labels, dtype=np.int64)
 
-    def fit(self, lefts: list[str], items: np.ndarray, labels: np.ndarray, validate: Callable[[ClickClassifier], float] | None = None,
+    def fit(self, lefts: list[str], items: np.ndarray, labels: np.ndarray,
+            validate: Callable[[ClickClassifier], tuple[float, dict[str, Any]]] | None = None,
             out_dir: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> ClickClassifier:
-        """Fine-tune on pairs; after each epoch ``validate(self)`` (higher is better) keeps the best weights."""
+        """Fine-tune on pairs; after each epoch ``validate(self) -> (score, detail)`` (higher is better)
+        keeps the best weights. With ``out_dir`` the best model is saved there and every epoch ends
+        with a checkpoint (``checkpoint.pt``), from which ``resume=True`` continues."""
         import torch
 
         c = self.config
@@ -156,8 +161,22 @@ class ClickClassifier:
         warm = max(1, int(c.warmup * steps))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)))
         rng = np.random.default_rng(c.seed)
-        best, best_state, bad, t0, done, history = -np.inf, None, 0, time.perf_counter(), 0, []
-        for epoch in range(c.epochs):
+        best, best_state, bad, done, start = -np.inf, None, 0, 0, 0
+        history: list[dict[str, Any]] = []
+        ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
+        if c.resume and ckpt is not None and ckpt.exists():
+            state = torch.load(ckpt, map_location=self.device, weights_only=False)
+            self._model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            rng.bit_generator.state = state["rng"]
+            best, best_state, bad, done, start, history = (state["best"], state["best_state"], state["bad"], state["done"],
+                                                           state["epoch"], state["history"])
+            log.info("click classifier: resumed after epoch %d (best validation %.5f)", start, best)
+        t0 = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
+        for epoch in range(start, c.epochs):
+            if bad >= c.patience:
+                break
             self._model.train()
             perm = rng.permutation(len(labels))
             losses = []
@@ -175,10 +194,10 @@ class ClickClassifier:
                     progress(done, steps)
                 if c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes:
                     break
-            score = validate(self) if validate is not None else -float(np.mean(losses))
+            score, detail = validate(self) if validate is not None else (-float(np.mean(losses)), {})
             history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), "valid": round(float(score), 5),
-                            "seconds": round(time.perf_counter() - t0, 1)})
-            log.info("click classifier epoch %d: %s", epoch + 1, history[-1])
+                            "seconds": round(time.perf_counter() - t0, 1), "detail": detail})
+            log.info("click classifier epoch %d: loss %.4f, validation %.5f", epoch + 1, history[-1]["loss"], score)
             if score > best:
                 best, bad = score, 0
                 best_state = {k: v.detach().clone() for k, v in self._model.state_dict().items()}
@@ -186,7 +205,11 @@ class ClickClassifier:
                     self.save(out_dir)
             else:
                 bad += 1
-            if bad >= c.patience or (c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes):
+            if ckpt is not None:
+                torch.save({"model": self._model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                            "rng": rng.bit_generator.state, "best": best, "best_state": best_state, "bad": bad, "done": done,
+                            "epoch": epoch + 1, "history": history}, ckpt)
+            if c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes:
                 break
         if best_state is not None:
             self._model.load_state_dict(best_state)

@@ -88,18 +88,17 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
     lefts, items, labels = clf.pairs([seqs[u] if u in negs else np.zeros(0, dtype=np.int64) for u in range(len(seqs))],
                                      lambda u, seq: negs.get(u, np.zeros(0, dtype=np.int64)))
     val = StageValidator(retriever, ds, split, depth).with_histories(seqs)
-    blends: list[dict[float, float]] = []
-
-    def validate(model: ClickClassifier) -> float:
+    def validate(model: ClickClassifier) -> tuple[float, dict[str, Any]]:
         ranked = model.score(val.histories or [], np.where(val.cands >= 0, val.cands, 0))
-        blends.append(val.by_blend(ranked))
-        log.info("validation NDCG@10 by blend: %s", {b: round(v, 5) for b, v in blends[-1].items()})
-        return max(blends[-1].values())
+        by_blend = val.by_blend(ranked)
+        log.info("validation NDCG@10 by blend: %s", {b: round(v, 5) for b, v in by_blend.items()})
+        return max(by_blend.values()), {str(b): round(v, 6) for b, v in by_blend.items()}
 
     retriever_only = val.ndcg(val.retrieved)
     clf.fit(lefts, items, labels, validate, out_dir, progress)
+    blends = [{float(b): v for b, v in e["detail"].items()} for e in clf.report_["epochs"]]
     best_epoch = int(np.argmax([max(b.values()) for b in blends]))
-    best_blend = max(blends[best_epoch], key=lambda b: (blends[best_epoch][b], -abs(b - 1.0)))
+    best_blend = max(blends[best_epoch], key=lambda b: (blends[best_epoch][b], b))
     stage = Reranked(retriever, clf, RerankedConfig(depth=depth, blend=float(best_blend)))
     report = {**clf.report_, "validation_by_epoch_and_blend": [{str(b): round(v, 5) for b, v in e.items()} for e in blends],
               "retriever_valid_ndcg@10": round(retriever_only, 5), "blend": float(best_blend), "depth": depth,
