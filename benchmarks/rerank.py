@@ -77,7 +77,7 @@ def main() -> int:
     name = args.retriever
     t0 = time.perf_counter()
     retriever = _fit_one(name, args.seed, with_text_defaults(name, dict(opts.get(name, {})), None, False), train,
-                         validator(ds, split, 10), None)
+                         validator(ds, split, 10), None, None)
     result: dict[str, Any] = {"dataset": ds.name, "retriever": name, "fit_seconds": round(time.perf_counter() - t0, 1),
                               "threads": os.environ.get("OMP_NUM_THREADS"), "rule": "loo, full ranking, whole history masked, "
                               "train+valid history at test, held-out items lose ties"}

@@ -59,7 +59,8 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
 
 @cli.command()
 @data_options
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None, help="Split protocol (default loo).")
+@click.option("--protocol", type=click.Choice([*PROTOCOLS, "impressions"]), default=None,
+              help="Split protocol (default loo); impressions: rank the shown items of each later impression (MIND folders).")
 @click.option("--models", default=None, help=f"Comma-separated models from: {', '.join(MODELS)}.")
 @click.option("--k", "ks", default=None, help="Comma-separated cut-offs (default 10,20).")
 @click.option("--seed", type=int, default=None, help="Seed of the split and the models (default 0).")
@@ -92,8 +93,9 @@ def evaluate(**kw: Any) -> None:
     models = tuple(m.strip() for m in (models_text.split(",") if isinstance(models_text, str) else models_text) if m.strip())
     ks = parse_ks(kw["ks"] or ",".join(map(str, ev.get("k", [10, 20]))))
     seed = kw["seed"] if kw["seed"] is not None else int(ev.get("seed", 0))
+    protocol = kw["protocol"] or ev.get("protocol", "loo")
     split = SplitConfig(
-        protocol=kw["protocol"] or ev.get("protocol", "loo"),
+        protocol="loo" if protocol == "impressions" else protocol,
         cold_rank_among=kw["cold_rank_among"] or ev.get("cold_rank_among", "cold"),
         valid=float(ev.get("valid", 0.1)), test=float(ev.get("test", 0.1)), seed=seed,
     )
@@ -102,6 +104,9 @@ def evaluate(**kw: Any) -> None:
         options[model] = {**options.get(model, {}), **opts}
     ranker_options = options.pop("ranker", {})
     options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"]) for m in models}
+    if protocol == "impressions":
+        _impressions(kw, file_cfg, models, options, seed)
+        return
     behind = tuple(m.strip() for m in (kw["rank_behind"] or models[-1]).split(",") if m.strip()) if kw["ranker"] else ()
     unknown = sorted(set(behind) - set(models))
     if unknown:
@@ -145,3 +150,29 @@ def evaluate(**kw: Any) -> None:
         from anyrec.eval.plot import plot_results
 
         console.print(f"wrote {plot_results(result, kw['plot_out'])}")
+
+
+def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ...], options: dict[str, Any], seed: int) -> None:
+    """``--protocol impressions``: MIND's per-impression AUC / MRR / nDCG of the shown items."""
+    from anyrec.eval.impressions import run_impressions
+
+    folder = Path(kw["dataset"] or "")
+    if not (folder / "behaviors.tsv").is_file():
+        raise click.BadParameter(f"needs a MIND-format folder with behaviors.tsv as --dataset; {str(folder) or '(none)'} has none",
+                                 param_hint="--protocol impressions")
+    ds = read_dataset(kw, file_cfg)
+    with progress_bar(kw["progress"]) as bar:
+        result = run_impressions(ds, folder, models, options, seed, progress=bar)
+    table = Table(title=f"{ds.name} · impressions after {result['cut']:.0f} (the last 20 % by time) · {result['test_impressions']:,} "
+                        "test impressions · the shown items ranked")
+    for col in ("model", "AUC", "MRR", "nDCG@5", "nDCG@10"):
+        table.add_column(col, justify="right")
+    for name, m in result["models"].items():
+        table.add_row(name, *(f"{m[k]:.4f}" for k in ("auc", "mrr", "ndcg@5", "ndcg@10")))
+    out.print(table)
+    console.print("read: " + ", ".join(f"{k} {v:,}" for k, v in result["report"].items()))
+    if kw["json_out"]:
+        path = Path(kw["json_out"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {path}")

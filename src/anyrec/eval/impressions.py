@@ -14,16 +14,18 @@ the others are skipped and counted, as are shown items the catalog does not know
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from anyrec.data.builder import parse_time
 from anyrec.data.dataset import Dataset
 from anyrec.data.rows import iter_delimited
-from anyrec.errors import MalformedRowError
+from anyrec.errors import ConfigError, MalformedRowError
 from anyrec.models.base import Recommender
 
 
@@ -105,3 +107,26 @@ def split_by_time(ds: Dataset, impressions: Sequence[Impression], test_share: fl
     inter = ds.interactions
     train = Dataset(name=f"{ds.name}-before", catalog=ds.catalog, users=ds.users, interactions=inter.subset(inter.time < cut))
     return train, [imp for imp in impressions if imp.time >= cut], cut
+
+
+def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
+                    seed: int = 0, test_share: float = 0.2, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """The impression protocol end to end: read the impressions, cut by time, fit each model on what
+    came before the cut, score the shown items of every later impression; JSON-ready result."""
+    from anyrec.eval.experiment import build_model
+
+    impressions, report = read_mind_impressions(folder, ds)
+    if not impressions:
+        raise ConfigError(f"{Path(folder) / 'behaviors.tsv'}: no impression with both a click and a non-click on known items ({report})")
+    train, test, cut = split_by_time(ds, impressions, test_share)
+    result: dict[str, Any] = {"dataset": ds.name, "protocol": "impressions", "report": report, "cut": cut,
+                              "train_interactions": int(len(train.interactions)), "test_impressions": len(test), "models": {}}
+    for n, name in enumerate(models):
+        if progress is not None:
+            progress(f"fit and score {name}", n, len(models))
+        t0 = time.perf_counter()
+        model = build_model(name, seed, (options or {}).get(name, {})).fit(train)
+        result["models"][name] = {**evaluate_impressions(model, test), "seconds": round(time.perf_counter() - t0, 3)}
+    if progress is not None:
+        progress("impressions", len(models), len(models))
+    return result
