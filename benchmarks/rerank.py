@@ -85,8 +85,15 @@ def main() -> int:
     stage = None
     if "classifier" in args.stages:
         cfg = ClickClassifierConfig(**{k: v for k, v in opts.get("ranker", {}).items()}, seed=args.seed)
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:  # a log line every 30 s
+            if time.perf_counter() - last[0] > 30 or done == total:
+                last[0] = time.perf_counter()
+                logging.info("ranker training: step %d of at most %d", done, total)
+
         stage, report = fit_click_stage(retriever, ds, split, cfg, depth=args.depth,
-                                        out_dir=ROOT / "results" / f"ranker-{ds.name}-{name}")
+                                        out_dir=ROOT / "results" / f"ranker-{ds.name}-{name}", progress=progress)
         result["classifier"] = report
     test_hist = split.history_dataset(ds, "test")
     retriever.set_history(test_hist)

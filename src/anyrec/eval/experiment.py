@@ -143,7 +143,7 @@ def run_experiment(
         if config.tune and getattr(model, "tuning_grid", None) and len(split.valid):
             tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
                                             fixed=set(options)))
-        stage = _rank_stage(model, ds, split, config) if config.ranker and name in config.rank_behind else None
+        stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
         if config.test_history == "train+valid" and len(split.valid):
             model.set_history(split.history_dataset(ds, "test"))
         if getattr(model, "generation_stats", None) is not None:
@@ -167,7 +167,8 @@ def run_experiment(
     return result
 
 
-def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig) -> tuple[Any, dict[str, Any], float]:
+def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig,
+                progress: StepProgress) -> tuple[Any, dict[str, Any], float]:
     """The click classifier behind a fitted model (its history still the training rows)."""
     from anyrec.rank.cross import ClickClassifierConfig
     from anyrec.rank.train import fit_click_stage
@@ -178,7 +179,8 @@ def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: Experimen
         raise ConfigError("the ranking stage needs a validation split (its epochs and blend are chosen there)")
     opts = {"seed": config.seed, **config.ranker_options}
     t0 = time.perf_counter()
-    stage, report = fit_click_stage(model, ds, split, ClickClassifierConfig(**opts), depth=config.rank_depth)
+    stage, report = fit_click_stage(model, ds, split, ClickClassifierConfig(**opts), depth=config.rank_depth,
+                                    progress=_step(progress, f"train ranker behind {model.name}"))
     return stage, report, time.perf_counter() - t0
 
 

@@ -37,6 +37,9 @@ class EncoderConfig:
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when present).
         cache_dir: embedding cache folder; empty disables the cache.
         max_length: token limit per text; 0 keeps the model's own.
+        backend: ``torch`` (sentence-transformers), ``onnx`` or ``onnx-int8`` (ONNX Runtime on the
+            CPU, int8 weights for the latter; see :mod:`anyrec.lm.onnx`). A local folder is needed
+            for the ONNX backends; their vectors are cached apart from PyTorch's.
     """
 
     model: str = DEFAULT_ENCODER
@@ -46,6 +49,7 @@ class EncoderConfig:
     device: str = "auto"
     cache_dir: str = ""
     max_length: int = 0
+    backend: str = "torch"
 
 
 class HashingBackend:
@@ -58,7 +62,7 @@ class HashingBackend:
     def __init__(self, dim: int = 256) -> None:
         self.dim = dim
 
-    def encode(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+    def encode(self, texts: list[str], normalize: bool = True, batch_size: int = 0) -> np.ndarray:
         import re
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -113,8 +117,12 @@ class TextEncoder:
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
         self.config = config
+        if config.backend not in ("torch", "onnx", "onnx-int8"):
+            raise ConfigError(f"encoder backend must be torch, onnx or onnx-int8, got {config.backend!r}")
         self.resolved = resolve_encoder(config.model)
         self.identity = model_identity(self.resolved)
+        if config.backend != "torch" and not self.resolved.startswith("hashing"):
+            self.identity += f"+{config.backend}"  # other numbers: cached apart
         self._model: Any = None
         self._cache = EmbeddingCache(config.cache_dir) if config.cache_dir else None
         self.last_stats = {"texts": 0, "encoded": 0, "cached": 0}
@@ -124,6 +132,12 @@ class TextEncoder:
         if self._model is None and self.resolved.startswith("hashing"):
             _, _, dim = self.resolved.partition(":")
             self._model = HashingBackend(int(dim) if dim else 256)
+        if self._model is None and self.config.backend != "torch":
+            from anyrec.lm.onnx import OnnxBackend
+
+            base = Path(self.config.cache_dir) if self.config.cache_dir else Path.home() / ".cache" / "anyrec"
+            self._model = OnnxBackend(self.resolved, base / "onnx" / self.identity, self.config.backend == "onnx-int8",
+                                      self.config.threads, self.config.max_length)
         if self._model is None:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -143,6 +157,8 @@ class TextEncoder:
     def dim(self) -> int:
         if isinstance(self.model, HashingBackend):
             return self.model.dim
+        if not hasattr(self.model, "get_sentence_embedding_dimension"):  # ONNX: known after one text
+            return int(self.model.dim or self.model.encode(["dim"]).shape[1])
         get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get())
 
@@ -179,8 +195,8 @@ class TextEncoder:
         chunk = bs * 16
         parts = []
         for start in range(0, len(texts), chunk):
-            if isinstance(self.model, HashingBackend):
-                parts.append(self.model.encode(texts[start : start + chunk], self.config.normalize))
+            if not hasattr(self.model, "get_sentence_embedding_dimension"):  # hashing or ONNX
+                parts.append(self.model.encode(texts[start : start + chunk], self.config.normalize, bs))
                 if progress is not None:
                     progress(min(start + chunk, len(texts)), len(texts))
                 continue

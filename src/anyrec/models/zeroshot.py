@@ -41,6 +41,7 @@ class ZeroShotConfig:
         trend_half_life: half-life of the trend prior as a share of the log's time span.
         interests: interest vectors per user (k-means over the history; the best one scores).
         seed: seed of the k-means initialisation.
+        backend: the encoder's runtime: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`anyrec.lm.onnx`).
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -55,6 +56,7 @@ class ZeroShotConfig:
     trend_half_life: float = 0.05
     interests: int = 1
     seed: int = 0
+    backend: str = "torch"
 
 
 def standardise_prior(raw: np.ndarray, warm: np.ndarray) -> np.ndarray:
@@ -92,7 +94,7 @@ class ZeroShot(Recommender):
         if self._encoder is None:
             c = self.config
             self._encoder = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size,
-                                                      threads=c.threads))
+                                                      threads=c.threads, backend=c.backend))
         return self._encoder
 
     def _fit(self, ds: Dataset) -> None:

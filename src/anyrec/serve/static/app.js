@@ -38,7 +38,8 @@ function say(text, isError = false) {
 // ---- the user view ----------------------------------------------------------------
 function card(item, withActions) {
   const because = item.because?.length
-    ? el("p", { class: "because" }, "because of: ", item.because.map((b) => `“${b.title}”`).join(" · "))
+    ? el("p", { class: "because", title: item.sentence || "" }, "because of: ",
+        item.because.map((b) => `“${b.title}”`).join(" · "), ...(item.words?.length ? [` (shared: ${item.words.join(", ")})`] : []))
     : el("p", { class: "because muted" }, item.category ? "" : "");
   const node = el("article", { class: "card", "data-id": item.id },
     el("h3", {}, el("button", { type: "button", class: "link", onclick: () => openItem(item.id) }, item.title)),

@@ -1,0 +1,49 @@
+"""The ONNX encoder backends give the PyTorch vectors (fp32: the same; int8: close) and are cached apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anyrec.errors import ConfigError
+from anyrec.lm.encoder import EncoderConfig, TextEncoder, resolve_encoder
+
+pytest.importorskip("onnxruntime")
+
+TEXTS = ["a space adventure with robots", "a quiet love story in Paris", "ghosts haunt an old house", "robots in love", "x"]
+
+
+@pytest.fixture(scope="module")
+def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sentence-transformers folder: a 2-layer BERT from a config + mean pooling + normalisation."""
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    base = tmp_path_factory.mktemp("tiny")
+    tok = AutoTokenizer.from_pretrained(resolve_encoder("default"))
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(base / "hf")
+    tok.save_pretrained(base / "hf")
+    word = models.Transformer(str(base / "hf"), max_seq_length=64)
+    st = SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension(), "mean"), models.Normalize()])
+    st.save(str(base / "st"))
+    return base / "st"
+
+
+def test_onnx_fp32_matches_torch_and_int8_stays_close(tiny_st: Path, tmp_path: Path) -> None:
+    ref = TextEncoder(EncoderConfig(model=str(tiny_st), threads=1)).encode(TEXTS)
+    fp32 = TextEncoder(EncoderConfig(model=str(tiny_st), backend="onnx", threads=1, cache_dir=str(tmp_path))).encode(TEXTS)
+    np.testing.assert_allclose(fp32, ref, atol=1e-4)
+    int8 = TextEncoder(EncoderConfig(model=str(tiny_st), backend="onnx-int8", threads=1, cache_dir=str(tmp_path)))
+    vec = int8.encode(TEXTS)
+    cos = (vec * ref).sum(1)
+    assert vec.shape == ref.shape and cos.min() > 0.95 and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
+    assert int8.identity.endswith("+onnx-int8") and int8.dim == ref.shape[1]
+    assert list((tmp_path / "onnx").glob("*+onnx-int8/model-int8.onnx"))  # exported once, kept beside the cache
+
+
+def test_unknown_backend_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="backend must be torch, onnx or onnx-int8"):
+        TextEncoder(EncoderConfig(model="hashing", backend="tensorrt"))
