@@ -107,7 +107,7 @@ def tiny_encoder(folder: Path) -> Path:
 
 def test_click_classifier_learns_the_topic_and_the_stage_is_trained_on_training_rows(topics: Dataset, tmp_path: Path) -> None:
     from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
-    from anyrec.rank.train import fit_click_stage
+    from anyrec.rank.train import BLENDS, fit_click_stage
 
     enc = tiny_encoder(tmp_path / "enc")
     split = make_split(topics, SplitConfig(protocol="loo"))
@@ -115,7 +115,7 @@ def test_click_classifier_learns_the_topic_and_the_stage_is_trained_on_training_
     cfg = ClickClassifierConfig(encoder=str(enc), epochs=6, lr=2e-3, batch_size=16, positions=3, negatives=4, patience=6,
                                 threads=1, device="cpu")
     stage, report = fit_click_stage(retriever, topics, split, cfg, depth=36, out_dir=tmp_path / "ranker")
-    assert report["positives"] > 0 and len(report["epochs"]) >= 1 and report["blend"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert report["positives"] > 0 and len(report["epochs"]) >= 1 and report["blend"] in BLENDS
     assert max(max(e.values()) for e in report["validation_by_epoch_and_blend"]) > report["retriever_valid_ndcg@10"]
     hist = split.history_dataset(topics, "test")
     retriever.set_history(hist)

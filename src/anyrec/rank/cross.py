@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 class ClickClassifierConfig:
     """Attributes:
         encoder: a Hugging Face encoder name or folder (``default`` = the offline MiniLM).
-        history: most recent history titles in the left text.
+        history: most recent history items in the left text.
+        history_words: 0 = their titles; n = the first n words of each one's item text (title, genres, …).
         max_length: tokens per pair.
         negatives: hard negatives per positive.
         positions: training positions per user (the latest ones of the training history).
@@ -43,6 +44,7 @@ class ClickClassifierConfig:
 
     encoder: str = "default"
     history: int = 5
+    history_words: int = 0
     max_length: int = 128
     negatives: int = 4
     positions: int = 3
@@ -94,6 +96,9 @@ class ClickClassifier:
 
     def left(self, history: Sequence[int] | np.ndarray) -> str:
         recent = list(history)[-self.config.history:][::-1]  # newest first: truncation drops the oldest
+        n = self.config.history_words
+        if n:
+            return " | ".join(" ".join(self.catalog.text(int(h)).split()[:n]) for h in recent) or "(no history)"
         return " | ".join(self.catalog.title(int(h)) for h in recent) or "(no history)"
 
     def _batch(self, lefts: Sequence[str], items: np.ndarray) -> Any:

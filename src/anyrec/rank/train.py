@@ -26,7 +26,7 @@ from anyrec.rank.stage import Reranked, RerankedConfig, blend_scores, sequences
 
 log = logging.getLogger(__name__)
 
-BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+BLENDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)  # fine near 0: a ranker may help most as a tie-breaker
 POOL = 50  # hard negatives are drawn from the retriever's top POOL unseen items
 
 
