@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.models.base import Recommender, top_k
+from anyrec.models.base import Filters, Recommender, _mask_rows, top_k
 
 
 class Ranker(Protocol):
@@ -119,6 +119,15 @@ class Reranked(Recommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         base = self.retriever.masked_scores(users, exclude_seen=True)
+        return self.rerank(base, [self.seqs_[int(u)] for u in users])
+
+    def masked_scores(self, users: np.ndarray, exclude_seen: bool = True, filters: Filters | None = None) -> np.ndarray:
+        """The candidates are the best items that survive the same masks and filters (a filter
+        applied after re-ranking would leave fewer than ``depth`` re-ranked items in the list)."""
+        users = self._checked_users(users)
+        base = self.retriever.masked_scores(users, exclude_seen, filters)
+        if exclude_seen:
+            _mask_rows(base, self.seen_, users)
         return self.rerank(base, [self.seqs_[int(u)] for u in users])
 
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:
