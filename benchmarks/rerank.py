@@ -59,6 +59,7 @@ def main() -> int:
     ap.add_argument("--depth", type=int, default=20, help="retrieved items the classifier re-ranks")
     ap.add_argument("--lm-users", type=int, default=500, help="test users in the 20-candidate protocol (seeded sample)")
     ap.add_argument("--lm", default="smollm2")
+    ap.add_argument("--ranker-dir", default=None, help="reuse a trained classifier: choose the blend again on validation, no training")
     ap.add_argument("--lora-lists", type=int, default=0, help="LoRA-fine-tune the LM on this many validation-phase lists first")
     ap.add_argument("--lora-minutes", type=float, default=10.0)
     ap.add_argument("--timing-users", type=int, default=200)
@@ -85,7 +86,13 @@ def main() -> int:
                               "train+valid history at test, held-out items lose ties"}
     rows: list[tuple[str, dict[str, float]]] = []
     stage = None
-    if "classifier" in args.stages:
+    if "classifier" in args.stages and args.ranker_dir:
+        from anyrec.rank.cross import ClickClassifier
+        from anyrec.rank.train import validate_stage
+
+        stage, result["classifier"] = validate_stage(retriever, ds, split, ClickClassifier.load(args.ranker_dir, ds.catalog), args.depth)
+        logging.info("classifier from %s: %s", args.ranker_dir, result["classifier"])
+    elif "classifier" in args.stages:
         cfg = ClickClassifierConfig(**{k: v for k, v in opts.get("ranker", {}).items()}, seed=args.seed)
         last = [0.0]
 

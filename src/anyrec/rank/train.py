@@ -107,3 +107,16 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
         clf.report_ = report
         clf.save(out_dir)
     return stage, report
+
+
+def validate_stage(retriever: Recommender, ds: Dataset, split: Split, clf: ClickClassifier,
+                   depth: int = 20) -> tuple[Reranked, dict[str, Any]]:
+    """A trained classifier (e.g. loaded from its folder) behind ``retriever`` (its history the
+    training rows), with the blend chosen again on validation: what a new blend grid or depth gives
+    without training again."""
+    val = StageValidator(retriever, ds, split, depth).with_histories(sequences(split.train_dataset(ds)))
+    by_blend = val.by_blend(clf.score(val.histories or [], np.where(val.cands >= 0, val.cands, 0)))
+    best = max(by_blend, key=lambda b: (by_blend[b], b))
+    report = {"validation_by_blend": {str(b): round(v, 5) for b, v in by_blend.items()}, "blend": float(best), "depth": depth,
+              "retriever_valid_ndcg@10": round(val.ndcg(val.retrieved), 5), "best_valid": by_blend[best]}
+    return Reranked(retriever, clf, RerankedConfig(depth=depth, blend=float(best))), report
