@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,8 @@ def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ..
     ds = read_dataset(kw, file_cfg)
     with progress_bar(kw["progress"]) as bar:
         result = run_impressions(ds, folder, models, options, seed, progress=bar)
-    table = Table(title=f"{ds.name} · impressions after {result['cut']:.0f} (the last 20 % by time) · {result['test_impressions']:,} "
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(result["cut"]))
+    table = Table(title=f"{ds.name} · impressions from {when} UTC on (the last 20 % by time) · {result['test_impressions']:,} "
                         "test impressions · the shown items ranked")
     for col in ("model", "AUC", "MRR", "nDCG@5", "nDCG@10"):
         table.add_column(col, justify="right")
