@@ -23,9 +23,10 @@ from anyrec.models.persist import load_model
 def fit_ranker(**kw: Any) -> None:
     """Fine-tune a pretrained encoder as a yes/no click classifier over (recent history, candidate) pairs.
 
-    Training pairs come from every user's history except the last item (kept for validation,
-    which picks the epoch and the blend with the retriever's score); hard negatives are the
-    retriever's best items the user never touched. Use the folder with
+    The leave-one-out split of `evaluate` is used: training pairs come from every user's history
+    but the last two items; the second-to-last is the validation target (it picks the epoch and
+    the blend with the retriever's score); hard negatives are the retriever's best items the
+    user never touched. Use the folder with
     `anyrec recommend --model RETRIEVER --ranker OUT` or `anyrec serve --ranker OUT`.
     """
     from anyrec.rank.cross import ClickClassifierConfig
