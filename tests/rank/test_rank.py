@@ -237,3 +237,12 @@ def test_the_click_classifier_resumes_from_its_checkpoint(topics: Dataset, tmp_p
     resumed = ClickClassifier(topics.catalog, ClickClassifierConfig(**base, epochs=2, resume=True)).fit(lefts, items, labels, out_dir=tmp_path / "r")
     assert [e["epoch"] for e in resumed.report_["epochs"]] == [1, 2]
     assert resumed.report_["epochs"][0]["loss"] == first.report_["epochs"][0]["loss"]
+
+
+def test_evaluate_cli_names_a_ranker_behind_a_model_that_is_not_evaluated() -> None:
+    from click.testing import CliRunner
+
+    from anyrec.cli import cli
+
+    res = CliRunner().invoke(cli, ["evaluate", "--models", "popularity", "--ranker", "classifier", "--rank-behind", "zeroshot"])
+    assert res.exit_code != 0 and "zeroshot not among --models" in res.output
