@@ -27,6 +27,13 @@ def plot_results(result: dict[str, Any], out: str | Path, metrics: tuple[str, ..
     ax.set_title(f"{result['dataset']} — {result['protocol']} (full ranking)")
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
+    return save_figure(fig, out)
+
+
+def save_figure(fig: Any, out: str | Path) -> Path:
+    """Lay out, write as PNG (its folder made), close; the path written."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

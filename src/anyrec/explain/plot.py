@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from anyrec.data.dataset import Catalog
+from anyrec.eval.plot import save_figure
 from anyrec.explain.attribution import Attribution
 
 
@@ -36,9 +37,4 @@ def plot_attribution(att: Attribution, catalog: Catalog, out: str | Path, title:
     ax.set_ylabel("history (oldest at top)")
     ax.set_title(f"{title}\ncontribution by {att.method}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04, label="contribution to score")
-    fig.tight_layout()
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out)
