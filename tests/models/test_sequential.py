@@ -82,6 +82,34 @@ def test_sampled_softmax_trains():
     assert evaluate_model(model, ds, split, "valid", (3,))["recall@3"] > 0.5
 
 
+def test_sampled_softmax_on_the_batch_items_equals_it_on_the_whole_table():
+    """The trainer computes representations for the batch's items and the negatives only; the loss
+    is the one over the whole catalog's table with the same negatives."""
+    import torch
+
+    from anyrec.models.sequential import Sequential, SequentialConfig, build_network
+
+    torch.manual_seed(0)
+    n, dim = 30, 16
+    cfg = SequentialConfig(hidden=8, heads=2, layers=1, max_len=6, experts=2)
+    text = torch.randn(n, dim)
+    net = build_network(n, dim, cfg, text.numpy())
+    seen, keep = (torch.rand(n) > 0.2).float(), (torch.rand(n) > 0.1).float()
+    index = torch.tensor([3, 7, 11, 29])
+    full = net.items(text, seen, keep)
+    sub = net.items(text, seen, keep, index)
+    assert torch.allclose(sub[1:], full[index + 1]) and torch.equal(sub[0], full[0])
+    model = Sequential(cfg)
+    h = torch.randn(5, 8)
+    y, neg = torch.tensor([3, 7, 7, 29, 11]), torch.tensor([11, 3, 29])
+    local = {int(i): r for r, i in enumerate(index)}
+    as_local = lambda t: torch.tensor([local[int(i)] for i in t])  # noqa: E731
+    whole = model._loss(h, y, full[1:], neg, n)
+    batch_only = model._loss(h, as_local(y), sub[1:], as_local(neg), n)
+    assert torch.allclose(whole, batch_only)
+    assert not torch.allclose(whole, model._loss(h, y, full[1:], None, n))  # not the full softmax
+
+
 @pytest.mark.parametrize("flags", [{"use_ids": False}, {"use_text": False}])
 def test_either_representation_alone_works(flags):
     ds = successor_task(seed=4)

@@ -132,3 +132,34 @@ def test_evaluate_reuses_given_vectors(ds):
     again = ZeroShot(base.config, item_vectors=base.item_vectors_).fit(ds)
     split = leave_one_out(ds)
     assert evaluate_model(again, ds, split)["ndcg@10"] == pytest.approx(evaluate_model(base, ds, split)["ndcg@10"])
+
+
+def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypatch):
+    from anyrec.eval import experiment
+    from anyrec.models.zeroshot import SimilarityCache
+
+    split = leave_one_out(ds)
+    products = []
+    real = ZeroShot.profiles
+
+    def counted(self, users):
+        products.append(len(users))
+        return real(self, users)
+
+    monkeypatch.setattr(ZeroShot, "profiles", counted)
+    with_cache = zs().fit(split.train_dataset(ds))
+    chosen = experiment.tune_on_validation(with_cache, ds, split, 5)
+    reused = len(products)
+    products.clear()
+    monkeypatch.setattr(ZeroShot, "reuse_similarities", None)  # the search without the cache
+    without = zs().fit(split.train_dataset(ds))
+    assert experiment.tune_on_validation(without, ds, split, 5) == chosen
+    # The grid's popularity and trend points (and dislike points: no effect without low ratings)
+    # read the cached products; only the half-life points compute new ones.
+    assert reused < len(products) / 3
+    cache = SimilarityCache(100)
+    cache.put("a", np.zeros(10))  # 80 bytes
+    cache.put("b", np.zeros(5))  # over budget: "a", the least recently used, goes
+    assert cache.get("a") is None and cache.get("b") is not None and cache.used == 40
+    cache.put("c", np.zeros(20))  # larger than the whole budget: not kept
+    assert cache.get("c") is None and cache.used == 40

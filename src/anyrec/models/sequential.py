@@ -173,14 +173,20 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             self.norm = nn.LayerNorm(cfg.hidden)
             self.drop = nn.Dropout(cfg.dropout)
 
-        def items(self, text: Any, seen: Any, id_keep: Any = None) -> Any:
-            """Representations of all items plus a zero padding row: (items + 1, hidden)."""
+        def items(self, text: Any, seen: Any, id_keep: Any = None, index: Any = None) -> Any:
+            """Representations of all items plus a zero padding row: (items + 1, hidden); with
+            ``index`` (item indices), of those items only: (len(index) + 1, hidden)."""
+            ids = self.ids.weight if self.ids is not None else None
+            if index is not None:
+                text, seen = text[index], seen[index]
+                id_keep = id_keep[index] if id_keep is not None else None
+                ids = ids[index] if ids is not None else None
             rep: Any = 0
             if self.adaptor is not None:
                 rep = rep + self.adaptor(text)
-            if self.ids is not None:
+            if ids is not None:
                 mask = seen if id_keep is None else seen * id_keep
-                rep = rep + self.ids.weight * mask[:, None]
+                rep = rep + ids * mask[:, None]
             return torch.cat([torch.zeros_like(rep[:1]), rep], 0)
 
         def forward(self, seq: Any, table: Any) -> Any:
@@ -330,6 +336,18 @@ class Sequential(Recommender):
                 keep = None
                 if cfg.id_dropout > 0 and cfg.use_ids:
                     keep = (torch.rand(ds.n_items, generator=gen) >= cfg.id_dropout).float().to(device)
+                neg = None
+                if cfg.sampled_softmax > 0:  # shared uniform negatives for the whole batch
+                    neg = torch.randint(0, ds.n_items, (cfg.sampled_softmax,), generator=gen).to(device)
+                index = None
+                if neg is not None and tuner is None:
+                    # Only the batch's items and the negatives need representations: the text
+                    # adaptor runs over them, not the whole catalog, and ids are renumbered to them.
+                    index = torch.unique(torch.cat([neg, batch[batch > 0] - 1]))
+                    remap = torch.zeros(ds.n_items + 1, dtype=torch.long, device=device)
+                    remap[index + 1] = torch.arange(1, len(index) + 1, device=device)
+                    batch, neg = remap[batch], remap[neg + 1] - 1
+                    inp, tgt = batch[:, :-1], batch[:, 1:]
                 step_text = t_text
                 if tuner is not None:
                     # The items this step touches go through the tuned layers, with gradients.
@@ -337,11 +355,11 @@ class Sequential(Recommender):
                     if len(touched) > cfg.finetune_items:
                         touched = touched[torch.randperm(len(touched), generator=gen)[: cfg.finetune_items].to(device)]
                     step_text = t_text.index_put((touched,), tuner(touched))
-                table = self.net_.items(step_text, t_seen, keep)  # (items + 1, hidden)
+                table = self.net_.items(step_text, t_seen, keep, index)  # (items + 1, hidden)
                 hidden = self.net_(inp, table)  # (batch, len, hidden)
                 mask = tgt > 0
                 h, y = hidden[mask], tgt[mask] - 1  # (targets, hidden), (targets,)
-                loss = self._loss(h, y, table[1:], gen)
+                loss = self._loss(h, y, table[1:], neg, ds.n_items)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -424,16 +442,17 @@ class Sequential(Recommender):
             items = torch.nn.functional.normalize(items, dim=-1)
         return h, items
 
-    def _loss(self, h: Any, y: Any, items: Any, gen: Any) -> Any:
+    def _loss(self, h: Any, y: Any, items: Any, neg: Any, n_catalog: int) -> Any:
+        """Cross-entropy of the targets ``y`` (rows of ``items``): over every row (``neg`` None), or
+        sampled softmax over the target and the shared negatives ``neg`` (rows of ``items``) with the
+        log-count correction for uniform draws from ``n_catalog`` items."""
         torch = _torch()
         h, items = self._logits_parts(h, items)
-        if self.config.sampled_softmax <= 0:
+        if neg is None:
             return torch.nn.functional.cross_entropy(h @ items.T, y)
-        # Sampled softmax: the target plus shared uniform negatives, with the log-count correction.
-        n = items.shape[0]
-        neg = torch.randint(0, n, (self.config.sampled_softmax,), generator=gen).to(h.device)
         logits = torch.cat([(h * items[y]).sum(-1, keepdim=True), h @ items[neg].T], 1)
-        logits[:, 1:] = logits[:, 1:].masked_fill(neg[None, :] == y[:, None], -1e9) - math.log(self.config.sampled_softmax / n)
+        correction = math.log(len(neg) / n_catalog)
+        logits[:, 1:] = logits[:, 1:].masked_fill(neg[None, :] == y[:, None], -1e9) - correction
         return torch.nn.functional.cross_entropy(logits, torch.zeros_like(y))
 
     def _holdout_ndcg(self, hold: np.ndarray | None, users: np.ndarray | None, seqs: list[np.ndarray]) -> float:

@@ -9,7 +9,10 @@ buries a new item.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -133,10 +136,17 @@ class ZeroShot(Recommender):
         self.hist_rating_ = inter.rating[order].astype(np.float64) if inter.rating is not None else None
         self._weights_key: tuple[float, float, float] | None = None
 
+    def _profile_key(self) -> tuple[float, float, float]:
+        """The options the profiles depend on (the dislike options only where there are ratings)."""
+        c = self.config
+        if self.hist_rating_ is None or c.dislike_below <= 0:
+            return (c.half_life, 0.0, 0.0)
+        return (c.half_life, c.dislike_below, c.dislike_weight)
+
     def history_weights(self) -> sp.csr_matrix:
         """Users × items matrix of profile weights under the current config (cached)."""
         c = self.config
-        key = (c.half_life, c.dislike_below, c.dislike_weight)
+        key = self._profile_key()
         if self._weights_key != key:
             w = recency_weights(self.hist_from_end_, c.half_life)
             if self.hist_rating_ is not None and c.dislike_below > 0:
@@ -167,11 +177,34 @@ class ZeroShot(Recommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
+        return self._similarities(users) + self.priors()[None, :]
+
+    def _similarities(self, users: np.ndarray) -> np.ndarray:
+        """The text term of :meth:`score` ``(batch, items)``; reused inside :meth:`reuse_similarities`."""
+        cache: SimilarityCache | None = getattr(self, "_sim_cache", None)
+        key = (self._profile_key(), self.config.interests, self.config.seed, users.tobytes())
+        found = cache.get(key) if cache is not None else None
+        if found is not None:
+            return found
         if self.config.interests > 1:
             sim = self._multi_interest(users)
         else:
             sim = self.profiles(users) @ self.item_vectors_.T  # (batch, items)
-        return sim + self.priors()[None, :]
+        if cache is not None:
+            cache.put(key, sim)
+        return sim
+
+    @contextlib.contextmanager
+    def reuse_similarities(self, memory_mb: int) -> Iterator[None]:
+        """Keep the text term of the scored batches (least recently used dropped beyond ``memory_mb``)
+        while options that only move the priors change: a validation grid over ``popularity`` and
+        ``trend`` then costs one matrix product per batch, not one per grid point. The scores are
+        the same arrays, so results are identical with or without it."""
+        self._sim_cache: SimilarityCache | None = SimilarityCache(memory_mb * 2**20)
+        try:
+            yield
+        finally:
+            self._sim_cache = None
 
     def _multi_interest(self, users: np.ndarray) -> np.ndarray:
         weights = self.history_weights()
@@ -247,6 +280,28 @@ class ZeroShot(Recommender):
         """Cosine of free-text query vectors against every item ``(queries, items)``."""
         q = query_vectors / np.maximum(np.linalg.norm(query_vectors, axis=1, keepdims=True), 1e-12)
         return q.astype(np.float32) @ self.item_vectors_.T
+
+
+class SimilarityCache:
+    """Arrays by key, least recently used dropped once their bytes exceed ``budget``."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.used = budget, 0
+        self.items: OrderedDict[Any, np.ndarray] = OrderedDict()
+
+    def get(self, key: Any) -> np.ndarray | None:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        return None
+
+    def put(self, key: Any, value: np.ndarray) -> None:
+        if value.nbytes > self.budget:
+            return
+        while self.used + value.nbytes > self.budget:
+            self.used -= self.items.popitem(last=False)[1].nbytes
+        self.items[key] = value
+        self.used += value.nbytes
 
 
 def text_contributions(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
