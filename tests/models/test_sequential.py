@@ -195,7 +195,7 @@ def test_length_buckets_cover_every_window_once_and_still_learn():
                                       "batch_size": 4})
     torch = pytest.importorskip("torch")
     data = torch.from_numpy(model._windows([np.arange(1, n + 2) for n in (1, 3, 5, 7, 2, 4, 6, 8, 3)]))
-    batches = model._batches(torch.randperm(len(data)), data, torch.Generator().manual_seed(0))
+    batches = model._batches(torch.randperm(len(data)), data, torch.Generator().manual_seed(0), 4)
     assert sorted(torch.cat(batches).tolist()) == list(range(len(data)))
     split = leave_one_out(ds)
     model = build_model("sasrec", 0, {**{k: v for k, v in TINY.items() if k != "encoder"}, "bucket_by_length": True,

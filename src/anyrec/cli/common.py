@@ -194,3 +194,24 @@ def cache_dir(no_cache: bool) -> str:
 
 def fail(message: str) -> None:
     raise ConfigError(message)
+
+
+def ray_option(f: Any) -> Any:
+    """``--ray [ADDRESS]``: run the command's split work on Ray (``--ray`` alone: a cluster on this machine)."""
+    return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+                        help="Run on Ray: alone, a local cluster on this machine's CPUs; or a cluster's address "
+                             "(auto, ray://HEAD:10001). Results equal the local run's.")(f)
+
+
+@contextmanager
+def runner_for(address: str | None) -> Iterator[Any]:
+    """The runner of ``--ray``: local without it."""
+    from anyrec.cluster import LOCAL, ray_runner
+
+    if address is None:
+        yield LOCAL
+        return
+    with ray_runner(address) as runner:
+        console.print(f"ray: {address}, {runner.workers} workers")
+        yield runner
+

@@ -19,8 +19,10 @@ from anyrec.cli.common import (
     parse_ks,
     parse_options,
     progress_bar,
+    ray_option,
     read_dataset,
     results_table,
+    runner_for,
 )
 from anyrec.config import FileConfig, load_config
 from anyrec.data import FORMATS, NAMED
@@ -86,6 +88,7 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write results as JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart PNG here.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+@ray_option
 def evaluate(**kw: Any) -> None:
     """Split a dataset, fit each model on the training part, rank the full catalog, report metrics."""
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
@@ -126,8 +129,12 @@ def evaluate(**kw: Any) -> None:
         ds = read_dataset(kw, file_cfg)
     s = ds.summary()
     console.print(f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions")
-    with progress_bar(kw["progress"]) as bar:
-        result = run_experiment(ds, cfg, progress=bar, item_vectors=vectors)
+    with runner_for(kw["ray_address"]) as runner, progress_bar(kw["progress"]) as bar:
+        if vectors is None and runner.name != "local":
+            vectors = _embed_on(runner, ds, models, options, bar)
+        t0 = time.perf_counter()
+        result = run_experiment(ds, cfg, progress=bar, item_vectors=vectors, runner=runner)
+        result["runner"] = {"name": runner.name, "address": kw["ray_address"] or "", "seconds": round(time.perf_counter() - t0, 2)}
     out.print(results_table(result, ks))
     console.print("split: " + ", ".join(f"{k}={v}" for k, v in result["split"].items()))
     for name, m in result["models"].items():
@@ -151,6 +158,23 @@ def evaluate(**kw: Any) -> None:
         from anyrec.eval.plot import plot_results
 
         console.print(f"wrote {plot_results(result, kw['plot_out'])}")
+
+
+def _embed_on(runner: Any, ds: Any, models: tuple[str, ...], options: dict[str, Any], bar: Any) -> Any:
+    """The catalog's vectors computed by the runner's actors (and written to the cache), when every
+    text model among ``models`` reads the same encoder; otherwise each model embeds here."""
+    from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+
+    text_models = [m for m in models if "encoder" in getattr(MODELS[m].Config, "__dataclass_fields__", {})
+                   and options.get(m, {}).get("use_text", True)]
+    encoders = {(options[m].get("encoder", DEFAULT_ENCODER), options[m].get("cache_dir", "")) for m in text_models}
+    if len(encoders) != 1:
+        if text_models:
+            console.print("[yellow]text models read different encoders: each embeds the catalog in this process[/]")
+        return None
+    encoder, cache = encoders.pop()
+    enc = TextEncoder(EncoderConfig(model=encoder, cache_dir=cache))
+    return enc.encode(ds.catalog.texts(), progress=(lambda d, t: bar("embed catalog (ray)", d, t)) if bar else None, runner=runner)
 
 
 def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ...], options: dict[str, Any], seed: int) -> None:

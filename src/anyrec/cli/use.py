@@ -10,7 +10,17 @@ from rich.table import Table
 
 from anyrec import pipeline
 from anyrec.cli import cli
-from anyrec.cli.common import cache_dir, console, data_options, out, parse_options, progress_bar, read_dataset
+from anyrec.cli.common import (
+    cache_dir,
+    console,
+    data_options,
+    out,
+    parse_options,
+    progress_bar,
+    ray_option,
+    read_dataset,
+    runner_for,
+)
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.config import FileConfig, load_config
 from anyrec.data.dataset import Dataset
@@ -40,6 +50,7 @@ from anyrec.models.persist import load_model, save_model
               "one (repeatable; ids kept apart by dataset name): pretraining across catalogs.")
 @click.option("--pretrained", default=None, type=click.Path(file_okay=False, exists=True),
               help="A saved generative model to start from (its codebooks and decoder): fine-tuning.")
+@ray_option
 def fit(**kw: Any) -> None:
     """Fit a model on all interactions and save it (config, id maps, vectors, index)."""
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
@@ -63,9 +74,9 @@ def fit(**kw: Any) -> None:
             opts["resume"] = True
         if kw["max_minutes"] is not None:
             opts["max_minutes"] = kw["max_minutes"]
-    with progress_bar() as bar:
+    with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
         model, tuned, metrics, index = fit_for_serving(name, ds, opts, kw["seed"], not kw["no_tune"], bar,
-                                                       kw["index_spec"], kw["metric"])
+                                                       kw["index_spec"], kw["metric"], runner)
     if isinstance(model, Generative):
         _print_codes(describe(model))
     if tuned:

@@ -26,10 +26,12 @@ import functools
 import importlib.util
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split
 from anyrec.eval import metrics as M
@@ -147,6 +149,27 @@ def users_per_batch(n_items: int, memory_mb: int = 256) -> int:
     return int(max(1, min(4_096, memory_mb * 2**20 // (32 * max(1, n_items)))))
 
 
+@dataclass(frozen=True)
+class _BatchScorer:
+    """What scoring one batch of users needs (shipped once to each worker of a runner)."""
+
+    model: Recommender
+    relevant: sp.csr_matrix
+    filters: Filters
+    ks: tuple[int, ...]
+    ties: str
+
+
+def _score_batch(s: _BatchScorer, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-user metrics and the top ``max(ks)`` items of one batch of users."""
+    scores = s.model.masked_scores(batch, exclude_seen=False, filters=s.filters)
+    rel = s.relevant[batch].toarray() > 0
+    top, hits = rank_top(scores, rel, max(s.ks), s.ties)
+    n_rel = rel.sum(1)
+    metrics = {f"{m}@{k}": M.PER_USER[m](hits, n_rel, k) for k in s.ks for m in M.RANKING_METRICS}
+    return metrics, top
+
+
 def evaluate_model(
     model: Recommender,
     ds: Dataset,
@@ -158,13 +181,15 @@ def evaluate_model(
     ties: str = "pessimistic",
     mask: str = "history",
     memory_mb: int = 256,
+    runner: Runner | None = None,
 ) -> dict[str, float]:
     """Metrics of a fitted ``model`` on ``phase``: ``{"ndcg@10": …, "recall@10": …, …, "users": n}``.
 
     The model must have been fitted on ``split``'s training rows of ``ds``. ``ties`` and
     ``mask`` (see the module docstring) exist to read results under peers' conventions; the
     defaults are anyrec's rules. Users are scored in batches sized so the score rows and their
-    temporaries stay near ``memory_mb`` (``batch_size`` overrides).
+    temporaries stay near ``memory_mb`` (``batch_size`` overrides). A Ray ``runner`` scores the
+    batches on its workers (the model shipped once); the metrics are identical to the local run.
     """
     if mask not in MASK_RULES:
         raise ValueError(f"mask must be one of {MASK_RULES}, got {mask!r}")
@@ -182,22 +207,16 @@ def evaluate_model(
     n_candidates = ds.n_items if candidates is None else int(candidates.shape[0])
     kmax = max(ks)
     filters = Filters(items=candidates, exclude=exclude)
-    per_user: dict[str, list[np.ndarray]] = {f"{m}@{k}": [] for m in M.RANKING_METRICS for k in ks}
-    tops = []
     if batch_size is None:
         batch_size = users_per_batch(ds.n_items, memory_mb)
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
-        scores = model.masked_scores(batch, exclude_seen=False, filters=filters)
-        rel = relevant[batch].toarray() > 0
-        top, hits = rank_top(scores, rel, kmax, ties)
-        n_rel = rel.sum(1)
-        for k in ks:
-            for m in M.RANKING_METRICS:
-                per_user[f"{m}@{k}"].append(M.PER_USER[m](hits, n_rel, k))
-        tops.append(top)
-        if progress is not None:
-            progress(min(start + batch_size, len(users)), len(users))
+    batches = [users[start : start + batch_size] for start in range(0, len(users), batch_size)]
+    report = None
+    if progress is not None:
+        report = lambda done, total: progress(min(done * batch_size, len(users)), len(users))  # noqa: E731
+    shared = _BatchScorer(model, relevant, filters, ks, ties)
+    parts = (runner or LOCAL).map_tasks(_score_batch, shared, batches, report)
+    per_user = {name: [p[0][name] for p in parts] for name in (f"{m}@{k}" for m in M.RANKING_METRICS for k in ks)}
+    tops = [p[1] for p in parts]
     out = {name: float(np.concatenate(vals).mean()) if vals else 0.0 for name, vals in per_user.items()}
     all_top = np.concatenate(tops) if tops else np.zeros((0, kmax), dtype=np.int64)
     for k in ks:

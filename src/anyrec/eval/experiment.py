@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.errors import ConfigError
@@ -102,12 +103,14 @@ def _step(progress: StepProgress, desc: str) -> Callable[[int, int], None] | Non
 
 def run_experiment(
     ds: Dataset, config: ExperimentConfig, progress: StepProgress = None, split: Split | None = None,
-    item_vectors: Any = None,
+    item_vectors: Any = None, runner: Runner | None = None,
 ) -> dict[str, Any]:
     """Fit and evaluate each model on the same split; returns the JSON-ready result.
 
     ``item_vectors`` (items × dim), when given, are handed to text models instead of encoding
-    the catalog again (for example the vectors of a saved model).
+    the catalog again (for example the vectors of a saved model). ``runner`` (see
+    :mod:`anyrec.cluster`) scores the validation-search and test evaluations on Ray's workers,
+    sharded by users; the metrics equal the local ones.
     """
     for name in config.models:
         if name not in MODELS:
@@ -137,14 +140,14 @@ def run_experiment(
         grid = getattr(MODELS[name], "training_grid", None)
         if config.tune_training and grid and len(split.valid):
             model, tuned = search_training_grid(name, config.seed, options, train, validator(ds, split, config.ks[0]),
-                                                item_vectors, progress)
+                                                item_vectors, progress, runner)
         else:
             model = _fit_one(name, config.seed, options, train, validator(ds, split, config.ks[0]) if len(split.valid) else None,
-                             item_vectors, progress)
+                             item_vectors, progress, runner)
         fit_s = time.perf_counter() - t0
         if config.tune and getattr(model, "tuning_grid", None) and len(split.valid):
             tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
-                                            fixed=set(options)))
+                                            fixed=set(options), runner=runner))
         stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
         if config.test_history == "train+valid" and len(split.valid):
             model.set_history(split.history_dataset(ds, "test"))
@@ -152,7 +155,8 @@ def run_experiment(
             model.generation_stats = None  # type: ignore[attr-defined]  # count the test lists only
         t0 = time.perf_counter()
         metrics: dict[str, Any] = dict(evaluate_model(model, ds, split, "test", config.ks,
-                                                      progress=_step(progress, f"evaluate {name}"), mask=config.mask))
+                                                      progress=_step(progress, f"evaluate {name}"), mask=config.mask,
+                                                      runner=runner))
         metrics["fit_seconds"] = round(fit_s, 3)
         if tuned:
             result.setdefault("tuned", {})[name] = tuned
@@ -199,7 +203,7 @@ def _evaluate_stage(fitted: tuple[Any, dict[str, Any], float], ds: Dataset, spli
 
 
 def _fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float] | None,
-             item_vectors: Any, progress: StepProgress) -> Recommender:
+             item_vectors: Any, progress: StepProgress, runner: Runner | None = None) -> Recommender:
     """One fit of a registry model; early stopping on ``validate`` (never on test) where the model has it."""
     model = build_model(name, seed, options)
     if item_vectors is not None and hasattr(model, "_given_vectors"):
@@ -207,11 +211,7 @@ def _fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, vali
     setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
     if progress:
         progress(f"fit {name}", 0, 1)
-    fit_with_validation = getattr(model, "fit_with_validation", None)
-    if fit_with_validation is not None and validate is not None:
-        fit_with_validation(train, validate)
-    else:
-        model.fit(train)
+    model = (runner or LOCAL).fit(model, train, validate)
     if progress:
         progress(f"fit {name}", 1, 1)
     return model
@@ -225,7 +225,7 @@ def _valid_score(model: Recommender, validate: Callable[[Recommender], float]) -
 
 def search_training_grid(
     name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float],
-    item_vectors: Any = None, progress: StepProgress = None,
+    item_vectors: Any = None, progress: StepProgress = None, runner: Runner | None = None,
 ) -> tuple[Recommender, dict[str, Any]]:
     """Coordinate-wise search over the model class's ``training_grid``, one fit per value.
 
@@ -235,7 +235,7 @@ def search_training_grid(
     """
     grid = {k: v for k, v in MODELS[name].training_grid.items() if k not in options}  # type: ignore[attr-defined]
     current = dict(options)
-    best_model = _fit_one(name, seed, current, train, validate, item_vectors, progress)
+    best_model = _fit_one(name, seed, current, train, validate, item_vectors, progress, runner)
     best = _valid_score(best_model, validate)
     fits = [{**{k: getattr(best_model.config, k) for k in grid}, "valid": round(best, 6)}]
     for opt, values in grid.items():
@@ -243,7 +243,7 @@ def search_training_grid(
             if value == getattr(best_model.config, opt):
                 continue
             trial = {**current, opt: value}
-            model = _fit_one(name, seed, trial, train, validate, item_vectors, progress)
+            model = _fit_one(name, seed, trial, train, validate, item_vectors, progress, runner)
             score = _valid_score(model, validate)
             fits.append({**{k: getattr(model.config, k) for k in grid}, "valid": round(score, 6)})
             log.info("%s training grid %s: validation %.4f (best %.4f)", name, trial, score, best)
@@ -255,7 +255,7 @@ def search_training_grid(
 
 def tune_on_validation(
     model: Recommender, ds: Dataset, split: Split, k: int, progress: Callable[[int, int], None] | None = None,
-    fixed: set[str] | None = None, rounds: int = 2,
+    fixed: set[str] | None = None, rounds: int = 2, runner: Runner | None = None,
 ) -> dict[str, Any]:
     """Coordinate-wise search over ``model.tuning_grid`` by validation NDCG@k.
 
@@ -266,9 +266,10 @@ def tune_on_validation(
     metric = f"ndcg@{k}"
 
     def score() -> float:
-        return evaluate_model(model, ds, split, "valid", (k,))[metric]
+        return evaluate_model(model, ds, split, "valid", (k,), runner=runner)[metric]
 
-    reuse = getattr(model, "reuse_similarities", None)
+    # Kept products only help where the scoring runs here; on Ray each grid point ships the model anew.
+    reuse = getattr(model, "reuse_similarities", None) if runner is None or runner.name == "local" else None
     with reuse(tuning_cache_mb()) if reuse is not None else contextlib.nullcontext():
         return _coordinate_search(model, grid, score, metric, rounds, progress)
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from anyrec.cluster import LOCAL, Runner
 from anyrec.errors import ConfigError
 from anyrec.lm.cache import EmbeddingCache, text_key
 
@@ -162,8 +164,9 @@ class TextEncoder:
         get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get())
 
-    def encode(self, texts: list[str], progress: Progress = None) -> np.ndarray:
-        """Vectors of ``texts`` in order (float32, unit length when ``normalize``)."""
+    def encode(self, texts: list[str], progress: Progress = None, runner: Runner | None = None) -> np.ndarray:
+        """Vectors of ``texts`` in order (float32, unit length when ``normalize``); texts not in the
+        cache are encoded here or, with a Ray ``runner``, by its actor pool (identical vectors)."""
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -172,7 +175,7 @@ class TextEncoder:
         missing = [i for i in range(n)] if self._cache is None else [i for i, k in enumerate(keys) if k not in found]
         # Encode each distinct missing text once.
         todo = list(dict.fromkeys(texts[i] for i in missing))
-        fresh = self._encode_raw(todo, progress) if todo else np.zeros((0, 1), dtype=np.float32)
+        fresh = self._encode_raw(todo, progress, runner) if todo else np.zeros((0, 1), dtype=np.float32)
         by_text = {t: fresh[j] for j, t in enumerate(todo)}
         if self._cache is not None and todo:
             self._cache.put_many(self.identity, [text_key(t) for t in todo], fresh)
@@ -185,33 +188,41 @@ class TextEncoder:
             progress(n, n)
         return out
 
-    def _encode_raw(self, texts: list[str], progress: Progress) -> np.ndarray:
+    def _encode_raw(self, texts: list[str], progress: Progress, runner: Runner | None = None) -> np.ndarray:
         bs = self.config.batch_size
         # Chunks of many batches keep the progress bar moving; sorting by length first keeps
         # padding as low as one call over everything would (sentence-transformers sorts per call).
+        # The chunks are the unit of work of a runner: the same chunks give the same vectors
+        # wherever they are encoded.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         inverse = np.argsort(order)
         texts = [texts[i] for i in order]
         chunk = bs * 16
-        parts = []
-        for start in range(0, len(texts), chunk):
-            if not hasattr(self.model, "get_sentence_embedding_dimension"):  # hashing or ONNX
-                parts.append(self.model.encode(texts[start : start + chunk], self.config.normalize, bs))
-                if progress is not None:
-                    progress(min(start + chunk, len(texts)), len(texts))
-                continue
-            part = self.model.encode(
-                texts[start : start + chunk], batch_size=bs, normalize_embeddings=self.config.normalize,
-                convert_to_numpy=True, show_progress_bar=False,
-            )
-            parts.append(np.asarray(part, dtype=np.float32))
-            if progress is not None:
-                progress(min(start + chunk, len(texts)), len(texts))
+        chunks = [texts[start : start + chunk] for start in range(0, len(texts), chunk)]
+        report = (lambda d, t: progress(min(d * chunk, len(texts)), len(texts))) if progress is not None else None
+        if runner is None or runner.name == "local":
+            parts = LOCAL.map_actors(lambda: self.encode_chunk, chunks, report)
+        else:
+            parts = runner.map_actors(functools.partial(_chunk_encoder, replace(self.config, cache_dir="")), chunks, report)
         return np.concatenate(parts)[inverse]
+
+    def encode_chunk(self, texts: list[str]) -> np.ndarray:
+        """Vectors of one chunk of texts, no cache: ``(len(texts), dim)`` float32."""
+        bs = self.config.batch_size
+        if not hasattr(self.model, "get_sentence_embedding_dimension"):  # hashing or ONNX
+            return np.asarray(self.model.encode(texts, self.config.normalize, bs), dtype=np.float32)
+        part = self.model.encode(texts, batch_size=bs, normalize_embeddings=self.config.normalize,
+                                 convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(part, dtype=np.float32)
 
     def describe(self) -> dict[str, str]:
         return {"model": self.config.model, "resolved": self.resolved, "identity": self.identity}
 
+
+
+def _chunk_encoder(config: EncoderConfig) -> Callable[[list[str]], np.ndarray]:
+    """Built once per worker of a runner: the encoder's chunk function."""
+    return TextEncoder(config).encode_chunk
 
 
 def encode_catalog(texts: list[str], *, encoder: str, cache_dir: str = "", threads: int = 0, given: np.ndarray | None = None,

@@ -49,6 +49,13 @@ class Recommender(ABC):
                 raise ConfigError(f"{self.name}: {exc}") from None
         self.config = cfg
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (shipped to Ray workers) without the callbacks of this process (progress, validation)."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_validate"}
+        if "progress" in state:
+            state["progress"] = None
+        return state
+
     # ---- to implement -----------------------------------------------------------
     @abstractmethod
     def _fit(self, ds: Dataset) -> None:

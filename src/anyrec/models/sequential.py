@@ -209,6 +209,7 @@ class Sequential(Recommender):
 
     name = "sequential"
     Config = SequentialConfig
+    data_parallel: ClassVar[bool] = True  # a Ray runner fits it with Ray Train (see anyrec.cluster)
     # Score-time options chosen on validation after training (see eval.experiment.tune_on_validation).
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
                                                    "text_half_life": [0.0, 1.0, 3.0, 10.0]}
@@ -319,6 +320,11 @@ class Sequential(Recommender):
             gen.set_state(ck["gen"])
             start_epoch, best, best_state, waited = ck["epoch"] + 1, ck["best"], ck["best_state"], ck["waited"]
             log.info("resumed from %s at epoch %d (best %.4f)", ckpt_path, start_epoch, best)
+        # Data-parallel training (set by anyrec.cluster's Ray Train loop): same seed, same draws and
+        # same validation on every worker, a share of each epoch's windows, gradients averaged.
+        rank, world = getattr(self, "data_parallel_", (0, 1))
+        if rank > 0:
+            log_path = ckpt_path = None  # one writer
         t0 = time.perf_counter()
         self.history_log_: list[dict[str, float]] = []
         for epoch in range(start_epoch, cfg.epochs):
@@ -326,8 +332,10 @@ class Sequential(Recommender):
             if tuner is not None:
                 tuner.train()
             perm = torch.randperm(len(data), generator=gen)
+            if world > 1:  # data-parallel: every worker drew the same permutation and takes its share
+                perm = perm[rank::world]
             total, batches = 0.0, 0
-            for idx in self._batches(perm, data, gen):
+            for idx in self._batches(perm, data, gen, max(1, cfg.batch_size // world)):
                 batch = data[idx]
                 # Windows are left-padded: drop the columns that are padding for the whole batch.
                 first = int((batch != 0).float().argmax(1).min())
@@ -362,6 +370,8 @@ class Sequential(Recommender):
                 loss = self._loss(h, y, table[1:], neg, ds.n_items)
                 opt.zero_grad()
                 loss.backward()
+                if world > 1:
+                    average_gradients([p for g in groups for p in g["params"]])
                 opt.step()
                 total += float(loss.detach())
                 batches += 1
@@ -410,12 +420,11 @@ class Sequential(Recommender):
         self.epochs_ = len(self.history_log_)
         self._cache_table()
 
-    def _batches(self, perm: Any, data: Any, gen: Any) -> list[Any]:
+    def _batches(self, perm: Any, data: Any, gen: Any, bs: int) -> list[Any]:
         """Index batches of one epoch. With ``bucket_by_length``, windows of similar length share a
         batch (sorted within chunks of 50 batches, batch order shuffled), so short histories are not
         padded to the longest window of a random batch."""
         torch = _torch()
-        bs = self.config.batch_size
         if not self.config.bucket_by_length:
             return [perm[b : b + bs] for b in range(0, len(perm), bs)]
         lengths = (data != 0).sum(1)
@@ -571,6 +580,22 @@ class Sequential(Recommender):
                 prof[r] = (w[:, None] * text[s - 1]).sum(0)
         prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
         return prof @ text.T
+
+
+def average_gradients(params: list[Any]) -> None:
+    """Average the gradients of ``params`` over the workers of the torch process group: one
+    all-reduce of one flat buffer (a parameter without a gradient here counts as zeros, so every
+    worker sends the same shapes)."""
+    torch = _torch()
+    dist = torch.distributed
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset : offset + g.numel()].view_as(g)
+        offset += g.numel()
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ class ZeroShot(Recommender):
         self._encoder = encoder
         self._given_vectors = item_vectors
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (saved, shipped to Ray workers) without the loaded encoder or kept products."""
+        state = super().__getstate__()
+        state["_encoder"] = None
+        state.pop("_sim_cache", None)
+        return state
+
     # ---- fitting ----------------------------------------------------------------
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
