@@ -40,15 +40,6 @@ def read_source(source: str) -> Dataset:
     return read_dataset({"dataset": source}, FileConfig())
 
 
-def sequences(ds: Dataset, offset: int) -> list[np.ndarray]:
-    """Each user's items in time order, as indices into the union catalog."""
-    inter = ds.interactions
-    order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
-    users, items = inter.user[order], inter.item[order] + offset
-    cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
-    return [items[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-
-
 def neighbours(vectors: np.ndarray, k: int, batch: int = 2048) -> np.ndarray:
     """``(items, k)`` nearest other items by cosine."""
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -77,7 +68,7 @@ def main() -> int:
     real: list[np.ndarray] = []
     for j, source in enumerate(args.source):
         ds = read_source(source)
-        real += sequences(ds, len(ids))
+        real += [s + len(ids) for s in ds.interactions.sequences(ds.n_users) if len(s)]
         ids += [f"s{j}:{ds.catalog.ids.raw(i)}" for i in range(ds.n_items)]
         texts += ds.catalog.texts()
         log.info("%s: %d users, %d items", ds.name, ds.n_users, ds.n_items)

@@ -171,6 +171,17 @@ class Interactions:
             event=None if self.event is None else self.event[rows],
         )
 
+    def sequences(self, n_users: int) -> list[np.ndarray]:
+        """Each user's item indices oldest first (equal times in file order); empty for a user without rows."""
+        order = np.lexsort((np.arange(len(self)), self.time, self.user))
+        users, items = self.user[order], self.item[order].astype(np.int64)
+        seqs: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n_users
+        if len(users):
+            cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                seqs[int(users[a])] = items[a:b]
+        return seqs
+
     def matrix(self, n_users: int, n_items: int, *, binary: bool = True) -> sp.csr_matrix:
         """User × item CSR matrix; repeated pairs are counted once when ``binary``."""
         data = np.ones(len(self), dtype=np.float32)

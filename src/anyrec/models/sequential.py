@@ -232,15 +232,8 @@ class Sequential(Recommender):
 
     @staticmethod
     def _sequences(ds: Dataset) -> list[np.ndarray]:
-        """Each user's items in time order (ties in file order), as item index + 1."""
-        inter = ds.interactions
-        order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
-        users, items = inter.user[order], inter.item[order] + 1
-        cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
-        seqs: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * ds.n_users
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            seqs[int(users[a])] = items[a:b]
-        return seqs
+        """Each user's items in time order (ties in file order), as item index + 1 (0 pads)."""
+        return [s + 1 for s in ds.interactions.sequences(ds.n_users)]
 
     def _windows(self, seqs: list[np.ndarray]) -> np.ndarray:
         """Training windows of ``max_len + 1`` items, cut from the end, left-padded with 0."""

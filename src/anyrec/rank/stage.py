@@ -35,14 +35,7 @@ class RerankedConfig:
 
 def sequences(ds: Dataset) -> list[np.ndarray]:
     """Each user's items oldest first (ties in file order)."""
-    inter = ds.interactions
-    order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
-    users, items = inter.user[order], inter.item[order].astype(np.int64)
-    cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True]) if len(users) else np.array([0])
-    seqs: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * ds.n_users
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        seqs[int(users[a])] = items[a:b]
-    return seqs
+    return ds.interactions.sequences(ds.n_users)
 
 
 def _z(x: np.ndarray) -> np.ndarray:
