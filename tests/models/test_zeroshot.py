@@ -163,3 +163,22 @@ def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypa
     assert cache.get("a") is None and cache.get("b") is not None and cache.used == 40
     cache.put("c", np.zeros(20))  # larger than the whole budget: not kept
     assert cache.get("c") is None and cache.used == 40
+
+
+def test_memory_mapped_vectors_equal_the_in_memory_ones(ds, tmp_path):
+    in_memory = zs().fit(ds)
+    mapped = zs(memmap_dir=str(tmp_path)).fit(ds)
+    assert isinstance(mapped.item_vectors_, np.memmap) and (tmp_path / "item_vectors.npy").is_file()
+    assert np.array_equal(mapped.item_vectors_, in_memory.item_vectors_)
+    users = np.arange(ds.n_users)
+    assert np.array_equal(mapped.recommend(users, k=5)[0], in_memory.recommend(users, k=5)[0])
+
+
+def test_encoder_fills_a_given_array_chunk_by_chunk(ds):
+    from anyrec.lm.encoder import EncoderConfig, TextEncoder
+
+    texts = ds.catalog.texts()
+    enc = TextEncoder(EncoderConfig(model="hashing:32", batch_size=2))  # chunks of 32 texts
+    out = np.zeros((len(texts), 32), dtype=np.float32)
+    assert enc.encode(texts, out=out) is out
+    assert np.array_equal(out, TextEncoder(EncoderConfig(model="hashing:32", batch_size=64)).encode(texts))

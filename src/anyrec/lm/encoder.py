@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from anyrec.cluster import LOCAL, Runner
+from anyrec.cluster import Runner
 from anyrec.errors import ConfigError
 from anyrec.lm.cache import EmbeddingCache, text_key
 
@@ -164,23 +164,35 @@ class TextEncoder:
         get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get())
 
-    def encode(self, texts: list[str], progress: Progress = None, runner: Runner | None = None) -> np.ndarray:
+    def encode(self, texts: list[str], progress: Progress = None, runner: Runner | None = None,
+               out: np.ndarray | None = None) -> np.ndarray:
         """Vectors of ``texts`` in order (float32, unit length when ``normalize``); texts not in the
-        cache are encoded here or, with a Ray ``runner``, by its actor pool (identical vectors)."""
+        cache are encoded here or, with a Ray ``runner``, by its actor pool (identical vectors).
+
+        ``out``: a ``(len(texts), dim)`` float32 array to fill, e.g. a memory-mapped file
+        (:func:`numpy.lib.format.open_memmap`): locally each chunk is written to its rows as it is
+        encoded, so a catalog nobody encoded before is held once, on disk, not again in memory.
+        """
         n = len(texts)
         if n == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32) if out is None else out
         keys = [text_key(t) for t in texts] if self._cache is not None else []
         found = self._cache.get_many(self.identity, keys) if self._cache is not None else {}
         missing = [i for i in range(n)] if self._cache is None else [i for i, k in enumerate(keys) if k not in found]
         # Encode each distinct missing text once.
         todo = list(dict.fromkeys(texts[i] for i in missing))
+        if len(todo) == n:  # nothing cached, nothing repeated: encode straight into the result
+            out = self._encode_raw(texts, progress, runner, out)
+            if self._cache is not None:
+                self._cache.put_many(self.identity, keys, out)
+            self.last_stats = {"texts": n, "encoded": n, "cached": 0}
+            return out
         fresh = self._encode_raw(todo, progress, runner) if todo else np.zeros((0, 1), dtype=np.float32)
         by_text = {t: fresh[j] for j, t in enumerate(todo)}
         if self._cache is not None and todo:
             self._cache.put_many(self.identity, [text_key(t) for t in todo], fresh)
         dim = fresh.shape[1] if todo else next(iter(found.values())).shape[0]
-        out = np.empty((n, dim), dtype=np.float32)
+        out = np.empty((n, dim), dtype=np.float32) if out is None else out
         for i, t in enumerate(texts):
             out[i] = by_text[t] if t in by_text else found[keys[i]]
         self.last_stats = {"texts": n, "encoded": len(todo), "cached": n - len(missing)}
@@ -188,23 +200,36 @@ class TextEncoder:
             progress(n, n)
         return out
 
-    def _encode_raw(self, texts: list[str], progress: Progress, runner: Runner | None = None) -> np.ndarray:
+    def _encode_raw(self, texts: list[str], progress: Progress, runner: Runner | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray:
         bs = self.config.batch_size
         # Chunks of many batches keep the progress bar moving; sorting by length first keeps
         # padding as low as one call over everything would (sentence-transformers sorts per call).
         # The chunks are the unit of work of a runner: the same chunks give the same vectors
         # wherever they are encoded.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        inverse = np.argsort(order)
-        texts = [texts[i] for i in order]
+        order = np.array(sorted(range(len(texts)), key=lambda i: -len(texts[i])), dtype=np.int64)
         chunk = bs * 16
-        chunks = [texts[start : start + chunk] for start in range(0, len(texts), chunk)]
+        spans = [(a, min(a + chunk, len(texts))) for a in range(0, len(texts), chunk)]
+        chunks = [[texts[i] for i in order[a:b]] for a, b in spans]
         report = (lambda d, t: progress(min(d * chunk, len(texts)), len(texts))) if progress is not None else None
+
+        def place(j: int, part: np.ndarray) -> None:
+            nonlocal out
+            if out is None:
+                out = np.empty((len(texts), part.shape[1]), dtype=np.float32)
+            out[order[spans[j][0] : spans[j][1]]] = part  # each chunk to its rows as soon as it is done
+
         if runner is None or runner.name == "local":
-            parts = LOCAL.map_actors(lambda: self.encode_chunk, chunks, report)
+            for j, c in enumerate(chunks):
+                place(j, self.encode_chunk(c))
+                if report is not None:
+                    report(j + 1, len(chunks))
         else:
             parts = runner.map_actors(functools.partial(_chunk_encoder, replace(self.config, cache_dir="")), chunks, report)
-        return np.concatenate(parts)[inverse]
+            for j, part in enumerate(parts):
+                place(j, part)
+        assert out is not None
+        return out
 
     def encode_chunk(self, texts: list[str]) -> np.ndarray:
         """Vectors of one chunk of texts, no cache: ``(len(texts), dim)`` float32."""

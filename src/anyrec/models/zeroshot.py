@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,6 +46,9 @@ class ZeroShotConfig:
         interests: interest vectors per user (k-means over the history; the best one scores).
         seed: seed of the k-means initialisation.
         backend: the encoder's runtime: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`anyrec.lm.onnx`).
+        memmap_dir: a folder for the item vectors as a memory-mapped file (``item_vectors.npy``):
+            the catalog is encoded into it chunk by chunk and normalised in place, so the vectors
+            are held once, on disk and in the page cache, not in the process's memory ('' = in memory).
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -60,6 +64,7 @@ class ZeroShotConfig:
     interests: int = 1
     seed: int = 0
     backend: str = "torch"
+    memmap_dir: str = ""
 
 
 def standardise_prior(raw: np.ndarray, warm: np.ndarray) -> np.ndarray:
@@ -108,14 +113,17 @@ class ZeroShot(Recommender):
         return self._encoder
 
     def _fit(self, ds: Dataset) -> None:
-        if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
-            vectors = self._given_vectors
+        report = getattr(self, "progress", None)
+        progress = (lambda d, t: report("embed catalog", d, t)) if report else None
+        if self.config.memmap_dir:
+            self.item_vectors_ = self._memmapped_vectors(ds, progress)
         else:
-            report = getattr(self, "progress", None)
-            vectors = self.encoder().encode(
-                ds.catalog.texts(), progress=(lambda d, t: report("embed catalog", d, t)) if report else None)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.item_vectors_ = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)  # (items, dim)
+            if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
+                vectors = self._given_vectors
+            else:
+                vectors = self.encoder().encode(ds.catalog.texts(), progress=progress)
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            self.item_vectors_ = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)  # (items, dim)
         inter = ds.interactions
         counts = np.bincount(inter.item, minlength=ds.n_items).astype(np.float64)
         warm = counts > 0
@@ -125,6 +133,24 @@ class ZeroShot(Recommender):
         decayed = np.bincount(inter.item, weights=0.5 ** ((inter.time.max() - inter.time) / tau), minlength=ds.n_items)
         self.trend_prior_ = standardise_prior(np.log1p(decayed * 1000.0), warm)
         self._set_history(ds)
+
+    def _memmapped_vectors(self, ds: Dataset, progress: Any, rows: int = 65_536) -> np.ndarray:
+        """Unit item vectors in ``memmap_dir/item_vectors.npy``, opened read-only."""
+        path = Path(self.config.memmap_dir) / "item_vectors.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        given = self._given_vectors if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items else None
+        dim = given.shape[1] if given is not None else self.encoder().dim
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(ds.n_items, dim))
+        if given is not None:
+            mm[:] = given
+        else:
+            self.encoder().encode(ds.catalog.texts(), progress=progress, out=mm)
+        for a in range(0, ds.n_items, rows):  # in place, a block at a time
+            block = mm[a : a + rows]
+            block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        mm.flush()
+        del mm
+        return np.load(path, mmap_mode="r")
 
     def set_history(self, ds: Dataset) -> None:
         super().set_history(ds)
