@@ -158,11 +158,13 @@ def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypa
     # read the cached products; only the half-life points compute new ones.
     assert reused < len(products) / 3
     cache = SimilarityCache(100)
-    cache.put("a", np.zeros(10))  # 80 bytes
-    cache.put("b", np.zeros(5))  # over budget: "a", the least recently used, goes
-    assert cache.get("a") is None and cache.get("b") is not None and cache.used == 40
-    cache.put("c", np.zeros(20))  # larger than the whole budget: not kept
-    assert cache.get("c") is None and cache.used == 40
+    cache.put("g1", "a", np.zeros(10))  # 80 bytes
+    cache.put("g2", "b", np.zeros(5))  # over budget: "a", of another group, goes
+    assert cache.get("g1", "a") is None and cache.get("g2", "b") is not None and cache.used == 40
+    cache.put("g2", "c", np.zeros(10))  # its own group is never pushed out: not kept
+    assert cache.get("g2", "c") is None and cache.get("g2", "b") is not None
+    cache.put("g3", "d", np.zeros(20))  # larger than the whole budget: not kept
+    assert cache.get("g3", "d") is None and cache.used == 40
 
 
 def test_memory_mapped_vectors_equal_the_in_memory_ones(ds, tmp_path):

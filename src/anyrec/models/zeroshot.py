@@ -215,8 +215,9 @@ class ZeroShot(Recommender):
     def _similarities(self, users: np.ndarray) -> np.ndarray:
         """The text term of :meth:`score` ``(batch, items)``; reused inside :meth:`reuse_similarities`."""
         cache: SimilarityCache | None = getattr(self, "_sim_cache", None)
-        key = (self._profile_key(), self.config.interests, self.config.seed, users.tobytes())
-        found = cache.get(key) if cache is not None else None
+        group = (self._profile_key(), self.config.interests, self.config.seed)
+        key = users.tobytes()
+        found = cache.get(group, key) if cache is not None else None
         if found is not None:
             return found
         if self.config.interests > 1:
@@ -224,12 +225,12 @@ class ZeroShot(Recommender):
         else:
             sim = self.profiles(users) @ self.item_vectors_.T  # (batch, items)
         if cache is not None:
-            cache.put(key, sim)
+            cache.put(group, key, sim)
         return sim
 
     @contextlib.contextmanager
     def reuse_similarities(self, memory_mb: int) -> Iterator[None]:
-        """Keep the text term of the scored batches (least recently used dropped beyond ``memory_mb``)
+        """Keep the text term of the scored batches (within ``memory_mb``, see :class:`SimilarityCache`)
         while options that only move the priors change: a validation grid over ``popularity`` and
         ``trend`` then costs one matrix product per batch, not one per grid point. The scores are
         the same arrays, so results are identical with or without it."""
@@ -316,25 +317,33 @@ class ZeroShot(Recommender):
 
 
 class SimilarityCache:
-    """Arrays by key, least recently used dropped once their bytes exceed ``budget``."""
+    """Arrays by ``(group, key)`` within ``budget`` bytes.
+
+    When full, arrays of *other* groups go first (least recently used first); arrays of the group
+    being stored are never pushed out by their own group: a sweep over more batches than fit would
+    otherwise evict each batch just before the next sweep needs it, and keep nothing useful.
+    """
 
     def __init__(self, budget: int) -> None:
         self.budget, self.used = budget, 0
-        self.items: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self.items: OrderedDict[tuple[Any, Any], np.ndarray] = OrderedDict()
 
-    def get(self, key: Any) -> np.ndarray | None:
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key]
-        return None
+    def get(self, group: Any, key: Any) -> np.ndarray | None:
+        found = self.items.get((group, key))
+        if found is not None:
+            self.items.move_to_end((group, key))
+        return found
 
-    def put(self, key: Any, value: np.ndarray) -> None:
+    def put(self, group: Any, key: Any, value: np.ndarray) -> None:
         if value.nbytes > self.budget:
             return
-        while self.used + value.nbytes > self.budget:
-            self.used -= self.items.popitem(last=False)[1].nbytes
-        self.items[key] = value
-        self.used += value.nbytes
+        for old in [k for k in self.items if k[0] != group]:
+            if self.used + value.nbytes <= self.budget:
+                break
+            self.used -= self.items.pop(old).nbytes
+        if self.used + value.nbytes <= self.budget:
+            self.items[(group, key)] = value
+            self.used += value.nbytes
 
 
 def text_contributions(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
