@@ -116,3 +116,14 @@ def test_cli_fit_with_ray_saves_the_same_model(runner, tmp_path):
     (a, _, _, meta_a), (b, _, _, meta_b) = saved["local"], saved["ray"]
     assert np.array_equal(a.item_vectors_, b.item_vectors_)
     assert meta_a["metrics"] == meta_b["metrics"] and meta_a["tuned"] == meta_b["tuned"]
+
+
+def test_data_parallel_workers_stop_together_on_the_time_budget(runner):
+    """The budget is read on each worker's clock; the stop is agreed (all-reduced), so no worker is
+    left waiting for gradients that never come."""
+    from tests.models.test_sequential import TINY, successor_task
+
+    ds = successor_task(n_users=40)
+    opts = {**TINY, "use_text": False, "epochs": 50, "patience": 50, "max_minutes": 1e-6}
+    model = runner.fit(build_model("sequential", 0, opts), ds)
+    assert len(model.history_log_) == 1

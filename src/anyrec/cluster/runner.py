@@ -124,7 +124,8 @@ class RayRunner:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         rows = [{"i": i, "item": pickle.dumps(x)} for i, x in enumerate(items)]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), self.workers * 4))
-        mapped = ds.map_batches(_Actor, fn_constructor_args=(make,), batch_size=1, concurrency=min(self.workers, len(rows)),
+        pool = ray.data.ActorPoolStrategy(size=min(self.workers, len(rows)))
+        mapped = ds.map_batches(_Actor, fn_constructor_args=(make,), batch_size=1, compute=pool,
                                 num_cpus=self.cpus_per_worker, batch_format="numpy")
         out: list[Any] = [None] * len(items)
         done = 0

@@ -375,6 +375,10 @@ class Sequential(Recommender):
                 self.text_vectors_ = t_text.cpu().numpy()
             self._cache_table()
             score = validate(self) if validate is not None else self._holdout_ndcg(hold, hold_users, seqs)
+            if world > 1:  # the workers hold the same weights; rank 0's figure decides for all, to the last bit
+                figure = torch.tensor([score], dtype=torch.float64)
+                torch.distributed.broadcast(figure, src=0)
+                score = float(figure.item())
             entry["valid_ndcg@10"] = round(score, 6)
             improved = score > best + 1e-6
             if improved:
@@ -397,6 +401,10 @@ class Sequential(Recommender):
                             "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch,
                             "best": best, "best_state": best_state, "waited": waited, "config": asdict(cfg)}, ckpt_path)
             out_of_time = cfg.max_minutes > 0 and (time.perf_counter() - t0) / 60 > cfg.max_minutes
+            if world > 1:  # every worker stops at the same epoch, or the others would wait in all-reduce forever
+                flag = torch.tensor([float(out_of_time)])
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                out_of_time = bool(flag.item())
             if waited >= cfg.patience or out_of_time:
                 break
         if best_state is not None and tuner is not None:
