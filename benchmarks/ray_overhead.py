@@ -25,9 +25,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from anyrec.cli.common import read_dataset
+from anyrec.cli.common import read_source
 from anyrec.cluster import LOCAL, ray_runner
-from anyrec.config import FileConfig, load_config
 from anyrec.data.split import leave_one_out
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import build_model, validator
@@ -50,7 +49,7 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    ds = read_dataset({}, load_config(args.config)) if args.config else read_dataset({"dataset": args.dataset}, FileConfig())
+    ds = read_source(args.dataset, args.config)
     split = leave_one_out(ds)
     train = split.train_dataset(ds)
     texts = ds.catalog.texts()

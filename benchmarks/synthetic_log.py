@@ -26,18 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from anyrec.cli.common import cache_dir, read_dataset
-from anyrec.config import FileConfig, load_config
-from anyrec.data.dataset import Dataset
+from anyrec.cli.common import cache_dir, read_source
 from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
 
 log = logging.getLogger("synthetic_log")
-
-
-def read_source(source: str) -> Dataset:
-    if source.endswith(".toml"):
-        return read_dataset({}, load_config(source))
-    return read_dataset({"dataset": source}, FileConfig())
 
 
 def neighbours(vectors: np.ndarray, k: int, batch: int = 2048) -> np.ndarray:

@@ -28,9 +28,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from anyrec.cli.common import parse_options
+from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
-from anyrec.data import load_dataset
 from anyrec.data.split import SplitConfig, make_split
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import _fit_one, validator
@@ -64,13 +63,7 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    if args.config:
-        from anyrec.cli.common import read_dataset
-        from anyrec.config import load_config
-
-        ds = read_dataset({}, load_config(args.config))
-    else:
-        ds = load_dataset(args.dataset)
+    ds = read_source(args.dataset, args.config)
     opts = parse_options(args.option).get("sequential", {})
     split = make_split(ds, SplitConfig(protocol="loo", seed=args.seed))
     rows = []

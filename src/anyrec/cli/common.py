@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from anyrec.config import FileConfig, make_policy
+from anyrec.config import FileConfig, load_config, make_policy
 from anyrec.data import FORMATS, ColumnMapping, load_dataset
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
@@ -181,6 +181,14 @@ def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
         table.add_row(name, *cells, f"{m['fit_seconds']:.2f}")
     return table
 
+
+
+def read_source(source: str | None, config: str | None = None) -> Dataset:
+    """A dataset from a name or folder, or from a TOML config's ``[data]`` (``config``, or ``source`` ending
+    in ``.toml``): what the benchmarks' ``--dataset`` / ``--config`` options mean."""
+    if config or (source or "").endswith(".toml"):
+        return read_dataset({}, load_config(config or str(source)))
+    return read_dataset({"dataset": source}, FileConfig())
 
 
 def cache_dir(no_cache: bool) -> str:
