@@ -176,6 +176,18 @@ def test_memory_mapped_vectors_equal_the_in_memory_ones(ds, tmp_path):
     assert np.array_equal(mapped.recommend(users, k=5)[0], in_memory.recommend(users, k=5)[0])
 
 
+def test_memory_mapped_refit_for_serving_keeps_its_vectors(ds, tmp_path):
+    """``fit`` tunes on a split, then refits on everything handing the model its own mapped vectors:
+    the file they are mapped from must not be rewritten under them (it was, and they became zeros)."""
+    from anyrec.fitting import fit_for_serving
+
+    mapped, _, metrics, _ = fit_for_serving("zeroshot", ds, {"encoder": "hashing:128", "memmap_dir": str(tmp_path)})
+    plain, _, plain_metrics, _ = fit_for_serving("zeroshot", ds, {"encoder": "hashing:128"})
+    assert np.array_equal(mapped.item_vectors_, plain.item_vectors_) and np.abs(plain.item_vectors_).sum() > 0
+    assert metrics == plain_metrics
+    assert [p.name for p in tmp_path.iterdir()] == ["item_vectors.npy"]  # no temporary left behind
+
+
 def test_encoder_fills_a_given_array_chunk_by_chunk(ds):
     from anyrec.lm.encoder import EncoderConfig, TextEncoder
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,12 +137,19 @@ class ZeroShot(Recommender):
         self._set_history(ds)
 
     def _memmapped_vectors(self, ds: Dataset, progress: Any, rows: int = 65_536) -> np.ndarray:
-        """Unit item vectors in ``memmap_dir/item_vectors.npy``, opened read-only."""
+        """Unit item vectors in ``memmap_dir/item_vectors.npy``, opened read-only.
+
+        Written to a new file that then replaces the old one: the vectors being replaced may be
+        mapped from that very file (a refit handed its own vectors), and rewriting it in place
+        would zero them under the reader.
+        """
         path = Path(self.config.memmap_dir) / "item_vectors.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
         given = self._given_vectors if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items else None
         dim = given.shape[1] if given is not None else self.encoder().dim
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(ds.n_items, dim))
+        fd, tmp = tempfile.mkstemp(prefix="item_vectors-", suffix=".npy", dir=path.parent)
+        os.close(fd)
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(ds.n_items, dim))
         if given is not None:
             mm[:] = given
         else:
@@ -150,6 +159,7 @@ class ZeroShot(Recommender):
             block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
         mm.flush()
         del mm
+        os.replace(tmp, path)
         return np.load(path, mmap_mode="r")
 
     def set_history(self, ds: Dataset) -> None:
@@ -215,11 +225,11 @@ class ZeroShot(Recommender):
     def _similarities(self, users: np.ndarray) -> np.ndarray:
         """The text term of :meth:`score` ``(batch, items)``; reused inside :meth:`reuse_similarities`."""
         cache: SimilarityCache | None = getattr(self, "_sim_cache", None)
-        group = (self._profile_key(), self.config.interests, self.config.seed)
-        key = users.tobytes()
-        found = cache.get(group, key) if cache is not None else None
-        if found is not None:
-            return found
+        if cache is not None:
+            group, key = (self._profile_key(), self.config.interests, self.config.seed), users.tobytes()
+            found = cache.get(group, key)
+            if found is not None:
+                return found
         if self.config.interests > 1:
             sim = self._multi_interest(users)
         else:
