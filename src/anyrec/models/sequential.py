@@ -318,6 +318,7 @@ class Sequential(Recommender):
         rank, world = getattr(self, "data_parallel_", (0, 1))
         if rank > 0:
             log_path = ckpt_path = None  # one writer
+        remap = torch.zeros(ds.n_items + 1, dtype=torch.long, device=device)  # sampled softmax: item id -> batch row
         t0 = time.perf_counter()
         self.history_log_: list[dict[str, float]] = []
         for epoch in range(start_epoch, cfg.epochs):
@@ -345,9 +346,9 @@ class Sequential(Recommender):
                     # Only the batch's items and the negatives need representations: the text
                     # adaptor runs over them, not the whole catalog, and ids are renumbered to them.
                     index = torch.unique(torch.cat([neg, batch[batch > 0] - 1]))
-                    remap = torch.zeros(ds.n_items + 1, dtype=torch.long, device=device)
                     remap[index + 1] = torch.arange(1, len(index) + 1, device=device)
                     batch, neg = remap[batch], remap[neg + 1] - 1
+                    remap[index + 1] = 0  # clean for the next batch: no catalog-sized array per step
                     inp, tgt = batch[:, :-1], batch[:, 1:]
                 step_text = t_text
                 if tuner is not None:
