@@ -124,7 +124,9 @@ class TextEncoder:
         self.resolved = resolve_encoder(config.model)
         self.identity = model_identity(self.resolved)
         if config.backend != "torch" and not self.resolved.startswith("hashing"):
-            self.identity += f"+{config.backend}"  # other numbers: cached apart
+            from anyrec.lm.onnx import RECIPE
+
+            self.identity += f"+{config.backend}-r{RECIPE}"  # other numbers: cached apart
         self._model: Any = None
         self._cache = EmbeddingCache(config.cache_dir) if config.cache_dir else None
         self.last_stats = {"texts": 0, "encoded": 0, "cached": 0}
