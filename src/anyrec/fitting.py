@@ -10,12 +10,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import leave_one_out
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import build_model, tune_on_validation, validator
-from anyrec.index.vector import VectorIndex, make_index
+from anyrec.index.vector import FaissIndex, VectorIndex, make_index, recall_against_exact
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models import Recommender
 from anyrec.models.generative import Generative
@@ -28,12 +30,15 @@ log = logging.getLogger(__name__)
 def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int = 0, tune: bool = True,
                     progress: Callable[[str, int, int], None] | None = None, index_spec: str = "exact",
                     metric: str = "cosine", runner: Runner | None = None,
-                    ) -> tuple[Recommender, dict[str, Any], dict[str, float], VectorIndex | None]:
-    """``(model, options chosen, validation metrics, index)``; the model is fitted on all of ``ds``.
+                    ) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]]:
+    """``(model, options chosen, validation metrics, indexes)``; the model is fitted on all of ``ds``.
 
     With ``tune``, options are chosen on a leave-one-out validation split (each user's last
     interaction), and NDCG@10 / Recall@10 there are the version's validation metrics. A Ray
     ``runner`` trains data-parallel models with Ray Train and runs the evaluations on its workers.
+
+    Indexes (see :func:`build_indexes`) go with the version; a FAISS index's recall@10 against exact
+    search, on real users' queries, is measured here and joins the metrics.
     """
     runner = runner or LOCAL
     model = build_model(name, seed, options)
@@ -68,9 +73,62 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
             model.fit(ds)
     else:
         model = runner.fit(model, ds)
-    index = None
+    indexes = build_indexes(model, ds, index_spec, metric)
+    metrics.update(index_recall(model, ds, indexes, seed))
+    log.info("fitted %s on %s: %s %s", name, ds.name, tuned, metrics)
+    return model, tuned, metrics, indexes
+
+
+def build_indexes(model: Recommender, ds: Dataset, index_spec: str, metric: str = "cosine") -> dict[str, VectorIndex]:
+    """The vector indexes a served version retrieves from (by name, see :func:`anyrec.models.persist.save_model`).
+
+    Zero-shot: ``text`` over its item vectors (``exact`` included: search and similar items use it).
+    Sequential with a FAISS spec: ``model`` over the items in its scoring space (inner product) and,
+    when it reads text, ``text`` over the pretrained text vectors (its text-blend term)."""
     if isinstance(model, ZeroShot):
         index = make_index(index_spec, metric)
         index.add(range(ds.n_items), model.item_vectors_)
-    log.info("fitted %s on %s: %s %s", name, ds.name, tuned, metrics)
-    return model, tuned, metrics, index
+        return {"text": index}
+    if isinstance(model, Sequential) and index_spec not in ("exact", "numpy", ""):
+        found = {"model": make_index(index_spec, "ip")}
+        found["model"].add(range(ds.n_items), model.item_space())
+        if model.config.use_text:
+            found["text"] = make_index(index_spec, "cosine")
+            found["text"].add(range(ds.n_items), model._unit_text_table())
+        return found
+    return {}
+
+
+def index_recall(model: Recommender, ds: Dataset, indexes: dict[str, VectorIndex], seed: int = 0,
+                 users: int = 500, k: int = 10) -> dict[str, float]:
+    """Recall@``k`` of each FAISS index against exact search, queried as serving queries it: with the
+    profiles (and, for sequential, model-space queries) of up to ``users`` sampled users' histories."""
+    faiss = {name: ix for name, ix in indexes.items() if isinstance(ix, FaissIndex)}
+    if not faiss:
+        return {}
+    seqs = ds.interactions.sequences(ds.n_users)
+    rng = np.random.default_rng(seed)
+    sample = [seqs[u] for u in rng.permutation(ds.n_users) if len(seqs[u])][:users]
+    queries: dict[str, list[np.ndarray]] = {name: [] for name in faiss}
+    tables: dict[str, np.ndarray] = {}
+    for seq in sample:
+        ones = np.ones(len(seq))
+        if isinstance(model, ZeroShot):
+            queries["text"].append(model.history_profile(seq, ones))
+            tables["text"] = model.item_vectors_
+        elif isinstance(model, Sequential):
+            q = model.retrieval_queries(seq, ones)
+            assert q is not None
+            queries["model"].append(q[0])
+            tables["model"] = model.item_space()
+            if "text" in faiss:
+                queries["text"].append(model._text_profiles([seq + 1])[0])
+                tables["text"] = model._unit_text_table()
+    out = {}
+    for name, ix in faiss.items():
+        if queries[name]:
+            key = f"index_recall@{k}" if name == "text" else f"{name}_index_recall@{k}"
+            out[key] = round(recall_against_exact(ix, tables[name], np.stack(queries[name]), k), 4)
+            log.info("index %s (%s): recall@%d against exact search %.4f on %d users' queries",
+                     name, ix.factory if isinstance(ix, FaissIndex) else ix.kind, k, out[key], len(queries[name]))
+    return out

@@ -67,3 +67,22 @@ def test_search_effort_in_the_spec_is_kept_and_saved(tmp_path):
     assert load_index(tmp_path / "ix").nprobe == 8  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="search effort"):
         make_index("HNSW32:lots")
+
+
+def test_inner_product_metric_keeps_lengths_and_recall_against_exact() -> None:
+    from anyrec.index.vector import recall_against_exact
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32) * rng.uniform(0.1, 3, size=(300, 1)).astype(np.float32)
+    queries = rng.normal(size=(20, 8)).astype(np.float32)
+    for spec in ("exact", "Flat"):
+        index = make_index(spec, "ip")
+        index.add(range(300), vectors)
+        ids, scores = index.search(queries, 5)
+        truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :5]
+        np.testing.assert_array_equal(ids, truth)
+        np.testing.assert_allclose(scores, np.take_along_axis(queries @ vectors.T, truth, 1), rtol=1e-5)
+        assert recall_against_exact(index, vectors, queries) == 1.0
+    coarse = make_index("IVF8,Flat:1", "ip")  # one of 8 lists probed: misses some true neighbours
+    coarse.add(range(300), vectors)
+    assert 0.0 < recall_against_exact(coarse, vectors, queries) < 1.0

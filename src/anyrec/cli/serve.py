@@ -53,7 +53,7 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
 @click.option("--report", "report_path", default="", type=click.Path(dir_okay=False),
               help="An evaluation JSON (anyrec evaluate --json) to show in the admin view, with its PNG beside it.")
 @click.option("--ann-min-items", type=int, default=50_000, show_default=True,
-              help="Retrieve from the model's FAISS index (fit --index HNSW32) once the catalog is this large.")
+              help="Retrieve from the version's FAISS indexes (fit --index HNSW32; zero-shot or sequential) once the catalog is this large.")
 @click.option("--ranker", "ranker_dir", default="", type=click.Path(file_okay=False),
               help="A ranker folder (anyrec fit-ranker) that re-ranks the top of every list.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,

@@ -81,6 +81,10 @@ def fit(**kw: Any) -> None:
         _print_codes(describe(model))
     if tuned:
         console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
+    for key in (k for k in metrics if "index_recall" in k):
+        what = "model-space index" if key.startswith("model_") else "text index"
+        console.print(f"{what} ({kw['index_spec']}): recall@10 against exact search {metrics[key]:.4f} "
+                      "(queries of up to 500 users' histories)")
     folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"]})
     console.print(f"saved {name} for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
 

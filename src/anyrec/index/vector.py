@@ -1,8 +1,9 @@
 """``add(ids, vectors)``; ``search(queries, k) -> (ids, scores)``; filters; save / load.
 
 Metric ``cosine`` uses inner product over unit vectors (scores are cosine similarities);
+``ip`` the inner product of the vectors as given (a model whose score is a dot product);
 ``l2`` uses euclidean distance and returns *negated* squared distances, so that higher is
-better for both. Filters: ``exclude`` (per query) and ``allow`` (one allow-list for all).
+better for all three. Filters: ``exclude`` (per query) and ``allow`` (one allow-list for all).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from anyrec.errors import ConfigError
 
-METRICS = ("cosine", "l2")
+METRICS = ("cosine", "ip", "l2")
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -114,13 +115,7 @@ class ExactIndex(VectorIndex):
         self.vectors = vectors if self.vectors is None else np.concatenate([self.vectors, vectors])
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self.vectors is not None
-        if self.metric == "cosine":
-            scores = queries @ self.vectors.T  # (queries, n)
-        else:
-            scores = -(
-                (queries**2).sum(1, keepdims=True) - 2 * queries @ self.vectors.T + (self.vectors**2).sum(1)[None, :]
-            )
+        scores = _exact_scores(self, queries)  # (queries, n)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return order, np.take_along_axis(scores, order, axis=1)
 
@@ -154,7 +149,7 @@ class FaissIndex(VectorIndex):
             # FAISS wants ~39 points per list to train; fewer lists is the honest fallback on small data.
             lists = max(1, min(lists, n // 39))
             factory = f"IVF{lists}" + (f",{rest}" if rest else "")
-        space = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
+        space = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         try:
             return faiss.index_factory(dim, factory, space)
         except RuntimeError as exc:
@@ -223,3 +218,33 @@ def load_index(folder: str | Path) -> VectorIndex:
         index = fi
     index.ids = ids
     return index
+
+
+def recall_against_exact(index: VectorIndex, vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
+    """Share of each query's exact top ``k`` (brute force by the index's metric over ``vectors``, whose
+    row numbers are the ids) that ``index`` returns, averaged over ``queries``. Ties count: a returned
+    item scoring as high as the exact k-th is a hit (equal vectors make the exact top k ambiguous)."""
+    if not len(queries) or not len(vectors):
+        return 1.0
+    k = min(k, len(vectors))
+    exact = ExactIndex(index.metric)
+    exact.add(np.arange(len(vectors)), vectors)
+    hits = []
+    for start in range(0, len(queries), 32):  # bounded memory: 32 score rows of the catalog at a time
+        part = np.ascontiguousarray(queries[start : start + 32], dtype=np.float32)
+        q = _normalise(part) if index.metric == "cosine" else part
+        scores = _exact_scores(exact, q)  # (32, items)
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+        found, _ = index.search(part, k)
+        for r in range(len(part)):
+            ids = found[r][found[r] >= 0]
+            hits.append(min(k, int((scores[r, ids] >= kth[r] - 1e-6).sum())) / k)
+    return float(np.mean(hits))
+
+
+def _exact_scores(exact: ExactIndex, queries: np.ndarray) -> np.ndarray:
+    """Every item's score for each query (higher is better, as ``search`` returns them)."""
+    assert exact.vectors is not None
+    if exact.metric == "l2":
+        return -((queries**2).sum(1, keepdims=True) - 2 * queries @ exact.vectors.T + (exact.vectors**2).sum(1)[None, :])
+    return queries @ exact.vectors.T

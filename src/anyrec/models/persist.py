@@ -7,7 +7,8 @@ Folder layout::
     users.json      user ids in index order
     history.npz     the interactions the model was fitted on
     state.npz       the fitted arrays (attributes ending in ``_``)
-    index/          a vector index over item vectors (text models only)
+    index/          a vector index over item text vectors (text models only)
+    index-model/    sequential: a vector index over the items in the model's scoring space
 
 No pickle: everything is JSON or numpy arrays, so a folder is safe to load.
 """
@@ -15,6 +16,7 @@ No pickle: everything is JSON or numpy arrays, so a folder is safe to load.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -59,9 +61,10 @@ def _restore(model: Recommender, state: dict[str, np.ndarray]) -> None:
             setattr(model, name, value)
 
 
-def save_model(model: Recommender, ds: Dataset, folder: str | Path, index: VectorIndex | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` (fitted on ``ds``) to ``folder``."""
+def save_model(model: Recommender, ds: Dataset, folder: str | Path,
+               index: VectorIndex | dict[str, VectorIndex] | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (fitted on ``ds``) to ``folder``, with its vector indexes: one index (over the
+    item text vectors) or several by name (``text`` → ``index/``, any other → ``index-NAME/``)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     cat = ds.catalog
@@ -82,9 +85,27 @@ def save_model(model: Recommender, ds: Dataset, folder: str | Path, index: Vecto
     if extra_state is not None:
         state.update({f"extra@{k}": v for k, v in extra_state().items()})
     np.savez_compressed(out / "state.npz", **state)  # type: ignore[arg-type]
-    if index is not None:
-        index.save(out / "index")
+    indexes = index if isinstance(index, dict) else ({} if index is None else {"text": index})
+    for old in [*out.glob("index-*"), out / "index"]:
+        if old.is_dir() and old.name not in {_index_folder(n) for n in indexes}:
+            shutil.rmtree(old)  # a re-save into the folder must not leave an earlier version's index behind
+    for name, ix in indexes.items():
+        ix.save(out / _index_folder(name))
     return out
+
+
+def _index_folder(name: str) -> str:
+    return "index" if name == "text" else f"index-{name}"
+
+
+def load_indexes(folder: str | Path) -> dict[str, VectorIndex]:
+    """Every vector index saved with the model in ``folder``, by name (``text``, ``model``)."""
+    src = Path(folder)
+    found = {}
+    for sub in [src / "index", *sorted(src.glob("index-*"))]:
+        if (sub / "index.json").exists():
+            found["text" if sub.name == "index" else sub.name[len("index-"):]] = load_index(sub)
+    return found
 
 
 def load_model(folder: str | Path) -> tuple[Recommender, Dataset, VectorIndex | None, dict[str, Any]]:

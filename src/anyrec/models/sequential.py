@@ -23,6 +23,7 @@ import numpy as np
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
 from anyrec.models.base import Recommender, recency_weights
+from anyrec.models.seqnet import _torch, average_gradients, build_network
 
 log = logging.getLogger(__name__)
 
@@ -99,109 +100,6 @@ class SequentialConfig:
     finetune_items: int = 128
     bucket_by_length: bool = False
     dislike_weight: float = 1.0
-
-
-def _torch() -> Any:
-    import torch
-
-    return torch
-
-
-def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.ndarray | None = None) -> Any:
-    """The torch module (built lazily so importing anyrec never imports torch).
-
-    With ``text`` (the catalog's vectors), every expert starts as the catalog's principal
-    components: item representations begin with the geometry of the pretrained text space,
-    so "the next item reads like the last ones" is where training starts, not where it ends.
-    """
-    torch = _torch()
-    nn = torch.nn
-
-    class TextAdaptor(nn.Module):  # type: ignore[name-defined]
-        """Mixture of whitened linear experts over the frozen text vector."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.bias = nn.Parameter(torch.zeros(cfg.experts, text_dim))
-            self.proj = nn.Parameter(torch.empty(cfg.experts, text_dim, cfg.hidden))
-            nn.init.xavier_uniform_(self.proj)
-            if text is not None and text.shape[0] > 1:
-                mean = text.mean(0)
-                _, sv, vt = np.linalg.svd(text - mean, full_matrices=False)
-                k = min(cfg.hidden, vt.shape[0])
-                pcs = np.zeros((text_dim, cfg.hidden), dtype=np.float32)
-                pcs[:, :k] = vt[:k].T
-                with torch.no_grad():
-                    self.bias.copy_(torch.from_numpy(np.tile(mean, (cfg.experts, 1))))
-                    self.proj.copy_(torch.from_numpy(pcs)[None].repeat(cfg.experts, 1, 1) + 0.01 * self.proj)
-            self.gate = nn.Linear(text_dim, cfg.experts, bias=False)
-
-        def forward(self, x: Any) -> Any:  # x: (items, text_dim)
-            experts = torch.einsum("ied,edh->ieh", x[:, None, :] - self.bias[None], self.proj)  # (items, experts, hidden)
-            gates = torch.softmax(self.gate(x), dim=-1)  # (items, experts)
-            return (gates[..., None] * experts).sum(1)  # (items, hidden)
-
-    class Block(nn.Module):  # type: ignore[name-defined]
-        """Pre-norm transformer block: masked self-attention, then a GELU MLP, both residual."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.ln1, self.ln2 = nn.LayerNorm(cfg.hidden), nn.LayerNorm(cfg.hidden)
-            self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
-            self.out = nn.Linear(cfg.hidden, cfg.hidden)
-            self.mlp = nn.Sequential(nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.GELU(), nn.Linear(4 * cfg.hidden, cfg.hidden))
-            self.drop = nn.Dropout(cfg.dropout)
-
-        def forward(self, x: Any, allowed: Any) -> Any:  # x: (batch, len, hidden); allowed: (batch, 1, len, len)
-            b, n, d = x.shape
-            q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, cfg.heads, d // cfg.heads).permute(2, 0, 3, 1, 4)
-            att = torch.nn.functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, dropout_p=cfg.dropout if self.training else 0.0)  # (batch, heads, len, hd)
-            x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
-            return x + self.drop(self.mlp(self.ln2(x)))
-
-    class Net(nn.Module):  # type: ignore[name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self.adaptor = TextAdaptor() if cfg.use_text else None
-            self.ids = nn.Embedding(n_items, cfg.hidden) if cfg.use_ids else None
-            if self.ids is not None:
-                nn.init.normal_(self.ids.weight, std=0.02)
-            self.pos = nn.Embedding(cfg.max_len, cfg.hidden)
-            nn.init.normal_(self.pos.weight, std=0.02)  # positions must not drown the item signal at the start
-            self.blocks = nn.ModuleList(Block() for _ in range(cfg.layers))
-            self.norm = nn.LayerNorm(cfg.hidden)
-            self.drop = nn.Dropout(cfg.dropout)
-
-        def items(self, text: Any, seen: Any, id_keep: Any = None, index: Any = None) -> Any:
-            """Representations of all items plus a zero padding row: (items + 1, hidden); with
-            ``index`` (item indices), of those items only: (len(index) + 1, hidden)."""
-            ids = self.ids.weight if self.ids is not None else None
-            if index is not None:
-                text, seen = text[index], seen[index]
-                id_keep = id_keep[index] if id_keep is not None else None
-                ids = ids[index] if ids is not None else None
-            rep: Any = 0
-            if self.adaptor is not None:
-                rep = rep + self.adaptor(text)
-            if ids is not None:
-                mask = seen if id_keep is None else seen * id_keep
-                rep = rep + ids * mask[:, None]
-            return torch.cat([torch.zeros_like(rep[:1]), rep], 0)
-
-        def forward(self, seq: Any, table: Any) -> Any:
-            """seq: (batch, len) item ids + 1, 0 = padding → hidden states (batch, len, hidden)."""
-            length = seq.shape[1]
-            x = self.drop(table[seq] + self.pos.weight[None, -length:])
-            # Causal, and no attending to padding; every position may attend to itself, so a
-            # padded row is never all-masked (which would turn into NaN and leak).
-            allowed = torch.tril(torch.ones(length, length, dtype=torch.bool, device=seq.device))[None] & (seq != 0)[:, None, :]
-            allowed |= torch.eye(length, dtype=torch.bool, device=seq.device)[None]
-            for block in self.blocks:
-                x = block(x, allowed[:, None])
-            return self.norm(x)
-
-    return Net()
 
 
 class Sequential(Recommender):
@@ -447,11 +345,15 @@ class Sequential(Recommender):
 
     def _logits_parts(self, h: Any, items: Any) -> tuple[Any, Any]:
         """Query and item matrices whose inner product is the logit."""
+        return self._query_side(h), self._item_rows(items)
+
+    def _query_side(self, h: Any) -> Any:
         torch = _torch()
-        if self.config.temperature > 0:
-            h = torch.nn.functional.normalize(h, dim=-1) / self.config.temperature
-            items = torch.nn.functional.normalize(items, dim=-1)
-        return h, items
+        return torch.nn.functional.normalize(h, dim=-1) / self.config.temperature if self.config.temperature > 0 else h
+
+    def _item_rows(self, items: Any) -> Any:
+        torch = _torch()
+        return torch.nn.functional.normalize(items, dim=-1) if self.config.temperature > 0 else items
 
     def _loss(self, h: Any, y: Any, items: Any, neg: Any, n_catalog: int) -> Any:
         """Cross-entropy of the targets ``y`` (rows of ``items``): over every row (``neg`` None), or
@@ -503,19 +405,39 @@ class Sequential(Recommender):
         super().set_history(ds)
         self.seqs_ = self._sequences(ds)
 
-    def _score_sequences(self, seqs: list[np.ndarray]) -> np.ndarray:
+    def _item_side(self) -> Any:
+        """Every item's half of the logit, ``(n_items, hidden)``: computed once per item table, not per request."""
+        cached = getattr(self, "_item_side_cache", None)
+        if cached is None or cached[0] is not self._table:
+            torch = _torch()
+            with torch.no_grad():
+                cached = (self._table, self._item_rows(self._table[1:]))
+            self._item_side_cache = cached
+        return cached[1]
+
+    def _queries(self, seqs: list[np.ndarray]) -> tuple[list[int], Any]:
+        """The rows of ``seqs`` with any history and their query vectors ``(rows, hidden)`` (torch)."""
         torch = _torch()
-        out = np.zeros((len(seqs), self._table.shape[0] - 1), dtype=np.float32)
         rows = [r for r, s in enumerate(seqs) if len(s)]
         if not rows:
-            return out
+            return rows, None
         n = min(self.config.max_len, max(len(seqs[r]) for r in rows))
         batch = np.stack([np.pad(seqs[r][-n:], (n - len(seqs[r][-n:]), 0)) for r in rows])
         with torch.no_grad():
             seq = torch.from_numpy(batch.astype(np.int64)).to(self._device)
-            h = self.net_(seq, self._table)[:, -1]  # (batch, hidden)
-            q, items = self._logits_parts(h, self._table[1:])
-            out[rows] = (q @ items.T).cpu().numpy()
+            return rows, self._query_side(self.net_(seq, self._table)[:, -1])  # (batch, hidden)
+
+    def _score_sequences(self, seqs: list[np.ndarray], cols: np.ndarray | None = None) -> np.ndarray:
+        """Model logits ``(len(seqs), items)`` over every item, or over the item indices ``cols``."""
+        torch = _torch()
+        items = self._item_side()
+        if cols is not None:
+            items = items[torch.from_numpy(np.asarray(cols, dtype=np.int64)).to(items.device)]
+        out = np.zeros((len(seqs), items.shape[0]), dtype=np.float32)
+        rows, q = self._queries(seqs)
+        if rows:
+            with torch.no_grad():
+                out[rows] = (q @ items.T).cpu().numpy()
         return out
 
     def score(self, users: np.ndarray) -> np.ndarray:
@@ -527,23 +449,50 @@ class Sequential(Recommender):
             scores += self.config.text_blend * self._text_similarity(seqs)
         return scores
 
-    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-        """Scores for a live history: the sequence is the positive events (oldest first), as the
-        fitted history is; negative events push their text neighbours down (``dislike_weight``)."""
+    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None,
+                      candidates: np.ndarray | None = None) -> np.ndarray:
+        """Scores for a live history (of every item, or of the item indices ``candidates``): the
+        sequence is the positive events (oldest first), as the fitted history is; negative events
+        push their text neighbours down (``dislike_weight``)."""
         items = np.asarray(items, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float64)
         seq = items[weights > 0] + 1
-        scores = self._score_sequences([seq])[0]
+        scores = self._score_sequences([seq], candidates)[0]
         if self.config.temperature > 0:
             scores *= self.config.temperature
         if self.config.text_blend > 0 and self.config.use_text:
-            scores += self.config.text_blend * self._text_similarity([seq])[0]
+            scores += self.config.text_blend * self._text_similarity([seq], candidates)[0]
         neg = weights < 0
         if neg.any() and self.config.dislike_weight > 0 and self.config.use_text:
             text = self._unit_text_table()
-            push = (-weights[neg])[:, None] * (text[items[neg]] @ text.T)  # (negatives, items)
+            targets = text if candidates is None else text[candidates]
+            push = (-weights[neg])[:, None] * (text[items[neg]] @ targets.T)  # (negatives, items)
             scores = scores - self.config.dislike_weight * push.max(axis=0)
         return scores
+
+    def retrieval_queries(self, items: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float] | None:
+        """A live history's score as inner products, for retrieval from vector indexes:
+        ``(q, p, slack)`` with score = ``item_space() @ q + text_blend * unit_text @ p - dislike``,
+        where the dislike part adds at most ``slack``; ``p`` is ``None`` without a text term.
+        ``None`` for a history without positive events (nothing to search with)."""
+        items = np.asarray(items, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float64)
+        seq = items[weights > 0] + 1
+        if not len(seq):
+            return None
+        _, q = self._queries([seq])
+        query = q[0].cpu().numpy().astype(np.float32) * (self.config.temperature if self.config.temperature > 0 else 1.0)
+        text = self.config.text_blend > 0 and self.config.use_text
+        profile = self._text_profiles([seq])[0] if text else None
+        neg = weights < 0
+        slack = 0.0
+        if neg.any() and self.config.dislike_weight > 0 and self.config.use_text:
+            slack = self.config.dislike_weight * float((-weights[neg]).min())  # cosines ≥ -1 bound the push from below
+        return query, profile, slack
+
+    def item_space(self) -> np.ndarray:
+        """The items' vectors in the model's scoring space ``(n_items, hidden)`` (for a vector index)."""
+        return np.ascontiguousarray(self._item_side().cpu().numpy(), dtype=np.float32)
 
     def add_items(self, vectors: np.ndarray) -> None:
         """Append new items (a catalog update while serving): text path only, as for an item never
@@ -572,8 +521,8 @@ class Sequential(Recommender):
             self._unit_text = cached
         return cached[1]
 
-    def _text_similarity(self, seqs: list[np.ndarray]) -> np.ndarray:
-        """Cosine of each item's pretrained text vector with the user's recent-items profile."""
+    def _text_profiles(self, seqs: list[np.ndarray]) -> np.ndarray:
+        """Each user's recent-items profile (unit length) in the pretrained text space ``(len(seqs), text_dim)``."""
         text = self._unit_text_table()
         prof = np.zeros((len(seqs), text.shape[1]), dtype=np.float32)
         for r, s in enumerate(seqs):
@@ -581,23 +530,12 @@ class Sequential(Recommender):
                 w = recency_weights(np.arange(len(s))[::-1], self.config.text_half_life)
                 prof[r] = (w[:, None] * text[s - 1]).sum(0)
         prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
-        return prof @ text.T
+        return prof
 
-
-def average_gradients(params: list[Any]) -> None:
-    """Average the gradients of ``params`` over the workers of the torch process group: one
-    all-reduce of one flat buffer (a parameter without a gradient here counts as zeros, so every
-    worker sends the same shapes)."""
-    torch = _torch()
-    dist = torch.distributed
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for p, g in zip(params, grads):
-        p.grad = flat[offset : offset + g.numel()].view_as(g)
-        offset += g.numel()
+    def _text_similarity(self, seqs: list[np.ndarray], cols: np.ndarray | None = None) -> np.ndarray:
+        """Cosine of each item's (or each of ``cols``') pretrained text vector with the user's profile."""
+        text = self._unit_text_table()
+        return self._text_profiles(seqs) @ (text if cols is None else text[cols]).T
 
 
 @dataclass(frozen=True)

@@ -20,19 +20,18 @@ import numpy as np
 from anyrec.data.dataset import Catalog, IdMap
 from anyrec.errors import ConfigError
 from anyrec.explain import SentenceGuard, attribute, explain_sentence, shared_words
-from anyrec.index.vector import FaissIndex
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Recommender, top_k
 from anyrec.models.baselines import ItemKNN
 from anyrec.models.generative import Generative
-from anyrec.models.persist import load_model
+from anyrec.models.persist import load_indexes, load_model
 from anyrec.models.sequential import Sequential
 from anyrec.models.zeroshot import ZeroShot
+from anyrec.serve.retrieval import AnnRetrieval
 from anyrec.store import Store, StoredItem
 
 log = logging.getLogger(__name__)
 
-ANN_CANDIDATES = 1_000  # retrieved per request before exact scoring (the priors can reorder them)
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating", "like", "dislike", "skip")
 
 
@@ -69,11 +68,11 @@ class LiveModel:
 
     def __init__(self, version: str, folder: str | Path, weights: EventWeights | None = None, ann_min_items: int = 50_000,
                  ranker_dir: str = "") -> None:
-        model, ds, index, meta = load_model(folder)
-        # A zero-shot model saved with a FAISS index retrieves candidates from it on large catalogs,
-        # then scores those exactly (cosine + priors); below the threshold every item is scored.
-        self.index = index if isinstance(index, FaissIndex) and isinstance(model, ZeroShot) else None
-        self.ann_min_items = ann_min_items
+        model, ds, _index, meta = load_model(folder)
+        # A zero-shot or sequential version saved with FAISS indexes (``anyrec fit --index HNSW32``)
+        # retrieves candidates from them on large catalogs and scores those exactly; below the
+        # threshold, or when the bound does not hold, every item is scored.
+        self.ann = AnnRetrieval.for_model(model, load_indexes(folder), ann_min_items)
         self.version, self.folder, self.meta = version, str(folder), meta
         self.model: Recommender = model
         self.catalog: Catalog = ds.catalog
@@ -149,8 +148,8 @@ class LiveModel:
             texts = [self.catalog.text(start + k) for k in range(len(new))]
             vectors = self.encoder().encode(texts)
             self.model.add_items(vectors)  # type: ignore[attr-defined]
-            if self.index is not None:
-                self.index.add(np.arange(start, start + len(new)), vectors)
+            if self.ann is not None:
+                self.ann.add(start, vectors)
         self.available = np.r_[self.available, np.ones(len(new), dtype=bool)]
         self.popularity = np.r_[self.popularity, np.zeros(len(new))]
         log.info("catalog: %d new items embedded and indexed (%d in all)", len(new), self.n_items)
@@ -196,11 +195,12 @@ class LiveModel:
                   explain: bool = False) -> Recs:
         items, weights, values, hide = self.parse_history(rows)
         if self.uses_index() and self.ranker is None and len(items) and not categories:
-            found = self._recommend_ann(items, weights, values, hide, exclude, k)
+            with self._lock:
+                found = self.ann.top(items, weights, values, self._allowed(hide, exclude), k)  # type: ignore[union-attr]
             if found is not None:
                 top, top_scores = found
                 why = self._because(items, weights, values, top) if explain else []
-                return Recs(items=[int(i) for i in top], scores=top_scores, because=why, cold_start=False)
+                return Recs(items=[int(i) for i in top], scores=[float(s) for s in top_scores], because=why, cold_start=False)
         with self._lock:
             n = self.n_items
             scores = None if not len(items) else self.model.score_history(items, weights, values)
@@ -214,13 +214,7 @@ class LiveModel:
             if scores is None:
                 scores = np.log1p(self.popularity)  # a new visitor: what is popular now
             scores = _widen(np.asarray(scores, dtype=np.float64), n)
-            allowed = self.available.copy()
-            if hide:
-                allowed[list(hide)] = False
-            for raw in exclude:
-                i = self.ids.get(raw)
-                if i is not None:
-                    allowed[i] = False
+            allowed = self._allowed(hide, exclude)
             if categories:
                 in_cat = np.zeros(n, dtype=bool)
                 in_cat[self.catalog.items_in_categories(categories)] = True
@@ -239,50 +233,18 @@ class LiveModel:
         return rerank(scores[None, :], [history], self.ranker, int(stage.get("depth", 20)), float(stage.get("blend", 1.0)))[0]
 
     def uses_index(self) -> bool:
-        return self.index is not None and self.n_items >= self.ann_min_items and self.model.config.interests <= 1
+        return self.ann is not None and self.ann.applies(self.n_items)
 
-    def _recommend_ann(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, hide: set[int],
-                       exclude: Sequence[str], k: int) -> tuple[np.ndarray, list[float]] | None:
-        """Top-k of ``cos + prior`` from two short lists, or ``None`` (score every item) when they cannot be trusted.
-
-        Candidates are the index's best N by cosine and the N items with the highest prior (the prior
-        is the same for every user). An item in neither list scores at most ``cos_N + prior_N``; when
-        the k-th best candidate beats that bound, the list is the exact one (up to the index's own
-        recall of the cosine top N). Otherwise the caller scores every item.
-        """
-        model = self.model
-        assert isinstance(model, ZeroShot) and self.index is not None
-        banned = set(hide) | {i for i in (self.ids.get(r) for r in exclude) if i is not None}
-        fetch = min(self.n_items, max(ANN_CANDIDATES, 4 * k) + len(banned))
-        with self._lock:
-            prof = model.history_profile(items, weights, values)
-            priors = model.priors()
-            by_cos, cos = self.index.search(prof[None, :], fetch)
-            by_cos, cos = by_cos[0], cos[0]
-            found = by_cos >= 0
-            by_prior = self._prior_order(priors)[:fetch]
-            cand = np.union1d(by_cos[found], by_prior)  # sorted item order: equal scores follow the house tie rule
-            keep = np.array([i not in banned for i in cand.tolist()], dtype=bool) & self.available[cand]
-            cand = cand[keep]
-            if len(cand) < k:
-                return None
-            scores = (model.item_vectors_[cand] @ prof + priors[cand]).astype(np.float64)
-            order = top_k(scores, k)
-            if not found.all() and found.sum() < len(self.index):
-                return None  # the index searched too little of itself (e.g. IVF lists): no bound on the rest
-            cos_floor = float(cos[found][-1]) if found.all() else -np.inf  # every indexed item was returned
-            prior_floor = float(priors[by_prior[-1]]) if len(by_prior) < len(priors) else -np.inf
-            if scores[order[-1]] < cos_floor + prior_floor:
-                return None
-        return cand[order], [float(scores[j]) for j in order]
-
-    def _prior_order(self, priors: np.ndarray) -> np.ndarray:
-        """Items by prior, best first (cached per prior array: catalog changes and config make a new one)."""
-        cached = getattr(self, "_prior_cache", None)
-        if cached is None or cached[0] is not priors:
-            cached = (priors, np.argsort(-priors, kind="stable"))
-            self._prior_cache = cached
-        return cached[1]
+    def _allowed(self, hide: set[int], exclude: Sequence[str]) -> np.ndarray:
+        """Items that may be listed: available, not hidden by the user's events, not excluded by the request."""
+        allowed = self.available.copy()
+        if hide:
+            allowed[list(hide)] = False
+        for raw in exclude:
+            i = self.ids.get(raw)
+            if i is not None:
+                allowed[i] = False
+        return allowed
 
     def _because(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
         """Per target: the cited history items (the model's own attribution), the words they share

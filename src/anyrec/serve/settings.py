@@ -23,8 +23,9 @@ class ServeSettings:
         log_flush_s: the recommendation log is written in batches this often.
         report_path: an evaluation JSON (``anyrec evaluate --json``) shown in the admin view, with the
             PNG of the same name beside it when there is one ('' = none).
-        ann_min_items: a zero-shot version saved with a FAISS index (``anyrec fit --index HNSW32``) retrieves
-            candidates from it once the catalog has this many items, and scores only those.
+        ann_min_items: a zero-shot or sequential version saved with FAISS indexes (``anyrec fit --index
+            HNSW32``) retrieves candidates from them once the catalog has this many items, and scores
+            only those (see :mod:`anyrec.serve.retrieval`).
         ranker_dir: a ranker folder (``anyrec fit-ranker``) that re-ranks the top of every version's
             lists ('' = none).
         threads: BLAS / torch threads (0 = the libraries' default, all cores). 1 by default: measured on
