@@ -92,8 +92,13 @@ def test_sequential_trains_data_parallel_with_ray_train(runner):
     opts = {**TINY, "use_text": False, "epochs": 40, "patience": 40, "lr": 1e-2}
     recall = {}
     for name, r in (("local", LOCAL), ("ray", runner)):
-        model = r.fit(build_model("sequential", 0, opts), split.train_dataset(ds), validate)
+        model = build_model("sequential", 0, opts)
+        reports: list[tuple[str, int, int]] = []
+        model.progress = lambda label, done, total, seen=reports: seen.append((label, done, total))
+        model = r.fit(model, split.train_dataset(ds), validate)
         assert len(model.history_log_) == 40 and not hasattr(model, "data_parallel_")
+        # The epochs reach this process's progress (the bar and the log), also from the Ray workers.
+        assert reports and reports[-1][1:] == (40, 40) and reports[-1][0].startswith("train sequential"), (name, reports[-3:])
         model.set_history(split.history_dataset(ds, "test"))
         recall[name] = evaluate_model(model, ds, split, "test", (1,))["recall@1"]
     assert recall["local"] > 0.9 and abs(recall["ray"] - recall["local"]) <= 0.05, recall

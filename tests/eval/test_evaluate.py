@@ -179,3 +179,19 @@ def test_batches_are_sized_by_memory_and_do_not_change_metrics(board):
     whole = evaluate_model(model, board, split, "test", (5,))
     assert evaluate_model(model, board, split, "test", (5,), batch_size=3) == whole
     assert evaluate_model(model, board, split, "test", (5,), memory_mb=0) == whole  # one user per batch
+
+
+def test_memory_budget_counts_the_page_cache_as_available() -> None:
+    """The validation search's cache budget reads the memory that can be had (free + droppable page
+    cache), not the free pages alone, which shrink whenever large files have been read."""
+    import os
+
+    from anyrec.eval.experiment import available_memory, tuning_cache_mb
+
+    free_pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    found = available_memory()
+    assert found is not None and found >= 0.9 * free_pages  # MemAvailable ≥ MemFree (sampled a moment apart)
+    if os.path.exists("/proc/meminfo"):
+        meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo"))
+        assert abs(found - int(meminfo["MemAvailable"].split()[0]) * 1024) < 2**30
+    assert 0 < tuning_cache_mb() <= 4096

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -167,13 +168,16 @@ class RayRunner:
             return LOCAL.fit(model, train, validate)
         import tempfile
 
+        import ray
         from ray import cloudpickle
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
 
         blob = cloudpickle.dumps((model, train, validate))
-        with tempfile.TemporaryDirectory(prefix="anyrec-ray-train-") as storage:
-            trainer = TorchTrainer(_train_loop, train_loop_config={"blob": blob},
+        progress = getattr(model, "progress", None)
+        relay = ray.remote(num_cpus=0)(_Relay).remote() if progress is not None else None  # no CPU: not a training slot
+        with tempfile.TemporaryDirectory(prefix="anyrec-ray-train-") as storage, _relayed(relay, progress):
+            trainer = TorchTrainer(_train_loop, train_loop_config={"blob": blob, "relay": relay},
                                    scaling_config=ScalingConfig(num_workers=self.workers, use_gpu=False,
                                                                 resources_per_worker={"CPU": self.cpus_per_worker}),
                                    run_config=RunConfig(storage_path=storage, name="anyrec-fit"))
@@ -190,24 +194,76 @@ def _train_loop(config: dict[str, Any]) -> None:
     """One Ray Train worker: fit the model on its share of the data; rank 0 hands the fitted model back."""
     import tempfile
 
+    import ray
     import ray.train
     from ray import cloudpickle
 
     model, train, validate = cloudpickle.loads(config["blob"])
     ctx = ray.train.get_context()
     model.data_parallel_ = (ctx.get_world_rank(), ctx.get_world_size())
+    relay = config.get("relay")
+    if relay is not None and ctx.get_world_rank() == 0:  # one worker's epochs stand for all: they move in step
+        model.progress = lambda label, done, total: relay.update.remote(label, done, total)
     if validate is not None:
         model.fit_with_validation(train, validate)
     else:
         model.fit(train)
     checkpoint = None
     if ctx.get_world_rank() == 0:
+        if relay is not None:
+            ray.get(relay.read.remote())  # one caller's actor calls run in order: every update is in before the end
+            model.progress = None
         del model.data_parallel_
         folder = tempfile.mkdtemp(prefix="anyrec-fit-")
         with open(os.path.join(folder, "model.pkl"), "wb") as fh:
             fh.write(cloudpickle.dumps(model))
         checkpoint = ray.train.Checkpoint.from_directory(folder)
     ray.train.report({"epochs": len(getattr(model, "history_log_", []))}, checkpoint=checkpoint)
+
+
+class _Relay:
+    """Holds the training workers' latest progress report for the driver to read."""
+
+    def __init__(self) -> None:
+        self.latest: tuple[str, int, int] | None = None
+
+    def update(self, label: str, done: int, total: int) -> None:
+        self.latest = (label, done, total)
+
+    def read(self) -> tuple[str, int, int] | None:
+        return self.latest
+
+
+@contextmanager
+def _relayed(relay: Any, progress: Callable[[str, int, int], None] | None, every: float = 1.0) -> Iterator[None]:
+    """While the block runs, pass the relay's latest report to ``progress`` (the driver's bar and log)
+    every ``every`` seconds, and once more at the end."""
+    if relay is None or progress is None:
+        yield
+        return
+    import ray
+
+    stop = threading.Event()
+
+    def poll() -> None:
+        seen = None
+        while True:
+            finished = stop.wait(every)
+            latest = ray.get(relay.read.remote())
+            if latest is not None and latest != seen:
+                progress(*latest)
+                seen = latest
+            if finished:
+                return
+
+    thread = threading.Thread(target=poll, name="anyrec-ray-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        ray.kill(relay)
 
 
 @contextmanager

@@ -405,6 +405,13 @@ class Sequential(Recommender):
         super().set_history(ds)
         self.seqs_ = self._sequences(ds)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (shipped to and from Ray workers) without the scoring caches; they are rebuilt on use."""
+        state = super().__getstate__()
+        for key in ("_item_side_cache", "_unit_text"):
+            state.pop(key, None)
+        return state
+
     def _item_side(self) -> Any:
         """Every item's half of the logit, ``(n_items, hidden)``: computed once per item table, not per request."""
         cached = getattr(self, "_item_side_cache", None)
