@@ -35,11 +35,14 @@ def test_sequential_score_is_index_terms_plus_bounded_dislikes(topics: Dataset, 
         np.testing.assert_allclose(model.score_history(items, weights, candidates=cand), full[cand], rtol=1e-5, atol=1e-6)
         q, p, slack = model.retrieval_queries(items, weights)
         np.testing.assert_allclose(model.item_space() @ q + 0.5 * text @ p, full, atol=1e-5)
+        np.testing.assert_allclose(model.score_candidates((q, p, slack), items, weights, cand), full[cand], atol=1e-5)
         assert slack == 0.0
         disliked = np.r_[items, topics.catalog.ids.index("s5")]
         w = np.r_[weights, -2.0]
-        q, p, slack = model.retrieval_queries(disliked, w)
+        parts = model.retrieval_queries(disliked, w)
+        q, p, slack = parts
         assert slack == pytest.approx(2.0 * model.config.dislike_weight)
+        np.testing.assert_allclose(model.score_candidates(parts, disliked, w, cand), model.score_history(disliked, w)[cand], atol=1e-5)
         assert (model.score_history(disliked, w) <= model.item_space() @ q + 0.5 * text @ p + slack + 1e-5).all()
     assert model.retrieval_queries(np.array([1]), np.array([-1.0])) is None  # nothing positive to search with
 

@@ -469,6 +469,10 @@ class Sequential(Recommender):
             scores *= self.config.temperature
         if self.config.text_blend > 0 and self.config.use_text:
             scores += self.config.text_blend * self._text_similarity([seq], candidates)[0]
+        return self._minus_dislikes(scores, items, weights, candidates)
+
+    def _minus_dislikes(self, scores: np.ndarray, items: np.ndarray, weights: np.ndarray,
+                        candidates: np.ndarray | None) -> np.ndarray:
         neg = weights < 0
         if neg.any() and self.config.dislike_weight > 0 and self.config.use_text:
             text = self._unit_text_table()
@@ -476,6 +480,16 @@ class Sequential(Recommender):
             push = (-weights[neg])[:, None] * (text[items[neg]] @ targets.T)  # (negatives, items)
             scores = scores - self.config.dislike_weight * push.max(axis=0)
         return scores
+
+    def score_candidates(self, parts: tuple[np.ndarray, np.ndarray | None, float], items: np.ndarray,
+                         weights: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """:meth:`score_history` over ``candidates``, from the ``parts`` :meth:`retrieval_queries`
+        returned for the same history (no second pass through the transformer)."""
+        q, profile, _ = parts
+        scores = (self.item_space()[candidates] @ q).astype(np.float64)
+        if profile is not None:
+            scores += self.config.text_blend * (self._unit_text_table()[candidates] @ profile)
+        return self._minus_dislikes(scores, np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64), candidates)
 
     def retrieval_queries(self, items: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float] | None:
         """A live history's score as inner products, for retrieval from vector indexes:

@@ -84,7 +84,7 @@ class AnnRetrieval:
         terms = [index_term(self.indexes["model"], q, fetch)]
         if profile is not None:
             terms.append(index_term(self.indexes["text"], profile, fetch, model.config.text_blend))
-        return _cut(terms, lambda cand: model.score_history(items, weights, values, candidates=cand), k, allowed, slack)
+        return _cut(terms, lambda cand: model.score_candidates(queries, items, weights, cand), k, allowed, slack)
 
     def _prior_order(self, priors: np.ndarray) -> np.ndarray:
         """Items by prior, best first (cached per prior array: catalog changes and config make a new one)."""
