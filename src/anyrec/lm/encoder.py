@@ -227,7 +227,11 @@ class TextEncoder:
                 if report is not None:
                     report(j + 1, len(chunks))
         else:
-            parts = runner.map_actors(functools.partial(_chunk_encoder, replace(self.config, cache_dir="")), chunks, report)
+            # The workers use this process's torch thread count: matrix products split across a
+            # different number of threads round differently (1e-7), and the vectors must be the same.
+            threads = self.config.threads or _torch_threads()
+            parts = runner.map_actors(functools.partial(_chunk_encoder, replace(self.config, cache_dir="", threads=threads)),
+                                      chunks, report)
             for j, part in enumerate(parts):
                 place(j, part)
         assert out is not None
@@ -245,6 +249,14 @@ class TextEncoder:
     def describe(self) -> dict[str, str]:
         return {"model": self.config.model, "resolved": self.resolved, "identity": self.identity}
 
+
+
+def _torch_threads() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return int(torch.get_num_threads())
 
 
 def _chunk_encoder(config: EncoderConfig) -> Callable[[list[str]], np.ndarray]:
