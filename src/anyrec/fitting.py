@@ -111,19 +111,22 @@ def index_recall(model: Recommender, ds: Dataset, indexes: dict[str, VectorIndex
     sample = [seqs[u] for u in rng.permutation(ds.n_users) if len(seqs[u])][:users]
     queries: dict[str, list[np.ndarray]] = {name: [] for name in faiss}
     tables: dict[str, np.ndarray] = {}
+    if isinstance(model, ZeroShot):
+        tables["text"] = model.item_vectors_
+    elif isinstance(model, Sequential):
+        tables["model"] = model.item_space()
+        if "text" in faiss:
+            tables["text"] = model._unit_text_table()
     for seq in sample:
         ones = np.ones(len(seq))
         if isinstance(model, ZeroShot):
             queries["text"].append(model.history_profile(seq, ones))
-            tables["text"] = model.item_vectors_
         elif isinstance(model, Sequential):
             q = model.retrieval_queries(seq, ones)
             assert q is not None
             queries["model"].append(q[0])
-            tables["model"] = model.item_space()
             if "text" in faiss:
                 queries["text"].append(model._text_profiles([seq + 1])[0])
-                tables["text"] = model._unit_text_table()
     out = {}
     for name, ix in faiss.items():
         if queries[name]:

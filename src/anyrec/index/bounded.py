@@ -22,9 +22,8 @@ from anyrec.models.base import top_k
 
 @dataclass
 class Term:
-    """One term's best-first list: ``ids`` and their (scaled) contributions ``values``.
-
-    ``floor``: the most the term gives an item not in ``ids`` (``-inf`` when the list holds every item)."""
+    """One term's best-first list: its ``ids`` and ``floor``, the most the term gives an item not in
+    ``ids`` (``-inf`` when the list holds every item)."""
 
     ids: np.ndarray
     floor: float
