@@ -246,3 +246,46 @@ def test_evaluate_cli_names_a_ranker_behind_a_model_that_is_not_evaluated() -> N
 
     res = CliRunner().invoke(cli, ["evaluate", "--models", "popularity", "--ranker", "classifier", "--rank-behind", "zeroshot"])
     assert res.exit_code != 0 and "zeroshot not among --models" in res.output
+
+
+def test_holdout_lists_come_from_a_retriever_that_never_saw_the_answers() -> None:
+    from anyrec.rank.train import holdout_lists, without_last
+
+    topics = topic_dataset(users=60, length=8)
+    split = make_split(topics, SplitConfig(protocol="loo"))
+    train = split.train_dataset(topics)
+    seqs = sequences(train)
+    cut = sequences(without_last(train, 2, keep=2))
+    for u, s in enumerate(seqs):
+        assert np.array_equal(cut[u], s[:-2] if len(s) > 4 else s)  # the last two go; short users stay whole
+    retriever = build_model("itemknn", 0, {}).fit(train)
+    hists, lists, answers, scores, counts = holdout_lists(retriever, train, 2, depth=10)
+    assert counts["lists"] == len(lists) == len(answers) == len(hists) > 0 and lists.shape[1] == 10
+    for h, row, a, sc in zip(hists, lists, answers, scores):
+        u = next(u for u, s in enumerate(seqs) if len(s) > len(h) and np.array_equal(s[: len(h)], h))
+        assert row[a] == seqs[u][len(h)]  # the clicked item right after the history
+        assert not set(row) & set(h.tolist())  # the list holds unseen items only
+        assert np.all(np.diff(sc) <= 0)  # in the retriever's order
+    # the second retriever never trained on the answers: popularity's scores are the counts without them
+    pop = build_model("popularity", 0, {}).fit(train)
+    _, plists, _, pscores, _ = holdout_lists(pop, train, 2, depth=10)
+    held_out = np.bincount(without_last(train, 2, keep=2).interactions.item, minlength=topics.n_items)
+    assert np.array_equal(pscores, held_out[plists]) and not np.array_equal(pop.counts_[plists], held_out[plists])
+
+
+def test_listwise_training_learns_on_top_of_the_retrievers_order(tmp_path: Path) -> None:
+    from anyrec.rank.cross import ClickClassifierConfig
+    from anyrec.rank.train import fit_click_stage
+
+    topics = topic_dataset(users=60, length=8)
+    enc = tiny_encoder(tmp_path / "enc")
+    split = make_split(topics, SplitConfig(protocol="loo"))
+    retriever = build_model("popularity", 0, {}).fit(split.train_dataset(topics))  # knows no topics: the classifier must
+    cfg = ClickClassifierConfig(encoder=str(enc), epochs=6, lr=2e-3, batch_size=36, holdout=3, patience=6, threads=1, device="cpu")
+    stage, report = fit_click_stage(retriever, topics, split, cfg, depth=36, out_dir=tmp_path / "ranker")
+    assert report["lists"]["lists"] > 0 and report["positives"] == report["lists"]["lists"] and "beta" in report
+    assert max(max(e.values()) for e in report["validation_by_epoch_and_blend"]) > report["retriever_valid_ndcg@10"]
+    hist = split.history_dataset(topics, "test")
+    retriever.set_history(hist)
+    stage.set_history(hist)
+    assert evaluate_model(stage, topics, split, "test", (10,))["ndcg@10"] > evaluate_model(retriever, topics, split, "test", (10,))["ndcg@10"]

@@ -26,8 +26,8 @@ TOPICS = {
 }
 
 
-def topic_dataset(per_topic: int = 12, users: int = 30) -> Dataset:
-    """Items s0.., l0.., g0.. whose texts share their topic's words; user uN watches topic N % 3."""
+def topic_dataset(per_topic: int = 12, users: int = 30, length: int = 4) -> Dataset:
+    """Items s0.., l0.., g0.. whose texts share their topic's words; user uN watches ``length`` items of topic N % 3."""
     builder = DatasetBuilder(ReadPolicy(), fields=["title", "genres"])
     names = list(TOPICS)
     for t in names:
@@ -39,7 +39,7 @@ def topic_dataset(per_topic: int = 12, users: int = 30) -> Dataset:
     row = 2
     for u in range(users):
         t = names[u % 3]
-        for n in range(u % 5, u % 5 + 4):
+        for n in range(u % 5, u % 5 + length):
             builder.add_interaction(f"u{u}", f"{t[0]}{n % per_topic}", time=float(row), path="inter", line=row)
             row += 1
     return builder.build("topics", template="{title}. {genres}. {text}", category_field="genres")

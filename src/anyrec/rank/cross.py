@@ -40,6 +40,11 @@ class ClickClassifierConfig:
         max_minutes: time budget for training (0 = none).
         threads: torch CPU threads (0 = torch's default); device: ``cpu``, ``cuda`` or ``auto``.
         resume: continue from the checkpoint in the output folder (same pairs, same config).
+        holdout: 0 = pointwise pairs from the training rows (``positions``, ``negatives``); n > 0 =
+            listwise training on lists from a second retriever fitted without each user's last n
+            training items: for each of those n positions, the retriever's top ``depth`` for the
+            history before it, kept where the clicked item is among them (the lists the stage sees
+            at serving time, from a retriever that never trained on the answer).
     """
 
     encoder: str = "default"
@@ -58,6 +63,7 @@ class ClickClassifierConfig:
     device: str = "auto"
     seed: int = 0
     resume: bool = False
+    holdout: int = 0
 
 
 class ClickClassifier:
@@ -153,16 +159,76 @@ class ClickClassifier:
     def fit(self, lefts: list[str], items: np.ndarray, labels: np.ndarray,
             validate: Callable[[ClickClassifier], tuple[float, dict[str, Any]]] | None = None,
             out_dir: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> ClickClassifier:
-        """Fine-tune on pairs; after each epoch ``validate(self) -> (score, detail)`` (higher is better)
-        keeps the best weights. With ``out_dir`` the best model is saved there and every epoch ends
-        with a checkpoint (``checkpoint.pt``), from which ``resume=True`` continues."""
+        """Fine-tune on pairs (two-class cross-entropy); after each epoch ``validate(self) -> (score, detail)``
+        (higher is better) keeps the best weights. With ``out_dir`` the best model is saved there and every
+        epoch ends with a checkpoint (``checkpoint.pt``), from which ``resume=True`` continues."""
+        import torch
+
+        self._fresh()
+
+        def loss(idx: np.ndarray) -> Any:
+            batch = self._batch([lefts[i] for i in idx], items[idx])
+            return self._model(**batch, labels=torch.as_tensor(labels[idx], device=self.device)).loss
+
+        self._train(len(labels), self.config.batch_size, loss, validate, out_dir, progress)
+        self.report_.update(pairs=int(len(labels)), positives=int(labels.sum()))
+        return self
+
+    def fit_lists(self, lefts: list[str], candidates: np.ndarray, answers: np.ndarray, offsets: np.ndarray,
+                  validate: Callable[[ClickClassifier], tuple[float, dict[str, Any]]] | None = None,
+                  out_dir: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> ClickClassifier:
+        """Fine-tune listwise: for list ``r`` (history text ``lefts[r]``, items ``candidates[r]``), softmax
+        cross-entropy of ``logit(yes − no) + beta · offsets[r]`` at the clicked position ``answers[r]``.
+
+        ``offsets`` are the retriever's standardised scores of the same list, so the classifier learns
+        what the retriever's order misses rather than what it already knows; ``beta`` is learned with it.
+        Each step takes ``batch_size // list length`` lists (at least one); ``-1`` pads short lists."""
+        import torch
+
+        self._fresh()
+        n, width = candidates.shape
+        beta = torch.nn.Parameter(torch.ones((), device=self.device))
+        valid = candidates >= 0
+        safe = np.where(valid, candidates, 0)
+        off = torch.as_tensor(np.where(valid, offsets, 0.0), dtype=torch.float32, device=self.device)
+        pad = torch.as_tensor(~valid, device=self.device)
+        ans = torch.as_tensor(answers, dtype=torch.long, device=self.device)
+
+        def loss(idx: np.ndarray) -> Any:
+            keep = valid[idx].reshape(-1)
+            flat_l = [lefts[i] for i in idx for _ in range(width)]
+            logits = self._model(**self._batch([x for x, k in zip(flat_l, keep) if k], safe[idx].reshape(-1)[keep])).logits
+            ranked = torch.zeros(len(keep), device=self.device, dtype=logits.dtype)
+            ranked[torch.as_tensor(keep, device=self.device)] = logits[:, 1] - logits[:, 0]
+            scores = ranked.reshape(len(idx), width) + beta * off[idx]  # (lists, width)
+            return torch.nn.functional.cross_entropy(scores.masked_fill(pad[idx], float("-inf")), ans[idx])
+
+        self._train(n, max(1, self.config.batch_size // width), loss, validate, out_dir, progress, extra={"beta": beta})
+        self.report_.update(lists=int(n), pairs=int(n * width), positives=int(n), beta=round(float(beta.detach()), 4))
+        return self
+
+    def _fresh(self) -> None:
+        """The pretrained encoder with a new head, seeded (the head's start depends on the seed)."""
+        import torch
+
+        torch.manual_seed(self.config.seed)
+        self._load()
+
+    def _train(self, n: int, per_step: int, loss_of: Callable[[np.ndarray], Any],
+               validate: Callable[[ClickClassifier], tuple[float, dict[str, Any]]] | None,
+               out_dir: str | Path | None, progress: Callable[[int, int], None] | None,
+               extra: dict[str, Any] | None = None) -> None:
+        """The optimiser loop shared by both losses: ``n`` training units, ``per_step`` per step;
+        ``extra`` parameters (name → tensor) train alongside the encoder and are checkpointed."""
         import torch
 
         c = self.config
-        torch.manual_seed(c.seed)
-        self._load()
-        opt = torch.optim.AdamW(self._model.parameters(), lr=c.lr, weight_decay=0.01)
-        steps = c.epochs * -(-len(labels) // c.batch_size)
+        extra = extra or {}
+        groups: list[dict[str, Any]] = [{"params": list(self._model.parameters())}]
+        if extra:  # scalars such as the offset weight need a larger step than the encoder's weights
+            groups.append({"params": list(extra.values()), "lr": 1e-2, "weight_decay": 0.0})
+        opt = torch.optim.AdamW(groups, lr=c.lr, weight_decay=0.01)
+        steps = c.epochs * -(-n // per_step)
         warm = max(1, int(c.warmup * steps))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)))
         rng = np.random.default_rng(c.seed)
@@ -175,6 +241,9 @@ class ClickClassifier:
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
             rng.bit_generator.state = state["rng"]
+            with torch.no_grad():
+                for k, v in extra.items():
+                    v.copy_(state["extra"][k])
             best, best_state, bad, done, start, history = (state["best"], state["best_state"], state["bad"], state["done"],
                                                            state["epoch"], state["history"])
             log.info("click classifier: resumed after epoch %d (best validation %.5f)", start, best)
@@ -183,12 +252,10 @@ class ClickClassifier:
             if bad >= c.patience:
                 break
             self._model.train()
-            perm = rng.permutation(len(labels))
+            perm = rng.permutation(n)
             losses = []
-            for s in range(0, len(perm), c.batch_size):
-                idx = perm[s : s + c.batch_size]
-                batch = self._batch([lefts[i] for i in idx], items[idx])
-                loss = self._model(**batch, labels=torch.as_tensor(labels[idx], device=self.device)).loss
+            for s in range(0, n, per_step):
+                loss = loss_of(perm[s : s + per_step])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -201,7 +268,8 @@ class ClickClassifier:
                     break
             score, detail = validate(self) if validate is not None else (-float(np.mean(losses)), {})
             history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), "valid": round(float(score), 5),
-                            "seconds": round(time.perf_counter() - t0, 1), "detail": detail})
+                            "seconds": round(time.perf_counter() - t0, 1), "detail": detail,
+                            **{k: round(float(v.detach()), 4) for k, v in extra.items()}})
             log.info("click classifier epoch %d: loss %.4f, validation %.5f", epoch + 1, history[-1]["loss"], score)
             if score > best:
                 best, bad = score, 0
@@ -213,14 +281,12 @@ class ClickClassifier:
             if ckpt is not None:
                 torch.save({"model": self._model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                             "rng": rng.bit_generator.state, "best": best, "best_state": best_state, "bad": bad, "done": done,
-                            "epoch": epoch + 1, "history": history}, ckpt)
+                            "epoch": epoch + 1, "history": history, "extra": {k: v.detach() for k, v in extra.items()}}, ckpt)
             if c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes:
                 break
         if best_state is not None:
             self._model.load_state_dict(best_state)
-        self.report_ = {"pairs": int(len(labels)), "positives": int(labels.sum()), "epochs": history, "best_valid": float(best),
-                        "seconds": round(time.perf_counter() - t0, 1)}
-        return self
+        self.report_ = {"epochs": history, "best_valid": float(best), "seconds": round(time.perf_counter() - t0, 1)}
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder)

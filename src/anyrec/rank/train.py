@@ -1,7 +1,11 @@
 """Fit the click classifier for a fitted retriever on a split's training rows; tune the blend on validation.
 
-Hard negatives are the retriever's best items the user never touched (under the training
-history). Validation is the ranking stage's NDCG@10 on the validation targets (full ranking:
+Two ways to make training data (``ClickClassifierConfig.holdout``). Pointwise pairs: the latest
+training positions of each user (yes) and the retriever's best items the user never touched (no:
+hard negatives); that retriever trained on those very positions, so it ranks them better than it
+ranks anything at serving time. Listwise lists (:func:`holdout_lists`): a second retriever fitted
+without each user's last n items gives, for those positions, the same kind of list the stage
+re-ranks at serving time, and the classifier learns on top of its scores. Validation is the ranking stage's NDCG@10 on the validation targets (full ranking:
 a target outside the retriever's top ``depth`` counts 0, as it would in the evaluator), read at
 every blend of :data:`BLENDS`; the best blend and the epoch with the best NDCG are kept. The
 test split is never looked at.
@@ -10,6 +14,7 @@ test split is never looked at.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -18,11 +23,12 @@ from typing import Any
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.data.split import Split
+from anyrec.data.split import Split, _group_positions, _time_order, with_interactions
+from anyrec.errors import ConfigError
 from anyrec.eval.evaluate import phase_matrices
 from anyrec.models.base import Recommender, top_k
 from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
-from anyrec.rank.stage import Reranked, RerankedConfig, blend_scores, sequences
+from anyrec.rank.stage import Reranked, RerankedConfig, _z, blend_scores, candidates, sequences
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,56 @@ def hard_negatives(retriever: Recommender, users: np.ndarray, pool: int = POOL, 
         for r, row in enumerate(scores):
             out[int(users[s + r])] = top_k(row, pool)
     return out
+
+
+def without_last(train: Dataset, n: int, keep: int) -> Dataset:
+    """``train`` without each user's last ``n`` items, for users with more than ``n + keep`` (the others whole)."""
+    inter = train.interactions
+    order = _time_order(inter)
+    pos, size = _group_positions(inter.user[order])
+    drop = (size > n + keep) & (size - 1 - pos < n)
+    return with_interactions(train, inter.subset(np.sort(order[~drop])))
+
+
+def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, batch: int = 256,
+                  ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Training lists for the listwise loss from a retriever that never saw the answers.
+
+    A fresh copy of ``retriever`` (same class and config) is fitted on ``train`` without each user's
+    last ``n`` items. For each of those positions (oldest first) its history is set to everything
+    before the position, and its top ``depth`` unseen items form the list; a list counts when the
+    clicked item is in it. Returns the histories, the lists ``(lists, depth)``, each answer's column,
+    the retriever's scores of the lists, and counts. Where fewer than ``depth`` items are allowed,
+    ``-1`` pads the list (score ``-inf``).
+    """
+    keep = 2  # a user keeps at least this many items in the held-out fit
+    inner = type(retriever)(retriever.config)
+    log.info("ranker lists: fitting a second %s without each user's last %d training items", retriever.name, n)
+    t0 = time.perf_counter()
+    inner.fit(without_last(train, n, keep))
+    seqs = sequences(train)
+    users = np.array([u for u, s in enumerate(seqs) if len(s) > n + keep], dtype=np.int64)
+    hists: list[np.ndarray] = []
+    lists, answers, scores = [], [], []
+    for j in range(n, 0, -1):  # the target sits j items from the end; its history is everything before it
+        inner.set_history(without_last(train, j, keep))
+        for s in range(0, len(users), batch):
+            us = users[s : s + batch]
+            base = inner.masked_scores(us, exclude_seen=True)
+            cands = candidates(base, depth)
+            for r, u in enumerate(us):
+                seq = seqs[int(u)]
+                hit = np.flatnonzero(cands[r] == seq[len(seq) - j])
+                if len(hit):
+                    hists.append(seq[: len(seq) - j])
+                    lists.append(cands[r])
+                    answers.append(int(hit[0]))
+                    scores.append(np.where(cands[r] >= 0, base[r, np.maximum(cands[r], 0)], -np.inf))
+    counts = {"holdout": n, "positions": int(n * len(users)), "lists": len(lists),
+              "answer_in_top": round(len(lists) / max(1, n * len(users)), 4), "inner_fit_seconds": round(time.perf_counter() - t0, 1)}
+    log.info("ranker lists: %d of %d positions have the answer in the retriever's top %d", len(lists), n * len(users), depth)
+    return (hists, np.array(lists, dtype=np.int64).reshape(-1, depth), np.array(answers, dtype=np.int64),
+            np.array(scores, dtype=np.float64).reshape(-1, depth), counts)
 
 
 class StageValidator:
@@ -82,11 +138,7 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
     cfg = config or ClickClassifierConfig()
     train = split.train_dataset(ds)
     seqs = sequences(train)
-    users = np.array([u for u, s in enumerate(seqs) if len(s) >= 2], dtype=np.int64)
-    negs = hard_negatives(retriever, users)
     clf = ClickClassifier(ds.catalog, cfg)
-    lefts, items, labels = clf.pairs([seqs[u] if u in negs else np.zeros(0, dtype=np.int64) for u in range(len(seqs))],
-                                     lambda u, seq: negs.get(u, np.zeros(0, dtype=np.int64)))
     val = StageValidator(retriever, ds, split, depth).with_histories(seqs)
     def validate(model: ClickClassifier) -> tuple[float, dict[str, Any]]:
         ranked = model.score(val.histories or [], np.where(val.cands >= 0, val.cands, 0))
@@ -95,14 +147,25 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
         return max(by_blend.values()), {str(b): round(v, 6) for b, v in by_blend.items()}
 
     retriever_only = val.ndcg(val.retrieved)
-    clf.fit(lefts, items, labels, validate, out_dir, progress)
+    made: dict[str, Any] = {}
+    if cfg.holdout > 0:
+        hists, lists, answers, scores, made = holdout_lists(retriever, train, cfg.holdout, depth)
+        if not len(lists):
+            raise ConfigError(f"no training list: the clicked item was never in the retriever's top {depth} ({made})")
+        clf.fit_lists([clf.left(h) for h in hists], lists, answers, _z(scores), validate, out_dir, progress)
+    else:
+        users = np.array([u for u, s in enumerate(seqs) if len(s) >= 2], dtype=np.int64)
+        negs = hard_negatives(retriever, users)
+        lefts, items, labels = clf.pairs([seqs[u] if u in negs else np.zeros(0, dtype=np.int64) for u in range(len(seqs))],
+                                         lambda u, seq: negs.get(u, np.zeros(0, dtype=np.int64)))
+        clf.fit(lefts, items, labels, validate, out_dir, progress)
     blends = [{float(b): v for b, v in e["detail"].items()} for e in clf.report_["epochs"]]
     best_epoch = int(np.argmax([max(b.values()) for b in blends]))
     best_blend = max(blends[best_epoch], key=lambda b: (blends[best_epoch][b], b))
     stage = Reranked(retriever, clf, RerankedConfig(depth=depth, blend=float(best_blend)))
     report = {**clf.report_, "validation_by_epoch_and_blend": [{str(b): round(v, 5) for b, v in e.items()} for e in blends],
               "retriever_valid_ndcg@10": round(retriever_only, 5), "blend": float(best_blend), "depth": depth,
-              "config": asdict(cfg)}
+              "config": asdict(cfg), **({"lists": made} if made else {})}
     if out_dir is not None:
         clf.report_ = report
         clf.save(out_dir)
