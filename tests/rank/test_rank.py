@@ -289,3 +289,15 @@ def test_listwise_training_learns_on_top_of_the_retrievers_order(tmp_path: Path)
     retriever.set_history(hist)
     stage.set_history(hist)
     assert evaluate_model(stage, topics, split, "test", (10,))["ndcg@10"] > evaluate_model(retriever, topics, split, "test", (10,))["ndcg@10"]
+
+
+def test_sampled_lists_keep_the_answer_first_and_their_offsets() -> None:
+    from anyrec.rank.train import sample_lists
+
+    lists = np.array([[5, 6, 7, 8], [9, 10, -1, -1]])
+    offsets = np.array([[1.0, 0.5, 0.0, -1.0], [0.3, -0.3, -1e6, -1e6]])
+    out, answers, off = sample_lists(lists, np.array([2, 1]), offsets, 2, seed=0)
+    assert np.array_equal(answers, [0, 0]) and out[0, 0] == 7 and out[1, 0] == 10
+    assert set(out[0, 1:]) <= {5, 6, 8} and len(set(out[0, 1:])) == 2 and np.array_equal(out[1], [10, 9, -1])
+    assert off[0, 0] == 0.0 and off[1, 1] == 0.3 and [offsets[0, [5, 6, 7, 8].index(i)] for i in out[0]] == list(off[0])
+    assert np.array_equal(sample_lists(lists, np.array([2, 1]), offsets, 2, seed=0)[0], out)  # same seed, same draw

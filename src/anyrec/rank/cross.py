@@ -45,6 +45,8 @@ class ClickClassifierConfig:
             training items: for each of those n positions, the retriever's top ``depth`` for the
             history before it, kept where the clicked item is among them (the lists the stage sees
             at serving time, from a retriever that never trained on the answer).
+        list_negatives: with ``holdout``, train on the clicked item and this many of the list's
+            other items (a seeded draw per list; 0 = the whole list): more lists for the same time.
     """
 
     encoder: str = "default"
@@ -64,6 +66,7 @@ class ClickClassifierConfig:
     seed: int = 0
     resume: bool = False
     holdout: int = 0
+    list_negatives: int = 0
 
 
 class ClickClassifier:

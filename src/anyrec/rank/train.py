@@ -95,6 +95,22 @@ def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, ba
             np.array(scores, dtype=np.float64).reshape(-1, depth), counts)
 
 
+def sample_lists(lists: np.ndarray, answers: np.ndarray, offsets: np.ndarray, negatives: int,
+                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each list cut to its answer (first column) and ``negatives`` of its other items (seeded draw),
+    with their offsets (standardised over the whole list, as at serving time); ``-1`` pads lists
+    with fewer others."""
+    rng = np.random.default_rng(seed)
+    width = negatives + 1
+    out = np.full((len(lists), width), -1, dtype=np.int64)
+    off = np.zeros((len(lists), width))
+    for r, (row, a) in enumerate(zip(lists, answers)):
+        others = np.flatnonzero((row >= 0) & (np.arange(len(row)) != a))
+        pick = np.r_[a, rng.permutation(others)[:negatives]].astype(np.int64)
+        out[r, : len(pick)], off[r, : len(pick)] = row[pick], offsets[r, pick]
+    return out, np.zeros(len(lists), dtype=np.int64), off
+
+
 class StageValidator:
     """NDCG@10 of retrieve → rank on the validation targets, at every blend; candidates fixed once."""
 
@@ -152,7 +168,10 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
         hists, lists, answers, scores, made = holdout_lists(retriever, train, cfg.holdout, depth)
         if not len(lists):
             raise ConfigError(f"no training list: the clicked item was never in the retriever's top {depth} ({made})")
-        clf.fit_lists([clf.left(h) for h in hists], lists, answers, _z(scores), validate, out_dir, progress)
+        offsets = _z(scores)
+        if cfg.list_negatives:
+            lists, answers, offsets = sample_lists(lists, answers, offsets, cfg.list_negatives, cfg.seed)
+        clf.fit_lists([clf.left(h) for h in hists], lists, answers, offsets, validate, out_dir, progress)
     else:
         users = np.array([u for u, s in enumerate(seqs) if len(s) >= 2], dtype=np.int64)
         negs = hard_negatives(retriever, users)
