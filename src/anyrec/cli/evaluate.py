@@ -108,13 +108,13 @@ def evaluate(**kw: Any) -> None:
         options[model] = {**options.get(model, {}), **opts}
     ranker_options = options.pop("ranker", {})
     options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"]) for m in models}
-    if protocol == "impressions":
-        _impressions(kw, file_cfg, models, options, seed)
-        return
     behind = tuple(m.strip() for m in (kw["rank_behind"] or models[-1]).split(",") if m.strip()) if kw["ranker"] else ()
     unknown = sorted(set(behind) - set(models))
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} not among --models", param_hint="--rank-behind")
+    if protocol == "impressions":
+        _impressions(kw, file_cfg, models, options, seed, behind, ranker_options)
+        return
     cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
                            test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"],
                            ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"])
@@ -177,8 +177,10 @@ def _embed_on(runner: Any, ds: Any, models: tuple[str, ...], options: dict[str, 
     return enc.encode(ds.catalog.texts(), progress=(lambda d, t: bar("embed catalog (ray)", d, t)) if bar else None, runner=runner)
 
 
-def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ...], options: dict[str, Any], seed: int) -> None:
-    """``--protocol impressions``: MIND's per-impression AUC / MRR / nDCG of the shown items."""
+def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ...], options: dict[str, Any], seed: int,
+                 behind: tuple[str, ...], ranker_options: dict[str, Any]) -> None:
+    """``--protocol impressions``: MIND's per-impression AUC / MRR / nDCG of the shown items (and the
+    click classifier's rows behind ``behind``, trained with shown-not-clicked items as negatives)."""
     from anyrec.eval.impressions import run_impressions
 
     folder = Path(kw["dataset"] or "")
@@ -187,7 +189,7 @@ def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ..
                                  param_hint="--protocol impressions")
     ds = read_dataset(kw, file_cfg)
     with progress_bar(kw["progress"]) as bar:
-        result = run_impressions(ds, folder, models, options, seed, progress=bar)
+        result = run_impressions(ds, folder, models, options, seed, progress=bar, rank_behind=behind, ranker_options=ranker_options)
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(result["cut"]))
     table = Table(title=f"{ds.name} · impressions from {when} UTC on (the last 20 % by time) · {result['test_impressions']:,} "
                         "test impressions · the shown items ranked")
@@ -197,6 +199,12 @@ def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ..
         table.add_row(name, *(f"{m[k]:.4f}" for k in ("auc", "mrr", "ndcg@5", "ndcg@10")))
     out.print(table)
     console.print("read: " + ", ".join(f"{k} {v:,}" for k, v in result["report"].items()))
+    for name, m in result["models"].items():
+        if "ranker" in m:
+            r = m["ranker"]
+            console.print(f"{name}: {r['pairs']:,} training pairs (shown-not-clicked as negatives) from {r['train_impressions']:,} "
+                          f"impressions, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} (validation AUC on "
+                          f"{r['valid_impressions']:,} impressions: retriever {r['retriever_valid_auc']:.4f}, with ranker {r['best_valid']:.4f})")
     if kw["json_out"]:
         path = Path(kw["json_out"])
         path.parent.mkdir(parents=True, exist_ok=True)

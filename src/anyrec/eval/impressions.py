@@ -110,9 +110,15 @@ def split_by_time(ds: Dataset, impressions: Sequence[Impression], test_share: fl
 
 
 def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
-                    seed: int = 0, test_share: float = 0.2, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+                    seed: int = 0, test_share: float = 0.2, progress: Callable[[str, int, int], None] | None = None,
+                    rank_behind: Sequence[str] = (), ranker_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The impression protocol end to end: read the impressions, cut by time, fit each model on what
-    came before the cut, score the shown items of every later impression; JSON-ready result."""
+    came before the cut, score the shown items of every later impression; JSON-ready result.
+
+    Behind each model of ``rank_behind`` the click classifier (options ``ranker_options``) is trained
+    on the impressions before the cut, shown-not-clicked items as its negatives
+    (:mod:`anyrec.rank.impressions`), and read on the same test impressions as row ``model→classifier``.
+    """
     from anyrec.eval.experiment import build_model
 
     impressions, report = read_mind_impressions(folder, ds)
@@ -127,6 +133,22 @@ def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], opti
         t0 = time.perf_counter()
         model = build_model(name, seed, (options or {}).get(name, {})).fit(train)
         result["models"][name] = {**evaluate_impressions(model, test), "seconds": round(time.perf_counter() - t0, 3)}
+        if name in rank_behind:
+            result["models"][f"{name}→classifier"] = _ranked(model, ds, train, [i for i in impressions if i.time < cut], test,
+                                                             {"seed": seed, **(ranker_options or {})}, progress)
     if progress is not None:
         progress("impressions", len(models), len(models))
     return result
+
+
+def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impression], test: list[Impression],
+            options: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    from anyrec.rank.cross import ClickClassifierConfig
+    from anyrec.rank.impressions import Histories, fit_impression_stage, stage_metrics
+
+    t0 = time.perf_counter()
+    step = (lambda d, t: progress(f"train ranker behind {model.name}", d, t)) if progress is not None else None
+    clf, report = fit_impression_stage(model, train, ds.catalog, before, ClickClassifierConfig(**options), progress=step)
+    hist = Histories(train)
+    metrics = stage_metrics(model, clf, lambda imp: hist.all(imp.user), test, [report["blend"]])[report["blend"]]
+    return {"impressions": len(test), **metrics, "seconds": round(time.perf_counter() - t0, 3), "ranker": report}

@@ -1,0 +1,110 @@
+"""The click classifier where the data has impressions: shown-but-not-clicked items are its negatives.
+
+Under the impression protocol (:mod:`anyrec.eval.impressions`) every impression is a list of shown
+items, each clicked or not. The classifier learns from the impressions before a validation cut
+(history: the user's clicks before the impression; yes: each clicked item; no: up to
+``negatives`` shown-and-not-clicked items of the same impression, a seeded draw), picks its epoch
+and its blend with the retriever on the impressions between the validation cut and the test cut
+(mean AUC, MIND's first metric; the retriever for that step is fitted on what came before the
+validation cut only, so it has not seen those clicks), and is then read on the test impressions
+behind the retriever fitted on everything before the test cut, as every other row of the table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from anyrec.data.dataset import Catalog, Dataset
+from anyrec.eval.impressions import Impression, impression_metrics
+from anyrec.models.base import Recommender
+from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+from anyrec.rank.stage import blend_scores
+from anyrec.rank.train import BLENDS
+
+log = logging.getLogger(__name__)
+
+
+class Histories:
+    """Each user's clicked items with their times, for "what had this user clicked before time t"."""
+
+    def __init__(self, ds: Dataset) -> None:
+        inter = ds.interactions
+        order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
+        users = inter.user[order]
+        self.items, self.times = inter.item[order].astype(np.int64), inter.time[order]
+        self.start = np.searchsorted(users, np.arange(ds.n_users + 1))
+
+    def before(self, user: int, t: float) -> np.ndarray:
+        a, b = self.start[user], self.start[user + 1]
+        return self.items[a : a + int(np.searchsorted(self.times[a:b], t, side="left"))]
+
+    def all(self, user: int) -> np.ndarray:
+        return self.items[self.start[user] : self.start[user + 1]]
+
+
+def impression_pairs(clf: ClickClassifier, hist: Histories, impressions: Sequence[Impression], negatives: int,
+                     seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(left text, item, label) pairs: every clicked item of an impression (yes) and up to ``negatives``
+    of its shown-not-clicked items per click (no), the history being the clicks before the impression."""
+    rng = np.random.default_rng(seed)
+    lefts: list[str] = []
+    items: list[int] = []
+    labels: list[int] = []
+    for imp in impressions:
+        left = clf.left(hist.before(imp.user, imp.time))
+        clicked, shown = imp.items[imp.labels == 1], imp.items[imp.labels == 0]
+        picked = rng.permutation(shown)[: negatives * len(clicked)]
+        for item, label in [*((int(i), 1) for i in clicked), *((int(i), 0) for i in picked)]:
+            lefts.append(left)
+            items.append(item)
+            labels.append(label)
+    return lefts, np.array(items, dtype=np.int64), np.array(labels, dtype=np.int64)
+
+
+def stage_metrics(retriever: Recommender, clf: ClickClassifier, histories: Callable[[Impression], np.ndarray],
+                  impressions: Sequence[Impression], blends: Sequence[float]) -> dict[float, dict[str, float]]:
+    """Mean MIND metrics over ``impressions`` of ``blend · z(classifier) + (1 − blend) · z(retriever)``
+    over each impression's shown items, for every blend."""
+    rows: dict[float, list[dict[str, float]]] = {b: [] for b in blends}
+    for imp in impressions:
+        retrieved = np.asarray(retriever.score(np.array([imp.user]))[0], dtype=np.float64)[imp.items][None, :]
+        ranked = clf.score([histories(imp)], imp.items[None, :])
+        for b in blends:
+            rows[b].append(impression_metrics(imp.labels, blend_scores(retrieved, ranked, b)[0]))
+    return {b: {m: float(np.mean([r[m] for r in rs])) for m in rs[0]} for b, rs in rows.items() if rs}
+
+
+def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalog, impressions: Sequence[Impression],
+                         config: ClickClassifierConfig | None = None, valid_share: float = 0.1,
+                         progress: Callable[[int, int], None] | None = None) -> tuple[ClickClassifier, dict[str, Any]]:
+    """Train the classifier on ``impressions`` (all before the test cut) behind a retriever of the same
+    class and config as ``retriever``; epoch and blend chosen on the last ``valid_share`` of them."""
+    cfg = config or ClickClassifierConfig()
+    times = np.array([imp.time for imp in impressions])
+    cut = float(np.quantile(times, 1 - valid_share))
+    fit_on, valid = [i for i in impressions if i.time < cut], [i for i in impressions if i.time >= cut]
+    inter = train.interactions
+    early = Dataset(name=f"{train.name}-before-valid", catalog=catalog, users=train.users,
+                    interactions=inter.subset(inter.time < cut))
+    inner = type(retriever)(retriever.config).fit(early)
+    hist, early_hist = Histories(train), Histories(early)
+    clf = ClickClassifier(catalog, cfg)
+    lefts, items, labels = impression_pairs(clf, hist, fit_on, cfg.negatives, cfg.seed)
+    log.info("impression ranker: %d pairs from %d impressions; %d validation impressions", len(labels), len(fit_on), len(valid))
+
+    def validate(model: ClickClassifier) -> tuple[float, dict[str, Any]]:
+        by_blend = stage_metrics(inner, model, lambda imp: early_hist.all(imp.user), valid, BLENDS)
+        log.info("validation AUC by blend: %s", {b: round(m["auc"], 4) for b, m in by_blend.items()})
+        return max(m["auc"] for m in by_blend.values()), {str(b): round(m["auc"], 6) for b, m in by_blend.items()}
+
+    clf.fit(lefts, items, labels, validate, progress=progress)
+    best_epoch = max(clf.report_["epochs"], key=lambda e: e["valid"])
+    auc_by_blend = {float(b): v for b, v in best_epoch["detail"].items()}
+    blend = max(auc_by_blend, key=lambda b: (auc_by_blend[b], b))
+    report = {**clf.report_, "validation_auc_by_blend": best_epoch["detail"], "blend": blend, "valid_cut": cut,
+              "train_impressions": len(fit_on), "valid_impressions": len(valid), "retriever_valid_auc": auc_by_blend[0.0]}
+    return clf, report
