@@ -249,7 +249,8 @@ def test_evaluate_cli_names_a_ranker_behind_a_model_that_is_not_evaluated() -> N
 
 
 def test_holdout_lists_come_from_a_retriever_that_never_saw_the_answers() -> None:
-    from anyrec.rank.train import holdout_lists, without_last
+    from anyrec.data.split import without_last
+    from anyrec.rank.train import holdout_lists
 
     topics = topic_dataset(users=60, length=8)
     split = make_split(topics, SplitConfig(protocol="loo"))

@@ -68,6 +68,16 @@ class Split:
         return with_interactions(ds, ds.interactions.subset(rows))
 
 
+def without_last(ds: Dataset, n: int, keep: int) -> Dataset:
+    """``ds`` without each user's last ``n`` interactions (by time), for users with more than ``n + keep``;
+    the other users keep all of theirs."""
+    inter = ds.interactions
+    order = _time_order(inter)
+    pos, size = _group_positions(inter.user[order])
+    drop = (size > n + keep) & (size - 1 - pos < n)
+    return with_interactions(ds, inter.subset(np.sort(order[~drop])))
+
+
 def with_interactions(ds: Dataset, inter: Interactions) -> Dataset:
     return Dataset(name=ds.name, catalog=ds.catalog, users=ds.users, interactions=inter, report=ds.report,
                    user_features=ds.user_features)

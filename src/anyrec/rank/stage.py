@@ -38,7 +38,8 @@ def sequences(ds: Dataset) -> list[np.ndarray]:
     return ds.interactions.sequences(ds.n_users)
 
 
-def _z(x: np.ndarray) -> np.ndarray:
+def standardise(x: np.ndarray) -> np.ndarray:
+    """Each row minus its mean over its std (over finite entries); non-finite entries become −1e6."""
     x = np.where(np.isfinite(x), x, np.nan)
     mu, sd = np.nanmean(x, axis=1, keepdims=True), np.nanstd(x, axis=1, keepdims=True)
     return np.nan_to_num((x - mu) / np.where(sd > 0, sd, 1.0), nan=-1e6)
@@ -46,7 +47,7 @@ def _z(x: np.ndarray) -> np.ndarray:
 
 def blend_scores(retrieved: np.ndarray, ranked: np.ndarray, blend: float) -> np.ndarray:
     """``blend · z(ranked) + (1 − blend) · z(retrieved)``, row-wise over candidate lists."""
-    return blend * _z(ranked) + (1.0 - blend) * _z(retrieved)
+    return blend * standardise(ranked) + (1.0 - blend) * standardise(retrieved)
 
 
 def candidates(base: np.ndarray, depth: int) -> np.ndarray:

@@ -5,7 +5,9 @@ training positions of each user (yes) and the retriever's best items the user ne
 hard negatives); that retriever trained on those very positions, so it ranks them better than it
 ranks anything at serving time. Listwise lists (:func:`holdout_lists`): a second retriever fitted
 without each user's last n items gives, for those positions, the same kind of list the stage
-re-ranks at serving time, and the classifier learns on top of its scores. Validation is the ranking stage's NDCG@10 on the validation targets (full ranking:
+re-ranks at serving time, and the classifier learns on top of its scores.
+
+Validation is the ranking stage's NDCG@10 on the validation targets (full ranking:
 a target outside the retriever's top ``depth`` counts 0, as it would in the evaluator), read at
 every blend of :data:`BLENDS`; the best blend and the epoch with the best NDCG are kept. The
 test split is never looked at.
@@ -23,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.data.split import Split, _group_positions, _time_order, with_interactions
+from anyrec.data.split import Split, without_last
 from anyrec.errors import ConfigError
 from anyrec.eval.evaluate import phase_matrices
 from anyrec.models.base import Recommender, top_k
 from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
-from anyrec.rank.stage import Reranked, RerankedConfig, _z, blend_scores, candidates, sequences
+from anyrec.rank.stage import Reranked, RerankedConfig, blend_scores, candidates, sequences, standardise
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +45,6 @@ def hard_negatives(retriever: Recommender, users: np.ndarray, pool: int = POOL, 
         for r, row in enumerate(scores):
             out[int(users[s + r])] = top_k(row, pool)
     return out
-
-
-def without_last(train: Dataset, n: int, keep: int) -> Dataset:
-    """``train`` without each user's last ``n`` items, for users with more than ``n + keep`` (the others whole)."""
-    inter = train.interactions
-    order = _time_order(inter)
-    pos, size = _group_positions(inter.user[order])
-    drop = (size > n + keep) & (size - 1 - pos < n)
-    return with_interactions(train, inter.subset(np.sort(order[~drop])))
 
 
 def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, batch: int = 256,
@@ -168,7 +161,7 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
         hists, lists, answers, scores, made = holdout_lists(retriever, train, cfg.holdout, depth)
         if not len(lists):
             raise ConfigError(f"no training list: the clicked item was never in the retriever's top {depth} ({made})")
-        offsets = _z(scores)
+        offsets = standardise(scores)
         if cfg.list_negatives:
             lists, answers, offsets = sample_lists(lists, answers, offsets, cfg.list_negatives, cfg.seed)
         clf.fit_lists([clf.left(h) for h in hists], lists, answers, offsets, validate, out_dir, progress)
