@@ -302,3 +302,22 @@ def test_sampled_lists_keep_the_answer_first_and_their_offsets() -> None:
     assert set(out[0, 1:]) <= {5, 6, 8} and len(set(out[0, 1:])) == 2 and np.array_equal(out[1], [10, 9, -1])
     assert off[0, 0] == 0.0 and off[1, 1] == 0.3 and [offsets[0, [5, 6, 7, 8].index(i)] for i in out[0]] == list(off[0])
     assert np.array_equal(sample_lists(lists, np.array([2, 1]), offsets, 2, seed=0)[0], out)  # same seed, same draw
+
+
+def test_fit_ranker_trains_listwise_on_held_out_lists_behind_a_saved_model(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from anyrec.cli import cli
+    from anyrec.models.persist import save_model
+
+    longer = topic_dataset(users=60, length=8)
+    enc = tiny_encoder(tmp_path / "enc")
+    folder = save_model(build_model("zeroshot", 0, {"encoder": "hashing:128"}).fit(longer), longer, tmp_path / "zs")
+    res = CliRunner().invoke(cli, ["fit-ranker", "--model", str(folder), "--out", str(tmp_path / "ranker"), "--depth", "12",
+                                   "--option", f"ranker.encoder={enc}", "--option", "ranker.holdout=2", "--option", "ranker.list_negatives=3",
+                                   *[x for k, v in TINY.items() for x in ("--option", f"ranker.{k}={v}")]])
+    assert res.exit_code == 0, (res.output, res.exception)
+    report = json.loads((tmp_path / "ranker" / "anyrec-ranker.json").read_text())["report"]
+    assert report["lists"]["holdout"] == 2 and report["lists"]["lists"] > 0 and report["pairs"] == 4 * report["lists"]["lists"]

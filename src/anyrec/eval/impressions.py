@@ -147,8 +147,11 @@ def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impres
     from anyrec.rank.impressions import Histories, fit_impression_stage, stage_metrics
 
     t0 = time.perf_counter()
-    step = (lambda d, t: progress(f"train ranker behind {model.name}", d, t)) if progress is not None else None
-    clf, report = fit_impression_stage(model, train, ds.catalog, before, ClickClassifierConfig(**options), progress=step)
+    def step(what: str) -> Callable[[int, int], None] | None:
+        return (lambda d, t: progress(f"{what} ({model.name}→classifier)", d, t)) if progress is not None else None
+
+    clf, report = fit_impression_stage(model, train, ds.catalog, before, ClickClassifierConfig(**options), progress=step("train ranker"),
+                                       valid_progress=step("validation impressions"))
     hist = Histories(train)
-    metrics = stage_metrics(model, clf, lambda imp: hist.all(imp.user), test, [report["blend"]])[report["blend"]]
+    metrics = stage_metrics(model, clf, lambda imp: hist.all(imp.user), test, [report["blend"]], step("test impressions"))[report["blend"]]
     return {"impressions": len(test), **metrics, "seconds": round(time.perf_counter() - t0, 3), "ranker": report}

@@ -270,7 +270,8 @@ class ClickClassifier:
                 if c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes:
                     break
             score, detail = validate(self) if validate is not None else (-float(np.mean(losses)), {})
-            history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), "valid": round(float(score), 5),
+            history.append({"epoch": epoch + 1, "steps": done, "units": min(n, len(losses) * per_step),
+                            "loss": round(float(np.mean(losses)), 4), "valid": round(float(score), 5),
                             "seconds": round(time.perf_counter() - t0, 1), "detail": detail,
                             **{k: round(float(v.detach()), 4) for k, v in extra.items()}})
             log.info("click classifier epoch %d: loss %.4f, validation %.5f", epoch + 1, history[-1]["loss"], score)

@@ -66,21 +66,27 @@ def impression_pairs(clf: ClickClassifier, hist: Histories, impressions: Sequenc
 
 
 def stage_metrics(retriever: Recommender, clf: ClickClassifier, histories: Callable[[Impression], np.ndarray],
-                  impressions: Sequence[Impression], blends: Sequence[float]) -> dict[float, dict[str, float]]:
+                  impressions: Sequence[Impression], blends: Sequence[float],
+                  progress: Callable[[int, int], None] | None = None) -> dict[float, dict[str, float]]:
     """Mean MIND metrics over ``impressions`` of ``blend · z(classifier) + (1 − blend) · z(retriever)``
     over each impression's shown items, for every blend."""
     rows: dict[float, list[dict[str, float]]] = {b: [] for b in blends}
-    for imp in impressions:
+    for n, imp in enumerate(impressions):
+        if progress is not None and n % 50 == 0:
+            progress(n, len(impressions))
         retrieved = np.asarray(retriever.score(np.array([imp.user]))[0], dtype=np.float64)[imp.items][None, :]
         ranked = clf.score([histories(imp)], imp.items[None, :])
         for b in blends:
             rows[b].append(impression_metrics(imp.labels, blend_scores(retrieved, ranked, b)[0]))
+    if progress is not None:
+        progress(len(impressions), len(impressions))
     return {b: {m: float(np.mean([r[m] for r in rs])) for m in rs[0]} for b, rs in rows.items() if rs}
 
 
 def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalog, impressions: Sequence[Impression],
                          config: ClickClassifierConfig | None = None, valid_share: float = 0.1,
-                         progress: Callable[[int, int], None] | None = None) -> tuple[ClickClassifier, dict[str, Any]]:
+                         progress: Callable[[int, int], None] | None = None,
+                         valid_progress: Callable[[int, int], None] | None = None) -> tuple[ClickClassifier, dict[str, Any]]:
     """Train the classifier on ``impressions`` (all before the test cut) behind a retriever of the same
     class and config as ``retriever``; epoch and blend chosen on the last ``valid_share`` of them."""
     cfg = config or ClickClassifierConfig()
@@ -97,7 +103,7 @@ def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalo
     log.info("impression ranker: %d pairs from %d impressions; %d validation impressions", len(labels), len(fit_on), len(valid))
 
     def validate(model: ClickClassifier) -> tuple[float, dict[str, Any]]:
-        by_blend = stage_metrics(inner, model, lambda imp: early_hist.all(imp.user), valid, BLENDS)
+        by_blend = stage_metrics(inner, model, lambda imp: early_hist.all(imp.user), valid, BLENDS, valid_progress)
         log.info("validation AUC by blend: %s", {b: round(m["auc"], 4) for b, m in by_blend.items()})
         return max(m["auc"] for m in by_blend.values()), {str(b): round(m["auc"], 6) for b, m in by_blend.items()}
 
