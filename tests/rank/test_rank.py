@@ -321,3 +321,13 @@ def test_fit_ranker_trains_listwise_on_held_out_lists_behind_a_saved_model(tmp_p
     assert res.exit_code == 0, (res.output, res.exception)
     report = json.loads((tmp_path / "ranker" / "anyrec-ranker.json").read_text())["report"]
     assert report["lists"]["holdout"] == 2 and report["lists"]["lists"] > 0 and report["pairs"] == 4 * report["lists"]["lists"]
+
+
+def test_the_held_out_retriever_writes_nothing_into_the_originals_training_folder(tmp_path: Path) -> None:
+    from anyrec.rank.train import unfitted_copy
+
+    original = build_model("sequential", 0, {"log_dir": str(tmp_path), "resume": True, "epochs": 3})
+    copy = unfitted_copy(original)
+    assert type(copy) is type(original) and copy.config.epochs == 3
+    assert copy.config.log_dir == "" and copy.config.resume is False and original.config.log_dir == str(tmp_path)
+    assert unfitted_copy(build_model("itemknn", 0, {})).config == build_model("itemknn", 0, {}).config

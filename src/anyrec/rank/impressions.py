@@ -23,7 +23,7 @@ from anyrec.eval.impressions import Impression, impression_metrics
 from anyrec.models.base import Recommender
 from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
 from anyrec.rank.stage import blend_scores
-from anyrec.rank.train import BLENDS
+from anyrec.rank.train import BLENDS, unfitted_copy
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalo
     inter = train.interactions
     early = Dataset(name=f"{train.name}-before-valid", catalog=catalog, users=train.users,
                     interactions=inter.subset(inter.time < cut))
-    inner = type(retriever)(retriever.config).fit(early)
+    inner = unfitted_copy(retriever).fit(early)
     hist, early_hist = Histories(train), Histories(early)
     clf = ClickClassifier(catalog, cfg)
     lefts, items, labels = impression_pairs(clf, hist, fit_on, cfg.negatives, cfg.seed)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,14 @@ def hard_negatives(retriever: Recommender, users: np.ndarray, pool: int = POOL, 
     return out
 
 
+def unfitted_copy(model: Recommender) -> Recommender:
+    """A new model of the same class and config, writing no logs or checkpoints: it must neither
+    overwrite the original's training folder nor resume from it."""
+    cfg = model.config
+    private = {k: v for k, v in (("log_dir", ""), ("resume", False)) if hasattr(cfg, k)}
+    return type(model)(replace(cfg, **private) if private else cfg)
+
+
 def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, batch: int = 256,
                   ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Training lists for the listwise loss from a retriever that never saw the answers.
@@ -59,7 +67,7 @@ def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, ba
     ``-1`` pads the list (score ``-inf``).
     """
     keep = 2  # a user keeps at least this many items in the held-out fit
-    inner = type(retriever)(retriever.config)
+    inner = unfitted_copy(retriever)
     log.info("ranker lists: fitting a second %s without each user's last %d training items", retriever.name, n)
     t0 = time.perf_counter()
     inner.fit(without_last(train, n, keep))
