@@ -5,8 +5,9 @@ masked, history at test time = training + validation, held-out items lose ties):
 
 1. the retriever (default ``sequential``) fitted on the training rows with validation early
    stopping, read on test — then ``retriever → click classifier`` (trained on the same training
-   rows, hard negatives from the retriever, epochs and blend chosen on validation), read by the
-   same evaluator; the added time per user as a ratio to the retriever's own.
+   rows, hard negatives from the retriever, epochs and blend chosen on validation; with
+   ``--option ranker.holdout=n`` listwise on held-out lists instead), read by the same
+   evaluator; the added time per user as a ratio to the retriever's own.
 2. the 20-candidate protocol on a seeded sample of test users: the true next item + the
    retriever's 19 best others, shuffled; HitRate@1 / NDCG@10 of the LM scorer's order vs the
    retriever's own order of the same 20.
