@@ -144,14 +144,16 @@ def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], opti
 def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impression], test: list[Impression],
             options: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
     from anyrec.rank.cross import ClickClassifierConfig
-    from anyrec.rank.impressions import Histories, fit_impression_stage, stage_metrics
+    from anyrec.rank.impressions import Histories, fit_impression_stage, shown_scores, stage_metrics
 
     t0 = time.perf_counter()
+
     def step(what: str) -> Callable[[int, int], None] | None:
         return (lambda d, t: progress(f"{what} ({model.name}→classifier)", d, t)) if progress is not None else None
 
     clf, report = fit_impression_stage(model, train, ds.catalog, before, ClickClassifierConfig(**options), progress=step("train ranker"),
                                        valid_progress=step("validation impressions"))
     hist = Histories(train)
-    metrics = stage_metrics(model, clf, lambda imp: hist.all(imp.user), test, [report["blend"]], step("test impressions"))[report["blend"]]
+    metrics = stage_metrics(shown_scores(model, test), clf, [hist.all(imp.user) for imp in test], test, [report["blend"]],
+                            step("test impressions"))[report["blend"]]
     return {"impressions": len(test), **metrics, "seconds": round(time.perf_counter() - t0, 3), "ranker": report}

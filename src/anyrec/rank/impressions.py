@@ -65,19 +65,24 @@ def impression_pairs(clf: ClickClassifier, hist: Histories, impressions: Sequenc
     return lefts, np.array(items, dtype=np.int64), np.array(labels, dtype=np.int64)
 
 
-def stage_metrics(retriever: Recommender, clf: ClickClassifier, histories: Callable[[Impression], np.ndarray],
+def shown_scores(retriever: Recommender, impressions: Sequence[Impression]) -> list[np.ndarray]:
+    """The retriever's scores of each impression's shown items (they do not change while the classifier trains)."""
+    return [np.asarray(retriever.score(np.array([imp.user]))[0], dtype=np.float64)[imp.items] for imp in impressions]
+
+
+def stage_metrics(retrieved: Sequence[np.ndarray], clf: ClickClassifier, histories: Sequence[np.ndarray],
                   impressions: Sequence[Impression], blends: Sequence[float],
                   progress: Callable[[int, int], None] | None = None) -> dict[float, dict[str, float]]:
     """Mean MIND metrics over ``impressions`` of ``blend · z(classifier) + (1 − blend) · z(retriever)``
-    over each impression's shown items, for every blend."""
+    over each impression's shown items, for every blend; ``retrieved`` from :func:`shown_scores`,
+    ``histories`` the history each impression's classifier input reads."""
     rows: dict[float, list[dict[str, float]]] = {b: [] for b in blends}
-    for n, imp in enumerate(impressions):
+    for n, (imp, base, hist) in enumerate(zip(impressions, retrieved, histories)):
         if progress is not None and n % 50 == 0:
             progress(n, len(impressions))
-        retrieved = np.asarray(retriever.score(np.array([imp.user]))[0], dtype=np.float64)[imp.items][None, :]
-        ranked = clf.score([histories(imp)], imp.items[None, :])
+        ranked = clf.score([hist], imp.items[None, :])
         for b in blends:
-            rows[b].append(impression_metrics(imp.labels, blend_scores(retrieved, ranked, b)[0]))
+            rows[b].append(impression_metrics(imp.labels, blend_scores(base[None, :], ranked, b)[0]))
     if progress is not None:
         progress(len(impressions), len(impressions))
     return {b: {m: float(np.mean([r[m] for r in rs])) for m in rs[0]} for b, rs in rows.items() if rs}
@@ -98,12 +103,13 @@ def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalo
                     interactions=inter.subset(inter.time < cut))
     inner = unfitted_copy(retriever).fit(early)
     hist, early_hist = Histories(train), Histories(early)
+    valid_retrieved, valid_hists = shown_scores(inner, valid), [early_hist.all(imp.user) for imp in valid]
     clf = ClickClassifier(catalog, cfg)
     lefts, items, labels = impression_pairs(clf, hist, fit_on, cfg.negatives, cfg.seed)
     log.info("impression ranker: %d pairs from %d impressions; %d validation impressions", len(labels), len(fit_on), len(valid))
 
     def validate(model: ClickClassifier) -> tuple[float, dict[str, Any]]:
-        by_blend = stage_metrics(inner, model, lambda imp: early_hist.all(imp.user), valid, BLENDS, valid_progress)
+        by_blend = stage_metrics(valid_retrieved, model, valid_hists, valid, BLENDS, valid_progress)
         log.info("validation AUC by blend: %s", {b: round(m["auc"], 4) for b, m in by_blend.items()})
         return max(m["auc"] for m in by_blend.values()), {str(b): round(m["auc"], 6) for b, m in by_blend.items()}
 
