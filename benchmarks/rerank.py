@@ -112,6 +112,17 @@ def main() -> int:
         stage_s = seconds_per_user(stage, timing)
         result["stage_seconds_per_user"] = stage_s
         result["latency_ratio"] = stage_s / base_s
+        alone = result.get("classifier", {}).get("lists", {}).get("evidence_alone")
+        if alone:  # the ablation: the same features and their own weights, no text (blend chosen on validation)
+            from anyrec.rank.evidence import Evidence, EvidenceRanker
+            from anyrec.rank.stage import Reranked, RerankedConfig
+
+            by = {float(b): v for b, v in alone["valid_ndcg@10_by_blend"].items()}
+            names = stage.ranker.prior_.evidence.names
+            ev = EvidenceRanker(Evidence(names, recent=stage.ranker.config.history).fit(train), np.array(alone["weights"]))
+            ablation = Reranked(retriever, ev, RerankedConfig(depth=args.depth, blend=max(by, key=lambda b: (by[b], b))))
+            ablation.set_history(test_hist)
+            rows.append((f"{name} → evidence alone ({','.join(names)})", evaluate_model(ablation, ds, split, "test", (10, 20))))
     result["full_ranking"] = dict(rows)
     if "llm" in args.stages:
         from anyrec.rank.llm import LLMScorer, LLMScorerConfig

@@ -297,7 +297,9 @@ def test_sampled_lists_keep_the_answer_first_and_their_offsets() -> None:
 
     lists = np.array([[5, 6, 7, 8], [9, 10, -1, -1]])
     offsets = np.array([[1.0, 0.5, 0.0, -1.0], [0.3, -0.3, -1e6, -1e6]])
-    out, answers, off = sample_lists(lists, np.array([2, 1]), offsets, 2, seed=0)
+    features = np.stack([lists, -lists], axis=2).astype(float)  # feature 0 is the item itself: it must follow its item
+    out, answers, off, feats = sample_lists(lists, np.array([2, 1]), offsets, 2, seed=0, features=features)
+    assert feats is not None and np.array_equal(feats[:, :, 0], np.where(out >= 0, out, 0)) and np.array_equal(feats[:, :, 1], -feats[:, :, 0])
     assert np.array_equal(answers, [0, 0]) and out[0, 0] == 7 and out[1, 0] == 10
     assert set(out[0, 1:]) <= {5, 6, 8} and len(set(out[0, 1:])) == 2 and np.array_equal(out[1], [10, 9, -1])
     assert off[0, 0] == 0.0 and off[1, 1] == 0.3 and [offsets[0, [5, 6, 7, 8].index(i)] for i in out[0]] == list(off[0])

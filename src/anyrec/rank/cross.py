@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from anyrec.data.dataset import Catalog
+from anyrec.data.dataset import Catalog, Dataset
 from anyrec.errors import ConfigError
 from anyrec.lm.encoder import resolve_encoder
+from anyrec.rank.evidence import Evidence, EvidenceRanker, parse_features
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class ClickClassifierConfig:
             at serving time, from a retriever that never trained on the answer).
         list_negatives: with ``holdout``, train on the clicked item and this many of the list's
             other items (a seeded draw per list; 0 = the whole list): more lists for the same time.
+        evidence: with ``holdout``, collaborative features added to the text's logit with learned
+            weights (comma-separated names from :data:`anyrec.rank.evidence.FEATURES`, e.g.
+            ``popularity,cooc,recent``; empty = the text alone). The weights start from what the
+            features earn on their own, so the encoder learns what they miss.
     """
 
     encoder: str = "default"
@@ -67,6 +72,7 @@ class ClickClassifierConfig:
     resume: bool = False
     holdout: int = 0
     list_negatives: int = 0
+    evidence: str = ""
 
 
 class ClickClassifier:
@@ -78,6 +84,15 @@ class ClickClassifier:
         self._tok: Any = None
         self._model: Any = None
         self.report_: dict[str, Any] = {}
+        names = parse_features(self.config.evidence)
+        self.prior_ = EvidenceRanker(Evidence(names, recent=self.config.history), np.zeros(len(names))) if names else None
+
+    def set_evidence(self, ds: Dataset) -> ClickClassifier:
+        """Fit the collaborative features on ``ds`` (the interactions the stage was fitted on); a no-op
+        without ``evidence``."""
+        if self.prior_ is not None:
+            self.prior_.evidence.fit(ds)
+        return self
 
     # ---- model -------------------------------------------------------------------------
     def _load(self, source: str | None = None) -> None:
@@ -133,7 +148,8 @@ class ClickClassifier:
                 out[s : s + batch_size] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
                 if progress is not None:
                     progress(len(logits))
-        return out.reshape(candidates.shape)
+        text = out.reshape(candidates.shape)
+        return text + self.prior_.score(histories, candidates) if self.prior_ is not None else text
 
     # ---- training ----------------------------------------------------------------------
     def pairs(self, seqs: Sequence[np.ndarray], negatives: Callable[[int, np.ndarray], np.ndarray]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -167,6 +183,8 @@ class ClickClassifier:
         epoch ends with a checkpoint (``checkpoint.pt``), from which ``resume=True`` continues."""
         import torch
 
+        if self.prior_ is not None:
+            raise ConfigError("ranker.evidence needs listwise training (ranker.holdout > 0)")
         self._fresh()
 
         def loss(idx: np.ndarray) -> Any:
@@ -179,18 +197,27 @@ class ClickClassifier:
 
     def fit_lists(self, lefts: list[str], candidates: np.ndarray, answers: np.ndarray, offsets: np.ndarray,
                   validate: Callable[[ClickClassifier], tuple[float, dict[str, Any]]] | None = None,
-                  out_dir: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> ClickClassifier:
+                  out_dir: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
+                  features: np.ndarray | None = None, beta0: float = 1.0) -> ClickClassifier:
         """Fine-tune listwise: for list ``r`` (history text ``lefts[r]``, items ``candidates[r]``), softmax
         cross-entropy of ``logit(yes − no) + beta · offsets[r]`` at the clicked position ``answers[r]``.
 
         ``offsets`` are the retriever's standardised scores of the same list, so the classifier learns
         what the retriever's order misses rather than what it already knows; ``beta`` is learned with it.
-        Each step takes ``batch_size // list length`` lists (at least one); ``-1`` pads short lists."""
+        Each step takes ``batch_size // list length`` lists (at least one); ``-1`` pads short lists.
+        With ``evidence``, ``features`` (lists, width, F; standardised within each list) add
+        ``features @ w``, ``w`` learned too and starting from the prior's weights (``beta`` from ``beta0``)."""
         import torch
 
         self._fresh()
         n, width = candidates.shape
-        beta = torch.nn.Parameter(torch.ones((), device=self.device))
+        beta = torch.nn.Parameter(torch.full((), float(beta0), device=self.device))
+        extra: dict[str, Any] = {"beta": beta}
+        if self.prior_ is not None:
+            if features is None or features.shape[:2] != candidates.shape:
+                raise ConfigError("ranker.evidence: fit_lists needs the lists' features (lists, width, F)")
+            extra["w"] = torch.nn.Parameter(torch.as_tensor(self.prior_.weights, dtype=torch.float32, device=self.device))
+            feats = torch.as_tensor(features, dtype=torch.float32, device=self.device)
         valid = candidates >= 0
         safe = np.where(valid, candidates, 0)
         off = torch.as_tensor(np.where(valid, offsets, 0.0), dtype=torch.float32, device=self.device)
@@ -204,9 +231,11 @@ class ClickClassifier:
             ranked = torch.zeros(len(keep), device=self.device, dtype=logits.dtype)
             ranked[torch.as_tensor(keep, device=self.device)] = logits[:, 1] - logits[:, 0]
             scores = ranked.reshape(len(idx), width) + beta * off[idx]  # (lists, width)
+            if "w" in extra:
+                scores = scores + feats[idx] @ extra["w"]
             return torch.nn.functional.cross_entropy(scores.masked_fill(pad[idx], float("-inf")), ans[idx])
 
-        self._train(n, max(1, self.config.batch_size // width), loss, validate, out_dir, progress, extra={"beta": beta})
+        self._train(n, max(1, self.config.batch_size // width), loss, validate, out_dir, progress, extra=extra)
         self.report_.update(lists=int(n), pairs=int(n * width), positives=int(n), beta=round(float(beta.detach()), 4))
         return self
 
@@ -235,7 +264,7 @@ class ClickClassifier:
         warm = max(1, int(c.warmup * steps))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)))
         rng = np.random.default_rng(c.seed)
-        best, best_state, bad, done, start = -np.inf, None, 0, 0, 0
+        best, best_state, best_extra, bad, done, start = -np.inf, None, {}, 0, 0, 0
         history: list[dict[str, Any]] = []
         ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
         if c.resume and ckpt is not None and ckpt.exists():
@@ -249,6 +278,7 @@ class ClickClassifier:
                     v.copy_(state["extra"][k])
             best, best_state, bad, done, start, history = (state["best"], state["best_state"], state["bad"], state["done"],
                                                            state["epoch"], state["history"])
+            best_extra = state.get("best_extra", {})
             log.info("click classifier: resumed after epoch %d (best validation %.5f)", start, best)
         t0 = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
         for epoch in range(start, c.epochs):
@@ -269,35 +299,47 @@ class ClickClassifier:
                     progress(done, steps)
                 if c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes:
                     break
+            self._sync(extra)
             score, detail = validate(self) if validate is not None else (-float(np.mean(losses)), {})
             history.append({"epoch": epoch + 1, "steps": done, "units": min(n, len(losses) * per_step),
                             "loss": round(float(np.mean(losses)), 4), "valid": round(float(score), 5),
                             "seconds": round(time.perf_counter() - t0, 1), "detail": detail,
-                            **{k: round(float(v.detach()), 4) for k, v in extra.items()}})
+                            **{k: _rounded(v) for k, v in extra.items()}})
             log.info("click classifier epoch %d: loss %.4f, validation %.5f", epoch + 1, history[-1]["loss"], score)
             if score > best:
                 best, bad = score, 0
                 best_state = {k: v.detach().clone() for k, v in self._model.state_dict().items()}
+                best_extra = {k: v.detach().clone() for k, v in extra.items()}
                 if out_dir is not None:
                     self.save(out_dir)
             else:
                 bad += 1
             if ckpt is not None:
                 torch.save({"model": self._model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "rng": rng.bit_generator.state, "best": best, "best_state": best_state, "bad": bad, "done": done,
+                            "rng": rng.bit_generator.state, "best": best, "best_state": best_state, "best_extra": best_extra, "bad": bad, "done": done,
                             "epoch": epoch + 1, "history": history, "extra": {k: v.detach() for k, v in extra.items()}}, ckpt)
             if c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes:
                 break
         if best_state is not None:
             self._model.load_state_dict(best_state)
+            with torch.no_grad():
+                for k, v in best_extra.items():
+                    extra[k].copy_(v)
+        self._sync(extra)
         self.report_ = {"epochs": history, "best_valid": float(best), "seconds": round(time.perf_counter() - t0, 1)}
+
+    def _sync(self, extra: dict[str, Any]) -> None:
+        """The evidence weights being trained become the ones ``score`` uses."""
+        if self.prior_ is not None and "w" in extra:
+            self.prior_.weights = extra["w"].detach().cpu().numpy().astype(np.float64)
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder)
         path.mkdir(parents=True, exist_ok=True)
         self._model.save_pretrained(path)
         self._tok.save_pretrained(path)
-        (path / "anyrec-ranker.json").write_text(json.dumps({"config": asdict(self.config), "report": self.report_}, indent=2))
+        (path / "anyrec-ranker.json").write_text(json.dumps({"config": asdict(self.config), "report": self.report_,
+                                                                   **({"evidence_weights": self.prior_.weights.tolist()} if self.prior_ is not None else {})}, indent=2))
         return path
 
     @classmethod
@@ -309,5 +351,12 @@ class ClickClassifier:
         info = json.loads(meta.read_text())
         self = cls(catalog, ClickClassifierConfig(**info["config"]))
         self.report_ = info.get("report", {})
+        if self.prior_ is not None:
+            self.prior_.weights = np.asarray(info["evidence_weights"], dtype=np.float64)
         self._load(str(path))
         return self
+
+
+def _rounded(v: Any) -> float | list[float]:
+    x = v.detach().cpu().numpy()
+    return round(float(x), 4) if x.ndim == 0 else [round(float(e), 4) for e in x]

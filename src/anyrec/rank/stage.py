@@ -138,7 +138,7 @@ def load_stage(retriever: Recommender, ds: Dataset, ranker_dir: str) -> Reranked
     """A fitted retriever behind a saved click classifier, with the depth and blend it was validated at."""
     from anyrec.rank.cross import ClickClassifier
 
-    clf = ClickClassifier.load(ranker_dir, ds.catalog)
+    clf = ClickClassifier.load(ranker_dir, ds.catalog).set_evidence(ds)  # the evidence counts what the served data holds
     stage = Reranked(retriever, clf, RerankedConfig(depth=int(clf.report_.get("depth", 20)), blend=float(clf.report_.get("blend", 1.0))))
     stage.set_history(ds)
     return stage

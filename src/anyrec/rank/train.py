@@ -30,12 +30,14 @@ from anyrec.errors import ConfigError
 from anyrec.eval.evaluate import phase_matrices
 from anyrec.models.base import Recommender, top_k
 from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+from anyrec.rank.evidence import Evidence, fit_weights, standardised
 from anyrec.rank.stage import Reranked, RerankedConfig, blend_scores, candidates, sequences, standardise
 
 log = logging.getLogger(__name__)
 
 BLENDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)  # fine near 0: a ranker may help most as a tie-breaker
 POOL = 50  # hard negatives are drawn from the retriever's top POOL unseen items
+HOLDOUT_KEEP = 2  # in the held-out fit a user keeps at least this many items
 
 
 def hard_negatives(retriever: Recommender, users: np.ndarray, pool: int = POOL, batch: int = 256) -> dict[int, np.ndarray]:
@@ -66,7 +68,7 @@ def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, ba
     the retriever's scores of the lists, and counts. Where fewer than ``depth`` items are allowed,
     ``-1`` pads the list (score ``-inf``).
     """
-    keep = 2  # a user keeps at least this many items in the held-out fit
+    keep = HOLDOUT_KEEP
     inner = unfitted_copy(retriever)
     log.info("ranker lists: fitting a second %s without each user's last %d training items", retriever.name, n)
     t0 = time.perf_counter()
@@ -97,19 +99,22 @@ def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, ba
 
 
 def sample_lists(lists: np.ndarray, answers: np.ndarray, offsets: np.ndarray, negatives: int,
-                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 seed: int, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Each list cut to its answer (first column) and ``negatives`` of its other items (seeded draw),
-    with their offsets (standardised over the whole list, as at serving time); ``-1`` pads lists
-    with fewer others."""
+    with their offsets and features (standardised over the whole list, as at serving time); ``-1``
+    pads lists with fewer others."""
     rng = np.random.default_rng(seed)
     width = negatives + 1
     out = np.full((len(lists), width), -1, dtype=np.int64)
     off = np.zeros((len(lists), width))
+    feats = None if features is None else np.zeros((len(lists), width, features.shape[2]))
     for r, (row, a) in enumerate(zip(lists, answers)):
         others = np.flatnonzero((row >= 0) & (np.arange(len(row)) != a))
         pick = np.r_[a, rng.permutation(others)[:negatives]].astype(np.int64)
         out[r, : len(pick)], off[r, : len(pick)] = row[pick], offsets[r, pick]
-    return out, np.zeros(len(lists), dtype=np.int64), off
+        if feats is not None and features is not None:
+            feats[r, : len(pick)] = features[r, pick]
+    return out, np.zeros(len(lists), dtype=np.int64), off, feats
 
 
 class StageValidator:
@@ -170,9 +175,20 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
         if not len(lists):
             raise ConfigError(f"no training list: the clicked item was never in the retriever's top {depth} ({made})")
         offsets = standardise(scores)
+        feats, beta0 = None, 1.0
+        if clf.prior_ is not None:  # features from the table the inner retriever saw: the answers' clicks are not in it
+            clf.set_evidence(train)
+            inner = Evidence(clf.prior_.evidence.names, recent=cfg.history).fit(without_last(train, cfg.holdout, HOLDOUT_KEEP))
+            feats = standardised(inner.features(hists, lists), lists >= 0)
+            clf.prior_.weights, beta0 = fit_weights(feats, offsets, answers, lists >= 0, seed=cfg.seed)
+            alone = val.by_blend(clf.prior_.score(val.histories or [], val.cands))
+            made["evidence_alone"] = {"weights": [round(float(w), 4) for w in clf.prior_.weights], "beta": round(beta0, 4),
+                                      "valid_ndcg@10_by_blend": {str(b): round(v, 5) for b, v in alone.items()}}
+            log.info("evidence alone %s: validation NDCG@10 %.5f", dict(zip(clf.prior_.evidence.names, clf.prior_.weights.round(3))),
+                     max(alone.values()))
         if cfg.list_negatives:
-            lists, answers, offsets = sample_lists(lists, answers, offsets, cfg.list_negatives, cfg.seed)
-        clf.fit_lists([clf.left(h) for h in hists], lists, answers, offsets, validate, out_dir, progress)
+            lists, answers, offsets, feats = sample_lists(lists, answers, offsets, cfg.list_negatives, cfg.seed, feats)
+        clf.fit_lists([clf.left(h) for h in hists], lists, answers, offsets, validate, out_dir, progress, feats, beta0)
     else:
         users = np.array([u for u, s in enumerate(seqs) if len(s) >= 2], dtype=np.int64)
         negs = hard_negatives(retriever, users)
@@ -197,7 +213,9 @@ def validate_stage(retriever: Recommender, ds: Dataset, split: Split, clf: Click
     """A trained classifier (e.g. loaded from its folder) behind ``retriever`` (its history the
     training rows), with the blend chosen again on validation: what a new blend grid or depth gives
     without training again."""
-    val = StageValidator(retriever, ds, split, depth).with_histories(sequences(split.train_dataset(ds)))
+    train = split.train_dataset(ds)
+    val = StageValidator(retriever, ds, split, depth).with_histories(sequences(train))
+    clf.set_evidence(train)
     by_blend = val.by_blend(clf.score(val.histories or [], np.where(val.cands >= 0, val.cands, 0)))
     best = max(by_blend, key=lambda b: (by_blend[b], b))
     report = {"validation_by_blend": {str(b): round(v, 5) for b, v in by_blend.items()}, "blend": float(best), "depth": depth,

@@ -90,7 +90,7 @@ class LiveModel:
         if ranker_dir:
             from anyrec.rank.cross import ClickClassifier
 
-            self.ranker = ClickClassifier.load(ranker_dir, self.catalog)
+            self.ranker = ClickClassifier.load(ranker_dir, self.catalog).set_evidence(ds)
 
     # ---- catalog ----------------------------------------------------------------------
     @property
