@@ -114,3 +114,20 @@ def test_training_features_do_not_count_the_answers_clicks() -> None:
     items = np.arange(topics.n_items)[None, :]
     np.testing.assert_allclose(np.expm1(full.features([np.zeros(0)], items)[0, :, 0]) - np.expm1(inner.features([np.zeros(0)], items)[0, :, 0]), held)
     assert held.sum() > 0
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("ranker.evidence=likes", "unknown feature.*'likes'"),
+    ("ranker.evidence=popularity", "needs listwise training: set ranker.holdout"),
+    ("ranker.epoch=2", "unknown ranker option.*ranker.epoch;.*epochs"),
+])
+def test_a_bad_ranker_option_is_named_before_anything_trains(option: str, message: str) -> None:
+    import re
+
+    from click.testing import CliRunner
+
+    from anyrec.cli import cli
+
+    res = CliRunner().invoke(cli, ["evaluate", "--models", "popularity", "--ranker", "classifier", "--option", option])
+    assert isinstance(res.exception, ConfigError) and re.search(message, str(res.exception)), res.output  # main() prints it, exit 2
+    assert "popularity" not in res.output.lower()  # raised before any model was fitted or evaluated

@@ -27,7 +27,7 @@ from anyrec.cli.common import (
 from anyrec.config import FileConfig, load_config
 from anyrec.data import FORMATS, NAMED
 from anyrec.data.split import PROTOCOLS, SplitConfig
-from anyrec.errors import AnyrecError
+from anyrec.errors import AnyrecError, ConfigError
 from anyrec.eval.evaluate import MASK_RULES
 from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.models import MODELS
@@ -107,6 +107,11 @@ def evaluate(**kw: Any) -> None:
     for model, opts in parse_options(kw["options"]).items():
         options[model] = {**options.get(model, {}), **opts}
     ranker_options = options.pop("ranker", {})
+    if kw["ranker"]:  # a misspelt ranker option fails now, not after the retrievers have trained
+        from anyrec.rank.cross import ranker_config
+
+        if ranker_config({"seed": seed, **ranker_options}).evidence and protocol == "impressions":
+            raise ConfigError("ranker.evidence is for the listwise ranker; the impression ranker learns from shown items only")
     options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"]) for m in models}
     behind = tuple(m.strip() for m in (kw["rank_behind"] or models[-1]).split(",") if m.strip()) if kw["ranker"] else ()
     unknown = sorted(set(behind) - set(models))

@@ -29,7 +29,7 @@ def fit_ranker(**kw: Any) -> None:
     user never touched. Use the folder with
     `anyrec recommend --model RETRIEVER --ranker OUT` or `anyrec serve --ranker OUT`.
     """
-    from anyrec.rank.cross import ClickClassifierConfig
+    from anyrec.rank.cross import ranker_config
     from anyrec.rank.train import fit_click_stage
 
     opts = parse_options(kw["options"])
@@ -39,7 +39,7 @@ def fit_ranker(**kw: Any) -> None:
     retriever, ds, _index, _meta = load_model(kw["model_dir"])
     split = make_split(ds, SplitConfig(protocol="loo", seed=kw["seed"]))
     retriever.set_history(split.train_dataset(ds))  # validation targets must not count as seen
-    cfg = ClickClassifierConfig(**{"seed": kw["seed"], **opts.get("ranker", {})})
+    cfg = ranker_config({"seed": kw["seed"], **opts.get("ranker", {})})
     with progress_bar() as bar:
         _stage, report = fit_click_stage(retriever, ds, split, cfg, depth=kw["depth"], out_dir=kw["out_dir"],
                                          progress=lambda done, total: bar("train ranker", done, total))

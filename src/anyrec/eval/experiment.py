@@ -176,7 +176,7 @@ def run_experiment(
 def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig,
                 progress: StepProgress) -> tuple[Any, dict[str, Any], float]:
     """The click classifier behind a fitted model (its history still the training rows)."""
-    from anyrec.rank.cross import ClickClassifierConfig
+    from anyrec.rank.cross import ranker_config
     from anyrec.rank.train import fit_click_stage
 
     if config.ranker != "classifier":
@@ -185,7 +185,7 @@ def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: Experimen
         raise ConfigError("the ranking stage needs a validation split (its epochs and blend are chosen there)")
     opts = {"seed": config.seed, **config.ranker_options}
     t0 = time.perf_counter()
-    stage, report = fit_click_stage(model, ds, split, ClickClassifierConfig(**opts), depth=config.rank_depth,
+    stage, report = fit_click_stage(model, ds, split, ranker_config(opts), depth=config.rank_depth,
                                     progress=_step(progress, f"train ranker behind {model.name}"))
     return stage, report, time.perf_counter() - t0
 

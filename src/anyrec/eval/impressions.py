@@ -143,7 +143,7 @@ def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], opti
 
 def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impression], test: list[Impression],
             options: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
-    from anyrec.rank.cross import ClickClassifierConfig
+    from anyrec.rank.cross import ranker_config
     from anyrec.rank.impressions import Histories, fit_impression_stage, shown_scores, stage_metrics
 
     t0 = time.perf_counter()
@@ -151,7 +151,7 @@ def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impres
     def step(what: str) -> Callable[[int, int], None] | None:
         return (lambda d, t: progress(f"{what} ({model.name}→classifier)", d, t)) if progress is not None else None
 
-    clf, report = fit_impression_stage(model, train, ds.catalog, before, ClickClassifierConfig(**options), progress=step("train ranker"),
+    clf, report = fit_impression_stage(model, train, ds.catalog, before, ranker_config(options), progress=step("train ranker"),
                                        valid_progress=step("validation impressions"))
     hist = Histories(train)
     metrics = stage_metrics(shown_scores(model, test), clf, [hist.all(imp.user) for imp in test], test, [report["blend"]],

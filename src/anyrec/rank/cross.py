@@ -75,6 +75,19 @@ class ClickClassifierConfig:
     evidence: str = ""
 
 
+def ranker_config(options: dict[str, Any]) -> ClickClassifierConfig:
+    """``ranker.FIELD=VALUE`` options → a config; an unknown field or feature name is a :class:`ConfigError`
+    naming it (raised before any model is fitted)."""
+    fields = set(ClickClassifierConfig.__dataclass_fields__)
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ConfigError(f"unknown ranker option(s) {', '.join('ranker.' + u for u in unknown)}; known: {', '.join(sorted(fields))}")
+    cfg = ClickClassifierConfig(**options)
+    if parse_features(cfg.evidence) and cfg.holdout <= 0:
+        raise ConfigError("ranker.evidence needs listwise training: set ranker.holdout (e.g. 3)")
+    return cfg
+
+
 class ClickClassifier:
     """``score(histories, candidates) -> (users, n)`` yes−no logits; ``fit`` / ``save`` / ``load``."""
 
