@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
+from anyrec.rank.stage import standardise
 
 FEATURES = ("popularity", "cooc", "recent")
 
@@ -85,14 +86,13 @@ class Evidence:
 
 
 def standardised(features: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """Each feature minus its mean over the list's valid entries, over their std (0 where constant);
-    invalid entries become 0."""
+    """Each feature standardised within each list (:func:`anyrec.rank.stage.standardise`) over the
+    list's valid entries (0 where constant); invalid entries become 0."""
     valid = np.ones(features.shape[:2], dtype=bool) if valid is None else valid
-    w = valid[:, :, None].astype(np.float64)
-    n = np.maximum(w.sum(axis=1, keepdims=True), 1.0)
-    mu = (features * w).sum(axis=1, keepdims=True) / n
-    sd = np.sqrt((((features - mu) ** 2) * w).sum(axis=1, keepdims=True) / n)
-    return np.where(valid[:, :, None], (features - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+    out = np.zeros(features.shape)
+    for f in range(features.shape[2]):
+        out[:, :, f] = np.where(valid, standardise(np.where(valid, features[:, :, f], np.nan)), 0.0)
+    return out
 
 
 class EvidenceRanker:
