@@ -319,10 +319,15 @@ def test_fit_ranker_trains_listwise_on_held_out_lists_behind_a_saved_model(tmp_p
     folder = save_model(build_model("zeroshot", 0, {"encoder": "hashing:128"}).fit(longer), longer, tmp_path / "zs")
     res = CliRunner().invoke(cli, ["fit-ranker", "--model", str(folder), "--out", str(tmp_path / "ranker"), "--depth", "12",
                                    "--option", f"ranker.encoder={enc}", "--option", "ranker.holdout=2", "--option", "ranker.list_negatives=3",
+                                   "--option", "ranker.evidence=popularity,cooc",
                                    *[x for k, v in TINY.items() for x in ("--option", f"ranker.{k}={v}")]])
     assert res.exit_code == 0, (res.output, res.exception)
     report = json.loads((tmp_path / "ranker" / "anyrec-ranker.json").read_text())["report"]
     assert report["lists"]["holdout"] == 2 and report["lists"]["lists"] > 0 and report["pairs"] == 4 * report["lists"]["lists"]
+    saved = json.loads((tmp_path / "ranker" / "anyrec-ranker.json").read_text())
+    assert len(saved["evidence_weights"]) == 2 and "evidence_alone" in report["lists"]
+    res = CliRunner().invoke(cli, ["recommend", "--model", str(folder), "--ranker", str(tmp_path / "ranker"), "--user", "u3", "--k", "5"])
+    assert res.exit_code == 0, (res.output, res.exception)  # the saved evidence ranker serves from the CLI
 
 
 def test_the_held_out_retriever_writes_nothing_into_the_originals_training_folder(tmp_path: Path) -> None:
