@@ -27,12 +27,11 @@ from rich.table import Table
 
 from anyrec.cli.common import parse_options
 from anyrec.data import load_dataset
-from anyrec.data.split import SplitConfig, make_split
-from anyrec.eval.evaluate import phase_matrices
+from anyrec.data.split import SplitConfig, make_split, phase_matrices
 from anyrec.eval.experiment import ExperimentConfig, _fit_one, run_experiment, validator
-from anyrec.genrec.codes import code_report
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Filters
+from anyrec.models.generative.codes import code_report
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from anyrec.data import load_dataset
-from anyrec.eval.experiment import build_model
-from anyrec.eval.impressions import evaluate_impressions, read_mind_impressions, split_by_time
+from anyrec.data.impressions import read_mind_impressions, split_by_time
+from anyrec.eval.impressions import evaluate_impressions
+from anyrec.models.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = os.environ.get("ANYREC_CACHE") or str(Path.home() / ".cache" / "anyrec" / "embeddings")

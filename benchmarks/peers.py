@@ -41,8 +41,9 @@ from anyrec.data import load_dataset
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model
-from anyrec.eval.experiment import ExperimentConfig, build_model, run_experiment
+from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.models.external import ExternalScores
+from anyrec.models.registry import build_model
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -29,8 +29,9 @@ from anyrec.cli.common import read_source
 from anyrec.cluster import LOCAL, ray_runner
 from anyrec.data.split import leave_one_out
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import build_model, validator
+from anyrec.eval.experiment import validator
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
+from anyrec.models.registry import build_model
 
 
 def timed(fn: Any) -> tuple[Any, float]:

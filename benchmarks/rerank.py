@@ -31,8 +31,8 @@ from rich.table import Table
 
 from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
-from anyrec.data.split import SplitConfig, make_split
-from anyrec.eval.evaluate import evaluate_model, phase_matrices
+from anyrec.data.split import SplitConfig, make_split, phase_matrices
+from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import _fit_one, validator
 from anyrec.rank.candidates import candidate_lists, list_metrics, target_ranks
 from anyrec.rank.cross import ClickClassifierConfig

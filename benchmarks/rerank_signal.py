@@ -23,7 +23,8 @@ from rich.table import Table
 from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.data.split import SplitConfig, make_split
-from anyrec.eval.experiment import _fit_one, build_model, validator
+from anyrec.eval.experiment import _fit_one, validator
+from anyrec.models.registry import build_model
 from anyrec.rank.train import BLENDS, StageValidator
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,9 +27,9 @@ from rich.table import Table
 
 from anyrec.cli.common import cache_dir
 from anyrec.data import load_dataset
-from anyrec.eval.experiment import build_model
 from anyrec.index.vector import make_index, recall_against_exact
 from anyrec.models.base import top_k
+from anyrec.models.registry import build_model
 from anyrec.models.sequential import Sequential
 from anyrec.serve.retrieval import AnnRetrieval
 

@@ -38,13 +38,13 @@ from rich.console import Console
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
+from anyrec.app.fitting import fit_for_serving
+from anyrec.app.persist import save_model
 from anyrec.data import load_dataset
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
-from anyrec.fitting import fit_for_serving
 from anyrec.index.vector import make_index
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
-from anyrec.models.persist import save_model
 from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
 from anyrec.serve.live import LiveModel
 from anyrec.store import Store

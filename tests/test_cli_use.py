@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 from tests.models.test_zeroshot import genre_catalog
 
+from anyrec.app.persist import load_model, save_model
 from anyrec.cli import cli
-from anyrec.eval.experiment import build_model
 from anyrec.models import MODELS
-from anyrec.models.persist import load_model, save_model
+from anyrec.models.registry import build_model
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def test_latest_small_through_the_generic_mapping(shared_data):
 
 
 def test_mind_impressions_are_read_and_counted(shared_data):
-    from anyrec.eval.impressions import read_mind_impressions, split_by_time
+    from anyrec.data.impressions import read_mind_impressions, split_by_time
 
     ds = load_dataset(str(shared_data / "mind-small-subset"))
     imps, report = read_mind_impressions(shared_data / "mind-small-subset", ds)

@@ -10,7 +10,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'anyr
 from anyrec.cluster import LOCAL, RayRunner, ray_runner  # noqa: E402
 from anyrec.data.split import leave_one_out  # noqa: E402
 from anyrec.eval.evaluate import evaluate_model  # noqa: E402
-from anyrec.eval.experiment import build_model  # noqa: E402
+from anyrec.models.registry import build_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +109,8 @@ def test_cli_fit_with_ray_saves_the_same_model(runner, tmp_path):
     vectors and validation figures equal the local fit's."""
     from click.testing import CliRunner
 
+    from anyrec.app.persist import load_model
     from anyrec.cli import cli
-    from anyrec.models.persist import load_model
 
     args = ["fit", "--model", "zeroshot", "--dataset", "ml-100k", "--encoder", "hashing:64", "--no-cache"]
     saved = {}

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from anyrec.eval.impressions import Impression, auc, evaluate_impressions, impression_metrics, mrr, ndcg
+from anyrec.data.impressions import Impression
+from anyrec.eval.impressions import auc, evaluate_impressions, impression_metrics, mrr, ndcg
 
 
 def test_metrics_by_hand() -> None:

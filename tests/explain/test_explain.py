@@ -10,10 +10,10 @@ from tests.serve.test_live import SEQ
 
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
-from anyrec.eval.experiment import build_model
 from anyrec.explain.attribution import attribute, history_of
 from anyrec.explain.faithfulness import faithfulness
 from anyrec.explain.sentence import SentenceGuard, explain_sentence, shared_words, template_sentence
+from anyrec.models.registry import build_model
 
 
 @pytest.fixture(scope="module")

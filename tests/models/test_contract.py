@@ -7,8 +7,8 @@ from tests.conftest import checkerboard
 from anyrec.data.split import leave_one_out
 from anyrec.errors import ConfigError, UnknownIdError
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import build_model
 from anyrec.models import MODELS, Filters
+from anyrec.models.registry import build_model
 
 # Few factors: the checkerboard has rank 2, and many factors let ALS memorise each user instead.
 FAST = {"bpr": {"iterations": 200, "factors": 8}, "als": {"factors": 4}, "zeroshot": {"encoder": "hashing"},

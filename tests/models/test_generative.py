@@ -5,12 +5,13 @@ import pytest
 from tests.models.test_sequential import successor_task
 from tests.models.test_zeroshot import genre_catalog
 
+from anyrec.app.persist import load_model, save_model
 from anyrec.data.split import cold_item, leave_one_out
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import ExperimentConfig, build_model, run_experiment
+from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.models.base import Filters
 from anyrec.models.generative import describe
-from anyrec.models.persist import load_model, save_model
+from anyrec.models.registry import build_model
 
 TINY = {"encoder": "hashing:32", "levels": 2, "codebook": 4, "hidden": 32, "layers": 1, "heads": 2, "max_items": 6,
         "dropout": 0.0, "batch_size": 32, "lr": 5e-3, "threads": 1}
@@ -60,7 +61,7 @@ def test_codes_follow_the_text_not_the_catalog_order():
     other._given_vectors = vectors  # same texts, same vectors
     other.fit(rev)
     codes = {ds.catalog.ids.raw(i): tuple(vec.codes_[i]) for i in range(ds.n_items)}
-    from anyrec.genrec.codes import CodesConfig, SemanticIds
+    from anyrec.models.generative.codes import CodesConfig, SemanticIds
 
     keys = list(ds.catalog.ids.raw_ids)
     shuffled = SemanticIds(CodesConfig(2, 4, 25, 0, balanced=True)).fit(vectors[order], [keys[o] for o in order])

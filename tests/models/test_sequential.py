@@ -9,7 +9,8 @@ from tests.models.test_zeroshot import genre_catalog
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.split import cold_item, leave_one_out
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import ExperimentConfig, build_model, run_experiment
+from anyrec.eval.experiment import ExperimentConfig, run_experiment
+from anyrec.models.registry import build_model
 
 TINY = {"encoder": "hashing:32", "hidden": 32, "layers": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "id_dropout": 0.0,
         "batch_size": 64, "lr": 5e-3, "threads": 1}
@@ -87,7 +88,8 @@ def test_sampled_softmax_on_the_batch_items_equals_it_on_the_whole_table():
     is the one over the whole catalog's table with the same negatives."""
     import torch
 
-    from anyrec.models.sequential import Sequential, SequentialConfig, build_network
+    from anyrec.models.sequential import Sequential, SequentialConfig
+    from anyrec.models.sequential.network import build_network
 
     torch.manual_seed(0)
     n, dim = 30, 16

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from anyrec import pipeline
+from anyrec.app import pipeline
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.split import cold_item, leave_one_out
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import ExperimentConfig, build_model, run_experiment
+from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.models import ZeroShot
+from anyrec.models.registry import build_model
 
 GENRES = {"space": "space robots rocket galaxy alien", "romance": "love wedding kiss heart paris",
           "horror": "ghost blood haunted scream night"}
@@ -179,7 +180,7 @@ def test_memory_mapped_vectors_equal_the_in_memory_ones(ds, tmp_path):
 def test_memory_mapped_refit_for_serving_keeps_its_vectors(ds, tmp_path):
     """``fit`` tunes on a split, then refits on everything handing the model its own mapped vectors:
     the file they are mapped from must not be rewritten under them (it was, and they became zeros)."""
-    from anyrec.fitting import fit_for_serving
+    from anyrec.app.fitting import fit_for_serving
 
     mapped, _, metrics, _ = fit_for_serving("zeroshot", ds, {"encoder": "hashing:128", "memmap_dir": str(tmp_path)})
     plain, _, plain_metrics, _ = fit_for_serving("zeroshot", ds, {"encoder": "hashing:128"})

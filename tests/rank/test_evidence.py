@@ -14,7 +14,7 @@ from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import SplitConfig, make_split, without_last
 from anyrec.errors import ConfigError
-from anyrec.eval.experiment import build_model
+from anyrec.models.registry import build_model
 from anyrec.rank.evidence import Evidence, EvidenceRanker, fit_weights, parse_features, standardised
 
 
@@ -69,8 +69,7 @@ def test_weights_follow_the_signal_and_ignore_noise() -> None:
 
 def test_the_classifier_trains_with_evidence_saves_and_loads_it(tmp_path: Path) -> None:
     from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
-    from anyrec.rank.stage import load_stage
-    from anyrec.rank.train import fit_click_stage
+    from anyrec.rank.train import fit_click_stage, load_stage
 
     topics = topic_dataset(users=60, length=8)
     enc = tiny_encoder(tmp_path / "enc")

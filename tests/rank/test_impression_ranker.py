@@ -10,7 +10,7 @@ from tests.rank.test_rank import tiny_encoder
 
 from anyrec.data.builder import ReadPolicy
 from anyrec.data.formats_json import load_mind
-from anyrec.eval.impressions import read_mind_impressions
+from anyrec.data.impressions import read_mind_impressions
 
 
 def mind_folder(folder: Path, rows: int = 120, users: int = 24) -> Path:

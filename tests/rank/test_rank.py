@@ -11,9 +11,9 @@ import pytest
 from tests.serve.conftest import topic_dataset
 
 from anyrec.data.dataset import Dataset
-from anyrec.data.split import SplitConfig, make_split
-from anyrec.eval.evaluate import evaluate_model, phase_matrices
-from anyrec.eval.experiment import build_model
+from anyrec.data.split import SplitConfig, make_split, phase_matrices
+from anyrec.eval.evaluate import evaluate_model
+from anyrec.models.registry import build_model
 from anyrec.rank.candidates import candidate_lists, list_metrics, target_ranks
 from anyrec.rank.stage import Reranked, RerankedConfig, blend_scores, sequences
 
@@ -202,8 +202,8 @@ def test_fit_ranker_then_recommend_and_serve_with_it(topics: Dataset, tmp_path: 
 
     from click.testing import CliRunner
 
+    from anyrec.app.persist import save_model
     from anyrec.cli import cli
-    from anyrec.models.persist import save_model
     from anyrec.serve.live import LiveModel
 
     enc = tiny_encoder(tmp_path / "enc")
@@ -311,8 +311,8 @@ def test_fit_ranker_trains_listwise_on_held_out_lists_behind_a_saved_model(tmp_p
 
     from click.testing import CliRunner
 
+    from anyrec.app.persist import save_model
     from anyrec.cli import cli
-    from anyrec.models.persist import save_model
 
     longer = topic_dataset(users=60, length=8)
     enc = tiny_encoder(tmp_path / "enc")

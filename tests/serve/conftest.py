@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from anyrec.app.persist import save_model
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
-from anyrec.models.persist import save_model
 from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
 from anyrec.store import Store
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from anyrec.app.persist import save_model
 from anyrec.data.dataset import Dataset
 from anyrec.models.baselines import Popularity
-from anyrec.models.persist import save_model
 from anyrec.serve import ServeSettings, create_app
 from anyrec.serve.experiments import Variant, assign, report, two_proportion_p, wilson
 from anyrec.store import Store

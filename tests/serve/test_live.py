@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from anyrec.app.persist import save_model
 from anyrec.data.dataset import Dataset
-from anyrec.eval.experiment import build_model
-from anyrec.models.persist import save_model
+from anyrec.models.registry import build_model
 from anyrec.serve import ServeSettings, create_app
 from anyrec.serve.live import EventWeights, LiveModel
 

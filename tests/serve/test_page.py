@@ -19,13 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from anyrec.app.fitting import fit_for_serving
+from anyrec.app.persist import save_model
 from anyrec.cli.common import cache_dir
 from anyrec.data import load_dataset
 from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.eval.plot import plot_results
-from anyrec.fitting import fit_for_serving
 from anyrec.models.baselines import Popularity
-from anyrec.models.persist import save_model
 from anyrec.store import Store
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")

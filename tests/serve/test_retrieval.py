@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.serve.test_live import SEQ, user_history
 
+from anyrec.app.fitting import fit_for_serving
+from anyrec.app.persist import load_indexes, save_model
 from anyrec.data.dataset import Dataset
-from anyrec.eval.experiment import build_model
-from anyrec.fitting import fit_for_serving
-from anyrec.models.persist import load_indexes, save_model
+from anyrec.models.registry import build_model
 from anyrec.serve import ServeSettings, create_app, retrieval
 from anyrec.serve.live import LiveModel
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from anyrec.app.persist import save_model
 from anyrec.data.dataset import Dataset
 from anyrec.models.baselines import ItemKNN
-from anyrec.models.persist import save_model
 from anyrec.store import Store
 from anyrec.store.schema import events
 

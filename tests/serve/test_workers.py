@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from anyrec.app.persist import save_model
 from anyrec.data.dataset import Dataset
 from anyrec.models.baselines import Popularity
-from anyrec.models.persist import save_model
 from anyrec.serve.live import EventWeights
 from anyrec.serve.settings import ServeSettings, settings_from_json, settings_to_json
 from anyrec.store import Store

@@ -10,7 +10,6 @@ from typing import Any
 import click
 from rich.table import Table
 
-from anyrec.cli import cli
 from anyrec.cli.common import (
     cache_dir,
     console,
@@ -24,6 +23,7 @@ from anyrec.cli.common import (
     results_table,
     runner_for,
 )
+from anyrec.cli.group import cli
 from anyrec.config import FileConfig, load_config
 from anyrec.data import FORMATS, NAMED
 from anyrec.data.split import PROTOCOLS, SplitConfig
@@ -125,7 +125,7 @@ def evaluate(**kw: Any) -> None:
                            ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"])
     vectors = None
     if kw["model_dir"]:
-        from anyrec.models.persist import load_model
+        from anyrec.app.persist import load_model
 
         saved, ds, _index, _meta = load_model(kw["model_dir"])
         vectors = getattr(saved, "item_vectors_", None)

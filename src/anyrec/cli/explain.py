@@ -9,10 +9,10 @@ import click
 import numpy as np
 from rich.table import Table
 
-from anyrec import pipeline
-from anyrec.cli import cli
+from anyrec.app import pipeline
 from anyrec.cli.common import console, data_options, out
-from anyrec.cli.use import _load, model_options
+from anyrec.cli.group import cli
+from anyrec.cli.use import load_model_or_fit, model_options
 from anyrec.errors import ConfigError
 from anyrec.explain.plot import plot_attribution
 
@@ -27,7 +27,7 @@ from anyrec.explain.plot import plot_attribution
 def explain(**kw: Any) -> None:
     """The history items behind each recommended item (the model's own attribution), the words they
     share, and a sentence that names only those items; --png draws the whole attribution."""
-    model, ds, _index = _load(kw)
+    model, ds, _index = load_model_or_fit(kw)
     u = ds.users.index(kw["user"], what="user")
     if kw["items"]:
         items = np.array([ds.catalog.ids.index(i, what="item") for i in kw["items"]], dtype=np.int64)

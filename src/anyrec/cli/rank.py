@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
-from anyrec.cli import cli
+from anyrec.app.persist import load_model
 from anyrec.cli.common import console, parse_options, progress_bar
+from anyrec.cli.group import cli
 from anyrec.data.split import SplitConfig, make_split
-from anyrec.models.persist import load_model
 
 
 @cli.command("fit-ranker")

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from anyrec.cli import cli
 from anyrec.cli.common import console, data_options, parse_options, progress_bar, read_dataset
 from anyrec.cli.evaluate import with_text_defaults
+from anyrec.cli.group import cli
 from anyrec.config import FileConfig, load_config
 from anyrec.errors import ConfigError
 from anyrec.models import MODELS

@@ -8,8 +8,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from anyrec import pipeline
-from anyrec.cli import cli
+from anyrec.app import pipeline
+from anyrec.app.fitting import fit_for_serving
+from anyrec.app.persist import load_model, save_model
 from anyrec.cli.common import (
     cache_dir,
     console,
@@ -22,15 +23,14 @@ from anyrec.cli.common import (
     runner_for,
 )
 from anyrec.cli.evaluate import with_text_defaults
+from anyrec.cli.group import cli
 from anyrec.config import FileConfig, load_config
 from anyrec.data.dataset import Dataset
 from anyrec.data.merge import merge_datasets
-from anyrec.eval.experiment import build_model
-from anyrec.fitting import fit_for_serving
 from anyrec.index.vector import VectorIndex
 from anyrec.models import MODELS, Recommender
 from anyrec.models.generative import Generative, describe
-from anyrec.models.persist import load_model, save_model
+from anyrec.models.registry import build_model
 
 
 @cli.command()
@@ -103,7 +103,7 @@ def _print_codes(info: dict[str, Any]) -> None:
                   f"(largest group {codes['largest_group']}; the extra level tells them apart); ids unique: {codes['unique']}")
 
 
-def _load(kw: dict[str, Any]) -> tuple[Recommender, Dataset, VectorIndex | None]:
+def load_model_or_fit(kw: dict[str, Any]) -> tuple[Recommender, Dataset, VectorIndex | None]:
     """A saved model (--model DIR), or a zero-shot model fitted on the fly from the data options."""
     if kw.get("model_dir"):
         model, ds, index, _meta = load_model(kw["model_dir"])
@@ -159,9 +159,9 @@ def _print(rows: list[dict[str, Any]], title: str, as_json: bool, extra: dict[st
               help="A ranker folder (anyrec fit-ranker): retrieve with --model, re-rank its top with the ranker.")
 def recommend(**kw: Any) -> None:
     """Top-k items for a user, with the history items that contributed most to each."""
-    model, ds, _index = _load(kw)
+    model, ds, _index = load_model_or_fit(kw)
     if kw["ranker_dir"]:
-        from anyrec.rank.stage import load_stage
+        from anyrec.rank.train import load_stage
 
         model = load_stage(model, ds, kw["ranker_dir"])
     hist = pipeline.history(ds, kw["user"], kw["show_history"]) if kw["show_history"] else []
@@ -186,7 +186,7 @@ def recommend(**kw: Any) -> None:
 @click.option("--category", "categories", multiple=True, help="Only items in this category (repeatable).")
 def search(**kw: Any) -> None:
     """Items for a free-text request, e.g. anyrec search "a light-hearted space adventure"."""
-    model, ds, index = _load(kw)
+    model, ds, index = load_model_or_fit(kw)
     rows = pipeline.search(model, ds, kw["query"], kw["k"], kw["user"], kw["user_weight"], list(kw["categories"]) or None, index)
     _print(rows, f"search: {kw['query']}", kw["as_json"], {"query": kw["query"], "user": kw["user"]})
 
@@ -197,7 +197,7 @@ def search(**kw: Any) -> None:
 @click.option("--item", required=True, help="Raw item id.")
 def similar(**kw: Any) -> None:
     """The nearest items to an item."""
-    model, ds, index = _load(kw)
+    model, ds, index = load_model_or_fit(kw)
     i = ds.catalog.ids.index(kw["item"], what="item")
     rows = pipeline.similar(model, ds, kw["item"], kw["k"], index)
     _print(rows, f"similar to {ds.catalog.title(i)}", kw["as_json"], {"item": kw["item"], "title": ds.catalog.title(i)})

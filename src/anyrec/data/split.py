@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset, Interactions
 from anyrec.errors import ConfigError
@@ -201,3 +202,18 @@ def make_split(ds: Dataset, config: SplitConfig) -> Split:
     if config.protocol == "ratio":
         return ratio(ds, config.valid, config.test, config.seed)
     return cold_item(ds, config.test, config.valid, config.seed, config.cold_rank_among)
+
+
+def phase_matrices(ds: Dataset, split: Split, phase: str) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``(relevant, exclude)`` user × item matrices for ``phase`` (``valid`` or ``test``)."""
+    if phase not in ("valid", "test"):
+        raise ValueError(f"phase must be 'valid' or 'test', got {phase!r}")
+    inter = ds.interactions
+    shape = (ds.n_users, ds.n_items)
+    rows = split.valid if phase == "valid" else split.test
+    relevant = inter.subset(rows).matrix(*shape)
+    exclude = inter.subset(split.train).matrix(*shape)
+    if phase == "test":
+        exclude = exclude + inter.subset(split.valid).matrix(*shape)
+        exclude.data[:] = 1.0
+    return relevant.tocsr(), exclude.tocsr()

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
-from anyrec.data.split import Split
+from anyrec.data.split import Split, phase_matrices
 from anyrec.eval import metrics as M
 from anyrec.models.base import Filters, Recommender
 
@@ -41,21 +41,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None] | None
 """Called as ``progress(done, total)`` after each batch of users."""
-
-
-def phase_matrices(ds: Dataset, split: Split, phase: str) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """``(relevant, exclude)`` user × item matrices for ``phase`` (``valid`` or ``test``)."""
-    if phase not in ("valid", "test"):
-        raise ValueError(f"phase must be 'valid' or 'test', got {phase!r}")
-    inter = ds.interactions
-    shape = (ds.n_users, ds.n_items)
-    rows = split.valid if phase == "valid" else split.test
-    relevant = inter.subset(rows).matrix(*shape)
-    exclude = inter.subset(split.train).matrix(*shape)
-    if phase == "test":
-        exclude = exclude + inter.subset(split.valid).matrix(*shape)
-        exclude.data[:] = 1.0
-    return relevant.tocsr(), exclude.tocsr()
 
 
 TIE_RULES = ("pessimistic", "optimistic")

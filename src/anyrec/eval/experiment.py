@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from anyrec.cluster import LOCAL, Runner
@@ -15,7 +15,8 @@ from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.errors import ConfigError
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
-from anyrec.models import MODELS, Recommender
+from anyrec.models.base import Recommender
+from anyrec.models.registry import MODELS, build_model
 
 log = logging.getLogger(__name__)
 
@@ -71,22 +72,6 @@ class ExperimentConfig:
         for rule in (self.mask, *self.also_masks):
             if rule not in MASK_RULES:
                 raise ConfigError(f"mask must be one of {', '.join(MASK_RULES)}, got {rule!r}")
-
-
-def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None) -> Recommender:
-    """A model from the registry with ``seed`` and ``options`` applied."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    cls = MODELS[name]
-    cfg = cls.Config()
-    names = {f.name for f in fields(cfg)}
-    opts = dict(options or {})
-    unknown = sorted(set(opts) - names)
-    if unknown:
-        raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(names)) or '(none)'}")
-    if "seed" in names:
-        opts.setdefault("seed", seed)
-    return cls(replace(cfg, **opts))
 
 
 def validator(ds: Dataset, split: Split, k: int) -> Callable[[Recommender], float]:

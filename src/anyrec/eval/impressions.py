@@ -16,25 +16,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from anyrec.data.builder import parse_time
 from anyrec.data.dataset import Dataset
-from anyrec.data.rows import iter_delimited
-from anyrec.errors import ConfigError, MalformedRowError
+from anyrec.data.impressions import Impression, read_mind_impressions, split_by_time
+from anyrec.errors import ConfigError
 from anyrec.models.base import Recommender
-
-
-@dataclass(frozen=True)
-class Impression:
-    user: int
-    items: np.ndarray   # (shown,) item indices
-    labels: np.ndarray  # (shown,) 1 = clicked
-    time: float
+from anyrec.models.registry import build_model
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -62,34 +53,6 @@ def impression_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, floa
     return {"auc": auc(labels, scores), "mrr": mrr(labels, scores), "ndcg@5": ndcg(labels, scores, 5), "ndcg@10": ndcg(labels, scores, 10)}
 
 
-def read_mind_impressions(folder: str | Path, ds: Dataset) -> tuple[list[Impression], dict[str, int]]:
-    """The impressions of a MIND ``behaviors.tsv`` as item indices of ``ds`` (read with the MIND loader)."""
-    path = Path(folder) / "behaviors.tsv"
-    out: list[Impression] = []
-    report = {"impressions": 0, "shown items unknown to the catalog": 0, "impressions without both a click and a non-click": 0}
-    for line, _c, v in iter_delimited(path, sep="\t", header=False, quoting=3):
-        if len(v) != 5:
-            raise MalformedRowError(f"expected 5 tab-separated fields, found {len(v)}", path=path, line=line)
-        _imp, user, when, _history, shown = v
-        report["impressions"] += 1
-        items, labels = [], []
-        for token in shown.split():
-            nid, _, label = token.rpartition("-")
-            i = ds.catalog.ids.get(nid)
-            if i is None:
-                report["shown items unknown to the catalog"] += 1
-                continue
-            items.append(i)
-            labels.append(int(label == "1"))
-        lab = np.array(labels, dtype=np.int64)
-        if lab.sum() == 0 or lab.sum() == len(lab):
-            report["impressions without both a click and a non-click"] += 1
-            continue
-        out.append(Impression(ds.users.index(user, what="user"), np.array(items, dtype=np.int64), lab,
-                              parse_time(when, path=path, line=line, field="time")))
-    return out, report
-
-
 def evaluate_impressions(model: Recommender, impressions: Iterable[Impression]) -> dict[str, float]:
     """Mean MIND metrics of ``model`` over impressions (it scores the shown items from its history)."""
     rows: list[dict[str, float]] = []
@@ -99,14 +62,6 @@ def evaluate_impressions(model: Recommender, impressions: Iterable[Impression]) 
     if not rows:
         return {"impressions": 0}
     return {"impressions": len(rows), **{m: float(np.mean([r[m] for r in rows])) for m in rows[0]}}
-
-
-def split_by_time(ds: Dataset, impressions: Sequence[Impression], test_share: float = 0.2) -> tuple[Dataset, list[Impression], float]:
-    """Train on everything before the last ``test_share`` of impression times; test on those impressions."""
-    cut = float(np.quantile([imp.time for imp in impressions], 1 - test_share))
-    inter = ds.interactions
-    train = Dataset(name=f"{ds.name}-before", catalog=ds.catalog, users=ds.users, interactions=inter.subset(inter.time < cut))
-    return train, [imp for imp in impressions if imp.time >= cut], cut
 
 
 def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
@@ -119,7 +74,6 @@ def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], opti
     on the impressions before the cut, shown-not-clicked items as its negatives
     (:mod:`anyrec.rank.impressions`), and read on the same test impressions as row ``model→classifier``.
     """
-    from anyrec.eval.experiment import build_model
 
     impressions, report = read_mind_impressions(folder, ds)
     if not impressions:
@@ -151,9 +105,9 @@ def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impres
     def step(what: str) -> Callable[[int, int], None] | None:
         return (lambda d, t: progress(f"{what} ({model.name}→classifier)", d, t)) if progress is not None else None
 
-    clf, report = fit_impression_stage(model, train, ds.catalog, before, ranker_config(options), progress=step("train ranker"),
+    clf, report = fit_impression_stage(model, train, ds.catalog, before, impression_metrics, ranker_config(options), progress=step("train ranker"),
                                        valid_progress=step("validation impressions"))
     hist = Histories(train)
-    metrics = stage_metrics(shown_scores(model, test), clf, [hist.all(imp.user) for imp in test], test, [report["blend"]],
+    metrics = stage_metrics(shown_scores(model, test), clf, [hist.all(imp.user) for imp in test], test, [report["blend"]], impression_metrics,
                             step("test impressions"))[report["blend"]]
     return {"impressions": len(test), **metrics, "seconds": round(time.perf_counter() - t0, 3), "ranker": report}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from anyrec.plotting import save_figure
+
 
 def plot_results(result: dict[str, Any], out: str | Path, metrics: tuple[str, ...] = ("ndcg", "recall", "mrr")) -> Path:
     """Grouped bar chart: one group per metric@K, one bar per model; writes a PNG."""
@@ -28,15 +30,3 @@ def plot_results(result: dict[str, Any], out: str | Path, metrics: tuple[str, ..
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, out)
-
-
-def save_figure(fig: Any, out: str | Path) -> Path:
-    """Lay out, write as PNG (its folder made), close; the path written."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

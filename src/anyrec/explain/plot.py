@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from anyrec.data.dataset import Catalog
-from anyrec.eval.plot import save_figure
 from anyrec.explain.attribution import Attribution
+from anyrec.plotting import save_figure
 
 
 def _short(text: str, n: int = 38) -> str:

@@ -4,21 +4,9 @@ from anyrec.models.base import Filters, Recommender
 from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
 from anyrec.models.factorization import ALS, BPR
 from anyrec.models.generative import Generative
+from anyrec.models.registry import MODELS, build_model
 from anyrec.models.sequential import SASRec, Sequential
 from anyrec.models.zeroshot import ZeroShot
 
-# The one explicit registry of model names (no string-based imports).
-MODELS: dict[str, type[Recommender]] = {
-    "random": Random,
-    "popularity": Popularity,
-    "itemknn": ItemKNN,
-    "als": ALS,
-    "bpr": BPR,
-    "bias": Bias,
-    "zeroshot": ZeroShot,
-    "sequential": Sequential,
-    "sasrec": SASRec,
-    "generative": Generative,
-}
-
-__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "Generative", "ItemKNN", "Popularity", "Random", "Recommender", "SASRec", "Sequential", "ZeroShot"]
+__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "Generative", "ItemKNN", "Popularity", "Random", "Recommender", "SASRec",
+           "Sequential", "ZeroShot", "build_model"]

@@ -19,13 +19,16 @@ from typing import Any
 import numpy as np
 
 from anyrec.data.dataset import Catalog, Dataset
-from anyrec.eval.impressions import Impression, impression_metrics
+from anyrec.data.impressions import Impression
 from anyrec.models.base import Recommender
 from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
 from anyrec.rank.stage import blend_scores
 from anyrec.rank.train import BLENDS, unfitted_copy
 
 log = logging.getLogger(__name__)
+
+ImpressionMetrics = Callable[[np.ndarray, np.ndarray], dict[str, float]]
+"""``metrics(labels, scores)`` of one impression's shown items, e.g. :func:`anyrec.eval.impressions.impression_metrics`."""
 
 
 class Histories:
@@ -71,9 +74,9 @@ def shown_scores(retriever: Recommender, impressions: Sequence[Impression]) -> l
 
 
 def stage_metrics(retrieved: Sequence[np.ndarray], clf: ClickClassifier, histories: Sequence[np.ndarray],
-                  impressions: Sequence[Impression], blends: Sequence[float],
+                  impressions: Sequence[Impression], blends: Sequence[float], metrics: ImpressionMetrics,
                   progress: Callable[[int, int], None] | None = None) -> dict[float, dict[str, float]]:
-    """Mean MIND metrics over ``impressions`` of ``blend · z(classifier) + (1 − blend) · z(retriever)``
+    """Mean ``metrics(labels, scores)`` over ``impressions`` of ``blend · z(classifier) + (1 − blend) · z(retriever)``
     over each impression's shown items, for every blend; ``retrieved`` from :func:`shown_scores`,
     ``histories`` the history each impression's classifier input reads."""
     rows: dict[float, list[dict[str, float]]] = {b: [] for b in blends}
@@ -82,18 +85,19 @@ def stage_metrics(retrieved: Sequence[np.ndarray], clf: ClickClassifier, histori
             progress(n, len(impressions))
         ranked = clf.score([hist], imp.items[None, :])
         for b in blends:
-            rows[b].append(impression_metrics(imp.labels, blend_scores(base[None, :], ranked, b)[0]))
+            rows[b].append(metrics(imp.labels, blend_scores(base[None, :], ranked, b)[0]))
     if progress is not None:
         progress(len(impressions), len(impressions))
     return {b: {m: float(np.mean([r[m] for r in rs])) for m in rs[0]} for b, rs in rows.items() if rs}
 
 
 def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalog, impressions: Sequence[Impression],
-                         config: ClickClassifierConfig | None = None, valid_share: float = 0.1,
+                         metrics: ImpressionMetrics, config: ClickClassifierConfig | None = None, valid_share: float = 0.1,
                          progress: Callable[[int, int], None] | None = None,
                          valid_progress: Callable[[int, int], None] | None = None) -> tuple[ClickClassifier, dict[str, Any]]:
     """Train the classifier on ``impressions`` (all before the test cut) behind a retriever of the same
-    class and config as ``retriever``; epoch and blend chosen on the last ``valid_share`` of them."""
+    class and config as ``retriever``; epoch and blend chosen on the last ``valid_share`` of them, by the
+    ``"auc"`` of ``metrics`` (the protocol's own per-impression metrics, handed in by the evaluator)."""
     cfg = config or ClickClassifierConfig()
     times = np.array([imp.time for imp in impressions])
     cut = float(np.quantile(times, 1 - valid_share))
@@ -109,7 +113,7 @@ def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalo
     log.info("impression ranker: %d pairs from %d impressions; %d validation impressions", len(labels), len(fit_on), len(valid))
 
     def validate(model: ClickClassifier) -> tuple[float, dict[str, Any]]:
-        by_blend = stage_metrics(valid_retrieved, model, valid_hists, valid, BLENDS, valid_progress)
+        by_blend = stage_metrics(valid_retrieved, model, valid_hists, valid, BLENDS, metrics, valid_progress)
         log.info("validation AUC by blend: %s", {b: round(m["auc"], 4) for b, m in by_blend.items()})
         return max(m["auc"] for m in by_blend.values()), {str(b): round(m["auc"], 6) for b, m in by_blend.items()}
 

@@ -132,13 +132,3 @@ class Reranked(Recommender):
         items = np.asarray(items, dtype=np.int64)
         base[items[items < len(base)]] = -np.inf  # candidates are items the user has not touched
         return self.rerank(base[None, :], [items[np.asarray(weights) > 0]])[0]
-
-
-def load_stage(retriever: Recommender, ds: Dataset, ranker_dir: str) -> Reranked:
-    """A fitted retriever behind a saved click classifier, with the depth and blend it was validated at."""
-    from anyrec.rank.cross import ClickClassifier
-
-    clf = ClickClassifier.load(ranker_dir, ds.catalog).set_evidence(ds)  # the evidence counts what the served data holds
-    stage = Reranked(retriever, clf, RerankedConfig(depth=int(clf.report_.get("depth", 20)), blend=float(clf.report_.get("blend", 1.0))))
-    stage.set_history(ds)
-    return stage

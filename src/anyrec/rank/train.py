@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.data.split import Split, without_last
+from anyrec.data.split import Split, phase_matrices, without_last
 from anyrec.errors import ConfigError
-from anyrec.eval.evaluate import phase_matrices
 from anyrec.models.base import Recommender, top_k
 from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
 from anyrec.rank.evidence import Evidence, fit_weights, standardised
@@ -221,3 +220,11 @@ def validate_stage(retriever: Recommender, ds: Dataset, split: Split, clf: Click
     report = {"validation_by_blend": {str(b): round(v, 5) for b, v in by_blend.items()}, "blend": float(best), "depth": depth,
               "retriever_valid_ndcg@10": round(val.ndcg(val.retrieved), 5), "best_valid": by_blend[best]}
     return Reranked(retriever, clf, RerankedConfig(depth=depth, blend=float(best))), report
+
+
+def load_stage(retriever: Recommender, ds: Dataset, ranker_dir: str) -> Reranked:
+    """A fitted retriever behind a saved click classifier, with the depth and blend it was validated at."""
+    clf = ClickClassifier.load(ranker_dir, ds.catalog).set_evidence(ds)  # the evidence counts what the served data holds
+    stage = Reranked(retriever, clf, RerankedConfig(depth=int(clf.report_.get("depth", 20)), blend=float(clf.report_.get("blend", 1.0))))
+    stage.set_history(ds)
+    return stage

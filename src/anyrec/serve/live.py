@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from anyrec.app.persist import load_indexes, load_model
 from anyrec.data.dataset import Catalog, IdMap
 from anyrec.errors import ConfigError
 from anyrec.explain import SentenceGuard, attribute, explain_sentence, shared_words
@@ -24,7 +25,6 @@ from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Recommender, top_k
 from anyrec.models.baselines import ItemKNN
 from anyrec.models.generative import Generative
-from anyrec.models.persist import load_indexes, load_model
 from anyrec.models.sequential import Sequential
 from anyrec.models.zeroshot import ZeroShot
 from anyrec.serve.retrieval import AnnRetrieval

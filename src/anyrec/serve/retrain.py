@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from anyrec.app.fitting import fit_for_serving
+from anyrec.app.persist import save_model
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
-from anyrec.fitting import fit_for_serving
-from anyrec.models.persist import save_model
 from anyrec.serve.live import EVENT_TYPES, EventWeights
 from anyrec.store import Event, Store
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from anyrec.app.fitting import fit_for_serving
+from anyrec.app.persist import save_model
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
-from anyrec.fitting import fit_for_serving
-from anyrec.models.persist import save_model
 from anyrec.serve.service import register_folder, seed_store
 from anyrec.serve.settings import ServeSettings
 from anyrec.store import Store

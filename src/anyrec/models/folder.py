@@ -1,4 +1,4 @@
-"""Saving a fitted model with everything needed to serve it: config, id maps, catalog, history, state.
+"""A fitted model's folder: config, id maps, catalog, history and fitted state — no pickle.
 
 Folder layout::
 
@@ -7,16 +7,15 @@ Folder layout::
     users.json      user ids in index order
     history.npz     the interactions the model was fitted on
     state.npz       the fitted arrays (attributes ending in ``_``)
-    index/          a vector index over item text vectors (text models only)
-    index-model/    sequential: a vector index over the items in the model's scoring space
 
-No pickle: everything is JSON or numpy arrays, so a folder is safe to load.
+Everything is JSON or numpy arrays, so a folder is safe to load. The vector indexes that go with a
+served version are written beside these files by :mod:`anyrec.app.persist`.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,7 @@ import scipy.sparse as sp
 from anyrec import __version__
 from anyrec.data.dataset import Catalog, Dataset, IdMap, Interactions
 from anyrec.errors import ConfigError
-from anyrec.index.vector import VectorIndex, load_index
-from anyrec.models import MODELS, Recommender
+from anyrec.models.base import Recommender
 
 _BASE_ATTRS = {"seen_", "user_ids_", "item_ids_", "n_users_", "n_items_"}
 
@@ -61,10 +59,8 @@ def _restore(model: Recommender, state: dict[str, np.ndarray]) -> None:
             setattr(model, name, value)
 
 
-def save_model(model: Recommender, ds: Dataset, folder: str | Path,
-               index: VectorIndex | dict[str, VectorIndex] | None = None, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` (fitted on ``ds``) to ``folder``, with its vector indexes: one index (over the
-    item text vectors) or several by name (``text`` → ``index/``, any other → ``index-NAME/``)."""
+def write_folder(model: Recommender, ds: Dataset, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (fitted on ``ds``) to ``folder``; ``extra`` joins ``model.json``."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     cat = ds.catalog
@@ -85,38 +81,26 @@ def save_model(model: Recommender, ds: Dataset, folder: str | Path,
     if extra_state is not None:
         state.update({f"extra@{k}": v for k, v in extra_state().items()})
     np.savez_compressed(out / "state.npz", **state)  # type: ignore[arg-type]
-    indexes = index if isinstance(index, dict) else ({} if index is None else {"text": index})
-    for old in [*out.glob("index-*"), out / "index"]:
-        if old.is_dir() and old.name not in {_index_folder(n) for n in indexes}:
-            shutil.rmtree(old)  # a re-save into the folder must not leave an earlier version's index behind
-    for name, ix in indexes.items():
-        ix.save(out / _index_folder(name))
     return out
 
 
-def _index_folder(name: str) -> str:
-    return "index" if name == "text" else f"index-{name}"
-
-
-def load_indexes(folder: str | Path) -> dict[str, VectorIndex]:
-    """Every vector index saved with the model in ``folder``, by name (``text``, ``model``)."""
-    src = Path(folder)
-    found = {}
-    for sub in [src / "index", *sorted(src.glob("index-*"))]:
-        if (sub / "index.json").exists():
-            found["text" if sub.name == "index" else sub.name[len("index-"):]] = load_index(sub)
-    return found
-
-
-def load_model(folder: str | Path) -> tuple[Recommender, Dataset, VectorIndex | None, dict[str, Any]]:
-    """``(model, dataset, index or None, meta)`` from a folder written by :func:`save_model`."""
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """``model.json`` of a saved model; a :class:`ConfigError` when ``folder`` is not one."""
     src = Path(folder)
     if not (src / "model.json").exists():
         raise ConfigError(f"{src}: not a saved anyrec model (no model.json); create one with `anyrec fit --out {src}`")
-    meta = json.loads((src / "model.json").read_text())
-    if meta["model"] not in MODELS:
+    meta: dict[str, Any] = json.loads((src / "model.json").read_text())
+    return meta
+
+
+def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) -> tuple[Recommender, Dataset, dict[str, Any]]:
+    """``(model, dataset, meta)`` from a folder written by :func:`write_folder`; the model's class is
+    looked up by its saved name in ``classes`` (the registry, or the one class a caller accepts)."""
+    src = Path(folder)
+    meta = read_meta(src)
+    if meta["model"] not in classes:
         raise ConfigError(f"{src}: model {meta['model']!r} is not known to this anyrec version")
-    cls = MODELS[meta["model"]]
+    cls = classes[meta["model"]]
     config = cls.Config(**meta["config"])
     cat_doc = json.loads((src / "catalog.json").read_text())
     catalog = Catalog(ids=IdMap(cat_doc["ids"]), fields=cat_doc["fields"], template=cat_doc["template"],
@@ -137,5 +121,4 @@ def load_model(folder: str | Path) -> tuple[Recommender, Dataset, VectorIndex | 
     if load_extra is not None:
         load_extra({k[len("extra@"):]: v for k, v in state.items() if k.startswith("extra@")})
     model.set_history(ds)
-    index = load_index(src / "index") if (src / "index" / "index.json").exists() else None
-    return model, ds, index, meta
+    return model, ds, meta

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anyrec.genrec.decoder import Vocab, beam_search, build_decoder, history_prompt
-from anyrec.genrec.trie import CodeTrie
+from anyrec.models.generative.decoder import Vocab, beam_search, build_decoder, history_prompt
+from anyrec.models.generative.trie import CodeTrie
 
 
 def random_codes(n: int, sizes: list[int], seed: int) -> np.ndarray:
@@ -83,7 +83,7 @@ def test_cached_beam_scores_equal_a_full_forward_pass(net):
 
 @pytest.mark.parametrize("length, max_items", [(1, 3), (3, 3), (4, 3), (10, 3), (25, 4)])
 def test_training_windows_make_every_item_a_target_exactly_once(length, max_items):
-    from anyrec.genrec.decoder import BOS, training_windows
+    from anyrec.models.generative.decoder import BOS, training_windows
 
     vocab = Vocab((5, 5, 4))
     codes = random_codes(30, [5, 5, 4], 0)

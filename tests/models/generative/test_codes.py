@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anyrec.genrec.codes import CodesConfig, SemanticIds, add_collision_codes, code_report, kmeans
+from anyrec.models.generative.codes import CodesConfig, SemanticIds, add_collision_codes, code_report, kmeans
 
 
 def clustered(n: int = 300, dim: int = 16, groups: int = 6, seed: int = 0) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Generative recommender: semantic ids from item text, a decoder that writes the next item's id.
 
 In the line of TIGER: each item's text vector is quantised into a few codes (residual
-k-means, :mod:`anyrec.genrec.codes`); a GPT-2 built from a config learns, with the causal-LM
+k-means, :mod:`anyrec.models.generative.codes`); a GPT-2 built from a config learns, with the causal-LM
 objective, to continue a user's history written as those codes; recommending is beam search
 over the catalog's prefix trie, so every generated id is a real item, and the top of the beam
 is the list. Items never seen in training have codes from their text alone, so they can be
@@ -24,7 +24,9 @@ import numpy as np
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
-from anyrec.genrec.codes import (
+from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
+from anyrec.models.base import Filters, Recommender
+from anyrec.models.generative.codes import (
     CodesConfig,
     SemanticIds,
     add_collision_codes,
@@ -32,7 +34,7 @@ from anyrec.genrec.codes import (
     code_report,
     collision_numbers,
 )
-from anyrec.genrec.decoder import (
+from anyrec.models.generative.decoder import (
     Vocab,
     beam_search,
     build_decoder,
@@ -40,11 +42,8 @@ from anyrec.genrec.decoder import (
     init_code_embeddings,
     training_windows,
 )
-from anyrec.genrec.train import train_decoder
-from anyrec.genrec.trie import CodeTrie
-from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
-from anyrec.models.base import Filters, Recommender
-from anyrec.models.sequential import Sequential
+from anyrec.models.generative.train import train_decoder
+from anyrec.models.generative.trie import CodeTrie
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +192,7 @@ class Generative(Recommender):
         self.quantiser_mean_, self.quantiser_std_ = self.quantiser_.mean_, self.quantiser_.std_
         self.item_seen_ = np.bincount(ds.interactions.item, minlength=ds.n_items) > 0
         self._build_trie()
-        self.seqs_ = Sequential._sequences(ds)
+        self.seqs_ = [s + 1 for s in ds.interactions.sequences(ds.n_users)]
         seqs = [s - 1 for s in self.seqs_]
         torch.manual_seed(cfg.seed)  # the decoder's initial weights
         self.net_ = build_decoder(self.vocab_, cfg.max_items, cfg.layers, cfg.hidden, cfg.heads, cfg.dropout)
@@ -321,7 +320,7 @@ class Generative(Recommender):
 
     def set_history(self, ds: Dataset) -> None:
         super().set_history(ds)
-        self.seqs_ = Sequential._sequences(ds)
+        self.seqs_ = [s + 1 for s in ds.interactions.sequences(ds.n_users)]
 
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """Scores for a live history (the positive events, oldest first, are the prompt; every item
@@ -388,11 +387,13 @@ class Generative(Recommender):
 
 def _load_pretrained(folder: str) -> tuple[SemanticIds, Vocab, dict[str, Any], GenerativeConfig]:
     """Codebooks, vocabulary, decoder weights and config of a saved generative model."""
-    from anyrec.models.persist import load_model
+    from anyrec.models.folder import read_folder, read_meta
 
-    model, _ds, _index, _meta = load_model(folder)
-    if not isinstance(model, Generative):
-        raise ConfigError(f"{folder}: --pretrained needs a saved generative model, this one is {model.name!r}")
+    kind = read_meta(folder)["model"]
+    if kind != Generative.name:
+        raise ConfigError(f"{folder}: --pretrained needs a saved generative model, this one is {kind!r}")
+    model, _ds, _meta = read_folder(folder, {Generative.name: Generative})
+    assert isinstance(model, Generative)
     return model.quantiser_, model.vocab_, model.net_.state_dict(), model.config
 
 

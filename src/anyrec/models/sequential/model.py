@@ -14,92 +14,19 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
+from anyrec.lm.encoder import encode_catalog
 from anyrec.models.base import Recommender, recency_weights
-from anyrec.models.seqnet import _torch, average_gradients, build_network
+from anyrec.models.sequential.config import SASRecConfig, SequentialConfig
+from anyrec.models.sequential.network import torch_module, average_gradients, build_network
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SequentialConfig:
-    """Sequential model settings.
-
-    Attributes:
-        encoder, cache_dir: text encoder and embedding cache (see :class:`EncoderConfig`).
-        use_text, use_ids: which item representations to fuse (at least one).
-        hidden, layers, heads, max_len, dropout: the transformer (``max_len`` items of history).
-        experts: linear experts in the text adaptor.
-        temperature: logits are cosine similarities divided by this (0 = raw inner products).
-        text_blend: weight of a plain text-similarity term added at scoring time: cosine between
-            each item's pretrained text vector and the recency-weighted mean of the user's history
-            vectors (half-life ``text_half_life`` items; 0 weighs all equally). Chosen on validation; it keeps
-            what the pretrained text space knows when the fine-tuned model has drifted from it
-            (new items in particular).
-        id_dropout: share of id embeddings dropped per step so the text path learns too.
-        lr, weight_decay, batch_size: optimisation.
-        epochs, patience: at most ``epochs``; stop after ``patience`` evaluations without a
-            better validation NDCG@10 (the best checkpoint is kept).
-        sampled_softmax: 0 = full softmax; N > 0 = N shared uniform negatives per batch.
-        max_minutes: training time budget (0 = none).
-        device: ``cpu``, ``cuda`` or ``auto``.
-        threads: torch CPU threads (0 = torch's default).
-        seed: seeds initialisation, shuffling and dropout.
-        log_dir: where to write ``train_log.jsonl`` and ``checkpoint.pt`` ('' = nowhere).
-        resume: continue from ``log_dir/checkpoint.pt`` when it exists.
-        finetune_layers: fine-tune the text encoder end to end: this many top transformer layers
-            train with the recommender (0 = frozen encoder, the default). The catalog is cut to
-            ``finetune_tokens`` tokens; each step re-encodes up to ``finetune_items`` of the
-            items it touches through the tuned layers (the rest use the vectors of the last
-            epoch, refreshed after every epoch), with learning rate ``finetune_lr``. With
-            ``log_dir`` the tuned encoder is saved to ``log_dir/encoder`` (usable as ``--encoder``).
-        bucket_by_length: batch training windows of similar length together (much less padding
-            where most histories are short, e.g. Amazon reviews); off by default so earlier
-            results reproduce exactly.
-        dislike_weight: live scoring only: a negative event (dislike, skip, low rating) subtracts
-            this times the item's text cosine with every item (weighted by the event's weight), so
-            a disliked item's neighbours drop; the sequence itself reads positive events only.
-    """
-
-    encoder: str = DEFAULT_ENCODER
-    cache_dir: str = ""
-    use_text: bool = True
-    use_ids: bool = True
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 2
-    max_len: int = 50
-    dropout: float = 0.3
-    experts: int = 4
-    id_dropout: float = 0.1
-    temperature: float = 0.07
-    text_blend: float = 0.0
-    text_half_life: float = 3.0
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    epochs: int = 200
-    patience: int = 5
-    sampled_softmax: int = 0
-    max_minutes: float = 0.0
-    device: str = "cpu"
-    threads: int = 0
-    seed: int = 0
-    log_dir: str = ""
-    resume: bool = False
-    finetune_layers: int = 0
-    finetune_lr: float = 5e-5
-    finetune_tokens: int = 64
-    finetune_items: int = 128
-    bucket_by_length: bool = False
-    dislike_weight: float = 1.0
 
 
 class Sequential(Recommender):
@@ -162,7 +89,7 @@ class Sequential(Recommender):
             self._validate = None
 
     def _train(self, ds: Dataset, validate: Callable[[Sequential], float] | None) -> None:
-        torch = _torch()
+        torch = torch_module()
         cfg = self.config
         torch.manual_seed(cfg.seed)
         if cfg.threads > 0:
@@ -324,7 +251,7 @@ class Sequential(Recommender):
         """Index batches of one epoch. With ``bucket_by_length``, windows of similar length share a
         batch (sorted within chunks of 50 batches, batch order shuffled), so short histories are not
         padded to the longest window of a random batch."""
-        torch = _torch()
+        torch = torch_module()
         if not self.config.bucket_by_length:
             return [perm[b : b + bs] for b in range(0, len(perm), bs)]
         lengths = (data != 0).sum(1)
@@ -348,18 +275,18 @@ class Sequential(Recommender):
         return self._query_side(h), self._item_rows(items)
 
     def _query_side(self, h: Any) -> Any:
-        torch = _torch()
+        torch = torch_module()
         return torch.nn.functional.normalize(h, dim=-1) / self.config.temperature if self.config.temperature > 0 else h
 
     def _item_rows(self, items: Any) -> Any:
-        torch = _torch()
+        torch = torch_module()
         return torch.nn.functional.normalize(items, dim=-1) if self.config.temperature > 0 else items
 
     def _loss(self, h: Any, y: Any, items: Any, neg: Any, n_catalog: int) -> Any:
         """Cross-entropy of the targets ``y`` (rows of ``items``): over every row (``neg`` None), or
         sampled softmax over the target and the shared negatives ``neg`` (rows of ``items``) with the
         log-count correction for uniform draws from ``n_catalog`` items."""
-        torch = _torch()
+        torch = torch_module()
         h, items = self._logits_parts(h, items)
         if neg is None:
             return torch.nn.functional.cross_entropy(h @ items.T, y)
@@ -382,11 +309,11 @@ class Sequential(Recommender):
 
     # ---- persistence ----------------------------------------------------------------
     def extra_state(self) -> dict[str, np.ndarray]:
-        """The network's weights as numpy arrays (for :func:`anyrec.models.persist.save_model`)."""
+        """The network's weights as numpy arrays (for :func:`anyrec.app.persist.save_model`)."""
         return {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
 
     def load_extra_state(self, state: dict[str, np.ndarray]) -> None:
-        torch = _torch()
+        torch = torch_module()
         self._device = "cpu"
         self.net_ = build_network(self.n_items_, self.text_vectors_.shape[1], self.config)
         self.net_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
@@ -395,7 +322,7 @@ class Sequential(Recommender):
 
     # ---- scoring ------------------------------------------------------------------
     def _cache_table(self) -> None:
-        torch = _torch()
+        torch = torch_module()
         with torch.no_grad():
             t_text = torch.from_numpy(self.text_vectors_).to(self._device)
             t_seen = torch.from_numpy(self.item_seen_).to(self._device)
@@ -416,7 +343,7 @@ class Sequential(Recommender):
         """Every item's half of the logit, ``(n_items, hidden)``: computed once per item table, not per request."""
         cached = getattr(self, "_item_side_cache", None)
         if cached is None or cached[0] is not self._table:
-            torch = _torch()
+            torch = torch_module()
             with torch.no_grad():
                 cached = (self._table, self._item_rows(self._table[1:]))
             self._item_side_cache = cached
@@ -424,7 +351,7 @@ class Sequential(Recommender):
 
     def _queries(self, seqs: list[np.ndarray]) -> tuple[list[int], Any]:
         """The rows of ``seqs`` with any history and their query vectors ``(rows, hidden)`` (torch)."""
-        torch = _torch()
+        torch = torch_module()
         rows = [r for r, s in enumerate(seqs) if len(s)]
         if not rows:
             return rows, None
@@ -436,7 +363,7 @@ class Sequential(Recommender):
 
     def _score_sequences(self, seqs: list[np.ndarray], cols: np.ndarray | None = None) -> np.ndarray:
         """Model logits ``(len(seqs), items)`` over every item, or over the item indices ``cols``."""
-        torch = _torch()
+        torch = torch_module()
         items = self._item_side()
         if cols is not None:
             items = items[torch.from_numpy(np.asarray(cols, dtype=np.int64)).to(items.device)]
@@ -518,7 +445,7 @@ class Sequential(Recommender):
     def add_items(self, vectors: np.ndarray) -> None:
         """Append new items (a catalog update while serving): text path only, as for an item never
         seen in training; an id-only model gives them zero vectors."""
-        torch = _torch()
+        torch = torch_module()
         v = np.asarray(vectors, dtype=np.float32)
         if self.config.use_text:
             base = getattr(self, "pretrained_vectors_", None)
@@ -557,18 +484,6 @@ class Sequential(Recommender):
         """Cosine of each item's (or each of ``cols``') pretrained text vector with the user's profile."""
         text = self._unit_text_table()
         return self._text_profiles(seqs) @ (text if cols is None else text[cols]).T
-
-
-@dataclass(frozen=True)
-class SASRecConfig(SequentialConfig):
-    """The sequential model with text switched off: item ids only (SASRec with a cross-entropy loss).
-
-    Id dropout is off by default: with ids as the only representation, a dropped id is an empty item.
-    """
-
-    use_text: bool = False
-    use_ids: bool = True
-    id_dropout: float = 0.0
 
 
 class SASRec(Sequential):

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from anyrec.genrec.trie import CodeTrie
+from anyrec.models.generative.trie import CodeTrie
 
 PAD, BOS, FIRST = 0, 1, 2  # token ids: padding, start of history, first code token
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from anyrec.models.sequential import SequentialConfig
+    from anyrec.models.sequential.config import SequentialConfig
 
 
-def _torch() -> Any:
+def torch_module() -> Any:
     import torch
 
     return torch
@@ -27,7 +27,7 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
     components: item representations begin with the geometry of the pretrained text space,
     so "the next item reads like the last ones" is where training starts, not where it ends.
     """
-    torch = _torch()
+    torch = torch_module()
     nn = torch.nn
 
     class TextAdaptor(nn.Module):  # type: ignore[name-defined]
@@ -121,7 +121,7 @@ def average_gradients(params: list[Any]) -> None:
     """Average the gradients of ``params`` over the workers of the torch process group: one
     all-reduce of one flat buffer (a parameter without a gradient here counts as zeros, so every
     worker sends the same shapes)."""
-    torch = _torch()
+    torch = torch_module()
     dist = torch.distributed
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])

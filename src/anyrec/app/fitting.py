@@ -16,11 +16,12 @@ from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import leave_one_out
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import build_model, tune_on_validation, validator
+from anyrec.eval.experiment import tune_on_validation, validator
 from anyrec.index.vector import FaissIndex, VectorIndex, make_index, recall_against_exact
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models import Recommender
 from anyrec.models.generative import Generative
+from anyrec.models.registry import build_model
 from anyrec.models.sequential import Sequential
 from anyrec.models.zeroshot import ZeroShot
 
@@ -80,7 +81,7 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
 
 
 def build_indexes(model: Recommender, ds: Dataset, index_spec: str, metric: str = "cosine") -> dict[str, VectorIndex]:
-    """The vector indexes a served version retrieves from (by name, see :func:`anyrec.models.persist.save_model`).
+    """The vector indexes a served version retrieves from (by name, see :func:`anyrec.app.persist.save_model`).
 
     Zero-shot: ``text`` over its item vectors (``exact`` included: search and similar items use it).
     Sequential with a FAISS spec: ``model`` over the items in its scoring space (inner product) and,

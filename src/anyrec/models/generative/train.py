@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from anyrec.genrec.decoder import PAD
+from anyrec.models.generative.decoder import PAD
 
 log = logging.getLogger(__name__)
 

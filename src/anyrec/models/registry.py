@@ -1,0 +1,48 @@
+"""The one explicit registry of model names (no string-based imports), and building a model from it."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any
+
+from anyrec.errors import ConfigError
+from anyrec.models.base import Recommender
+from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
+from anyrec.models.factorization import ALS, BPR
+from anyrec.models.generative import Generative
+from anyrec.models.sequential import SASRec, Sequential
+from anyrec.models.zeroshot import ZeroShot
+
+MODELS: dict[str, type[Recommender]] = {
+    "random": Random,
+    "popularity": Popularity,
+    "itemknn": ItemKNN,
+    "als": ALS,
+    "bpr": BPR,
+    "bias": Bias,
+    "zeroshot": ZeroShot,
+    "sequential": Sequential,
+    "sasrec": SASRec,
+    "generative": Generative,
+}
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The registered class of ``name``; a :class:`ConfigError` listing the names otherwise."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None) -> Recommender:
+    """A model from the registry with ``seed`` and ``options`` applied."""
+    cls = model_class(name)
+    cfg = cls.Config()
+    names = {f.name for f in fields(cfg)}
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - names)
+    if unknown:
+        raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(names)) or '(none)'}")
+    if "seed" in names:
+        opts.setdefault("seed", seed)
+    return cls(replace(cfg, **opts))

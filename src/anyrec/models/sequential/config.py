@@ -1,0 +1,97 @@
+"""Settings of the sequential model and of its id-only variant (SASRec).
+
+Kept apart from the model so the network (:mod:`.network`) and the recommender (:mod:`.model`)
+both read it without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anyrec.lm.encoder import DEFAULT_ENCODER
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    """Sequential model settings.
+
+    Attributes:
+        encoder, cache_dir: text encoder and embedding cache (see :class:`EncoderConfig`).
+        use_text, use_ids: which item representations to fuse (at least one).
+        hidden, layers, heads, max_len, dropout: the transformer (``max_len`` items of history).
+        experts: linear experts in the text adaptor.
+        temperature: logits are cosine similarities divided by this (0 = raw inner products).
+        text_blend: weight of a plain text-similarity term added at scoring time: cosine between
+            each item's pretrained text vector and the recency-weighted mean of the user's history
+            vectors (half-life ``text_half_life`` items; 0 weighs all equally). Chosen on validation; it keeps
+            what the pretrained text space knows when the fine-tuned model has drifted from it
+            (new items in particular).
+        id_dropout: share of id embeddings dropped per step so the text path learns too.
+        lr, weight_decay, batch_size: optimisation.
+        epochs, patience: at most ``epochs``; stop after ``patience`` evaluations without a
+            better validation NDCG@10 (the best checkpoint is kept).
+        sampled_softmax: 0 = full softmax; N > 0 = N shared uniform negatives per batch.
+        max_minutes: training time budget (0 = none).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        threads: torch CPU threads (0 = torch's default).
+        seed: seeds initialisation, shuffling and dropout.
+        log_dir: where to write ``train_log.jsonl`` and ``checkpoint.pt`` ('' = nowhere).
+        resume: continue from ``log_dir/checkpoint.pt`` when it exists.
+        finetune_layers: fine-tune the text encoder end to end: this many top transformer layers
+            train with the recommender (0 = frozen encoder, the default). The catalog is cut to
+            ``finetune_tokens`` tokens; each step re-encodes up to ``finetune_items`` of the
+            items it touches through the tuned layers (the rest use the vectors of the last
+            epoch, refreshed after every epoch), with learning rate ``finetune_lr``. With
+            ``log_dir`` the tuned encoder is saved to ``log_dir/encoder`` (usable as ``--encoder``).
+        bucket_by_length: batch training windows of similar length together (much less padding
+            where most histories are short, e.g. Amazon reviews); off by default so earlier
+            results reproduce exactly.
+        dislike_weight: live scoring only: a negative event (dislike, skip, low rating) subtracts
+            this times the item's text cosine with every item (weighted by the event's weight), so
+            a disliked item's neighbours drop; the sequence itself reads positive events only.
+    """
+
+    encoder: str = DEFAULT_ENCODER
+    cache_dir: str = ""
+    use_text: bool = True
+    use_ids: bool = True
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    max_len: int = 50
+    dropout: float = 0.3
+    experts: int = 4
+    id_dropout: float = 0.1
+    temperature: float = 0.07
+    text_blend: float = 0.0
+    text_half_life: float = 3.0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 200
+    patience: int = 5
+    sampled_softmax: int = 0
+    max_minutes: float = 0.0
+    device: str = "cpu"
+    threads: int = 0
+    seed: int = 0
+    log_dir: str = ""
+    resume: bool = False
+    finetune_layers: int = 0
+    finetune_lr: float = 5e-5
+    finetune_tokens: int = 64
+    finetune_items: int = 128
+    bucket_by_length: bool = False
+    dislike_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class SASRecConfig(SequentialConfig):
+    """The sequential model with text switched off: item ids only (SASRec with a cross-entropy loss).
+
+    Id dropout is off by default: with ids as the only representation, a dropped id is an empty item.
+    """
+
+    use_text: bool = False
+    use_ids: bool = True
+    id_dropout: float = 0.0
