@@ -137,7 +137,7 @@ def test_evaluate_reuses_given_vectors(ds):
 
 def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypatch):
     from anyrec.eval import experiment
-    from anyrec.models.zeroshot import SimilarityCache
+    from anyrec.models.textvectors import SimilarityCache
 
     split = leave_one_out(ds)
     products = []

@@ -20,10 +20,7 @@ from anyrec.eval.experiment import tune_on_validation, validator
 from anyrec.index.vector import FaissIndex, VectorIndex, make_index, recall_against_exact
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models import Recommender
-from anyrec.models.generative import Generative
 from anyrec.models.registry import build_model
-from anyrec.models.sequential import Sequential
-from anyrec.models.zeroshot import ZeroShot
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +43,16 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
     if progress is not None:
         setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
     cfg = model.config
-    if runner.name != "local" and hasattr(model, "_given_vectors") and getattr(cfg, "use_text", True):
+    if runner.name != "local" and model.reads_text():
         # The catalog embedded by the runner's actors (Ray Data); the model reads these vectors.
         enc = TextEncoder(EncoderConfig(model=cfg.encoder, cache_dir=cfg.cache_dir))
-        model._given_vectors = enc.encode(ds.catalog.texts(), runner=runner,
-                                          progress=(lambda d, t: progress("embed catalog (ray)", d, t)) if progress else None)
+        model.use_item_vectors(enc.encode(ds.catalog.texts(), runner=runner,
+                                          progress=(lambda d, t: progress("embed catalog (ray)", d, t)) if progress else None))
     tuned: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     if tune:
         split = leave_one_out(ds)
-        if isinstance(model, (Sequential, Generative)):
+        if model.trains_with_validation:
             # Train once with each user's last interaction held out (early stopping and the
             # score-time options are chosen on it), then serve with the full history.
             model = runner.fit(model, split.train_dataset(ds), validator(ds, split, 10))
@@ -66,11 +63,12 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
                                        progress=(lambda d, t: progress("tune on validation", d, t)) if progress else None)
         valid = evaluate_model(model, ds, split, "valid", (10,), runner=runner)
         metrics = {"valid_ndcg@10": round(float(valid["ndcg@10"]), 6), "valid_recall@10": round(float(valid["recall@10"]), 6)}
-        if isinstance(model, (Sequential, Generative)):
+        if model.trains_with_validation:
             model.set_history(ds)
         else:
-            if isinstance(model, ZeroShot):
-                model._given_vectors = model.item_vectors_  # the refit reuses the vectors just computed
+            vectors = model.text_table()
+            if vectors is not None:
+                model.use_item_vectors(vectors)  # the refit reuses the vectors just computed
             model.fit(ds)
     else:
         model = runner.fit(model, ds)
@@ -81,23 +79,15 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
 
 
 def build_indexes(model: Recommender, ds: Dataset, index_spec: str, metric: str = "cosine") -> dict[str, VectorIndex]:
-    """The vector indexes a served version retrieves from (by name, see :func:`anyrec.app.persist.save_model`).
-
-    Zero-shot: ``text`` over its item vectors (``exact`` included: search and similar items use it).
-    Sequential with a FAISS spec: ``model`` over the items in its scoring space (inner product) and,
-    when it reads text, ``text`` over the pretrained text vectors (its text-blend term)."""
-    if isinstance(model, ZeroShot):
-        index = make_index(index_spec, metric)
-        index.add(range(ds.n_items), model.item_vectors_)
-        return {"text": index}
-    if isinstance(model, Sequential) and index_spec not in ("exact", "numpy", ""):
-        found = {"model": make_index(index_spec, "ip")}
-        found["model"].add(range(ds.n_items), model.item_space())
-        if model.config.use_text:
-            found["text"] = make_index(index_spec, "cosine")
-            found["text"].add(range(ds.n_items), model._unit_text_table())
-        return found
-    return {}
+    """The vector indexes a served version retrieves from (by name, see :func:`anyrec.app.persist.save_model`):
+    one per table the model names (:meth:`~anyrec.models.base.Recommender.index_tables`) — zero-shot its text
+    vectors (``exact`` included: search and similar items use it); sequential with a FAISS spec, its scoring
+    space (inner product) and, when it reads text, the pretrained text vectors (its text-blend term)."""
+    found = {}
+    for name, (vectors, kind) in model.index_tables(approximate=index_spec not in ("exact", "numpy", "")).items():
+        found[name] = make_index(index_spec, kind or metric)
+        found[name].add(range(ds.n_items), vectors)
+    return found
 
 
 def index_recall(model: Recommender, ds: Dataset, indexes: dict[str, VectorIndex], seed: int = 0,
@@ -111,23 +101,11 @@ def index_recall(model: Recommender, ds: Dataset, indexes: dict[str, VectorIndex
     rng = np.random.default_rng(seed)
     sample = [seqs[u] for u in rng.permutation(ds.n_users) if len(seqs[u])][:users]
     queries: dict[str, list[np.ndarray]] = {name: [] for name in faiss}
-    tables: dict[str, np.ndarray] = {}
-    if isinstance(model, ZeroShot):
-        tables["text"] = model.item_vectors_
-    elif isinstance(model, Sequential):
-        tables["model"] = model.item_space()
-        if "text" in faiss:
-            tables["text"] = model._unit_text_table()
+    tables = {name: table for name, (table, _) in model.index_tables(approximate=True).items() if name in faiss}
     for seq in sample:
-        ones = np.ones(len(seq))
-        if isinstance(model, ZeroShot):
-            queries["text"].append(model.history_profile(seq, ones))
-        elif isinstance(model, Sequential):
-            q = model.retrieval_queries(seq, ones)
-            assert q is not None
-            queries["model"].append(q[0])
-            if "text" in faiss:
-                queries["text"].append(model._text_profiles([seq + 1])[0])
+        found = model.index_queries(seq, np.ones(len(seq)))
+        for name in faiss:
+            queries[name].append(found[name])
     out = {}
     for name, ix in faiss.items():
         if queries[name]:

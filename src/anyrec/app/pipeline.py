@@ -15,8 +15,6 @@ from anyrec.errors import ConfigError
 from anyrec.explain import Attribution, SentenceGuard, attribute, explain_sentence, history_of, shared_words
 from anyrec.index.vector import VectorIndex
 from anyrec.models.base import Filters, Recommender
-from anyrec.models.baselines import ItemKNN
-from anyrec.models.zeroshot import ZeroShot
 
 
 def _item(ds: Dataset, i: int, score: float) -> dict[str, Any]:
@@ -65,9 +63,10 @@ def recommend(model: Recommender, ds: Dataset, user: str, k: int = 10, categorie
     items, vals = ids[0][keep], scores[0][keep]
     why = because(model, ds, u, items)
     rows = [{**_item(ds, i, s), "rank": r + 1, "because": w} for r, (i, s, w) in enumerate(zip(items, vals, why))]
-    if isinstance(model, ZeroShot):
+    priors = model.item_priors()
+    if priors is not None:
         # The score is text similarity plus the log priors; show both parts.
-        prior = model.priors()[items]
+        prior = priors[items]
         for row, p in zip(rows, prior):
             row["prior"] = round(float(p), 6)
             row["text_score"] = round(row["score"] - float(p), 6)
@@ -89,29 +88,38 @@ def history(ds: Dataset, user: str, last: int = 10) -> list[dict[str, Any]]:
     return out
 
 
-def _text_model(model: Recommender, what: str) -> ZeroShot:
-    if not isinstance(model, ZeroShot):
+def _text_parts(model: Recommender, what: str) -> np.ndarray:
+    table = model.text_table()
+    if table is None:
         raise ConfigError(f"{what} needs a text model; fit one with `anyrec fit --model zeroshot` (this one is {model.name!r})")
-    return model
+    return table
 
 
 def search(model: Recommender, ds: Dataset, query: str, k: int = 10, user: str | None = None, user_weight: float = 0.3,
            categories: list[str] | None = None, index: VectorIndex | None = None) -> list[dict[str, Any]]:
     """Items for a free-text request, optionally blended with a user's profile (seen items removed then)."""
-    zs = _text_model(model, "search")
+    table = _text_parts(model, "search")
+    encoder = model.text_encoder()
+    if encoder is None:
+        raise ConfigError(f"search needs a text model that keeps its encoder; fit one with `anyrec fit --model zeroshot` "
+                          f"(this one is {model.name!r})")
     if not query.strip():
         raise ConfigError("the search text is empty")
-    qvec = zs.encoder().encode([query])  # (1, dim)
+    qvec = encoder.encode([query])  # (1, dim)
     filters = category_filter(ds, categories)
     if user is None and index is not None:
         ids, scores = index.search(qvec, k, allow=filters.items if filters else None)
         return [{**_item(ds, i, s), "rank": r + 1} for r, (i, s) in enumerate(zip(ids[0], scores[0])) if i >= 0]
-    scores = zs.query_scores(qvec)[0].astype(np.float64)
+    unit_q = qvec / np.maximum(np.linalg.norm(qvec, axis=1, keepdims=True), 1e-12)  # cosine against the unit table
+    scores = (unit_q.astype(np.float32) @ table.T)[0].astype(np.float64)
     if user is not None:
         u = ds.users.index(user, what="user")
-        prof = zs.profiles(np.array([u]))[0]
-        scores = (1 - user_weight) * scores + user_weight * (zs.item_vectors_ @ prof)
-        scores[zs.seen_[u].indices] = -np.inf
+        found = model.text_profiles(np.array([u]))
+        if found is None:
+            raise ConfigError(f"search --user needs a model with text profiles of its users (this one is {model.name!r})")
+        prof = found[0]
+        scores = (1 - user_weight) * scores + user_weight * (table @ prof)
+        scores[model.seen_[u].indices] = -np.inf
     if filters is not None and filters.items is not None:
         mask = np.ones(ds.n_items, dtype=bool)
         mask[filters.items] = False
@@ -123,17 +131,17 @@ def search(model: Recommender, ds: Dataset, query: str, k: int = 10, user: str |
 def similar(model: Recommender, ds: Dataset, item: str, k: int = 10, index: VectorIndex | None = None) -> list[dict[str, Any]]:
     """Nearest items to raw item id ``item`` by text (or by co-occurrence for item-kNN)."""
     i = ds.catalog.ids.index(item, what="item")
-    if isinstance(model, ItemKNN):
-        col = model.similarity_[:, i].toarray().ravel()
+    col = model.item_neighbours(i)
+    if col is not None:
         col[i] = -np.inf
         order = np.argsort(-col, kind="stable")[:k]
         return [{**_item(ds, j, col[j]), "rank": r + 1} for r, j in enumerate(order) if col[j] > 0]
-    zs = _text_model(model, "similar")
-    vec = zs.item_vectors_[i : i + 1]
+    table = _text_parts(model, "similar")
+    vec = table[i : i + 1]
     if index is not None:
         ids, scores = index.search(vec, k, exclude=[[i]])
         return [{**_item(ds, j, s), "rank": r + 1} for r, (j, s) in enumerate(zip(ids[0], scores[0])) if j >= 0]
-    scores = (zs.item_vectors_ @ vec[0]).astype(np.float64)
+    scores = (table @ vec[0]).astype(np.float64)
     scores[i] = -np.inf
     order = np.argsort(-scores, kind="stable")[:k]
     return [{**_item(ds, j, scores[j]), "rank": r + 1} for r, j in enumerate(order)]

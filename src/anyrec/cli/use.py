@@ -29,7 +29,6 @@ from anyrec.data.dataset import Dataset
 from anyrec.data.merge import merge_datasets
 from anyrec.index.vector import VectorIndex
 from anyrec.models import MODELS, Recommender
-from anyrec.models.generative import Generative, describe
 from anyrec.models.registry import build_model
 
 
@@ -77,8 +76,9 @@ def fit(**kw: Any) -> None:
     with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
         model, tuned, metrics, index = fit_for_serving(name, ds, opts, kw["seed"], not kw["no_tune"], bar,
                                                        kw["index_spec"], kw["metric"], runner)
-    if isinstance(model, Generative):
-        _print_codes(describe(model))
+    info = model.describe()
+    if info is not None and "codes" in info:
+        _print_codes(info)
     if tuned:
         console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
     for key in (k for k in metrics if "index_recall" in k):

@@ -191,8 +191,8 @@ def _fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, vali
              item_vectors: Any, progress: StepProgress, runner: Runner | None = None) -> Recommender:
     """One fit of a registry model; early stopping on ``validate`` (never on test) where the model has it."""
     model = build_model(name, seed, options)
-    if item_vectors is not None and hasattr(model, "_given_vectors"):
-        model._given_vectors = item_vectors
+    if item_vectors is not None:
+        model.use_item_vectors(item_vectors)
     setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
     if progress:
         progress(f"fit {name}", 0, 1)

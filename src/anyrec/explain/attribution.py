@@ -23,8 +23,6 @@ import numpy as np
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
 from anyrec.models.base import Recommender
-from anyrec.models.baselines import ItemKNN, Popularity
-from anyrec.models.zeroshot import ZeroShot
 
 
 @dataclass
@@ -78,24 +76,12 @@ def attribute(model: Recommender, items: np.ndarray, weights: np.ndarray, target
     if isinstance(inner, Recommender):  # a ranking stage: the history behind the retrieval (a deletion through
         att = attribute(inner, items, weights, targets, values)  # the ranker costs depth × history pairs per item)
         return Attribution(att.history, att.targets, att.shares, f"{att.method} (retriever)")
-    if not len(items) or isinstance(model, Popularity):
+    if not len(items):
         return empty
-    if isinstance(model, ZeroShot):
-        w = model._live_weights(weights, values)
-        wu = np.array([w[items == h].sum() for h in hist])
-        unit = model.item_vectors_
-        norm = max(float(np.linalg.norm(wu @ unit[hist])), 1e-12)
-        shares = wu[:, None] * (unit[hist] @ unit[targets].T) / norm  # (history, targets)
-        return Attribution(hist, targets, shares.astype(np.float64), "text terms")
-    if isinstance(model, ItemKNN):
-        sim = model.similarity_
-        known = (hist < sim.shape[0])[:, None] & (targets < sim.shape[1])[None, :]
-        shares = np.zeros((len(hist), len(targets)))
-        rows, cols = np.nonzero(known)
-        if len(rows):
-            shares[rows, cols] = np.asarray(sim[hist[rows], targets[cols]]).ravel()
-        signs = np.array([np.sign(weights[items == h].sum()) for h in hist])
-        return Attribution(hist, targets, shares * signs[:, None], "co-occurrence")
+    own = model.history_attribution(hist, items, weights, targets, values)
+    if own is not None:  # the model's exact account (zero-shot's text terms, item-kNN's similarities)
+        shares, method = own
+        return empty if method == "none" else Attribution(hist, targets, shares, method)
     if type(model).score_history is Recommender.score_history:  # learned user rows (ALS, BPR): no history to delete from
         return empty
     base = live_scores(model, items, weights, values)[targets]

@@ -99,11 +99,19 @@ class CausalLM:
 
     @property
     def model(self) -> Any:
-        return self.load()._model
+        self.load()
+        return self._model
+
+    @model.setter
+    def model(self, wrapped: Any) -> None:
+        """Serve from ``wrapped`` (the loaded model with adapters, e.g. LoRA) from now on."""
+        self.load()
+        self._model = wrapped
 
     @property
     def tokenizer(self) -> Any:
-        return self.load()._tok
+        self.load()
+        return self._tok
 
     def wrap(self, text: str) -> str:
         """The prompt as the model expects it (chat template with the assistant turn opened)."""

@@ -11,14 +11,18 @@ fixed when the data is read, before any split). The evaluator uses a stricter ru
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError, UnknownIdError
+
+if TYPE_CHECKING:
+    from anyrec.lm.encoder import TextEncoder
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,18 @@ class Filters:
 
     items: np.ndarray | None = None
     exclude: sp.csr_matrix | None = None
+
+
+@dataclass(frozen=True)
+class IndexQuery:
+    """A live history's score as searches of the model's vector indexes (see :mod:`anyrec.index.bounded`):
+    ``score(i) = Σ_name scale · <table_name[i], query> + prior[i]``, less at most ``slack`` for what
+    dislikes subtract; ``exact(candidates)`` is the model's own score of those items."""
+
+    terms: dict[str, tuple[np.ndarray, float]]  # index name → (query vector, scale ≥ 0)
+    exact: Callable[[np.ndarray], np.ndarray]
+    prior: np.ndarray | None = None  # (n_items,) the same for every request
+    slack: float = 0.0
 
 
 class Recommender(ABC):
@@ -91,6 +107,69 @@ class Recommender(ABC):
         """
         return None
 
+    # ---- capabilities: what callers outside anyrec.models ask instead of checking the class ----------
+    trains_with_validation: ClassVar[bool] = False
+    """``fit_with_validation(train, validate)`` early-stops on a validation callback; fitting for serving
+    then trains once on the validation split and serves with the whole history, without a refit."""
+
+    def reads_text(self) -> bool:
+        """Whether the items' text vectors are part of the score."""
+        return False
+
+    def use_item_vectors(self, vectors: np.ndarray) -> None:
+        """Take the catalog's text vectors (rows = items), computed elsewhere, instead of encoding it;
+        nothing for a model that reads no text."""
+        return None
+
+    def text_table(self) -> np.ndarray | None:
+        """Unit-length text vectors of every item ``(n_items, dim)``, the ones the model scores with; ``None`` without text."""
+        return None
+
+    def text_encoder(self) -> TextEncoder | None:
+        """The encoder that put the catalog in :meth:`text_table`'s space (free-text queries go through it), if the model keeps one."""
+        return None
+
+    def text_profiles(self, users: np.ndarray) -> np.ndarray | None:
+        """Fitted users' unit profiles in :meth:`text_table`'s space ``(len(users), dim)``; ``None`` without them."""
+        return None
+
+    def item_priors(self) -> np.ndarray | None:
+        """A per-item term added to every user's score ``(n_items,)`` (zero-shot's log priors), shown apart."""
+        return None
+
+    def item_neighbours(self, item: int) -> np.ndarray | None:
+        """Every item's similarity to ``item`` by the model's own item–item table ``(n_items,)``; ``None``
+        where the model has none (or ``item`` is outside it): callers fall back to text."""
+        return None
+
+    def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
+                            values: np.ndarray | None) -> tuple[np.ndarray, str] | None:
+        """The model's own account of a live history: ``(shares, method)`` with ``shares[h, j]`` the part of
+        target ``j``'s score due to ``history[h]`` (the distinct ``items``); method ``"none"`` when nothing in a
+        history drives the score. ``None``: no exact account (a deletion test reads :meth:`score_history`)."""
+        return None
+
+    def index_tables(self, approximate: bool) -> dict[str, tuple[np.ndarray, str | None]]:
+        """The item tables a served version indexes, by name: ``(vectors, metric)``, metric ``None`` for the
+        caller's choice. ``approximate``: the index spec is an approximate (FAISS) one."""
+        return {}
+
+    def index_queries(self, items: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """One query per table of :meth:`index_tables` for a live history (to measure an index's recall)."""
+        return {}
+
+    def retrieval_indexes(self) -> tuple[str, ...] | None:
+        """The indexes :meth:`index_query` searches under the current options; ``None``: it cannot retrieve from indexes."""
+        return None
+
+    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery | None:
+        """A live history's score as index searches (see :class:`IndexQuery`); ``None``: score every item."""
+        return None
+
+    def describe(self) -> dict[str, Any] | None:
+        """What a person fitting the model would want printed about it (e.g. the generative model's codes)."""
+        return None
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "seen_"):
             raise ConfigError(f"{self.name}: call fit() before recommend()")
@@ -109,10 +188,10 @@ class Recommender(ABC):
         users = self._checked_users(users)
         scores = np.array(self.score(users), dtype=np.float64, copy=True)  # (batch, n_items)
         if exclude_seen:
-            _mask_rows(scores, self.seen_, users)
+            mask_rows(scores, self.seen_, users)
         if filters is not None:
             if filters.exclude is not None:
-                _mask_rows(scores, filters.exclude, users)
+                mask_rows(scores, filters.exclude, users)
             if filters.items is not None:
                 allowed = np.zeros(self.n_items_, dtype=bool)
                 allowed[filters.items] = True
@@ -163,7 +242,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return cand[np.lexsort((cand, -scores[cand]))][:k]
 
 
-def _mask_rows(scores: np.ndarray, mat: sp.csr_matrix, users: np.ndarray) -> None:
+def mask_rows(scores: np.ndarray, mat: sp.csr_matrix, users: np.ndarray) -> None:
+    """Set ``scores[r, j] = -inf`` wherever ``mat[users[r], j]`` is stored (seen items, exclusions)."""
     sub = mat[users]
     rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
     scores[rows, sub.indices] = -np.inf

@@ -31,6 +31,10 @@ class Popularity(Recommender):
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         return self.counts_.copy()
 
+    def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
+                            values: np.ndarray | None) -> tuple[np.ndarray, str]:
+        return np.zeros((0, len(targets))), "none"  # nothing in a history moves the score
+
 
 @dataclass(frozen=True)
 class RandomConfig:
@@ -126,6 +130,23 @@ class ItemKNN(Recommender):
             if i < len(h):
                 h[i] = 1.0 if w > 0 else (-1.0 if w < 0 else h[i])
         return np.asarray(self.similarity_.T @ h).ravel()
+
+    def item_neighbours(self, item: int) -> np.ndarray | None:
+        if item >= self.similarity_.shape[1]:
+            return None
+        return np.asarray(self.similarity_[:, item].toarray()).ravel()
+
+    def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
+                            values: np.ndarray | None) -> tuple[np.ndarray, str]:
+        """The item–item similarity, which is what the score sums (signed by the history item's events)."""
+        sim = self.similarity_
+        known = (history < sim.shape[0])[:, None] & (targets < sim.shape[1])[None, :]
+        shares = np.zeros((len(history), len(targets)))
+        rows, cols = np.nonzero(known)
+        if len(rows):
+            shares[rows, cols] = np.asarray(sim[history[rows], targets[cols]]).ravel()
+        signs = np.array([np.sign(weights[items == h].sum()) for h in history])
+        return shares * signs[:, None], "co-occurrence"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
-from anyrec.models.base import Recommender, recency_weights
+from anyrec.models.base import IndexQuery, Recommender, recency_weights
+from anyrec.models.textvectors import SimilarityCache, kmeans, text_contributions
 
 log = logging.getLogger(__name__)
 
@@ -320,75 +320,53 @@ class ZeroShot(Recommender):
         self.trend_prior_ = np.r_[self.trend_prior_, np.zeros(len(v))]
         self.n_items_ += len(v)
 
-    def query_scores(self, query_vectors: np.ndarray) -> np.ndarray:
-        """Cosine of free-text query vectors against every item ``(queries, items)``."""
-        q = query_vectors / np.maximum(np.linalg.norm(query_vectors, axis=1, keepdims=True), 1e-12)
-        return q.astype(np.float32) @ self.item_vectors_.T
+    # ---- capabilities (see Recommender) ---------------------------------------------
+    def reads_text(self) -> bool:
+        return True
 
+    def use_item_vectors(self, vectors: np.ndarray) -> None:
+        self._given_vectors = vectors
 
-class SimilarityCache:
-    """Arrays by ``(group, key)`` within ``budget`` bytes.
+    def text_table(self) -> np.ndarray:
+        return self.item_vectors_
 
-    When full, arrays of *other* groups go first (least recently used first); arrays of the group
-    being stored are never pushed out by their own group: a sweep over more batches than fit would
-    otherwise evict each batch just before the next sweep needs it, and keep nothing useful.
-    """
+    def text_encoder(self) -> TextEncoder:
+        return self.encoder()
 
-    def __init__(self, budget: int) -> None:
-        self.budget, self.used = budget, 0
-        self.items: OrderedDict[tuple[Any, Any], np.ndarray] = OrderedDict()
+    def text_profiles(self, users: np.ndarray) -> np.ndarray:
+        return self.profiles(users)
 
-    def get(self, group: Any, key: Any) -> np.ndarray | None:
-        found = self.items.get((group, key))
-        if found is not None:
-            self.items.move_to_end((group, key))
-        return found
+    def item_priors(self) -> np.ndarray:
+        return self.priors()
 
-    def put(self, group: Any, key: Any, value: np.ndarray) -> None:
-        if value.nbytes > self.budget:
-            return
-        for old in [k for k in self.items if k[0] != group]:
-            if self.used + value.nbytes <= self.budget:
-                break
-            self.used -= self.items.pop(old).nbytes
-        if self.used + value.nbytes <= self.budget:
-            self.items[(group, key)] = value
-            self.used += value.nbytes
+    def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
+                            values: np.ndarray | None) -> tuple[np.ndarray, str]:
+        """Exact terms: the text score is ``Σ_h w_h cos(h, i) / |Σ_h w_h v_h|``, each history item's term its share."""
+        w = self._live_weights(weights, values)
+        wu = np.array([w[items == h].sum() for h in history])
+        unit = self.item_vectors_
+        norm = max(float(np.linalg.norm(wu @ unit[history])), 1e-12)
+        shares = wu[:, None] * (unit[history] @ unit[targets].T) / norm  # (history, targets)
+        return shares.astype(np.float64), "text terms"
 
+    def index_tables(self, approximate: bool) -> dict[str, tuple[np.ndarray, str | None]]:
+        return {"text": (self.item_vectors_, None)}  # exact too: search and similar items use it
 
-def text_contributions(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
-                       top: int = 3) -> list[list[tuple[int, float]]]:
-    """Per target, the history items with the largest positive terms of ``cos(profile, target)``.
+    def index_queries(self, items: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+        return {"text": self.history_profile(items, weights)}
 
-    ``profile = Σ_h w_h v_h / |Σ_h w_h v_h|`` over unit text vectors ``unit``; a repeated item's
-    weights add up, so the terms sum to the text score exactly.
-    """
-    items = np.asarray(items, dtype=np.int64)
-    if not len(items):
-        return [[] for _ in targets]
-    uniq, inv = np.unique(items, return_inverse=True)
-    wu = np.bincount(inv, weights=np.asarray(weights, dtype=np.float64))
-    vecs = unit[uniq]
-    norm = max(float(np.linalg.norm(wu @ vecs)), 1e-12)
-    terms = wu[:, None] * (vecs @ unit[np.asarray(targets, dtype=np.int64)].T) / norm  # (history, targets)
-    out = []
-    for j in range(terms.shape[1]):
-        best = np.argsort(-terms[:, j], kind="stable")[:top]
-        out.append([(int(uniq[b]), float(terms[b, j])) for b in best if terms[b, j] > 0])
-    return out
+    def retrieval_indexes(self) -> tuple[str, ...] | None:
+        return ("text",) if self.config.interests <= 1 else None
 
+    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery:
+        """``cos(item, profile) + prior``: the text index gives the cosine term's best items, the priors
+        (the same for every user) their own order."""
+        prof = self.history_profile(items, weights, values)
+        priors = self.priors()
+        vectors = self.item_vectors_
 
-def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 10) -> np.ndarray:
-    """Spherical k-means labels for the rows of ``x`` (unit vectors)."""
-    if k <= 1:
-        return np.zeros(x.shape[0], dtype=np.int64)
-    centres = x[rng.choice(x.shape[0], size=k, replace=False)]
-    labels = np.zeros(x.shape[0], dtype=np.int64)
-    for _ in range(iterations):
-        labels = np.argmax(x @ centres.T, axis=1)
-        for c in range(k):
-            members = x[labels == c]
-            if len(members):
-                m = members.sum(0)
-                centres[c] = m / max(float(np.linalg.norm(m)), 1e-12)
-    return labels
+        def exact(cand: np.ndarray) -> np.ndarray:
+            return np.asarray(vectors[cand] @ prof + priors[cand], dtype=np.float64)
+
+        # The index scores cosines; the term is <item, profile> = |profile| * cosine (unit item vectors).
+        return IndexQuery({"text": (prof, float(np.linalg.norm(prof)))}, exact, priors)

@@ -99,7 +99,7 @@ class LLMScorer:
         lm = self.lm.load()
         model = get_peft_model(lm.model, LoraConfig(r=c.lora_rank, lora_alpha=c.lora_alpha, lora_dropout=0.0,
                                                     target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-        lm._model = model
+        lm.model = model
         model.train()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=c.lr)
         labels = list(LABELS[: candidates.shape[1]])

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.models.base import Filters, Recommender, _mask_rows, top_k
+from anyrec.models.base import Filters, Recommender, mask_rows, top_k
 
 
 class Ranker(Protocol):
@@ -121,7 +121,7 @@ class Reranked(Recommender):
         users = self._checked_users(users)
         base = self.retriever.masked_scores(users, exclude_seen, filters)
         if exclude_seen:
-            _mask_rows(base, self.seen_, users)
+            mask_rows(base, self.seen_, users)
         return self.rerank(base, [self.seqs_[int(u)] for u in users])
 
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:

@@ -23,10 +23,6 @@ from anyrec.errors import ConfigError
 from anyrec.explain import SentenceGuard, attribute, explain_sentence, shared_words
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Recommender, top_k
-from anyrec.models.baselines import ItemKNN
-from anyrec.models.generative import Generative
-from anyrec.models.sequential import Sequential
-from anyrec.models.zeroshot import ZeroShot
 from anyrec.serve.retrieval import AnnRetrieval
 from anyrec.store import Store, StoredItem
 
@@ -101,11 +97,12 @@ class LiveModel:
         return type(self.model).score_history is not Recommender.score_history
 
     def is_text_model(self) -> bool:
-        return isinstance(self.model, (ZeroShot, Generative)) or (isinstance(self.model, Sequential) and self.model.config.use_text)
+        return self.model.reads_text()
 
     def encoder(self) -> TextEncoder:
-        if isinstance(self.model, ZeroShot):
-            return self.model.encoder()
+        own = self.model.text_encoder()
+        if own is not None:
+            return own
         if self._encoder is None:
             cfg = self.model.config
             self._encoder = TextEncoder(EncoderConfig(model=getattr(cfg, "encoder", "hashing"), cache_dir=getattr(cfg, "cache_dir", "")))
@@ -262,18 +259,17 @@ class LiveModel:
         return out
 
     def unit_text(self) -> np.ndarray:
-        m = self.model
-        if isinstance(m, ZeroShot):
-            return m.item_vectors_
-        if isinstance(m, Generative) or (isinstance(m, Sequential) and m.config.use_text):
-            return m._unit_text_table()
-        raise ConfigError(f"this needs a text model (zeroshot or sequential); version {self.version!r} is {m.name!r}")
+        table = self.model.text_table()
+        if table is None:
+            raise ConfigError(f"this needs a text model (zeroshot or sequential); version {self.version!r} is {self.model.name!r}")
+        return table
 
     def similar(self, item: str, k: int) -> tuple[list[int], list[float]]:
         i = self.ids.index(item, what="item")
         with self._lock:
-            if isinstance(self.model, ItemKNN) and i < self.model.similarity_.shape[1]:
-                scores = _widen(self.model.similarity_[:, i].toarray().ravel(), self.n_items)
+            own = self.model.item_neighbours(i)
+            if own is not None:
+                scores = _widen(own, self.n_items)
             else:
                 text = self.unit_text()
                 scores = (text @ text[i]).astype(np.float64)

@@ -114,6 +114,7 @@ class Generative(Recommender):
 
     name = "generative"
     Config = GenerativeConfig
+    trains_with_validation: ClassVar[bool] = True
     tuning_grid: ClassVar[dict[str, list[Any]]] = {}
     # Training-time grid, searched when an experiment asks (as for sequential and sasrec: five fits).
     training_grid: ClassVar[dict[str, list[Any]]] = {"dropout": [0.1, 0.2, 0.3], "lr": [1e-3, 3e-3], "hidden": [128, 256]}
@@ -362,6 +363,19 @@ class Generative(Recommender):
             cached = (t, t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12))
             self._unit_text = cached
         return cached[1]
+
+    # ---- capabilities (see Recommender) ---------------------------------------------
+    def reads_text(self) -> bool:
+        return True
+
+    def use_item_vectors(self, vectors: np.ndarray) -> None:
+        self._given_vectors = vectors
+
+    def text_table(self) -> np.ndarray:
+        return self._unit_text_table()
+
+    def describe(self) -> dict[str, Any]:
+        return describe(self)
 
     # ---- persistence ---------------------------------------------------------------------
     def extra_state(self) -> dict[str, np.ndarray]:

@@ -22,9 +22,9 @@ import numpy as np
 
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import encode_catalog
-from anyrec.models.base import Recommender, recency_weights
+from anyrec.models.base import IndexQuery, Recommender, recency_weights
 from anyrec.models.sequential.config import SASRecConfig, SequentialConfig
-from anyrec.models.sequential.network import torch_module, average_gradients, build_network
+from anyrec.models.sequential.network import average_gradients, build_network, torch_module
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class Sequential(Recommender):
 
     name = "sequential"
     Config = SequentialConfig
+    trains_with_validation: ClassVar[bool] = True
     data_parallel: ClassVar[bool] = True  # a Ray runner fits it with Ray Train (see anyrec.cluster)
     # Score-time options chosen on validation after training (see eval.experiment.tune_on_validation).
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
@@ -484,6 +485,48 @@ class Sequential(Recommender):
         """Cosine of each item's (or each of ``cols``') pretrained text vector with the user's profile."""
         text = self._unit_text_table()
         return self._text_profiles(seqs) @ (text if cols is None else text[cols]).T
+
+    # ---- capabilities (see Recommender) ---------------------------------------------
+    def reads_text(self) -> bool:
+        return bool(self.config.use_text)
+
+    def use_item_vectors(self, vectors: np.ndarray) -> None:
+        self._given_vectors = vectors
+
+    def text_table(self) -> np.ndarray | None:
+        return self._unit_text_table() if self.config.use_text else None
+
+    def index_tables(self, approximate: bool) -> dict[str, tuple[np.ndarray, str | None]]:
+        """With an approximate spec: the items in the model's scoring space (inner product) and, when it reads
+        text, the pretrained text vectors (its text-blend term); exact search scores every item instead."""
+        if not approximate:
+            return {}
+        tables: dict[str, tuple[np.ndarray, str | None]] = {"model": (self.item_space(), "ip")}
+        if self.config.use_text:
+            tables["text"] = (self._unit_text_table(), "cosine")
+        return tables
+
+    def index_queries(self, items: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+        queries = self.retrieval_queries(items, weights)
+        out = {} if queries is None else {"model": queries[0]}
+        if self.config.use_text:
+            out["text"] = self._text_profiles([np.asarray(items, dtype=np.int64) + 1])[0]
+        return out
+
+    def retrieval_indexes(self) -> tuple[str, ...]:
+        return ("model", "text") if self.config.text_blend > 0 and self.config.use_text else ("model",)
+
+    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery | None:
+        """``<item, q>`` in the model's space plus ``text_blend * cos(item, profile)``: the model-space index
+        and the text index give the two lists."""
+        queries = self.retrieval_queries(items, weights)
+        if queries is None:
+            return None
+        q, profile, slack = queries
+        terms = {"model": (q, 1.0)}
+        if profile is not None:
+            terms["text"] = (profile, float(self.config.text_blend))
+        return IndexQuery(terms, lambda cand: self.score_candidates(queries, items, weights, cand), None, slack)
 
 
 class SASRec(Sequential):
