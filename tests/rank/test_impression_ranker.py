@@ -34,13 +34,13 @@ def mind_folder(folder: Path, rows: int = 120, users: int = 24) -> Path:
 
 def test_pairs_take_their_negatives_from_the_same_impression_and_history_from_before_it(tmp_path: Path) -> None:
     from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
-    from anyrec.rank.impressions import Histories, impression_pairs
+    from anyrec.rank.impressions import impression_pairs
 
     folder = mind_folder(tmp_path / "mind", rows=24)
     ds = load_mind(folder, ReadPolicy())
     imps, _ = read_mind_impressions(folder, ds)
     clf = ClickClassifier(ds.catalog, ClickClassifierConfig(history=10))
-    hist = Histories(ds)
+    hist = ds.interactions.history(ds.n_users)
     lefts, items, labels = impression_pairs(clf, hist, imps, negatives=2, seed=0)
     assert labels.sum() == sum(int(i.labels.sum()) for i in imps) and len(labels) == 3 * labels.sum()
     at = 0

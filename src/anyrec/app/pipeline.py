@@ -77,8 +77,7 @@ def history(ds: Dataset, user: str, last: int = 10) -> list[dict[str, Any]]:
     """The user's most recent interactions, newest first."""
     u = ds.users.index(user, what="user")
     inter = ds.interactions
-    rows = np.flatnonzero(inter.user == u)
-    rows = rows[np.lexsort((rows, inter.time[rows]))][::-1][:last]
+    rows = inter.history(ds.n_users).rows(u)[::-1][:last]
     out = []
     for r in rows:
         entry = {"id": ds.catalog.ids.raw(inter.item[r]), "title": ds.catalog.title(inter.item[r]), "time": float(inter.time[r])}

@@ -145,6 +145,59 @@ class Catalog:
         return idx
 
 
+@dataclass(frozen=True)
+class HistoryIndex:
+    """Every user's interactions oldest first, equal times in file order: one sort of the log, read by
+    every part that needs "a user's history in time order" (models, ranking stages, explanations,
+    splits, the service's simulator), so the tie rule is written once.
+
+    ``order[offsets[u] : offsets[u + 1]]`` are user ``u``'s row numbers in the log; ``items`` and
+    ``times`` are the log's items and times in that order. The arrays are read-only: a caller that
+    wants to change a history copies it.
+    """
+
+    order: np.ndarray  # (n,) int64 row numbers, by user, then time, then file position
+    offsets: np.ndarray  # (n_users + 1,) int64
+    items: np.ndarray  # (n,) int64 item of each row of ``order``
+    times: np.ndarray  # (n,) float64 time of each row of ``order``
+
+    @classmethod
+    def build(cls, user: np.ndarray, item: np.ndarray, time: np.ndarray, n_users: int,
+              order: np.ndarray | None = None) -> HistoryIndex:
+        if order is None:
+            order = np.lexsort((np.arange(len(user)), time, user)).astype(np.int64)
+        offsets = np.searchsorted(user[order], np.arange(n_users + 1), side="left").astype(np.int64)
+        arrays = (order, offsets, item[order].astype(np.int64), np.asarray(time, dtype=np.float64)[order])
+        for a in arrays:
+            a.flags.writeable = False
+        return cls(*arrays)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.offsets) - 1
+
+    def rows(self, u: int) -> np.ndarray:
+        """User ``u``'s row numbers in the log, oldest first."""
+        return self.order[self.offsets[u] : self.offsets[u + 1]]
+
+    def of(self, u: int) -> np.ndarray:
+        """User ``u``'s items, oldest first."""
+        return self.items[self.offsets[u] : self.offsets[u + 1]]
+
+    def before(self, u: int, t: float) -> np.ndarray:
+        """User ``u``'s items strictly before time ``t``, oldest first."""
+        a, b = int(self.offsets[u]), int(self.offsets[u + 1])
+        return self.items[a : a + int(np.searchsorted(self.times[a:b], t, side="left"))]
+
+    def sequences(self) -> list[np.ndarray]:
+        """Every user's items oldest first (an empty array for a user without rows)."""
+        return [self.items[a:b] for a, b in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist())]
+
+    def sorted_users(self) -> np.ndarray:
+        """The user of each row of ``order`` (non-decreasing)."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.offsets))
+
+
 @dataclass
 class Interactions:
     """The interaction log as parallel arrays (one row per event), in file order.
@@ -171,16 +224,29 @@ class Interactions:
             event=None if self.event is None else self.event[rows],
         )
 
+    def history(self, n_users: int | None = None) -> HistoryIndex:
+        """Each user's rows in time order (:class:`HistoryIndex`), for users ``0..n_users-1`` (default: up
+        to the largest user index). Built once per log and kept while its arrays are these ones."""
+        n = n_users if n_users is not None else (int(self.user.max()) + 1 if len(self) else 0)
+        arrays = (self.user, self.item, self.time)
+        cached = self.__dict__.get("_history")
+        if cached is None or any(a is not b for a, b in zip(cached[0], arrays)):
+            cached = (arrays, {})
+            self.__dict__["_history"] = cached
+        index = cached[1].get(n)
+        if index is None:
+            other = next(iter(cached[1].values()), None)  # the same order, other offsets: no second sort
+            index = cached[1][n] = HistoryIndex.build(self.user, self.item, self.time, n,
+                                                      order=None if other is None else other.order)
+        return index
+
     def sequences(self, n_users: int) -> list[np.ndarray]:
         """Each user's item indices oldest first (equal times in file order); empty for a user without rows."""
-        order = np.lexsort((np.arange(len(self)), self.time, self.user))
-        users, items = self.user[order], self.item[order].astype(np.int64)
-        seqs: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n_users
-        if len(users):
-            cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
-            for a, b in zip(cuts[:-1], cuts[1:]):
-                seqs[int(users[a])] = items[a:b]
-        return seqs
+        return self.history(n_users).sequences()
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (shipped to Ray workers, saved) without the history index: it is rebuilt on use."""
+        return {k: v for k, v in self.__dict__.items() if k != "_history"}
 
     def matrix(self, n_users: int, n_items: int, *, binary: bool = True) -> sp.csr_matrix:
         """User × item CSR matrix; repeated pairs are counted once when ``binary``."""

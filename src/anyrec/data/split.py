@@ -73,7 +73,7 @@ def without_last(ds: Dataset, n: int, keep: int) -> Dataset:
     """``ds`` without each user's last ``n`` interactions (by time), for users with more than ``n + keep``;
     the other users keep all of theirs."""
     inter = ds.interactions
-    order = _time_order(inter)
+    order = inter.history(ds.n_users).order
     pos, size = _group_positions(inter.user[order])
     drop = (size > n + keep) & (size - 1 - pos < n)
     return with_interactions(ds, inter.subset(np.sort(order[~drop])))
@@ -82,12 +82,6 @@ def without_last(ds: Dataset, n: int, keep: int) -> Dataset:
 def with_interactions(ds: Dataset, inter: Interactions) -> Dataset:
     return Dataset(name=ds.name, catalog=ds.catalog, users=ds.users, interactions=inter, report=ds.report,
                    user_features=ds.user_features)
-
-
-def _time_order(inter: Interactions) -> np.ndarray:
-    """Row order by (user, time), ties kept in file order."""
-    rows = np.arange(len(inter))
-    return np.lexsort((rows, inter.time, inter.user))
 
 
 def _group_positions(sorted_users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +100,7 @@ def leave_one_out(ds: Dataset) -> Split:
     Users with two interactions get no validation item; users with one are train-only.
     """
     inter = ds.interactions
-    order = _time_order(inter)
+    order = inter.history(ds.n_users).order
     pos, size = _group_positions(inter.user[order])
     from_end = size - 1 - pos
     test = np.sort(order[(from_end == 0) & (size >= 2)])

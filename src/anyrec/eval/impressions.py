@@ -98,7 +98,7 @@ def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], opti
 def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impression], test: list[Impression],
             options: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
     from anyrec.rank.cross import ranker_config
-    from anyrec.rank.impressions import Histories, fit_impression_stage, shown_scores, stage_metrics
+    from anyrec.rank.impressions import fit_impression_stage, shown_scores, stage_metrics
 
     t0 = time.perf_counter()
 
@@ -107,7 +107,7 @@ def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impres
 
     clf, report = fit_impression_stage(model, train, ds.catalog, before, impression_metrics, ranker_config(options), progress=step("train ranker"),
                                        valid_progress=step("validation impressions"))
-    hist = Histories(train)
-    metrics = stage_metrics(shown_scores(model, test), clf, [hist.all(imp.user) for imp in test], test, [report["blend"]], impression_metrics,
+    hist = train.interactions.history(train.n_users)
+    metrics = stage_metrics(shown_scores(model, test), clf, [hist.of(imp.user) for imp in test], test, [report["blend"]], impression_metrics,
                             step("test impressions"))[report["blend"]]
     return {"impressions": len(test), **metrics, "seconds": round(time.perf_counter() - t0, 3), "ranker": report}

@@ -95,7 +95,5 @@ def attribute(model: Recommender, items: np.ndarray, weights: np.ndarray, target
 def history_of(ds: Dataset, user: int) -> tuple[np.ndarray, np.ndarray]:
     """A fitted user's history as a live one: items oldest first (ties by row), each of weight 1 —
     the history whose live scores equal the fitted model's (the parity the service relies on)."""
-    inter = ds.interactions
-    rows = np.flatnonzero(inter.user == user)
-    rows = rows[np.lexsort((rows, inter.time[rows]))]
-    return inter.item[rows].astype(np.int64), np.ones(len(rows))
+    items = ds.interactions.history(ds.n_users).of(user)
+    return np.array(items, dtype=np.int64), np.ones(len(items))

@@ -168,11 +168,10 @@ class ZeroShot(Recommender):
 
     def _set_history(self, ds: Dataset) -> None:
         inter = ds.interactions
-        order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
+        index = inter.history(ds.n_users)
+        order = index.order
         users = inter.user[order]
-        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-        sizes = np.diff(np.r_[starts, len(order)])
-        from_end = np.repeat(starts + sizes, sizes) - 1 - np.arange(len(order))
+        from_end = np.repeat(index.offsets[1:], np.diff(index.offsets)) - 1 - np.arange(len(order))
         self.hist_user_ = users
         self.hist_item_ = inter.item[order]
         self.hist_from_end_ = from_end.astype(np.float64)

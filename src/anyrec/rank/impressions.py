@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from anyrec.data.dataset import Catalog, Dataset
+from anyrec.data.dataset import Catalog, Dataset, HistoryIndex
 from anyrec.data.impressions import Impression
 from anyrec.models.base import Recommender
 from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
@@ -31,25 +31,7 @@ ImpressionMetrics = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 """``metrics(labels, scores)`` of one impression's shown items, e.g. :func:`anyrec.eval.impressions.impression_metrics`."""
 
 
-class Histories:
-    """Each user's clicked items with their times, for "what had this user clicked before time t"."""
-
-    def __init__(self, ds: Dataset) -> None:
-        inter = ds.interactions
-        order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
-        users = inter.user[order]
-        self.items, self.times = inter.item[order].astype(np.int64), inter.time[order]
-        self.start = np.searchsorted(users, np.arange(ds.n_users + 1))
-
-    def before(self, user: int, t: float) -> np.ndarray:
-        a, b = self.start[user], self.start[user + 1]
-        return self.items[a : a + int(np.searchsorted(self.times[a:b], t, side="left"))]
-
-    def all(self, user: int) -> np.ndarray:
-        return self.items[self.start[user] : self.start[user + 1]]
-
-
-def impression_pairs(clf: ClickClassifier, hist: Histories, impressions: Sequence[Impression], negatives: int,
+def impression_pairs(clf: ClickClassifier, hist: HistoryIndex, impressions: Sequence[Impression], negatives: int,
                      seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(left text, item, label) pairs: every clicked item of an impression (yes) and up to ``negatives``
     of its shown-not-clicked items per click (no), the history being the clicks before the impression."""
@@ -106,8 +88,8 @@ def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalo
     early = Dataset(name=f"{train.name}-before-valid", catalog=catalog, users=train.users,
                     interactions=inter.subset(inter.time < cut))
     inner = unfitted_copy(retriever).fit(early)
-    hist, early_hist = Histories(train), Histories(early)
-    valid_retrieved, valid_hists = shown_scores(inner, valid), [early_hist.all(imp.user) for imp in valid]
+    hist, early_hist = train.interactions.history(train.n_users), early.interactions.history(early.n_users)
+    valid_retrieved, valid_hists = shown_scores(inner, valid), [early_hist.of(imp.user) for imp in valid]
     clf = ClickClassifier(catalog, cfg)
     lefts, items, labels = impression_pairs(clf, hist, fit_on, cfg.negatives, cfg.seed)
     log.info("impression ranker: %d pairs from %d impressions; %d validation impressions", len(labels), len(fit_on), len(valid))

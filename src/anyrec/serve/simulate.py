@@ -53,17 +53,13 @@ class SimulationConfig:
 def split_future(ds: Dataset, holdout: int) -> tuple[Dataset, dict[int, set[int]]]:
     """The past as a dataset, and each eligible user's held-out future items."""
     inter = ds.interactions
-    order = np.lexsort((np.arange(len(inter)), inter.time, inter.user))
-    users = inter.user[order]
+    index = inter.history(ds.n_users)
     keep = np.ones(len(inter), dtype=bool)
     future: dict[int, set[int]] = {}
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    for s, e in zip(starts, ends):
-        if e - s >= holdout + 3:
-            rows = order[e - holdout: e]
-            keep[rows] = False
-            future[int(users[s])] = set(inter.item[rows].tolist())
+    for u in np.flatnonzero(np.diff(index.offsets) >= holdout + 3):
+        rows = index.rows(int(u))[-holdout:]
+        keep[rows] = False
+        future[int(u)] = set(inter.item[rows].tolist())
     past = Dataset(name=f"{ds.name}-past", catalog=ds.catalog, users=ds.users, interactions=inter.subset(np.flatnonzero(keep)))
     return past, future
 
