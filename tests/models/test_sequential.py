@@ -88,8 +88,9 @@ def test_sampled_softmax_on_the_batch_items_equals_it_on_the_whole_table():
     is the one over the whole catalog's table with the same negatives."""
     import torch
 
-    from anyrec.models.sequential import Sequential, SequentialConfig
+    from anyrec.models.sequential import SequentialConfig
     from anyrec.models.sequential.network import build_network
+    from anyrec.models.sequential.training import softmax_loss
 
     torch.manual_seed(0)
     n, dim = 30, 16
@@ -101,15 +102,15 @@ def test_sampled_softmax_on_the_batch_items_equals_it_on_the_whole_table():
     full = net.items(text, seen, keep)
     sub = net.items(text, seen, keep, index)
     assert torch.allclose(sub[1:], full[index + 1]) and torch.equal(sub[0], full[0])
-    model = Sequential(cfg)
     h = torch.randn(5, 8)
     y, neg = torch.tensor([3, 7, 7, 29, 11]), torch.tensor([11, 3, 29])
     local = {int(i): r for r, i in enumerate(index)}
     as_local = lambda t: torch.tensor([local[int(i)] for i in t])  # noqa: E731
-    whole = model._loss(h, y, full[1:], neg, n)
-    batch_only = model._loss(h, as_local(y), sub[1:], as_local(neg), n)
+    t = cfg.temperature
+    whole = softmax_loss(h, y, full[1:], neg, n, t)
+    batch_only = softmax_loss(h, as_local(y), sub[1:], as_local(neg), n, t)
     assert torch.allclose(whole, batch_only)
-    assert not torch.allclose(whole, model._loss(h, y, full[1:], None, n))  # not the full softmax
+    assert not torch.allclose(whole, softmax_loss(h, y, full[1:], None, n, t))  # not the full softmax
 
 
 @pytest.mark.parametrize("flags", [{"use_ids": False}, {"use_text": False}])
@@ -192,12 +193,12 @@ def test_training_grid_gives_every_model_the_same_number_of_fits():
 
 
 def test_length_buckets_cover_every_window_once_and_still_learn():
+    from anyrec.models.sequential.training import epoch_batches, windows
+
     ds = successor_task(seed=3)
-    model = build_model("sasrec", 0, {**{k: v for k, v in TINY.items() if k != "encoder"}, "bucket_by_length": True,
-                                      "batch_size": 4})
     torch = pytest.importorskip("torch")
-    data = torch.from_numpy(model._windows([np.arange(1, n + 2) for n in (1, 3, 5, 7, 2, 4, 6, 8, 3)]))
-    batches = model._batches(torch.randperm(len(data)), data, torch.Generator().manual_seed(0), 4)
+    data = torch.from_numpy(windows([np.arange(1, n + 2) for n in (1, 3, 5, 7, 2, 4, 6, 8, 3)], TINY["max_len"]))
+    batches = epoch_batches(torch.randperm(len(data)), data, torch.Generator().manual_seed(0), 4, by_length=True)
     assert sorted(torch.cat(batches).tolist()) == list(range(len(data)))
     split = leave_one_out(ds)
     model = build_model("sasrec", 0, {**{k: v for k, v in TINY.items() if k != "encoder"}, "bucket_by_length": True,

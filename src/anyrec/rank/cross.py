@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from anyrec.data.dataset import Catalog, Dataset
 from anyrec.errors import ConfigError
 from anyrec.lm.encoder import resolve_encoder
+from anyrec.models.trainer import TrainingLoop
 from anyrec.rank.evidence import Evidence, EvidenceRanker, parse_features
 
 log = logging.getLogger(__name__)
@@ -277,11 +277,11 @@ class ClickClassifier:
         warm = max(1, int(c.warmup * steps))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)))
         rng = np.random.default_rng(c.seed)
-        best, best_state, best_extra, bad, done, start = -np.inf, None, {}, 0, 0, 0
-        history: list[dict[str, Any]] = []
-        ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
-        if c.resume and ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, map_location=self.device, weights_only=False)
+        loop = TrainingLoop(c.patience, c.max_minutes, 0.0, out_dir, start_best=-np.inf)
+        done = 0
+
+        def restore(state: dict[str, Any]) -> None:
+            nonlocal done
             self._model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
@@ -289,13 +289,17 @@ class ClickClassifier:
             with torch.no_grad():
                 for k, v in extra.items():
                     v.copy_(state["extra"][k])
-            best, best_state, bad, done, start, history = (state["best"], state["best_state"], state["bad"], state["done"],
-                                                           state["epoch"], state["history"])
-            best_extra = state.get("best_extra", {})
-            log.info("click classifier: resumed after epoch %d (best validation %.5f)", start, best)
-        t0 = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
-        for epoch in range(start, c.epochs):
-            if bad >= c.patience:
+            done = state["done"]
+
+        if c.resume and out_dir is not None:
+            loop.resume(restore, map_location=self.device)
+
+        def best_weights() -> tuple[dict[str, Any], dict[str, Any]]:
+            return ({k: v.detach().clone() for k, v in self._model.state_dict().items()},
+                    {k: v.detach().clone() for k, v in extra.items()})
+
+        for epoch in range(loop.next_epoch, c.epochs):
+            if loop.out_of_patience():
                 break
             self._model.train()
             perm = rng.permutation(n)
@@ -310,36 +314,28 @@ class ClickClassifier:
                 done += 1
                 if progress is not None:
                     progress(done, steps)
-                if c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes:
+                if loop.out_of_time():
                     break
             self._sync(extra)
             score, detail = validate(self) if validate is not None else (-float(np.mean(losses)), {})
-            history.append({"epoch": epoch + 1, "steps": done, "units": min(n, len(losses) * per_step),
-                            "loss": round(float(np.mean(losses)), 4), "valid": round(float(score), 5),
-                            "seconds": round(time.perf_counter() - t0, 1), "detail": detail,
-                            **{k: _rounded(v) for k, v in extra.items()}})
-            log.info("click classifier epoch %d: loss %.4f, validation %.5f", epoch + 1, history[-1]["loss"], score)
-            if score > best:
-                best, bad = score, 0
-                best_state = {k: v.detach().clone() for k, v in self._model.state_dict().items()}
-                best_extra = {k: v.detach().clone() for k, v in extra.items()}
-                if out_dir is not None:
-                    self.save(out_dir)
-            else:
-                bad += 1
-            if ckpt is not None:
-                torch.save({"model": self._model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "rng": rng.bit_generator.state, "best": best, "best_state": best_state, "best_extra": best_extra, "bad": bad, "done": done,
-                            "epoch": epoch + 1, "history": history, "extra": {k: v.detach() for k, v in extra.items()}}, ckpt)
-            if c.max_minutes and time.perf_counter() - t0 > 60 * c.max_minutes:
+            entry = {"epoch": epoch + 1, "steps": done, "units": min(n, len(losses) * per_step),
+                     "loss": round(float(np.mean(losses)), 4), "valid": round(float(score), 5),
+                     "seconds": round(loop.seconds(), 1), "detail": detail, **{k: _rounded(v) for k, v in extra.items()}}
+            log.info("click classifier epoch %d: loss %.4f, validation %.5f", epoch + 1, entry["loss"], score)
+            if loop.record(entry, score, best_weights) and out_dir is not None:
+                self.save(out_dir)
+            loop.save(epoch, {"model": self._model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                              "rng": rng.bit_generator.state, "done": done, "extra": {k: v.detach() for k, v in extra.items()}})
+            if loop.out_of_time():
                 break
-        if best_state is not None:
-            self._model.load_state_dict(best_state)
+        if loop.best_state is not None:
+            best_model, best_extra = loop.best_state
+            self._model.load_state_dict(best_model)
             with torch.no_grad():
                 for k, v in best_extra.items():
                     extra[k].copy_(v)
         self._sync(extra)
-        self.report_ = {"epochs": history, "best_valid": float(best), "seconds": round(time.perf_counter() - t0, 1)}
+        self.report_ = {"epochs": loop.history, "best_valid": float(loop.best), "seconds": round(loop.seconds(), 1)}
 
     def _sync(self, extra: dict[str, Any]) -> None:
         """The evidence weights being trained become the ones ``score`` uses."""

@@ -1,17 +1,16 @@
-"""Causal-LM training of the code decoder: length-bucketed batches, early stopping, checkpoints."""
+"""Causal-LM training of the code decoder: length-bucketed batches; early stopping, the budget, the log
+and checkpoints are the shared :class:`anyrec.models.trainer.TrainingLoop`'s."""
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from anyrec.models.generative.decoder import PAD
+from anyrec.models.trainer import TrainingLoop
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +53,19 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
     warmup = max(1, getattr(cfg, "warmup_steps", 0))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
     lengths = np.array([len(w[0]) for w in windows])
-    log_path = Path(cfg.log_dir) / "train_log.jsonl" if cfg.log_dir else None
-    ckpt = Path(cfg.log_dir) / "checkpoint.pt" if cfg.log_dir else None
-    start, best, best_state, waited, history = 0, -1.0, None, 0, []
-    if cfg.resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+    loop = TrainingLoop(cfg.patience, cfg.max_minutes, 1e-6, cfg.log_dir or None)
+
+    def restore(state: dict[str, Any]) -> None:
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         rng.bit_generator.state = state["rng"]
-        start, best, best_state, waited, history = state["epoch"] + 1, state["best"], state["best_state"], state["waited"], state["history"]
-        log.info("resumed from %s at epoch %d (best %.4f)", ckpt, start, best)
-    t0 = time.perf_counter()
-    for epoch in range(start, cfg.epochs):
+
+    if cfg.resume:
+        loop.resume(restore, map_location=device)
+    for epoch in range(loop.next_epoch, cfg.epochs):
+        if loop.out_of_patience():
+            break
         net.train()
         total, n = 0.0, 0
         batches = _batches(lengths, cfg.batch_size, rng)
@@ -82,27 +81,19 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
             if progress and b % 50 == 0:
                 progress(f"train generative, epoch {epoch + 1} (loss {total / n:.3f})", b, len(batches))
         net.eval()
-        entry: dict[str, Any] = {"epoch": epoch, "loss": round(total / max(1, n), 5), "seconds": round(time.perf_counter() - t0, 2)}
-        out_of_time = cfg.max_minutes > 0 and (time.perf_counter() - t0) / 60 > cfg.max_minutes
-        if (epoch + 1) % max(1, cfg.valid_every) == 0 or epoch + 1 == cfg.epochs or out_of_time:
+        entry: dict[str, Any] = {"epoch": epoch, "loss": round(total / max(1, n), 5), "seconds": round(loop.seconds(), 2)}
+        late = loop.out_of_time()  # the last epoch in the budget is validated too
+        score = None
+        if (epoch + 1) % max(1, cfg.valid_every) == 0 or epoch + 1 == cfg.epochs or late:
             score = evaluate()
             entry["valid_ndcg@10"] = round(score, 6)
-            if score > best + 1e-6:
-                best, waited = score, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                waited += 1
-            log.info("generative epoch %d loss %.4f valid ndcg@10 %.4f%s", epoch, entry["loss"], score, " *" if waited == 0 else "")
-        history.append(entry)
-        if log_path is not None and ckpt is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(entry) + "\n")
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state, "epoch": epoch,
-                        "best": best, "best_state": best_state, "waited": waited, "history": history}, ckpt)
-        if waited >= cfg.patience or out_of_time:
+        improved = loop.record(entry, score, lambda: {k: v.detach().clone() for k, v in net.state_dict().items()})
+        if score is not None:
+            log.info("generative epoch %d loss %.4f valid ndcg@10 %.4f%s", epoch, entry["loss"], score, " *" if improved else "")
+        loop.save(epoch, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state})
+        if loop.out_of_patience() or late:
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    if loop.best_state is not None:
+        net.load_state_dict(loop.best_state)
     net.eval()
-    return {"best_valid_ndcg": best, "epochs": len(history), "history": history, "seconds": round(time.perf_counter() - t0, 2)}
+    return {"best_valid_ndcg": loop.best, "epochs": len(loop.history), "history": loop.history, "seconds": round(loop.seconds(), 2)}

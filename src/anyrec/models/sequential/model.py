@@ -9,12 +9,8 @@ representation with a full softmax (or sampled softmax for large catalogs).
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,7 +20,9 @@ from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import encode_catalog
 from anyrec.models.base import IndexQuery, Recommender, recency_weights
 from anyrec.models.sequential.config import SASRecConfig, SequentialConfig
-from anyrec.models.sequential.network import average_gradients, build_network, torch_module
+from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
+from anyrec.models.sequential.training import StepInputs, resume, run_epochs, windows
+from anyrec.models.trainer import TrainingLoop
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +59,6 @@ class Sequential(Recommender):
         """Each user's items in time order (ties in file order), as item index + 1 (0 pads)."""
         return [s + 1 for s in ds.interactions.sequences(ds.n_users)]
 
-    def _windows(self, seqs: list[np.ndarray]) -> np.ndarray:
-        """Training windows of ``max_len + 1`` items, cut from the end, left-padded with 0."""
-        n = self.config.max_len
-        out = []
-        for s in seqs:
-            end = len(s)
-            while end > 1:
-                start = max(0, end - n - 1)
-                w = s[start:end]
-                out.append(np.pad(w, (n + 1 - len(w), 0)))
-                end = start + 1 if start > 0 else 0
-        return np.stack(out) if out else np.zeros((0, n + 1), dtype=np.int64)
-
     # ---- fitting ------------------------------------------------------------------
     def _fit(self, ds: Dataset) -> None:
         self._train(ds, getattr(self, "_validate", None))
@@ -101,14 +86,14 @@ class Sequential(Recommender):
         self.item_seen_ = (np.bincount(ds.interactions.item, minlength=ds.n_items) > 0).astype(np.float32)
         seqs = self._sequences(ds)
         self.seqs_ = seqs
-        windows = self._windows(seqs)
+        cut = windows(seqs, cfg.max_len)
         hold: np.ndarray | None = None
         hold_users: np.ndarray | None = None
-        if validate is None and len(windows):
+        if validate is None and len(cut):
             # No validation split given: hold each user's last training item out for early stopping.
             hold = np.array([s[-1] for s in seqs if len(s) > 2])
             hold_users = np.array([u for u, s in enumerate(seqs) if len(s) > 2])
-            windows = self._windows([s[:-1] if len(s) > 2 else s for s in seqs])
+            cut = windows([s[:-1] if len(s) > 2 else s for s in seqs], cfg.max_len)
         self.pretrained_vectors_: np.ndarray | None = None
         tuner = self._encoder_tuner(ds, device) if cfg.finetune_layers > 0 and cfg.use_text else None
         if tuner is not None:
@@ -117,151 +102,42 @@ class Sequential(Recommender):
             self.text_vectors_ = text
         self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text else None).to(device)
         self._device = device
-        t_text = torch.from_numpy(text).to(device)
-        t_seen = torch.from_numpy(self.item_seen_).to(device)
         groups = [{"params": list(self.net_.parameters()), "lr": cfg.lr}]
         if tuner is not None:
             groups.append({"params": list(tuner.parameters()), "lr": cfg.finetune_lr})
         opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        data = torch.from_numpy(windows.astype(np.int64))
-        log_path = Path(cfg.log_dir) / "train_log.jsonl" if cfg.log_dir else None
-        ckpt_path = Path(cfg.log_dir) / "checkpoint.pt" if cfg.log_dir else None
-        start_epoch, best, best_state, waited = 0, -1.0, None, 0
-        if cfg.resume and ckpt_path is not None and ckpt_path.exists():
-            ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-            self.net_.load_state_dict(ck["net"])
-            if tuner is not None:
-                tuner.load_state_dict(ck["tuner"])
-                t_text = tuner.all_vectors()
-                self.text_vectors_ = t_text.cpu().numpy()
-            opt.load_state_dict(ck["opt"])
-            gen.set_state(ck["gen"])
-            start_epoch, best, best_state, waited = ck["epoch"] + 1, ck["best"], ck["best_state"], ck["waited"]
-            log.info("resumed from %s at epoch %d (best %.4f)", ckpt_path, start_epoch, best)
-        # Data-parallel training (set by anyrec.cluster's Ray Train loop): same seed, same draws and
-        # same validation on every worker, a share of each epoch's windows, gradients averaged.
+        step = StepInputs(self.net_, torch.from_numpy(text).to(device), torch.from_numpy(self.item_seen_).to(device), tuner,
+                          torch.Generator().manual_seed(cfg.seed), torch.zeros(ds.n_items + 1, dtype=torch.long, device=device),
+                          ds.n_items, device, cfg)
+        data = torch.from_numpy(cut.astype(np.int64))
+        # Data-parallel training (set by anyrec.cluster's Ray Train loop): one writer of the log and checkpoint.
         rank, world = getattr(self, "data_parallel_", (0, 1))
-        if rank > 0:
-            log_path = ckpt_path = None  # one writer
-        remap = torch.zeros(ds.n_items + 1, dtype=torch.long, device=device)  # sampled softmax: item id -> batch row
-        t0 = time.perf_counter()
-        self.history_log_: list[dict[str, float]] = []
-        for epoch in range(start_epoch, cfg.epochs):
-            self.net_.train()
+        loop = TrainingLoop(cfg.patience, cfg.max_minutes, 1e-6, cfg.log_dir or None, world=world, writes=rank == 0)
+        if cfg.resume and resume(loop, step, opt) and tuner is not None:
+            self.text_vectors_ = step.text.cpu().numpy()
+
+        def evaluate() -> float:
             if tuner is not None:
-                tuner.train()
-            perm = torch.randperm(len(data), generator=gen)
-            if world > 1:  # data-parallel: every worker drew the same permutation and takes its share
-                perm = perm[rank::world]
-            total, batches = 0.0, 0
-            for idx in self._batches(perm, data, gen, max(1, cfg.batch_size // world)):
-                batch = data[idx]
-                # Windows are left-padded: drop the columns that are padding for the whole batch.
-                first = int((batch != 0).float().argmax(1).min())
-                batch = batch[:, min(first, batch.shape[1] - 2) :].to(device)
-                inp, tgt = batch[:, :-1], batch[:, 1:]  # (batch, len)
-                keep = None
-                if cfg.id_dropout > 0 and cfg.use_ids:
-                    keep = (torch.rand(ds.n_items, generator=gen) >= cfg.id_dropout).float().to(device)
-                neg = None
-                if cfg.sampled_softmax > 0:  # shared uniform negatives for the whole batch
-                    neg = torch.randint(0, ds.n_items, (cfg.sampled_softmax,), generator=gen).to(device)
-                index = None
-                if neg is not None and tuner is None:
-                    # Only the batch's items and the negatives need representations: the text
-                    # adaptor runs over them, not the whole catalog, and ids are renumbered to them.
-                    index = torch.unique(torch.cat([neg, batch[batch > 0] - 1]))
-                    remap[index + 1] = torch.arange(1, len(index) + 1, device=device)
-                    batch, neg = remap[batch], remap[neg + 1] - 1
-                    remap[index + 1] = 0  # clean for the next batch: no catalog-sized array per step
-                    inp, tgt = batch[:, :-1], batch[:, 1:]
-                step_text = t_text
-                if tuner is not None:
-                    # The items this step touches go through the tuned layers, with gradients.
-                    touched = torch.unique(batch[batch > 0]) - 1
-                    if len(touched) > cfg.finetune_items:
-                        touched = touched[torch.randperm(len(touched), generator=gen)[: cfg.finetune_items].to(device)]
-                    step_text = t_text.index_put((touched,), tuner(touched))
-                table = self.net_.items(step_text, t_seen, keep, index)  # (items + 1, hidden)
-                hidden = self.net_(inp, table)  # (batch, len, hidden)
-                mask = tgt > 0
-                h, y = hidden[mask], tgt[mask] - 1  # (targets, hidden), (targets,)
-                loss = self._loss(h, y, table[1:], neg, ds.n_items)
-                opt.zero_grad()
-                loss.backward()
-                if world > 1:
-                    average_gradients([p for g in groups for p in g["params"]])
-                opt.step()
-                total += float(loss.detach())
-                batches += 1
-            entry = {"epoch": epoch, "loss": total / max(1, batches), "seconds": round(time.perf_counter() - t0, 2)}
-            self.net_.eval()
-            if tuner is not None:
-                t_text = tuner.all_vectors()
-                self.text_vectors_ = t_text.cpu().numpy()
+                self.text_vectors_ = step.text.cpu().numpy()
             self._cache_table()
-            score = validate(self) if validate is not None else self._holdout_ndcg(hold, hold_users, seqs)
-            if world > 1:  # the workers hold the same weights; rank 0's figure decides for all, to the last bit
-                figure = torch.tensor([score], dtype=torch.float64)
-                torch.distributed.broadcast(figure, src=0)
-                score = float(figure.item())
-            entry["valid_ndcg@10"] = round(score, 6)
-            improved = score > best + 1e-6
-            if improved:
-                best, waited = score, 0
-                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-                if tuner is not None:
-                    best_state = {"net": best_state, "tuner": {k: v.detach().clone() for k, v in tuner.state_dict().items()},
-                                  "text": self.text_vectors_.copy()}
-            else:
-                waited += 1
-            self.history_log_.append(entry)
-            log.info("epoch %d loss %.4f valid ndcg@10 %.4f%s", epoch, entry["loss"], score, " *" if improved else "")
-            if self.progress:
-                self.progress(f"train {self.name} (loss {entry['loss']:.3f}, valid ndcg@10 {score:.4f})", epoch + 1, cfg.epochs)
-            if log_path is not None:
-                log_path.parent.mkdir(parents=True, exist_ok=True)
-                with open(log_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(entry) + "\n")
-                torch.save({"net": self.net_.state_dict(), "tuner": tuner.state_dict() if tuner is not None else None,
-                            "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch,
-                            "best": best, "best_state": best_state, "waited": waited, "config": asdict(cfg)}, ckpt_path)
-            out_of_time = cfg.max_minutes > 0 and (time.perf_counter() - t0) / 60 > cfg.max_minutes
-            if world > 1:  # every worker stops at the same epoch, or the others would wait in all-reduce forever
-                flag = torch.tensor([float(out_of_time)])
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                out_of_time = bool(flag.item())
-            if waited >= cfg.patience or out_of_time:
-                break
-        if best_state is not None and tuner is not None:
-            self.net_.load_state_dict(best_state["net"])
-            tuner.load_state_dict(best_state["tuner"])
-            self.text_vectors_ = best_state["text"]
+            return validate(self) if validate is not None else self._holdout_ndcg(hold, hold_users, seqs)
+
+        run_epochs(loop, step, data, opt, [p for g in groups for p in g["params"]], evaluate, self.name, self.progress, rank, world)
+        best = loop.best_state
+        if best is not None and tuner is not None:
+            self.net_.load_state_dict(best["net"])
+            tuner.load_state_dict(best["tuner"])
+            self.text_vectors_ = best["text"]
             if cfg.log_dir:
                 tuner.save_encoder(str(Path(cfg.log_dir) / "encoder"))
                 log.info("tuned encoder saved to %s", Path(cfg.log_dir) / "encoder")
-        elif best_state is not None:
-            self.net_.load_state_dict(best_state)
+        elif best is not None:
+            self.net_.load_state_dict(best)
         self.net_.eval()
-        self.best_valid_ndcg_ = best
+        self.history_log_ = loop.new_entries()
+        self.best_valid_ndcg_ = loop.best
         self.epochs_ = len(self.history_log_)
         self._cache_table()
-
-    def _batches(self, perm: Any, data: Any, gen: Any, bs: int) -> list[Any]:
-        """Index batches of one epoch. With ``bucket_by_length``, windows of similar length share a
-        batch (sorted within chunks of 50 batches, batch order shuffled), so short histories are not
-        padded to the longest window of a random batch."""
-        torch = torch_module()
-        if not self.config.bucket_by_length:
-            return [perm[b : b + bs] for b in range(0, len(perm), bs)]
-        lengths = (data != 0).sum(1)
-        out = []
-        for c in range(0, len(perm), bs * 50):
-            chunk = perm[c : c + bs * 50]
-            chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
-            out += [chunk[b : b + bs] for b in range(0, len(chunk), bs)]
-        return [out[int(i)] for i in torch.randperm(len(out), generator=gen)]
 
     def _encoder_tuner(self, ds: Dataset, device: str) -> Any:
         from anyrec.lm.finetune import build_top_encoder
@@ -271,30 +147,11 @@ class Sequential(Recommender):
                                  self.config.finetune_tokens, device,
                                  progress=(lambda d, t: report("encode lower layers", d, t)) if report else None)
 
-    def _logits_parts(self, h: Any, items: Any) -> tuple[Any, Any]:
-        """Query and item matrices whose inner product is the logit."""
-        return self._query_side(h), self._item_rows(items)
-
     def _query_side(self, h: Any) -> Any:
-        torch = torch_module()
-        return torch.nn.functional.normalize(h, dim=-1) / self.config.temperature if self.config.temperature > 0 else h
+        return query_side(h, self.config.temperature)
 
     def _item_rows(self, items: Any) -> Any:
-        torch = torch_module()
-        return torch.nn.functional.normalize(items, dim=-1) if self.config.temperature > 0 else items
-
-    def _loss(self, h: Any, y: Any, items: Any, neg: Any, n_catalog: int) -> Any:
-        """Cross-entropy of the targets ``y`` (rows of ``items``): over every row (``neg`` None), or
-        sampled softmax over the target and the shared negatives ``neg`` (rows of ``items``) with the
-        log-count correction for uniform draws from ``n_catalog`` items."""
-        torch = torch_module()
-        h, items = self._logits_parts(h, items)
-        if neg is None:
-            return torch.nn.functional.cross_entropy(h @ items.T, y)
-        logits = torch.cat([(h * items[y]).sum(-1, keepdim=True), h @ items[neg].T], 1)
-        correction = math.log(len(neg) / n_catalog)
-        logits[:, 1:] = logits[:, 1:].masked_fill(neg[None, :] == y[:, None], -1e9) - correction
-        return torch.nn.functional.cross_entropy(logits, torch.zeros_like(y))
+        return item_rows(items, self.config.temperature)
 
     def _holdout_ndcg(self, hold: np.ndarray | None, users: np.ndarray | None, seqs: list[np.ndarray]) -> float:
         if hold is None or users is None or len(hold) == 0:

@@ -20,6 +20,18 @@ def torch_module() -> Any:
     return torch
 
 
+def query_side(h: Any, temperature: float) -> Any:
+    """The query half of a logit: unit length over ``temperature`` (cosine logits), or ``h`` itself (0)."""
+    torch = torch_module()
+    return torch.nn.functional.normalize(h, dim=-1) / temperature if temperature > 0 else h
+
+
+def item_rows(items: Any, temperature: float) -> Any:
+    """The item half of a logit: unit rows for cosine logits (``temperature`` > 0), else the rows themselves."""
+    torch = torch_module()
+    return torch.nn.functional.normalize(items, dim=-1) if temperature > 0 else items
+
+
 def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.ndarray | None = None) -> Any:
     """The torch module (built lazily so importing anyrec never imports torch).
 
