@@ -28,7 +28,7 @@ from rich.table import Table
 from anyrec.cli.common import parse_options
 from anyrec.data import load_dataset
 from anyrec.data.split import SplitConfig, make_split, phase_matrices
-from anyrec.eval.experiment import ExperimentConfig, _fit_one, run_experiment, validator
+from anyrec.eval.experiment import ExperimentConfig, fit_one, run_experiment, validator
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Filters
 from anyrec.models.generative.codes import code_report
@@ -87,7 +87,7 @@ def main() -> int:
     cost: dict[str, Any] = {}
     fitted = {}
     for name in models:
-        model = _fit_one(name, 0, {**opts.get(name, {}), "epochs": 1}, train, validator(ds, split, 10), vectors, None)
+        model = fit_one(name, 0, {**opts.get(name, {}), "epochs": 1}, train, validator(ds, split, 10), vectors, None)
         model.set_history(split.history_dataset(ds, "test"))
         fitted[name] = model
         cost[name] = {"fit_seconds": result["models"][name]["fit_seconds"],

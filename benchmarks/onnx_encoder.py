@@ -62,9 +62,9 @@ def main() -> int:
     for r in range(0 if args.accuracy_only else args.repeats):
         for backend, bs in configs:
             enc = TextEncoder(EncoderConfig(backend=backend, threads=args.threads, batch_size=bs, cache_dir=str(work)))
-            enc._encode_raw(texts[:64], None)  # load, export, quantise, warm up: not timed
+            enc.encode_uncached(texts[:64], None)  # load, export, quantise, warm up: not timed
             t0 = time.perf_counter()
-            vectors[backend] = enc._encode_raw(texts, None)
+            vectors[backend] = enc.encode_uncached(texts, None)
             times[backend, bs].append(time.perf_counter() - t0)
             del enc
             gc.collect()
@@ -72,7 +72,7 @@ def main() -> int:
     for backend in backends:
         if args.accuracy_only:
             enc = TextEncoder(EncoderConfig(backend=backend, threads=args.threads, cache_dir=str(work)))
-            vectors[backend] = enc._encode_raw(texts, None)
+            vectors[backend] = enc.encode_uncached(texts, None)
             times.update({(backend, bs): [float("nan")] for bs in sizes})
         by_size = {bs: statistics.median(times[backend, bs]) for bs in sizes}
         best = min(by_size, key=by_size.__getitem__)

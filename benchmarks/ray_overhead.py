@@ -61,7 +61,7 @@ def main() -> int:
     for name in args.models.split(","):
         m = build_model(name, 0, {})
         if name == "zeroshot":
-            m._given_vectors = local_vecs
+            m.use_item_vectors(local_vecs)
         models[name] = m.fit(train)
         models[name].set_history(split.history_dataset(ds, "test"))
     local_eval = {}
@@ -72,7 +72,7 @@ def main() -> int:
 
     def seq_fit(runner: Any) -> Any:
         m = build_model("sequential", 0, seq_opts)
-        m._given_vectors = local_vecs
+        m.use_item_vectors(local_vecs)
         return runner.fit(m, train, validate)
 
     local_seq, t_seq_local = timed(lambda: seq_fit(LOCAL))

@@ -33,7 +33,7 @@ from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.data.split import SplitConfig, make_split, phase_matrices
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import _fit_one, validator
+from anyrec.eval.experiment import fit_one, validator
 from anyrec.rank.candidates import candidate_lists, list_metrics, target_ranks
 from anyrec.rank.cross import ClickClassifierConfig
 from anyrec.rank.stage import sequences
@@ -73,7 +73,7 @@ def main() -> int:
     train = split.train_dataset(ds)
     name = args.retriever
     t0 = time.perf_counter()
-    retriever = _fit_one(name, args.seed, with_text_defaults(name, dict(opts.get(name, {})), None, False), train,
+    retriever = fit_one(name, args.seed, with_text_defaults(name, dict(opts.get(name, {})), None, False), train,
                          validator(ds, split, 10), None, None)
     result: dict[str, Any] = {"dataset": ds.name, "retriever": name, "fit_seconds": round(time.perf_counter() - t0, 1),
                               "threads": os.environ.get("OMP_NUM_THREADS"), "rule": "loo, full ranking, whole history masked, "

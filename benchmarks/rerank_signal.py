@@ -23,7 +23,7 @@ from rich.table import Table
 from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.data.split import SplitConfig, make_split
-from anyrec.eval.experiment import _fit_one, validator
+from anyrec.eval.experiment import fit_one, validator
 from anyrec.models.registry import build_model
 from anyrec.rank.train import BLENDS, StageValidator
 
@@ -46,7 +46,7 @@ def main() -> int:
     split = make_split(ds, SplitConfig(protocol="loo", seed=args.seed))
     train = split.train_dataset(ds)
     name = args.retriever
-    retriever = _fit_one(name, args.seed, with_text_defaults(name, dict(opts.get(name, {})), None, False), train,
+    retriever = fit_one(name, args.seed, with_text_defaults(name, dict(opts.get(name, {})), None, False), train,
                          validator(ds, split, 10), None, None)
     val = StageValidator(retriever, ds, split, args.depth)
     safe = np.where(val.cands >= 0, val.cands, 0)

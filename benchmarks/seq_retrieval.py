@@ -51,7 +51,7 @@ def measure(model: Sequential, histories: list[np.ndarray], spec: str, k: int) -
     t0 = time.perf_counter()
     indexes = {"model": make_index(spec, "ip"), "text": make_index(spec, "cosine")}
     indexes["model"].add(range(n), model.item_space())
-    indexes["text"].add(range(n), model._unit_text_table())
+    indexes["text"].add(range(n), model.text_table())
     build_s = time.perf_counter() - t0
     ann = AnnRetrieval.for_model(model, indexes, 1)
     assert ann is not None
@@ -73,7 +73,7 @@ def measure(model: Sequential, histories: list[np.ndarray], spec: str, k: int) -
         equal += int(np.array_equal(got, truth))
     queries = [model.retrieval_queries(seq, np.ones(len(seq))) for seq in histories]
     recall = {name: recall_against_exact(indexes[name], table, np.stack([q[0] if name == "model" else q[1] for q in queries]), k)  # type: ignore[index]
-              for name, table in (("model", model.item_space()), ("text", model._unit_text_table()))}
+              for name, table in (("model", model.item_space()), ("text", model.text_table()))}
     return {"items": n, "index": spec, "build_s": round(build_s, 1), "users": len(histories),
             "exact_p50_ms": round(float(np.percentile(exact_ms, 50)), 2), "exact_p99_ms": round(float(np.percentile(exact_ms, 99)), 2),
             "ann_p50_ms": round(float(np.percentile(ann_ms, 50)), 2), "ann_p99_ms": round(float(np.percentile(ann_ms, 99)), 2),
@@ -97,7 +97,7 @@ def main() -> int:
                                           "text_blend": 0.5, "threads": 2, "seed": 0}).fit(ds)
     assert isinstance(model, Sequential)
     console.print(f"trained sequential on ml-100k in {time.perf_counter() - t0:.0f} s ({args.epochs} epochs)")
-    base = model._unit_text_table().copy()
+    base = model.text_table().copy()
     seqs = ds.interactions.sequences(ds.n_users)
     histories = [s for s in seqs if len(s)][-args.users :]
     rng = np.random.default_rng(0)

@@ -32,7 +32,7 @@ from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.data.split import SplitConfig, make_split
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import _fit_one, validator
+from anyrec.eval.experiment import fit_one, validator
 
 
 def run_variant(variant: str, ds: Any, split: Any, opts: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def run_variant(variant: str, ds: Any, split: Any, opts: dict[str, Any], seed: i
     options["sampled_softmax"] = 0 if variant == "full" else int(variant)
     options = with_text_defaults("sequential", options, None, False)
     t0 = time.perf_counter()
-    model = _fit_one("sequential", seed, options, split.train_dataset(ds), validator(ds, split, 10), None, None)
+    model = fit_one("sequential", seed, options, split.train_dataset(ds), validator(ds, split, 10), None, None)
     fit_s = time.perf_counter() - t0
     model.set_history(split.history_dataset(ds, "test"))
     metrics = evaluate_model(model, ds, split, "test", (10, 20))

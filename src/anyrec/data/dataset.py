@@ -229,15 +229,16 @@ class Interactions:
         to the largest user index). Built once per log and kept while its arrays are these ones."""
         n = n_users if n_users is not None else (int(self.user.max()) + 1 if len(self) else 0)
         arrays = (self.user, self.item, self.time)
-        cached = self.__dict__.get("_history")
+        cached: tuple[tuple[np.ndarray, ...], dict[int, HistoryIndex]] | None = self.__dict__.get("_history")
         if cached is None or any(a is not b for a, b in zip(cached[0], arrays)):
             cached = (arrays, {})
             self.__dict__["_history"] = cached
-        index = cached[1].get(n)
+        by_size = cached[1]
+        index = by_size.get(n)
         if index is None:
-            other = next(iter(cached[1].values()), None)  # the same order, other offsets: no second sort
-            index = cached[1][n] = HistoryIndex.build(self.user, self.item, self.time, n,
-                                                      order=None if other is None else other.order)
+            other = next(iter(by_size.values()), None)  # the same order, other offsets: no second sort
+            index = by_size[n] = HistoryIndex.build(self.user, self.item, self.time, n,
+                                                    order=None if other is None else other.order)
         return index
 
     def sequences(self, n_users: int) -> list[np.ndarray]:

@@ -127,7 +127,7 @@ def run_experiment(
             model, tuned = search_training_grid(name, config.seed, options, train, validator(ds, split, config.ks[0]),
                                                 item_vectors, progress, runner)
         else:
-            model = _fit_one(name, config.seed, options, train, validator(ds, split, config.ks[0]) if len(split.valid) else None,
+            model = fit_one(name, config.seed, options, train, validator(ds, split, config.ks[0]) if len(split.valid) else None,
                              item_vectors, progress, runner)
         fit_s = time.perf_counter() - t0
         if config.tune and getattr(model, "tuning_grid", None) and len(split.valid):
@@ -187,7 +187,7 @@ def _evaluate_stage(fitted: tuple[Any, dict[str, Any], float], ds: Dataset, spli
     return metrics
 
 
-def _fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float] | None,
+def fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float] | None,
              item_vectors: Any, progress: StepProgress, runner: Runner | None = None) -> Recommender:
     """One fit of a registry model; early stopping on ``validate`` (never on test) where the model has it."""
     model = build_model(name, seed, options)
@@ -220,7 +220,7 @@ def search_training_grid(
     """
     grid = {k: v for k, v in MODELS[name].training_grid.items() if k not in options}  # type: ignore[attr-defined]
     current = dict(options)
-    best_model = _fit_one(name, seed, current, train, validate, item_vectors, progress, runner)
+    best_model = fit_one(name, seed, current, train, validate, item_vectors, progress, runner)
     best = _valid_score(best_model, validate)
     fits = [{**{k: getattr(best_model.config, k) for k in grid}, "valid": round(best, 6)}]
     for opt, values in grid.items():
@@ -228,7 +228,7 @@ def search_training_grid(
             if value == getattr(best_model.config, opt):
                 continue
             trial = {**current, opt: value}
-            model = _fit_one(name, seed, trial, train, validate, item_vectors, progress, runner)
+            model = fit_one(name, seed, trial, train, validate, item_vectors, progress, runner)
             score = _valid_score(model, validate)
             fits.append({**{k: getattr(model.config, k) for k in grid}, "valid": round(score, 6)})
             log.info("%s training grid %s: validation %.4f (best %.4f)", name, trial, score, best)

@@ -131,6 +131,10 @@ class TextEncoder:
         self._cache = EmbeddingCache(config.cache_dir) if config.cache_dir else None
         self.last_stats = {"texts": 0, "encoded": 0, "cached": 0}
 
+    def use_backend(self, backend: Any) -> None:
+        """Encode with an already loaded model (e.g. one ``SentenceTransformer`` shared by several encoders)."""
+        self._model = backend
+
     @property
     def model(self) -> Any:
         if self._model is None and self.resolved.startswith("hashing"):
@@ -184,12 +188,12 @@ class TextEncoder:
         # Encode each distinct missing text once.
         todo = list(dict.fromkeys(texts[i] for i in missing))
         if len(todo) == n:  # nothing cached, nothing repeated: encode straight into the result
-            out = self._encode_raw(texts, progress, runner, out)
+            out = self.encode_uncached(texts, progress, runner, out)
             if self._cache is not None:
                 self._cache.put_many(self.identity, keys, out)
             self.last_stats = {"texts": n, "encoded": n, "cached": 0}
             return out
-        fresh = self._encode_raw(todo, progress, runner) if todo else np.zeros((0, 1), dtype=np.float32)
+        fresh = self.encode_uncached(todo, progress, runner) if todo else np.zeros((0, 1), dtype=np.float32)
         by_text = {t: fresh[j] for j, t in enumerate(todo)}
         if self._cache is not None and todo:
             self._cache.put_many(self.identity, [text_key(t) for t in todo], fresh)
@@ -202,8 +206,9 @@ class TextEncoder:
             progress(n, n)
         return out
 
-    def _encode_raw(self, texts: list[str], progress: Progress, runner: Runner | None = None,
-                    out: np.ndarray | None = None) -> np.ndarray:
+    def encode_uncached(self, texts: list[str], progress: Progress, runner: Runner | None = None,
+                        out: np.ndarray | None = None) -> np.ndarray:
+        """Vectors of ``texts`` from the model itself, the embedding cache neither read nor written."""
         bs = self.config.batch_size
         # Chunks of many batches keep the progress bar moving; sorting by length first keeps
         # padding as low as one call over everything would (sentence-transformers sorts per call).

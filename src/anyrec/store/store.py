@@ -13,7 +13,6 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,43 +21,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from anyrec.errors import ConfigError
+from anyrec.store.records import Event, StoredItem, normalise_url
 from anyrec.store.schema import api_keys, events, experiments, items, model_versions, recommendations, settings, users
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///anyrec.db"
 _CHUNK = 5_000
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing a user did. ``time`` defaults to when the store received it."""
-
-    user: str
-    item: str
-    type: str
-    value: float | None = None
-    time: float | None = None
-    recommendation_id: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredItem:
-    id: str
-    fields: dict[str, str]
-    category: str | None
-    available: bool
-    deleted: bool
-    updated_at: float
-
-
-def normalise_url(url: str) -> str:
-    """Accept a bare path (``./anyrec.db``) as SQLite and ``postgresql://`` as psycopg 3."""
-    if "://" not in url:
-        return f"sqlite:///{Path(url)}"
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
 
 
 class Store:
