@@ -110,17 +110,55 @@ def test_writes_need_a_key(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("body, loc", [
-    ({"user": "u0", "item": "s1", "type": "teleport"}, ["body", "EventIn", "type"]),
-    ({"user": "u0", "item": "s1"}, ["body", "EventIn", "type"]),
-    ({"user": "", "item": "s1", "type": "click"}, ["body", "EventIn", "user"]),
-    ({"user": "u0", "item": "s1", "type": "rating", "value": "high"}, ["body", "EventIn", "value"]),
+    ({"user": "u0", "item": "s1", "type": "teleport"}, ["body", "type"]),
+    ({"user": "u0", "item": "s1"}, ["body", "type"]),
+    ({"user": "", "item": "s1", "type": "click"}, ["body", "user"]),
+    ({"user": "u0", "item": "s1", "type": "rating", "value": "high"}, ["body", "value"]),
     ({"user": "u0", "item": "nope", "type": "click"}, ["body", "item"]),
-    ({"user": "u\x00", "item": "s1", "type": "click"}, ["body", "EventIn", "user"]),
+    ({"user": "u\x00", "item": "s1", "type": "click"}, ["body", "user"]),
+    ({"user": "u0", "item": "s1", "type": "rating", "value": 99}, ["body", "value"]),  # off the 1-5 scale
+    ({"user": "u0", "item": "s1", "type": "rating", "value": -3}, ["body", "value"]),
+    ({"user": "u0", "item": "s1", "type": "rating"}, ["body", "value"]),  # a rating without a value
+    ({"user": "u0", "item": "s1", "type": "click", "time": "3000-01-01T00:00:00Z"}, ["body", "time"]),
+    ({"user": "u0", "item": "s1", "type": "click", "time": 32503680000}, ["body", "time"]),  # the year 3000 in seconds
+    ({"user": "u0", "item": "s1", "type": "click", "time": "next tuesday"}, ["body", "time"]),
+    ({"user": "u0", "item": "s1", "type": "click", "time": -5}, ["body", "time"]),
+    ([{"user": "u0", "item": "s1", "type": "click"}, {"user": "u0", "item": "s1", "type": "rating", "value": 9}], ["body", 1, "value"]),
 ])
-def test_bad_event_bodies_name_the_field(client: TestClient, body: dict, loc: list) -> None:
+def test_bad_event_bodies_name_the_field(client: TestClient, body: dict | list, loc: list) -> None:
+    before = len(client.get("/v1/users/u0/history").json()["events"])
     resp = client.post("/v1/events", json=body)
     assert resp.status_code == 422
-    assert any(d["loc"][: len(loc)] == loc for d in resp.json()["detail"]), resp.json()
+    detail = resp.json()["detail"]
+    assert any(d["loc"][: len(loc)] == loc for d in detail), detail
+    # Only the errors of the shape that was sent: a single event is not also read as a list, nor a list as one event.
+    assert all(d["loc"][1] not in ("EventIn", "list[EventIn]", "single", "batch") for d in detail if len(d["loc"]) > 1), detail
+    assert all(isinstance(d["loc"][1], int) == isinstance(body, list) for d in detail if len(d["loc"]) > 2), detail
+    assert len(client.get("/v1/users/u0/history").json()["events"]) == before  # nothing of a refused body is stored
+
+
+def test_event_times_in_iso_8601_or_seconds(client: TestClient) -> None:
+    times = ("2026-01-02T03:04:05Z", "2026-01-02T04:04:05+01:00", "2026-01-02 03:04:05", 1767323046.5, "1767323047")
+    for when in times:
+        resp = client.post("/v1/events", json={"user": "iso", "item": "s1", "type": "click", "time": when})
+        assert resp.status_code == 200, resp.json()
+    stored = sorted(e["time"] for e in client.get("/v1/users/iso/history").json()["events"])
+    assert stored == [1767323045.0, 1767323045.0, 1767323045.0, 1767323046.5, 1767323047.0]
+    assert client.post("/v1/events", json={"user": "iso", "item": "s1", "type": "click", "time": None}).status_code == 200  # null: now
+
+
+def test_bad_item_experiment_and_category_values_name_the_field(client: TestClient) -> None:
+    for fields in ({"title": ""}, {"title": "  ", "description": "words"}, {"description": " "}):
+        resp = client.put("/v1/items/blank", json={"fields": fields})
+        assert resp.status_code == 422 and resp.json()["detail"][0]["loc"][:2] == ["body", "fields"], resp.json()
+    shares = {"variants": [{"name": "a", "model_version": "v1", "share": 0.9}, {"name": "b", "model_version": "v1", "share": 0.9}]}
+    resp = client.put("/v1/experiments/ab", json=shares)
+    assert resp.status_code == 422 and resp.json()["detail"][0]["loc"] == ["body", "variants"]
+    assert "1.8" in resp.json()["detail"][0]["msg"]
+    resp = client.get("/v1/users/u0/recommendations", params={"category": ["love", "Jazz Fusion"]})
+    assert resp.status_code == 422 and resp.json()["detail"][0]["loc"] == ["query", "category"]
+    assert "'Jazz Fusion'" in resp.json()["detail"][0]["msg"] and "'love'" not in resp.json()["detail"][0]["msg"]
+    assert client.get("/v1/users/u0/recommendations", params={"category": "LOVE"}).status_code == 200  # matched without case
 
 
 def test_bounds_on_size_and_length(client: TestClient) -> None:

@@ -21,7 +21,7 @@ def test_migrations_run_once_and_reopen_keeps_data(store_url: str, store: Store)
     again = Store.open(store_url)  # upgrade to head is a no-op on a current schema
     assert again.counts()["items"] == 1
     with again.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0003"
     again.close()
 
 
@@ -113,3 +113,39 @@ def test_bad_store_urls_are_named() -> None:
         Store.open("mysql://u@h/db")
     with pytest.raises(ConfigError, match="cannot open"):
         Store.open("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_a_seq_is_never_handed_out_twice_after_deletes(store: Store) -> None:
+    first = store.add_events([Event("a", "i", "click"), Event("b", "i", "click"), Event("b", "j", "click")])
+    assert store.forget_user("b") == 2  # the newest two seqs are gone
+    again = store.add_events([Event("c", "i", "click"), Event("c", "j", "click")])
+    assert min(again) > max(first), (first, again)
+    store.forget_user("c")
+    assert min(store.add_events([Event("d", "i", "click")])) > max(again)
+
+
+def test_a_store_at_revision_0002_upgrades_to_seqs_that_are_never_reused(store_url: str) -> None:
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import anyrec.store.store as store_module
+
+    old = Store.open(store_url, migrate=False)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with old.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        for seq, user in ((1, "a"), (2, "b"), (3, "b")):
+            conn.execute(text("insert into events (seq, user_id, item_id, type, value, time, recommendation_id, received_at) "
+                              f"values ({seq}, '{user}', 'i', 'click', null, {seq}.0, null, 1.0)"))
+        if conn.dialect.name == "postgresql":  # rows inserted with explicit seqs: move the serial on, as inserts would have
+            conn.execute(text("select setval(pg_get_serial_sequence('events', 'seq'), 3)"))
+    old.close()
+    new = Store.open(store_url)  # upgrades to head, rows and seqs kept
+    assert [(u, t) for u, _i, _k, _v, t in new.all_events()] == [("a", 1.0), ("b", 2.0), ("b", 3.0)]
+    new.forget_user("b")
+    assert new.add_events([Event("c", "i", "click")]) == [4]
+    new.close()

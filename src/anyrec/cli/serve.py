@@ -50,6 +50,8 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
 @click.option("--unknown-items", type=click.Choice(["reject", "store"]), default="reject", show_default=True,
               help="Events naming items not in the catalog: reject (422) or store for a later catalog update.")
 @click.option("--read-key", is_flag=True, help="Require an API key on reads too (writes always need one).")
+@click.option("--future-tolerance", "future_tolerance_s", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Seconds an event's time may be ahead of the server's clock (later ones get a 422 naming time).")
 @click.option("--report", "report_path", default="", type=click.Path(dir_okay=False),
               help="An evaluation JSON (anyrec evaluate --json) to show in the admin view, with its PNG beside it.")
 @click.option("--ann-min-items", type=int, default=50_000, show_default=True,
@@ -71,7 +73,7 @@ def serve(**kw: Any) -> None:
     settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
                              read_key=kw["read_key"], weights=_weights(kw["event_weights"]),
                              threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"],
-                             ranker_dir=kw["ranker_dir"])
+                             ranker_dir=kw["ranker_dir"], future_tolerance_s=kw["future_tolerance_s"])
     console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}"
                   + (f"; {kw['workers']} worker processes" if kw["workers"] > 1 else ""))
     if kw["workers"] == 1:

@@ -28,8 +28,9 @@ from anyrec.serve.experiments import CONVERSIONS, Variant
 from anyrec.serve.experiments import report as experiment_report
 from anyrec.serve.live import LiveModel
 from anyrec.serve.schemas import (
+    SHAPE_TAGS,
     Because,
-    EventIn,
+    EventsIn,
     EventsOut,
     ExperimentIn,
     ExperimentOut,
@@ -42,6 +43,7 @@ from anyrec.serve.schemas import (
     RecommendationsOut,
     SearchIn,
     StoredItemOut,
+    event_problems,
 )
 from anyrec.serve.service import Service
 from anyrec.serve.settings import ServeSettings, settings_from_json
@@ -61,6 +63,11 @@ def _snippet(text: str, limit: int = 160) -> str:
 
 def _unprocessable(loc: list[Any], msg: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
+
+
+def _without_shape_tag(loc: list[Any]) -> list[Any]:
+    """``["body", "single", "time"]`` → ``["body", "time"]``: the tag of the body shape that was sent says nothing."""
+    return [loc[0], *loc[2:]] if len(loc) >= 2 and loc[0] == "body" and loc[1] in SHAPE_TAGS else loc
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -90,7 +97,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        detail = [{"loc": _without_shape_tag(list(e.get("loc", ()))), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": detail})
 
     async def service(request: Request) -> Service:
@@ -136,6 +144,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         # One version for the whole request, even if another is activated meanwhile; in an
         # experiment, the user's variant's version.
         live, experiment, variant = svc.serving(user)
+        unknown = live.unknown_categories(category or [])
+        if unknown:
+            raise _unprocessable(["query", "category"], f"unknown categor{'y' if len(unknown) == 1 else 'ies'} "
+                                 f"{', '.join(map(repr, unknown))}; known: {live.category_names(12)}")
         since, rows = svc.store.user_state(user)
         recs = live.recommend(user, rows, k, user_since=since, categories=category or [], exclude=exclude or [], explain=explain)
         rec_id = uuid.uuid4().hex
@@ -161,11 +173,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return ListOut(model_version=live.version, items=_items(live, ids, scores))
 
     @app.post("/v1/events", response_model=EventsOut, tags=["feedback"])
-    def events(svc: Writer, body: Annotated[EventIn | list[EventIn], Body()]) -> EventsOut:
+    def events(svc: Writer, body: Annotated[EventsIn, Body()]) -> EventsOut:
         """Store one event or a list; answers after they are committed. The next list reflects them."""
         batch = body if isinstance(body, list) else [body]
         if not batch or len(batch) > settings.max_events:
             raise _unprocessable(["body"], f"send 1 to {settings.max_events:,} events per request")
+        w = settings.weights
+        problems = event_problems(batch, not isinstance(body, list), (w.rating_mid - w.rating_scale, w.rating_mid + w.rating_scale),
+                                  time.time(), settings.future_tolerance_s)
+        if problems:
+            raise HTTPException(422, detail=problems)
         live = svc.live
         if settings.unknown_items == "reject":
             for n, e in enumerate(batch):

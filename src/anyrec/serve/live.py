@@ -81,6 +81,8 @@ class LiveModel:
         self._lock = threading.RLock()
         self._encoder: TextEncoder | None = None
         self._guard: SentenceGuard | None = None  # built on the first explanation; titles may change with the catalog
+        self._catalog_changes = 0
+        self._category_names: tuple[int, dict[str, str]] | None = None
         # A ranking stage (``anyrec fit-ranker``): re-scores the top ``depth`` of every history-based list.
         self.ranker: Any = None
         if ranker_dir:
@@ -126,6 +128,7 @@ class LiveModel:
         with self._lock:
             if items:
                 self._guard = None
+                self._catalog_changes += 1
             if new:
                 self._add(new)
             for it in items:
@@ -134,6 +137,29 @@ class LiveModel:
                     continue
                 self.available[i] = it.available and not it.deleted
                 self._set_fields(i, it)
+
+    def _categories(self) -> dict[str, str]:
+        """Every category of the catalog, lower case → as written (rebuilt when items change)."""
+        if self._category_names is None or self._category_names[0] != self._catalog_changes:
+            names: dict[str, str] = {}
+            for i in range(self.n_items):
+                for c in self.catalog.categories(i):
+                    names.setdefault(c.lower(), c)
+            self._category_names = (self._catalog_changes, names)
+        return self._category_names[1]
+
+    def unknown_categories(self, wanted: Sequence[str]) -> list[str]:
+        """The categories of ``wanted`` that no item has (matched without case, as the filter does)."""
+        if not wanted:
+            return []
+        with self._lock:
+            known = self._categories()
+        return [c for c in wanted if c.lower() not in known]
+
+    def category_names(self, n: int) -> str:
+        with self._lock:
+            names = sorted(self._categories().values())
+        return (", ".join(names[:n]) + (f" … ({len(names)} in all)" if len(names) > n else "")) if names else "(the catalog has none)"
 
     def _add(self, new: Sequence[StoredItem]) -> None:
         start = self.n_items

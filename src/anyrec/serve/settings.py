@@ -28,6 +28,8 @@ class ServeSettings:
             only those (see :mod:`anyrec.serve.retrieval`).
         ranker_dir: a ranker folder (``anyrec fit-ranker``) that re-ranks the top of every version's
             lists ('' = none).
+        future_tolerance_s: an event's time may be at most this many seconds after the server's clock
+            (later ones get a 422 naming ``time``).
         threads: BLAS / torch threads (0 = the libraries' default, all cores). 1 by default: measured on
             2 cores, one thread gives a steady 370–400 requests/s at 10k items with 4 clients, where the
             default's spinning pool swung between 286 and 444; at 100k items more threads shorten each
@@ -47,6 +49,7 @@ class ServeSettings:
     report_path: str = ""
     ann_min_items: int = 50_000
     ranker_dir: str = ""
+    future_tolerance_s: float = 300.0
 
 
 def settings_to_json(settings: ServeSettings) -> str:

@@ -36,6 +36,9 @@ events = Table(
     Column("time", Float, nullable=False),
     Column("recommendation_id", String(64), nullable=True, index=True),
     Column("received_at", Float, nullable=False),
+    # A seq is never handed out twice, even after the newest events are deleted (forgetting a user):
+    # SQLite reuses the largest rowid without AUTOINCREMENT; PostgreSQL's sequence never goes back.
+    sqlite_autoincrement=True,
 )
 
 recommendations = Table(
