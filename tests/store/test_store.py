@@ -9,6 +9,21 @@ from anyrec.errors import ConfigError
 from anyrec.store import Event, Store, normalise_url
 
 
+def _upgrade_to(conn: object, revision: str) -> None:
+    """Run the store's migrations up to ``revision`` on ``conn`` (a store as an older anyrec left it)."""
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import anyrec.store.store as store_module
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, revision)
+
+
 @pytest.fixture
 def store(store_url: str) -> Store:
     s = Store.open(store_url)
@@ -26,19 +41,9 @@ def test_migrations_run_once_and_reopen_keeps_data(store_url: str, store: Store)
 
 
 def test_a_store_at_the_first_revision_upgrades_with_its_data(store_url: str) -> None:
-    from pathlib import Path
-
-    from alembic import command
-    from alembic.config import Config
-
-    import anyrec.store.store as store_module
-
     old = Store.open(store_url, migrate=False)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
     with old.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+        _upgrade_to(conn, "0001")
         conn.execute(text("insert into recommendations (id, user_id, model_version, variant, items, created_at) "
                           "values ('r1', 'u', 'v1', null, '[\"a\"]', 1.0)"))
     old.close()
@@ -125,19 +130,9 @@ def test_a_seq_is_never_handed_out_twice_after_deletes(store: Store) -> None:
 
 
 def test_a_store_at_revision_0002_upgrades_to_seqs_that_are_never_reused(store_url: str) -> None:
-    from pathlib import Path
-
-    from alembic import command
-    from alembic.config import Config
-
-    import anyrec.store.store as store_module
-
     old = Store.open(store_url, migrate=False)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
     with old.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
+        _upgrade_to(conn, "0002")
         for seq, user in ((1, "a"), (2, "b"), (3, "b")):
             conn.execute(text("insert into events (seq, user_id, item_id, type, value, time, recommendation_id, received_at) "
                               f"values ({seq}, '{user}', 'i', 'click', null, {seq}.0, null, 1.0)"))
