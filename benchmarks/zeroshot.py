@@ -25,8 +25,8 @@ from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
-ABLATIONS = {"text only": {"popularity": 0.0, "half_life": 0.0, "trend": 0.0, "dislike_below": 0.0},
-             "− popularity prior": {"popularity": 0.0}, "− recency": {"half_life": 0.0}, "− trend": {"trend": 0.0},
+ABLATIONS = {"text only": {"popularity": 0.0, "half_life": 0.0, "trend": 0.0, "ratings": False},
+             "− popularity prior": {"popularity": 0.0}, "− short term": {"half_life": 0.0}, "− ratings": {"ratings": False}, "− trend": {"trend": 0.0},
              "+ 3 interests": {"interests": 3}}
 
 

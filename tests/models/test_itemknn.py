@@ -27,3 +27,17 @@ def test_k_keeps_the_best_neighbours_per_target_item():
 def test_popularity_counts_every_interaction():
     ds = make_dataset([("a", "i1"), ("b", "i1"), ("a", "i2"), ("a", "i1")])
     assert Popularity().fit(ds).counts_.tolist() == [3, 1]
+
+
+def test_a_short_term_weighs_recent_items_and_zero_keeps_the_classic_model():
+    pairs = [(f"u{u}", f"i{(u * 3 + j) % 12}") for u in range(10) for j in range(u % 4 + 3)]
+    ds = make_dataset(pairs)
+    classic = ItemKNN().fit(ds)
+    np.testing.assert_allclose(classic.score(np.arange(ds.n_users)),
+                               (ds.interactions.matrix(ds.n_users, ds.n_items).astype(float) @ classic.similarity_).toarray())
+    recent = ItemKNN(short_term=1.0, half_life=1.0).fit(ds)
+    h = recent.history_matrix()
+    u = int(np.argmax(np.bincount(ds.interactions.user)))
+    last = ds.interactions.history(ds.n_users).of(u)[-1]
+    assert h[u, last] == pytest.approx(h[u].toarray().max())
+    assert h[u].sum() == pytest.approx(np.bincount(ds.interactions.user)[u])  # scaled: the long term gives each event 1

@@ -6,6 +6,7 @@ import pytest
 from anyrec.app import pipeline
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.split import cold_item, leave_one_out
+from anyrec.errors import ConfigError
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.models import ZeroShot
@@ -57,29 +58,57 @@ def test_profile_recommends_the_users_genre_including_untouched_items(ds):
 
 
 def test_contributions_decompose_the_text_score(ds):
-    model = zs().fit(ds)
+    model = zs(short_term=0.5, half_life=2.0).fit(ds)
+    hist = ds.interactions.history(ds.n_users).of(0)
     items = np.array([0, 5, 20])
-    contrib = model.contributions(0, items, top=100)
+    shares, method = model.history_attribution(np.unique(hist), hist, np.ones(len(hist)), items, None)
     text_scores = model.profiles(np.array([0]))[0] @ model.item_vectors_[items].T
-    for j in range(len(items)):
-        assert sum(c for _, c in contrib[j]) == pytest.approx(float(text_scores[j]), abs=1e-5)
-    hist = set(ds.interactions.item[ds.interactions.user == 0].tolist())
-    assert {h for h, _ in contrib[0]} <= hist
+    np.testing.assert_allclose(shares.sum(0), text_scores, atol=1e-5)
+    live = model.score_history(hist, np.ones(len(hist))) - model.priors()
+    np.testing.assert_allclose(live[items], text_scores, atol=1e-5)  # the live profile is the fitted one
 
 
-def test_dislikes_subtract_and_recency_weighs(ds):
-    m = zs(half_life=1.0).fit(ds)
+def test_long_and_short_term_weights(ds):
+    m = zs(half_life=1.0, short_term=1.0).fit(ds)
     w = m.history_weights()[0].toarray().ravel()
-    last = ds.interactions.item[ds.interactions.user == 0][-1]
-    assert w[last] == pytest.approx(1.0) and w[w > 0].min() < 0.1
+    last = ds.interactions.history(ds.n_users).of(0)[-1]
+    assert w[last] == pytest.approx(w.max()) and w[w > 0].min() < 0.1 * w.max()
+    assert w.sum() == pytest.approx(1.0, abs=1e-5)  # each term sums to 1
+    flat = zs(half_life=1.0, short_term=0.0).fit(ds).history_weights()[0].toarray().ravel()
+    assert np.ptp(flat[flat > 0]) == pytest.approx(0.0, abs=1e-7)
+    mixed = zs(half_life=1.0, short_term=0.5).fit(ds).history_weights()[0].toarray().ravel()
+    np.testing.assert_allclose(mixed, 0.5 * w + 0.5 * flat, atol=1e-6)
+
+
+def _rated(ratings: list[tuple[str, float]]):
     b = DatasetBuilder(ReadPolicy(), fields=["title"])
-    for i, txt in enumerate(["space robots", "space rocket", "love story", "love wedding"]):
+    for i, txt in enumerate(["space robots", "space rocket", "love story", "love wedding", "love story wedding", "cooking"]):
         b.add_item(str(i), {"title": txt}, path="i", line=1, field="id")
-    b.add_interaction("u", "0", time=1.0, rating=5.0, path="x", line=1)
-    b.add_interaction("u", "2", time=2.0, rating=1.0, path="x", line=2)
-    small = b.build("s", template="{title}")
-    liked = zs(dislike_below=3.0).fit(small).recommend(np.array([0]), 1)[0][0, 0]
-    assert small.catalog.ids.raw(liked) == "1"
+    for t, (item, r) in enumerate(ratings):
+        b.add_interaction("u", item, time=float(t), rating=r, path="x", line=t + 1)
+    b.add_interaction("v", "5", time=0.0, rating=3.0, path="x", line=99)
+    return b.build("s", template="{title}")
+
+
+def test_low_ratings_push_their_kin_down_and_never_invert_the_profile():
+    small = _rated([("0", 5.0), ("2", 1.0)])
+    m = zs(kin=2, push=0.5).fit(small)
+    assert m.history_weights()[0].toarray().ravel().tolist()[2] == 0.0  # rated 1: not in the profile
+    scores = m.score(np.array([0]))[0]
+    plain = zs(kin=2, push=0.0).fit(small).score(np.array([0]))[0]
+    pushed = np.flatnonzero(plain - scores > 1e-9)
+    assert set(pushed.tolist()) <= {3, 4} and len(pushed)  # the low-rated item's nearest kin only
+    assert (plain - scores).max() <= 0.5 + 1e-9  # bounded by push
+    assert small.catalog.ids.raw(int(m.recommend(np.array([0]), 1)[0][0, 0])) == "1"
+    # The same in the service's shape: a live history with the rating mapped to its signed weight.
+    w = m.rating_scale().weight(np.array([5.0, 1.0]))
+    np.testing.assert_allclose(m.score_history(np.array([0, 2]), w), scores, atol=1e-6)
+
+
+def test_ratings_outside_the_scale_are_refused():
+    with pytest.raises(ConfigError, match="declared scale"):
+        zs().fit(_rated([("0", 10.0), ("2", 1.0)]))
+    zs(ratings=False).fit(_rated([("0", 10.0), ("2", 1.0)]))
 
 
 def test_priors_do_not_bury_new_items(ds):
@@ -155,8 +184,8 @@ def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypa
     monkeypatch.setattr(ZeroShot, "reuse_similarities", None)  # the search without the cache
     without = zs().fit(split.train_dataset(ds))
     assert experiment.tune_on_validation(without, ds, split, 5) == chosen
-    # The grid's popularity and trend points (and dislike points: no effect without low ratings)
-    # read the cached products; only the half-life points compute new ones.
+    # The grid's popularity and trend points read the cached products; only the half-life and
+    # short-term points compute new ones (a short term without recency is the mean: cached too).
     assert reused < len(products) / 3
     cache = SimilarityCache(100)
     cache.put("g1", "a", np.zeros(10))  # 80 bytes

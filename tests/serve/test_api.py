@@ -35,7 +35,7 @@ def test_recommendations_come_from_the_users_topic_and_cite_their_history(client
     seen_because = {b["id"] for item in body["items"] for b in item["because"]}
     assert seen_because and seen_because <= history  # explanations cite only the user's real history
     first = body["items"][0]
-    assert first["sentence"].startswith("Because you liked “") and "space" in first["words"]
+    assert first["sentence"].startswith("Because you viewed “") and "space" in first["words"]  # the events were views
     assert all(f"“{b['title']}”" in first["sentence"] for b in first["because"])
     plain = client.get("/v1/users/u0/recommendations", params={"k": 5}).json()
     assert plain["items"][0]["because"] == [] and plain["items"][0]["sentence"] is None
@@ -198,3 +198,30 @@ def test_models_health_and_metrics(client: TestClient) -> None:
     assert 'anyrec_model_info{model="zeroshot",version="v1"} 1.0' in text
     assert "anyrec_request_seconds_bucket" in text
     assert client.post("/v1/models/v9/activate").status_code == 404
+
+
+def test_each_card_cites_its_own_history_with_the_users_verbs_and_never_a_low_rating(client: TestClient) -> None:
+    # A new visitor: two space stories rated 5, one bought, a love story rated 1, a ghost story viewed.
+    events = [{"user": "fresh", "item": "s1", "type": "rating", "value": 5, "time": 100},
+              {"user": "fresh", "item": "s2", "type": "rating", "value": 5, "time": 101},
+              {"user": "fresh", "item": "l1", "type": "rating", "value": 1, "time": 102},
+              {"user": "fresh", "item": "g1", "type": "view", "time": 103},
+              {"user": "fresh", "item": "s3", "type": "purchase", "time": 104}]
+    assert client.post("/v1/events", json=events).status_code == 200
+    body = client.get("/v1/users/fresh/recommendations", params={"k": 10, "explain": "true"}).json()
+    cited = [{b["id"] for b in item["because"]} for item in body["items"]]
+    assert all("l1" not in c for c in cited)  # rated 1: a reason against, never "because"
+    assert not any(i["id"].startswith("l") for i in body["items"][:3])  # and its kin are pushed down, not up
+    for item in body["items"]:
+        for b in item["because"]:
+            said, verb = {"s1": ("“Space story 1” 5", "rated"), "s2": ("“Space story 2” 5", "rated"),
+                          "g1": ("“Ghost story 1”", "viewed"), "s3": ("“Space story 3”", "bought")}[b["id"]]
+            assert said in item["sentence"] and f" {verb} “" in item["sentence"], item["sentence"]
+            assert b["event"] == {"s1": "rating", "s2": "rating", "g1": "view", "s3": "purchase"}[b["id"]]
+    ghost = next(i for i in body["items"] if i["id"].startswith("g"))
+    space = next(i for i in body["items"] if i["id"].startswith("s"))
+    assert {b["id"] for b in ghost["because"]} != {b["id"] for b in space["because"]} or ghost["because"][0]["id"] == "g1"
+    # A dislike later: the item is never cited again, though it was bought.
+    assert client.post("/v1/events", json={"user": "fresh", "item": "s3", "type": "dislike", "time": 105}).status_code == 200
+    after = client.get("/v1/users/fresh/recommendations", params={"k": 10, "explain": "true"}).json()
+    assert all(b["id"] != "s3" for item in after["items"] for b in item["because"])

@@ -27,7 +27,9 @@ def user_history(ds: Dataset, u: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("name, options", [("zeroshot", {"encoder": "hashing:128", "half_life": 2.0, "popularity": 0.1}),
-                                           ("itemknn", {}), ("popularity", {}), ("sequential", SEQ)])
+                                           ("zeroshot", {"encoder": "hashing:128", "half_life": 2.0, "short_term": 0.5, "kernel": 0.1}),
+                                           ("itemknn", {}), ("itemknn", {"half_life": 1.0, "short_term": 0.5}),
+                                           ("popularity", {}), ("sequential", SEQ)])
 def test_live_history_scores_equal_the_fitted_scores(topics: Dataset, name: str, options: dict) -> None:
     model = build_model(name, 0, options).fit(topics)
     for u in range(0, topics.n_users, 7):

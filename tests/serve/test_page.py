@@ -42,9 +42,11 @@ def ml_service(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """ml-100k: a zero-shot version (MiniLM), a popularity version, an evaluation report, a store with a key."""
     tmp = tmp_path_factory.mktemp("page")
     ds = load_dataset("ml-100k")
-    model, tuned, metrics, index = fit_for_serving("zeroshot", ds, {"cache_dir": cache_dir(False), "half_life": 1.0,
-                                                                  "popularity": 0.2}, tune=False)
-    zs = save_model(model, ds, tmp / "zeroshot", index, extra={"metrics": {"valid_ndcg@10": 0.0611}})
+    # The options `anyrec fit` chooses for serving on ml-100k (validation NDCG@10 0.0587 with the stability check),
+    # given here so the page test does not spend minutes on the search.
+    served = {"half_life": 10.0, "short_term": 0.75, "kernel": 0.1, "popularity": 0.2}
+    model, tuned, metrics, index = fit_for_serving("zeroshot", ds, {"cache_dir": cache_dir(False), **served}, tune=False)
+    zs = save_model(model, ds, tmp / "zeroshot", index, extra={"metrics": {"valid_ndcg@10": 0.0587}})
     pop = save_model(Popularity().fit(ds), ds, tmp / "popularity")
     result = run_experiment(ds, ExperimentConfig(models=("popularity", "itemknn"), ks=(10, 20)))
     report = tmp / "evaluation.json"
@@ -85,7 +87,10 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
         # pick a user from the picker: 10 cards with titles, scores and the history behind them
         page.locator("#user-select").select_option(index=1)
         page.wait_for_function("document.querySelectorAll('#cards .card').length === 10")
-        assert "because of" in page.locator("#cards .card").first.inner_text()
+        assert "Because you" in page.locator("#cards .card").first.inner_text()
+        sentences = page.eval_on_selector_all("#cards .card .because", "ps => ps.map(p => p.textContent)")
+        assert len(set(sentences)) >= 5, sentences  # each card its own reasons, not the same last three events
+        page.screenshot(path=str(shots / "reasons.png"), full_page=True)
         # any id, typed in: the mixed visitor
         page.locator("#user-input").fill("mixed")
         page.locator("#user-input").dispatch_event("change")
@@ -102,7 +107,14 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
         page.wait_for_function(f"!document.querySelector('#cards .card[data-id=\"{top}\"]')")
         after = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => c.dataset.id)")
         assert len(after) == 10 and top not in after
-        assert not set(near) & set(after), (near, after)  # its neighbours left the list too
+        # Its neighbours are nudged down: fewer of the other cards are behind them (swaps among the
+        # neighbours do not count); the rest of the list stays.
+
+        def others_above(cards: list[str], n: str) -> int:
+            return len([c for c in cards[: cards.index(n)] if c not in near and c != top]) if n in cards else 10
+
+        assert all(others_above(after, n) >= others_above(before, n) for n in near), (near, before, after)
+        assert len(set(before[1:]) & set(after)) >= 7, (before, after)
         timing = page.evaluate("window.anyrecTimings[window.anyrecTimings.length - 1]")
         assert timing <= 200, f"list update took {timing:.0f} ms"
 
@@ -149,5 +161,5 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
         phone.screenshot(path=str(shots / "phone.png"))
         browser.close()
     assert errors == []
-    assert all((shots / f"{name}.png").stat().st_size > 10_000 for name in ("page", "admin", "phone"))
+    assert all((shots / f"{name}.png").stat().st_size > 10_000 for name in ("page", "reasons", "admin", "phone"))
     print(f"page: first load {first_load:,} bytes; list update after a dislike {timing:.0f} ms")

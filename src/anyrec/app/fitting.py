@@ -17,28 +17,37 @@ from anyrec.data.dataset import Dataset
 from anyrec.data.split import leave_one_out
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import tune_on_validation, validator
+from anyrec.eval.stability import StabilityRule
 from anyrec.index.vector import FaissIndex, VectorIndex, make_index, recall_against_exact
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models import Recommender
-from anyrec.models.registry import build_model
+from anyrec.models.registry import build_model, model_class
 
 log = logging.getLogger(__name__)
 
 
 def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int = 0, tune: bool = True,
                     progress: Callable[[str, int, int], None] | None = None, index_spec: str = "exact",
-                    metric: str = "cosine", runner: Runner | None = None,
+                    metric: str = "cosine", runner: Runner | None = None, stable: bool = True,
                     ) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]]:
     """``(model, options chosen, validation metrics, indexes)``; the model is fitted on all of ``ds``.
 
     With ``tune``, options are chosen on a leave-one-out validation split (each user's last
-    interaction), and NDCG@10 / Recall@10 there are the version's validation metrics. A Ray
+    interaction), and NDCG@10 / Recall@10 there are the version's validation metrics. With
+    ``stable`` (the default: this fits what is served) a grid point is taken only when one like or
+    dislike leaves most of a list in place (:mod:`anyrec.eval.stability`). A Ray
     ``runner`` trains data-parallel models with Ray Train and runs the evaluations on its workers.
 
     Indexes (see :func:`build_indexes`) go with the version; a FAISS index's recall@10 against exact
     search, on real users' queries, is measured here and joins the metrics.
     """
     runner = runner or LOCAL
+    if index_spec not in ("exact", "numpy", "") and "kernel" in getattr(model_class(name).Config, "__dataclass_fields__", {}) \
+            and "kernel" not in options:
+        # The pooled kernel scores each history item against the catalog (no single query vector to search
+        # an index with): a version fitted for ANN retrieval keeps the one-profile score.
+        options = {**options, "kernel": 0.0}
+        log.info("%s: kernel=0 (one profile) because the version retrieves from a %s index", name, index_spec)
     model = build_model(name, seed, options)
     if progress is not None:
         setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
@@ -58,8 +67,9 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
             model = runner.fit(model, split.train_dataset(ds), validator(ds, split, 10))
         else:
             model.fit(split.train_dataset(ds))
-        if getattr(model, "tuning_grid", None):
+        if getattr(model, "tuning_grid", None) or (stable and getattr(model, "serving_grid", None)):
             tuned = tune_on_validation(model, ds, split, 10, fixed=set(options), runner=runner,
+                                       stable=StabilityRule() if stable else None,
                                        progress=(lambda d, t: progress("tune on validation", d, t)) if progress else None)
         valid = evaluate_model(model, ds, split, "valid", (10,), runner=runner)
         metrics = {"valid_ndcg@10": round(float(valid["ndcg@10"]), 6), "valid_recall@10": round(float(valid["recall@10"]), 6)}

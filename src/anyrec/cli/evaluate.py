@@ -72,6 +72,9 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
 @click.option("--encoder", default=None, help="Text encoder for text models: name or folder (default all-MiniLM-L6-v2, offline).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--no-tune", is_flag=True, help="Keep model options as given instead of choosing them on the validation split.")
+@click.option("--stability", is_flag=True,
+              help="Choose options as `anyrec fit` does for serving: the best validation NDCG among those passing the "
+                   "stability check (default: accuracy alone, as every peer row is tuned).")
 @click.option("--test-history", type=click.Choice(["train+valid", "train"]), default="train+valid", show_default=True,
               help="History a model may use when scoring test users.")
 @click.option("--mask", type=click.Choice(MASK_RULES), default="history", show_default=True,
@@ -121,7 +124,7 @@ def evaluate(**kw: Any) -> None:
         _impressions(kw, file_cfg, models, options, seed, behind, ranker_options)
         return
     cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
-                           test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"],
+                           stable=kw["stability"], test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"],
                            ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"])
     vectors = None
     if kw["model_dir"]:

@@ -20,10 +20,16 @@ STORE = click.option("--store", "store_url", default=DEFAULT_URL, show_default=T
                      help="SQLite path or URL, or postgresql+psycopg://user@host/db.")
 
 
-def _weights(pairs: tuple[str, ...]) -> Any:
+def _weights(pairs: tuple[str, ...], verb_pairs: tuple[str, ...] = ()) -> Any:
     from anyrec.serve.live import EVENT_TYPES, EventWeights
 
     base = EventWeights()
+    verbs = dict(base.verbs)
+    for pair in verb_pairs:
+        kind, eq, verb = pair.partition("=")
+        if not eq or kind not in EVENT_TYPES or not verb.strip():
+            raise ConfigError(f"--event-verb {pair!r}: expected TYPE=VERB with TYPE one of {', '.join(EVENT_TYPES)}, e.g. view=watched")
+        verbs[kind] = verb.strip()
     table = dict(base.weights)
     for pair in pairs:
         kind, eq, value = pair.partition("=")
@@ -34,11 +40,13 @@ def _weights(pairs: tuple[str, ...]) -> Any:
             table[kind] = float(value)
         except ValueError:
             raise ConfigError(f"--event-weight {pair!r}: {value!r} is not a number") from None
-    return EventWeights(weights=table)
+    return EventWeights(weights=table, verbs=verbs)
 
 
 EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
                             help="How much an event type pulls (+) or pushes (-) the list, e.g. skip=-1 (repeatable).")
+EVENT_VERB = click.option("--event-verb", "event_verbs", multiple=True,
+                          help="What a card's reason says the user did for an event type, e.g. view=watched (repeatable).")
 
 
 @cli.command()
@@ -64,6 +72,7 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
 @click.option("--threads", type=int, default=1, show_default=True,
               help="BLAS / torch threads per process (0 = the libraries' default; helps very large catalogs on many cores).")
 @EVENT_WEIGHT
+@EVENT_VERB
 def serve(**kw: Any) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events change the next list at once."""
     import uvicorn
@@ -71,7 +80,7 @@ def serve(**kw: Any) -> None:
     from anyrec.serve import ServeSettings, create_app
 
     settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
-                             read_key=kw["read_key"], weights=_weights(kw["event_weights"]),
+                             read_key=kw["read_key"], weights=_weights(kw["event_weights"], kw["event_verbs"]),
                              threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"],
                              ranker_dir=kw["ranker_dir"], future_tolerance_s=kw["future_tolerance_s"])
     console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}"

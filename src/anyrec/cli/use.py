@@ -41,6 +41,9 @@ from anyrec.models.registry import build_model
 @click.option("--metric", type=click.Choice(["cosine", "l2"]), default="cosine", show_default=True)
 @click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
 @click.option("--no-tune", is_flag=True, help="Skip choosing options on a leave-one-out validation split.")
+@click.option("--tune-for", type=click.Choice(["serving", "accuracy"]), default="serving", show_default=True,
+              help="serving: the best validation NDCG@10 among options that pass the stability check (one like or dislike "
+                   "keeps most of a list); accuracy: the best NDCG@10 alone.")
 @click.option("--no-cache", is_flag=True, help="Do not use the embedding cache.")
 @click.option("--seed", type=int, default=0)
 @click.option("--max-minutes", type=float, default=None, help="Training time budget for trained models (sequential).")
@@ -75,7 +78,7 @@ def fit(**kw: Any) -> None:
             opts["max_minutes"] = kw["max_minutes"]
     with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
         model, tuned, metrics, index = fit_for_serving(name, ds, opts, kw["seed"], not kw["no_tune"], bar,
-                                                       kw["index_spec"], kw["metric"], runner)
+                                                       kw["index_spec"], kw["metric"], runner, stable=kw["tune_for"] == "serving")
     info = model.describe()
     if info is not None and "codes" in info:
         _print_codes(info)

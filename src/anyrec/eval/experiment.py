@@ -15,6 +15,7 @@ from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.errors import ConfigError
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
+from anyrec.eval.stability import StabilityRule, passes, stability
 from anyrec.models.base import Recommender
 from anyrec.models.registry import MODELS, build_model
 
@@ -42,6 +43,8 @@ class ExperimentConfig:
         tune_training: also search the training-time options of models that declare a
             ``training_grid`` (one fit per value, coordinate-wise, by validation NDCG at the
             first K); every such model gets the same number of fits.
+        stable: tune as serving does: only options passing the stability check
+            (:mod:`anyrec.eval.stability`); off by default, as the peers are tuned on accuracy alone.
         mask: what the evaluator removes before ranking (see :mod:`anyrec.eval.evaluate`).
         also_masks: further masking rules to read every model under (same fit, same history),
             reported as ``models[name]["by_mask"][rule]``.
@@ -57,6 +60,7 @@ class ExperimentConfig:
     seed: int = 0
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     tune: bool = True
+    stable: bool = False
     test_history: str = "train+valid"
     tune_training: bool = False
     mask: str = "history"
@@ -130,9 +134,11 @@ def run_experiment(
             model = fit_one(name, config.seed, options, train, validator(ds, split, config.ks[0]) if len(split.valid) else None,
                              item_vectors, progress, runner)
         fit_s = time.perf_counter() - t0
-        if config.tune and getattr(model, "tuning_grid", None) and len(split.valid):
+        if config.tune and (getattr(model, "tuning_grid", None) or (config.stable and getattr(model, "serving_grid", None))) \
+                and len(split.valid):
             tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
-                                            fixed=set(options), runner=runner))
+                                            fixed=set(options), runner=runner,
+                                            stable=StabilityRule() if config.stable else None))
         stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
         if config.test_history == "train+valid" and len(split.valid):
             model.set_history(split.history_dataset(ds, "test"))
@@ -240,14 +246,18 @@ def search_training_grid(
 
 def tune_on_validation(
     model: Recommender, ds: Dataset, split: Split, k: int, progress: Callable[[int, int], None] | None = None,
-    fixed: set[str] | None = None, rounds: int = 2, runner: Runner | None = None,
+    fixed: set[str] | None = None, rounds: int = 2, runner: Runner | None = None, stable: StabilityRule | None = None,
 ) -> dict[str, Any]:
     """Coordinate-wise search over ``model.tuning_grid`` by validation NDCG@k.
 
     Only score-time options are in a grid, so the fitted model is reused; options the user
-    set explicitly (``fixed``) are left alone. Returns the chosen options and their score.
+    set explicitly (``fixed``) are left alone. With ``stable`` (how serving chooses), a grid
+    point is taken only when it also passes the stability check (:mod:`anyrec.eval.stability`)
+    on the training histories. Returns the chosen options and their score (and stability figures).
     """
-    grid = {k_: v for k_, v in getattr(model, "tuning_grid", {}).items() if k_ not in (fixed or set())}
+    # Options only serving searches (item-kNN's long + short term: its leaderboard row stays the classic model).
+    serving = getattr(model, "serving_grid", {}) if stable is not None else {}
+    grid = {k_: v for k_, v in {**getattr(model, "tuning_grid", {}), **serving}.items() if k_ not in (fixed or set())}
     metric = f"ndcg@{k}"
 
     def score() -> float:
@@ -255,8 +265,16 @@ def tune_on_validation(
 
     # Kept products only help where the scoring runs here; on Ray each grid point ships the model anew.
     reuse = getattr(model, "reuse_similarities", None) if runner is None or runner.name == "local" else None
+    check: Callable[[], dict[str, float] | None] | None = None
+    if stable is not None:
+        train = split.train_dataset(ds)
+        rule = stable
+
+        def check() -> dict[str, float] | None:
+            return stability(model, train, rule, k)
+
     with reuse(tuning_cache_mb()) if reuse is not None else contextlib.nullcontext():
-        return _coordinate_search(model, grid, score, metric, rounds, progress)
+        return _coordinate_search(model, grid, score, metric, rounds, progress, check, stable)
 
 
 def tuning_cache_mb() -> int:
@@ -286,8 +304,14 @@ def available_memory() -> int | None:
 
 
 def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Callable[[], float], metric: str,
-                       rounds: int, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+                       rounds: int, progress: Callable[[int, int], None] | None,
+                       check: Callable[[], dict[str, float] | None] | None = None,
+                       rule: StabilityRule | None = None) -> dict[str, Any]:
     best = score()
+    steady = check() if check is not None else None
+    if check is not None and not passes(steady, rule):
+        log.warning("%s: the starting options fail the stability check (%s); the search keeps only points that pass",
+                    model.name, steady)
     total = rounds * sum(len(v) for v in grid.values())
     done = 0
     for _ in range(rounds):
@@ -299,12 +323,15 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
                 current = model.config
                 model.config = replace(current, **{opt: value})
                 s = score()
-                if s > best + 1e-9:
-                    best = s
+                found = check() if check is not None and s > best + 1e-9 else None
+                if s > best + 1e-9 and (check is None or passes(found, rule)):
+                    best, steady = s, found
                 else:
                     model.config = current
                 if progress:
                     progress(done, total)
     chosen = {opt: getattr(model.config, opt) for opt in grid}
-    log.info("%s tuned on validation: %s (%s = %.4f)", model.name, chosen, metric, best)
-    return {**chosen, f"valid_{metric}": round(best, 6)}
+    log.info("%s tuned on validation: %s (%s = %.4f%s)", model.name, chosen, metric, best,
+             f", stability {steady}" if steady else "")
+    extra = {f"valid_{name}": v for name, v in (steady or {}).items() if name != "users"}
+    return {**chosen, f"valid_{metric}": round(best, 6), **extra}

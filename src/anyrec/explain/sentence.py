@@ -102,19 +102,38 @@ class SentenceGuard:
         return True
 
 
-def template_sentence(catalog: Catalog, target: int, cited: Sequence[int], verb: str = "liked") -> str:
-    """"Because you liked “A” and “B” (shared: space, robots)." — or a plain note when nothing is cited."""
+def template_sentence(catalog: Catalog, target: int, cited: Sequence[int], verb: str = "liked",
+                      phrases: Sequence[str] | None = None) -> str:
+    """"Because you liked “A” and “B” (shared: space, robots)." — or a plain note when nothing is cited.
+
+    ``phrases`` (one per cited item, ``{title}`` where its title goes: ``"rated {title} 5"``,
+    ``"bought {title}"``) say what the user did with each; without them every item is ``verb``-ed.
+    """
     if not cited:
         return f"“{catalog.title(target)}” is recommended without a history item behind it (popular or new)."
     names = [f"“{catalog.title(h)}”" for h in cited]
-    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if phrases is not None:
+        groups: dict[str, list[str]] = {}  # one verb, its items: "rated “A” 5 and “B” 4, and viewed “C”"
+        for ph, name in zip(phrases, names):
+            verb, _, rest = ph.partition("{title}")
+            groups.setdefault(verb, []).append(name + rest)
+        parts = [verb + _and(members) for verb, members in groups.items()]
+        joined = _and(parts) if len(parts) < 3 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+        lead = "Because you "
+    else:
+        joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        lead = f"Because you {verb} "
     common = shared_words(catalog, target, cited)
     tail = f" (shared: {', '.join(common)})" if common else ""
-    return f"Because you {verb} {joined}{tail}."
+    return f"{lead}{joined}{tail}."
+
+
+def _and(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def explain_sentence(catalog: Catalog, target: int, cited: Sequence[int], guard: SentenceGuard,
-                     generator: Callable[[str], str] | None = None) -> tuple[str, str]:
+                     generator: Callable[[str], str] | None = None, phrases: Sequence[str] | None = None) -> tuple[str, str]:
     """The sentence shown and its source (``"generator"`` or ``"template"``).
 
     The generator gets a prompt with the recommended item and the cited history items only; its
@@ -127,7 +146,7 @@ def explain_sentence(catalog: Catalog, target: int, cited: Sequence[int], guard:
         text = " ".join(generator(prompt).split())
         if text and guard.allows(text, allowed):
             return text, "generator"
-    text = template_sentence(catalog, target, cited)
+    text = template_sentence(catalog, target, cited, phrases=phrases)
     # The "(shared: …)" tail lists words of the item's own text, not names; the naming part is checked.
     if not guard.allows(text.split(" (shared: ")[0], allowed):
         raise AssertionError(f"template sentence failed its own guard: {text!r}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.models.base import Recommender
+from anyrec.models.feedback import live_term_weights, term_weights
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,17 @@ class ItemKNNConfig:
         k: neighbours kept per target item.
         shrink: added to the cosine denominator; damps similarities built on few users.
         block: target items processed at once (memory: n_items × block floats).
+        short_term, half_life: the history's long + short term weights (see
+            :mod:`anyrec.models.feedback`); ``short_term = 0`` (the default) is the plain binary
+            history of the classic model (and RecBole's). Chosen with the stability check when a
+            version is fitted for serving (``serving_grid``); leaderboards keep the classic model.
     """
 
     k: int = 100
     shrink: float = 0.0
     block: int = 512
+    short_term: float = 0.0
+    half_life: float = 0.0
 
 
 class ItemKNN(Recommender):
@@ -89,6 +97,7 @@ class ItemKNN(Recommender):
 
     name = "itemknn"
     Config = ItemKNNConfig
+    serving_grid: ClassVar[dict[str, list[Any]]] = {"half_life": [0.0, 1.0, 3.0, 10.0], "short_term": [0.0, 0.25, 0.5, 1.0]}
 
     def _fit(self, ds: Dataset) -> None:
         x = ds.interactions.matrix(ds.n_users, ds.n_items).tocsc()  # (users, items), binary
@@ -110,14 +119,36 @@ class ItemKNN(Recommender):
         self.similarity_ = sp.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float64
         )
-        self.history_ = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64)
+        self.set_history(ds)
 
     def set_history(self, ds: Dataset) -> None:
         super().set_history(ds)
-        self.history_ = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64)
+        index = ds.interactions.history(ds.n_users)
+        self.hist_user_ = ds.interactions.user[index.order]
+        self.hist_item_ = ds.interactions.item[index.order]
+        self.hist_from_end_ = (np.repeat(index.offsets[1:], np.diff(index.offsets)) - 1 - np.arange(len(index.order))).astype(np.float64)
+        self._history: tuple[tuple[float, float], sp.csr_matrix] | None = None
+
+    def _weighted(self) -> bool:
+        return self.config.short_term > 0 and self.config.half_life > 0
+
+    def history_matrix(self) -> sp.csr_matrix:
+        """Users × items history weights: binary (a repeated item counts once), or with the long + short
+        term weights (scaled so the long term gives each event 1)."""
+        key = (self.config.short_term, self.config.half_life) if self._weighted() else (0.0, 0.0)
+        if self._history is None or self._history[0] != key:
+            shape = (self.seen_.shape[0], self.seen_.shape[1])
+            if self._weighted():
+                w = term_weights(self.hist_from_end_, self.hist_user_, shape[0], self.config.half_life, self.config.short_term)
+                n = np.bincount(self.hist_user_, minlength=shape[0])[self.hist_user_]
+                h = sp.csr_matrix((w * n, (self.hist_user_, self.hist_item_)), shape=shape, dtype=np.float64)
+            else:
+                h = self.seen_.astype(np.float64)
+            self._history = (key, h)
+        return self._history[1]
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        return (self.history_[users] @ self.similarity_).toarray()
+        return (self.history_matrix()[users] @ self.similarity_).toarray()
 
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """Signed neighbourhood score: liked items add their neighbours, disliked ones subtract them.
@@ -125,10 +156,17 @@ class ItemKNN(Recommender):
         The fitted history is binary (a repeated item counts once); a live history keeps that
         rule for positive events and lets the latest signed weight of an item decide its sign.
         """
+        items, weights = np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)
         h = np.zeros(self.similarity_.shape[0])
-        for i, w in zip(np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)):
+        for i, w in zip(items, weights):
             if i < len(h):
                 h[i] = 1.0 if w > 0 else (-1.0 if w < 0 else h[i])
+        if self._weighted():  # the same items and signs, the positive ones weighed by their long + short term
+            pos = weights > 0
+            term = live_term_weights(int(pos.sum()), self.config.half_life, self.config.short_term) * pos.sum()
+            known = items[pos] < len(h)
+            summed = np.bincount(items[pos][known], weights=term[known], minlength=len(h))
+            h = np.where(h > 0, summed, h)
         return np.asarray(self.similarity_.T @ h).ravel()
 
     def item_neighbours(self, item: int) -> np.ndarray | None:

@@ -15,6 +15,7 @@ served version are written beside these files by :mod:`anyrec.app.persist`.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +30,8 @@ from anyrec.errors import ConfigError
 from anyrec.models.base import Recommender
 
 _BASE_ATTRS = {"seen_", "user_ids_", "item_ids_", "n_users_", "n_items_"}
+
+log = logging.getLogger(__name__)
 
 
 def _state(model: Recommender) -> dict[str, np.ndarray]:
@@ -101,7 +104,12 @@ def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) ->
     if meta["model"] not in classes:
         raise ConfigError(f"{src}: model {meta['model']!r} is not known to this anyrec version")
     cls = classes[meta["model"]]
-    config = cls.Config(**meta["config"])
+    known = set(getattr(cls.Config, "__dataclass_fields__", {}))
+    gone = sorted(set(meta["config"]) - known) if known else []
+    if gone:  # a folder written by an older anyrec: options since removed are named and ignored
+        log.warning("%s: %s options %s no longer exist in this anyrec version; ignored (defaults used for new ones)",
+                    src, meta["model"], ", ".join(gone))
+    config = cls.Config(**{k: v for k, v in meta["config"].items() if k not in gone})
     cat_doc = json.loads((src / "catalog.json").read_text())
     catalog = Catalog(ids=IdMap(cat_doc["ids"]), fields=cat_doc["fields"], template=cat_doc["template"],
                       category_field=cat_doc["category_field"], category_sep=cat_doc["category_sep"],

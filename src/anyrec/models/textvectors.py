@@ -1,12 +1,18 @@
-"""Helpers of the text-profile model: a bounded cache of scored batches, a profile's exact terms,
-spherical k-means for multi-interest profiles."""
+"""Helpers of the text-profile model: a bounded cache of scored batches, the soft-max pooled
+(kernel) score and its exact shares, spherical k-means for multi-interest profiles, memory-mapped
+item vectors."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 
 class SimilarityCache:
@@ -39,28 +45,6 @@ class SimilarityCache:
             self.used += value.nbytes
 
 
-def text_contributions(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
-                       top: int = 3) -> list[list[tuple[int, float]]]:
-    """Per target, the history items with the largest positive terms of ``cos(profile, target)``.
-
-    ``profile = Σ_h w_h v_h / |Σ_h w_h v_h|`` over unit text vectors ``unit``; a repeated item's
-    weights add up, so the terms sum to the text score exactly.
-    """
-    items = np.asarray(items, dtype=np.int64)
-    if not len(items):
-        return [[] for _ in targets]
-    uniq, inv = np.unique(items, return_inverse=True)
-    wu = np.bincount(inv, weights=np.asarray(weights, dtype=np.float64))
-    vecs = unit[uniq]
-    norm = max(float(np.linalg.norm(wu @ vecs)), 1e-12)
-    terms = wu[:, None] * (vecs @ unit[np.asarray(targets, dtype=np.int64)].T) / norm  # (history, targets)
-    out = []
-    for j in range(terms.shape[1]):
-        best = np.argsort(-terms[:, j], kind="stable")[:top]
-        out.append([(int(uniq[b]), float(terms[b, j])) for b in best if terms[b, j] > 0])
-    return out
-
-
 def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 10) -> np.ndarray:
     """Spherical k-means labels for the rows of ``x`` (unit vectors)."""
     if k <= 1:
@@ -75,3 +59,131 @@ def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 10
                 m = members.sum(0)
                 centres[c] = m / max(float(np.linalg.norm(m)), 1e-12)
     return labels
+
+
+def memmapped_unit_vectors(path: Path, texts: list[str], encoder: Callable[[], Any], given: np.ndarray | None,
+                           progress: Any, rows: int = 65_536) -> np.ndarray:
+    """Unit text vectors of ``texts`` in the ``.npy`` file ``path``, opened read-only (``given``
+    vectors are copied in instead of encoding; ``encoder()`` returns the text encoder).
+
+    Written to a new file that then replaces the old one: the vectors being replaced may be
+    mapped from that very file (a refit handed its own vectors), and rewriting it in place
+    would zero them under the reader.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dim = given.shape[1] if given is not None else encoder().dim
+    fd, tmp = tempfile.mkstemp(prefix="item_vectors-", suffix=".npy", dir=path.parent)
+    os.close(fd)
+    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), dim))
+    if given is not None:
+        mm[:] = given
+    else:
+        encoder().encode(texts, progress=progress, out=mm)
+    for a in range(0, len(texts), rows):  # in place, a block at a time
+        block = mm[a : a + rows]
+        block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+    mm.flush()
+    del mm
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def kernel_scores(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, tau: float,
+                  targets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Soft-max pooled similarity of each target to a history: ``τ log Σ_h p_h exp(cos(h, i) / τ)``.
+
+    ``p`` are the positive ``weights`` normalised to sum 1, so the score lies between the history's
+    lowest and highest cosine with the item (τ → 0: the closest history item alone; τ → ∞: the
+    weighted mean cosine). Returns ``(scores, shares)``: ``shares[h, j]`` is history item ``h``'s
+    part of target ``j``'s score (its soft-max weight times the score), adding up to the score.
+    Rows of repeated items are merged (their weights add up).
+    """
+    items = np.asarray(items, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    keep = weights > 0
+    cols = np.arange(len(unit)) if targets is None else np.asarray(targets, dtype=np.int64)
+    if not keep.any():
+        return np.zeros(len(cols)), np.zeros((0, len(cols)))
+    uniq, inv = np.unique(items[keep], return_inverse=True)
+    p = np.bincount(inv, weights=weights[keep])
+    p = p / p.sum()
+    logits = (np.asarray(unit[uniq] @ unit[cols].T, dtype=np.float64)) / tau + np.log(p)[:, None]  # (history, targets)
+    top = logits.max(axis=0)
+    e = np.exp(logits - top)
+    total = e.sum(axis=0)
+    scores = tau * (top + np.log(total))
+    return scores, (e / total) * scores
+
+
+def history_order(items: np.ndarray, weights: np.ndarray, history: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """``shares`` (rows: the distinct positive items of ``items``, sorted) re-indexed to ``history``'s order, zeros elsewhere."""
+    items = np.asarray(items, dtype=np.int64)
+    uniq = np.unique(items[np.asarray(weights) > 0])
+    out = np.zeros((len(history), shares.shape[1]))
+    pos = {int(u): r for r, u in enumerate(uniq)}
+    for r, h in enumerate(history):
+        if int(h) in pos:
+            out[r] = shares[pos[int(h)]]
+    return out
+
+
+def per_user_scores(unit: np.ndarray, weights: Any, users: np.ndarray, kernel: float, interests: int, seed: int) -> np.ndarray:
+    """Text scores ``(len(users), items)`` that need each user's history items, not one profile: the
+    soft-max pooled similarity (``kernel > 0``, :func:`kernel_scores`) or, else, the best of
+    ``interests`` k-means interest profiles. ``weights``: users × items profile weights (CSR)."""
+    out = np.zeros((len(users), len(unit)), dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    for r, u in enumerate(users):
+        row = weights[u]
+        if row.nnz == 0:
+            continue
+        if kernel > 0:
+            out[r] = kernel_scores(unit, row.indices, row.data, kernel)[0]
+            continue
+        vecs, w = unit[row.indices], row.data
+        labels = kmeans(vecs, min(interests, len(w)), rng)
+        best = np.full(len(unit), -np.inf)
+        for c in np.unique(labels):
+            p = (w[labels == c, None] * vecs[labels == c]).sum(0)
+            p /= max(float(np.linalg.norm(p)), 1e-12)
+            best = np.maximum(best, unit @ p)
+        out[r] = best
+    return out
+
+
+KERNEL_TABLE_MAX_ITEMS = 8192  # items × items float32: 268 MB at this size
+
+
+def kernel_table(unit: np.ndarray, tau: float) -> np.ndarray | None:
+    """``exp((cos(i, j) - 1) / τ)`` for every item pair (float32), or ``None`` above
+    ``KERNEL_TABLE_MAX_ITEMS``: with it, :func:`kernel_scores` of any history is one product."""
+    if len(unit) > KERNEL_TABLE_MAX_ITEMS:
+        return None
+    table = np.asarray(unit @ np.asarray(unit).T, dtype=np.float32)
+    table -= 1.0
+    table /= tau
+    np.exp(table, out=table)
+    return table
+
+
+def pooled_scores(weights: Any, table: np.ndarray, tau: float) -> np.ndarray:
+    """:func:`kernel_scores` of each row of the (sparse, non-negative) ``weights`` ``(rows, items)`` from a
+    :func:`kernel_table`: ``1 + τ log Σ_h p_h exp((cos(h, i) - 1) / τ)``; rows without weight score 0."""
+    rows = weights.tocsr().astype(np.float64)
+    sums = np.asarray(rows.sum(axis=1)).ravel()
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+    prod = np.asarray((sp.diags(scale) @ rows) @ table, dtype=np.float64)
+    out = 1.0 + tau * np.log(np.maximum(prod, 1e-300))
+    out[sums <= 0] = 0.0
+    return out
+
+
+def history_kernel_scores(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, tau: float,
+                          table: np.ndarray | None) -> np.ndarray:
+    """:func:`kernel_scores` of one live history over every item, from the ``table`` when there is one."""
+    if table is None:
+        return kernel_scores(unit, items, weights, tau)[0]
+    pos = np.asarray(weights) > 0
+    one = sp.csr_matrix((np.asarray(weights)[pos], (np.zeros(int(pos.sum()), dtype=np.int64), np.asarray(items)[pos])),
+                        shape=(1, len(unit)))
+    return pooled_scores(one, table, tau)[0]

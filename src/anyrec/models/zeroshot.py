@@ -1,18 +1,13 @@
-"""Zero-shot recommender: a user is the weighted mean of their history's text vectors.
+"""Zero-shot recommender: items scored by their text's similarity to the user's history, nothing trained.
 
-Nothing is trained on interactions. Items are scored by cosine similarity between the
-user's profile and each item's text vector, optionally blended with two priors counted
-from the log (popularity and trend). Items nobody has touched are scored from their text
-like any other, and get the *average* prior, so a prior learned on warm items never
-buries a new item.
-"""
+The history is one profile (the long + short term mean of its text vectors) or, with ``kernel``, each
+history item soft-max pooled; two priors counted from the log (popularity, trend) may join. Items
+nobody has touched score from their text like any other and get the *average* prior."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+import anyrec.models.textvectors as tv
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
-from anyrec.models.base import IndexQuery, Recommender, recency_weights
-from anyrec.models.textvectors import SimilarityCache, kmeans, text_contributions
+from anyrec.models.base import IndexQuery, Recommender
+from anyrec.models.feedback import KinPushes, RatingScale, check_ratings, kin_push, live_term_weights, term_weights
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +34,21 @@ class ZeroShotConfig:
         cache_dir: embedding cache folder ('' = none).
         batch_size: encoder batch size.
         threads: torch CPU threads for the encoder (0 = torch's default).
-        half_life: recency weighting of the history, in interactions counted from the most
-            recent (weight halves every ``half_life`` steps back); 0 weighs all equally.
-        dislike_below: ratings below this subtract from the profile (0 = off).
-        dislike_weight: weight of a disliked item (subtracted).
+        short_term: the short term's share of the profile (see :mod:`anyrec.models.feedback`): 0 is
+            the plain mean of the history, 1 recency alone.
+        half_life: the short term's recency, in interactions counted from the most recent (weight
+            halves every ``half_life`` steps back); 0 makes the short term the plain mean too.
+        ratings: read the log's ratings as signed weights on the declared scale ``rating_low`` –
+            ``rating_high`` around ``rating_neutral``: above it an item pulls the profile, below it
+            pushes its text neighbours down; a log without ratings weighs every event 1.
+        push: the most one negative (low rating, dislike, skip) lowers a neighbour's score, in
+            score units (cosines); it acts on its ``kin`` nearest items by text only.
+        kin: how many of a negative item's nearest items it pushes down.
+        kernel: 0 scores an item by its cosine with one profile (the weighted mean); τ > 0 by its
+            similarity to each history item, soft-max pooled: ``τ log Σ_h w_h exp(cos(h, i) / τ)``
+            (:func:`~anyrec.models.textvectors.kernel_scores`). An item is then recommended for the
+            history items closest to it, each card has its own reasons, and one new event moves
+            only the items near it.
         popularity: weight of the log-popularity prior (standardised over warm items).
         trend: weight of the trend prior (log of time-decayed counts, standardised).
         trend_half_life: half-life of the trend prior as a share of the log's time span.
@@ -57,9 +64,15 @@ class ZeroShotConfig:
     cache_dir: str = ""
     batch_size: int = 64
     threads: int = 0
+    short_term: float = 0.5
     half_life: float = 0.0
-    dislike_below: float = 0.0
-    dislike_weight: float = 0.5
+    ratings: bool = True
+    rating_low: float = 1.0
+    rating_high: float = 5.0
+    rating_neutral: float = 2.5
+    push: float = 0.05
+    kin: int = 10
+    kernel: float = 0.0
     popularity: float = 0.0
     trend: float = 0.0
     trend_half_life: float = 0.05
@@ -88,8 +101,9 @@ class ZeroShot(Recommender):
     tuning_grid: ClassVar[dict[str, list[Any]]] = {
         "popularity": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],
         "half_life": [0.0, 1.0, 3.0, 10.0],
+        "short_term": [0.0, 0.25, 0.5, 0.75, 1.0],
+        "kernel": [0.0, 0.05, 0.1, 0.2],
         "trend": [0.0, 0.02, 0.05, 0.1],
-        "dislike_below": [0.0, 2.5, 3.5],
     }
     # ``interests`` is left out of the grid: its per-user clustering costs far more than the
     # other options, and benchmarks/zeroshot.py measures it separately.
@@ -104,6 +118,8 @@ class ZeroShot(Recommender):
         state = super().__getstate__()
         state["_encoder"] = None
         state.pop("_sim_cache", None)
+        state.pop("_ktable", None)
+        state["_pushes"] = None
         return state
 
     # ---- fitting ----------------------------------------------------------------
@@ -118,7 +134,9 @@ class ZeroShot(Recommender):
         report = getattr(self, "progress", None)
         progress = (lambda d, t: report("embed catalog", d, t)) if report else None
         if self.config.memmap_dir:
-            self.item_vectors_ = self._memmapped_vectors(ds, progress)
+            given = self._given_vectors if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items else None
+            self.item_vectors_ = tv.memmapped_unit_vectors(Path(self.config.memmap_dir) / "item_vectors.npy", ds.catalog.texts(),
+                                                        self.encoder, given, progress)
         else:
             if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
                 vectors = self._given_vectors
@@ -136,32 +154,6 @@ class ZeroShot(Recommender):
         self.trend_prior_ = standardise_prior(np.log1p(decayed * 1000.0), warm)
         self._set_history(ds)
 
-    def _memmapped_vectors(self, ds: Dataset, progress: Any, rows: int = 65_536) -> np.ndarray:
-        """Unit item vectors in ``memmap_dir/item_vectors.npy``, opened read-only.
-
-        Written to a new file that then replaces the old one: the vectors being replaced may be
-        mapped from that very file (a refit handed its own vectors), and rewriting it in place
-        would zero them under the reader.
-        """
-        path = Path(self.config.memmap_dir) / "item_vectors.npy"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        given = self._given_vectors if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items else None
-        dim = given.shape[1] if given is not None else self.encoder().dim
-        fd, tmp = tempfile.mkstemp(prefix="item_vectors-", suffix=".npy", dir=path.parent)
-        os.close(fd)
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(ds.n_items, dim))
-        if given is not None:
-            mm[:] = given
-        else:
-            self.encoder().encode(ds.catalog.texts(), progress=progress, out=mm)
-        for a in range(0, ds.n_items, rows):  # in place, a block at a time
-            block = mm[a : a + rows]
-            block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
-        mm.flush()
-        del mm
-        os.replace(tmp, path)
-        return np.load(path, mmap_mode="r")
-
     def set_history(self, ds: Dataset) -> None:
         super().set_history(ds)
         self._set_history(ds)
@@ -175,30 +167,58 @@ class ZeroShot(Recommender):
         self.hist_user_ = users
         self.hist_item_ = inter.item[order]
         self.hist_from_end_ = from_end.astype(np.float64)
-        self.hist_rating_ = inter.rating[order].astype(np.float64) if inter.rating is not None else None
-        self._weights_key: tuple[float, float, float] | None = None
+        # Ratings that are all the same carry no sign (an implicit log read with a constant "rating").
+        rating = inter.rating
+        rated = rating is not None and len(inter) > 0 and float(np.ptp(rating)) > 0
+        self.hist_rating_ = rating[order].astype(np.float64) if rating is not None and rated else None
+        ratings = self._ratings()
+        if ratings is not None:
+            check_ratings(ratings, self.rating_scale(), "zeroshot")
+        self._weights_key: tuple[float, ...] | None = None
+        self._pushes: KinPushes | None = None
 
-    def _profile_key(self) -> tuple[float, float, float]:
-        """The options the profiles depend on (the dislike options only where there are ratings)."""
+    def rating_scale(self) -> RatingScale:
+        return RatingScale(self.config.rating_low, self.config.rating_high, self.config.rating_neutral)
+
+    def _ratings(self) -> np.ndarray | None:
+        """The history's ratings where they are read (the log has them and ``ratings`` is on)."""
+        return self.hist_rating_ if self.config.ratings else None
+
+    def _profile_key(self) -> tuple[float, ...]:
+        """The options the profiles depend on (the rating scale only where the log has ratings)."""
         c = self.config
-        if self.hist_rating_ is None or c.dislike_below <= 0:
-            return (c.half_life, 0.0, 0.0)
-        return (c.half_life, c.dislike_below, c.dislike_weight)
+        terms = (c.half_life, c.short_term) if c.half_life > 0 else (0.0, 0.0)  # no recency: both terms are the mean
+        return terms if self._ratings() is None else (*terms, c.rating_low, c.rating_high, c.rating_neutral)
+
+    def _row_weights(self) -> np.ndarray:
+        """Signed weight of each history row: its long + short term weight, times its rating's sign and size."""
+        c = self.config
+        w = term_weights(self.hist_from_end_, self.hist_user_, self.n_users_, c.half_life, c.short_term)
+        ratings = self._ratings()
+        return w if ratings is None else w * self.rating_scale().weight(np.nan_to_num(ratings, nan=c.rating_high))
 
     def history_weights(self) -> sp.csr_matrix:
-        """Users × items matrix of profile weights under the current config (cached)."""
-        c = self.config
+        """Users × items matrix of profile weights under the current config (positive rows only; cached)."""
         key = self._profile_key()
         if self._weights_key != key:
-            w = recency_weights(self.hist_from_end_, c.half_life)
-            if self.hist_rating_ is not None and c.dislike_below > 0:
-                w = np.where(self.hist_rating_ < c.dislike_below, -c.dislike_weight * w, w)
+            w = self._row_weights()
+            pos = w > 0
             # float32 like the item vectors: a float64 matrix would make scipy upcast the whole
             # (items, dim) table on every product (46 ms per user at 100k items instead of 0.1 ms).
-            self._weights = sp.csr_matrix((w, (self.hist_user_, self.hist_item_)), shape=(self.n_users_, self.n_items_),
-                                          dtype=np.float32)
+            self._weights = sp.csr_matrix((w[pos], (self.hist_user_[pos], self.hist_item_[pos])),
+                                          shape=(self.n_users_, self.n_items_), dtype=np.float32)
+            neg = w < 0
+            ratings = self._ratings()
+            strength = w[neg] if ratings is None else self.rating_scale().weight(ratings[neg])
+            self._negatives = sp.csr_matrix((np.abs(strength), (self.hist_user_[neg], self.hist_item_[neg])),
+                                            shape=(self.n_users_, self.n_items_))
             self._weights_key = key
         return self._weights
+
+    def negative_weights(self) -> sp.csr_matrix:
+        """Users × items matrix of the pushes (``|signed rating|`` of the items rated below neutral)."""
+        self.history_weights()
+        return self._negatives
 
     # ---- scoring ----------------------------------------------------------------
     def profiles(self, users: np.ndarray) -> np.ndarray:
@@ -219,18 +239,35 @@ class ZeroShot(Recommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
-        return self._similarities(users) + self.priors()[None, :]
+        scores = self._similarities(users) + self.priors()[None, :]
+        if self.config.push > 0:
+            pushes, neg = self._kin_pushes(), self.negative_weights()
+            for r, u in enumerate(users):
+                cols, vals = pushes.of(int(u), self.item_vectors_, neg[u], self.seen_[u].indices)
+                scores[r, cols] -= self.config.push * vals
+        return scores
+
+    def _kin_pushes(self) -> KinPushes:
+        key = (self.config.kin, self._profile_key()[2:])  # the kin move with neither the term weights nor the priors
+        pushes: KinPushes | None = getattr(self, "_pushes", None)  # (absent in folders saved before it)
+        if pushes is None or pushes.key != key:
+            pushes = self._pushes = KinPushes(key, self.config.kin)
+        return pushes
 
     def _similarities(self, users: np.ndarray) -> np.ndarray:
         """The text term of :meth:`score` ``(batch, items)``; reused inside :meth:`reuse_similarities`."""
-        cache: SimilarityCache | None = getattr(self, "_sim_cache", None)
+        cache: tv.SimilarityCache | None = getattr(self, "_sim_cache", None)
         if cache is not None:
-            group, key = (self._profile_key(), self.config.interests, self.config.seed), users.tobytes()
+            group, key = (self._profile_key(), self.config.interests, self.config.seed, self.config.kernel), users.tobytes()
             found = cache.get(group, key)
             if found is not None:
                 return found
-        if self.config.interests > 1:
-            sim = self._multi_interest(users)
+        table = self._kernel_table()
+        if table is not None:
+            sim = tv.pooled_scores(self.history_weights()[users], table, self.config.kernel)
+        elif self.config.kernel > 0 or self.config.interests > 1:
+            sim = tv.per_user_scores(self.item_vectors_, self.history_weights(), users, self.config.kernel,
+                                  self.config.interests, self.config.seed)
         else:
             sim = self.profiles(users) @ self.item_vectors_.T  # (batch, items)
         if cache is not None:
@@ -243,51 +280,28 @@ class ZeroShot(Recommender):
         while options that only move the priors change: a validation grid over ``popularity`` and
         ``trend`` then costs one matrix product per batch, not one per grid point. The scores are
         the same arrays, so results are identical with or without it."""
-        self._sim_cache: SimilarityCache | None = SimilarityCache(memory_mb * 2**20)
+        self._sim_cache: tv.SimilarityCache | None = tv.SimilarityCache(memory_mb * 2**20)
         try:
             yield
         finally:
             self._sim_cache = None
 
-    def _multi_interest(self, users: np.ndarray) -> np.ndarray:
-        weights = self.history_weights()
-        out = np.zeros((len(users), self.n_items_), dtype=np.float64)
-        rng = np.random.default_rng(self.config.seed)
-        for r, u in enumerate(users):
-            row = weights[u]
-            if row.nnz == 0:
-                continue
-            vecs, w = self.item_vectors_[row.indices], row.data
-            labels = kmeans(vecs, min(self.config.interests, len(w)), rng)
-            best = np.full(self.n_items_, -np.inf)
-            for c in np.unique(labels):
-                p = (w[labels == c, None] * vecs[labels == c]).sum(0)
-                p /= max(float(np.linalg.norm(p)), 1e-12)
-                best = np.maximum(best, self.item_vectors_ @ p)
-            out[r] = best
-        return out
-
-    def contributions(self, user: int, items: np.ndarray, top: int = 3) -> list[list[tuple[int, float]]]:
-        """For each item, the history items that add most to its text score: ``[(item, share)]``.
-
-        The single-profile score is exactly ``Σ_h w_h cos(h, i) / |Σ_h w_h v_h|``, so each
-        history item's term is its contribution.
-        """
-        row = self.history_weights()[user]
-        if row.nnz == 0:
-            return [[] for _ in items]
-        vecs, w = self.item_vectors_[row.indices], row.data
-        norm = max(float(np.linalg.norm((w[:, None] * vecs).sum(0))), 1e-12)
-        terms = (w[:, None] * (vecs @ self.item_vectors_[np.asarray(items)].T)) / norm  # (history, items)
-        out = []
-        for j in range(terms.shape[1]):
-            best = np.argsort(-terms[:, j], kind="stable")[:top]
-            out.append([(int(row.indices[b]), float(terms[b, j])) for b in best])
-        return out
-
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-        """Profile from a live history: the same weights as :meth:`history_weights`, times the event weights."""
-        return self.item_vectors_ @ self.history_profile(items, weights, values) + self.priors()
+        """Scores for a live history (``weights`` the signed event weights, ratings already mapped):
+        the positive events make the profile with :meth:`history_weights`' term weights, each
+        negative one pushes its ``kin`` nearest items down by at most ``push``."""
+        if self.config.kernel > 0:
+            text = tv.history_kernel_scores(self.item_vectors_, items, self._live_weights(weights), self.config.kernel,
+                                            self._kernel_table())
+        else:
+            text = self.item_vectors_ @ self.history_profile(items, weights, values)
+        return text + self.priors() - self.live_push(items, weights)
+
+    def live_push(self, items: np.ndarray, weights: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+        """What a live history's negative events take off each item's score (``0`` … ``push``)."""
+        items, weights = np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+        neg = (weights < 0) & (self.config.push > 0)
+        return self.config.push * kin_push(self.item_vectors_, items[neg], weights[neg], self.config.kin, candidates, items)
 
     def history_profile(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """The unit profile vector ``(dim,)`` of a live history (what :meth:`score_history` scores with)."""
@@ -296,19 +310,26 @@ class ZeroShot(Recommender):
         prof = w @ self.item_vectors_[items] if len(items) else np.zeros(self.item_vectors_.shape[1])
         return (prof / max(float(np.linalg.norm(prof)), 1e-12)).astype(np.float32)
 
-    def _live_weights(self, weights: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+    def _live_weights(self, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Profile weights of a live history: the positive events' long + short term weights times
+        their event weights; negative events weigh 0 here (they push, see :meth:`live_push`)."""
         c = self.config
         weights = np.asarray(weights, dtype=np.float64)
-        w = recency_weights(np.arange(len(weights))[::-1], c.half_life) * weights
-        if values is not None and c.dislike_below > 0:
-            low = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=np.inf) < c.dislike_below
-            w = np.where(low, -c.dislike_weight * np.abs(w), w)
+        pos = weights > 0
+        w = np.zeros(len(weights))
+        w[pos] = live_term_weights(int(pos.sum()), c.half_life, c.short_term) * weights[pos]
         return w
 
-    def history_contributions(self, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
-                              values: np.ndarray | None = None, top: int = 3) -> list[list[tuple[int, float]]]:
-        """:meth:`contributions` for a live history: each history item's term of the text score."""
-        return text_contributions(self.item_vectors_, items, self._live_weights(weights, values), targets, top)
+    def _kernel_table(self) -> np.ndarray | None:
+        """The item-pair table of the pooled kernel (kept per ``kernel`` and catalog size; small catalogs only)."""
+        tau, n = self.config.kernel, self.item_vectors_.shape[0]
+        if tau <= 0:
+            return None
+        cached = getattr(self, "_ktable", None)
+        if cached is None or cached[0] != (tau, n):
+            cached = ((tau, n), tv.kernel_table(self.item_vectors_, tau))
+            self._ktable = cached
+        return cached[1]
 
     def add_items(self, vectors: np.ndarray) -> None:
         """Append new items' text vectors (a catalog update while serving); their priors are the warm average."""
@@ -340,8 +361,12 @@ class ZeroShot(Recommender):
 
     def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
                             values: np.ndarray | None) -> tuple[np.ndarray, str]:
-        """Exact terms: the text score is ``Σ_h w_h cos(h, i) / |Σ_h w_h v_h|``, each history item's term its share."""
+        """Exact terms: the text score is ``Σ_h w_h cos(h, i) / |Σ_h w_h v_h|``, each history item's term its
+        share; with ``kernel``, each history item's soft-max share of the pooled score."""
         w = self._live_weights(weights, values)
+        if self.config.kernel > 0:
+            _, parts = tv.kernel_scores(self.item_vectors_, items, w, self.config.kernel, targets)
+            return tv.history_order(items, w, history, parts), "soft-max shares"
         wu = np.array([w[items == h].sum() for h in history])
         unit = self.item_vectors_
         norm = max(float(np.linalg.norm(wu @ unit[history])), 1e-12)
@@ -355,17 +380,20 @@ class ZeroShot(Recommender):
         return {"text": self.history_profile(items, weights)}
 
     def retrieval_indexes(self) -> tuple[str, ...] | None:
-        return ("text",) if self.config.interests <= 1 else None
+        return ("text",) if self.config.interests <= 1 and self.config.kernel <= 0 else None
 
-    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery:
+    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery | None:
         """``cos(item, profile) + prior``: the text index gives the cosine term's best items, the priors
-        (the same for every user) their own order."""
+        (the same for every user) their own order. ``None`` with ``kernel`` (no single query vector)."""
+        if self.config.kernel > 0:
+            return None
         prof = self.history_profile(items, weights, values)
         priors = self.priors()
         vectors = self.item_vectors_
 
         def exact(cand: np.ndarray) -> np.ndarray:
-            return np.asarray(vectors[cand] @ prof + priors[cand], dtype=np.float64)
+            return np.asarray(vectors[cand] @ prof + priors[cand] - self.live_push(items, weights, cand), dtype=np.float64)
 
         # The index scores cosines; the term is <item, profile> = |profile| * cosine (unit item vectors).
+        # Negatives only take off (kin pushes are ≥ 0): the terms still bound every item, no slack needed.
         return IndexQuery({"text": (prof, float(np.linalg.norm(prof)))}, exact, priors)

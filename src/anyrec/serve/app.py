@@ -179,7 +179,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if not batch or len(batch) > settings.max_events:
             raise _unprocessable(["body"], f"send 1 to {settings.max_events:,} events per request")
         w = settings.weights
-        problems = event_problems(batch, not isinstance(body, list), (w.rating_mid - w.rating_scale, w.rating_mid + w.rating_scale),
+        problems = event_problems(batch, not isinstance(body, list), (w.rating_low, w.rating_high),
                                   time.time(), settings.future_tolerance_s)
         if problems:
             raise HTTPException(422, detail=problems)

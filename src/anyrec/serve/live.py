@@ -20,9 +20,11 @@ import numpy as np
 from anyrec.app.persist import load_indexes, load_model
 from anyrec.data.dataset import Catalog, IdMap
 from anyrec.errors import ConfigError
-from anyrec.explain import SentenceGuard, attribute, explain_sentence, shared_words
+from anyrec.explain import SentenceGuard
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Recommender, top_k
+from anyrec.models.feedback import RatingScale
+from anyrec.serve.reasons import DEFAULT_VERBS, card_reasons, latest_events
 from anyrec.serve.retrieval import AnnRetrieval
 from anyrec.store import Store, StoredItem
 
@@ -35,19 +37,28 @@ EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating", "like", "di
 class EventWeights:
     """How much each event type pulls (positive) or pushes (negative) a user's list.
 
-    A rating's weight is ``(value - rating_mid) / rating_scale`` (5 → +1, 1 → −1 on a 1–5 scale).
-    Items with any event whose type is not in ``keep_types`` are not recommended again.
+    A rating's weight is its signed weight on the declared scale ``rating_low`` – ``rating_high``
+    around ``rating_neutral`` (:class:`~anyrec.models.feedback.RatingScale`; on 1–5 with 2.5:
+    5 → +1, 3 → +0.2, 2 → −0.33, 1 → −1). Positive events make the profile; a negative one
+    (dislike, skip, low rating) pushes its nearest items down by a bounded amount and never
+    enters the profile. Items with any event whose type is not in ``keep_types`` are not
+    recommended again.
     """
 
     weights: dict[str, float] = field(default_factory=lambda: {
-        "view": 1.0, "click": 1.0, "add_to_cart": 2.0, "purchase": 3.0, "like": 3.0, "dislike": -2.0, "skip": -0.5})
-    rating_mid: float = 3.0
-    rating_scale: float = 2.0
+        "view": 1.0, "click": 1.0, "add_to_cart": 2.0, "purchase": 3.0, "like": 3.0, "dislike": -1.0, "skip": -0.5})
+    rating_low: float = 1.0
+    rating_high: float = 5.0
+    rating_neutral: float = 2.5
     keep_types: tuple[str, ...] = ("skip",)
+    verbs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VERBS))  # what a card's sentence says the user did
+
+    def scale(self) -> RatingScale:
+        return RatingScale(self.rating_low, self.rating_high, self.rating_neutral)
 
     def weight(self, kind: str, value: float | None) -> float:
         if kind == "rating":
-            return 0.0 if value is None else (float(value) - self.rating_mid) / self.rating_scale
+            return 0.0 if value is None else float(self.scale().weight(float(value)))
         return self.weights.get(kind, 0.0)
 
 
@@ -222,7 +233,7 @@ class LiveModel:
                 found = self.ann.top(items, weights, values, self._allowed(hide, exclude), k)  # type: ignore[union-attr]
             if found is not None:
                 top, top_scores = found
-                why = self._because(items, weights, values, top) if explain else []
+                why = self._because(rows, items, weights, values, top) if explain else []
                 return Recs(items=[int(i) for i in top], scores=[float(s) for s in top_scores], because=why, cold_start=False)
         with self._lock:
             n = self.n_items
@@ -246,7 +257,7 @@ class LiveModel:
             if self.ranker is not None and not cold:
                 scores = self._rerank(scores, items[weights > 0])
             top = top_k(scores, k)
-            why = self._because(items, weights, values, top) if explain and not cold else []
+            why = self._because(rows, items, weights, values, top) if explain and not cold else []
         return Recs(items=[int(i) for i in top], scores=[float(scores[i]) for i in top], because=why, cold_start=cold)
 
     def _rerank(self, scores: np.ndarray, history: np.ndarray) -> np.ndarray:
@@ -269,20 +280,14 @@ class LiveModel:
                 allowed[i] = False
         return allowed
 
-    def _because(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
-        """Per target: the cited history items (the model's own attribution), the words they share
-        with it and a guarded sentence naming only them and the target."""
-        att = attribute(self.model, items, weights, np.asarray(targets, dtype=np.int64), values)
+    def _because(self, rows: Sequence[tuple[str, str, float | None, float]], items: np.ndarray, weights: np.ndarray,
+                 values: np.ndarray, targets: np.ndarray) -> list[dict[str, Any]]:
+        """Per target, the history items behind that item (see :mod:`anyrec.serve.reasons`)."""
         if self._guard is None:
             self._guard = SentenceGuard(self.catalog)
-        out = []
-        for j, t in enumerate(targets):
-            top = att.top(j, 3)
-            cited = [h for h, _ in top]
-            out.append({"because": [{"id": self.ids.raw(h), "title": self.catalog.title(h), "contribution": round(c, 6)} for h, c in top],
-                        "words": shared_words(self.catalog, int(t), cited),
-                        "sentence": explain_sentence(self.catalog, int(t), cited, self._guard)[0]})
-        return out
+        latest = latest_events(rows, self.ids, self.weights.weight)
+        return card_reasons(self.model, self.catalog, self.ids, self._guard, items, weights, values, np.asarray(targets),
+                            latest, self.weights.verbs)
 
     def unit_text(self) -> np.ndarray:
         table = self.model.text_table()

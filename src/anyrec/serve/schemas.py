@@ -95,9 +95,13 @@ class EventsOut(BaseModel):
 
 
 class Because(BaseModel):
+    """A history item behind this card: its share of the card's score and the user's latest event on it."""
+
     id: str
     title: str
     contribution: float
+    event: str | None = None
+    value: float | None = None
 
 
 class ItemOut(BaseModel):

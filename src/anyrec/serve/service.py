@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def seed_store(store: Store, folder: str | Path) -> dict[str, int]:
-    """Fill an empty store from a model folder: its catalog, and its history as ``view`` events
-    (ratings kept as the event value, original times kept)."""
+    """Fill an empty store from a model folder: its catalog, and its history as ``rating`` events
+    where the log has ratings (the value kept), else ``view`` events; original times kept."""
     src = Path(folder)
     cat = json.loads((src / "catalog.json").read_text())
     fields: dict[str, list[str]] = cat["fields"]
@@ -45,7 +45,9 @@ def seed_store(store: Store, folder: str | Path) -> dict[str, int]:
     users = json.loads((src / "users.json").read_text())
     h = np.load(src / "history.npz")
     rating = h["rating"] if "rating" in h else None
-    batch = [Event(user=users[int(u)], item=ids[int(i)], type="view",
+    # A log with ratings is stored as rating events (their values mean what they say: see EventWeights),
+    # one without as views.
+    batch = [Event(user=users[int(u)], item=ids[int(i)], type="view" if rating is None else "rating",
                    value=None if rating is None else float(rating[r]), time=float(t))
              for r, (u, i, t) in enumerate(zip(h["user"], h["item"], h["time"]))]
     store.add_events(batch)

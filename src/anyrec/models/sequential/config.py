@@ -46,9 +46,10 @@ class SequentialConfig:
         bucket_by_length: batch training windows of similar length together (much less padding
             where most histories are short, e.g. Amazon reviews); off by default so earlier
             results reproduce exactly.
-        dislike_weight: live scoring only: a negative event (dislike, skip, low rating) subtracts
-            this times the item's text cosine with every item (weighted by the event's weight), so
-            a disliked item's neighbours drop; the sequence itself reads positive events only.
+        dislike_weight: live scoring only: the most a negative event (dislike, skip, low rating)
+            lowers one of its ``dislike_kin`` nearest items by text (cosine units; graded by closeness,
+            see :func:`anyrec.models.feedback.kin_push`); the sequence itself reads positive events only.
+        dislike_kin: how many of a negative item's nearest items it pushes down.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -82,7 +83,8 @@ class SequentialConfig:
     finetune_tokens: int = 64
     finetune_items: int = 128
     bucket_by_length: bool = False
-    dislike_weight: float = 1.0
+    dislike_weight: float = 0.05
+    dislike_kin: int = 10
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import numpy as np
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import encode_catalog
 from anyrec.models.base import IndexQuery, Recommender, recency_weights
+from anyrec.models.feedback import kin_push
 from anyrec.models.sequential.config import SASRecConfig, SequentialConfig
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
 from anyrec.models.sequential.training import StepInputs, resume, run_epochs, windows
@@ -245,7 +246,7 @@ class Sequential(Recommender):
                       candidates: np.ndarray | None = None) -> np.ndarray:
         """Scores for a live history (of every item, or of the item indices ``candidates``): the
         sequence is the positive events (oldest first), as the fitted history is; negative events
-        push their text neighbours down (``dislike_weight``)."""
+        push their nearest items by text down (``dislike_weight``, ``dislike_kin``)."""
         items = np.asarray(items, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float64)
         seq = items[weights > 0] + 1
@@ -260,10 +261,8 @@ class Sequential(Recommender):
                         candidates: np.ndarray | None) -> np.ndarray:
         neg = weights < 0
         if neg.any() and self.config.dislike_weight > 0 and self.config.use_text:
-            text = self._unit_text_table()
-            targets = text if candidates is None else text[candidates]
-            push = (-weights[neg])[:, None] * (text[items[neg]] @ targets.T)  # (negatives, items)
-            scores = scores - self.config.dislike_weight * push.max(axis=0)
+            push = kin_push(self._unit_text_table(), items[neg], weights[neg], self.config.dislike_kin, candidates, items)
+            scores = scores - self.config.dislike_weight * push
         return scores
 
     def score_candidates(self, parts: tuple[np.ndarray, np.ndarray | None, float], items: np.ndarray,
@@ -290,11 +289,7 @@ class Sequential(Recommender):
         query = q[0].cpu().numpy().astype(np.float32) * (self.config.temperature if self.config.temperature > 0 else 1.0)
         text = self.config.text_blend > 0 and self.config.use_text
         profile = self._text_profiles([seq])[0] if text else None
-        neg = weights < 0
-        slack = 0.0
-        if neg.any() and self.config.dislike_weight > 0 and self.config.use_text:
-            slack = self.config.dislike_weight * float((-weights[neg]).min())  # cosines ≥ -1 bound the push from below
-        return query, profile, slack
+        return query, profile, 0.0  # dislikes only lower scores (kin pushes ≥ 0): the terms bound every item
 
     def item_space(self) -> np.ndarray:
         """The items' vectors in the model's scoring space ``(n_items, hidden)`` (for a vector index)."""

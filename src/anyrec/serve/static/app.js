@@ -37,9 +37,10 @@ function say(text, isError = false) {
 
 // ---- the user view ----------------------------------------------------------------
 function card(item, withActions) {
+  // This card's own reasons: the history items behind this item, with what the user did ("you rated … 5").
   const because = item.because?.length
-    ? el("p", { class: "because", title: item.sentence || "" }, "because of: ",
-        item.because.map((b) => `“${b.title}”`).join(" · "), ...(item.words?.length ? [` (shared: ${item.words.join(", ")})`] : []))
+    ? el("p", { class: "because", title: item.because.map((b) => `${b.title}: ${b.contribution.toFixed(3)}`).join("\n") },
+        item.sentence || `because of: ${item.because.map((b) => `“${b.title}”`).join(" · ")}`)
     : el("p", { class: "because muted" }, item.category ? "" : "");
   const node = el("article", { class: "card", "data-id": item.id },
     el("h3", {}, el("button", { type: "button", class: "link", onclick: () => openItem(item.id) }, item.title)),
@@ -63,7 +64,8 @@ async function refresh() {
     api(`/v1/users/${encodeURIComponent(state.user)}/history?limit=10`),
     api(`/v1/users/${encodeURIComponent(state.user)}/recommendations?k=10&explain=true`),
   ]);
-  $("history").replaceChildren(...(hist.events.length ? hist.events.map((e) => el("li", {}, `${e.title} `, el("span", { class: "muted" }, e.type)))
+  $("history").replaceChildren(...(hist.events.length ? hist.events.map((e) => el("li", {}, `${e.title} `,
+      el("span", { class: "muted" }, e.type === "rating" && e.value != null ? `rated ${e.value}` : e.type)))
     : [el("li", { class: "muted" }, "nothing yet")]));
   state.recId = recs.recommendation_id;
   state.variant = recs.variant || null;
