@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(BIN)/anyrec fit --model zeroshot --dataset ml-100k --out results/ml-100k-zeroshot
 	$(BIN)/anyrec recommend --model results/ml-100k-zeroshot --user 196 --k 10
 	$(BIN)/anyrec search "a light-hearted space adventure with robots" --model results/ml-100k-zeroshot --k 5
-	# The service for a few seconds: one dislike, and the very next list without it and its neighbours.
+	# The service for a few seconds: one dislike, and the very next list without it, its close kin nudged down.
 	$(BIN)/python examples/serve_demo.py --model results/ml-100k-zeroshot --user 196 --store results/demo.db
 
 # The browser tests drive Debian's chromium with Playwright (its own browser download does not work

@@ -23,6 +23,7 @@ import numpy as np
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
 from anyrec.models.base import Recommender
+from anyrec.models.feedback import RatingScale
 
 
 @dataclass
@@ -93,7 +94,15 @@ def attribute(model: Recommender, items: np.ndarray, weights: np.ndarray, target
 
 
 def history_of(ds: Dataset, user: int) -> tuple[np.ndarray, np.ndarray]:
-    """A fitted user's history as a live one: items oldest first (ties by row), each of weight 1 —
-    the history whose live scores equal the fitted model's (the parity the service relies on)."""
-    items = ds.interactions.history(ds.n_users).of(user)
-    return np.array(items, dtype=np.int64), np.ones(len(items))
+    """A fitted user's history as the service holds it: items oldest first (ties by row), each of
+    weight 1 — or, where the log has ratings, their signed weights on the default scale
+    (:class:`~anyrec.models.feedback.RatingScale`), as the rating events a store seeded from this
+    log holds. Low-rated items then push rather than pull, and are never cited as reasons."""
+    index = ds.interactions.history(ds.n_users)
+    items = np.array(index.of(user), dtype=np.int64)
+    rating = ds.interactions.rating
+    if rating is None or not len(rating) or float(np.ptp(rating)) == 0:
+        return items, np.ones(len(items))
+    scale = RatingScale()
+    values = np.clip(np.asarray(rating[index.rows(user)], dtype=np.float64), scale.low, scale.high)
+    return items, scale.weight(values)
