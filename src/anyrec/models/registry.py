@@ -10,6 +10,7 @@ from anyrec.models.base import Recommender
 from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
 from anyrec.models.factorization import ALS, BPR
 from anyrec.models.generative import Generative
+from anyrec.models.neighbourhood import EASE, Hybrid, RP3beta
 from anyrec.models.sequential import SASRec, Sequential
 from anyrec.models.zeroshot import ZeroShot
 
@@ -17,10 +18,13 @@ MODELS: dict[str, type[Recommender]] = {
     "random": Random,
     "popularity": Popularity,
     "itemknn": ItemKNN,
+    "ease": EASE,
+    "rp3beta": RP3beta,
     "als": ALS,
     "bpr": BPR,
     "bias": Bias,
     "zeroshot": ZeroShot,
+    "hybrid": Hybrid,
     "sequential": Sequential,
     "sasrec": SASRec,
     "generative": Generative,

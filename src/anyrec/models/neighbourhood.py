@@ -1,0 +1,278 @@
+"""Item-item models for logs without order: EASE, RP3beta, and EASE with a text prior (``hybrid``).
+
+- **EASE** (Steck 2019): ``B = argmin ‖X − XB‖² + λ‖B‖²`` with ``diag(B) = 0``, in closed form
+  ``P = (XᵀX + λI)⁻¹``, ``B = I − P · diag(1 / diag(P))``; a user's scores are ``x_u B``.
+- **RP3beta** (Paudel et al. 2017): a random walk item → user → item with transition
+  probabilities raised to ``α``, divided by the target's popularity to the power ``β``, the
+  ``k`` best kept per target item.
+- **hybrid**: EASE pulled towards a text prior, ``B = argmin ‖X − XB‖² + λ‖B − a·T‖²`` with
+  ``diag(B) = 0``, ``T`` the items' text cosine (each item's ``text_k`` nearest, zero diagonal).
+  Closed form: ``B = P(XᵀX + λaT) − P·diag(γ)``, ``γ_j = [P(XᵀX + λaT)]_jj / P_jj``. An item
+  nobody touched has an empty column of ``XᵀX``: its column of ``B`` is ``a·(λP T)`` — text
+  similarity to the user's items through the same solve — so cold items and new users (a live
+  history of any items) are scored. ``a = 0`` is EASE.
+
+All three read a live history (``score_history``: positive events, binary like the fitted
+matrix; negative ones push their kin, see :mod:`anyrec.models.feedback`). The Gram matrix is
+dense (``items² × 8`` bytes, three of them while solving): above ``max_memory_mb`` the fit stops
+with an error that says how much it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from anyrec.data.dataset import Dataset
+from anyrec.errors import ConfigError
+from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+from anyrec.models.base import Recommender
+from anyrec.models.feedback import kin_push
+
+log = logging.getLogger(__name__)
+
+
+def gram_memory_mb(n_items: int) -> float:
+    """What the dense solve holds at once: the Gram matrix, its inverse and ``B`` (float64)."""
+    return 3 * n_items * n_items * 8 / 2**20
+
+
+@dataclass(frozen=True)
+class EASEConfig:
+    """EASE.
+
+    Attributes:
+        l2: the ridge weight λ (chosen on validation from ``tuning_grid``; each value is one solve).
+        max_memory_mb: refuse catalogs whose dense solve needs more (``gram_memory_mb``).
+        push, kin: live negative events push their ``kin`` nearest items (by ``B``'s columns) down
+            by at most ``push`` times the user's top score.
+    """
+
+    l2: float = 500.0
+    max_memory_mb: float = 8192.0
+    push: float = 0.05
+    kin: int = 10
+
+
+class EASE(Recommender):
+    """Embarrassingly shallow autoencoder: a closed-form item-item regression on the binary matrix."""
+
+    name = "ease"
+    Config = EASEConfig
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {"l2": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]}
+
+    def _fit(self, ds: Dataset) -> None:
+        need = gram_memory_mb(ds.n_items)
+        if need > self.config.max_memory_mb:
+            raise ConfigError(f"{self.name}: a dense solve over {ds.n_items:,} items needs {need:,.0f} MB, above "
+                              f"{self.name}.max_memory_mb={self.config.max_memory_mb:,.0f}; raise it if the machine has "
+                              "the memory, or use itemknn / rp3beta / als (sparse) for this catalog")
+        x = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64)
+        self.gram_ = np.asarray((x.T @ x).toarray(), dtype=np.float64)
+        self.history_ = x.tocsr()
+        self._solved: tuple[Any, np.ndarray] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_solved"] = None
+        return state
+
+    def set_history(self, ds: Dataset) -> None:
+        super().set_history(ds)
+        self.history_ = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64).tocsr()
+
+    def _key(self) -> Any:
+        return (self.config.l2,)
+
+    def _prior(self) -> np.ndarray | None:
+        """``a·T`` for the hybrid; EASE has none."""
+        return None
+
+    def weights(self) -> np.ndarray:
+        """``B`` (items × items) for the current options, solved once per option set."""
+        solved: tuple[Any, np.ndarray] | None = getattr(self, "_solved", None)  # (not saved with the folder)
+        if solved is None or solved[0] != self._key():
+            lam = float(self.config.l2)
+            a = self.gram_ + lam * np.eye(len(self.gram_))
+            p = np.linalg.inv(a)
+            prior = self._prior()
+            if prior is None:
+                b = -p / np.diag(p)[None, :]
+                np.fill_diagonal(b, 0.0)
+            else:
+                b = p @ (self.gram_ + lam * prior)
+                b -= p * (np.diag(b) / np.diag(p))[None, :]
+                np.fill_diagonal(b, 0.0)
+            solved = self._solved = (self._key(), b)
+        return solved[1]
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray(self.history_[np.asarray(users)] @ self.weights())
+
+    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """The fitted rule on a live history: each positive item once; negatives push their kin."""
+        items, weights = np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+        b = self.weights()
+        pos = np.unique(items[(weights > 0) & (items < len(b))])
+        scores = b[pos].sum(axis=0) if len(pos) else np.zeros(len(b))
+        neg = (weights < 0) & (items < len(b))
+        if neg.any() and self.config.push > 0:
+            unit = b.T / np.maximum(np.linalg.norm(b.T, axis=1, keepdims=True), 1e-12)  # items by their B columns
+            top = float(np.max(np.abs(scores))) or 1.0
+            scores = scores - self.config.push * top * kin_push(unit, items[neg], weights[neg], self.config.kin, history=items)
+        return scores
+
+    def item_neighbours(self, item: int) -> np.ndarray | None:
+        b = self.weights()
+        return None if item >= len(b) else np.asarray(b[item], dtype=np.float64)
+
+    def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
+                            values: np.ndarray | None) -> tuple[np.ndarray, str]:
+        """``B[h, t]``: what the score sums (zero for items whose latest sign is not positive)."""
+        b = self.weights()
+        known = history < len(b)
+        shares = np.zeros((len(history), len(targets)))
+        shares[known] = b[np.ix_(history[known], np.minimum(targets, len(b) - 1))]
+        signs = np.array([1.0 if weights[items == h].sum() > 0 else 0.0 for h in history])
+        return shares * signs[:, None], "item weights"
+
+
+@dataclass(frozen=True)
+class HybridConfig(EASEConfig):
+    """EASE with a text prior (see the module doc).
+
+    Attributes:
+        prior: the prior's scale ``a`` (0 = EASE), chosen on validation with ``l2``.
+        text_k: each item's nearest items by text kept in ``T``.
+        encoder, cache_dir, batch_size: the text encoder (as zero-shot's).
+    """
+
+    prior: float = 0.1
+    text_k: int = 50
+    encoder: str = DEFAULT_ENCODER
+    cache_dir: str = ""
+    batch_size: int = 64
+
+
+class Hybrid(EASE):
+    """``hybrid``: text + collaborative item-item weights in one closed-form solve."""
+
+    name = "hybrid"
+    Config = HybridConfig
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {"l2": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0],
+                                                   "prior": [0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]}
+
+    def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self._given_vectors = item_vectors
+
+    def _fit(self, ds: Dataset) -> None:
+        if self._given_vectors is not None and len(self._given_vectors) == ds.n_items:
+            vectors = np.asarray(self._given_vectors, dtype=np.float32)
+        else:
+            c = self.config
+            vectors = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size)).encode(ds.catalog.texts())
+        self.item_vectors_ = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        cos = np.asarray(self.item_vectors_ @ self.item_vectors_.T, dtype=np.float64)
+        np.fill_diagonal(cos, -np.inf)
+        k = min(self.config.text_k, ds.n_items - 1)
+        keep = np.argpartition(-cos, k - 1, axis=0)[:k] if 0 < k < ds.n_items - 1 else None
+        text = np.zeros_like(cos)
+        if keep is not None:
+            cols = np.broadcast_to(np.arange(ds.n_items), keep.shape)
+            text[keep, cols] = np.maximum(cos[keep, cols], 0.0)
+        elif k > 0:
+            text = np.maximum(np.where(np.isfinite(cos), cos, 0.0), 0.0)
+        self.text_prior_ = text
+        super()._fit(ds)
+
+    def _key(self) -> Any:
+        return (self.config.l2, self.config.prior)
+
+    def _prior(self) -> np.ndarray | None:
+        return self.config.prior * self.text_prior_ if self.config.prior > 0 else None
+
+    def reads_text(self) -> bool:
+        return True
+
+    def use_item_vectors(self, vectors: np.ndarray) -> None:
+        self._given_vectors = vectors
+
+    def text_table(self) -> np.ndarray:
+        return self.item_vectors_
+
+
+@dataclass(frozen=True)
+class RP3betaConfig:
+    """RP3beta.
+
+    Attributes:
+        alpha: exponent of the transition probabilities.
+        beta: popularity penalty exponent of the target item.
+        k: neighbours kept per target item.
+    """
+
+    alpha: float = 1.0
+    beta: float = 0.5
+    k: int = 100
+
+
+class RP3beta(Recommender):
+    """A three-step random walk (item → user → item) with a popularity penalty, item-kNN style."""
+
+    name = "rp3beta"
+    Config = RP3betaConfig
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.0, 0.2, 0.4, 0.5, 0.6, 0.8], "alpha": [0.5, 0.75, 1.0, 1.25]}
+
+    def _fit(self, ds: Dataset) -> None:
+        x = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64).tocsr()
+        self.matrix_ = x
+        self.history_ = x
+        self.popularity_ = np.asarray(x.sum(axis=0)).ravel()
+        self._solved: tuple[Any, sp.csr_matrix] | None = None
+
+    def set_history(self, ds: Dataset) -> None:
+        super().set_history(ds)
+        self.history_ = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64).tocsr()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_solved"] = None
+        return state
+
+    def weights(self) -> sp.csr_matrix:
+        c = self.config
+        key = (c.alpha, c.beta, c.k)
+        solved: tuple[Any, sp.csr_matrix] | None = getattr(self, "_solved", None)
+        if solved is None or solved[0] != key:
+            x = self.matrix_
+            user_deg = np.asarray(x.sum(axis=1)).ravel()
+            p_ui = sp.diags(1.0 / np.maximum(user_deg, 1.0)) @ x  # user → item
+            p_iu = (sp.diags(1.0 / np.maximum(self.popularity_, 1.0)) @ x.T).tocsr()  # item → user
+            p_ui.data **= c.alpha
+            p_iu.data **= c.alpha
+            w = np.asarray((p_iu @ p_ui).toarray())  # item → item
+            w /= np.maximum(self.popularity_, 1.0)[None, :] ** c.beta
+            np.fill_diagonal(w, 0.0)
+            n, k = len(w), min(c.k, len(w) - 1)
+            if 0 < k < n - 1:
+                drop = np.argpartition(-w, k, axis=0)[k:]
+                np.put_along_axis(w, drop, 0.0, axis=0)
+            solved = self._solved = (key, sp.csr_matrix(w))
+        return solved[1]
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray((self.history_[np.asarray(users)] @ self.weights()).toarray())
+
+    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        items, weights = np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+        w = self.weights()
+        h = np.zeros(w.shape[0])
+        for i, s in zip(items, weights):
+            if i < len(h):
+                h[i] = 1.0 if s > 0 else (-1.0 if s < 0 else h[i])
+        return np.asarray(w.T @ h).ravel()
