@@ -7,6 +7,7 @@ validation rules as the first one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,11 @@ import numpy as np
 from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import leave_one_out
+from anyrec.eval.auto import candidates as auto_candidates
+from anyrec.eval.auto import choose
+from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import tune_on_validation, validator
+from anyrec.eval.experiment import auto_memory_mb, tune_on_validation, validator
 from anyrec.eval.stability import StabilityRule
 from anyrec.index.vector import FaissIndex, VectorIndex, make_index, recall_against_exact
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
@@ -124,3 +128,32 @@ def index_recall(model: Recommender, ds: Dataset, indexes: dict[str, VectorIndex
             log.info("index %s (%s): recall@%d against exact search %.4f on %d users' queries",
                      name, ix.factory if isinstance(ix, FaissIndex) else ix.kind, k, out[key], len(queries[name]))
     return out
+
+
+def fit_auto(ds: Dataset, options: dict[str, dict[str, Any]], seed: int = 0,
+             progress: Callable[[str, int, int], None] | None = None, index_spec: str = "exact", metric: str = "cosine",
+             runner: Runner | None = None, stable: bool = True, max_minutes: float | None = None,
+             ) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex], dict[str, Any]]:
+    """``fit --model auto``: every candidate that suits ``ds`` (:mod:`anyrec.eval.auto`) fitted for serving as
+    :func:`fit_for_serving` fits one, the best validation NDCG@10 kept. Returns the winner's
+    ``(model, options, metrics, indexes)`` and a report: candidates with their reasons, each one's
+    validation NDCG@10 and seconds, what was left out and why, the winner."""
+    found = auto_candidates(ds, auto_memory_mb(), max_minutes)
+    report: dict[str, Any] = {"candidates": {c.name: c.reason for c in found}, "left out": auto_skipped(ds, found),
+                              "validation": {}, "seconds": {}}
+    for c in found:
+        log.info("auto: candidate %s (%s)", c.name, c.reason)
+    best: tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]] | None = None
+    for c in found:
+        opts = dict(options.get(c.name, {}))
+        if c.name == "sequential" and max_minutes is not None:
+            opts.setdefault("max_minutes", max_minutes)
+        t0 = time.perf_counter()
+        fitted = fit_for_serving(c.name, ds, opts, seed, True, progress, index_spec, metric, runner, stable)
+        report["seconds"][c.name] = round(time.perf_counter() - t0, 2)
+        report["validation"][c.name] = fitted[2].get("valid_ndcg@10", float("-inf"))
+        if choose(report["validation"]) == c.name:
+            best = fitted
+    assert best is not None
+    report["chosen"] = best[0].name
+    return (*best, report)

@@ -115,7 +115,9 @@ def evaluate(**kw: Any) -> None:
 
         if ranker_config({"seed": seed, **ranker_options}).evidence and protocol == "impressions":
             raise ConfigError("ranker.evidence is for the listwise ranker; the impression ranker learns from shown items only")
-    options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"]) for m in models}
+    # ``auto`` may pick any registered model: each gets the command line's text options.
+    options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"])
+               for m in (models if "auto" not in models else (*models, *MODELS))}
     behind = tuple(m.strip() for m in (kw["rank_behind"] or models[-1]).split(",") if m.strip()) if kw["ranker"] else ()
     unknown = sorted(set(behind) - set(models))
     if unknown:
@@ -157,6 +159,8 @@ def evaluate(**kw: Any) -> None:
                           f"(validation NDCG@10: retriever {r['retriever_valid_ndcg@10']:.4f}, with ranker {r['best_valid']:.4f})")
     for name, params in result.get("tuned", {}).items():
         console.print(f"{name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    if "auto" in result:
+        console.print(auto_table(result["auto"], result["models"]))
     if kw["json_out"]:
         path = Path(kw["json_out"])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +170,21 @@ def evaluate(**kw: Any) -> None:
         from anyrec.eval.plot import plot_results
 
         console.print(f"wrote {plot_results(result, kw['plot_out'])}")
+
+
+def auto_table(auto: dict[str, Any], rows: dict[str, Any]) -> Table:
+    """What ``auto`` chose from: each candidate's reason, validation NDCG@10 and fit seconds."""
+    table = Table(title=f"auto chose {auto.get('chosen', '(nothing: no validation split)')} on validation NDCG@10 "
+                        f"(fit time of all candidates: {rows.get('auto', {}).get('fit_seconds', 0):.1f} s)")
+    for col in ("candidate", "why", "valid NDCG@10", "fit s"):
+        table.add_column(col, justify="left" if col in ("candidate", "why") else "right")
+    for name, why in auto["candidates"].items():
+        v = auto.get("validation", {}).get(name)
+        mark = " ◀" if name == auto.get("chosen") else ""
+        table.add_row(name + mark, why, "–" if v is None else f"{v:.4f}", f"{rows.get(name, {}).get('fit_seconds', 0):.2f}")
+    for note in auto.get("left out", []):
+        table.add_row("(left out)", note, "", "")
+    return table
 
 
 def _embed_on(runner: Any, ds: Any, models: tuple[str, ...], options: dict[str, Any], bar: Any) -> Any:

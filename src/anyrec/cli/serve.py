@@ -140,7 +140,8 @@ def import_(**kw: Any) -> None:
 @cli.command()
 @STORE
 @click.option("--out", "registry", required=True, type=click.Path(file_okay=False), help="Registry folder; the version goes to OUT/vN.")
-@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=None, help="Default: the active version's model.")
+@click.option("--model", "model_name", type=click.Choice(["auto", *MODELS]), default=None,
+              help="Default: the active version's model; auto: the models that suit the store's log, the best on validation.")
 @click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
 @click.option("--no-tune", is_flag=True, help="Skip choosing options on a leave-one-out validation split.")
 @click.option("--activate", is_flag=True, help="Make it the active version in the store (a running server: POST /v1/models/V/activate).")

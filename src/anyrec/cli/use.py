@@ -34,7 +34,8 @@ from anyrec.models.registry import build_model
 
 @cli.command()
 @data_options
-@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default="zeroshot", show_default=True)
+@click.option("--model", "model_name", type=click.Choice(["auto", *MODELS]), default="zeroshot", show_default=True,
+              help="A model, or auto: the models that suit the log fitted side by side, the best validation NDCG@10 saved.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the model to.")
 @click.option("--encoder", default=None, help="Text encoder: name or folder (default all-MiniLM-L6-v2, offline).")
 @click.option("--index", "index_spec", default="exact", show_default=True, help="Vector index: exact, or a FAISS factory string (Flat, HNSW32, IVF256,PQ32).")
@@ -62,6 +63,9 @@ def fit(**kw: Any) -> None:
                   for extra in kw["also"]]
         ds = merge_datasets([ds, *others])
     name = kw["model_name"]
+    if name == "auto":
+        _fit_auto(kw, file_cfg, ds)
+        return
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
     opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"])
     fields = getattr(MODELS[name].Config, "__dataclass_fields__", {})
@@ -90,6 +94,26 @@ def fit(**kw: Any) -> None:
                       "(queries of up to 500 users' histories)")
     folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"]})
     console.print(f"saved {name} for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
+
+
+def _fit_auto(kw: dict[str, Any], file_cfg: Any, ds: Any) -> None:
+    """``fit --model auto``: the candidates fitted for serving, their validation table printed, the winner saved."""
+    from anyrec.app.fitting import fit_auto
+    from anyrec.cli.evaluate import auto_table
+
+    given = parse_options(kw["options"])
+    options = {m: with_text_defaults(m, {**file_cfg.model_options.get(m, {}), **given.get(m, {})}, kw["encoder"], kw["no_cache"])
+               for m in MODELS}
+    with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
+        model, tuned, metrics, index, report = fit_auto(ds, options, kw["seed"], bar, kw["index_spec"], kw["metric"], runner,
+                                                        kw["tune_for"] == "serving", kw["max_minutes"])
+    rows = {n: {"fit_seconds": s} for n, s in report["seconds"].items()}
+    rows["auto"] = {"fit_seconds": sum(report["seconds"].values())}
+    console.print(auto_table(report, rows))
+    if tuned:
+        console.print(f"{model.name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
+    folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"], "auto": report})
+    console.print(f"saved {model.name} (chosen by auto) for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
 
 
 def _print_codes(info: dict[str, Any]) -> None:

@@ -14,6 +14,9 @@ from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.errors import ConfigError
+from anyrec.eval.auto import candidates as auto_candidates
+from anyrec.eval.auto import choose
+from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
 from anyrec.eval.stability import StabilityRule, passes, stability
 from anyrec.models.base import Recommender
@@ -102,8 +105,8 @@ def run_experiment(
     sharded by users; the metrics equal the local ones.
     """
     for name in config.models:
-        if name not in MODELS:
-            raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        if name not in MODELS and name != "auto":
+            raise ConfigError(f"unknown model {name!r}; choose from auto, {', '.join(MODELS)}")
     split_cfg = replace(config.split, seed=config.seed)
     split = split if split is not None else make_split(ds, split_cfg)
     train = split.train_dataset(ds)
@@ -122,7 +125,12 @@ def run_experiment(
         "mask": config.mask,
         "models": {},
     }
-    for name in config.models:
+    names = list(config.models)
+    if "auto" in names:  # the candidates that suit the log get rows of their own; "auto" is the one chosen on validation
+        found = auto_candidates(train, auto_memory_mb(), config.model_options.get("sequential", {}).get("max_minutes"))
+        result["auto"] = {"candidates": {c.name: c.reason for c in found}, "left out": auto_skipped(train, found)}
+        names = [n for n in names if n != "auto"] + [c.name for c in found if c.name not in names]
+    for name in names:
         options = config.model_options.get(name, {})
         t0 = time.perf_counter()
         tuned: dict[str, Any] = {}
@@ -140,6 +148,11 @@ def run_experiment(
                                             fixed=set(options), runner=runner,
                                             stable=StabilityRule() if config.stable else None))
         stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
+        if "auto" in result and len(split.valid):
+            valid_metric = tuned.get(f"valid_ndcg@{config.ks[0]}")
+            result["auto"].setdefault("validation", {})[name] = round(float(
+                valid_metric if valid_metric is not None else evaluate_model(model, ds, split, "valid", config.ks[:1], runner=runner)[
+                    f"ndcg@{config.ks[0]}"]), 6)
         if config.test_history == "train+valid" and len(split.valid):
             model.set_history(split.history_dataset(ds, "test"))
         if getattr(model, "generation_stats", None) is not None:
@@ -161,7 +174,19 @@ def run_experiment(
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
         if stage is not None:
             result["models"][f"{name}→{config.ranker}"] = _evaluate_stage(stage, ds, split, config, progress)
+    if "auto" in result and result["auto"].get("validation"):
+        pool = {n: v for n, v in result["auto"]["validation"].items() if n in result["auto"]["candidates"]}
+        winner = choose(pool)
+        result["auto"]["chosen"] = winner
+        fits = sum(float(result["models"][n]["fit_seconds"]) for n in pool)
+        result["models"]["auto"] = {**result["models"][winner], "chosen": winner, "fit_seconds": round(fits, 3)}
     return result
+
+
+def auto_memory_mb() -> float:
+    """What ``auto`` lets a dense solve take: half the memory available now (8 GB where that is unknown)."""
+    free = available_memory()
+    return free / 2**20 / 2 if free else 8192.0
 
 
 def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig,

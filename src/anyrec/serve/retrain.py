@@ -11,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from anyrec.app.fitting import fit_for_serving
+from anyrec.app.fitting import fit_auto, fit_for_serving
 from anyrec.app.persist import save_model
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
+from anyrec.models.registry import MODELS
 from anyrec.serve.live import EVENT_TYPES, EventWeights
 from anyrec.store import Event, Store
 
@@ -112,11 +113,22 @@ def retrain(store: Store, registry: str | Path, *, model_name: str | None = None
     data_until = time.time()
     ds, report = dataset_from_store(store, weights or EventWeights(), template=template, category_field=cfield)
     log.info("retrain %s on the store: %d items, %s", name, ds.n_items, report)
-    model, tuned, metrics, index = fit_for_serving(name, ds, options, seed, tune, progress)
+    extra: dict[str, Any] = {}
+    if name == "auto":  # the models that suit the store's log, the best validation NDCG@10 kept
+        model, tuned, metrics, index, extra["auto"] = fit_auto(ds, {m: dict(options) for m in extra_options(options)}, seed,
+                                                              progress)
+        name = model.name
+    else:
+        model, tuned, metrics, index = fit_for_serving(name, ds, options, seed, tune, progress)
     version = next_version(store)
     folder = save_model(model, ds, Path(registry) / version, index,
-                        extra={"tuned": tuned, "metrics": metrics, "data_until": data_until, "store_report": report})
+                        extra={"tuned": tuned, "metrics": metrics, "data_until": data_until, "store_report": report, **extra})
     store.register_version(version, str(folder.resolve()), name, {**metrics, "interactions": report["interactions"]}, data_until)
     row = store.version(version)
     assert row is not None
     return row
+
+
+def extra_options(options: dict[str, Any]) -> list[str]:
+    """The models ``auto`` may fit that take every one of ``options`` (an encoder given for the text models)."""
+    return [m for m, cls in MODELS.items() if set(options) <= set(getattr(cls.Config, "__dataclass_fields__", {}))]

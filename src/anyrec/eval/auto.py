@@ -1,0 +1,99 @@
+"""``--model auto``: the models that suit a log, fitted side by side and chosen on validation NDCG@10.
+
+What suits a log, and why (each candidate carries its reason, printed before anything is fitted):
+
+- ``popularity``, ``itemknn``, ``als``: always (cheap, and the baselines every choice is read against);
+- ``ease`` and, with text, ``hybrid``: when their dense solve fits ``memory_mb``
+  (:func:`~anyrec.models.neighbourhood.gram_memory_mb`);
+- ``zeroshot``: when the catalog has text;
+- ``sequential``: when the log is ordered (most users' events carry distinct times) and a
+  training budget is given or the log is small (≤ 200,000 events); its fit then gets
+  ``max_minutes``.
+
+Test is never looked at to choose: the winner is the best validation NDCG@10 (ties: the earlier
+candidate, i.e. the cheaper one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from anyrec.data.dataset import Dataset
+from anyrec.models.neighbourhood import gram_memory_mb
+
+SMALL_LOG = 200_000
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    reason: str
+
+
+def ordered_share(ds: Dataset) -> float:
+    """Share of users with two or more events whose events carry at least two distinct times."""
+    inter = ds.interactions
+    if not len(inter):
+        return 0.0
+    index = inter.history(ds.n_users)
+    t = inter.time[index.order]
+    lengths = np.diff(index.offsets)
+    many = lengths >= 2
+    if not many.any():
+        return 0.0
+    lo = np.minimum.reduceat(t, index.offsets[:-1][lengths > 0])
+    hi = np.maximum.reduceat(t, index.offsets[:-1][lengths > 0])
+    spread = np.zeros(ds.n_users, dtype=bool)
+    spread[np.flatnonzero(lengths > 0)] = hi > lo
+    return float(spread[many].mean())
+
+
+def has_text(ds: Dataset) -> bool:
+    """Whether the catalog's texts say more than an id (at least half of them carry a word beyond the id)."""
+    sample = range(0, len(ds.catalog), max(1, len(ds.catalog) // 200))
+    worded = [len(ds.catalog.text(i).split()) > 1 for i in sample]
+    return bool(worded) and float(np.mean(worded)) >= 0.5
+
+
+def candidates(ds: Dataset, memory_mb: float, max_minutes: float | None = None) -> list[Candidate]:
+    """The models ``auto`` fits on ``ds``, each with the reason it is in; ``memory_mb`` what a dense solve may take."""
+    text = has_text(ds)
+    order = ordered_share(ds)
+    events = len(ds.interactions)
+    dense = gram_memory_mb(ds.n_items)
+    out = [Candidate("popularity", "always: the floor every row is read against"),
+           Candidate("itemknn", "always: co-occurrence, cheap"),
+           Candidate("als", "always: factorisation, cheap")]
+    if dense <= memory_mb:
+        out.append(Candidate("ease", f"its dense solve over {ds.n_items:,} items needs {dense:,.0f} MB of {memory_mb:,.0f}"))
+    if text:
+        out.append(Candidate("zeroshot", "the catalog has text: it also serves new items and new users"))
+        if dense <= memory_mb:
+            out.append(Candidate("hybrid", "text + co-occurrence in one solve (same memory as ease)"))
+    if order >= 0.5 and (max_minutes is not None or events <= SMALL_LOG):
+        budget = f"{max_minutes:g} min budget" if max_minutes is not None else f"a small log ({events:,} events ≤ {SMALL_LOG:,})"
+        out.append(Candidate("sequential", f"the log is ordered ({order:.0%} of users' events carry distinct times); {budget}"))
+    return out
+
+
+def skipped(ds: Dataset, chosen: list[Candidate], max_minutes: float | None = None) -> list[str]:
+    """Why the models left out are out (printed beside the candidates)."""
+    names = {c.name for c in chosen}
+    notes = []
+    if "ease" not in names:
+        notes.append(f"ease, hybrid: a dense solve over {ds.n_items:,} items needs {gram_memory_mb(ds.n_items):,.0f} MB")
+    if "zeroshot" not in names:
+        notes.append("zeroshot, hybrid: the catalog has no text beyond ids")
+    if "sequential" not in names:
+        order = ordered_share(ds)
+        notes.append("sequential: " + (f"the log has no usable order ({order:.0%} of users' events carry distinct times)" if order < 0.5
+                                       else f"a large log ({len(ds.interactions):,} events): give --max-minutes to include it"))
+    return notes
+
+
+def choose(validation: dict[str, float]) -> str:
+    """The best validation NDCG@10; ties go to the earlier (cheaper) candidate."""
+    best = max(validation.values())
+    return next(name for name, v in validation.items() if v == best)

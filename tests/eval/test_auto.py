@@ -1,0 +1,61 @@
+"""``auto``: the candidates that suit a log (with their reasons), chosen on validation, never on test."""
+
+import numpy as np
+
+from anyrec.app.fitting import fit_auto
+from anyrec.data.builder import DatasetBuilder, ReadPolicy
+from anyrec.data.split import SplitConfig
+from anyrec.eval.auto import candidates, ordered_share, skipped
+from anyrec.eval.experiment import ExperimentConfig, run_experiment
+
+WORDS = ["apple", "river", "stone", "cloud", "flame", "frost", "maple", "ocean", "tiger", "amber"]
+TEXT = {"zeroshot": {"encoder": "hashing:64"}, "hybrid": {"encoder": "hashing:64"}}
+
+
+def planted(ordered: bool = False, titles: bool = True):
+    """Pairs (2k, 2k+1) always taken together; texts unrelated to the pairs; one time for all unless ordered."""
+    b = DatasetBuilder(ReadPolicy(), fields=["title"])
+    for i in range(40):
+        b.add_item(str(i), {"title": f"{WORDS[i % 10]} {WORDS[(i * 3) % 10]} {WORDS[(i * 7) % 10]}" if titles else str(i)},
+                   path="items", line=1, field="id")
+    rng = np.random.default_rng(0)
+    n = 0
+    for u in range(120):
+        for pair in rng.choice(20, size=4, replace=False):
+            for item in (2 * pair, 2 * pair + 1):
+                b.add_interaction(f"u{u}", str(item), time=float(n) if ordered else 0.0, path="log", line=n + 2)
+                n += 1
+    return b.build("planted", template="{title}")
+
+
+def test_candidates_follow_the_log_and_say_why():
+    flat = planted()
+    assert ordered_share(flat) == 0.0 and ordered_share(planted(ordered=True)) == 1.0
+    names = [c.name for c in candidates(flat, memory_mb=1_000)]
+    assert names == ["popularity", "itemknn", "als", "ease", "zeroshot", "hybrid"]  # no order: no sequential
+    assert any("no usable order" in note for note in skipped(flat, candidates(flat, memory_mb=1_000)))
+    assert "sequential" in [c.name for c in candidates(planted(ordered=True), memory_mb=1_000)]
+    bare = candidates(planted(titles=False), memory_mb=1e-6)  # no text, no memory for a dense solve
+    assert [c.name for c in bare] == ["popularity", "itemknn", "als"]
+    assert all(c.reason for c in bare)
+
+
+def test_auto_picks_the_planted_winner_on_validation_and_reports_its_test_row():
+    ds = planted()
+    result = run_experiment(ds, ExperimentConfig(models=("auto",), ks=(10,), split=SplitConfig(protocol="ratio"), model_options=TEXT))
+    auto = result["auto"]
+    validation = auto["validation"]
+    assert auto["chosen"] == max(validation, key=lambda n: (validation[n], -list(validation).index(n)))
+    assert auto["chosen"] in ("ease", "hybrid", "itemknn", "als")  # co-occurrence: text alone cannot see the pairs
+    assert validation[auto["chosen"]] > validation["zeroshot"] and validation[auto["chosen"]] > validation["popularity"]
+    row = result["models"]["auto"]
+    assert row["ndcg@10"] == result["models"][auto["chosen"]]["ndcg@10"]
+    assert row["fit_seconds"] >= max(result["models"][n]["fit_seconds"] for n in validation)
+
+
+def test_fit_auto_saves_the_winner_with_its_table():
+    ds = planted()
+    model, _tuned, metrics, _index, report = fit_auto(ds, TEXT)
+    assert report["chosen"] == model.name == max(report["validation"], key=report["validation"].get)
+    assert metrics["valid_ndcg@10"] == report["validation"][model.name]
+    assert set(report["validation"]) == set(report["candidates"]) and report["left out"]
