@@ -104,6 +104,10 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
         # dislike it with the keyboard: focus the button, press Enter
         page.locator(f'#cards .card[data-id="{top}"] button[data-action="dislike"]').focus()
         page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelector('#status').textContent.includes('recorded') "
+                               "|| document.querySelector('#status').className === 'error'", timeout=60_000)
+        status = page.locator("#status").inner_text()
+        assert "dislike recorded" in status, status  # the page says what went wrong otherwise
         page.wait_for_function(f"!document.querySelector('#cards .card[data-id=\"{top}\"]')")
         after = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => c.dataset.id)")
         assert len(after) == 10 and top not in after
