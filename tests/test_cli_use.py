@@ -183,3 +183,17 @@ time = "t"
     assert summary["users"] == 2 * ds.n_users and summary["items"] == 2 * ds.n_items
     bad = CliRunner().invoke(cli, ["fit", "--model", "zeroshot", *data, "--out", str(tmp_path / "z"), "--pretrained", str(tmp_path / "g")])
     assert bad.exit_code == 2 and "--pretrained works with --model generative" in bad.output
+
+
+def test_fit_auto_prints_what_it_chose_from_and_saves_the_winner(tmp_path):
+    items = tmp_path / "items.csv"
+    items.write_text("id,title\n" + "".join(f"{i},{'space robots' if i % 2 else 'love story'} {i}\n" for i in range(12)))
+    inter = tmp_path / "inter.csv"  # one time for every event: a log without order, so no sequential candidate
+    inter.write_text("u,i,t\n" + "".join(f"u{u},{i},0\n" for u in range(20) for i in range(u % 2, 12, 2) if (i + u) % 3))
+    out = tmp_path / "auto"
+    printed = run(["fit", "--model", "auto", "--items", str(items), "--item-id", "id", "--text", "title", "--interactions", str(inter),
+                   "--user", "u", "--item", "i", "--time", "t", "--encoder", "hashing:64", "--no-cache", "--out", str(out)])
+    assert "auto chose" in printed and "no usable order" in printed
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["auto"]["chosen"] == meta["model"] and "sequential" not in meta["auto"]["candidates"]
+    assert meta["metrics"]["valid_ndcg@10"] == max(meta["auto"]["validation"].values())
