@@ -245,6 +245,9 @@ def main() -> int:
     console.print(table)
     for side, _ in sides:
         console.print(f"{side}: options chosen on validation: {results[side]['options']}")
+    if args.before:  # the worktree goes; its fitted folders stay in the work folder
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work / f"tree-{args.before}")],
+                       check=False, capture_output=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
     console.print(f"wrote {args.json}")
