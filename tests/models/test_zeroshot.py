@@ -105,10 +105,16 @@ def test_low_ratings_push_their_kin_down_and_never_invert_the_profile():
     np.testing.assert_allclose(m.score_history(np.array([0, 2]), w), scores, atol=1e-6)
 
 
-def test_ratings_outside_the_scale_are_refused():
+def test_ratings_outside_a_declared_scale_are_refused_and_undeclared_ones_follow_the_log():
     with pytest.raises(ConfigError, match="declared scale"):
-        zs().fit(_rated([("0", 10.0), ("2", 1.0)]))
+        zs(rating_low=1.0, rating_high=5.0).fit(_rated([("0", 10.0), ("2", 1.0)]))
     zs(ratings=False).fit(_rated([("0", 10.0), ("2", 1.0)]))
+    halves = zs().fit(_rated([("0", 5.0), ("2", 0.5)]))  # MovieLens latest: half stars from 0.5
+    scale = halves.rating_scale()
+    assert (scale.low, scale.high) == (0.5, 5.0) and scale.weight(2.0) < 0 < scale.weight(2.5)
+    assert halves.rating_scale().neutral == pytest.approx(0.5 + 0.375 * 4.5)
+    one_to_five = zs().fit(_rated([("0", 5.0), ("2", 1.0)])).rating_scale()
+    assert (one_to_five.low, one_to_five.high, one_to_five.neutral) == (1.0, 5.0, 2.5)
 
 
 def test_priors_do_not_bury_new_items(ds):

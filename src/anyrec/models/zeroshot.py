@@ -38,9 +38,8 @@ class ZeroShotConfig:
             the plain mean of the history, 1 recency alone.
         half_life: the short term's recency, in interactions counted from the most recent (weight
             halves every ``half_life`` steps back); 0 makes the short term the plain mean too.
-        ratings: read the log's ratings as signed weights on the declared scale ``rating_low`` –
-            ``rating_high`` around ``rating_neutral``: above it an item pulls the profile, below it
-            pushes its text neighbours down; a log without ratings weighs every event 1.
+        ratings: ratings as signed weights on the scale ``rating_low`` – ``rating_high`` around ``rating_neutral``
+            (0s: the log's range, neutral 3/8 up; 2.5 on 1–5): above it an item pulls, below it pushes its kin.
         push: the most one negative (low rating, dislike, skip) lowers a neighbour's score, in
             score units (cosines); it acts on its ``kin`` nearest items by text only.
         kin: how many of a negative item's nearest items it pushes down.
@@ -67,9 +66,9 @@ class ZeroShotConfig:
     short_term: float = 0.5
     half_life: float = 0.0
     ratings: bool = True
-    rating_low: float = 1.0
-    rating_high: float = 5.0
-    rating_neutral: float = 2.5
+    rating_low: float = 0.0
+    rating_high: float = 0.0
+    rating_neutral: float = 0.0
     push: float = 0.05
     kin: int = 10
     kernel: float = 0.0
@@ -162,23 +161,24 @@ class ZeroShot(Recommender):
         inter = ds.interactions
         index = inter.history(ds.n_users)
         order = index.order
-        users = inter.user[order]
-        from_end = np.repeat(index.offsets[1:], np.diff(index.offsets)) - 1 - np.arange(len(order))
-        self.hist_user_ = users
-        self.hist_item_ = inter.item[order]
-        self.hist_from_end_ = from_end.astype(np.float64)
+        self.hist_user_, self.hist_item_ = inter.user[order], inter.item[order]
+        self.hist_from_end_ = (np.repeat(index.offsets[1:], np.diff(index.offsets)) - 1 - np.arange(len(order))).astype(np.float64)
         # Ratings that are all the same carry no sign (an implicit log read with a constant "rating").
         rating = inter.rating
         rated = rating is not None and len(inter) > 0 and float(np.ptp(rating)) > 0
         self.hist_rating_ = rating[order].astype(np.float64) if rating is not None and rated else None
         ratings = self._ratings()
         if ratings is not None:
-            check_ratings(ratings, self.rating_scale(), "zeroshot")
+            self.rating_range_ = (float(np.nanmin(ratings)), float(np.nanmax(ratings)))
+            if self.config.rating_high > self.config.rating_low:  # a declared scale: the log must fit it
+                check_ratings(ratings, self.rating_scale(), "zeroshot")
         self._weights_key: tuple[float, ...] | None = None
         self._pushes: KinPushes | None = None
 
     def rating_scale(self) -> RatingScale:
-        return RatingScale(self.config.rating_low, self.config.rating_high, self.config.rating_neutral)
+        c = self.config  # declared, or (0 options) the log's range
+        low, high = (c.rating_low, c.rating_high) if c.rating_high > c.rating_low else getattr(self, "rating_range_", (1.0, 5.0))
+        return RatingScale(low, high, c.rating_neutral or low + 0.375 * (high - low))
 
     def _ratings(self) -> np.ndarray | None:
         """The history's ratings where they are read (the log has them and ``ratings`` is on)."""
