@@ -78,7 +78,7 @@ class EASE(Recommender):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_solved"] = None
+        state["_solved"] = state["_unit"] = None
         return state
 
     def set_history(self, ds: Dataset) -> None:
@@ -121,10 +121,17 @@ class EASE(Recommender):
         scores = b[pos].sum(axis=0) if len(pos) else np.zeros(len(b))
         neg = (weights < 0) & (items < len(b))
         if neg.any() and self.config.push > 0:
-            unit = b.T / np.maximum(np.linalg.norm(b.T, axis=1, keepdims=True), 1e-12)  # items by their B columns
             top = float(np.max(np.abs(scores))) or 1.0
-            scores = scores - self.config.push * top * kin_push(unit, items[neg], weights[neg], self.config.kin, history=items)
+            scores = scores - self.config.push * top * kin_push(self._unit_columns(), items[neg], weights[neg], self.config.kin, history=items)
         return scores
+
+    def _unit_columns(self) -> np.ndarray:
+        """Items as their unit-length columns of ``B`` (the kin a negative event pushes), kept with the solve."""
+        b = self.weights()
+        kept: tuple[int, np.ndarray] | None = getattr(self, "_unit", None)
+        if kept is None or kept[0] != id(b):
+            kept = self._unit = (id(b), b.T / np.maximum(np.linalg.norm(b.T, axis=1, keepdims=True), 1e-12))
+        return kept[1]
 
     def item_neighbours(self, item: int) -> np.ndarray | None:
         b = self.weights()
