@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from anyrec.cli.progress import LineProgress, progress_callback
 from anyrec.config import FileConfig, load_config, make_policy
 from anyrec.data import FORMATS, ColumnMapping, load_dataset
 from anyrec.data.dataset import Dataset
@@ -118,46 +118,29 @@ def read_dataset(kw: dict[str, Any], file_cfg: FileConfig) -> Dataset:
 
 
 @contextmanager
-def progress_bar(enabled: bool = True, every_s: float = 10.0) -> Iterator[Any]:
-    """A callback ``(description, done, total)``: rich bars on a terminal; elsewhere (logs, CI) a plain
-    line per task at most every ``every_s`` seconds and when it completes; ``None`` when disabled."""
-    if not enabled:
-        yield None
-        return
-    if not console.is_terminal:
-        yield _progress_lines(every_s)
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def update(desc: str, done: int, total: int) -> None:
-            if desc not in tasks:
-                tasks[desc] = bar.add_task(desc, total=total)
-            bar.update(tasks[desc], completed=done, total=total)
-
+def progress_bar(enabled: bool = True, every_s: float | None = None) -> Iterator[Any]:
+    """A callback ``(description, done, total)`` (see :mod:`anyrec.cli.progress`): bars on a terminal, lines
+    in logs at least every ``every_s`` seconds ($ANYREC_PROGRESS_EVERY, else 10); ``None`` when disabled."""
+    with progress_callback(console, enabled, progress_every() if every_s is None else every_s) as update:
         yield update
 
 
-def _progress_lines(every_s: float) -> Any:
-    import time
+def progress_every() -> float:
+    """Seconds between progress lines in logs: $ANYREC_PROGRESS_EVERY (a positive number), else 10."""
+    import os
 
-    started: dict[str, float] = {}
-    last: dict[str, float] = {}
+    text = os.environ.get("ANYREC_PROGRESS_EVERY", "")
+    try:
+        value = float(text) if text else 10.0
+    except ValueError:
+        raise ConfigError(f"ANYREC_PROGRESS_EVERY must be a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise ConfigError(f"ANYREC_PROGRESS_EVERY must be positive, got {text!r}")
+    return value
 
-    def update(desc: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        started.setdefault(desc, now)
-        finished = total > 0 and done >= total
-        if not finished and now - last.get(desc, started[desc]) < every_s:
-            return
-        if finished and last.get(desc) == -1.0:
-            return  # completion already reported
-        last[desc] = -1.0 if finished else now
-        share = f" ({100 * done / total:.0f} %)" if total else ""
-        console.print(f"{desc}: {done:,}/{total:,}{share}, {now - started[desc]:.0f} s", highlight=False, soft_wrap=True)
 
-    return update
+def _progress_lines(every_s: float) -> LineProgress:
+    return LineProgress(every_s, lambda text: console.print(text, highlight=False, soft_wrap=True))
 
 
 def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:

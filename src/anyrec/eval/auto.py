@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.models.neighbourhood import gram_memory_mb
+from anyrec.models.neighbourhood import DENSE_COPIES, gram_memory_mb
 
 SMALL_LOG = 200_000
 
@@ -62,7 +62,7 @@ def candidates(ds: Dataset, memory_mb: float, max_minutes: float | None = None) 
     text = has_text(ds)
     order = ordered_share(ds)
     events = len(ds.interactions)
-    dense = gram_memory_mb(ds.n_items)
+    dense, dense_h = gram_memory_mb(ds.n_items, DENSE_COPIES["ease"]), gram_memory_mb(ds.n_items, DENSE_COPIES["hybrid"])
     out = [Candidate("popularity", "always: the floor every row is read against"),
            Candidate("itemknn", "always: co-occurrence, cheap"),
            Candidate("als", "always: factorisation, cheap")]
@@ -70,8 +70,8 @@ def candidates(ds: Dataset, memory_mb: float, max_minutes: float | None = None) 
         out.append(Candidate("ease", f"its dense solve over {ds.n_items:,} items needs {dense:,.0f} MB of {memory_mb:,.0f}"))
     if text:
         out.append(Candidate("zeroshot", "the catalog has text: it also serves new items and new users"))
-        if dense <= memory_mb:
-            out.append(Candidate("hybrid", "text + co-occurrence in one solve (same memory as ease)"))
+        if dense_h <= memory_mb:
+            out.append(Candidate("hybrid", f"text + co-occurrence in one solve ({dense_h:,.0f} MB)"))
     if order >= 0.5 and (max_minutes is not None or events <= SMALL_LOG):
         budget = f"{max_minutes:g} min budget" if max_minutes is not None else f"a small log ({events:,} events ≤ {SMALL_LOG:,})"
         out.append(Candidate("sequential", f"the log is ordered ({order:.0%} of users' events carry distinct times); {budget}"))
@@ -82,8 +82,10 @@ def skipped(ds: Dataset, chosen: list[Candidate], max_minutes: float | None = No
     """Why the models left out are out (printed beside the candidates)."""
     names = {c.name for c in chosen}
     notes = []
-    if "ease" not in names:
-        notes.append(f"ease, hybrid: a dense solve over {ds.n_items:,} items needs {gram_memory_mb(ds.n_items):,.0f} MB")
+    for name in ("ease", "hybrid"):
+        if name not in names and (name == "ease" or "zeroshot" in names):
+            need = gram_memory_mb(ds.n_items, DENSE_COPIES[name])
+            notes.append(f"{name}: a dense solve over {ds.n_items:,} items needs {need:,.0f} MB, more than this run may take")
     if "zeroshot" not in names:
         notes.append("zeroshot, hybrid: the catalog has no text beyond ids")
     if "sequential" not in names:

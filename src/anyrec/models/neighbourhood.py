@@ -14,7 +14,7 @@
 
 All three read a live history (``score_history``: positive events, binary like the fitted
 matrix; negative ones push their kin, see :mod:`anyrec.models.feedback`). The Gram matrix is
-dense (``items² × 8`` bytes, three of them while solving): above ``max_memory_mb`` the fit stops
+dense (``items² × 8`` bytes, four copies for EASE, six for the hybrid): above ``max_memory_mb`` the fit stops
 with an error that says how much it needs.
 """
 
@@ -36,9 +36,14 @@ from anyrec.models.feedback import kin_push
 log = logging.getLogger(__name__)
 
 
-def gram_memory_mb(n_items: int) -> float:
-    """What the dense solve holds at once: the Gram matrix, its inverse and ``B`` (float64)."""
-    return 3 * n_items * n_items * 8 / 2**20
+DENSE_COPIES = {"ease": 4, "hybrid": 6}
+
+
+def gram_memory_mb(n_items: int, copies: int = 4) -> float:
+    """What a dense model holds at once (float64 items × items): EASE keeps the Gram matrix, its
+    inverse (reused across the prior's grid), ``B`` and ``B``'s unit columns; the hybrid adds the
+    text prior and, while fitting, the text cosine (:data:`DENSE_COPIES`)."""
+    return copies * n_items * n_items * 8 / 2**20
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,13 @@ class EASE(Recommender):
 
     name = "ease"
     Config = EASEConfig
+    _solved: tuple[Any, np.ndarray] | None = None  # (options, B), (λ, inverse), (options, B's unit columns):
+    _inverse: tuple[float, np.ndarray] | None = None  # kept between calls, never saved with the folder
+    _unit: tuple[Any, np.ndarray] | None = None
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"l2": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]}
 
     def _fit(self, ds: Dataset) -> None:
-        need = gram_memory_mb(ds.n_items)
+        need = gram_memory_mb(ds.n_items, DENSE_COPIES[self.name])
         if need > self.config.max_memory_mb:
             raise ConfigError(f"{self.name}: a dense solve over {ds.n_items:,} items needs {need:,.0f} MB, above "
                               f"{self.name}.max_memory_mb={self.config.max_memory_mb:,.0f}; raise it if the machine has "
@@ -74,11 +82,11 @@ class EASE(Recommender):
         x = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64)
         self.gram_ = np.asarray((x.T @ x).toarray(), dtype=np.float64)
         self.history_ = x.tocsr()
-        self._solved: tuple[Any, np.ndarray] | None = None
+        self._solved = self._inverse = self._unit = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_solved"] = state["_unit"] = None
+        state["_solved"] = state["_unit"] = state["_inverse"] = None
         return state
 
     def set_history(self, ds: Dataset) -> None:
@@ -96,9 +104,13 @@ class EASE(Recommender):
         """``B`` (items × items) for the current options, solved once per option set."""
         solved: tuple[Any, np.ndarray] | None = getattr(self, "_solved", None)  # (not saved with the folder)
         if solved is None or solved[0] != self._key():
+            solved = self._solved = self._unit = None  # (free the last B before the next)
             lam = float(self.config.l2)
-            a = self.gram_ + lam * np.eye(len(self.gram_))
-            p = np.linalg.inv(a)
+            inverse: tuple[float, np.ndarray] | None = getattr(self, "_inverse", None)  # kept for the prior's grid
+            if inverse is None or inverse[0] != lam:
+                self._inverse = None
+                inverse = self._inverse = (lam, np.linalg.inv(self.gram_ + lam * np.eye(len(self.gram_))))
+            p = inverse[1]
             prior = self._prior()
             if prior is None:
                 b = -p / np.diag(p)[None, :]
@@ -128,9 +140,9 @@ class EASE(Recommender):
     def _unit_columns(self) -> np.ndarray:
         """Items as their unit-length columns of ``B`` (the kin a negative event pushes), kept with the solve."""
         b = self.weights()
-        kept: tuple[int, np.ndarray] | None = getattr(self, "_unit", None)
-        if kept is None or kept[0] != id(b):
-            kept = self._unit = (id(b), b.T / np.maximum(np.linalg.norm(b.T, axis=1, keepdims=True), 1e-12))
+        kept: tuple[Any, np.ndarray] | None = getattr(self, "_unit", None)
+        if kept is None or kept[0] != self._key():  # (keyed by the options, not id(b): ids are reused)
+            kept = self._unit = (self._key(), b.T / np.maximum(np.linalg.norm(b.T, axis=1, keepdims=True), 1e-12))
         return kept[1]
 
     def item_neighbours(self, item: int) -> np.ndarray | None:

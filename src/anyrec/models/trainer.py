@@ -10,7 +10,10 @@ epoch — data, loss, optimiser step — and hand the rest to one :class:`Traini
 - ``save(state)``: append the entry to ``train_log.jsonl`` and write the checkpoint (``state`` plus the
   loop's fields), both only where a folder was given;
 - ``should_stop()``: out of patience or of time; data-parallel workers agree (one all-reduce), so no
-  worker waits in a collective for one that stopped.
+  worker waits in a collective for one that stopped;
+- ``report(progress, name, …)`` after each batch (at most once a second) and ``finish(…)`` at the end:
+  the live state — epoch, step, steps/s, loss, the last validation figure, time left in the budget —
+  as ``"train NAME · …"`` for the progress bar or the log lines (:mod:`anyrec.cli.progress`).
 
 Torch is imported only when a checkpoint is read or written.
 """
@@ -52,6 +55,8 @@ class TrainingLoop:
     history: list[dict[str, Any]] = field(init=False, default_factory=list)
     resumed_entries: int = field(init=False, default=0)
     started: float = field(init=False, default_factory=time.perf_counter)
+    _reported: tuple[float, int] = field(init=False, default=(0.0, 0))  # (when, global step) of the last report
+    _rate: float | None = field(init=False, default=None)  # steps/s between the last two reports
 
     def __post_init__(self) -> None:
         self.best = self.start_best
@@ -116,6 +121,44 @@ class TrainingLoop:
             fh.write(json.dumps(self.history[-1]) + "\n")
         loop = {"epoch": epoch, "best": self.best, "best_state": self.best_state, "waited": self.waited, "history": self.history}
         torch.save({**(state or {}), "loop": loop}, path / "checkpoint.pt")
+
+    def status(self, epoch: int, epochs: int, loss: float | None, rate: float | None) -> str:
+        """One line of live state: ``epoch 3/50, 41.2 steps/s, loss 5.1234, valid …, … left`` (the steps done
+        and in all go to the progress callback as ``done`` / ``total``)."""
+        parts = [f"epoch {epoch + 1}/{epochs}"]
+        if rate is not None:
+            parts.append(f"{rate:.1f} steps/s")
+        if loss is not None:
+            parts.append(f"loss {loss:.4f}")
+        last = next((e for e in reversed(self.history) if e.get("valid_ndcg@10") is not None), None)
+        if last is not None:
+            parts.append(f"valid ndcg@10 {last['valid_ndcg@10']:.4f} (best {self.best:.4f}, patience {self.waited}/{self.patience})")
+        if self.max_minutes > 0:
+            parts.append(f"{max(0.0, self.max_minutes - self.seconds() / 60):.1f} of {self.max_minutes:g} min left")
+        return ", ".join(parts)
+
+    def report(self, progress: Callable[[str, int, int], None] | None, name: str, epoch: int, epochs: int, batch: int,
+               batches: int, loss: float | None) -> None:
+        """After batch ``batch`` (1-based) of ``batches`` in ``epoch``: the state to ``progress``, at most once a second."""
+        if progress is None:
+            return
+        now, step = time.perf_counter(), epoch * batches + batch
+        when, before = self._reported
+        if when and now - when < 1.0 and batch < batches:
+            return
+        if when and now > when and step > before:
+            self._rate = (step - before) / (now - when)
+        self._reported = (now, step)
+        total = epochs * batches  # the task completes in finish(), however training stops
+        progress(f"train {name} · {self.status(epoch, epochs, loss, self._rate)}", min(step, total - 1), total)
+
+    def finish(self, progress: Callable[[str, int, int], None] | None, name: str) -> None:
+        """The training task completes (however it stopped), with why it stopped and the best figure."""
+        if progress is None:
+            return
+        why = ("out of patience" if self.out_of_patience() else "out of time" if self.out_of_time() else "all epochs run")
+        best = f", best valid ndcg@10 {self.best:.4f}" if self.best > self.start_best else ""
+        progress(f"train {name} · stopped after {len(self.history)} epochs ({why}){best}, {self.seconds():.0f} s", 1, 1)
 
     def out_of_patience(self) -> bool:
         return self.waited >= self.patience

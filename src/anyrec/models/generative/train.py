@@ -78,8 +78,7 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
             opt.step()
             sched.step()
             total, n = total + float(loss.detach()), n + 1
-            if progress and b % 50 == 0:
-                progress(f"train generative, epoch {epoch + 1} (loss {total / n:.3f})", b, len(batches))
+            loop.report(progress, "generative", epoch, cfg.epochs, b + 1, len(batches), total / n)
         net.eval()
         entry: dict[str, Any] = {"epoch": epoch, "loss": round(total / max(1, n), 5), "seconds": round(loop.seconds(), 2)}
         late = loop.out_of_time()  # the last epoch in the budget is validated too
@@ -91,8 +90,10 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
         if score is not None:
             log.info("generative epoch %d loss %.4f valid ndcg@10 %.4f%s", epoch, entry["loss"], score, " *" if improved else "")
         loop.save(epoch, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state})
+        loop.report(progress, "generative", epoch, cfg.epochs, len(batches), len(batches), entry["loss"])
         if loop.out_of_patience() or late:
             break
+    loop.finish(progress, "generative")
     if loop.best_state is not None:
         net.load_state_dict(loop.best_state)
     net.eval()

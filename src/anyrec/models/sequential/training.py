@@ -160,7 +160,8 @@ def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params
         if world > 1:
             perm = perm[rank::world]
         total, batches = 0.0, 0
-        for idx in epoch_batches(perm, data, step.gen, max(1, cfg.batch_size // world), cfg.bucket_by_length):
+        chunks = epoch_batches(perm, data, step.gen, max(1, cfg.batch_size // world), cfg.bucket_by_length)
+        for idx in chunks:
             loss = batch_loss(data[idx], step)
             opt.zero_grad()
             loss.backward()
@@ -169,6 +170,7 @@ def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params
             opt.step()
             total += float(loss.detach())
             batches += 1
+            loop.report(progress if rank == 0 else None, name, epoch, cfg.epochs, batches, len(chunks), total / batches)
         entry = {"epoch": epoch, "loss": total / max(1, batches), "seconds": round(loop.seconds(), 2)}
         step.net.eval()
         if step.tuner is not None:
@@ -181,9 +183,9 @@ def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params
         entry["valid_ndcg@10"] = round(score, 6)
         improved = loop.record(entry, score, lambda: snapshot(step))
         log.info("epoch %d loss %.4f valid ndcg@10 %.4f%s", epoch, entry["loss"], score, " *" if improved else "")
-        if progress:
-            progress(f"train {name} (loss {entry['loss']:.3f}, valid ndcg@10 {score:.4f})", epoch + 1, cfg.epochs)
+        loop.report(progress if rank == 0 else None, name, epoch, cfg.epochs, len(chunks), len(chunks), entry["loss"])
         loop.save(epoch, {"net": step.net.state_dict(), "tuner": step.tuner.state_dict() if step.tuner is not None else None,
                           "opt": opt.state_dict(), "gen": step.gen.get_state(), "config": asdict(cfg)})
         if loop.should_stop():
             break
+    loop.finish(progress if rank == 0 else None, name)
