@@ -339,14 +339,20 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
                     model.name, steady)
     total = rounds * sum(len(v) for v in grid.values())
     done = 0
+
+    def point(config: Any) -> tuple[Any, ...]:
+        return tuple(repr(getattr(config, opt)) for opt in grid)
+
+    seen = {point(model.config)}  # a point already scored lost to the best then, and still does: not scored again
     for _ in range(rounds):
         for opt, values in grid.items():
             for value in values:
                 done += 1
-                if value == getattr(model.config, opt):
+                if value == getattr(model.config, opt) or point(replace(model.config, **{opt: value})) in seen:
                     continue
                 current = model.config
                 model.config = replace(current, **{opt: value})
+                seen.add(point(model.config))
                 s = score()
                 found = check() if check is not None and s > best + 1e-9 else None
                 if s > best + 1e-9 and (check is None or passes(found, rule)):
