@@ -206,3 +206,27 @@ def test_length_buckets_cover_every_window_once_and_still_learn():
     model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     model.set_history(split.history_dataset(ds, "test"))
     assert evaluate_model(model, ds, split, "test", (1,))["recall@1"] > 0.8  # popularity: < 0.2
+
+
+def test_options_left_to_the_data_follow_the_catalog_and_the_log_and_given_ones_win():
+    from anyrec.models.sequential.config import SequentialConfig, sized_for
+
+    big, chosen = sized_for(SequentialConfig(), 12_101, [4, 6, 9] * 20_000)  # Beauty-like: many items, short histories
+    assert (big.sampled_softmax, big.bucket_by_length, big.batch_size) == (1024, True, 256)
+    assert "12,101 items > 8,192" in chosen["sampled_softmax"] and "60,000 training windows" in chosen["batch_size"]
+    small, chosen = sized_for(SequentialConfig(), 1_682, [50, 50, 12] * 300)  # ml-100k-like
+    assert (small.sampled_softmax, small.bucket_by_length, small.batch_size) == (0, False, 128)
+    assert "full softmax" in chosen["sampled_softmax"]
+    given, chosen = sized_for(SequentialConfig(sampled_softmax=0, bucket_by_length=False, batch_size=64), 50_000, [3] * 90_000)
+    assert (given.sampled_softmax, given.bucket_by_length, given.batch_size) == (0, False, 64) and chosen == {}
+
+
+def test_a_fit_says_what_it_chose_and_keeps_the_concrete_settings():
+    ds = successor_task()
+    notes: list[tuple[str, int, int]] = []
+    model = build_model("sequential", 0, {k: v for k, v in TINY.items() if k != "batch_size"} | {"epochs": 1})
+    model.progress = lambda d, done, total: notes.append((d, done, total))
+    model.fit(ds)
+    said = [d for d, done, total in notes if done == total == 0]
+    assert len(said) == 1 and "batch_size=128" in said[0] and "sampled_softmax=0" in said[0]
+    assert model.config.batch_size == 128 and model.config.sampled_softmax == 0 and model.config.bucket_by_length is not None

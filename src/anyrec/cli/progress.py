@@ -9,6 +9,9 @@ Where stderr is not a terminal (a log file, CI), :class:`LineProgress` prints a 
 completes, at most every ``every_s`` seconds while it reports, and — from a timer thread — the last
 state of the task that reported most recently when nothing has been printed for ``every_s``: a step
 that goes quiet (a matrix inverse, a validation pass) still shows it is alive, with its elapsed time.
+
+``progress(text, 0, 0)`` is a notice, not a task: the text is printed once as it is (a model saying
+which settings it chose for the data before it trains), above the bars on a terminal.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ class LineProgress:
         self.last_print = time.monotonic()
 
     def __call__(self, desc: str, done: int, total: int) -> None:
+        if done == 0 and total == 0:
+            with self.lock:
+                self.emit(desc)
+            return
         now = time.monotonic()
         key = task_key(desc)
         with self.lock:
@@ -115,6 +122,9 @@ def progress_callback(console: Console, enabled: bool = True, every_s: float = 1
         tasks: dict[str, TaskID] = {}
 
         def update(desc: str, done: int, total: int) -> None:
+            if done == 0 and total == 0:
+                bar.console.print(desc, highlight=False)
+                return
             key = task_key(desc)
             if key not in tasks:
                 tasks[key] = bar.add_task(desc, total=total)

@@ -164,6 +164,8 @@ def run_experiment(
         metrics["fit_seconds"] = round(fit_s, 3)
         if tuned:
             result.setdefault("tuned", {})[name] = tuned
+        if getattr(model, "sized_", None):
+            result.setdefault("sized for the data", {})[name] = dict(model.sized_)  # type: ignore[attr-defined]
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
         stats = getattr(model, "generation_stats", None)
         if stats is not None:  # generative models: every generated id checked against the catalog and the filters

@@ -20,7 +20,7 @@ from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import encode_catalog
 from anyrec.models.base import IndexQuery, Recommender, recency_weights
 from anyrec.models.feedback import kin_push
-from anyrec.models.sequential.config import SASRecConfig, SequentialConfig
+from anyrec.models.sequential.config import SASRecConfig, SequentialConfig, sized_for
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
 from anyrec.models.sequential.training import StepInputs, resume, run_epochs, windows
 from anyrec.models.trainer import TrainingLoop
@@ -95,6 +95,7 @@ class Sequential(Recommender):
             hold = np.array([s[-1] for s in seqs if len(s) > 2])
             hold_users = np.array([u for u, s in enumerate(seqs) if len(s) > 2])
             cut = windows([s[:-1] if len(s) > 2 else s for s in seqs], cfg.max_len)
+        cfg = self._size_for_data(ds.n_items, cut)
         self.pretrained_vectors_: np.ndarray | None = None
         tuner = self._encoder_tuner(ds, device) if cfg.finetune_layers > 0 and cfg.use_text else None
         if tuner is not None:
@@ -103,7 +104,7 @@ class Sequential(Recommender):
             self.text_vectors_ = text
         self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text else None).to(device)
         self._device = device
-        groups = [{"params": list(self.net_.parameters()), "lr": cfg.lr}]
+        groups: list[dict[str, Any]] = [{"params": list(self.net_.parameters()), "lr": cfg.lr}]
         if tuner is not None:
             groups.append({"params": list(tuner.parameters()), "lr": cfg.finetune_lr})
         opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -139,6 +140,17 @@ class Sequential(Recommender):
         self.best_valid_ndcg_ = loop.best
         self.epochs_ = len(self.history_log_)
         self._cache_table()
+
+    def _size_for_data(self, n_items: int, cut: np.ndarray) -> SequentialConfig:
+        """Set the options left to the data (:func:`sized_for`) and say what was chosen and why."""
+        cfg, chosen = sized_for(self.config, n_items, [int(n) for n in (cut[:, :-1] != 0).sum(1)])
+        self.config, self.sized_ = cfg, chosen
+        if chosen:
+            text = f"{self.name} settings for this log: " + "; ".join(f"{k}={v}" for k, v in chosen.items())
+            log.info(text)
+            if self.progress:
+                self.progress(text, 0, 0)  # a notice (see anyrec.cli.progress)
+        return cfg
 
     def _encoder_tuner(self, ds: Dataset, device: str) -> Any:
         from anyrec.lm.finetune import build_top_encoder

@@ -160,7 +160,7 @@ def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params
         if world > 1:
             perm = perm[rank::world]
         total, batches = 0.0, 0
-        chunks = epoch_batches(perm, data, step.gen, max(1, cfg.batch_size // world), cfg.bucket_by_length)
+        chunks = epoch_batches(perm, data, step.gen, max(1, cfg.batch_size // world), bool(cfg.bucket_by_length))
         for idx in chunks:
             loss = batch_loss(data[idx], step)
             opt.zero_grad()
