@@ -192,7 +192,8 @@ def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypa
     assert experiment.tune_on_validation(without, ds, split, 5) == chosen
     # The grid's popularity and trend points read the cached products; only the half-life and
     # short-term points compute new ones (a short term without recency is the mean: cached too).
-    assert reused < len(products) / 3
+    # (Points already scored are not scored again, with or without the cache: 10 against 30 here.)
+    assert reused < len(products) / 2
     cache = SimilarityCache(100)
     cache.put("g1", "a", np.zeros(10))  # 80 bytes
     cache.put("g2", "b", np.zeros(5))  # over budget: "a", of another group, goes

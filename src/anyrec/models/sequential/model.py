@@ -143,14 +143,13 @@ class Sequential(Recommender):
 
     def _size_for_data(self, n_items: int, cut: np.ndarray) -> SequentialConfig:
         """Set the options left to the data (:func:`sized_for`) and say what was chosen and why."""
-        cfg, chosen = sized_for(self.config, n_items, [int(n) for n in (cut[:, :-1] != 0).sum(1)])
-        self.config, self.sized_ = cfg, chosen
-        if chosen:
-            text = f"{self.name} settings for this log: " + "; ".join(f"{k}={v}" for k, v in chosen.items())
+        self.config, self.sized_ = sized_for(self.config, n_items, [int(n) for n in (cut[:, :-1] != 0).sum(1)])
+        if self.sized_:
+            text = f"{self.name} settings for this log: " + "; ".join(f"{k}={v}" for k, v in self.sized_.items())
             log.info(text)
             if self.progress:
                 self.progress(text, 0, 0)  # a notice (see anyrec.cli.progress)
-        return cfg
+        return self.config
 
     def _encoder_tuner(self, ds: Dataset, device: str) -> Any:
         from anyrec.lm.finetune import build_top_encoder
