@@ -144,3 +144,35 @@ def test_a_store_at_revision_0002_upgrades_to_seqs_that_are_never_reused(store_u
     new.forget_user("b")
     assert new.add_events([Event("c", "i", "click")]) == [4]
     new.close()
+
+
+def test_experiment_counts_are_one_snapshot_while_lists_keep_arriving(store: Store) -> None:
+    """Lists and clicks logged while the report is read never make clicked lists outnumber shown ones."""
+    from sqlalchemy import event as sa_event
+
+    def shown(ids: range, t: float) -> list[dict[str, object]]:
+        return [{"id": f"r{i}", "user_id": f"u{i}", "model_version": "v1", "variant": "a", "items": ["x"],
+                 "created_at": t, "experiment": "ab"} for i in ids]
+
+    store.log_recommendations(shown(range(4), 10.0))
+    store.add_events([Event("u0", "x", "click", recommendation_id="r0"), Event("u1", "x", "purchase", recommendation_id="r1"),
+                      Event("u1", "x", "click", recommendation_id="r1")])
+    assert store.experiment_counts("ab", ["click", "purchase"], ["purchase"], 0.0) == {
+        "a": {"impressions": 4, "clicks": 2, "conversions": 1}}
+    assert store.experiment_counts("ab", ["click"], ["purchase"], 11.0) == {}
+    busy = {"armed": True}
+
+    def arrive(conn: object, cursor: object, statement: str, *args: object) -> None:
+        # the batch writer lands more shown-and-clicked lists right after the report's first read
+        if busy["armed"] and statement.lstrip().lower().startswith("select"):
+            busy["armed"] = False
+            store.log_recommendations(shown(range(4, 10), 12.0))
+            store.add_events([Event(f"u{i}", "x", "click", recommendation_id=f"r{i}") for i in range(4, 10)])
+
+    sa_event.listen(store.engine, "after_cursor_execute", arrive)
+    try:
+        counts = store.experiment_counts("ab", ["click", "purchase"], ["purchase"], 0.0)["a"]
+    finally:
+        sa_event.remove(store.engine, "after_cursor_execute", arrive)
+    assert not busy["armed"] and counts["clicks"] <= counts["impressions"]
+    assert store.experiment_counts("ab", ["click"], ["purchase"], 0.0)["a"] == {"impressions": 10, "clicks": 8, "conversions": 1}
