@@ -87,3 +87,26 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+
+
+# The tiny network every test of a model started from a pretrained folder shares (transfer, transfer-tuned).
+TINY_PRETRAIN = {"encoder": "hashing:32", "hidden": 16, "layers": 1, "heads": 1, "max_len": 8, "dropout": 0.0, "lr": 5e-3,
+                 "threads": 1, "batch_size": 32, "epochs": 3, "patience": 3}
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder ``anyrec pretrain-rec`` would write, pretrained for a few epochs on two small catalogs of
+    their own (never the fixtures the tests score)."""
+    from anyrec.lm.encoder import encode_catalog
+    from anyrec.models.sequential.config import SequentialConfig
+    from anyrec.models.sequential.pretrain import Source, pretrain
+
+    out = tmp_path_factory.mktemp("tiny-pretrained")
+    sources = []
+    for seed in (11, 12):
+        ds = checkerboard(n_users=30, n_items=16, per_user=5, seed=seed)
+        text = encode_catalog(ds.catalog.texts(), encoder=TINY_PRETRAIN["encoder"])
+        sources.append(Source(f"board-{seed}", text, [q + 1 for q in ds.interactions.sequences(ds.n_users)]))
+    pretrain(sources, SequentialConfig(**TINY_PRETRAIN), out, valid_users=10)
+    return out

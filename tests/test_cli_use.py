@@ -87,9 +87,11 @@ def test_fit_command_writes_a_folder(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_model_saves_and_loads(tmp_path, name):
+def test_every_model_saves_and_loads(tmp_path, name, tiny_pretrained):
     ds = genre_catalog()
     opts = {"encoder": "hashing:64"} if name == "zeroshot" else {"factors": 4} if name in ("als", "bpr") else {}
+    if name.startswith("transfer"):
+        opts = {"init": str(tiny_pretrained), "threads": 1, **({"epochs": 2} if name == "transfer-tuned" else {})}
     if name == "sequential":
         opts = {"encoder": "hashing:32", "hidden": 16, "layers": 1, "epochs": 2, "threads": 1}
     if name == "generative":

@@ -23,9 +23,16 @@ def board():
     return checkerboard()
 
 
+@pytest.fixture(scope="module")
+def fast(tiny_pretrained):
+    """FAST, with the models that start from a pretrained folder pointed at a tiny one."""
+    tuned = {"init": str(tiny_pretrained), "threads": 1, "epochs": 5, "lr": 5e-3}
+    return {**FAST, "transfer": {"init": str(tiny_pretrained), "threads": 1}, "transfer-tuned": tuned}
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_contract(name, board):
-    model = build_model(name, seed=0, options=FAST.get(name))
+def test_contract(name, board, fast):
+    model = build_model(name, seed=0, options=fast.get(name))
     assert model.fit(board) is model
     users = np.arange(board.n_users)
     ids, scores = model.recommend(users, k=5)
@@ -52,9 +59,9 @@ def test_contract(name, board):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_same_seed_same_result(name, board):
-    a = build_model(name, 0, FAST.get(name)).fit(board).recommend(np.arange(6), 5)
-    b = build_model(name, 0, FAST.get(name)).fit(board).recommend(np.arange(6), 5)
+def test_same_seed_same_result(name, board, fast):
+    a = build_model(name, 0, fast.get(name)).fit(board).recommend(np.arange(6), 5)
+    b = build_model(name, 0, fast.get(name)).fit(board).recommend(np.arange(6), 5)
     assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
 
 

@@ -10,6 +10,7 @@ from anyrec.cli import evaluate as _evaluate  # noqa: F401  (each command module
 from anyrec.cli import explain as _explain  # noqa: F401
 from anyrec.cli import rank as _rank  # noqa: F401
 from anyrec.cli import serve as _serve  # noqa: F401
+from anyrec.cli import transfer as _transfer  # noqa: F401
 from anyrec.cli import use as _use  # noqa: F401
 from anyrec.cli.common import console
 from anyrec.cli.group import cli

@@ -49,15 +49,23 @@ def datasets() -> None:
     out.print("Formats for --format: " + ", ".join(FORMATS) + " (a folder's format is detected when omitted).")
 
 
-def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, no_cache: bool) -> dict[str, Any]:
-    """Fill the encoder and cache options of text models from the command line."""
+def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, no_cache: bool,
+                       init: str | None = None) -> dict[str, Any]:
+    """Fill the encoder and cache options of text models, and ``--init`` (a pretrained folder) of the
+    models that start from one, from the command line."""
     fields = getattr(MODELS[name].Config, "__dataclass_fields__", {}) if name in MODELS else {}
     opts = dict(options)
     if "cache_dir" in fields:
         opts.setdefault("cache_dir", cache_dir(no_cache))
     if "encoder" in fields and encoder:
         opts.setdefault("encoder", encoder)
+    if "init" in fields and init:
+        opts.setdefault("init", init)
     return opts
+
+
+INIT_HELP = ("A pretrained model folder (`anyrec pretrain-rec`) that transfer, transfer-tuned, sequential and sasrec start "
+             "from (sequential: with new id embeddings).")
 
 
 @cli.command()
@@ -71,6 +79,11 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
 @click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE, e.g. itemknn.k=50 (repeatable).")
 @click.option("--encoder", default=None, help="Text encoder for text models: name or folder (default all-MiniLM-L6-v2, offline).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
+@click.option("--init", default=None, type=click.Path(file_okay=False, exists=True), help=INIT_HELP)
+@click.option("--train-share", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Low-resource protocol: models learn from a seeded share of the training users' rows (0 = none: "
+                   "only models that need no training run); every user keeps the same validation and test items and "
+                   "is scored from their whole history.")
 @click.option("--no-tune", is_flag=True, help="Keep model options as given instead of choosing them on the validation split.")
 @click.option("--stability", is_flag=True,
               help="Choose options as `anyrec fit` does for serving: the best validation NDCG among those passing the "
@@ -116,7 +129,7 @@ def evaluate(**kw: Any) -> None:
         if ranker_config({"seed": seed, **ranker_options}).evidence and protocol == "impressions":
             raise ConfigError("ranker.evidence is for the listwise ranker; the impression ranker learns from shown items only")
     # ``auto`` may pick any registered model: each gets the command line's text options.
-    options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"])
+    options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"], kw["init"])
                for m in (models if "auto" not in models else (*models, *MODELS))}
     behind = tuple(m.strip() for m in (kw["rank_behind"] or models[-1]).split(",") if m.strip()) if kw["ranker"] else ()
     unknown = sorted(set(behind) - set(models))
@@ -127,7 +140,8 @@ def evaluate(**kw: Any) -> None:
         return
     cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
                            stable=kw["stability"], test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"],
-                           ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"])
+                           ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"],
+                           train_share=kw["train_share"])
     vectors = None
     if kw["model_dir"]:
         from anyrec.app.persist import load_model
@@ -157,6 +171,8 @@ def evaluate(**kw: Any) -> None:
             r = m["ranker"]
             console.print(f"{name}: {r['pairs']:,} training pairs, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} "
                           f"(validation NDCG@10: retriever {r['retriever_valid_ndcg@10']:.4f}, with ranker {r['best_valid']:.4f})")
+    for name, why in result.get("skipped", {}).items():
+        console.print(f"[yellow]{name}: not run[/] ({why})")
     for name, params in result.get("tuned", {}).items():
         console.print(f"{name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     if "auto" in result:

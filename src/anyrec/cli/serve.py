@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from anyrec.cli.common import console, data_options, parse_options, progress_bar, read_dataset
-from anyrec.cli.evaluate import with_text_defaults
+from anyrec.cli.evaluate import INIT_HELP, with_text_defaults
 from anyrec.cli.group import cli
 from anyrec.config import FileConfig, load_config
 from anyrec.errors import ConfigError
@@ -144,6 +144,7 @@ def import_(**kw: Any) -> None:
               help="Default: the active version's model; auto: the models that suit the store's log, the best on validation.")
 @click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
 @click.option("--no-tune", is_flag=True, help="Skip choosing options on a leave-one-out validation split.")
+@click.option("--init", default=None, type=click.Path(file_okay=False, exists=True), help=INIT_HELP)
 @click.option("--activate", is_flag=True, help="Make it the active version in the store (a running server: POST /v1/models/V/activate).")
 @click.option("--seed", type=int, default=0)
 @EVENT_WEIGHT
@@ -155,7 +156,7 @@ def retrain(**kw: Any) -> None:
     store = Store.open(kw["store_url"])
     active = store.active_version()
     name = kw["model_name"] or (store.version(active)["model"] if active else "zeroshot")  # type: ignore[index]
-    opts = with_text_defaults(name, parse_options(kw["options"]).get(name, {}), None, False)
+    opts = with_text_defaults(name, parse_options(kw["options"]).get(name, {}), None, False, kw["init"])
     with progress_bar() as bar:
         row = run_retrain(store, kw["registry"], model_name=name, options=opts, weights=_weights(kw["event_weights"]),
                           seed=kw["seed"], tune=not kw["no_tune"], progress=bar)

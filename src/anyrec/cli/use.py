@@ -22,7 +22,7 @@ from anyrec.cli.common import (
     read_dataset,
     runner_for,
 )
-from anyrec.cli.evaluate import with_text_defaults
+from anyrec.cli.evaluate import INIT_HELP, with_text_defaults
 from anyrec.cli.group import cli
 from anyrec.config import FileConfig, load_config
 from anyrec.data.dataset import Dataset
@@ -51,6 +51,7 @@ from anyrec.models.registry import build_model
 @click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --out (sequential).")
 @click.option("--also", "also", multiple=True, help="Another named dataset, folder or TOML config to fit on together with the main "
               "one (repeatable; ids kept apart by dataset name): pretraining across catalogs.")
+@click.option("--init", default=None, type=click.Path(file_okay=False, exists=True), help=INIT_HELP)
 @click.option("--pretrained", default=None, type=click.Path(file_okay=False, exists=True),
               help="A saved generative model to start from (its codebooks and decoder): fine-tuning.")
 @ray_option
@@ -67,7 +68,7 @@ def fit(**kw: Any) -> None:
         _fit_auto(kw, file_cfg, ds)
         return
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
-    opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"])
+    opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"], kw["init"])
     fields = getattr(MODELS[name].Config, "__dataclass_fields__", {})
     if kw["pretrained"]:
         if "pretrained" not in fields:
@@ -102,7 +103,8 @@ def _fit_auto(kw: dict[str, Any], file_cfg: Any, ds: Any) -> None:
     from anyrec.cli.evaluate import auto_table
 
     given = parse_options(kw["options"])
-    options = {m: with_text_defaults(m, {**file_cfg.model_options.get(m, {}), **given.get(m, {})}, kw["encoder"], kw["no_cache"])
+    options = {m: with_text_defaults(m, {**file_cfg.model_options.get(m, {}), **given.get(m, {})}, kw["encoder"], kw["no_cache"],
+                                     kw["init"])
                for m in MODELS}
     with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
         model, tuned, metrics, index, report = fit_auto(ds, options, kw["seed"], bar, kw["index_spec"], kw["metric"], runner,

@@ -211,3 +211,20 @@ def phase_matrices(ds: Dataset, split: Split, phase: str) -> tuple[sp.csr_matrix
         exclude = exclude + inter.subset(split.valid).matrix(*shape)
         exclude.data[:] = 1.0
     return relevant.tocsr(), exclude.tocsr()
+
+
+def share_of_users(train: Dataset, share: float, seed: int) -> tuple[Dataset, dict[str, int | float]]:
+    """The low-resource protocol's training data: the rows of a seeded ``share`` of the users who have
+    training rows (at least one user for any share above 0; none at 0), the catalog and user map kept.
+
+    Validation and test are untouched: every share is scored on the same users and items, and each
+    user's whole history stays readable when scoring (only what the model learns from shrinks)."""
+    if not 0 <= share <= 1:
+        raise ConfigError(f"train share must lie in [0, 1], got {share}")
+    users = np.unique(train.interactions.user)
+    n = 0 if share == 0 else max(1, int(round(share * len(users))))
+    chosen = np.random.default_rng(seed).choice(users, n, replace=False) if n < len(users) else users
+    rows = np.flatnonzero(np.isin(train.interactions.user, chosen))
+    report: dict[str, int | float] = {"share": share, "users": int(n), "of_users": int(len(users)), "rows": int(len(rows)),
+                                      "of_rows": int(len(train.interactions.user))}
+    return with_interactions(train, train.interactions.subset(rows)), report

@@ -12,7 +12,7 @@ from typing import Any
 
 from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
-from anyrec.data.split import Split, SplitConfig, make_split
+from anyrec.data.split import Split, SplitConfig, make_split, share_of_users
 from anyrec.errors import ConfigError
 from anyrec.eval.auto import candidates as auto_candidates
 from anyrec.eval.auto import choose
@@ -51,6 +51,10 @@ class ExperimentConfig:
         mask: what the evaluator removes before ranking (see :mod:`anyrec.eval.evaluate`).
         also_masks: further masking rules to read every model under (same fit, same history),
             reported as ``models[name]["by_mask"][rule]``.
+        train_share: the low-resource protocol: models learn from this seeded share of the training
+            users' rows (:func:`anyrec.data.split.share_of_users`), are validated and tested on the same
+            users as at 1, and read every user's whole history when scoring; at 0 only the models that
+            need no training run (the others are listed under ``skipped``).
         ranker: ``classifier`` adds a ranking stage behind each model of ``rank_behind``: the
             click classifier (options ``ranker_options``) re-ranks its top ``rank_depth``, trained
             on the same training rows, stopped and blended on validation; reported as the row
@@ -72,6 +76,7 @@ class ExperimentConfig:
     rank_behind: tuple[str, ...] = ()
     ranker_options: dict[str, Any] = field(default_factory=dict)
     rank_depth: int = 20
+    train_share: float = 1.0
 
     def __post_init__(self) -> None:
         if self.test_history not in ("train", "train+valid"):
@@ -84,6 +89,16 @@ class ExperimentConfig:
 def validator(ds: Dataset, split: Split, k: int) -> Callable[[Recommender], float]:
     """Validation NDCG@k of a model whose history is the training rows (for early stopping)."""
     return lambda m: evaluate_model(m, ds, split, "valid", (k,))[f"ndcg@{k}"]
+
+
+def read_all_then(train: Dataset, validate: Callable[[Recommender], float]) -> Callable[[Recommender], float]:
+    """``validate`` with the model's history set to all of ``train`` first (the low-resource protocol: a model
+    learns from a share of the users and is validated on everyone, as at full share)."""
+    def run(model: Recommender) -> float:
+        model.set_history(train)
+        return validate(model)
+
+    return run
 
 
 def _step(progress: StepProgress, desc: str) -> Callable[[int, int], None] | None:
@@ -110,6 +125,7 @@ def run_experiment(
     split_cfg = replace(config.split, seed=config.seed)
     split = split if split is not None else make_split(ds, split_cfg)
     train = split.train_dataset(ds)
+    learn, share = (train, None) if config.train_share >= 1 else share_of_users(train, config.train_share, config.seed)
     result: dict[str, Any] = {
         "dataset": ds.name,
         "protocol": split.protocol,
@@ -125,6 +141,8 @@ def run_experiment(
         "mask": config.mask,
         "models": {},
     }
+    if share is not None:
+        result["train_share"] = share
     names = list(config.models)
     if "auto" in names:  # the candidates that suit the log get rows of their own; "auto" is the one chosen on validation
         found = auto_candidates(train, auto_memory_mb(), config.model_options.get("sequential", {}).get("max_minutes"))
@@ -132,15 +150,19 @@ def run_experiment(
         names = [n for n in names if n != "auto"] + [c.name for c in found if c.name not in names]
     for name in names:
         options = config.model_options.get(name, {})
+        if config.train_share == 0 and build_model(name, config.seed, options).learns_from_interactions():
+            result.setdefault("skipped", {})[name] = "learns from the target's training rows; the train share is 0"
+            continue
         t0 = time.perf_counter()
         tuned: dict[str, Any] = {}
         grid = getattr(MODELS[name], "training_grid", None)
+        valid = validator(ds, split, config.ks[0]) if share is None else read_all_then(train, validator(ds, split, config.ks[0]))
         if config.tune_training and grid and len(split.valid):
-            model, tuned = search_training_grid(name, config.seed, options, train, validator(ds, split, config.ks[0]),
-                                                item_vectors, progress, runner)
+            model, tuned = search_training_grid(name, config.seed, options, learn, valid, item_vectors, progress, runner)
         else:
-            model = fit_one(name, config.seed, options, train, validator(ds, split, config.ks[0]) if len(split.valid) else None,
-                             item_vectors, progress, runner)
+            model = fit_one(name, config.seed, options, learn, valid if len(split.valid) else None, item_vectors, progress, runner)
+        if share is not None:
+            model.set_history(train)  # validation reads every user's training history, whoever the model learnt from
         fit_s = time.perf_counter() - t0
         if config.tune and (getattr(model, "tuning_grid", None) or (config.stable and getattr(model, "serving_grid", None))) \
                 and len(split.valid):

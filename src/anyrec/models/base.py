@@ -116,6 +116,11 @@ class Recommender(ABC):
         """Whether the items' text vectors are part of the score."""
         return False
 
+    def learns_from_interactions(self) -> bool:
+        """Whether fitting learns from the training rows (``False``: the model scores a catalog with none,
+        e.g. from pretrained text alone; the low-resource protocol runs only these at a share of 0)."""
+        return True
+
     def use_item_vectors(self, vectors: np.ndarray) -> None:
         """Take the catalog's text vectors (rows = items), computed elsewhere, instead of encoding it;
         nothing for a model that reads no text."""

@@ -11,7 +11,7 @@ from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
 from anyrec.models.factorization import ALS, BPR
 from anyrec.models.generative import Generative
 from anyrec.models.neighbourhood import EASE, Hybrid, RP3beta
-from anyrec.models.sequential import SASRec, Sequential
+from anyrec.models.sequential import SASRec, Sequential, Transfer, TransferTuned
 from anyrec.models.zeroshot import ZeroShot
 
 MODELS: dict[str, type[Recommender]] = {
@@ -27,6 +27,8 @@ MODELS: dict[str, type[Recommender]] = {
     "hybrid": Hybrid,
     "sequential": Sequential,
     "sasrec": SASRec,
+    "transfer": Transfer,
+    "transfer-tuned": TransferTuned,
     "generative": Generative,
 }
 

@@ -1,6 +1,6 @@
 """Helpers of the text-profile model: a bounded cache of scored batches, the soft-max pooled
 (kernel) score and its exact shares, spherical k-means for multi-interest profiles, memory-mapped
-item vectors."""
+item vectors, the priors counted from the log."""
 
 from __future__ import annotations
 
@@ -13,6 +13,29 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+
+def standardise_prior(raw: np.ndarray, warm: np.ndarray) -> np.ndarray:
+    """z-scores of ``raw`` over warm items; cold items get 0, the warm average."""
+    out = np.zeros_like(raw, dtype=np.float64)
+    if warm.sum() > 1:
+        vals = raw[warm]
+        sd = vals.std()
+        out[warm] = (vals - vals.mean()) / (sd if sd > 0 else 1.0)
+    return out
+
+
+def log_priors(inter: Any, n_items: int, trend_half_life: float) -> tuple[np.ndarray, np.ndarray]:
+    """The popularity prior (log counts) and the trend prior (log of counts decayed with a half-life of
+    ``trend_half_life`` of the log's time span), each standardised over the items the log touches.
+    A log without rows (the low-resource protocol's share 0) gives zeros: no prior."""
+    counts = np.bincount(inter.item, minlength=n_items).astype(np.float64)
+    warm = counts > 0
+    span = float(inter.time.max() - inter.time.min()) if len(inter) else 0.0
+    tau = max(span * trend_half_life, 1e-9)
+    latest = float(inter.time.max()) if len(inter) else 0.0
+    decayed = np.bincount(inter.item, weights=0.5 ** ((latest - inter.time) / tau), minlength=n_items)
+    return standardise_prior(np.log1p(counts), warm), standardise_prior(np.log1p(decayed * 1000.0), warm)
 
 
 class SimilarityCache:

@@ -81,16 +81,6 @@ class ZeroShotConfig:
     memmap_dir: str = ""
 
 
-def standardise_prior(raw: np.ndarray, warm: np.ndarray) -> np.ndarray:
-    """z-scores of ``raw`` over warm items; cold items get 0, the warm average."""
-    out = np.zeros_like(raw, dtype=np.float64)
-    if warm.sum() > 1:
-        vals = raw[warm]
-        sd = vals.std()
-        out[warm] = (vals - vals.mean()) / (sd if sd > 0 else 1.0)
-    return out
-
-
 class ZeroShot(Recommender):
     """User profile = weighted mean of history item vectors; score = cosine + priors."""
 
@@ -143,14 +133,7 @@ class ZeroShot(Recommender):
                 vectors = self.encoder().encode(ds.catalog.texts(), progress=progress)
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             self.item_vectors_ = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)  # (items, dim)
-        inter = ds.interactions
-        counts = np.bincount(inter.item, minlength=ds.n_items).astype(np.float64)
-        warm = counts > 0
-        self.popularity_prior_ = standardise_prior(np.log1p(counts), warm)
-        span = float(inter.time.max() - inter.time.min()) if len(inter) else 0.0
-        tau = max(span * self.config.trend_half_life, 1e-9)
-        decayed = np.bincount(inter.item, weights=0.5 ** ((inter.time.max() - inter.time) / tau), minlength=ds.n_items)
-        self.trend_prior_ = standardise_prior(np.log1p(decayed * 1000.0), warm)
+        self.popularity_prior_, self.trend_prior_ = tv.log_priors(ds.interactions, ds.n_items, self.config.trend_half_life)
         self._set_history(ds)
 
     def set_history(self, ds: Dataset) -> None:
@@ -343,6 +326,9 @@ class ZeroShot(Recommender):
     # ---- capabilities (see Recommender) ---------------------------------------------
     def reads_text(self) -> bool:
         return True
+
+    def learns_from_interactions(self) -> bool:
+        return False  # the pretrained encoder alone; the training rows only feed its popularity term
 
     def use_item_vectors(self, vectors: np.ndarray) -> None:
         self._given_vectors = vectors

@@ -2,5 +2,6 @@
 
 from anyrec.models.sequential.config import SASRecConfig, SequentialConfig
 from anyrec.models.sequential.model import SASRec, Sequential
+from anyrec.models.sequential.transfer import Transfer, TransferTuned
 
-__all__ = ["SASRec", "SASRecConfig", "Sequential", "SequentialConfig"]
+__all__ = ["SASRec", "SASRecConfig", "Sequential", "SequentialConfig", "Transfer", "TransferTuned"]

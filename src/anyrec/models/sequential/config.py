@@ -52,6 +52,10 @@ class SequentialConfig:
             lowers one of its ``dislike_kin`` nearest items by text (cosine units; graded by closeness,
             see :func:`anyrec.models.feedback.kin_push`); the sequence itself reads positive events only.
         dislike_kin: how many of a negative item's nearest items it pushes down.
+        init: a folder written by ``anyrec pretrain-rec``: the network starts from its weights (the
+            settings that shape them, and its encoder, come from it; an id table, where ``use_ids``,
+            starts new). Its validation figure before any training is the one to beat, so a fit never
+            ends below where it started. ``''`` = start from scratch.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -87,6 +91,7 @@ class SequentialConfig:
     bucket_by_length: bool | None = None
     dislike_weight: float = 0.05
     dislike_kin: int = 10
+    init: str = ""
 
 
 FULL_SOFTMAX_ITEMS = 8192  # above this many items the default loss is a sampled softmax
@@ -129,3 +134,20 @@ class SASRecConfig(SequentialConfig):
     use_text: bool = False
     use_ids: bool = True
     id_dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TransferConfig(SequentialConfig):
+    """The text-only network pretrained across catalogs (``init``, required), used on a new one: no item
+    ids, so every item is its text; ``epochs`` 0 = no training on the target (day one), > 0 = fine-tuned."""
+
+    use_ids: bool = False
+    id_dropout: float = 0.0
+    epochs: int = 0
+
+
+@dataclass(frozen=True)
+class TransferTunedConfig(TransferConfig):
+    """:class:`TransferConfig` fine-tuned on the target's training rows to early stopping."""
+
+    epochs: int = 200

@@ -18,17 +18,19 @@ import numpy as np
 
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import encode_catalog
-from anyrec.models.base import IndexQuery, Recommender, recency_weights
+from anyrec.models.base import IndexQuery, Recommender
 from anyrec.models.feedback import kin_push
 from anyrec.models.sequential.config import SASRecConfig, SequentialConfig, sized_for
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
-from anyrec.models.sequential.training import StepInputs, resume, run_epochs, windows
+from anyrec.models.sequential.pretrain import load_weights, read_pretrained, with_architecture
+from anyrec.models.sequential.textterm import TextTerm
+from anyrec.models.sequential.training import StepInputs, resume, run_epochs, snapshot, windows
 from anyrec.models.trainer import TrainingLoop
 
 log = logging.getLogger(__name__)
 
 
-class Sequential(Recommender):
+class Sequential(TextTerm, Recommender):
     """Fine-tuned transformer over the user's recent items; items are text (+ id) representations."""
 
     name = "sequential"
@@ -77,6 +79,9 @@ class Sequential(Recommender):
 
     def _train(self, ds: Dataset, validate: Callable[[Sequential], float] | None) -> None:
         torch = torch_module()
+        start = read_pretrained(self.config.init) if self.config.init else None
+        if start is not None:  # the pretrained settings shape the weights (and the encoder the vectors they read)
+            self.config = with_architecture(self.config, start[0])
         cfg = self.config
         torch.manual_seed(cfg.seed)
         if cfg.threads > 0:
@@ -102,7 +107,8 @@ class Sequential(Recommender):
             self.pretrained_vectors_ = text
             text = tuner.all_vectors().cpu().numpy()
             self.text_vectors_ = text
-        self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text else None).to(device)
+        self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text and start is None else None).to(device)
+        self.new_weights_ = load_weights(self.net_, start[1]) if start is not None else []
         self._device = device
         groups: list[dict[str, Any]] = [{"params": list(self.net_.parameters()), "lr": cfg.lr}]
         if tuner is not None:
@@ -124,6 +130,11 @@ class Sequential(Recommender):
             self._cache_table()
             return validate(self) if validate is not None else self._holdout_ndcg(hold, hold_users, seqs)
 
+        if start is not None and loop.next_epoch == 0:  # the pretrained weights are the figure to beat (epoch -1)
+            self.net_.eval()
+            score = evaluate()
+            loop.record({"epoch": -1, "loss": None, "seconds": round(loop.seconds(), 2), "valid_ndcg@10": round(score, 6),
+                         "pretrained": cfg.init}, score, lambda: snapshot(step))
         run_epochs(loop, step, data, opt, [p for g in groups for p in g["params"]], evaluate, self.name, self.progress, rank, world)
         best = loop.best_state
         if best is not None and tuner is not None:
@@ -323,31 +334,6 @@ class Sequential(Recommender):
         self._table = torch.cat([self._table, rows.to(self._table.dtype)], 0)
         self.item_seen_ = np.r_[self.item_seen_, np.zeros(len(v), dtype=np.float32)]
         self.n_items_ += len(v)
-
-    def _unit_text_table(self) -> np.ndarray:
-        base = getattr(self, "pretrained_vectors_", None)
-        base = self.text_vectors_ if base is None else base
-        cached = getattr(self, "_unit_text", None)
-        if cached is None or cached[0] is not base:  # normalised once per table, not per call
-            cached = (base, base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-12))
-            self._unit_text = cached
-        return cached[1]
-
-    def _text_profiles(self, seqs: list[np.ndarray]) -> np.ndarray:
-        """Each user's recent-items profile (unit length) in the pretrained text space ``(len(seqs), text_dim)``."""
-        text = self._unit_text_table()
-        prof = np.zeros((len(seqs), text.shape[1]), dtype=np.float32)
-        for r, s in enumerate(seqs):
-            if len(s):  # the whole history, as the zero-shot model reads it
-                w = recency_weights(np.arange(len(s))[::-1], self.config.text_half_life)
-                prof[r] = (w[:, None] * text[s - 1]).sum(0)
-        prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
-        return prof
-
-    def _text_similarity(self, seqs: list[np.ndarray], cols: np.ndarray | None = None) -> np.ndarray:
-        """Cosine of each item's (or each of ``cols``') pretrained text vector with the user's profile."""
-        text = self._unit_text_table()
-        return self._text_profiles(seqs) @ (text if cols is None else text[cols]).T
 
     # ---- capabilities (see Recommender) ---------------------------------------------
     def reads_text(self) -> bool:
