@@ -125,3 +125,16 @@ def test_pretrain_rec_command_writes_a_folder_that_evaluate_reads(tmp_path, monk
                                    "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "transfer" in res.output
+
+
+def test_events_on_items_without_text_leave_the_pretraining_sequences_counted():
+    from anyrec.models.sequential.pretrain import make_source
+
+    texts = ["A red pen", "", "A blue pen", "   "]
+    vectors = np.eye(4, dtype=np.float32)
+    seqs = [np.array([0, 1, 2]), np.array([3, 1]), np.array([2, 0, 3])]
+    source, report = make_source("shop", texts, vectors, seqs)
+    assert [s.tolist() for s in source.seqs] == [[1, 3], [], [3, 1]]  # index + 1, blank-text items gone
+    assert report == {"events": 8, "events_on_items_without_text": 4, "items_without_text": 2}
+    with pytest.raises(ConfigError, match="news: no user has two events on items with text"):
+        make_source("news", ["", "x", ""], np.eye(3, dtype=np.float32), [np.array([0, 1, 2]), np.array([2, 0])])

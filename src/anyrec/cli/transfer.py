@@ -33,7 +33,7 @@ from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
 def pretrain_rec(**kw: Any) -> None:
     """Pretrain the text path of the sequential model (no item ids) on several catalogs at once."""
     from anyrec.models.sequential.config import SequentialConfig
-    from anyrec.models.sequential.pretrain import Source, pretrain
+    from anyrec.models.sequential.pretrain import Source, make_source, pretrain
 
     given = parse_options(kw["options"])
     wrong = sorted(set(given) - {"pretrain"})
@@ -48,7 +48,8 @@ def pretrain_rec(**kw: Any) -> None:
     cfg = replace(SequentialConfig(), encoder=kw["encoder"], max_minutes=kw["max_minutes"], epochs=kw["epochs"],
                   patience=kw["patience"], seed=kw["seed"], resume=kw["resume"], **opts)
     cache = cache_dir(kw["no_cache"])
-    loaded = []
+    loaded: list[Source] = []
+    reports: dict[str, dict[str, int]] = {}
     with progress_bar() as bar:
         for source in kw["sources"]:
             ds = read_source(source)
@@ -56,11 +57,16 @@ def pretrain_rec(**kw: Any) -> None:
             console.print(f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions")
             text = encode_catalog(ds.catalog.texts(), encoder=cfg.encoder, cache_dir=cache, threads=cfg.threads,
                                   progress=_relabel(bar, f"embed {s['name']}"))
-            loaded.append(Source(ds.name, text, [q + 1 for q in ds.interactions.sequences(ds.n_users)]))
+            source, report = make_source(ds.name, ds.catalog.texts(), text, ds.interactions.sequences(ds.n_users))
+            if report["events_on_items_without_text"]:
+                console.print(f"[yellow]{s['name']}: {report['events_on_items_without_text']:,} of {report['events']:,} events "
+                              f"are on items without text ({report['items_without_text']:,} items): left out[/]")
+            loaded.append(source)
+            reports[source.name] = report
         names = [s.name for s in loaded]
         if len(set(names)) < len(names):
             raise click.BadParameter(f"a source is given twice: {', '.join(names)}", param_hint="--source")
-        meta = pretrain(loaded, cfg, kw["out_dir"], valid_users=kw["valid_users"], progress=bar)
+        meta = pretrain(loaded, cfg, kw["out_dir"], valid_users=kw["valid_users"], progress=bar, read=reports)
     console.print(f"pretrained {meta['epochs']} epochs, {meta['steps']:,} steps in {meta['seconds']:.0f} s on {meta['device']}; "
                   f"best mean validation NDCG@10 {meta['best_valid_ndcg@10']:.4f}")
     for src in meta["sources"]:
