@@ -22,7 +22,8 @@ from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
 @click.option("--max-minutes", type=float, default=20.0, show_default=True, help="Time budget (0 = none); the best epoch is kept.")
 @click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Stop after this many epochs without a better mean validation NDCG@10.")
+              help="Stop after this many epochs without a better validation NDCG@10 (the sources' figures "
+                   "weighted by their share of the training windows).")
 @click.option("--valid-users", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Users per source whose last item is held out for validation.")
 @click.option("--option", "options", multiple=True, help="Network option pretrain.FIELD=VALUE: hidden, layers, heads, max_len, "
@@ -68,7 +69,7 @@ def pretrain_rec(**kw: Any) -> None:
             raise click.BadParameter(f"a source is given twice: {', '.join(names)}", param_hint="--source")
         meta = pretrain(loaded, cfg, kw["out_dir"], valid_users=kw["valid_users"], progress=bar, read=reports)
     console.print(f"pretrained {meta['epochs']} epochs, {meta['steps']:,} steps in {meta['seconds']:.0f} s on {meta['device']}; "
-                  f"best mean validation NDCG@10 {meta['best_valid_ndcg@10']:.4f}")
+                  f"best validation NDCG@10 (weighted by the sources' windows) {meta['best_valid_ndcg@10']:.4f}")
     for src in meta["sources"]:
         last = meta["history"][-1]["valid_by_source"].get(src["name"], 0.0) if meta["history"] else 0.0
         out.print(f"  {src['name']}: {src['items']:,} items, {src['training_windows']:,} windows, {src['steps']:,} steps "

@@ -26,6 +26,11 @@ class SequentialConfig:
             vectors (half-life ``text_half_life`` items; 0 weighs all equally). Chosen on validation; it keeps
             what the pretrained text space knows when the fine-tuned model has drifted from it
             (new items in particular).
+        kernel: the text term's pooling: 0 = cosine with the recency-weighted profile; τ > 0 = the history
+            items soft-max pooled, ``τ log Σ_h p_h exp(cos(h, i) / τ)`` (as zero-shot's ``kernel``). Chosen on
+            validation; a version served from FAISS indexes keeps 0 (no single query vector).
+        popularity: weight of the log-popularity prior of the training rows (standardised; cold items 0),
+            added at scoring time. Chosen on validation.
         id_dropout: share of id embeddings dropped per step so the text path learns too.
         lr, weight_decay, batch_size: optimisation; ``batch_size`` 0 = chosen from the log (see
             :func:`sized_for`).
@@ -72,6 +77,8 @@ class SequentialConfig:
     temperature: float = 0.07
     text_blend: float = 0.0
     text_half_life: float = 3.0
+    kernel: float = 0.0
+    popularity: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 0

@@ -39,7 +39,8 @@ class Sequential(TextTerm, Recommender):
     data_parallel: ClassVar[bool] = True  # a Ray runner fits it with Ray Train (see anyrec.cluster)
     # Score-time options chosen on validation after training (see eval.experiment.tune_on_validation).
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
-                                                   "text_half_life": [0.0, 1.0, 3.0, 10.0]}
+                                                   "text_half_life": [0.0, 1.0, 3.0, 10.0], "kernel": [0.0, 0.05, 0.1, 0.2],
+                                                   "popularity": [0.0, 0.02, 0.05, 0.1, 0.2]}
     # Training-time options searched (coordinate-wise, one fit per value, chosen by validation NDCG@10)
     # when an experiment asks for it; the id-only SASRec below gets the very same grid and budget.
     training_grid: ClassVar[dict[str, list[Any]]] = {"dropout": [0.1, 0.3, 0.5], "lr": [1e-3, 3e-3], "hidden": [64, 128]}
@@ -90,6 +91,7 @@ class Sequential(TextTerm, Recommender):
         text = self._text(ds)
         self.text_vectors_ = text
         self.item_seen_ = (np.bincount(ds.interactions.item, minlength=ds.n_items) > 0).astype(np.float32)
+        self._fit_priors(ds.interactions, ds.n_items)
         seqs = self._sequences(ds)
         self.seqs_ = seqs
         cut = windows(seqs, cfg.max_len)
@@ -216,7 +218,7 @@ class Sequential(TextTerm, Recommender):
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (shipped to and from Ray workers) without the scoring caches; they are rebuilt on use."""
         state = super().__getstate__()
-        for key in ("_item_side_cache", "_unit_text"):
+        for key in ("_item_side_cache", "_unit_text", "_scaled_prior"):
             state.pop(key, None)
         return state
 
@@ -260,9 +262,8 @@ class Sequential(TextTerm, Recommender):
         scores = self._score_sequences(seqs)
         if self.config.temperature > 0:
             scores *= self.config.temperature  # back to cosine units, comparable with the text term
-        if self.config.text_blend > 0 and self.config.use_text:
-            scores += self.config.text_blend * self._text_similarity(seqs)
-        return scores
+        side = self._side_terms(seqs)
+        return scores if side is None else scores + side
 
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None,
                       candidates: np.ndarray | None = None) -> np.ndarray:
@@ -275,8 +276,9 @@ class Sequential(TextTerm, Recommender):
         scores = self._score_sequences([seq], candidates)[0]
         if self.config.temperature > 0:
             scores *= self.config.temperature
-        if self.config.text_blend > 0 and self.config.use_text:
-            scores += self.config.text_blend * self._text_similarity([seq], candidates)[0]
+        side = self._side_terms([seq], candidates)
+        if side is not None:
+            scores = scores + side[0]
         return self._minus_dislikes(scores, items, weights, candidates)
 
     def _minus_dislikes(self, scores: np.ndarray, items: np.ndarray, weights: np.ndarray,
@@ -295,6 +297,9 @@ class Sequential(TextTerm, Recommender):
         scores = (self.item_space()[candidates] @ q).astype(np.float64)
         if profile is not None:
             scores += self.config.text_blend * (self._unit_text_table()[candidates] @ profile)
+        prior = self._prior(candidates)
+        if prior is not None:
+            scores += prior
         return self._minus_dislikes(scores, np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64), candidates)
 
     def retrieval_queries(self, items: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float] | None:
@@ -333,6 +338,8 @@ class Sequential(TextTerm, Recommender):
             rows = torch.zeros((len(v), self._table.shape[1]), device=self._table.device)
         self._table = torch.cat([self._table, rows.to(self._table.dtype)], 0)
         self.item_seen_ = np.r_[self.item_seen_, np.zeros(len(v), dtype=np.float32)]
+        if getattr(self, "popularity_prior_", None) is not None:  # nobody has touched them: the average prior
+            self.popularity_prior_ = np.r_[self.popularity_prior_, np.zeros(len(v), dtype=np.float32)]
         self.n_items_ += len(v)
 
     # ---- capabilities (see Recommender) ---------------------------------------------
@@ -341,6 +348,9 @@ class Sequential(TextTerm, Recommender):
 
     def use_item_vectors(self, vectors: np.ndarray) -> None:
         self._given_vectors = vectors
+
+    def item_priors(self) -> np.ndarray | None:
+        return self._prior()
 
     def text_table(self) -> np.ndarray | None:
         return self._unit_text_table() if self.config.use_text else None
@@ -366,16 +376,17 @@ class Sequential(TextTerm, Recommender):
         return ("model", "text") if self.config.text_blend > 0 and self.config.use_text else ("model",)
 
     def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery | None:
-        """``<item, q>`` in the model's space plus ``text_blend * cos(item, profile)``: the model-space index
-        and the text index give the two lists."""
-        queries = self.retrieval_queries(items, weights)
+        """``<item, q>`` in the model's space plus ``text_blend * cos(item, profile)`` plus the prior: the
+        model-space index and the text index give two lists, the prior its own order. ``None`` with ``kernel``
+        (no single query vector: every item is scored)."""
+        queries = self.retrieval_queries(items, weights) if self.config.kernel <= 0 else None
         if queries is None:
             return None
         q, profile, slack = queries
         terms = {"model": (q, 1.0)}
         if profile is not None:
             terms["text"] = (profile, float(self.config.text_blend))
-        return IndexQuery(terms, lambda cand: self.score_candidates(queries, items, weights, cand), None, slack)
+        return IndexQuery(terms, lambda cand: self.score_candidates(queries, items, weights, cand), self._prior(), slack)
 
 
 class SASRec(Sequential):

@@ -1,5 +1,14 @@
-"""The sequential model's plain text-similarity term (``text_blend``): each item's pretrained text vector
-against the recency-weighted profile of the user's history, in the pretrained text space.
+"""The sequential model's score-time terms beside the network, in the pretrained text space:
+
+- ``text_blend`` × the text similarity of each item to the user's history: the cosine with the
+  recency-weighted profile (half-life ``text_half_life`` items), or with ``kernel`` τ > 0 the history
+  items soft-max pooled, ``τ log Σ_h p_h exp(cos(h, i) / τ)`` as zero-shot scores (each history item
+  counts on its own; τ → 0 the closest one alone);
+- ``popularity`` × the log-popularity prior of the training rows (standardised over the items they
+  touch; items they do not touch get the average, 0).
+
+Both are chosen on validation. They are what a network pretrained on other catalogs (``transfer``)
+needs on a new one: whatever the network adds, it adds to the best text score, not to a weaker one.
 
 A mixin of :class:`anyrec.models.sequential.Sequential`, kept apart so the model file reads in one sitting.
 """
@@ -11,13 +20,42 @@ from typing import Any
 import numpy as np
 
 from anyrec.models.base import recency_weights
+from anyrec.models.sequential.network import torch_module
+from anyrec.models.textvectors import log_priors
+
+KERNEL_BLOCK = 1 << 24  # floats of one (users, history, items) block of the pooled kernel: 64 MB
 
 
 class TextTerm:
-    """Reads ``text_vectors_`` (and ``pretrained_vectors_`` after encoder fine-tuning) and ``config.text_half_life``."""
+    """Reads ``text_vectors_`` (and ``pretrained_vectors_`` after encoder fine-tuning), ``popularity_prior_``
+    and the config's ``text_blend``, ``text_half_life``, ``kernel``, ``popularity``, ``use_text``."""
 
     config: Any
     text_vectors_: np.ndarray
+
+    def _fit_priors(self, inter: Any, n_items: int) -> None:
+        self.popularity_prior_ = log_priors(inter, n_items, 0.05)[0].astype(np.float32)
+
+    def _prior(self, cols: np.ndarray | None = None) -> np.ndarray | None:
+        """``popularity`` × the prior (of every item, or of ``cols``); ``None`` when off or never fitted."""
+        prior = getattr(self, "popularity_prior_", None)
+        if self.config.popularity <= 0 or prior is None:
+            return None
+        cached = getattr(self, "_scaled_prior", None)
+        if cached is None or cached[0] is not prior or cached[1] != self.config.popularity:  # one array while nothing changes
+            cached = self._scaled_prior = (prior, self.config.popularity, self.config.popularity * prior)
+        return cached[2] if cols is None else cached[2][np.asarray(cols, dtype=np.int64)]
+
+    def _side_terms(self, seqs: list[np.ndarray], cols: np.ndarray | None = None) -> np.ndarray | None:
+        """Everything added to the network's score ``(len(seqs), items or cols)``: the text term and the
+        prior; ``None`` when both are off."""
+        out = None
+        if self.config.text_blend > 0 and self.config.use_text:
+            out = self.config.text_blend * self._text_similarity(seqs, cols)
+        prior = self._prior(cols)
+        if prior is not None:
+            out = np.broadcast_to(prior, (len(seqs), len(prior))).astype(np.float32) if out is None else out + prior[None, :]
+        return out
 
     def _unit_text_table(self) -> np.ndarray:
         base = getattr(self, "pretrained_vectors_", None)
@@ -28,18 +66,51 @@ class TextTerm:
             self._unit_text = cached
         return cached[1]
 
+    def _history_weights(self, s: np.ndarray) -> np.ndarray:
+        """Recency weights of a history, oldest first (the last item weighs 1)."""
+        return recency_weights(np.arange(len(s))[::-1], self.config.text_half_life)
+
     def _text_profiles(self, seqs: list[np.ndarray]) -> np.ndarray:
         """Each user's recent-items profile (unit length) in the pretrained text space ``(len(seqs), text_dim)``."""
         text = self._unit_text_table()
         prof = np.zeros((len(seqs), text.shape[1]), dtype=np.float32)
         for r, s in enumerate(seqs):
             if len(s):  # the whole history, as the zero-shot model reads it
-                w = recency_weights(np.arange(len(s))[::-1], self.config.text_half_life)
-                prof[r] = (w[:, None] * text[s - 1]).sum(0)
+                prof[r] = (self._history_weights(s)[:, None] * text[s - 1]).sum(0)
         prof /= np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
         return prof
 
     def _text_similarity(self, seqs: list[np.ndarray], cols: np.ndarray | None = None) -> np.ndarray:
-        """Cosine of each item's (or each of ``cols``') pretrained text vector with the user's profile."""
+        """Each item's (or each of ``cols``') text similarity to the user's history: with the profile, or pooled."""
         text = self._unit_text_table()
-        return self._text_profiles(seqs) @ (text if cols is None else text[cols]).T
+        targets = text if cols is None else text[np.asarray(cols, dtype=np.int64)]
+        if self.config.kernel > 0:
+            return self._kernel_similarity(seqs, targets)
+        return self._text_profiles(seqs) @ targets.T
+
+    def _kernel_similarity(self, seqs: list[np.ndarray], targets: np.ndarray) -> np.ndarray:
+        """``τ log Σ_h p_h exp(cos(h, i) / τ)`` with ``p`` the history's recency weights summing to 1; users
+        of similar history length share a block, so padding stays small (rows without history: 0)."""
+        torch = torch_module()
+        text, tau = self._unit_text_table(), float(self.config.kernel)
+        out = np.zeros((len(seqs), len(targets)), dtype=np.float32)
+        rows = sorted((r for r, s in enumerate(seqs) if len(s)), key=lambda r: len(seqs[r]))
+        t_targets = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+        start = 0
+        while start < len(rows):
+            longest = len(seqs[rows[min(len(rows) - 1, start)]])
+            block = max(1, KERNEL_BLOCK // max(1, longest * len(targets)))
+            chunk = rows[start : start + block]
+            n = max(len(seqs[r]) for r in chunk)
+            hist = np.zeros((len(chunk), n, text.shape[1]), dtype=np.float32)
+            logp = np.full((len(chunk), n), -np.inf, dtype=np.float32)
+            for b, r in enumerate(chunk):
+                s = seqs[r]
+                w = self._history_weights(s)
+                hist[b, : len(s)] = text[s - 1]
+                logp[b, : len(s)] = np.log(w / w.sum())
+            with torch.no_grad():
+                sims = torch.einsum("bld,nd->bln", torch.from_numpy(hist), t_targets) / tau + torch.from_numpy(logp)[:, :, None]
+                out[chunk] = (tau * torch.logsumexp(sims, dim=1)).numpy()
+            start += len(chunk)
+        return out
