@@ -59,3 +59,19 @@ def test_fit_auto_saves_the_winner_with_its_table():
     assert report["chosen"] == model.name == max(report["validation"], key=report["validation"].get)
     assert metrics["valid_ndcg@10"] == report["validation"][model.name]
     assert set(report["validation"]) == set(report["candidates"]) and report["left out"]
+
+
+def test_a_validation_search_ends_its_progress_step_even_when_its_last_points_were_scored_before():
+    from tests.conftest import checkerboard
+
+    from anyrec.data.split import leave_one_out
+    from anyrec.eval.experiment import tune_on_validation
+    from anyrec.models.registry import build_model
+
+    ds = checkerboard()
+    split = leave_one_out(ds)
+    model = build_model("itemknn", 0, {}).fit(split.train_dataset(ds))
+    model.tuning_grid = {"k": [model.config.k]}  # type: ignore[misc]  # one point, the current one: never scored again
+    calls: list[tuple[int, int]] = []
+    tune_on_validation(model, ds, split, 5, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1]  # the step ends, so a log does not show it running on

@@ -385,6 +385,8 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
                     model.config = current
                 if progress:
                     progress(done, total)
+    if progress:  # the last points may have been skipped: the step still ends, or a log shows it running on
+        progress(total, total)
     chosen = {opt: getattr(model.config, opt) for opt in grid}
     log.info("%s tuned on validation: %s (%s = %.4f%s)", model.name, chosen, metric, best,
              f", stability {steady}" if steady else "")
