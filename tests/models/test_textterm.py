@@ -4,6 +4,7 @@ and the popularity prior, offline, live and through the index query."""
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from tests.models.test_sequential import TINY, successor_task
 
 from anyrec.models.base import recency_weights
@@ -52,3 +53,25 @@ def test_the_prior_adds_popularity_times_the_standardised_log_counts_everywhere(
     np.testing.assert_allclose(query.exact(cand), live[cand], rtol=1e-4, atol=1e-5)  # the exact score of the candidates
     model.config = replace(model.config, kernel=0.1, text_blend=0.5)
     assert model.index_query(items, weights) is None  # no single query vector: every item is scored
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_a_centred_network_reads_no_trace_of_what_every_item_of_the_catalog_shares(center):
+    ds = successor_task(n_items=12, n_users=30, length=5, seed=3)
+    rng = np.random.default_rng(0)  # generic vectors: no two principal components of the same variance
+    text = rng.normal(size=(ds.n_items, 32)).astype(np.float32)
+    shift = rng.normal(size=text.shape[1]).astype(np.float32)
+    opts = {**TINY, "epochs": 2, "center_text": center}
+    a, b = build_model("sequential", 0, opts), build_model("sequential", 0, opts)
+    a.use_item_vectors(text)
+    b.use_item_vectors(text + shift)
+    a.fit(ds)
+    b.fit(ds)
+    users = np.arange(ds.n_users)
+    same = np.allclose(a.score(users), b.score(users), atol=1e-4)
+    assert same == center
+    if center:
+        np.testing.assert_allclose(b.text_center_, text.mean(0) + shift, rtol=1e-5, atol=1e-5)
+        b.add_items(text[:1] + shift)  # a new item is read the same way: less the fitted centre
+        a.add_items(text[:1])
+        np.testing.assert_allclose(a.item_space()[-1], b.item_space()[-1], atol=1e-4)

@@ -31,6 +31,10 @@ class SequentialConfig:
             validation; a version served from FAISS indexes keeps 0 (no single query vector).
         popularity: weight of the log-popularity prior of the training rows (standardised; cold items 0),
             added at scoring time. Chosen on validation.
+        center_text: the network reads each item's text vector less the catalog's mean text vector (known
+            from the catalog's text alone, so on day one): the component every item of a catalog shares no
+            longer hides what sets them apart, and catalogs read alike (pretraining centres each source on
+            its own mean). Off with ``finetune_layers`` (the tuned vectors move every epoch).
         id_dropout: share of id embeddings dropped per step so the text path learns too.
         lr, weight_decay, batch_size: optimisation; ``batch_size`` 0 = chosen from the log (see
             :func:`sized_for`).
@@ -73,6 +77,7 @@ class SequentialConfig:
     max_len: int = 50
     dropout: float = 0.3
     experts: int = 4
+    center_text: bool = False
     id_dropout: float = 0.1
     temperature: float = 0.07
     text_blend: float = 0.0

@@ -24,7 +24,7 @@ from anyrec.models.sequential.config import SASRecConfig, SequentialConfig, size
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
 from anyrec.models.sequential.pretrain import load_weights, read_pretrained, with_architecture
 from anyrec.models.sequential.textterm import TextTerm
-from anyrec.models.sequential.training import StepInputs, resume, run_epochs, snapshot, windows
+from anyrec.models.sequential.training import StepInputs, held_out_gains, resume, run_epochs, snapshot, windows
 from anyrec.models.trainer import TrainingLoop
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,9 @@ class Sequential(TextTerm, Recommender):
             self.pretrained_vectors_ = text
             text = tuner.all_vectors().cpu().numpy()
             self.text_vectors_ = text
+        self.text_center_ = text.mean(0).astype(np.float32) if cfg.center_text and cfg.use_text and tuner is None \
+            else np.zeros(text.shape[1], dtype=np.float32)
+        text = text - self.text_center_  # what the network reads (the text terms keep the vectors as they are)
         self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text and start is None else None).to(device)
         self.new_weights_ = load_weights(self.net_, start[1]) if start is not None else []
         self._device = device
@@ -183,12 +186,7 @@ class Sequential(TextTerm, Recommender):
             return 0.0
         self._cache_table()
         inputs = [seqs[u][:-1] for u in users]
-        scores = self._score_sequences(inputs)
-        for r, s in enumerate(inputs):
-            scores[r, s - 1] = -np.inf
-        target = scores[np.arange(len(hold)), hold - 1]
-        rank = (scores > target[:, None]).sum(1) + (scores == target[:, None]).sum(1) - 1
-        return float(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0).mean())
+        return float(held_out_gains(self._score_sequences(inputs), inputs, hold).mean())
 
     # ---- persistence ----------------------------------------------------------------
     def extra_state(self) -> dict[str, np.ndarray]:
@@ -207,9 +205,12 @@ class Sequential(TextTerm, Recommender):
     def _cache_table(self) -> None:
         torch = torch_module()
         with torch.no_grad():
-            t_text = torch.from_numpy(self.text_vectors_).to(self._device)
+            t_text = torch.from_numpy(self.text_vectors_ - self._text_center()).to(self._device)
             t_seen = torch.from_numpy(self.item_seen_).to(self._device)
             self._table = self.net_.items(t_text, t_seen)
+
+    def _text_center(self) -> np.ndarray | float:
+        return getattr(self, "text_center_", 0.0)  # folders saved before center_text have none
 
     def set_history(self, ds: Dataset) -> None:
         super().set_history(ds)
@@ -333,7 +334,7 @@ class Sequential(TextTerm, Recommender):
                 self.pretrained_vectors_ = np.vstack([base, v])
             self.text_vectors_ = np.vstack([self.text_vectors_, v])
             with torch.no_grad():
-                rows = self.net_.adaptor(torch.from_numpy(v).to(self._device))  # (new, hidden)
+                rows = self.net_.adaptor(torch.from_numpy(v - self._text_center()).to(self._device))  # (new, hidden)
         else:
             rows = torch.zeros((len(v), self._table.shape[1]), device=self._table.device)
         self._table = torch.cat([self._table, rows.to(self._table.dtype)], 0)

@@ -53,7 +53,10 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             if text is not None and text.shape[0] > 1:
                 mean = text.mean(0)
                 _, sv, vt = np.linalg.svd(text - mean, full_matrices=False)
-                k = min(cfg.hidden, vt.shape[0])
+                # A component's sign is arbitrary (float noise or another BLAS can flip it): fix it so the
+                # largest loading is positive, and the same catalog always starts the same network.
+                vt = vt * np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])[:, None]
+                k = min(cfg.hidden, int((sv > 1e-6 * sv[0]).sum()))  # a direction without variance carries nothing
                 pcs = np.zeros((text_dim, cfg.hidden), dtype=np.float32)
                 pcs[:, :k] = vt[:k].T
                 with torch.no_grad():

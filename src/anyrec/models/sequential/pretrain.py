@@ -24,7 +24,7 @@ import numpy as np
 from anyrec.errors import ConfigError
 from anyrec.models.sequential.config import SequentialConfig, sized_for
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
-from anyrec.models.sequential.training import StepInputs, batch_loss, epoch_batches, windows
+from anyrec.models.sequential.training import StepInputs, batch_loss, epoch_batches, held_out_gains, windows
 from anyrec.models.trainer import TrainingLoop
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ META, WEIGHTS = "pretrained.json", "pretrained.npz"
 FORMAT = "anyrec-pretrained-sequential/1"
 # The settings a model started from a pretrained folder takes from it: they shape the weights
 # (and the encoder shapes the item vectors the adaptor reads).
-ARCHITECTURE = ("encoder", "hidden", "layers", "heads", "max_len", "experts", "temperature")
+ARCHITECTURE = ("encoder", "hidden", "layers", "heads", "max_len", "experts", "temperature", "center_text")
 
 
 @dataclass
@@ -79,7 +79,7 @@ def pretrain(sources: list[Source], cfg: SequentialConfig, out: str | Path, *, v
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    pool = np.vstack([s.text for s in sources])
+    pool = np.vstack([_network_text(s.text, cfg) for s in sources])
     pool = pool[rng.choice(len(pool), min(len(pool), 20_000), replace=False)]
     net = build_network(1, pool.shape[1], cfg, pool).to(device)  # no id table: the network fits any catalog
     prepared = [_prepare(s, cfg, net, gen, device, rng, valid_users) for s in sources]
@@ -156,11 +156,17 @@ def _prepare(s: Source, cfg: SequentialConfig, net: Any, gen: Any, device: str, 
     sized, chosen = sized_for(cfg, len(s.text), [int(n) for n in (data[:, :-1] != 0).sum(1)])
     log.info("pretrain source %s: %s", s.name, "; ".join(f"{k}={v}" for k, v in chosen.items()))
     n = len(s.text)
-    step = StepInputs(net, torch.from_numpy(np.asarray(s.text, dtype=np.float32)).to(device), torch.zeros(n, device=device),
+    step = StepInputs(net, torch.from_numpy(_network_text(s.text, cfg)).to(device), torch.zeros(n, device=device),
                       None, gen, torch.zeros(n + 1, dtype=torch.long, device=device), n, device, sized)
     return {"name": s.name, "data": torch.from_numpy(data.astype(np.int64)), "step": step, "sized": chosen, "items": n,
             "users": int(sum(len(q) > 0 for q in s.seqs)), "hold": np.array([s.seqs[u][-1] for u in held], dtype=np.int64),
             "inputs": [s.seqs[u][:-1] for u in held]}
+
+
+def _network_text(text: np.ndarray, cfg: SequentialConfig) -> np.ndarray:
+    """A source's text vectors as the network reads them: with ``center_text``, less the catalog's own mean."""
+    text = np.asarray(text, dtype=np.float32)
+    return text - text.mean(0) if cfg.center_text else text
 
 
 def holdout_ndcg(net: Any, p: dict[str, Any], cfg: SequentialConfig, batch: int = 256) -> float:
@@ -178,12 +184,7 @@ def holdout_ndcg(net: Any, p: dict[str, Any], cfg: SequentialConfig, batch: int 
             n = min(cfg.max_len, max(len(s) for s in inputs))
             seq = torch.from_numpy(np.stack([np.pad(s[-n:], (n - len(s[-n:]), 0)) for s in inputs]).astype(np.int64)).to(step.device)
             scores = (query_side(net(seq, table)[:, -1], cfg.temperature) @ items.T).cpu().numpy()
-            for r, s in enumerate(inputs):
-                scores[r, s - 1] = -np.inf
-            target = p["hold"][b : b + batch] - 1
-            t = scores[np.arange(len(inputs)), target]
-            rank = (scores > t[:, None]).sum(1) + (scores == t[:, None]).sum(1) - 1
-            gains.append(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0))
+            gains.append(held_out_gains(scores, inputs, p["hold"][b : b + batch]))
     return float(np.concatenate(gains).mean())
 
 

@@ -22,6 +22,16 @@ from anyrec.models.trainer import TrainingLoop
 log = logging.getLogger(__name__)
 
 
+def held_out_gains(scores: np.ndarray, inputs: list[np.ndarray], targets: np.ndarray) -> np.ndarray:
+    """NDCG@10 gain of each row's held-out item (``targets``: index + 1) among every item's ``scores``, the
+    row's earlier items (``inputs``: index + 1) masked; ties count against the held-out item."""
+    for r, s in enumerate(inputs):
+        scores[r, s - 1] = -np.inf
+    t = scores[np.arange(len(inputs)), targets - 1]
+    rank = (scores > t[:, None]).sum(1) + (scores == t[:, None]).sum(1) - 1
+    return np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0)
+
+
 def windows(seqs: list[np.ndarray], max_len: int) -> np.ndarray:
     """Training windows of ``max_len + 1`` items, cut from the end, left-padded with 0."""
     out = []

@@ -28,7 +28,7 @@ class Transfer(Sequential):
         super()._train(ds, validate)
 
     def learns_from_interactions(self) -> bool:
-        return self.config.epochs > 0
+        return self.config.epochs > 0  # without epochs the rows only feed its popularity prior, as zero-shot's
 
 
 class TransferTuned(Transfer):
