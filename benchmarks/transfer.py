@@ -11,6 +11,10 @@ and test users at every share, every user's whole history read when scoring):
 - ``sequential``: the sequential model trained from scratch on the share (text + ids);
 - optionally ``sequential+init``: fine-tuned from the pretrained network with new id embeddings.
 
+Each row of the sequential family is also read with its score-time text terms off (``network alone``:
+the same fit, before the validation search adds the text blend, kernel and popularity prior), which
+is what pretraining gives the network itself.
+
 The pretrained folder is made first with ``anyrec pretrain-rec`` when it does not exist (``--source``,
 repeatable; never the target). Then the cold-item protocol (zeroshot against transfer) unless
 ``--no-cold``. Prints the tables and writes JSON::
@@ -79,14 +83,17 @@ def run_share(ds: Any, rows: list[str], share: float, args: argparse.Namespace, 
     out: dict[str, Any] = {}
     for row in rows:
         name, opts = options_for(args, row)
-        cfg = ExperimentConfig(models=(name,), ks=(10,), seed=args.seed, model_options={name: opts}, train_share=share)
+        cfg = ExperimentConfig(models=(name,), ks=(10,), seed=args.seed, model_options={name: opts}, train_share=share,
+                               report_untuned=True)
         t0 = time.perf_counter()
         res = run_experiment(ds, cfg, progress=progress)
         if name not in res["models"]:
             out[row] = {"skipped": res.get("skipped", {}).get(name, "not run")}
             continue
         m = res["models"][name]
+        before = m.get("before_tuning", {})
         out[row] = {"ndcg@10": m["ndcg@10"], "recall@10": m["recall@10"], "fit_seconds": m["fit_seconds"],
+                    "network_alone": {k: before[k] for k in ("ndcg@10", "recall@10") if k in before} if row != "zeroshot" else {},
                     "seconds": round(time.perf_counter() - t0, 1), "tuned": res.get("tuned", {}).get(name, {}),
                     "train_share": res.get("train_share"), "sized": res.get("sized for the data", {}).get(name)}
         console.print(f"share {share:g} · {row}: NDCG@10 {m['ndcg@10']:.4f}, Recall@10 {m['recall@10']:.4f}, "
@@ -127,8 +134,22 @@ def print_tables(target: str, shares: list[float], result: dict[str, Any], meta:
     def nd(s: float, row: str) -> float | None:
         return by[str(s)].get(row, {}).get("ndcg@10")
 
+    for row in rows:
+        if row == "zeroshot":
+            continue
+        cells = []
+        for s in shares:
+            m = by[str(s)].get(row, {}).get("network_alone", {})
+            cells.append(f"{m['ndcg@10']:.4f} / {m['recall@10']:.4f}" if "ndcg@10" in m else "–")
+        table.add_row(f"{row}: network alone", *cells)
     table.add_row("transfer ÷ zeroshot", *[ratio(nd(s, "transfer"), nd(s, "zeroshot")) for s in shares])
     table.add_row("transfer-tuned ÷ sequential", *[ratio(nd(s, "transfer-tuned"), nd(s, "sequential")) for s in shares])
+
+    def net(s: float, row: str) -> float | None:
+        return by[str(s)].get(row, {}).get("network_alone", {}).get("ndcg@10")
+
+    table.add_row("network alone: transfer-tuned ÷ sequential",
+                  *[ratio(net(s, "transfer-tuned"), net(s, "sequential")) for s in shares])
     if "sequential+init" in rows:
         table.add_row("sequential+init ÷ sequential", *[ratio(nd(s, "sequential+init"), nd(s, "sequential")) for s in shares])
     console.print(table)

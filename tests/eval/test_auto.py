@@ -75,3 +75,17 @@ def test_a_validation_search_ends_its_progress_step_even_when_its_last_points_we
     calls: list[tuple[int, int]] = []
     tune_on_validation(model, ds, split, 5, progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1][0] == calls[-1][1]  # the step ends, so a log does not show it running on
+
+
+def test_report_untuned_reads_the_same_fit_with_the_options_it_was_fitted_with():
+    from tests.models.test_zeroshot import genre_catalog
+
+    from anyrec.eval.experiment import ExperimentConfig, run_experiment
+
+    ds = genre_catalog(n_users=40)
+    opts = {"zeroshot": {"encoder": "hashing:64"}}
+    tuned = run_experiment(ds, ExperimentConfig(models=("zeroshot",), ks=(5,), model_options=opts, report_untuned=True))
+    plain = run_experiment(ds, ExperimentConfig(models=("zeroshot",), ks=(5,), model_options=opts, tune=False))
+    assert tuned["tuned"]["zeroshot"]  # the search moved something, so there is a before to read
+    before = tuned["models"]["zeroshot"]["before_tuning"]
+    assert before["ndcg@5"] == plain["models"]["zeroshot"]["ndcg@5"] and before["recall@5"] == plain["models"]["zeroshot"]["recall@5"]

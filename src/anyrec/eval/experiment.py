@@ -49,6 +49,9 @@ class ExperimentConfig:
         stable: tune as serving does: only options passing the stability check
             (:mod:`anyrec.eval.stability`); off by default, as the peers are tuned on accuracy alone.
         mask: what the evaluator removes before ranking (see :mod:`anyrec.eval.evaluate`).
+        report_untuned: also read each tuned model's test figures with the options it was fitted with,
+            before the score-time search (``models[name]["before_tuning"]``; same fit, same history): what
+            the search adds (for the sequential family, its network alone against network + text terms).
         also_masks: further masking rules to read every model under (same fit, same history),
             reported as ``models[name]["by_mask"][rule]``.
         train_share: the low-resource protocol: models learn from this seeded share of the training
@@ -72,6 +75,7 @@ class ExperimentConfig:
     tune_training: bool = False
     mask: str = "history"
     also_masks: tuple[str, ...] = ()
+    report_untuned: bool = False
     ranker: str = ""
     rank_behind: tuple[str, ...] = ()
     ranker_options: dict[str, Any] = field(default_factory=dict)
@@ -164,6 +168,7 @@ def run_experiment(
         if share is not None:
             model.set_history(train)  # validation reads every user's training history, whoever the model learnt from
         fit_s = time.perf_counter() - t0
+        fitted = model.config
         if config.tune and (getattr(model, "tuning_grid", None) or (config.stable and getattr(model, "serving_grid", None))) \
                 and len(split.valid):
             tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
@@ -192,6 +197,10 @@ def run_experiment(
         stats = getattr(model, "generation_stats", None)
         if stats is not None:  # generative models: every generated id checked against the catalog and the filters
             metrics["generation"] = dict(stats)
+        if config.report_untuned and model.config != fitted:
+            tuned_config, model.config = model.config, fitted
+            metrics["before_tuning"] = dict(evaluate_model(model, ds, split, "test", config.ks, mask=config.mask, runner=runner))
+            model.config = tuned_config
         if config.also_masks:
             metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
         result["models"][name] = metrics
