@@ -230,3 +230,28 @@ def test_a_fit_says_what_it_chose_and_keeps_the_concrete_settings():
     said = [d for d, done, total in notes if done == total == 0]
     assert len(said) == 1 and "batch_size=128" in said[0] and "sampled_softmax=0" in said[0]
     assert model.config.batch_size == 128 and model.config.sampled_softmax == 0 and model.config.bucket_by_length is not None
+
+
+def test_warm_up_and_cosine_schedule_the_rate_and_ligr_blocks_learn_the_successor_rule():
+    from anyrec.errors import ConfigError
+    from anyrec.models.sequential.config import SequentialConfig
+    from anyrec.models.sequential.training import set_learning_rate
+
+    class Opt:
+        param_groups = [{"lr": 1e-3}]
+
+    cfg = SequentialConfig(warmup_steps=10, lr_schedule="cosine", epochs=2)
+    rates = []
+    for step in range(0, 60):
+        set_learning_rate(Opt, cfg, step, 30)  # 2 epochs of 30 steps: warm-up 10, then half a cosine over 50
+        rates.append(Opt.param_groups[0]["lr"])
+    assert np.isclose(rates[0], 1e-4) and np.isclose(rates[9], 1e-3) and np.isclose(rates[35], 5e-4, rtol=0.05)
+    assert rates[59] < 1e-5 and all(a >= b for a, b in zip(rates[9:], rates[10:]))  # up, then only down
+    ds = successor_task()
+    split = leave_one_out(ds)
+    model = build_model("sasrec", 0, {**TINY, "block": "ligr", "epochs": 60, "patience": 60, "lr": 1e-2, "warmup_steps": 5})
+    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.set_history(split.history_dataset(ds, "test"))
+    assert evaluate_model(model, ds, split, "test", (1,))["recall@1"] > 0.9
+    with pytest.raises(ConfigError, match="block='gru'; choose one of prenorm, ligr"):
+        build_model("sequential", 0, {**TINY, "block": "gru"}).fit(ds)

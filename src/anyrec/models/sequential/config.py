@@ -38,6 +38,12 @@ class SequentialConfig:
         id_dropout: share of id embeddings dropped per step so the text path learns too.
         lr, weight_decay, batch_size: optimisation; ``batch_size`` 0 = chosen from the log (see
             :func:`sized_for`).
+        warmup_steps: the learning rate rises linearly from 0 over this many steps (0 = none).
+        lr_schedule: ``constant``, or ``cosine``: after the warm-up it decays to 0 along half a cosine
+            over ``epochs`` epochs (set ``epochs`` to the horizon you mean; early stopping may end sooner).
+        block: the transformer block: ``prenorm`` (pre-norm attention and GELU MLP, plain residuals) or
+            ``ligr`` (LiGR, as eSASRec uses: both residual branches gated by a sigmoid of the block's input,
+            a SwiGLU feed-forward).
         epochs, patience: at most ``epochs``; stop after ``patience`` evaluations without a
             better validation NDCG@10 (the best checkpoint is kept).
         sampled_softmax: 0 = full softmax; N > 0 = N shared uniform negatives per batch; −1 = chosen
@@ -78,6 +84,7 @@ class SequentialConfig:
     dropout: float = 0.3
     experts: int = 4
     center_text: bool = False
+    block: str = "prenorm"
     id_dropout: float = 0.1
     temperature: float = 0.07
     text_blend: float = 0.0
@@ -87,6 +94,8 @@ class SequentialConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 0
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"
     epochs: int = 200
     patience: int = 5
     sampled_softmax: int = -1
@@ -104,6 +113,19 @@ class SequentialConfig:
     dislike_weight: float = 0.05
     dislike_kin: int = 10
     init: str = ""
+
+
+BLOCKS = ("prenorm", "ligr")
+SCHEDULES = ("constant", "cosine")
+
+
+def check_choices(cfg: SequentialConfig) -> None:
+    """A clear error for an option outside its choices (``block``, ``lr_schedule``)."""
+    from anyrec.errors import ConfigError
+
+    for name, choices in (("block", BLOCKS), ("lr_schedule", SCHEDULES)):
+        if getattr(cfg, name) not in choices:
+            raise ConfigError(f"{name}={getattr(cfg, name)!r}; choose one of {', '.join(choices)}")
 
 
 FULL_SOFTMAX_ITEMS = 8192  # above this many items the default loss is a sampled softmax

@@ -20,7 +20,7 @@ from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import encode_catalog
 from anyrec.models.base import IndexQuery, Recommender
 from anyrec.models.feedback import kin_push
-from anyrec.models.sequential.config import SASRecConfig, SequentialConfig, sized_for
+from anyrec.models.sequential.config import SASRecConfig, SequentialConfig, check_choices, sized_for
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
 from anyrec.models.sequential.pretrain import load_weights, read_pretrained, with_architecture
 from anyrec.models.sequential.textterm import TextTerm
@@ -84,6 +84,7 @@ class Sequential(TextTerm, Recommender):
         if start is not None:  # the pretrained settings shape the weights (and the encoder the vectors they read)
             self.config = with_architecture(self.config, start[0])
         cfg = self.config
+        check_choices(cfg)
         torch.manual_seed(cfg.seed)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)

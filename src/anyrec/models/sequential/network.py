@@ -88,6 +88,29 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
             return x + self.drop(self.mlp(self.ln2(x)))
 
+    class LiGRBlock(nn.Module):  # type: ignore[name-defined]
+        """LiGR: pre-norm attention and a SwiGLU feed-forward, each residual branch gated by a sigmoid of the
+        branch's input (the gate decides per unit how much of the update to let through)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(cfg.hidden), nn.LayerNorm(cfg.hidden)
+            self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+            self.out = nn.Linear(cfg.hidden, cfg.hidden)
+            self.gate1, self.gate2 = nn.Linear(cfg.hidden, cfg.hidden), nn.Linear(cfg.hidden, cfg.hidden)
+            self.up = nn.Linear(cfg.hidden, 2 * 4 * cfg.hidden, bias=False)  # SwiGLU's value and gate halves
+            self.down = nn.Linear(4 * cfg.hidden, cfg.hidden, bias=False)
+            self.drop = nn.Dropout(cfg.dropout)
+
+        def forward(self, x: Any, allowed: Any) -> Any:  # x: (batch, len, hidden); allowed: (batch, 1, len, len)
+            b, n, d = x.shape
+            q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, cfg.heads, d // cfg.heads).permute(2, 0, 3, 1, 4)
+            att = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, dropout_p=cfg.dropout if self.training else 0.0)  # (batch, heads, len, hd)
+            x = x + torch.sigmoid(self.gate1(x)) * self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
+            value, gate = self.up(self.ln2(x)).chunk(2, dim=-1)  # (batch, len, 4 * hidden) each
+            return x + torch.sigmoid(self.gate2(x)) * self.drop(self.down(torch.nn.functional.silu(gate) * value))
+
     class Net(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
@@ -97,7 +120,7 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
                 nn.init.normal_(self.ids.weight, std=0.02)
             self.pos = nn.Embedding(cfg.max_len, cfg.hidden)
             nn.init.normal_(self.pos.weight, std=0.02)  # positions must not drown the item signal at the start
-            self.blocks = nn.ModuleList(Block() for _ in range(cfg.layers))
+            self.blocks = nn.ModuleList((LiGRBlock() if cfg.block == "ligr" else Block()) for _ in range(cfg.layers))
             self.norm = nn.LayerNorm(cfg.hidden)
             self.drop = nn.Dropout(cfg.dropout)
 

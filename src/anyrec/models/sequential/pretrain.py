@@ -22,9 +22,16 @@ from typing import Any
 import numpy as np
 
 from anyrec.errors import ConfigError
-from anyrec.models.sequential.config import SequentialConfig, sized_for
+from anyrec.models.sequential.config import SequentialConfig, check_choices, sized_for
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
-from anyrec.models.sequential.training import StepInputs, batch_loss, epoch_batches, held_out_gains, windows
+from anyrec.models.sequential.training import (
+    StepInputs,
+    batch_loss,
+    epoch_batches,
+    held_out_gains,
+    set_learning_rate,
+    windows,
+)
 from anyrec.models.trainer import TrainingLoop
 
 log = logging.getLogger(__name__)
@@ -33,7 +40,7 @@ META, WEIGHTS = "pretrained.json", "pretrained.npz"
 FORMAT = "anyrec-pretrained-sequential/1"
 # The settings a model started from a pretrained folder takes from it: they shape the weights
 # (and the encoder shapes the item vectors the adaptor reads).
-ARCHITECTURE = ("encoder", "hidden", "layers", "heads", "max_len", "experts", "temperature", "center_text")
+ARCHITECTURE = ("encoder", "hidden", "layers", "heads", "max_len", "experts", "temperature", "center_text", "block")
 
 
 @dataclass
@@ -73,6 +80,7 @@ def pretrain(sources: list[Source], cfg: SequentialConfig, out: str | Path, *, v
     if len(dims) != 1:
         raise ConfigError(f"every source must be encoded by one encoder; got vector sizes {sorted(dims)}")
     cfg = replace(cfg, use_text=True, use_ids=False, id_dropout=0.0, log_dir=str(out))
+    check_choices(cfg)
     torch.manual_seed(cfg.seed)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -109,6 +117,8 @@ def pretrain(sources: list[Source], cfg: SequentialConfig, out: str | Path, *, v
         total = 0.0
         for b, i in enumerate(order, 1):
             j, idx = plan[i]
+            if cfg.warmup_steps > 0 or cfg.lr_schedule != "constant":
+                set_learning_rate(opt, cfg, epoch * len(plan) + b - 1, len(plan))
             loss = batch_loss(prepared[j]["data"][idx], prepared[j]["step"])
             opt.zero_grad()
             loss.backward()

@@ -151,6 +151,18 @@ def snapshot(step: StepInputs) -> Any:
             "text": step.text.detach().cpu().numpy().copy()}
 
 
+def set_learning_rate(opt: Any, cfg: SequentialConfig, step: int, steps_per_epoch: int) -> None:
+    """Each parameter group's rate at global ``step`` (from 0): its base rate (``base_lr``) times the linear
+    warm-up over ``cfg.warmup_steps`` and, with ``cosine``, half a cosine down to 0 over ``cfg.epochs`` epochs."""
+    factor = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    if cfg.lr_schedule == "cosine":
+        after = max(0, step - cfg.warmup_steps)
+        horizon = max(1, cfg.epochs * steps_per_epoch - cfg.warmup_steps)
+        factor *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, after / horizon)))
+    for group in opt.param_groups:
+        group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
+
+
 def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params: list[Any], evaluate: Callable[[], float],
                name: str, progress: Callable[[str, int, int], None] | None = None, rank: int = 0, world: int = 1) -> None:
     """Train on the windows ``data`` until ``cfg.epochs``, the patience or the budget runs out. After each
@@ -172,6 +184,8 @@ def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params
         total, batches = 0.0, 0
         chunks = epoch_batches(perm, data, step.gen, max(1, cfg.batch_size // world), bool(cfg.bucket_by_length))
         for idx in chunks:
+            if cfg.warmup_steps > 0 or cfg.lr_schedule != "constant":
+                set_learning_rate(opt, cfg, epoch * len(chunks) + batches, len(chunks))
             loss = batch_loss(data[idx], step)
             opt.zero_grad()
             loss.backward()
