@@ -75,3 +75,23 @@ def test_a_centred_network_reads_no_trace_of_what_every_item_of_the_catalog_shar
         b.add_items(text[:1] + shift)  # a new item is read the same way: less the fitted centre
         a.add_items(text[:1])
         np.testing.assert_allclose(a.item_space()[-1], b.item_space()[-1], atol=1e-4)
+
+
+def test_a_validation_search_keeps_the_network_scores_and_chooses_the_same():
+    from anyrec.data.split import leave_one_out
+    from anyrec.eval import experiment
+
+    ds = successor_task(n_items=12, n_users=40, length=6, seed=5)
+    split = leave_one_out(ds)
+    chosen, passes = [], []
+    for reuse in (True, False):
+        model = build_model("sequential", 0, {**TINY, "epochs": 2}).fit(split.train_dataset(ds))
+        calls = []
+        inner = model._score_sequences
+        model._score_sequences = lambda seqs, cols=None, inner=inner, calls=calls: calls.append(1) or inner(seqs, cols)
+        if not reuse:
+            model.reuse_similarities = None  # type: ignore[assignment]  # the search then scores every point afresh
+        chosen.append(experiment.tune_on_validation(model, ds, split, 5))
+        passes.append(len(calls))
+    assert chosen[0] == chosen[1]
+    assert passes[0] * 5 < passes[1]  # one pass per batch, not one per grid point

@@ -18,11 +18,12 @@ import numpy as np
 
 from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import encode_catalog
-from anyrec.models.base import IndexQuery, Recommender
+from anyrec.models.base import Recommender
 from anyrec.models.feedback import kin_push
 from anyrec.models.sequential.config import SASRecConfig, SequentialConfig, check_choices, sized_for
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
 from anyrec.models.sequential.pretrain import load_weights, read_pretrained, with_architecture
+from anyrec.models.sequential.retrieval import IndexSide
 from anyrec.models.sequential.textterm import TextTerm
 from anyrec.models.sequential.training import StepInputs, held_out_gains, resume, run_epochs, snapshot, windows
 from anyrec.models.trainer import TrainingLoop
@@ -30,7 +31,7 @@ from anyrec.models.trainer import TrainingLoop
 log = logging.getLogger(__name__)
 
 
-class Sequential(TextTerm, Recommender):
+class Sequential(TextTerm, IndexSide, Recommender):
     """Fine-tuned transformer over the user's recent items; items are text (+ id) representations."""
 
     name = "sequential"
@@ -220,7 +221,7 @@ class Sequential(TextTerm, Recommender):
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (shipped to and from Ray workers) without the scoring caches; they are rebuilt on use."""
         state = super().__getstate__()
-        for key in ("_item_side_cache", "_unit_text", "_scaled_prior"):
+        for key in ("_item_side_cache", "_unit_text", "_scaled_prior", "_kept_scores"):
             state.pop(key, None)
         return state
 
@@ -261,11 +262,11 @@ class Sequential(TextTerm, Recommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         seqs = [self.seqs_[int(u)] for u in users]
-        scores = self._score_sequences(seqs)
-        if self.config.temperature > 0:
-            scores *= self.config.temperature  # back to cosine units, comparable with the text term
-        side = self._side_terms(seqs)
-        return scores if side is None else scores + side
+        # back to cosine units (× temperature), comparable with the text term
+        t = self.config.temperature if self.config.temperature > 0 else 1.0
+        scores = self._kept(0, "network", users, lambda: self._score_sequences(seqs) * t)
+        side = self._side_terms(seqs, users=users)
+        return scores.copy() if side is None else scores + side  # never the kept array itself: callers mask it
 
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None,
                       candidates: np.ndarray | None = None) -> np.ndarray:
@@ -290,39 +291,6 @@ class Sequential(TextTerm, Recommender):
             push = kin_push(self._unit_text_table(), items[neg], weights[neg], self.config.dislike_kin, candidates, items)
             scores = scores - self.config.dislike_weight * push
         return scores
-
-    def score_candidates(self, parts: tuple[np.ndarray, np.ndarray | None, float], items: np.ndarray,
-                         weights: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """:meth:`score_history` over ``candidates``, from the ``parts`` :meth:`retrieval_queries`
-        returned for the same history (no second pass through the transformer)."""
-        q, profile, _ = parts
-        scores = (self.item_space()[candidates] @ q).astype(np.float64)
-        if profile is not None:
-            scores += self.config.text_blend * (self._unit_text_table()[candidates] @ profile)
-        prior = self._prior(candidates)
-        if prior is not None:
-            scores += prior
-        return self._minus_dislikes(scores, np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64), candidates)
-
-    def retrieval_queries(self, items: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float] | None:
-        """A live history's score as inner products, for retrieval from vector indexes:
-        ``(q, p, slack)`` with score = ``item_space() @ q + text_blend * unit_text @ p - dislike``,
-        where the dislike part adds at most ``slack``; ``p`` is ``None`` without a text term.
-        ``None`` for a history without positive events (nothing to search with)."""
-        items = np.asarray(items, dtype=np.int64)
-        weights = np.asarray(weights, dtype=np.float64)
-        seq = items[weights > 0] + 1
-        if not len(seq):
-            return None
-        _, q = self._queries([seq])
-        query = q[0].cpu().numpy().astype(np.float32) * (self.config.temperature if self.config.temperature > 0 else 1.0)
-        text = self.config.text_blend > 0 and self.config.use_text
-        profile = self._text_profiles([seq])[0] if text else None
-        return query, profile, 0.0  # dislikes only lower scores (kin pushes ≥ 0): the terms bound every item
-
-    def item_space(self) -> np.ndarray:
-        """The items' vectors in the model's scoring space ``(n_items, hidden)`` (for a vector index)."""
-        return np.ascontiguousarray(self._item_side().cpu().numpy(), dtype=np.float32)
 
     def add_items(self, vectors: np.ndarray) -> None:
         """Append new items (a catalog update while serving): text path only, as for an item never
@@ -356,40 +324,6 @@ class Sequential(TextTerm, Recommender):
 
     def text_table(self) -> np.ndarray | None:
         return self._unit_text_table() if self.config.use_text else None
-
-    def index_tables(self, approximate: bool) -> dict[str, tuple[np.ndarray, str | None]]:
-        """With an approximate spec: the items in the model's scoring space (inner product) and, when it reads
-        text, the pretrained text vectors (its text-blend term); exact search scores every item instead."""
-        if not approximate:
-            return {}
-        tables: dict[str, tuple[np.ndarray, str | None]] = {"model": (self.item_space(), "ip")}
-        if self.config.use_text:
-            tables["text"] = (self._unit_text_table(), "cosine")
-        return tables
-
-    def index_queries(self, items: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-        queries = self.retrieval_queries(items, weights)
-        out = {} if queries is None else {"model": queries[0]}
-        if self.config.use_text:
-            out["text"] = self._text_profiles([np.asarray(items, dtype=np.int64) + 1])[0]
-        return out
-
-    def retrieval_indexes(self) -> tuple[str, ...]:
-        return ("model", "text") if self.config.text_blend > 0 and self.config.use_text else ("model",)
-
-    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery | None:
-        """``<item, q>`` in the model's space plus ``text_blend * cos(item, profile)`` plus the prior: the
-        model-space index and the text index give two lists, the prior its own order. ``None`` with ``kernel``
-        (no single query vector: every item is scored)."""
-        queries = self.retrieval_queries(items, weights) if self.config.kernel <= 0 else None
-        if queries is None:
-            return None
-        q, profile, slack = queries
-        terms = {"model": (q, 1.0)}
-        if profile is not None:
-            terms["text"] = (profile, float(self.config.text_blend))
-        return IndexQuery(terms, lambda cand: self.score_candidates(queries, items, weights, cand), self._prior(), slack)
-
 
 class SASRec(Sequential):
     """Id-only SASRec on the sequential model's trainer, so "what does text add" is one code path."""

@@ -15,13 +15,15 @@ A mixin of :class:`anyrec.models.sequential.Sequential`, kept apart so the model
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from anyrec.models.base import recency_weights
 from anyrec.models.sequential.network import torch_module
-from anyrec.models.textvectors import log_priors
+from anyrec.models.textvectors import SimilarityCache, log_priors
 
 KERNEL_BLOCK = 1 << 24  # floats of one (users, history, items) block of the pooled kernel: 64 MB
 
@@ -46,12 +48,41 @@ class TextTerm:
             cached = self._scaled_prior = (prior, self.config.popularity, self.config.popularity * prior)
         return cached[2] if cols is None else cached[2][np.asarray(cols, dtype=np.int64)]
 
-    def _side_terms(self, seqs: list[np.ndarray], cols: np.ndarray | None = None) -> np.ndarray | None:
+    @contextlib.contextmanager
+    def reuse_similarities(self, memory_mb: int) -> Iterator[None]:
+        """Keep, per scored batch of users and within ``memory_mb`` (half each), the network's scores (no
+        score-time option moves them) and the text term (only its half-life and kernel do) while a
+        validation search changes options: a grid point then costs additions, not a pass through the
+        transformer. The same arrays are read, so results are identical with or without it."""
+        half = memory_mb * 2**20 // 2
+        self._kept_scores: tuple[SimilarityCache, SimilarityCache] | None = (SimilarityCache(half), SimilarityCache(half))
+        try:
+            yield
+        finally:
+            self._kept_scores = None
+
+    def _kept(self, which: int, group: Any, users: np.ndarray | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, or what it gave for the same ``users`` and ``group`` inside :meth:`reuse_similarities`
+        (0: the network's scores, 1: the text term); callers never write into the array."""
+        caches = getattr(self, "_kept_scores", None)
+        if caches is None or users is None:
+            return compute()
+        key = np.asarray(users).tobytes()
+        found = caches[which].get(group, key)
+        if found is None:
+            found = compute()
+            caches[which].put(group, key, found)
+        return found
+
+    def _side_terms(self, seqs: list[np.ndarray], cols: np.ndarray | None = None,
+                    users: np.ndarray | None = None) -> np.ndarray | None:
         """Everything added to the network's score ``(len(seqs), items or cols)``: the text term and the
-        prior; ``None`` when both are off."""
+        prior; ``None`` when both are off. ``users``: the fitted users ``seqs`` are (their text term may be kept)."""
         out = None
         if self.config.text_blend > 0 and self.config.use_text:
-            out = self.config.text_blend * self._text_similarity(seqs, cols)
+            key = (self.config.text_half_life, self.config.kernel)
+            text = self._kept(1, key, users if cols is None else None, lambda: self._text_similarity(seqs, cols))
+            out = self.config.text_blend * text
         prior = self._prior(cols)
         if prior is not None:
             out = np.broadcast_to(prior, (len(seqs), len(prior))).astype(np.float32) if out is None else out + prior[None, :]
