@@ -83,3 +83,18 @@ def test_progress_reaches_logs_when_stderr_is_not_a_terminal(capsys):
     chatty = _progress_lines(every_s=0)
     chatty("embed", 3, 9)
     assert "embed: 3/9 (33 %)" in capsys.readouterr().err
+
+
+def test_evaluate_also_reads_the_same_lists_with_nothing_masked(tmp_path):
+    _write_tables(tmp_path)
+    out = tmp_path / "r.json"
+    base = ["evaluate", "--items", str(tmp_path / "items.csv"), "--item-id", "id", "--text", "title,genres",
+            "--interactions", str(tmp_path / "inter.csv"), "--user", "uid", "--item", "iid", "--time", "ts",
+            "--models", "popularity", "--k", "5", "--no-progress"]
+    res = CliRunner().invoke(cli, [*base, "--also-mask", "none", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "popularity, masked none: " in res.output
+    both = json.loads(out.read_text())["models"]["popularity"]
+    CliRunner().invoke(cli, [*base, "--mask", "none", "--json", str(out)])
+    alone = json.loads(out.read_text())["models"]["popularity"]
+    assert both["by_mask"]["none"]["ndcg@5"] == alone["ndcg@5"] != both["ndcg@5"]  # popularity re-ranks seen items

@@ -93,6 +93,8 @@ INIT_HELP = ("A pretrained model folder (`anyrec pretrain-rec`) that transfer, t
 @click.option("--mask", type=click.Choice(MASK_RULES), default="history", show_default=True,
               help="What is removed before ranking: the user's whole history (anyrec), the history minus the held-out "
                    "items (RecBole general models) or nothing (RecBole sequential models).")
+@click.option("--also-mask", "also_masks", multiple=True, type=click.Choice(["history", "history-minus-targets", "none"]),
+              help="Also read every model's test lists under this masking rule (same fit, same history; repeatable).")
 @click.option("--tune-training", is_flag=True,
               help="Also search training-time options (sequential, sasrec: dropout, lr, hidden) on validation, one fit per value.")
 @click.option("--model-dir", default=None, type=click.Path(file_okay=False), help="A saved text model: reuse its item vectors (and its dataset).")
@@ -141,6 +143,7 @@ def evaluate(**kw: Any) -> None:
     cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
                            stable=kw["stability"], test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"],
                            ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"],
+                           also_masks=tuple(r for r in kw["also_masks"] if r != kw["mask"]),
                            train_share=kw["train_share"])
     vectors = None
     if kw["model_dir"]:
@@ -171,6 +174,9 @@ def evaluate(**kw: Any) -> None:
             r = m["ranker"]
             console.print(f"{name}: {r['pairs']:,} training pairs, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} "
                           f"(validation NDCG@10: retriever {r['retriever_valid_ndcg@10']:.4f}, with ranker {r['best_valid']:.4f})")
+    for name, m in result["models"].items():
+        for rule, by in m.get("by_mask", {}).items():
+            console.print(f"{name}, masked {rule}: " + ", ".join(f"{k} {v:.4f}" for k, v in by.items() if isinstance(v, float)))
     for name, why in result.get("skipped", {}).items():
         console.print(f"[yellow]{name}: not run[/] ({why})")
     for name, params in result.get("tuned", {}).items():
