@@ -94,6 +94,9 @@ def test_evaluate_also_reads_the_same_lists_with_nothing_masked(tmp_path):
     res = CliRunner().invoke(cli, [*base, "--also-mask", "none", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "popularity, masked none: " in res.output
+    res = CliRunner().invoke(cli, [*base[:-5], "--k", "5", "--models", "zeroshot", "--option", "zeroshot.encoder=hashing:64", "--no-cache",
+                                   "--report-untuned", "--no-progress"])
+    assert res.exit_code == 0 and "zeroshot, before the validation search: " in res.output, res.output
     both = json.loads(out.read_text())["models"]["popularity"]
     CliRunner().invoke(cli, [*base, "--mask", "none", "--json", str(out)])
     alone = json.loads(out.read_text())["models"]["popularity"]

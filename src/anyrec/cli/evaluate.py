@@ -95,6 +95,9 @@ INIT_HELP = ("A pretrained model folder (`anyrec pretrain-rec`) that transfer, t
                    "items (RecBole general models) or nothing (RecBole sequential models).")
 @click.option("--also-mask", "also_masks", multiple=True, type=click.Choice(["history", "history-minus-targets", "none"]),
               help="Also read every model's test lists under this masking rule (same fit, same history; repeatable).")
+@click.option("--report-untuned", is_flag=True,
+              help="Also read every tuned model's test lists with the options it was fitted with, before the "
+                   "validation search (same fit): what the search adds.")
 @click.option("--tune-training", is_flag=True,
               help="Also search training-time options (sequential, sasrec: dropout, lr, hidden) on validation, one fit per value.")
 @click.option("--model-dir", default=None, type=click.Path(file_okay=False), help="A saved text model: reuse its item vectors (and its dataset).")
@@ -143,7 +146,7 @@ def evaluate(**kw: Any) -> None:
     cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
                            stable=kw["stability"], test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"],
                            ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"],
-                           also_masks=tuple(r for r in kw["also_masks"] if r != kw["mask"]),
+                           also_masks=tuple(r for r in kw["also_masks"] if r != kw["mask"]), report_untuned=kw["report_untuned"],
                            train_share=kw["train_share"])
     vectors = None
     if kw["model_dir"]:
@@ -175,6 +178,9 @@ def evaluate(**kw: Any) -> None:
             console.print(f"{name}: {r['pairs']:,} training pairs, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} "
                           f"(validation NDCG@10: retriever {r['retriever_valid_ndcg@10']:.4f}, with ranker {r['best_valid']:.4f})")
     for name, m in result["models"].items():
+        if "before_tuning" in m:
+            console.print(f"{name}, before the validation search: " +
+                          ", ".join(f"{k} {v:.4f}" for k, v in m["before_tuning"].items() if isinstance(v, float) and "@" in k))
         for rule, by in m.get("by_mask", {}).items():
             console.print(f"{name}, masked {rule}: " + ", ".join(f"{k} {v:.4f}" for k, v in by.items() if isinstance(v, float)))
     for name, why in result.get("skipped", {}).items():

@@ -197,7 +197,7 @@ def run_experiment(
         stats = getattr(model, "generation_stats", None)
         if stats is not None:  # generative models: every generated id checked against the catalog and the filters
             metrics["generation"] = dict(stats)
-        if config.report_untuned and model.config != fitted:
+        if config.report_untuned and name in result.get("tuned", {}):  # a search ran (it may have kept the options)
             tuned_config, model.config = model.config, fitted
             metrics["before_tuning"] = dict(evaluate_model(model, ds, split, "test", config.ks, mask=config.mask, runner=runner))
             model.config = tuned_config
