@@ -193,6 +193,13 @@ def run_experiment(
             result.setdefault("tuned", {})[name] = tuned
         if getattr(model, "sized_", None):
             result.setdefault("sized for the data", {})[name] = dict(model.sized_)  # type: ignore[attr-defined]
+        history = getattr(model, "history_log_", None)
+        if history:  # how training went: epochs run, the best epoch and its validation figure
+            scored = [e for e in history if e.get("valid_ndcg@10") is not None]
+            best = max(scored, key=lambda e: e["valid_ndcg@10"]) if scored else None
+            metrics["training"] = {"epochs": sum(e.get("epoch", 0) >= 0 for e in history),
+                                   "best_epoch": best["epoch"] if best else None,
+                                   "best_valid_ndcg@10": best["valid_ndcg@10"] if best else None}
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
         stats = getattr(model, "generation_stats", None)
         if stats is not None:  # generative models: every generated id checked against the catalog and the filters
