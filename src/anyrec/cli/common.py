@@ -156,12 +156,18 @@ def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
         table.add_column("MAE", justify="right")
         table.add_column("RMSE", justify="right")
     table.add_column("fit s", justify="right")
+    searched = any(m.get("tune_seconds") for m in result["models"].values())
+    if searched:
+        table.add_column("search s", justify="right")  # the validation search of score-time options (EASE's solves)
     best = {c: max(m.get(c, 0.0) for m in result["models"].values()) for c in cols}
     for name, m in result["models"].items():
         cells = [f"[green]{m[c]:.4f}[/]" if m[c] == best[c] and len(result["models"]) > 1 else f"{m[c]:.4f}" for c in cols]
         if has_rating:
             cells += [f"{m['mae']:.4f}" if "mae" in m else "–", f"{m['rmse']:.4f}" if "rmse" in m else "–"]
-        table.add_row(name, *cells, f"{m['fit_seconds']:.2f}")
+        cells.append(f"{m['fit_seconds']:.2f}")
+        if searched:
+            cells.append(f"{m.get('tune_seconds', 0.0):.2f}")
+        table.add_row(name, *cells)
     return table
 
 

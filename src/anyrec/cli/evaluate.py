@@ -203,13 +203,14 @@ def evaluate(**kw: Any) -> None:
 def auto_table(auto: dict[str, Any], rows: dict[str, Any]) -> Table:
     """What ``auto`` chose from: each candidate's reason, validation NDCG@10 and fit seconds."""
     table = Table(title=f"auto chose {auto.get('chosen', '(nothing: no validation split)')} on validation NDCG@10 "
-                        f"(fit time of all candidates: {rows.get('auto', {}).get('fit_seconds', 0):.1f} s)")
-    for col in ("candidate", "why", "valid NDCG@10", "fit s"):
+                        f"(fit and search time of all candidates: {rows.get('auto', {}).get('fit_seconds', 0):.1f} s)")
+    for col in ("candidate", "why", "valid NDCG@10", "fit + search s"):
         table.add_column(col, justify="left" if col in ("candidate", "why") else "right")
     for name, why in auto["candidates"].items():
         v = auto.get("validation", {}).get(name)
         mark = " ◀" if name == auto.get("chosen") else ""
-        table.add_row(name + mark, why, "–" if v is None else f"{v:.4f}", f"{rows.get(name, {}).get('fit_seconds', 0):.2f}")
+        took = rows.get(name, {}).get("fit_seconds", 0) + rows.get(name, {}).get("tune_seconds", 0)
+        table.add_row(name + mark, why, "–" if v is None else f"{v:.4f}", f"{took:.2f}")
     for note in auto.get("left out", []):
         table.add_row("(left out)", note, "", "")
     return table

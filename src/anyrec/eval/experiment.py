@@ -169,11 +169,13 @@ def run_experiment(
             model.set_history(train)  # validation reads every user's training history, whoever the model learnt from
         fit_s = time.perf_counter() - t0
         fitted = model.config
+        t_search = time.perf_counter()
         if config.tune and (getattr(model, "tuning_grid", None) or (config.stable and getattr(model, "serving_grid", None))) \
                 and len(split.valid):
             tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
                                             fixed=set(options), runner=runner,
                                             stable=StabilityRule() if config.stable else None))
+        search_s = time.perf_counter() - t_search
         stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
         if "auto" in result and len(split.valid):
             valid_metric = tuned.get(f"valid_ndcg@{config.ks[0]}")
@@ -189,6 +191,7 @@ def run_experiment(
                                                       progress=_step(progress, f"evaluate {name}"), mask=config.mask,
                                                       runner=runner))
         metrics["fit_seconds"] = round(fit_s, 3)
+        metrics["tune_seconds"] = round(search_s, 3)
         if tuned:
             result.setdefault("tuned", {})[name] = tuned
         if getattr(model, "sized_", None):
@@ -218,8 +221,8 @@ def run_experiment(
         pool = {n: v for n, v in result["auto"]["validation"].items() if n in result["auto"]["candidates"]}
         winner = choose(pool)
         result["auto"]["chosen"] = winner
-        fits = sum(float(result["models"][n]["fit_seconds"]) for n in pool)
-        result["models"]["auto"] = {**result["models"][winner], "chosen": winner, "fit_seconds": round(fits, 3)}
+        fits = sum(float(result["models"][n]["fit_seconds"]) + float(result["models"][n]["tune_seconds"]) for n in pool)
+        result["models"]["auto"] = {**result["models"][winner], "chosen": winner, "fit_seconds": round(fits, 3), "tune_seconds": 0.0}
     return result
 
 
