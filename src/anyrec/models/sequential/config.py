@@ -48,7 +48,8 @@ class SequentialConfig:
             better validation NDCG@10 (the best checkpoint is kept).
         sampled_softmax: 0 = full softmax; N > 0 = N shared uniform negatives per batch; −1 = chosen
             from the catalog's size (:func:`sized_for`).
-        max_minutes: training time budget (0 = none).
+        max_minutes: training time budget (0 = none; −1 = chosen from the log, see :func:`sized_for`: none
+            below 40,000 training windows, 10 minutes from there, so a large log's fit ends within 15 minutes).
         device: ``cpu``, ``cuda`` or ``auto``.
         threads: torch CPU threads (0 = torch's default).
         seed: seeds initialisation, shuffling and dropout.
@@ -99,7 +100,7 @@ class SequentialConfig:
     epochs: int = 200
     patience: int = 5
     sampled_softmax: int = -1
-    max_minutes: float = 0.0
+    max_minutes: float = -1.0
     device: str = "cpu"
     threads: int = 0
     seed: int = 0
@@ -130,13 +131,14 @@ def check_choices(cfg: SequentialConfig) -> None:
 
 FULL_SOFTMAX_ITEMS = 8192  # above this many items the default loss is a sampled softmax
 NEGATIVES = 1024  # its shared negatives per batch (on Beauty's 12,101 items: 3-4x faster than full, as accurate)
-LARGE_LOG_WINDOWS = 40_000  # from this many training windows, batches of 256 (fewer, fuller steps)
+LARGE_LOG_WINDOWS = 40_000  # from this many training windows, batches of 256 (fewer, fuller steps) and a time budget
+LARGE_LOG_MINUTES = 10.0  # that budget: with embedding, validation and the score-time search, about 15 minutes in all
 
 
 def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[SequentialConfig, dict[str, str]]:
     """The options left to the data (``sampled_softmax`` −1, ``batch_size`` 0, ``bucket_by_length``
-    ``None``) set from the catalog size and the training windows' lengths; options the user gave are
-    kept. Returns the concrete settings and, for each option chosen here, its value and why."""
+    ``None``, ``max_minutes`` −1) set from the catalog size and the training windows' lengths; options
+    the user gave are kept. Returns the concrete settings and, for each option chosen here, its value and why."""
     from dataclasses import replace
 
     chosen: dict[str, str] = {}
@@ -151,6 +153,12 @@ def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[
         on = bool(lengths) and mean < cfg.max_len / 2
         changes["bucket_by_length"] = on
         chosen["bucket_by_length"] = f"{str(on).lower()} (mean training window {mean:.1f} items {'<' if on else '≥'} max_len/2 = {cfg.max_len / 2:g})"
+    if cfg.max_minutes < 0:
+        large = len(lengths) >= LARGE_LOG_WINDOWS
+        changes["max_minutes"] = LARGE_LOG_MINUTES if large else 0.0
+        chosen["max_minutes"] = (f"{LARGE_LOG_MINUTES:g} ({len(lengths):,} training windows ≥ {LARGE_LOG_WINDOWS:,}: the best epoch "
+                                 "within the budget is kept; max_minutes=0 trains to early stopping)" if large
+                                 else f"0 (no budget: {len(lengths):,} training windows < {LARGE_LOG_WINDOWS:,})")
     if cfg.batch_size <= 0:
         value = 256 if len(lengths) >= LARGE_LOG_WINDOWS else 128
         changes["batch_size"] = value
