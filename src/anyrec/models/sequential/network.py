@@ -69,6 +69,14 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             gates = torch.softmax(self.gate(x), dim=-1)  # (items, experts)
             return (gates[..., None] * experts).sum(1)  # (items, hidden)
 
+    def attention(x: Any, allowed: Any, qkv: Any, out: Any, training: bool) -> Any:
+        """Masked multi-head self-attention of ``x`` (batch, len, hidden) through the projections ``qkv`` and ``out``."""
+        b, n, d = x.shape
+        q, k, v = qkv(x).view(b, n, 3, cfg.heads, d // cfg.heads).permute(2, 0, 3, 1, 4)
+        att = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=cfg.dropout if training else 0.0)  # (batch, heads, len, hd)
+        return out(att.transpose(1, 2).reshape(b, n, d))
+
     class Block(nn.Module):  # type: ignore[name-defined]
         """Pre-norm transformer block: masked self-attention, then a GELU MLP, both residual."""
 
@@ -81,11 +89,7 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             self.drop = nn.Dropout(cfg.dropout)
 
         def forward(self, x: Any, allowed: Any) -> Any:  # x: (batch, len, hidden); allowed: (batch, 1, len, len)
-            b, n, d = x.shape
-            q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, cfg.heads, d // cfg.heads).permute(2, 0, 3, 1, 4)
-            att = torch.nn.functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, dropout_p=cfg.dropout if self.training else 0.0)  # (batch, heads, len, hd)
-            x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
+            x = x + self.drop(attention(self.ln1(x), allowed, self.qkv, self.out, self.training))
             return x + self.drop(self.mlp(self.ln2(x)))
 
     class LiGRBlock(nn.Module):  # type: ignore[name-defined]
@@ -103,11 +107,7 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             self.drop = nn.Dropout(cfg.dropout)
 
         def forward(self, x: Any, allowed: Any) -> Any:  # x: (batch, len, hidden); allowed: (batch, 1, len, len)
-            b, n, d = x.shape
-            q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, cfg.heads, d // cfg.heads).permute(2, 0, 3, 1, 4)
-            att = torch.nn.functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, dropout_p=cfg.dropout if self.training else 0.0)  # (batch, heads, len, hd)
-            x = x + torch.sigmoid(self.gate1(x)) * self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
+            x = x + torch.sigmoid(self.gate1(x)) * self.drop(attention(self.ln1(x), allowed, self.qkv, self.out, self.training))
             value, gate = self.up(self.ln2(x)).chunk(2, dim=-1)  # (batch, len, 4 * hidden) each
             return x + torch.sigmoid(self.gate2(x)) * self.drop(self.down(torch.nn.functional.silu(gate) * value))
 
