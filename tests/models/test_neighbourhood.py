@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.conftest import checkerboard
 
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.errors import ConfigError
@@ -89,3 +90,32 @@ def test_the_hybrid_learns_a_planted_co_occurrence_that_text_alone_cannot_see():
             scores[a] = -np.inf
             hits[name] += int(np.argmax(scores) == b)
     assert hits["hybrid"] == 10 and hits["zeroshot"] <= 3, hits
+
+
+def test_the_walk_built_in_column_blocks_equals_the_dense_walk():
+    import scipy.sparse as sp
+
+    from anyrec.models.neighbourhood import walk_weights
+
+    rng = np.random.default_rng(4)
+    x = sp.csr_matrix((rng.random((60, 37)) < 0.2).astype(np.float64))
+    pop = np.asarray(x.sum(axis=0)).ravel()
+    p_ui = sp.diags(1.0 / np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1.0)) @ x
+    p_iu = (sp.diags(1.0 / np.maximum(pop, 1.0)) @ x.T).tocsr()
+    dense = np.asarray((p_iu @ p_ui).toarray()) / np.maximum(pop, 1.0)[None, :] ** 0.5
+    np.fill_diagonal(dense, 0.0)
+    np.put_along_axis(dense, np.argpartition(-dense, 5, axis=0)[5:], 0.0, axis=0)
+    for block in (37 * 37, 37 * 4, 37):  # the whole catalog, blocks of 4 columns, one column at a time
+        got = walk_weights(p_iu, p_ui.tocsc(), pop, 0.5, 5, block=block).toarray()
+        np.testing.assert_array_equal(got, dense)
+
+
+def test_the_hybrid_refuses_a_catalog_too_large_before_building_anything():
+    from anyrec.errors import ConfigError
+    from anyrec.models.registry import build_model
+
+    model = build_model("hybrid", 0, {"max_memory_mb": 1e-6})
+    model.use_item_vectors(np.ones((4, 3), dtype=np.float32))
+    with pytest.raises(ConfigError, match="hybrid.max_memory_mb"):
+        model.fit(checkerboard(n_users=6, n_items=4, per_user=2))
+    assert not hasattr(model, "text_prior_")  # nothing items² was built first

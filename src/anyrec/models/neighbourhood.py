@@ -73,12 +73,15 @@ class EASE(Recommender):
     _unit: tuple[Any, np.ndarray] | None = None
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"l2": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]}
 
-    def _fit(self, ds: Dataset) -> None:
-        need = gram_memory_mb(ds.n_items, DENSE_COPIES[self.name])
+    def _check_memory(self, n_items: int) -> None:
+        need = gram_memory_mb(n_items, DENSE_COPIES[self.name])
         if need > self.config.max_memory_mb:
-            raise ConfigError(f"{self.name}: a dense solve over {ds.n_items:,} items needs {need:,.0f} MB, above "
+            raise ConfigError(f"{self.name}: a dense solve over {n_items:,} items needs {need:,.0f} MB, above "
                               f"{self.name}.max_memory_mb={self.config.max_memory_mb:,.0f}; raise it if the machine has "
                               "the memory, or use itemknn / rp3beta / als (sparse) for this catalog")
+
+    def _fit(self, ds: Dataset) -> None:
+        self._check_memory(ds.n_items)
         x = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64)
         self.gram_ = np.asarray((x.T @ x).toarray(), dtype=np.float64)
         self.history_ = x.tocsr()
@@ -190,6 +193,7 @@ class Hybrid(EASE):
         self._given_vectors = item_vectors
 
     def _fit(self, ds: Dataset) -> None:
+        self._check_memory(ds.n_items)  # before the text prior's items² arrays, not after
         if self._given_vectors is not None and len(self._given_vectors) == ds.n_items:
             vectors = np.asarray(self._given_vectors, dtype=np.float32)
         else:
@@ -240,6 +244,28 @@ class RP3betaConfig:
     k: int = 100
 
 
+WALK_BLOCK = 1 << 24  # floats of one dense block of target columns (128 MB): the walk never densifies the catalog
+
+
+def walk_weights(p_iu: sp.csr_matrix, p_ui: sp.csc_matrix, popularity: np.ndarray, beta: float, k: int,
+                 block: int = WALK_BLOCK) -> sp.csr_matrix:
+    """RP3beta's item → item weights ``(p_iu @ p_ui) / popularity^β``, no self-loops, each target column's
+    ``k`` largest kept: built a block of target columns at a time (at most ``block`` floats dense), so memory
+    grows with the catalog times ``k``, not with its square."""
+    n = p_iu.shape[0]
+    step, k = max(1, block // max(1, n)), min(k, n - 1)
+    parts = []
+    for j0 in range(0, n, step):
+        j1 = min(n, j0 + step)
+        w = np.asarray((p_iu @ p_ui[:, j0:j1]).toarray())  # (items, block): item → the block's items
+        w /= np.maximum(popularity[j0:j1], 1.0)[None, :] ** beta
+        w[np.arange(j0, j1), np.arange(j1 - j0)] = 0.0
+        if 0 < k < n - 1:
+            np.put_along_axis(w, np.argpartition(-w, k, axis=0)[k:], 0.0, axis=0)
+        parts.append(sp.csc_matrix(w))
+    return sp.hstack(parts).tocsr() if parts else sp.csr_matrix((n, n))
+
+
 class RP3beta(Recommender):
     """A three-step random walk (item → user → item) with a popularity penalty, item-kNN style."""
 
@@ -274,14 +300,7 @@ class RP3beta(Recommender):
             p_iu = (sp.diags(1.0 / np.maximum(self.popularity_, 1.0)) @ x.T).tocsr()  # item → user
             p_ui.data **= c.alpha
             p_iu.data **= c.alpha
-            w = np.asarray((p_iu @ p_ui).toarray())  # item → item
-            w /= np.maximum(self.popularity_, 1.0)[None, :] ** c.beta
-            np.fill_diagonal(w, 0.0)
-            n, k = len(w), min(c.k, len(w) - 1)
-            if 0 < k < n - 1:
-                drop = np.argpartition(-w, k, axis=0)[k:]
-                np.put_along_axis(w, drop, 0.0, axis=0)
-            solved = self._solved = (key, sp.csr_matrix(w))
+            solved = self._solved = (key, walk_weights(p_iu, p_ui.tocsc(), self.popularity_, c.beta, c.k))
         return solved[1]
 
     def score(self, users: np.ndarray) -> np.ndarray:
