@@ -91,3 +91,24 @@ def test_the_kernel_table_gives_the_same_scores():
     both = pooled_scores(rows, table, 0.05)
     np.testing.assert_allclose(both[0], direct, atol=1e-5)
     assert (both[1] == 0).all()
+
+
+def test_the_batched_pooled_kernel_equals_the_kernel_of_each_history():
+    from anyrec.models.textvectors import kernel_scores, pooled_kernel
+
+    rng = np.random.default_rng(3)
+    unit = rng.normal(size=(40, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    histories = [(np.array([3, 3, 7]), np.array([0.5, 0.25, 1.0])),  # a repeated item: its weights add up
+                 (np.array([1, 2, 9, 30]), np.array([1.0, -1.0, 0.2, 2.0])),  # a negative weight: left out
+                 (np.array([5]), np.array([-1.0])),  # nothing positive: zeros
+                 (np.array([], dtype=np.int64), np.array([])),
+                 (np.arange(20), rng.random(20) + 0.1)]
+    targets = np.array([0, 7, 39])
+    for block in (1 << 24, 50):  # everything in one block, and blocks of a history or two
+        got = pooled_kernel(unit, histories, 0.1, block=block)
+        cols = pooled_kernel(unit, histories, 0.1, targets, block=block)
+        for r, (items, weights) in enumerate(histories):
+            want = kernel_scores(unit, items, weights, 0.1)[0]
+            np.testing.assert_allclose(got[r], want, rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(cols[r], want[targets], rtol=1e-6, atol=1e-6)

@@ -150,18 +150,56 @@ def history_order(items: np.ndarray, weights: np.ndarray, history: np.ndarray, s
     return out
 
 
+POOLED_BLOCK = 1 << 24  # similarities of one (histories, history length, items) block of pooled_kernel: 64 MB
+
+
+def pooled_kernel(unit: np.ndarray, histories: list[tuple[np.ndarray, np.ndarray]], tau: float,
+                  targets: np.ndarray | None = None, block: int = POOLED_BLOCK) -> np.ndarray:
+    """:func:`kernel_scores` of many histories at once, ``(len(histories), items or targets)``: each history is
+    ``(item indices, weights)``, its positive weights normalised to sum 1 (a history without any scores 0).
+    Histories of similar length share a block of at most ``block`` similarities, computed in torch (the
+    cosines in float32, the soft-max in float64, as :func:`kernel_scores`): one product per block instead of
+    one Python step per user, so catalogs above ``KERNEL_TABLE_MAX_ITEMS`` stay affordable."""
+    import torch
+
+    cols = unit if targets is None else unit[np.asarray(targets, dtype=np.int64)]
+    out = np.zeros((len(histories), len(cols)), dtype=np.float64)
+    kept = []
+    for r, (items, weights) in enumerate(histories):
+        w = np.asarray(weights, dtype=np.float64)
+        pos = w > 0
+        if pos.any():
+            kept.append((r, np.asarray(items, dtype=np.int64)[pos], w[pos] / w[pos].sum()))
+    kept.sort(key=lambda h: len(h[1]))
+    t_cols = torch.from_numpy(np.ascontiguousarray(cols, dtype=np.float32))
+    start = 0
+    while start < len(kept):
+        n = len(kept[start][1])
+        chunk = kept[start : start + max(1, block // max(1, n * len(cols)))]
+        n = len(chunk[-1][1])  # the longest in the chunk (sorted)
+        hist = np.zeros((len(chunk), n, unit.shape[1]), dtype=np.float32)
+        logp = np.full((len(chunk), n), -np.inf)
+        for b, (_, items, p) in enumerate(chunk):
+            hist[b, : len(items)] = unit[items]
+            logp[b, : len(items)] = np.log(p)
+        with torch.no_grad():
+            sims = torch.einsum("bld,nd->bln", torch.from_numpy(hist), t_cols).double() / tau + torch.from_numpy(logp)[:, :, None]
+            out[[r for r, _, _ in chunk]] = (tau * torch.logsumexp(sims, dim=1)).numpy()
+        start += len(chunk)
+    return out
+
+
 def per_user_scores(unit: np.ndarray, weights: Any, users: np.ndarray, kernel: float, interests: int, seed: int) -> np.ndarray:
     """Text scores ``(len(users), items)`` that need each user's history items, not one profile: the
-    soft-max pooled similarity (``kernel > 0``, :func:`kernel_scores`) or, else, the best of
+    soft-max pooled similarity (``kernel > 0``, :func:`pooled_kernel`) or, else, the best of
     ``interests`` k-means interest profiles. ``weights``: users × items profile weights (CSR)."""
+    if kernel > 0:
+        return pooled_kernel(unit, [(weights[u].indices, weights[u].data) for u in users], kernel)
     out = np.zeros((len(users), len(unit)), dtype=np.float64)
     rng = np.random.default_rng(seed)
     for r, u in enumerate(users):
         row = weights[u]
         if row.nnz == 0:
-            continue
-        if kernel > 0:
-            out[r] = kernel_scores(unit, row.indices, row.data, kernel)[0]
             continue
         vecs, w = unit[row.indices], row.data
         labels = kmeans(vecs, min(interests, len(w)), rng)

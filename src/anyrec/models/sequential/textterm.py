@@ -22,10 +22,7 @@ from typing import Any
 import numpy as np
 
 from anyrec.models.base import recency_weights
-from anyrec.models.sequential.network import torch_module
-from anyrec.models.textvectors import SimilarityCache, log_priors
-
-KERNEL_BLOCK = 1 << 24  # floats of one (users, history, items) block of the pooled kernel: 64 MB
+from anyrec.models.textvectors import SimilarityCache, log_priors, pooled_kernel
 
 
 class TextTerm:
@@ -112,36 +109,12 @@ class TextTerm:
         return prof
 
     def _text_similarity(self, seqs: list[np.ndarray], cols: np.ndarray | None = None) -> np.ndarray:
-        """Each item's (or each of ``cols``') text similarity to the user's history: with the profile, or pooled."""
+        """Each item's (or each of ``cols``') text similarity to the user's history: with the profile, or with
+        ``kernel`` τ pooled, ``τ log Σ_h p_h exp(cos(h, i) / τ)``, ``p`` the history's recency weights
+        (:func:`anyrec.models.textvectors.pooled_kernel`; a row without history scores 0)."""
         text = self._unit_text_table()
-        targets = text if cols is None else text[np.asarray(cols, dtype=np.int64)]
         if self.config.kernel > 0:
-            return self._kernel_similarity(seqs, targets)
+            histories = [(s - 1, self._history_weights(s)) for s in seqs]
+            return pooled_kernel(text, histories, float(self.config.kernel), cols).astype(np.float32)
+        targets = text if cols is None else text[np.asarray(cols, dtype=np.int64)]
         return self._text_profiles(seqs) @ targets.T
-
-    def _kernel_similarity(self, seqs: list[np.ndarray], targets: np.ndarray) -> np.ndarray:
-        """``τ log Σ_h p_h exp(cos(h, i) / τ)`` with ``p`` the history's recency weights summing to 1; users
-        of similar history length share a block, so padding stays small (rows without history: 0)."""
-        torch = torch_module()
-        text, tau = self._unit_text_table(), float(self.config.kernel)
-        out = np.zeros((len(seqs), len(targets)), dtype=np.float32)
-        rows = sorted((r for r, s in enumerate(seqs) if len(s)), key=lambda r: len(seqs[r]))
-        t_targets = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
-        start = 0
-        while start < len(rows):
-            longest = len(seqs[rows[min(len(rows) - 1, start)]])
-            block = max(1, KERNEL_BLOCK // max(1, longest * len(targets)))
-            chunk = rows[start : start + block]
-            n = max(len(seqs[r]) for r in chunk)
-            hist = np.zeros((len(chunk), n, text.shape[1]), dtype=np.float32)
-            logp = np.full((len(chunk), n), -np.inf, dtype=np.float32)
-            for b, r in enumerate(chunk):
-                s = seqs[r]
-                w = self._history_weights(s)
-                hist[b, : len(s)] = text[s - 1]
-                logp[b, : len(s)] = np.log(w / w.sum())
-            with torch.no_grad():
-                sims = torch.einsum("bld,nd->bln", torch.from_numpy(hist), t_targets) / tau + torch.from_numpy(logp)[:, :, None]
-                out[chunk] = (tau * torch.logsumexp(sims, dim=1)).numpy()
-            start += len(chunk)
-        return out
