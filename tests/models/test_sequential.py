@@ -178,6 +178,8 @@ def test_training_grid_gives_every_model_the_same_number_of_fits():
     from anyrec.models import MODELS
 
     assert MODELS["sasrec"].training_grid == MODELS["sequential"].training_grid
+    # score time: the same popularity prior; the text terms only where there is text
+    assert MODELS["sasrec"].tuning_grid == {"popularity": MODELS["sequential"].tuning_grid["popularity"]}
     ds = successor_task(seed=2)
     split = leave_one_out(ds)
     grid = MODELS["sasrec"].training_grid

@@ -330,4 +330,6 @@ class SASRec(Sequential):
 
     name = "sasrec"
     Config = SASRecConfig
-    tuning_grid: ClassVar[dict[str, list[Any]]] = {}  # the score-time options are text options
+    # The text terms need text; the popularity prior does not, and cosine logits have no per-item bias to
+    # learn popularity with, so SASRec searches the same prior the sequential model does (like with like).
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {"popularity": Sequential.tuning_grid["popularity"]}
