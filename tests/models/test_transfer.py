@@ -126,6 +126,13 @@ def test_pretrain_rec_command_writes_a_folder_that_evaluate_reads(tmp_path, monk
                                    "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "transfer" in res.output
+    # day one on a catalog: a version fitted from the folder with no training, saved, and served by `recommend`
+    served = tmp_path / "served"
+    res = CliRunner().invoke(cli, ["fit", "--model", "transfer", "--init", str(out), "--config", str(config), "--out", str(served)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((served / "model.json").read_text())["config"]["init"] == str(out)
+    res = CliRunner().invoke(cli, ["recommend", "--model", str(served), "--user", "u3", "--k", "3", "--json"])
+    assert res.exit_code == 0 and len(json.loads(res.output)["results"]) == 3, res.output
 
 
 def test_events_on_items_without_text_leave_the_pretraining_sequences_counted():

@@ -78,3 +78,14 @@ def test_retrain_registers_a_version_that_activates_and_rolls_back(zeroshot_dir:
         assert client.get("/v1/items/g77/similar", params={"k": 3}).status_code == 200  # the new item is in v2's own catalog
         assert client.post("/v1/models/v1/activate").status_code == 200  # roll back
         assert client.get("/v1/users/u2/recommendations").json()["model_version"] == "v1"
+
+
+def test_retrain_starts_a_version_from_a_pretrained_folder(zeroshot_dir: Path, store_url: str, tiny_pretrained: Path,
+                                                           tmp_path: Path) -> None:
+    """``retrain --model transfer --init DIR``: the store's catalog served by the network pretrained elsewhere."""
+    with TestClient(create_app(ServeSettings(model_dir=str(zeroshot_dir), store_url=store_url))):
+        pass  # the app seeds the store from the fitted version
+    res = CliRunner().invoke(cli, ["retrain", "--store", store_url, "--out", str(tmp_path / "registry"), "--model", "transfer",
+                                   "--init", str(tiny_pretrained), "--option", "transfer.threads=1"])
+    assert res.exit_code == 0, res.output
+    assert "registered v2 (transfer)" in res.output
