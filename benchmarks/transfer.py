@@ -75,14 +75,32 @@ def options_for(args: argparse.Namespace, row: str) -> tuple[str, dict[str, Any]
     return "sequential", dict(trained)
 
 
-def run_share(ds: Any, rows: list[str], share: float, args: argparse.Namespace, progress: Any) -> dict[str, Any]:
+PRIORS = {"zeroshot": ("popularity", "trend"), "transfer": ("popularity",)}  # the options that count the share's rows
+
+
+def share_free_options(full: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """For the rows that learn nothing from the share (zeroshot, transfer), the options chosen at 100 % that do
+    not count the share's rows (the text terms): the same validation users and items at every share, so
+    the same choice; only the priors are searched again at the other shares."""
+    out = {}
+    for row, priors in PRIORS.items():
+        tuned = full.get(row, {}).get("tuned", {})
+        out[row] = {k: v for k, v in tuned.items() if k not in priors and not k.startswith("valid_")}
+    return out
+
+
+def run_share(ds: Any, rows: list[str], share: float, args: argparse.Namespace, progress: Any,
+              fixed: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Every row at one train share: one experiment per row (``sequential`` and ``sequential+init`` are one
-    registry model with two option sets), each on the same seeded split and share."""
+    registry model with two option sets), each on the same seeded split and share; ``fixed``: options given
+    to a row instead of searched (:func:`share_free_options`)."""
     from anyrec.eval.experiment import ExperimentConfig, run_experiment
 
     out: dict[str, Any] = {}
     for row in rows:
         name, opts = options_for(args, row)
+        given = (fixed or {}).get(row, {})
+        opts = {**opts, **given}
         cfg = ExperimentConfig(models=(name,), ks=(10,), seed=args.seed, model_options={name: opts}, train_share=share,
                                report_untuned=True)
         t0 = time.perf_counter()
@@ -91,9 +109,10 @@ def run_share(ds: Any, rows: list[str], share: float, args: argparse.Namespace, 
             out[row] = {"skipped": res.get("skipped", {}).get(name, "not run")}
             continue
         m = res["models"][name]
-        before = m.get("before_tuning", {})
+        before = m.get("before_tuning", {}) if not given else {}  # with text terms given, "before" is not the network alone
         out[row] = {"ndcg@10": m["ndcg@10"], "recall@10": m["recall@10"], "fit_seconds": m["fit_seconds"],
                     "network_alone": {k: before[k] for k in ("ndcg@10", "recall@10") if k in before} if row != "zeroshot" else {},
+                    "given_from_100%": given,
                     "seconds": round(time.perf_counter() - t0, 1), "tuned": res.get("tuned", {}).get(name, {}),
                     "train_share": res.get("train_share"), "sized": res.get("sized for the data", {}).get(name)}
         console.print(f"share {share:g} · {row}: NDCG@10 {m['ndcg@10']:.4f}, Recall@10 {m['recall@10']:.4f}, "
@@ -169,12 +188,15 @@ def main() -> int:
     ap.add_argument("--source", action="append", default=[], help="a pretraining dataset (repeatable; never the target)")
     ap.add_argument("--pretrain-minutes", type=float, default=30.0)
     ap.add_argument("--pretrain-option", action="append", default=[], help="FIELD=VALUE for pretrain-rec (repeatable)")
-    ap.add_argument("--shares", default="0,0.01,0.1,1")
+    ap.add_argument("--shares", default="0,0.01,0.1,1", help="train shares (100 %% runs first)")
     ap.add_argument("--rows", default="zeroshot,transfer,transfer-tuned,sequential", help=f"of {', '.join(ROWS)}")
     ap.add_argument("--max-minutes", type=float, default=30.0, help="the budget of every trained row's fit")
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--search-every-share", action="store_true",
+                    help="search zeroshot's and transfer's text terms again at every share (by default they are chosen at "
+                         "100 %% and only their priors are searched at the other shares: the same validation set, the same choice)")
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--json", default="benchmarks/out/transfer.json")
     args = ap.parse_args()
@@ -194,8 +216,14 @@ def main() -> int:
     result: dict[str, Any] = {"target": ds.name, "data": ds.summary(), "pretrained": {k: v for k, v in meta.items() if k != "history"},
                               "rows": rows, "shares": {}, "budget_minutes": args.max_minutes, "threads": args.threads}
     with progress_callback(console) as progress:
-        for share in shares:
-            result["shares"][str(share)] = run_share(ds, rows, share, args, progress)
+        fixed: dict[str, dict[str, Any]] | None = None
+        for share in sorted(shares, reverse=True):  # 100 % first: its text-term choice serves the other shares
+            result["shares"][str(share)] = run_share(ds, rows, share, args, progress, fixed)
+            if share >= 1 and not args.search_every_share:
+                fixed = share_free_options(result["shares"][str(share)])
+            if fixed and share < 1 and "ndcg@10" in result["shares"][str(share)].get("transfer", {}):
+                # one network, trained on nothing of the target: its reading alone is the 100 % one at every share
+                result["shares"][str(share)]["transfer"]["network_alone"] = result["shares"]["1.0"]["transfer"]["network_alone"]
         if not args.no_cold:
             result["cold"] = cold_rows(ds, args, progress)
     print_tables(ds.name, shares, result, meta)
