@@ -65,7 +65,7 @@ def test_a_validation_search_ends_its_progress_step_even_when_its_last_points_we
     from tests.conftest import checkerboard
 
     from anyrec.data.split import leave_one_out
-    from anyrec.eval.experiment import tune_on_validation
+    from anyrec.eval.search import tune_on_validation
     from anyrec.models.registry import build_model
 
     ds = checkerboard()

@@ -186,7 +186,7 @@ def test_memory_budget_counts_the_page_cache_as_available() -> None:
     cache), not the free pages alone, which shrink whenever large files have been read."""
     import os
 
-    from anyrec.eval.experiment import available_memory, tuning_cache_mb
+    from anyrec.eval.search import available_memory, tuning_cache_mb
 
     free_pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     found = available_memory()

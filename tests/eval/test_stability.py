@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from anyrec.data.split import leave_one_out
-from anyrec.eval.experiment import tune_on_validation
+from anyrec.eval.search import tune_on_validation
 from anyrec.eval.stability import StabilityRule, passes, stability
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))

@@ -79,7 +79,7 @@ def test_a_centred_network_reads_no_trace_of_what_every_item_of_the_catalog_shar
 
 def test_a_validation_search_keeps_the_network_scores_and_chooses_the_same():
     from anyrec.data.split import leave_one_out
-    from anyrec.eval import experiment
+    from anyrec.eval import search
 
     ds = successor_task(n_items=12, n_users=40, length=6, seed=5)
     split = leave_one_out(ds)
@@ -91,7 +91,7 @@ def test_a_validation_search_keeps_the_network_scores_and_chooses_the_same():
         model._score_sequences = lambda seqs, cols=None, inner=inner, calls=calls: calls.append(1) or inner(seqs, cols)
         if not reuse:
             model.reuse_similarities = None  # type: ignore[assignment]  # the search then scores every point afresh
-        chosen.append(experiment.tune_on_validation(model, ds, split, 5))
+        chosen.append(search.tune_on_validation(model, ds, split, 5))
         passes.append(len(calls))
     assert chosen[0] == chosen[1]
     assert passes[0] * 5 < passes[1]  # one pass per batch, not one per grid point

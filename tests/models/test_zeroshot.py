@@ -171,7 +171,7 @@ def test_evaluate_reuses_given_vectors(ds):
 
 
 def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypatch):
-    from anyrec.eval import experiment
+    from anyrec.eval import search
     from anyrec.models.textvectors import SimilarityCache
 
     split = leave_one_out(ds)
@@ -184,12 +184,12 @@ def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypa
 
     monkeypatch.setattr(ZeroShot, "profiles", counted)
     with_cache = zs().fit(split.train_dataset(ds))
-    chosen = experiment.tune_on_validation(with_cache, ds, split, 5)
+    chosen = search.tune_on_validation(with_cache, ds, split, 5)
     reused = len(products)
     products.clear()
     monkeypatch.setattr(ZeroShot, "reuse_similarities", None)  # the search without the cache
     without = zs().fit(split.train_dataset(ds))
-    assert experiment.tune_on_validation(without, ds, split, 5) == chosen
+    assert search.tune_on_validation(without, ds, split, 5) == chosen
     # The grid's popularity and trend points read the cached products; only the half-life and
     # short-term points compute new ones (a short term without recency is the mean: cached too).
     # (Points already scored are not scored again, with or without the cache: 10 against 30 here.)

@@ -20,7 +20,8 @@ from anyrec.eval.auto import candidates as auto_candidates
 from anyrec.eval.auto import choose
 from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import auto_memory_mb, tune_on_validation, validator
+from anyrec.eval.experiment import auto_memory_mb, validator
+from anyrec.eval.search import tune_on_validation
 from anyrec.eval.stability import StabilityRule
 from anyrec.index.vector import FaissIndex, VectorIndex, make_index, recall_against_exact
 from anyrec.lm.encoder import EncoderConfig, TextEncoder

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -18,7 +16,8 @@ from anyrec.eval.auto import candidates as auto_candidates
 from anyrec.eval.auto import choose
 from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
-from anyrec.eval.stability import StabilityRule, passes, stability
+from anyrec.eval.search import available_memory, tune_on_validation
+from anyrec.eval.stability import StabilityRule
 from anyrec.models.base import Recommender
 from anyrec.models.registry import MODELS, build_model
 
@@ -310,104 +309,3 @@ def search_training_grid(
                 best, best_model, current = score, model, trial
     chosen = {opt: getattr(best_model.config, opt) for opt in grid}
     return best_model, {**chosen, "training_fits": len(fits), "training_grid_valid": fits, "valid_training_ndcg": round(best, 6)}
-
-
-def tune_on_validation(
-    model: Recommender, ds: Dataset, split: Split, k: int, progress: Callable[[int, int], None] | None = None,
-    fixed: set[str] | None = None, rounds: int = 2, runner: Runner | None = None, stable: StabilityRule | None = None,
-) -> dict[str, Any]:
-    """Coordinate-wise search over ``model.tuning_grid`` by validation NDCG@k.
-
-    Only score-time options are in a grid, so the fitted model is reused; options the user
-    set explicitly (``fixed``) are left alone. With ``stable`` (how serving chooses), a grid
-    point is taken only when it also passes the stability check (:mod:`anyrec.eval.stability`)
-    on the training histories. Returns the chosen options and their score (and stability figures).
-    """
-    # Options only serving searches (item-kNN's long + short term: its leaderboard row stays the classic model).
-    serving = getattr(model, "serving_grid", {}) if stable is not None else {}
-    grid = {k_: v for k_, v in {**getattr(model, "tuning_grid", {}), **serving}.items() if k_ not in (fixed or set())}
-    metric = f"ndcg@{k}"
-
-    def score() -> float:
-        return evaluate_model(model, ds, split, "valid", (k,), runner=runner)[metric]
-
-    # Kept products only help where the scoring runs here; on Ray each grid point ships the model anew.
-    reuse = getattr(model, "reuse_similarities", None) if runner is None or runner.name == "local" else None
-    check: Callable[[], dict[str, float] | None] | None = None
-    if stable is not None:
-        train = split.train_dataset(ds)
-        rule = stable
-
-        def check() -> dict[str, float] | None:
-            return stability(model, train, rule, k)
-
-    with reuse(tuning_cache_mb()) if reuse is not None else contextlib.nullcontext():
-        return _coordinate_search(model, grid, score, metric, rounds, progress, check, stable)
-
-
-def tuning_cache_mb() -> int:
-    """Memory a model may keep between the grid points of a validation search: a quarter of the
-    memory available now, at most 4 GB."""
-    free = available_memory()
-    return 512 if free is None else int(min(4096, free // 4 // 2**20))
-
-
-def available_memory() -> int | None:
-    """Bytes that can be allocated without swapping: Linux's ``MemAvailable`` (free memory plus the
-    page cache it can drop), else the free pages; ``None`` where neither is known.
-
-    Free pages alone undercount once large files have been read (the page cache holds them): the
-    budget then shrank for no reason, e.g. 13 GB free of 20 GB available on this 24 GB machine."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Callable[[], float], metric: str,
-                       rounds: int, progress: Callable[[int, int], None] | None,
-                       check: Callable[[], dict[str, float] | None] | None = None,
-                       rule: StabilityRule | None = None) -> dict[str, Any]:
-    best = score()
-    steady = check() if check is not None else None
-    if check is not None and not passes(steady, rule):
-        log.warning("%s: the starting options fail the stability check (%s); the search keeps only points that pass",
-                    model.name, steady)
-    total = rounds * sum(len(v) for v in grid.values())
-    done = 0
-
-    def point(config: Any) -> tuple[Any, ...]:
-        return tuple(repr(getattr(config, opt)) for opt in grid)
-
-    seen = {point(model.config)}  # a point already scored lost to the best then, and still does: not scored again
-    for _ in range(rounds):
-        for opt, values in grid.items():
-            for value in values:
-                done += 1
-                if value == getattr(model.config, opt) or point(replace(model.config, **{opt: value})) in seen:
-                    continue
-                current = model.config
-                model.config = replace(current, **{opt: value})
-                seen.add(point(model.config))
-                s = score()
-                found = check() if check is not None and s > best + 1e-9 else None
-                if s > best + 1e-9 and (check is None or passes(found, rule)):
-                    best, steady = s, found
-                else:
-                    model.config = current
-                if progress:
-                    progress(done, total)
-    if progress:  # the last points may have been skipped: the step still ends, or a log shows it running on
-        progress(total, total)
-    chosen = {opt: getattr(model.config, opt) for opt in grid}
-    log.info("%s tuned on validation: %s (%s = %.4f%s)", model.name, chosen, metric, best,
-             f", stability {steady}" if steady else "")
-    extra = {f"valid_{name}": v for name, v in (steady or {}).items() if name != "users"}
-    return {**chosen, f"valid_{metric}": round(best, 6), **extra}

@@ -38,7 +38,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
     Config = SequentialConfig
     trains_with_validation: ClassVar[bool] = True
     data_parallel: ClassVar[bool] = True  # a Ray runner fits it with Ray Train (see anyrec.cluster)
-    # Score-time options chosen on validation after training (see eval.experiment.tune_on_validation).
+    # Score-time options chosen on validation after training (see eval.search.tune_on_validation).
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
                                                    "text_half_life": [0.0, 1.0, 3.0, 10.0], "kernel": [0.0, 0.05, 0.1, 0.2],
                                                    "popularity": [0.0, 0.02, 0.05, 0.1, 0.2]}
