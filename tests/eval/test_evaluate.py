@@ -195,3 +195,46 @@ def test_memory_budget_counts_the_page_cache_as_available() -> None:
         meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo"))
         assert abs(found - int(meminfo["MemAvailable"].split()[0]) * 1024) < 2**30
     assert 0 < tuning_cache_mb() <= 4096
+
+
+def test_a_large_validation_set_is_searched_on_a_seeded_sample_of_its_users(monkeypatch) -> None:
+    """Above SEARCH_CELLS (validation users × items) a grid point scores a seeded sample of the validation
+    users, the same sample at every point; the figure says how many; below it every user is scored."""
+    from dataclasses import dataclass
+
+    from anyrec.eval import search
+    from anyrec.eval.search import tune_on_validation
+
+    @dataclass
+    class Opts:
+        lift: float = 0.0
+
+    class Watching(Recommender):
+        name = "watching"
+        Config = Opts
+        tuning_grid = {"lift": [0.0, 1.0]}
+
+        def _fit(self, ds):
+            self.users: list[set[int]] = []
+
+        def score(self, users):
+            self.users.append(set(users.tolist()))
+            return np.zeros((len(users), self.n_items_)) + self.config.lift
+
+    ds = checkerboard(n_users=200, n_items=20, per_user=6)
+    split = leave_one_out(ds)
+    model = Watching()
+    model.fit(split.train_dataset(ds))
+    every = tune_on_validation(model, ds, split, 10)
+    assert "valid_users_searched" not in every and set().union(*model.users) == set(range(200))
+
+    monkeypatch.setattr(search, "SEARCH_CELLS", 50 * 20)
+    monkeypatch.setattr(search, "SEARCH_MIN_USERS", 10)
+    model.users = []
+    sampled = tune_on_validation(model, ds, split, 10)
+    assert sampled["valid_users_searched"] == 50
+    cut, n = search.search_split(ds, split)
+    assert n == 50 and search.search_split(ds, split)[0].valid.tolist() == cut.valid.tolist()  # seeded: the same sample
+    chosen = set(ds.interactions.user[cut.valid].tolist())
+    assert len(chosen) == 50 and all(users <= chosen for users in model.users)  # every grid point scored the sample only
+    assert set().union(*model.users) == chosen

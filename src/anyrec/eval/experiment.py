@@ -177,7 +177,8 @@ def run_experiment(
         search_s = time.perf_counter() - t_search
         stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
         if "auto" in result and len(split.valid):
-            valid_metric = tuned.get(f"valid_ndcg@{config.ks[0]}")
+            # A search on a sample of the validation users (a large log) is not read here: auto compares every row on all.
+            valid_metric = None if tuned.get("valid_users_searched") else tuned.get(f"valid_ndcg@{config.ks[0]}")
             result["auto"].setdefault("validation", {})[name] = round(float(
                 valid_metric if valid_metric is not None else evaluate_model(model, ds, split, "valid", config.ks[:1], runner=runner)[
                     f"ndcg@{config.ks[0]}"]), 6)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from anyrec.cluster import Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split
@@ -19,6 +21,11 @@ from anyrec.eval.stability import StabilityRule, passes, stability
 from anyrec.models.base import Recommender
 
 log = logging.getLogger(__name__)
+
+# Validation users × candidate items one grid point may score (about Beauty's 22,363 × 12,101): above it the
+# search scores a seeded sample of the validation users, so a large log's search costs what Beauty's does.
+SEARCH_CELLS = 300_000_000
+SEARCH_MIN_USERS = 5_000
 
 
 def tune_on_validation(
@@ -36,9 +43,10 @@ def tune_on_validation(
     serving = getattr(model, "serving_grid", {}) if stable is not None else {}
     grid = {k_: v for k_, v in {**getattr(model, "tuning_grid", {}), **serving}.items() if k_ not in (fixed or set())}
     metric = f"ndcg@{k}"
+    searched, sampled = search_split(ds, split)
 
     def score() -> float:
-        return evaluate_model(model, ds, split, "valid", (k,), runner=runner)[metric]
+        return evaluate_model(model, ds, searched, "valid", (k,), runner=runner)[metric]
 
     # Kept products only help where the scoring runs here; on Ray each grid point ships the model anew.
     reuse = getattr(model, "reuse_similarities", None) if runner is None or runner.name == "local" else None
@@ -51,7 +59,24 @@ def tune_on_validation(
             return stability(model, train, rule, k)
 
     with reuse(tuning_cache_mb()) if reuse is not None else contextlib.nullcontext():
-        return _coordinate_search(model, grid, score, metric, rounds, progress, check, stable)
+        chosen = _coordinate_search(model, grid, score, metric, rounds, progress, check, stable)
+    return {**chosen, "valid_users_searched": sampled} if sampled else chosen
+
+
+def search_split(ds: Dataset, split: Split, seed: int = 0) -> tuple[Split, int]:
+    """``split`` with its validation rows cut to a seeded sample of the validation users where scoring them all
+    over the candidates would pass :data:`SEARCH_CELLS` (at least :data:`SEARCH_MIN_USERS`); returns the split the
+    search scores and the sample's size (0: every validation user). Training rows, and so every history, stay."""
+    user = ds.interactions.user[split.valid]
+    users = np.unique(user)
+    items = ds.n_items if split.valid_candidates is None else int(len(split.valid_candidates))
+    cap = max(SEARCH_MIN_USERS, SEARCH_CELLS // max(items, 1))
+    if len(users) <= cap:
+        return split, 0
+    keep = np.random.default_rng(seed).choice(users, cap, replace=False)
+    log.info("the validation search scores a seeded %s of the %s validation users (%s × %s items > %s scores a grid point)",
+             f"{cap:,}", f"{len(users):,}", f"{len(users):,}", f"{items:,}", f"{SEARCH_CELLS:,}")
+    return replace(split, valid=split.valid[np.isin(user, keep)]), cap
 
 
 def tuning_cache_mb() -> int:
