@@ -238,3 +238,38 @@ def test_a_large_validation_set_is_searched_on_a_seeded_sample_of_its_users(monk
     chosen = set(ds.interactions.user[cut.valid].tolist())
     assert len(chosen) == 50 and all(users <= chosen for users in model.users)  # every grid point scored the sample only
     assert set().union(*model.users) == chosen
+
+
+def test_a_search_with_a_time_budget_keeps_the_best_point_it_reached() -> None:
+    """A model's ``search_minutes`` ends its validation search: out of time, no further grid point is scored,
+    the options stay at the best point scored and the result says at which step the budget ended it."""
+    from dataclasses import dataclass
+
+    from anyrec.eval.search import tune_on_validation
+
+    @dataclass
+    class Opts:
+        lift: float = 0.0
+        search_minutes: float = 0.0
+
+    class Counting(Recommender):
+        name = "counting"
+        Config = Opts
+        tuning_grid = {"lift": [0.0, 1.0, 2.0]}
+
+        def _fit(self, ds):
+            self.calls = 0
+
+        def score(self, users):
+            self.calls += 1
+            return np.zeros((len(users), self.n_items_)) + self.config.lift
+
+    ds = checkerboard(n_users=40)
+    split = leave_one_out(ds)
+    free = Counting()
+    free.fit(split.train_dataset(ds))
+    assert "valid_search_steps" not in tune_on_validation(free, ds, split, 10) and free.calls > 1
+    budgeted = Counting(search_minutes=1e-9)
+    budgeted.fit(split.train_dataset(ds))
+    found = tune_on_validation(budgeted, ds, split, 10)
+    assert budgeted.calls == 1 and found["lift"] == 0.0 and found["valid_search_steps"] == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -58,8 +59,10 @@ def tune_on_validation(
         def check() -> dict[str, float] | None:
             return stability(model, train, rule, k)
 
+    minutes = float(getattr(model.config, "search_minutes", 0) or 0)  # a model's own budget (sized to its log)
+    deadline = time.monotonic() + 60 * minutes if minutes > 0 else None
     with reuse(tuning_cache_mb()) if reuse is not None else contextlib.nullcontext():
-        chosen = _coordinate_search(model, grid, score, metric, rounds, progress, check, stable)
+        chosen = _coordinate_search(model, grid, score, metric, rounds, progress, check, stable, deadline)
     return {**chosen, "valid_users_searched": sampled} if sampled else chosen
 
 
@@ -108,7 +111,7 @@ def available_memory() -> int | None:
 def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Callable[[], float], metric: str,
                        rounds: int, progress: Callable[[int, int], None] | None,
                        check: Callable[[], dict[str, float] | None] | None = None,
-                       rule: StabilityRule | None = None) -> dict[str, Any]:
+                       rule: StabilityRule | None = None, deadline: float | None = None) -> dict[str, Any]:
     best = score()
     steady = check() if check is not None else None
     if check is not None and not passes(steady, rule):
@@ -120,12 +123,20 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
     def point(config: Any) -> tuple[Any, ...]:
         return tuple(repr(getattr(config, opt)) for opt in grid)
 
+    out_of_time, stopped_at = False, total
     seen = {point(model.config)}  # a point already scored lost to the best then, and still does: not scored again
     for _ in range(rounds):
         for opt, values in grid.items():
             for value in values:
                 done += 1
                 if value == getattr(model.config, opt) or point(replace(model.config, **{opt: value})) in seen:
+                    continue
+                if deadline is not None and time.monotonic() > deadline:
+                    if not out_of_time:
+                        stopped_at = done - 1
+                        log.warning("%s: the validation search ran out of its time budget after %d of %d grid steps; "
+                                    "it keeps the best point scored (%s = %.4f)", model.name, done - 1, total, metric, best)
+                    out_of_time = True
                     continue
                 current = model.config
                 model.config = replace(current, **{opt: value})
@@ -144,4 +155,6 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
     log.info("%s tuned on validation: %s (%s = %.4f%s)", model.name, chosen, metric, best,
              f", stability {steady}" if steady else "")
     extra = {f"valid_{name}": v for name, v in (steady or {}).items() if name != "users"}
+    if out_of_time:
+        extra["valid_search_steps"] = stopped_at  # of the grid's ``total`` steps: the budget ended it there
     return {**chosen, f"valid_{metric}": round(best, 6), **extra}

@@ -52,6 +52,9 @@ class SequentialConfig:
             from the catalog's size (:func:`sized_for`).
         max_minutes: training time budget (0 = none; −1 = chosen from the log, see :func:`sized_for`: none
             below 40,000 training windows, 10 minutes from there, so a large log's fit ends within 15 minutes).
+        search_minutes: the validation search's time budget (0 = none; −1 = chosen from the log, see
+            :func:`sized_for`: none below 40,000 training windows, else 3 minutes); out of time, the search keeps
+            the best point scored so far and says how far it got.
         device: ``cpu``, ``cuda`` or ``auto``.
         threads: torch CPU threads (0 = torch's default).
         seed: seeds initialisation, shuffling and dropout.
@@ -103,6 +106,7 @@ class SequentialConfig:
     patience: int = 20
     sampled_softmax: int = -1
     max_minutes: float = -1.0
+    search_minutes: float = -1.0
     device: str = "cpu"
     threads: int = 0
     seed: int = 0
@@ -134,12 +138,13 @@ def check_choices(cfg: SequentialConfig) -> None:
 FULL_SOFTMAX_ITEMS = 8192  # above this many items the default loss is a sampled softmax
 NEGATIVES = 1024  # its shared negatives per batch (on Beauty's 12,101 items: 3-4x faster than full, as accurate)
 LARGE_LOG_WINDOWS = 40_000  # from this many training windows, batches of 256 (fewer, fuller steps) and a time budget
+LARGE_LOG_SEARCH_MINUTES = 3.0  # and its validation search's budget (each grid point scores every validation user)
 LARGE_LOG_MINUTES = 10.0  # that budget: with embedding, validation and the score-time search, about 15 minutes in all
 
 
 def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[SequentialConfig, dict[str, str]]:
     """The options left to the data (``sampled_softmax`` −1, ``batch_size`` 0, ``bucket_by_length``
-    ``None``, ``max_minutes`` −1) set from the catalog size and the training windows' lengths; options
+    ``None``, ``max_minutes`` and ``search_minutes`` −1) set from the catalog size and the training windows' lengths; options
     the user gave are kept. Returns the concrete settings and, for each option chosen here, its value and why."""
     from dataclasses import replace
 
@@ -161,6 +166,12 @@ def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[
         chosen["max_minutes"] = (f"{LARGE_LOG_MINUTES:g} ({len(lengths):,} training windows ≥ {LARGE_LOG_WINDOWS:,}: the best epoch "
                                  "within the budget is kept; max_minutes=0 trains to early stopping)" if large
                                  else f"0 (no budget: {len(lengths):,} training windows < {LARGE_LOG_WINDOWS:,})")
+    if cfg.search_minutes < 0:
+        large = len(lengths) >= LARGE_LOG_WINDOWS
+        changes["search_minutes"] = LARGE_LOG_SEARCH_MINUTES if large else 0.0
+        chosen["search_minutes"] = (f"{LARGE_LOG_SEARCH_MINUTES:g} ({len(lengths):,} training windows ≥ {LARGE_LOG_WINDOWS:,}: the "
+                                    "validation search keeps the best point it reached)" if large else
+                                    f"0 (no budget: {len(lengths):,} training windows < {LARGE_LOG_WINDOWS:,})")
     if cfg.batch_size <= 0:
         value = 256 if len(lengths) >= LARGE_LOG_WINDOWS else 128
         changes["batch_size"] = value
