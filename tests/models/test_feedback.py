@@ -112,3 +112,27 @@ def test_the_batched_pooled_kernel_equals_the_kernel_of_each_history():
             want = kernel_scores(unit, items, weights, 0.1)[0]
             np.testing.assert_allclose(got[r], want, rtol=1e-6, atol=1e-6)
             np.testing.assert_allclose(cols[r], want[targets], rtol=1e-6, atol=1e-6)
+
+
+def test_the_pooled_kernel_keeps_each_block_within_its_budget(monkeypatch):
+    """A block is padded to its longest history: short and long histories together must not pass ``block``
+    similarities (sized by the shortest, one block on a 50,000-user log asked for 36 GB)."""
+    import torch
+
+    from anyrec.models.textvectors import pooled_kernel
+
+    rng = np.random.default_rng(4)
+    unit = rng.normal(size=(30, 4)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    histories = [(np.array([i % 30]), np.array([1.0])) for i in range(40)] + [(np.arange(30), np.ones(30))] * 3
+    shapes: list[tuple[int, ...]] = []
+    einsum = torch.einsum
+
+    def watch(eq, *ops):
+        shapes.append((*ops[0].shape[:2], ops[1].shape[0]))
+        return einsum(eq, *ops)
+
+    monkeypatch.setattr(torch, "einsum", watch)
+    pooled_kernel(unit, histories, 0.1, block=30 * 30 * 2)
+    assert shapes and all(b * length * n <= 30 * 30 * 2 or b == 1 for b, length, n in shapes), shapes
+    assert sum(b for b, _, _ in shapes) == len(histories)

@@ -171,17 +171,23 @@ def pooled_kernel(unit: np.ndarray, histories: list[tuple[np.ndarray, np.ndarray
         if pos.any():
             kept.append((r, np.asarray(items, dtype=np.int64)[pos], w[pos] / w[pos].sum()))
     kept.sort(key=lambda h: len(h[1]))
+    lengths = np.array([len(h[1]) for h in kept], dtype=np.int64)
     t_cols = torch.from_numpy(np.ascontiguousarray(cols, dtype=np.float32))
     start = 0
     while start < len(kept):
-        n = len(kept[start][1])
-        chunk = kept[start : start + max(1, block // max(1, n * len(cols)))]
+        # The block is padded to its longest history: with lengths sorted, c histories from ``start`` need
+        # c × lengths[start + c - 1] × columns similarities, which grows with c; take the most that fit
+        # (at least one). Sizing by the first history's length let a block of short and long histories run
+        # to 36 GB on a 50,000-user log.
+        count = np.arange(1, len(kept) - start + 1) * lengths[start:] * max(1, len(cols))
+        chunk = kept[start : start + max(1, int((count <= block).sum()))]
         n = len(chunk[-1][1])  # the longest in the chunk (sorted)
         hist = np.zeros((len(chunk), n, unit.shape[1]), dtype=np.float32)
         logp = np.full((len(chunk), n), -np.inf)
         for b, (_, items, p) in enumerate(chunk):
             hist[b, : len(items)] = unit[items]
-            logp[b, : len(items)] = np.log(p)
+            with np.errstate(divide="ignore"):  # a weight that underflowed to 0 counts for nothing: log 0 = −inf
+                logp[b, : len(items)] = np.log(p)
         with torch.no_grad():
             sims = torch.einsum("bld,nd->bln", torch.from_numpy(hist), t_cols).double() / tau + torch.from_numpy(logp)[:, :, None]
             out[[r for r, _, _ in chunk]] = (tau * torch.logsumexp(sims, dim=1)).numpy()
