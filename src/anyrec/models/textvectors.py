@@ -179,7 +179,8 @@ def pooled_kernel(unit: np.ndarray, histories: list[tuple[np.ndarray, np.ndarray
         # c × lengths[start + c - 1] × columns similarities, which grows with c; take the most that fit
         # (at least one). Sizing by the first history's length let a block of short and long histories run
         # to 36 GB on a 50,000-user log.
-        count = np.arange(1, len(kept) - start + 1) * lengths[start:] * max(1, len(cols))
+        window = lengths[start : start + max(1, block // max(1, len(cols)))]  # no chunk can hold more histories
+        count = np.arange(1, len(window) + 1) * window * max(1, len(cols))
         chunk = kept[start : start + max(1, int((count <= block).sum()))]
         n = len(chunk[-1][1])  # the longest in the chunk (sorted)
         hist = np.zeros((len(chunk), n, unit.shape[1]), dtype=np.float32)
