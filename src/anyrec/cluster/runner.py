@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -211,7 +212,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     checkpoint = None
     if ctx.get_world_rank() == 0:
         if relay is not None:
-            ray.get(relay.read.remote())  # one caller's actor calls run in order: every update is in before the end
+            ray.get(relay.ping.remote())  # one caller's actor calls run in order: every update is in before the end
             model.progress = None
         del model.data_parallel_
         folder = tempfile.mkdtemp(prefix="anyrec-fit-")
@@ -222,22 +223,33 @@ def _train_loop(config: dict[str, Any]) -> None:
 
 
 class _Relay:
-    """Holds the training workers' latest progress report for the driver to read."""
+    """Holds the training workers' progress reports until the driver drains them (at most ``keep``:
+    past that the oldest go, and are counted)."""
 
-    def __init__(self) -> None:
-        self.latest: tuple[str, int, int] | None = None
+    def __init__(self, keep: int = 10_000) -> None:
+        self.reports: deque[tuple[str, int, int]] = deque(maxlen=keep)
+        self.dropped = 0
 
     def update(self, label: str, done: int, total: int) -> None:
-        self.latest = (label, done, total)
+        if len(self.reports) == self.reports.maxlen:
+            self.dropped += 1
+        self.reports.append((label, done, total))
 
-    def read(self) -> tuple[str, int, int] | None:
-        return self.latest
+    def ping(self) -> None:
+        return None
+
+    def drain(self) -> tuple[list[tuple[str, int, int]], int]:
+        reports, dropped = list(self.reports), self.dropped
+        self.reports.clear()
+        self.dropped = 0
+        return reports, dropped
 
 
 @contextmanager
 def _relayed(relay: Any, progress: Callable[[str, int, int], None] | None, every: float = 1.0) -> Iterator[None]:
-    """While the block runs, pass the relay's latest report to ``progress`` (the driver's bar and log)
-    every ``every`` seconds, and once more at the end."""
+    """While the block runs, pass the relay's reports to ``progress`` (the driver's bar and log), every
+    one in order, drained every ``every`` seconds and once more at the end: a fit shorter than
+    ``every`` still shows its epochs."""
     if relay is None or progress is None:
         yield
         return
@@ -246,13 +258,14 @@ def _relayed(relay: Any, progress: Callable[[str, int, int], None] | None, every
     stop = threading.Event()
 
     def poll() -> None:
-        seen = None
         while True:
             finished = stop.wait(every)
-            latest = ray.get(relay.read.remote())
-            if latest is not None and latest != seen:
-                progress(*latest)
-                seen = latest
+            reports, dropped = ray.get(relay.drain.remote())
+            if dropped:
+                log.info("%d earlier progress reports of the Ray workers were not kept (the relay holds the latest %d)",
+                         dropped, len(reports))
+            for report in reports:
+                progress(*report)
             if finished:
                 return
 
