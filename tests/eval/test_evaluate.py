@@ -273,3 +273,41 @@ def test_a_search_with_a_time_budget_keeps_the_best_point_it_reached() -> None:
     budgeted.fit(split.train_dataset(ds))
     found = tune_on_validation(budgeted, ds, split, 10)
     assert budgeted.calls == 1 and found["lift"] == 0.0 and found["valid_search_steps"] == 1
+
+
+def test_a_search_does_not_begin_a_grid_point_that_would_end_past_its_budget() -> None:
+    """The budget bounds the search's time, not only where it starts its last point: a point that would end
+    past the deadline (as long as the slowest step so far) is not begun. Here each scoring takes 0.5 s and the
+    budget is 1.2 s: the start point and one more fit; a search that checked only the clock began a third at
+    1.0 s and ended at 1.5 s."""
+    import time as clock
+    from dataclasses import dataclass
+
+    from anyrec.eval.search import tune_on_validation
+
+    @dataclass
+    class Opts:
+        lift: float = 0.0
+        search_minutes: float = 1.2 / 60
+
+    class Slow(Recommender):
+        name = "slow"
+        Config = Opts
+        tuning_grid = {"lift": [0.0, 1.0, 2.0, 3.0]}
+
+        def _fit(self, ds):
+            self.calls = 0
+
+        def score(self, users):
+            self.calls += 1
+            clock.sleep(0.5)
+            return np.zeros((len(users), self.n_items_)) + self.config.lift
+
+    ds = checkerboard(n_users=40)
+    split = leave_one_out(ds)
+    model = Slow()
+    model.fit(split.train_dataset(ds))
+    began = clock.monotonic()
+    found = tune_on_validation(model, ds, split, 10)
+    assert model.calls == 2 and found["valid_search_steps"] == 2, (model.calls, found)
+    assert clock.monotonic() - began < 1.2 + 0.4

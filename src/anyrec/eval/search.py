@@ -112,8 +112,10 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
                        rounds: int, progress: Callable[[int, int], None] | None,
                        check: Callable[[], dict[str, float] | None] | None = None,
                        rule: StabilityRule | None = None, deadline: float | None = None) -> dict[str, Any]:
+    began = time.monotonic()
     best = score()
     steady = check() if check is not None else None
+    longest = time.monotonic() - began  # the slowest step so far: a step that would end past the deadline is not begun
     if check is not None and not passes(steady, rule):
         log.warning("%s: the starting options fail the stability check (%s); the search keeps only points that pass",
                     model.name, steady)
@@ -131,7 +133,7 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
                 done += 1
                 if value == getattr(model.config, opt) or point(replace(model.config, **{opt: value})) in seen:
                     continue
-                if deadline is not None and time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() + longest > deadline:
                     if not out_of_time:
                         stopped_at = done - 1
                         log.warning("%s: the validation search ran out of its time budget after %d of %d grid steps; "
@@ -141,8 +143,10 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
                 current = model.config
                 model.config = replace(current, **{opt: value})
                 seen.add(point(model.config))
+                began = time.monotonic()
                 s = score()
                 found = check() if check is not None and s > best + 1e-9 else None
+                longest = max(longest, time.monotonic() - began)
                 if s > best + 1e-9 and (check is None or passes(found, rule)):
                     best, steady = s, found
                 else:

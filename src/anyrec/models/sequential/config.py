@@ -138,7 +138,7 @@ def check_choices(cfg: SequentialConfig) -> None:
 FULL_SOFTMAX_ITEMS = 8192  # above this many items the default loss is a sampled softmax
 NEGATIVES = 1024  # its shared negatives per batch (on Beauty's 12,101 items: 3-4x faster than full, as accurate)
 LARGE_LOG_WINDOWS = 40_000  # from this many training windows, batches of 256 (fewer, fuller steps) and a time budget
-LARGE_LOG_SEARCH_MINUTES = 3.0  # and its validation search's budget (each grid point scores every validation user)
+LARGE_LOG_SEARCH_MINUTES = 2.0  # and its validation search's budget (no grid point is begun that would end past it)
 LARGE_LOG_MINUTES = 10.0  # that budget: with embedding, validation and the score-time search, about 15 minutes in all
 
 
