@@ -311,3 +311,32 @@ def test_a_search_does_not_begin_a_grid_point_that_would_end_past_its_budget() -
     found = tune_on_validation(model, ds, split, 10)
     assert model.calls == 2 and found["valid_search_steps"] == 2, (model.calls, found)
     assert clock.monotonic() - began < 1.2 + 0.4
+
+
+def test_early_stopping_scores_the_sample_of_validation_users_a_model_asks_for() -> None:
+    """``validation_users`` > 0 (the generative model on a large log): every epoch's validation scores the same
+    seeded sample of that many users; 0 scores them all."""
+    from anyrec.eval.experiment import validator
+
+    class Asking(Recommender):
+        name = "asking"
+        validation_users = 10
+
+        def _fit(self, ds):
+            self.seen = []
+
+        def score(self, users):
+            self.seen.append(sorted(int(u) for u in users))
+            return np.zeros((len(users), self.n_items_))
+
+    ds = checkerboard(n_users=40)
+    split = leave_one_out(ds)
+    model = Asking()
+    model.fit(split.train_dataset(ds))
+    validate = validator(ds, split, 10)
+    validate(model)
+    validate(model)
+    assert [len(s) for s in model.seen] == [10, 10] and model.seen[0] == model.seen[1]
+    model.validation_users = 0
+    validate(model)
+    assert len(model.seen[-1]) == len(np.unique(ds.interactions.user[split.valid])) == 40

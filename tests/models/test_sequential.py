@@ -216,7 +216,7 @@ def test_options_left_to_the_data_follow_the_catalog_and_the_log_and_given_ones_
     big, chosen = sized_for(SequentialConfig(), 12_101, [4, 6, 9] * 20_000)  # Beauty-like: many items, short histories
     assert (big.sampled_softmax, big.bucket_by_length, big.batch_size) == (1024, True, 256)
     assert "12,101 items > 8,192" in chosen["sampled_softmax"] and "60,000 training windows" in chosen["batch_size"]
-    assert big.max_minutes == 10.0 and "max_minutes=0 trains to early stopping" in chosen["max_minutes"]
+    assert big.max_minutes == 9.0 and "max_minutes=0 trains to early stopping" in chosen["max_minutes"]
     assert big.search_minutes == 2.0 and "keeps the best point it reached" in chosen["search_minutes"]
     small, chosen = sized_for(SequentialConfig(), 1_682, [50, 50, 12] * 300)  # ml-100k-like
     assert (small.sampled_softmax, small.bucket_by_length, small.batch_size) == (0, False, 128)

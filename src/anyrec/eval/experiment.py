@@ -16,7 +16,7 @@ from anyrec.eval.auto import candidates as auto_candidates
 from anyrec.eval.auto import choose
 from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
-from anyrec.eval.search import available_memory, tune_on_validation
+from anyrec.eval.search import available_memory, tune_on_validation, validation_sample
 from anyrec.eval.stability import StabilityRule
 from anyrec.models.base import Recommender
 from anyrec.models.registry import MODELS, build_model
@@ -90,8 +90,18 @@ class ExperimentConfig:
 
 
 def validator(ds: Dataset, split: Split, k: int) -> Callable[[Recommender], float]:
-    """Validation NDCG@k of a model whose history is the training rows (for early stopping)."""
-    return lambda m: evaluate_model(m, ds, split, "valid", (k,))[f"ndcg@{k}"]
+    """Validation NDCG@k of a model whose history is the training rows (for early stopping). A model whose
+    scoring is costly may ask for a seeded sample of the validation users (``validation_users`` > 0: the
+    generative model on a large log generates every list by beam search), the same sample every epoch."""
+    samples: dict[int, Split] = {}
+
+    def run(m: Recommender) -> float:
+        cap = int(m.validation_users or 0)
+        if cap > 0 and cap not in samples:
+            samples[cap] = validation_sample(ds, split, cap)[0]
+        return evaluate_model(m, ds, samples.get(cap, split), "valid", (k,))[f"ndcg@{k}"]
+
+    return run
 
 
 def read_all_then(train: Dataset, validate: Callable[[Recommender], float]) -> Callable[[Recommender], float]:

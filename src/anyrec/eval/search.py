@@ -70,15 +70,24 @@ def search_split(ds: Dataset, split: Split, seed: int = 0) -> tuple[Split, int]:
     """``split`` with its validation rows cut to a seeded sample of the validation users where scoring them all
     over the candidates would pass :data:`SEARCH_CELLS` (at least :data:`SEARCH_MIN_USERS`); returns the split the
     search scores and the sample's size (0: every validation user). Training rows, and so every history, stay."""
-    user = ds.interactions.user[split.valid]
-    users = np.unique(user)
     items = ds.n_items if split.valid_candidates is None else int(len(split.valid_candidates))
     cap = max(SEARCH_MIN_USERS, SEARCH_CELLS // max(items, 1))
-    if len(users) <= cap:
+    searched, sampled = validation_sample(ds, split, cap, seed)
+    if sampled:
+        total = len(np.unique(ds.interactions.user[split.valid]))
+        log.info("the validation search scores a seeded %s of the %s validation users (%s × %s items > %s scores a grid point)",
+                 f"{cap:,}", f"{total:,}", f"{total:,}", f"{items:,}", f"{SEARCH_CELLS:,}")
+    return searched, sampled
+
+
+def validation_sample(ds: Dataset, split: Split, cap: int, seed: int = 0) -> tuple[Split, int]:
+    """``split`` with its validation rows cut to a seeded ``cap`` of the validation users, and ``cap``; ``split``
+    and 0 where there are no more than ``cap`` (or ``cap`` ≤ 0). Training rows, and so every history, stay."""
+    user = ds.interactions.user[split.valid]
+    users = np.unique(user)
+    if cap <= 0 or len(users) <= cap:
         return split, 0
     keep = np.random.default_rng(seed).choice(users, cap, replace=False)
-    log.info("the validation search scores a seeded %s of the %s validation users (%s × %s items > %s scores a grid point)",
-             f"{cap:,}", f"{len(users):,}", f"{len(users):,}", f"{items:,}", f"{SEARCH_CELLS:,}")
     return replace(split, valid=split.valid[np.isin(user, keep)]), cap
 
 

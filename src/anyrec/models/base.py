@@ -112,6 +112,10 @@ class Recommender(ABC):
     """``fit_with_validation(train, validate)`` early-stops on a validation callback; fitting for serving
     then trains once on the validation split and serves with the whole history, without a refit."""
 
+    validation_users: int = 0
+    """Early stopping scores a seeded sample of this many validation users (0 = all): for a model whose every
+    list is costly to score (the generative model's beam search on a large log)."""
+
     def reads_text(self) -> bool:
         """Whether the items' text vectors are part of the score."""
         return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from anyrec.lm.encoder import DEFAULT_ENCODER
 
@@ -26,7 +26,11 @@ class GenerativeConfig:
             0.073 after 8 epochs).
         lr, warmup_steps, weight_decay, batch_size, epochs, patience, valid_every, max_minutes: optimisation
             (linear warm-up to ``lr``, then constant);
-            early stopping on validation NDCG@10 every ``valid_every`` epochs.
+            early stopping on validation NDCG@10 every ``valid_every`` epochs. ``batch_size`` 0 and
+            ``max_minutes`` −1 are left to the log (:func:`sized_for`: 64 and no budget below 40,000 training
+            windows, 256 and 9 minutes from there), and the fit says what it chose.
+        valid_users: early stopping on a seeded sample of this many validation users (every list is a beam
+            search); −1 = left to the log: all below 40,000 training windows, 5,000 from there; 0 = all.
         beam: beam width; the list is the beam's top (at least the list length asked for).
         new_items: also generate items never seen in training (from their text codes).
         pretrained: a saved generative model folder whose codebooks and decoder weights start this fit.
@@ -52,11 +56,12 @@ class GenerativeConfig:
     lr: float = 1e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
-    batch_size: int = 64
+    batch_size: int = 0
     epochs: int = 200
     patience: int = 5
     valid_every: int = 1
-    max_minutes: float = 0.0
+    max_minutes: float = -1.0
+    valid_users: int = -1
     beam: int = 20
     new_items: bool = True
     pretrained: str = ""
@@ -66,3 +71,31 @@ class GenerativeConfig:
     seed: int = 0
     log_dir: str = ""
     resume: bool = False
+
+
+LARGE_LOG_VALID_USERS = 5_000  # users a large log's early stopping generates lists for, each epoch
+
+
+def sized_for(cfg: GenerativeConfig, windows: int) -> tuple[GenerativeConfig, dict[str, str]]:
+    """``batch_size`` (0), ``max_minutes`` and ``valid_users`` (−1) set from the number of training windows, as the sequential
+    model sizes its own (the code vocabulary is small: no sampled softmax; batches are always length-bucketed);
+    options the user gave are kept. Returns the concrete settings and, for each option chosen here, its value
+    and why."""
+    from anyrec.models.trainer import LARGE_LOG_MINUTES, LARGE_LOG_WINDOWS
+
+    large = windows >= LARGE_LOG_WINDOWS
+    changes: dict[str, object] = {}
+    chosen: dict[str, str] = {}
+    if cfg.batch_size <= 0:
+        changes["batch_size"] = 256 if large else 64
+        chosen["batch_size"] = f"{changes['batch_size']} ({windows:,} training windows {'≥' if large else '<'} {LARGE_LOG_WINDOWS:,})"
+    if cfg.valid_users < 0:
+        changes["valid_users"] = LARGE_LOG_VALID_USERS if large else 0
+        chosen["valid_users"] = (f"{LARGE_LOG_VALID_USERS:,} (early stopping on a seeded sample of the validation users: "
+                                 f"{windows:,} training windows ≥ {LARGE_LOG_WINDOWS:,})" if large else "0 (every validation user)")
+    if cfg.max_minutes < 0:
+        changes["max_minutes"] = LARGE_LOG_MINUTES if large else 0.0
+        chosen["max_minutes"] = (f"{LARGE_LOG_MINUTES:g} ({windows:,} training windows ≥ {LARGE_LOG_WINDOWS:,}: the best epoch "
+                                 "within the budget is kept; max_minutes=0 trains to early stopping)" if large
+                                 else f"0 (no budget: {windows:,} training windows < {LARGE_LOG_WINDOWS:,})")
+    return replace(cfg, **changes), chosen  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ from anyrec.models.generative.codes import (
     code_report,
     collision_numbers,
 )
-from anyrec.models.generative.config import GenerativeConfig
+from anyrec.models.generative.config import GenerativeConfig, sized_for
 from anyrec.models.generative.decoder import (
     Vocab,
     beam_search,
@@ -45,6 +45,7 @@ from anyrec.models.generative.decoder import (
 )
 from anyrec.models.generative.train import train_decoder
 from anyrec.models.generative.trie import CodeTrie
+from anyrec.models.trainer import announce_sizing
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,10 @@ class Generative(Recommender):
             train_seqs = seqs
         windows = training_windows(tokens, [s for s in train_seqs if len(s)], cfg.max_items)
         log.info("generative: %d training windows, vocabulary %d tokens, codes %s", len(windows), self.vocab_.size, report)
+        self.config, self.sized_ = sized_for(cfg, len(windows))
+        cfg = self.config
+        announce_sizing(self.name, self.sized_, self.progress)
+        self.validation_users = max(0, cfg.valid_users)  # what early stopping scores (anyrec.eval.experiment.validator)
         evaluate = (lambda: validate(self)) if validate is not None else (lambda: self._holdout_ndcg(hold_users, seqs))
         summary = train_decoder(self.net_, windows, replace(cfg, device=self._device()), evaluate, self.progress)
         self.net_.to("cpu" if cfg.device == "cpu" else self._device())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from anyrec.lm.encoder import DEFAULT_ENCODER
+from anyrec.models.trainer import LARGE_LOG_MINUTES, LARGE_LOG_WINDOWS  # shared with the generative model
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ class SequentialConfig:
         sampled_softmax: 0 = full softmax; N > 0 = N shared uniform negatives per batch; −1 = chosen
             from the catalog's size (:func:`sized_for`).
         max_minutes: training time budget (0 = none; −1 = chosen from the log, see :func:`sized_for`: none
-            below 40,000 training windows, 10 minutes from there, so a large log's fit ends within 15 minutes).
+            below 40,000 training windows, 9 minutes from there, so a large log's evaluate ends within 15 minutes).
         search_minutes: the validation search's time budget (0 = none; −1 = chosen from the log, see
-            :func:`sized_for`: none below 40,000 training windows, else 3 minutes); out of time, the search keeps
+            :func:`sized_for`: none below 40,000 training windows, else 2 minutes); out of time, the search keeps
             the best point scored so far and says how far it got.
         device: ``cpu``, ``cuda`` or ``auto``.
         threads: torch CPU threads (0 = torch's default).
@@ -137,9 +138,7 @@ def check_choices(cfg: SequentialConfig) -> None:
 
 FULL_SOFTMAX_ITEMS = 8192  # above this many items the default loss is a sampled softmax
 NEGATIVES = 1024  # its shared negatives per batch (on Beauty's 12,101 items: 3-4x faster than full, as accurate)
-LARGE_LOG_WINDOWS = 40_000  # from this many training windows, batches of 256 (fewer, fuller steps) and a time budget
 LARGE_LOG_SEARCH_MINUTES = 2.0  # and its validation search's budget (no grid point is begun that would end past it)
-LARGE_LOG_MINUTES = 10.0  # that budget: with embedding, validation and the score-time search, about 15 minutes in all
 
 
 def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[SequentialConfig, dict[str, str]]:

@@ -26,7 +26,7 @@ from anyrec.models.sequential.pretrain import load_weights, read_pretrained, wit
 from anyrec.models.sequential.retrieval import IndexSide
 from anyrec.models.sequential.textterm import TextTerm
 from anyrec.models.sequential.training import StepInputs, held_out_gains, resume, run_epochs, snapshot, windows
-from anyrec.models.trainer import TrainingLoop
+from anyrec.models.trainer import TrainingLoop, announce_sizing
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
     def _size_for_data(self, n_items: int, cut: np.ndarray) -> SequentialConfig:
         """Set the options left to the data (:func:`sized_for`) and say what was chosen and why."""
         self.config, self.sized_ = sized_for(self.config, n_items, [int(n) for n in (cut[:, :-1] != 0).sum(1)])
-        if self.sized_:
-            text = f"{self.name} settings for this log: " + "; ".join(f"{k}={v}" for k, v in self.sized_.items())
-            log.info(text)
-            if self.progress:
-                self.progress(text, 0, 0)  # a notice (see anyrec.cli.progress)
+        announce_sizing(self.name, self.sized_, self.progress)
         return self.config
 
     def _encoder_tuner(self, ds: Dataset, device: str) -> Any:
