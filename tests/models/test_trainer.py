@@ -29,6 +29,23 @@ def test_the_budget_stops_the_loop() -> None:
     assert not TrainingLoop(patience=1).out_of_time()  # 0 = no budget
 
 
+def test_no_epoch_begins_that_would_end_past_the_budget() -> None:
+    """With epochs of 0.6 s and a budget of 1 s, the loop stops after the first: a second would end at 1.2 s,
+    though the clock (0.6 s) is still inside the budget; the check counts the longest epoch, validation included."""
+    loop = TrainingLoop(patience=100, max_minutes=1 / 60)
+    loop.started = time.perf_counter() - 0.6
+    assert not loop.no_time_for_an_epoch()  # nothing recorded: no epoch length known yet
+    assert loop.no_time_for_an_epoch(pending=0.6) and not loop.out_of_time()
+    loop.record({"epoch": 0, "seconds": 0.6}, 0.1)
+    assert loop.no_time_for_an_epoch() and loop.should_stop() and not loop.out_of_time()
+    quick = TrainingLoop(patience=100, max_minutes=1 / 60)
+    quick.started = time.perf_counter() - 0.2
+    quick.record({"epoch": 0, "seconds": 0.1}, 0.1)
+    quick.record({"epoch": 1, "seconds": 0.2}, 0.1)
+    assert not quick.no_time_for_an_epoch() and not quick.should_stop()  # 0.2 s + 0.1 s < 1 s
+    assert not TrainingLoop(patience=1).no_time_for_an_epoch(pending=1e9)  # 0 = no budget
+
+
 def test_log_checkpoint_and_resume(tmp_path) -> None:
     pytest.importorskip("torch")
     first = TrainingLoop(patience=3, folder=tmp_path)

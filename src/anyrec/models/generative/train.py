@@ -81,7 +81,7 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
             loop.report(progress, "generative", epoch, cfg.epochs, b + 1, len(batches), total / n)
         net.eval()
         entry: dict[str, Any] = {"epoch": epoch, "loss": round(total / max(1, n), 5), "seconds": round(loop.seconds(), 2)}
-        late = loop.out_of_time()  # the last epoch in the budget is validated too
+        late = loop.no_time_for_an_epoch(pending=entry["seconds"])  # no time for another: this last one is validated too
         score = None
         if (epoch + 1) % max(1, cfg.valid_every) == 0 or epoch + 1 == cfg.epochs or late:
             score = evaluate()
