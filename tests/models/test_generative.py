@@ -145,7 +145,7 @@ def test_validation_every_n_epochs_and_at_the_end():
 
 
 def test_options_left_to_the_log_are_sized_from_it_said_aloud_and_given_ones_win():
-    """``batch_size`` and ``max_minutes`` left to the data: 64 and no budget on a small log, 256 and 9 minutes
+    """``batch_size`` and ``max_minutes`` left to the data: 64 and no budget on a small log, 256 and 6 minutes
     from 40,000 training windows; a fit says what it chose (progress notice and ``sized_``), a given option is kept."""
     from anyrec.models.generative.config import GenerativeConfig, sized_for
 
@@ -153,7 +153,7 @@ def test_options_left_to_the_log_are_sized_from_it_said_aloud_and_given_ones_win
     assert (small.batch_size, small.max_minutes, small.valid_users) == (64, 0.0, 0)
     assert "3,000 training windows < 40,000" in chosen["batch_size"]
     big, chosen = sized_for(GenerativeConfig(), 53_671)
-    assert (big.batch_size, big.max_minutes, big.valid_users) == (256, 9.0, 5_000)
+    assert (big.batch_size, big.max_minutes, big.valid_users) == (256, 6.0, 5_000)
     assert "max_minutes=0 trains to early stopping" in chosen["max_minutes"] and "seeded sample" in chosen["valid_users"]
     given, chosen = sized_for(GenerativeConfig(batch_size=32, max_minutes=0, valid_users=0), 53_671)
     assert (given.batch_size, given.max_minutes, given.valid_users) == (32, 0, 0) and chosen == {}
