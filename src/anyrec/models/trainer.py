@@ -38,6 +38,18 @@ LARGE_LOG_WINDOWS = 40_000
 LARGE_LOG_MINUTES = 9.0
 
 
+def by_log_size(windows: int, small: Any, large: Any, why_small: str = "", why_large: str = "") -> tuple[Any, str]:
+    """An option left to the data: ``large`` from :data:`LARGE_LOG_WINDOWS` training windows, else ``small``, and the
+    reason a fit prints, e.g. ``9 (53,671 training windows ≥ 40,000: the best epoch within the budget is kept)``."""
+    big = windows >= LARGE_LOG_WINDOWS
+    value, why = (large, why_large) if big else (small, why_small)
+    shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
+    return value, f"{shown} ({windows:,} training windows {'≥' if big else '<'} {LARGE_LOG_WINDOWS:,}{': ' + why if why else ''})"
+
+
+BUDGET_REASONS = ("no budget", "the best epoch within the budget is kept; max_minutes=0 trains to early stopping")
+
+
 def announce_sizing(name: str, chosen: dict[str, str], progress: Callable[[str, int, int], None] | None) -> None:
     """Say which options a model set from the log, and why (the log, and the progress bar as a notice)."""
     if not chosen:

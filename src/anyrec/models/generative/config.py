@@ -85,21 +85,15 @@ def sized_for(cfg: GenerativeConfig, windows: int) -> tuple[GenerativeConfig, di
     model sizes its own (the code vocabulary is small: no sampled softmax; batches are always length-bucketed);
     options the user gave are kept. Returns the concrete settings and, for each option chosen here, its value
     and why."""
-    from anyrec.models.trainer import LARGE_LOG_WINDOWS
+    from anyrec.models.trainer import BUDGET_REASONS, by_log_size
 
-    large = windows >= LARGE_LOG_WINDOWS
     changes: dict[str, object] = {}
     chosen: dict[str, str] = {}
     if cfg.batch_size <= 0:
-        changes["batch_size"] = 256 if large else 64
-        chosen["batch_size"] = f"{changes['batch_size']} ({windows:,} training windows {'≥' if large else '<'} {LARGE_LOG_WINDOWS:,})"
+        changes["batch_size"], chosen["batch_size"] = by_log_size(windows, 64, 256)
     if cfg.valid_users < 0:
-        changes["valid_users"] = LARGE_LOG_VALID_USERS if large else 0
-        chosen["valid_users"] = (f"{LARGE_LOG_VALID_USERS:,} (early stopping on a seeded sample of the validation users: "
-                                 f"{windows:,} training windows ≥ {LARGE_LOG_WINDOWS:,})" if large else "0 (every validation user)")
+        changes["valid_users"], chosen["valid_users"] = by_log_size(
+            windows, 0, LARGE_LOG_VALID_USERS, "every validation user", "early stopping on a seeded sample of the validation users")
     if cfg.max_minutes < 0:
-        changes["max_minutes"] = LARGE_LOG_MINUTES if large else 0.0
-        chosen["max_minutes"] = (f"{LARGE_LOG_MINUTES:g} ({windows:,} training windows ≥ {LARGE_LOG_WINDOWS:,}: the best epoch "
-                                 "within the budget is kept; max_minutes=0 trains to early stopping)" if large
-                                 else f"0 (no budget: {windows:,} training windows < {LARGE_LOG_WINDOWS:,})")
+        changes["max_minutes"], chosen["max_minutes"] = by_log_size(windows, 0.0, LARGE_LOG_MINUTES, *BUDGET_REASONS)
     return replace(cfg, **changes), chosen  # type: ignore[arg-type]

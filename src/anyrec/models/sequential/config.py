@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from anyrec.lm.encoder import DEFAULT_ENCODER
-from anyrec.models.trainer import LARGE_LOG_MINUTES, LARGE_LOG_WINDOWS  # shared with the generative model
+from anyrec.models.trainer import BUDGET_REASONS, LARGE_LOG_MINUTES, by_log_size  # shared with the generative model
 
 
 @dataclass(frozen=True)
@@ -159,22 +159,14 @@ def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[
         on = bool(lengths) and mean < cfg.max_len / 2
         changes["bucket_by_length"] = on
         chosen["bucket_by_length"] = f"{str(on).lower()} (mean training window {mean:.1f} items {'<' if on else '≥'} max_len/2 = {cfg.max_len / 2:g})"
+    windows = len(lengths)
     if cfg.max_minutes < 0:
-        large = len(lengths) >= LARGE_LOG_WINDOWS
-        changes["max_minutes"] = LARGE_LOG_MINUTES if large else 0.0
-        chosen["max_minutes"] = (f"{LARGE_LOG_MINUTES:g} ({len(lengths):,} training windows ≥ {LARGE_LOG_WINDOWS:,}: the best epoch "
-                                 "within the budget is kept; max_minutes=0 trains to early stopping)" if large
-                                 else f"0 (no budget: {len(lengths):,} training windows < {LARGE_LOG_WINDOWS:,})")
+        changes["max_minutes"], chosen["max_minutes"] = by_log_size(windows, 0.0, LARGE_LOG_MINUTES, *BUDGET_REASONS)
     if cfg.search_minutes < 0:
-        large = len(lengths) >= LARGE_LOG_WINDOWS
-        changes["search_minutes"] = LARGE_LOG_SEARCH_MINUTES if large else 0.0
-        chosen["search_minutes"] = (f"{LARGE_LOG_SEARCH_MINUTES:g} ({len(lengths):,} training windows ≥ {LARGE_LOG_WINDOWS:,}: the "
-                                    "validation search keeps the best point it reached)" if large else
-                                    f"0 (no budget: {len(lengths):,} training windows < {LARGE_LOG_WINDOWS:,})")
+        changes["search_minutes"], chosen["search_minutes"] = by_log_size(
+            windows, 0.0, LARGE_LOG_SEARCH_MINUTES, "no budget", "the validation search keeps the best point it reached")
     if cfg.batch_size <= 0:
-        value = 256 if len(lengths) >= LARGE_LOG_WINDOWS else 128
-        changes["batch_size"] = value
-        chosen["batch_size"] = f"{value} ({len(lengths):,} training windows {'≥' if value == 256 else '<'} {LARGE_LOG_WINDOWS:,})"
+        changes["batch_size"], chosen["batch_size"] = by_log_size(windows, 128, 256)
     return replace(cfg, **changes), chosen  # type: ignore[arg-type]
 
 
