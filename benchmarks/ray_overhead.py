@@ -88,7 +88,7 @@ def main() -> int:
                          "same": res == local_eval[name][0]})
         ray_seq, t_seq_ray = timed(lambda: seq_fit(runner))
         rows.append({"job": f"train sequential, {args.epochs} epochs", "local_s": t_seq_local, "ray_s": t_seq_ray,
-                     "same": f"valid NDCG@10 {local_seq.best_valid_ndcg_:.4f} local, {ray_seq.best_valid_ndcg_:.4f} on Ray"})
+                     "same": f"valid NDCG@10 {local_seq.report_.best_valid_ndcg:.4f} local, {ray_seq.report_.best_valid_ndcg:.4f} on Ray"})
     table = Table(title=f"{ds.name}: local vs a local Ray cluster ({args.cpus} CPUs; start-up {startup:.1f} s, not in the rows)")
     for col in ("job", "local s", "ray s", "ray ÷ local", "result"):
         table.add_column(col, justify="left" if col in ("job", "result") else "right")

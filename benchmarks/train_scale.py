@@ -44,13 +44,13 @@ def run_variant(variant: str, ds: Any, split: Any, opts: dict[str, Any], seed: i
     fit_s = time.perf_counter() - t0
     model.set_history(split.history_dataset(ds, "test"))
     metrics = evaluate_model(model, ds, split, "test", (10, 20))
-    log = model.history_log_
+    log = model.report_.epochs
     budget = float(options.get("max_minutes", 0.0))
     stopped = "budget" if budget and log and log[-1]["seconds"] / 60 > budget else "early stopping"
     if len(log) >= int(options.get("epochs", 200)):
         stopped = "epoch limit"
     return {"variant": variant, "fit_seconds": round(fit_s, 1), "epochs": len(log), "stopped_by": stopped,
-            "best_valid_ndcg@10": model.best_valid_ndcg_, "test": metrics, "log": log, "options": options}
+            "best_valid_ndcg@10": model.report_.best_valid_ndcg, "test": metrics, "log": log, "options": options}
 
 
 def main() -> int:

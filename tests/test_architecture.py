@@ -20,7 +20,7 @@ PACKAGE = SRC / "anyrec"
 
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS: list[tuple[str, ...]] = [
-    ("anyrec", "anyrec.errors", "anyrec.cluster", "anyrec.plotting"),  # the package root (its version), errors, the local / Ray runner, PNG figures
+    ("anyrec", "anyrec.errors", "anyrec.cluster", "anyrec.plotting", "anyrec.training"),  # the package root (its version), errors, the local / Ray runner, PNG figures, the training loop
     ("anyrec.text",),
     ("anyrec.data",),
     ("anyrec.lm",),
@@ -204,3 +204,72 @@ def test_the_private_check_sees_a_reach() -> None:
 def test_source_files_stay_short() -> None:
     long = {str(p.relative_to(SRC)): n for p in sorted(PACKAGE.rglob("*.py")) if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
     assert long == {}
+
+
+def _model_attribute_names() -> set[str]:
+    """Every name the recommenders define (``Recommender``'s subclasses and their mixins, in anyrec.models and
+    wherever else one is defined): methods, class attributes, and attributes set on ``self``."""
+    classes: dict[str, tuple[ast.ClassDef, list[str]]] = {}
+    for path in MODULES.values():
+        for cls in (n for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.ClassDef)):
+            bases = [b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "" for b in cls.bases]
+            classes[cls.name] = (cls, bases)
+    models = {"Recommender"}
+    while True:  # the subclasses, then the mixins they are built from
+        grown = models | {n for n, (_, bases) in classes.items() if set(bases) & models}
+        grown |= {b for n in grown if n in classes for b in classes[n][1] if b in classes}
+        if grown == models:
+            break
+        models = grown
+    names: set[str] = set()
+    for n in models:
+        cls = classes[n][0]
+        for node in ast.walk(cls):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node in cls.body:
+                names.add(node.name)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node in cls.body:
+                names.add(node.target.id)
+            elif isinstance(node, ast.Assign) and node in cls.body:
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
+                    and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+    return {n for n in names if not n.startswith("__")}
+
+
+def _probes(tree: ast.AST, mod: str, attributes: set[str]) -> list[str]:
+    """``getattr`` / ``hasattr`` / ``setattr`` with a literal name that a model class defines, and any of them on a
+    value named like a model (``model``, ``…_model``, ``saved``, ``fitted``): the contract asked by duck typing."""
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr", "setattr") and len(node.args) >= 2):
+            continue
+        owner, name = node.args[0], node.args[1]
+        literal = name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) else None
+        owner_name = owner.id if isinstance(owner, ast.Name) else ""
+        model_like = owner_name in ("model", "saved", "fitted", "recommender") or owner_name.endswith("_model")
+        if literal is not None and (model_like or literal in attributes):
+            found.append(f"{mod}:{node.lineno} {node.func.id}({ast.unparse(owner)}, {literal!r})")
+    return sorted(found)
+
+
+def model_probes() -> list[str]:
+    attributes = _model_attribute_names()
+    found = []
+    for mod, path in MODULES.items():
+        if not mod.startswith("anyrec.models"):
+            found += _probes(ast.parse(path.read_text(encoding="utf-8")), mod, attributes)
+    return found
+
+
+def test_no_probe_of_a_model_outside_models() -> None:
+    """Everything the outer layers ask of a model is declared on ``Recommender``: no getattr / setattr probes."""
+    assert model_probes() == []
+
+
+def test_the_probe_check_sees_a_probe() -> None:
+    tree = ast.parse("def f(model, other, cfg):\n    a = getattr(model, 'x', None)\n    b = getattr(other, 'tuning_grid', {})\n"
+                     "    setattr(model, 'progress', None)\n    c = getattr(cfg, 'path', None)\n")
+    assert _probes(tree, "m", {"tuning_grid", "progress"}) == [
+        "m:2 getattr(model, 'x')", "m:3 getattr(other, 'tuning_grid')", "m:4 setattr(model, 'progress')"]

@@ -96,7 +96,7 @@ def test_sequential_trains_data_parallel_with_ray_train(runner):
         reports: list[tuple[str, int, int]] = []
         model.progress = lambda label, done, total, seen=reports: seen.append((label, done, total))
         model = r.fit(model, split.train_dataset(ds), validate)
-        assert len(model.history_log_) == 40 and not hasattr(model, "data_parallel_")
+        assert len(model.report_.epochs) == 40 and model.worker == (0, 1)
         # The epochs reach this process's progress (the bar and the log), also from the Ray workers.
         assert reports and reports[-1][1:] == (1, 1), (name, reports[-3:])
         assert reports[-1][0].startswith("train sequential · stopped after 40 epochs (all epochs run)"), (name, reports[-3:])
@@ -137,4 +137,4 @@ def test_data_parallel_workers_stop_together_on_the_time_budget(runner):
     ds = successor_task(n_users=40)
     opts = {**TINY, "use_text": False, "epochs": 50, "patience": 50, "max_minutes": 1e-6}
     model = runner.fit(build_model("sequential", 0, opts), ds)
-    assert len(model.history_log_) == 1
+    assert len(model.report_.epochs) == 1

@@ -257,6 +257,9 @@ def test_a_search_with_a_time_budget_keeps_the_best_point_it_reached() -> None:
         Config = Opts
         tuning_grid = {"lift": [0.0, 1.0, 2.0]}
 
+        def search_minutes(self):
+            return self.config.search_minutes
+
         def _fit(self, ds):
             self.calls = 0
 
@@ -294,6 +297,9 @@ def test_a_search_does_not_begin_a_grid_point_that_would_end_past_its_budget() -
         name = "slow"
         Config = Opts
         tuning_grid = {"lift": [0.0, 1.0, 2.0, 3.0]}
+
+        def search_minutes(self):
+            return self.config.search_minutes
 
         def _fit(self, ds):
             self.calls = 0

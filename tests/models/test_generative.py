@@ -21,7 +21,7 @@ def fitted_on_successor(epochs: int = 40, seed: int = 0):
     ds = successor_task(length=10)  # longer than the prompt (6 items): every position is trained
     split = leave_one_out(ds)
     model = build_model("generative", seed, {**TINY, "epochs": epochs, "patience": epochs})
-    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     model.set_history(split.history_dataset(ds, "test"))
     return ds, split, model
 
@@ -30,7 +30,7 @@ def test_the_decoder_learns_that_item_i_is_followed_by_i_plus_1():
     ds, split, model = fitted_on_successor()
     res = evaluate_model(model, ds, split, "test", (1,))
     assert res["recall@1"] > 0.9
-    assert model.generation_stats["invalid"] == 0 and model.generation_stats["generated"] > 0
+    assert model.report_.checks["invalid"] == 0 and model.report_.checks["generated"] > 0
     pop = build_model("popularity").fit(split.train_dataset(ds))
     assert evaluate_model(pop, ds, split, "test", (1,))["recall@1"] < 0.2
     info = describe(model)
@@ -140,8 +140,8 @@ def test_pretrain_on_two_catalogs_then_fine_tune_on_one(tmp_path):
 def test_validation_every_n_epochs_and_at_the_end():
     ds = successor_task(length=8)
     model = build_model("generative", 0, {**TINY, "epochs": 4, "valid_every": 3, "patience": 10}).fit(ds)
-    validated = [e["epoch"] for e in model.history_log_ if "valid_ndcg@10" in e]
-    assert validated == [2, 3] and model.epochs_ == 4
+    validated = [e["epoch"] for e in model.report_.epochs if "valid_ndcg@10" in e]
+    assert validated == [2, 3] and len(model.report_.epochs) == 4
 
 
 def test_options_left_to_the_log_are_sized_from_it_said_aloud_and_given_ones_win():
@@ -164,5 +164,5 @@ def test_options_left_to_the_log_are_sized_from_it_said_aloud_and_given_ones_win
     notices: list[str] = []
     model.progress = lambda label, done, total: notices.append(label) if (done, total) == (0, 0) else None
     model.fit(ds)
-    assert model.config.batch_size == 64 and model.config.max_minutes == 0.0 and set(model.sized_) == {"batch_size", "max_minutes", "valid_users"}
+    assert model.config.batch_size == 64 and model.config.max_minutes == 0.0 and set(model.report_.sized) == {"batch_size", "max_minutes", "valid_users"}
     assert any(n.startswith("generative settings for this log: batch_size=64") for n in notices), notices

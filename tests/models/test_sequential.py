@@ -35,7 +35,7 @@ def test_learns_item_i_is_followed_by_i_plus_1():
     ds = successor_task()
     split = leave_one_out(ds)
     model = build_model("sequential", 0, {**TINY, "use_text": False, "epochs": 60, "patience": 60, "lr": 1e-2})
-    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     model.set_history(split.history_dataset(ds, "test"))
     res = evaluate_model(model, ds, split, "test", (1,))
     assert res["recall@1"] > 0.9
@@ -67,19 +67,19 @@ def test_training_log_checkpoint_resume_and_budget(tmp_path):
     model = build_model("sequential", 0, opts).fit(ds)  # no validation split: holds out each user's last item
     lines = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [0, 1, 2] and all("valid_ndcg@10" in x and "loss" in x for x in lines)
-    assert (tmp_path / "checkpoint.pt").exists() and model.epochs_ == 3
+    assert (tmp_path / "checkpoint.pt").exists() and len(model.report_.epochs) == 3
     resumed = build_model("sequential", 0, {**opts, "epochs": 5, "resume": True}).fit(ds)
     lines = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
-    assert [x["epoch"] for x in lines] == [0, 1, 2, 3, 4] and resumed.epochs_ == 2
+    assert [x["epoch"] for x in lines] == [0, 1, 2, 3, 4] and len(resumed.report_.epochs) == 2
     budget = build_model("sequential", 0, {**TINY, "epochs": 50, "max_minutes": 1e-6}).fit(ds)
-    assert budget.epochs_ == 1
+    assert len(budget.report_.epochs) == 1
 
 
 def test_sampled_softmax_trains():
     ds = successor_task(seed=3)
     split = leave_one_out(ds)
     model = build_model("sequential", 0, {**TINY, "use_text": False, "epochs": 40, "patience": 40, "sampled_softmax": 8})
-    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     assert evaluate_model(model, ds, split, "valid", (3,))["recall@3"] > 0.5
 
 
@@ -124,21 +124,21 @@ def test_either_representation_alone_works(flags):
 @pytest.mark.slow
 def test_encoder_fine_tuning_moves_the_top_layer_and_saves_a_usable_encoder(tmp_path):
     from anyrec.lm.encoder import EncoderConfig, TextEncoder
-    from anyrec.lm.finetune import vectors_agree
+    from anyrec.lm.toplayers import vectors_agree
 
     ds = successor_task(n_items=12, n_users=40, seed=5)
     split = leave_one_out(ds)
     opts = {**TINY, "encoder": "default", "use_ids": False, "epochs": 3, "patience": 3, "finetune_layers": 1,
             "finetune_lr": 1e-3, "finetune_tokens": 16, "log_dir": str(tmp_path)}
     model = build_model("sequential", 0, opts)
-    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (5,))["ndcg@5"])
+    model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (5,))["ndcg@5"])
     tuned, pretrained = model.text_vectors_, model.pretrained_vectors_
     assert tuned.shape == pretrained.shape == (12, 384)
     assert vectors_agree(tuned, pretrained) < 0.999  # the encoder's top layer was trained
     # The saved encoder is a sentence-transformers folder that reproduces the tuned vectors.
     again = TextEncoder(EncoderConfig(model=str(tmp_path / "encoder"), max_length=16)).encode(ds.catalog.texts())
     assert vectors_agree(again, tuned) > 0.999
-    assert evaluate_model(model, ds, split, "valid", (5,))["ndcg@5"] == pytest.approx(model.best_valid_ndcg_)
+    assert evaluate_model(model, ds, split, "valid", (5,))["ndcg@5"] == pytest.approx(model.report_.best_valid_ndcg)
 
 
 def test_encoder_fine_tuning_refuses_the_hashing_encoder():
@@ -167,7 +167,7 @@ def test_sasrec_is_the_same_trainer_without_text():
     opts = {k: v for k, v in TINY.items() if k != "encoder"}
     model = build_model("sasrec", 0, {**opts, "epochs": 60, "patience": 60, "lr": 1e-2})
     assert model.config.use_text is False and model.config.use_ids is True
-    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     assert model.net_.adaptor is None  # no text path at all
     model.set_history(split.history_dataset(ds, "test"))
     assert evaluate_model(model, ds, split, "test", (1,))["recall@1"] > 0.9
@@ -205,7 +205,7 @@ def test_length_buckets_cover_every_window_once_and_still_learn():
     split = leave_one_out(ds)
     model = build_model("sasrec", 0, {**{k: v for k, v in TINY.items() if k != "encoder"}, "bucket_by_length": True,
                                       "epochs": 60, "patience": 60, "lr": 1e-2})
-    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     model.set_history(split.history_dataset(ds, "test"))
     assert evaluate_model(model, ds, split, "test", (1,))["recall@1"] > 0.8  # popularity: < 0.2
 
@@ -256,7 +256,7 @@ def test_warm_up_and_cosine_schedule_the_rate_and_ligr_blocks_learn_the_successo
     ds = successor_task()
     split = leave_one_out(ds)
     model = build_model("sasrec", 0, {**TINY, "block": "ligr", "epochs": 60, "patience": 60, "lr": 1e-2, "warmup_steps": 5})
-    model.fit_with_validation(split.train_dataset(ds), lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
+    model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     model.set_history(split.history_dataset(ds, "test"))
     assert evaluate_model(model, ds, split, "test", (1,))["recall@1"] > 0.9
     with pytest.raises(ConfigError, match="block='gru'; choose one of prenorm, ligr"):

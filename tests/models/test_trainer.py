@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from anyrec.models.trainer import TrainingLoop
+from anyrec.training import TrainingLoop
 
 
 def test_patience_counts_validations_without_a_gain_above_the_margin() -> None:

@@ -43,7 +43,7 @@ def test_the_pretrained_model_scores_a_catalog_it_never_saw(folder):
     opts = {"init": str(folder), "text_blend": 0.0, "threads": 1}
     model = build_model("transfer", 0, opts)
     assert not model.learns_from_interactions()
-    model.fit_with_validation(split.train_dataset(target), lambda m: evaluate_model(m, target, split, "valid", (5,))["ndcg@5"])
+    model.fit(split.train_dataset(target), validate=lambda m: evaluate_model(m, target, split, "valid", (5,))["ndcg@5"])
     assert model.config.hidden == 32 and model.config.encoder == ENCODER  # the architecture came from the folder
     _, weights = read_pretrained(folder)
     state = model.net_.state_dict()
@@ -62,13 +62,13 @@ def test_a_fine_tune_starts_from_the_saved_weights(folder):
         return evaluate_model(m, target, split, "valid", (5,))["ndcg@5"]
 
     before = build_model("transfer", 0, {"init": str(folder), "threads": 1})
-    before.fit_with_validation(split.train_dataset(target), valid)
+    before.fit(split.train_dataset(target), validate=valid)
     tuned = build_model("sequential", 0, {"init": str(folder), "epochs": 3, "patience": 3, "threads": 1})  # + new id embeddings
-    tuned.fit_with_validation(split.train_dataset(target), valid)
-    first = tuned.history_log_[0]
+    tuned.fit(split.train_dataset(target), validate=valid)
+    first = tuned.report_.epochs[0]
     assert first["epoch"] == -1 and first["valid_ndcg@10"] == round(valid(before), 6)
-    assert tuned.new_weights_ == ["ids.weight"] and len(tuned.history_log_) == 4
-    assert tuned.best_valid_ndcg_ >= first["valid_ndcg@10"]  # a fine-tune never ends below where it started
+    assert tuned.new_weights_ == ["ids.weight"] and len(tuned.report_.epochs) == 4
+    assert tuned.report_.best_valid_ndcg >= first["valid_ndcg@10"]  # a fine-tune never ends below where it started
 
 
 def test_transfer_without_a_folder_or_with_a_wrong_one_says_so(tmp_path):

@@ -9,7 +9,7 @@ from anyrec.data.split import cold_item, leave_one_out
 from anyrec.errors import ConfigError
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import ExperimentConfig, run_experiment
-from anyrec.models import ZeroShot
+from anyrec.models import Recommender, ZeroShot
 from anyrec.models.registry import build_model
 
 GENRES = {"space": "space robots rocket galaxy alien", "romance": "love wedding kiss heart paris",
@@ -187,7 +187,7 @@ def test_validation_search_reuses_similarities_and_chooses_the_same(ds, monkeypa
     chosen = search.tune_on_validation(with_cache, ds, split, 5)
     reused = len(products)
     products.clear()
-    monkeypatch.setattr(ZeroShot, "reuse_similarities", None)  # the search without the cache
+    monkeypatch.setattr(ZeroShot, "reuse_similarities", Recommender.reuse_similarities)  # the search without the cache
     without = zs().fit(split.train_dataset(ds))
     assert search.tune_on_validation(without, ds, split, 5) == chosen
     # The grid's popularity and trend points read the cached products; only the half-life and

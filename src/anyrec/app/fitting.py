@@ -26,7 +26,7 @@ from anyrec.eval.stability import StabilityRule
 from anyrec.index.vector import FaissIndex, VectorIndex, make_index, recall_against_exact
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models import Recommender
-from anyrec.models.registry import build_model, model_class
+from anyrec.models.registry import build_model, option_names
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,13 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
     search, on real users' queries, is measured here and joins the metrics.
     """
     runner = runner or LOCAL
-    if index_spec not in ("exact", "numpy", "") and "kernel" in getattr(model_class(name).Config, "__dataclass_fields__", {}) \
-            and "kernel" not in options:
+    if index_spec not in ("exact", "numpy", "") and "kernel" in option_names(name) and "kernel" not in options:
         # The pooled kernel scores each history item against the catalog (no single query vector to search
         # an index with): a version fitted for ANN retrieval keeps the one-profile score.
         options = {**options, "kernel": 0.0}
         log.info("%s: kernel=0 (one profile) because the version retrieves from a %s index", name, index_spec)
     model = build_model(name, seed, options)
-    if progress is not None:
-        setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
+    model.progress = progress  # models that embed or train report progress
     cfg = model.config
     if runner.name != "local" and model.reads_text():
         # The catalog embedded by the runner's actors (Ray Data); the model reads these vectors.
@@ -69,10 +67,10 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
         if model.trains_with_validation:
             # Train once with each user's last interaction held out (early stopping and the
             # score-time options are chosen on it), then serve with the full history.
-            model = runner.fit(model, split.train_dataset(ds), validator(ds, split, 10))
+            model = runner.fit(model, split.train_dataset(ds), validator(ds, split, 10), progress)
         else:
             model.fit(split.train_dataset(ds))
-        if getattr(model, "tuning_grid", None) or (stable and getattr(model, "serving_grid", None)):
+        if model.tuning_grid or (stable and model.serving_grid):
             tuned = tune_on_validation(model, ds, split, 10, fixed=set(options), runner=runner,
                                        stable=StabilityRule() if stable else None,
                                        progress=(lambda d, t: progress("tune on validation", d, t)) if progress else None)

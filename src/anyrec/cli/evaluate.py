@@ -31,6 +31,7 @@ from anyrec.errors import AnyrecError, ConfigError
 from anyrec.eval.evaluate import MASK_RULES
 from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.models import MODELS
+from anyrec.models.registry import option_names
 
 
 @cli.command()
@@ -53,7 +54,7 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
                        init: str | None = None) -> dict[str, Any]:
     """Fill the encoder and cache options of text models, and ``--init`` (a pretrained folder) of the
     models that start from one, from the command line."""
-    fields = getattr(MODELS[name].Config, "__dataclass_fields__", {}) if name in MODELS else {}
+    fields = option_names(name)
     opts = dict(options)
     if "cache_dir" in fields:
         opts.setdefault("cache_dir", cache_dir(no_cache))
@@ -153,7 +154,7 @@ def evaluate(**kw: Any) -> None:
         from anyrec.app.persist import load_model
 
         saved, ds, _index, _meta = load_model(kw["model_dir"])
-        vectors = getattr(saved, "item_vectors_", None)
+        vectors = saved.text_table()
         console.print(f"reusing {kw['model_dir']}: dataset {ds.name}" + (", item vectors" if vectors is not None else ""))
     else:
         ds = read_dataset(kw, file_cfg)
@@ -221,7 +222,7 @@ def _embed_on(runner: Any, ds: Any, models: tuple[str, ...], options: dict[str, 
     text model among ``models`` reads the same encoder; otherwise each model embeds here."""
     from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
 
-    text_models = [m for m in models if "encoder" in getattr(MODELS[m].Config, "__dataclass_fields__", {})
+    text_models = [m for m in models if "encoder" in option_names(m)
                    and options.get(m, {}).get("use_text", True)]
     encoders = {(options[m].get("encoder", DEFAULT_ENCODER), options[m].get("cache_dir", "")) for m in text_models}
     if len(encoders) != 1:

@@ -29,7 +29,7 @@ from anyrec.data.dataset import Dataset
 from anyrec.data.merge import merge_datasets
 from anyrec.index.vector import VectorIndex
 from anyrec.models import MODELS, Recommender
-from anyrec.models.registry import build_model
+from anyrec.models.registry import build_model, option_names
 
 
 @cli.command()
@@ -69,7 +69,7 @@ def fit(**kw: Any) -> None:
         return
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
     opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"], kw["init"])
-    fields = getattr(MODELS[name].Config, "__dataclass_fields__", {})
+    fields = option_names(name)
     if kw["pretrained"]:
         if "pretrained" not in fields:
             raise click.UsageError(f"--pretrained works with --model generative, not {name}")

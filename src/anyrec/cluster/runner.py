@@ -34,6 +34,20 @@ S = TypeVar("S")
 Progress = Callable[[int, int], None] | None
 
 
+class Fittable(Protocol):
+    """What a runner asks of a model (declared on :class:`anyrec.models.base.Recommender`, a layer above)."""
+
+    @property
+    def data_parallel(self) -> bool: ...
+
+    worker: tuple[int, int]
+    progress: Callable[[str, int, int], None] | None
+    report_: Any
+
+    def fit(self, ds: Any, validate: Callable[[Any], float] | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> Any: ...
+
+
 class Runner(Protocol):
     name: str
 
@@ -45,8 +59,9 @@ class Runner(Protocol):
         """``[fn(shared, x) for x in items]``, ``shared`` shipped once."""
         ...
 
-    def fit(self, model: Any, train: Any, validate: Callable[[Any], float] | None = None) -> Any:
-        """``model`` fitted on ``train`` (early stopping on ``validate``); data-parallel where it can be."""
+    def fit(self, model: Fittable, train: Any, validate: Callable[[Any], float] | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> Any:
+        """``model`` fitted on ``train`` (early stopping on ``validate``, state to ``progress``); data-parallel where it can be."""
         ...
 
 
@@ -73,11 +88,9 @@ class LocalRunner:
         return out
 
 
-    def fit(self, model: Any, train: Any, validate: Callable[[Any], float] | None = None) -> Any:
-        fit_with_validation = getattr(model, "fit_with_validation", None)
-        if fit_with_validation is not None and validate is not None:
-            return fit_with_validation(train, validate)
-        return model.fit(train)
+    def fit(self, model: Fittable, train: Any, validate: Callable[[Any], float] | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> Any:
+        return model.fit(train, validate=validate, progress=progress)
 
 
 LOCAL = LocalRunner()
@@ -161,12 +174,13 @@ class RayRunner:
                 progress(done, len(items))
         return [r for shard in results for r in shard]
 
-    def fit(self, model: Any, train: Any, validate: Callable[[Any], float] | None = None) -> Any:
+    def fit(self, model: Fittable, train: Any, validate: Callable[[Any], float] | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> Any:
         """Fit a data-parallel model (one with ``data_parallel = True``) with Ray Train's
         ``TorchTrainer``: ``workers`` processes, each on a share of every epoch, gradients averaged
         (gloo on CPUs); early stopping on ``validate`` as in a local fit. Returns the fitted model."""
-        if not getattr(model, "data_parallel", False):
-            return LOCAL.fit(model, train, validate)
+        if not model.data_parallel:
+            return LOCAL.fit(model, train, validate, progress)
         import tempfile
 
         import ray
@@ -175,7 +189,7 @@ class RayRunner:
         from ray.train.torch import TorchTrainer
 
         blob = cloudpickle.dumps((model, train, validate))
-        progress = getattr(model, "progress", None)
+        progress = progress or model.progress
         relay = ray.remote(num_cpus=0)(_Relay).remote() if progress is not None else None  # no CPU: not a training slot
         with tempfile.TemporaryDirectory(prefix="anyrec-ray-train-") as storage, _relayed(relay, progress):
             trainer = TorchTrainer(_train_loop, train_loop_config={"blob": blob, "relay": relay},
@@ -187,7 +201,7 @@ class RayRunner:
                 raise RuntimeError(f"Ray Train returned no model: {result.error}")
             with result.checkpoint.as_directory() as folder, open(os.path.join(folder, "model.pkl"), "rb") as fh:
                 fitted = cloudpickle.loads(fh.read())
-        fitted.progress = getattr(model, "progress", None)
+        fitted.progress = progress
         return fitted
 
 
@@ -201,25 +215,24 @@ def _train_loop(config: dict[str, Any]) -> None:
 
     model, train, validate = cloudpickle.loads(config["blob"])
     ctx = ray.train.get_context()
-    model.data_parallel_ = (ctx.get_world_rank(), ctx.get_world_size())
+    model.worker = (ctx.get_world_rank(), ctx.get_world_size())
     relay = config.get("relay")
+    report = None
     if relay is not None and ctx.get_world_rank() == 0:  # one worker's epochs stand for all: they move in step
-        model.progress = lambda label, done, total: relay.update.remote(label, done, total)
-    if validate is not None:
-        model.fit_with_validation(train, validate)
-    else:
-        model.fit(train)
+        def report(label: str, done: int, total: int) -> None:
+            relay.update.remote(label, done, total)
+    model.fit(train, validate=validate, progress=report)
     checkpoint = None
     if ctx.get_world_rank() == 0:
         if relay is not None:
             ray.get(relay.ping.remote())  # one caller's actor calls run in order: every update is in before the end
-            model.progress = None
-        del model.data_parallel_
+        model.progress = None
+        model.worker = (0, 1)
         folder = tempfile.mkdtemp(prefix="anyrec-fit-")
         with open(os.path.join(folder, "model.pkl"), "wb") as fh:
             fh.write(cloudpickle.dumps(model))
         checkpoint = ray.train.Checkpoint.from_directory(folder)
-    ray.train.report({"epochs": len(getattr(model, "history_log_", []))}, checkpoint=checkpoint)
+    ray.train.report({"epochs": len(model.report_.epochs)}, checkpoint=checkpoint)
 
 
 class _Relay:

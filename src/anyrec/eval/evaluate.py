@@ -207,12 +207,12 @@ def evaluate_model(
     for k in ks:
         out[f"coverage@{k}"] = M.coverage(all_top, k, n_candidates)
     out["users"] = float(len(users))
-    predict = getattr(model, "predict_ratings", None)
     rows = split.valid if phase == "valid" else split.test
-    if predict is not None and ds.interactions.rating is not None and len(rows):
+    if ds.interactions.rating is not None and len(rows):
         inter = ds.interactions.subset(rows)
-        actual = ds.interactions.rating[rows]
-        pred = predict(inter.user, inter.item)
-        out["mae"] = M.mae(pred, actual)
-        out["rmse"] = M.rmse(pred, actual)
+        pred = model.predict_ratings(inter.user, inter.item)
+        if pred is not None:
+            actual = ds.interactions.rating[rows]
+            out["mae"] = M.mae(pred, actual)
+            out["rmse"] = M.rmse(pred, actual)
     return out

@@ -168,7 +168,7 @@ def run_experiment(
             continue
         t0 = time.perf_counter()
         tuned: dict[str, Any] = {}
-        grid = getattr(MODELS[name], "training_grid", None)
+        grid = MODELS[name].training_grid
         valid = validator(ds, split, config.ks[0]) if share is None else read_all_then(train, validator(ds, split, config.ks[0]))
         if config.tune_training and grid and len(split.valid):
             model, tuned = search_training_grid(name, config.seed, options, learn, valid, item_vectors, progress, runner)
@@ -179,8 +179,7 @@ def run_experiment(
         fit_s = time.perf_counter() - t0
         fitted = model.config
         t_search = time.perf_counter()
-        if config.tune and (getattr(model, "tuning_grid", None) or (config.stable and getattr(model, "serving_grid", None))) \
-                and len(split.valid):
+        if config.tune and (model.tuning_grid or (config.stable and model.serving_grid)) and len(split.valid):
             tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
                                             fixed=set(options), runner=runner,
                                             stable=StabilityRule() if config.stable else None))
@@ -194,8 +193,7 @@ def run_experiment(
                     f"ndcg@{config.ks[0]}"]), 6)
         if config.test_history == "train+valid" and len(split.valid):
             model.set_history(split.history_dataset(ds, "test"))
-        if getattr(model, "generation_stats", None) is not None:
-            model.generation_stats = None  # type: ignore[attr-defined]  # count the test lists only
+        model.reset_checks()  # count the test lists only
         t0 = time.perf_counter()
         metrics: dict[str, Any] = dict(evaluate_model(model, ds, split, "test", config.ks,
                                                       progress=_step(progress, f"evaluate {name}"), mask=config.mask,
@@ -204,9 +202,9 @@ def run_experiment(
         metrics["tune_seconds"] = round(search_s, 3)
         if tuned:
             result.setdefault("tuned", {})[name] = tuned
-        if getattr(model, "sized_", None):
-            result.setdefault("sized for the data", {})[name] = dict(model.sized_)  # type: ignore[attr-defined]
-        history = getattr(model, "history_log_", None)
+        if model.report_.sized:
+            result.setdefault("sized for the data", {})[name] = dict(model.report_.sized)
+        history = model.report_.epochs
         if history:  # how training went: epochs run, the best epoch and its validation figure
             scored = [e for e in history if e.get("valid_ndcg@10") is not None]
             best = max(scored, key=lambda e: e["valid_ndcg@10"]) if scored else None
@@ -214,7 +212,7 @@ def run_experiment(
                                    "best_epoch": best["epoch"] if best else None,
                                    "best_valid_ndcg@10": best["valid_ndcg@10"] if best else None}
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
-        stats = getattr(model, "generation_stats", None)
+        stats = model.report_.checks
         if stats is not None:  # generative models: every generated id checked against the catalog and the filters
             metrics["generation"] = dict(stats)
         if config.report_untuned and name in result.get("tuned", {}):  # a search ran (it may have kept the options)
@@ -277,10 +275,9 @@ def fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, valid
     model = build_model(name, seed, options)
     if item_vectors is not None:
         model.use_item_vectors(item_vectors)
-    setattr(model, "progress", progress)  # noqa: B010  (models that embed or train report progress)
     if progress:
         progress(f"fit {name}", 0, 1)
-    model = (runner or LOCAL).fit(model, train, validate)
+    model = (runner or LOCAL).fit(model, train, validate, progress)
     if progress:
         progress(f"fit {name}", 1, 1)
     return model
@@ -288,7 +285,7 @@ def fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, valid
 
 def _valid_score(model: Recommender, validate: Callable[[Recommender], float]) -> float:
     """The validation score early stopping already computed, or one validation pass when there is none."""
-    kept = getattr(model, "best_valid_ndcg_", None)
+    kept = model.report_.best_valid_ndcg
     return float(kept) if kept is not None else float(validate(model))
 
 
@@ -302,7 +299,7 @@ def search_training_grid(
     validation score is kept. Options the user set (``options``) are not searched. Returns the
     best model and ``{option: value, …, "training_fits": n, "valid_ndcg": best}``.
     """
-    grid = {k: v for k, v in MODELS[name].training_grid.items() if k not in options}  # type: ignore[attr-defined]
+    grid = {k: v for k, v in MODELS[name].training_grid.items() if k not in options}
     current = dict(options)
     best_model = fit_one(name, seed, current, train, validate, item_vectors, progress, runner)
     best = _valid_score(best_model, validate)

@@ -41,8 +41,8 @@ def tune_on_validation(
     on the training histories. Returns the chosen options and their score (and stability figures).
     """
     # Options only serving searches (item-kNN's long + short term: its leaderboard row stays the classic model).
-    serving = getattr(model, "serving_grid", {}) if stable is not None else {}
-    grid = {k_: v for k_, v in {**getattr(model, "tuning_grid", {}), **serving}.items() if k_ not in (fixed or set())}
+    serving = model.serving_grid if stable is not None else {}
+    grid = {k_: v for k_, v in {**model.tuning_grid, **serving}.items() if k_ not in (fixed or set())}
     metric = f"ndcg@{k}"
     searched, sampled = search_split(ds, split)
 
@@ -50,7 +50,7 @@ def tune_on_validation(
         return evaluate_model(model, ds, searched, "valid", (k,), runner=runner)[metric]
 
     # Kept products only help where the scoring runs here; on Ray each grid point ships the model anew.
-    reuse = getattr(model, "reuse_similarities", None) if runner is None or runner.name == "local" else None
+    reuse = runner is None or runner.name == "local"
     check: Callable[[], dict[str, float] | None] | None = None
     if stable is not None:
         train = split.train_dataset(ds)
@@ -59,9 +59,9 @@ def tune_on_validation(
         def check() -> dict[str, float] | None:
             return stability(model, train, rule, k)
 
-    minutes = float(getattr(model.config, "search_minutes", 0) or 0)  # a model's own budget (sized to its log)
+    minutes = model.search_minutes()  # a model's own budget (sized to its log)
     deadline = time.monotonic() + 60 * minutes if minutes > 0 else None
-    with reuse(tuning_cache_mb()) if reuse is not None else contextlib.nullcontext():
+    with model.reuse_similarities(tuning_cache_mb()) if reuse else contextlib.nullcontext():
         chosen = _coordinate_search(model, grid, score, metric, rounds, progress, check, stable, deadline)
     return {**chosen, "valid_users_searched": sampled} if sampled else chosen
 

@@ -73,8 +73,8 @@ def attribute(model: Recommender, items: np.ndarray, weights: np.ndarray, target
     _, first = np.unique(items, return_index=True)
     hist = items[np.sort(first)]
     empty = Attribution(hist[:0], targets, np.zeros((0, len(targets))), "none")
-    inner = getattr(model, "retriever", None)
-    if isinstance(inner, Recommender):  # a ranking stage: the history behind the retrieval (a deletion through
+    inner = model.behind()
+    if inner is not None:  # a ranking stage: the history behind the retrieval (a deletion through
         att = attribute(inner, items, weights, targets, values)  # the ranker costs depth × history pairs per item)
         return Attribution(att.history, att.targets, att.shares, f"{att.method} (retriever)")
     if not len(items):

@@ -269,6 +269,13 @@ def _chunk_encoder(config: EncoderConfig) -> Callable[[list[str]], np.ndarray]:
     return TextEncoder(config).encode_chunk
 
 
+@functools.lru_cache(maxsize=8)
+def shared_encoder(model: str, cache_dir: str = "") -> TextEncoder:
+    """One :class:`TextEncoder` per (model, cache) in this process, loaded on first use: the encoder a fitted
+    model that keeps none of its own (sequential, generative, hybrid) puts free-text queries and new items through."""
+    return TextEncoder(EncoderConfig(model=model, cache_dir=cache_dir))
+
+
 def encode_catalog(texts: list[str], *, encoder: str, cache_dir: str = "", threads: int = 0, given: np.ndarray | None = None,
                    progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
     """The catalog's text vectors: ``given`` when it holds one row per text (vectors already

@@ -10,9 +10,10 @@ fixed when the data is read, before any split). The evaluator uses a stricter ru
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
@@ -38,6 +39,28 @@ class Filters:
     exclude: sp.csr_matrix | None = None
 
 
+Progress = Callable[[str, int, int], None]
+"""A progress callback ``(description, done, total)``; ``total`` 0 is a notice (see :mod:`anyrec.cli.progress`)."""
+
+
+@dataclass
+class FitReport:
+    """What a fit says about itself, for the tables and the people that read it (``model.report_``).
+
+    Attributes:
+        sized: the options set from the data, each with the reason printed (``batch_size`` → ``256 (…)``).
+        epochs: this fit's training log, one entry per epoch (not those of a resumed run before it).
+        best_valid_ndcg: the validation figure of the weights kept by early stopping (``None``: not validated).
+        checks: counts a model keeps about its own lists while scoring (the generative model's generated ids:
+            lists, generated, invalid, short lists); :meth:`Recommender.reset_checks` starts them again.
+    """
+
+    sized: dict[str, str] = field(default_factory=dict)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    best_valid_ndcg: float | None = None
+    checks: dict[str, int] | None = None
+
+
 @dataclass(frozen=True)
 class IndexQuery:
     """A live history's score as searches of the model's vector indexes (see :mod:`anyrec.index.bounded`):
@@ -56,6 +79,21 @@ class Recommender(ABC):
     name: ClassVar[str] = "base"
     Config: ClassVar[type] = object
 
+    # ---- options searched on validation (see anyrec.eval.search) -------------------------------
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {}
+    """Score-time options searched on validation (coordinate-wise) without refitting."""
+    serving_grid: ClassVar[dict[str, list[Any]]] = {}
+    """Score-time options searched only when a version is fitted for serving (under the stability check)."""
+    training_grid: ClassVar[dict[str, list[Any]]] = {}
+    """Options that need a refit per value, searched by ``evaluate`` unless ``--no-tune-training``."""
+
+    # ---- what a fit is handed, and what it reports -----------------------------------------------
+    progress: Progress | None = None
+    """Where a model that embeds or trains reports its state; set by :meth:`fit` (``None``: silent)."""
+    worker: tuple[int, int] = (0, 1)
+    """``(rank, world)`` of a data-parallel fit (Ray Train sets it on each worker; see :attr:`data_parallel`)."""
+    _validate: Callable[[Recommender], float] | None = None
+
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.Config()
         if overrides:
@@ -64,12 +102,11 @@ class Recommender(ABC):
             except TypeError as exc:
                 raise ConfigError(f"{self.name}: {exc}") from None
         self.config = cfg
+        self.report_ = FitReport()
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (shipped to Ray workers) without the callbacks of this process (progress, validation)."""
-        state = {k: v for k, v in self.__dict__.items() if k != "_validate"}
-        if "progress" in state:
-            state["progress"] = None
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_validate", "progress")}
         return state
 
     # ---- to implement -----------------------------------------------------------
@@ -82,14 +119,27 @@ class Recommender(ABC):
         """Scores of every item for each user: ``(len(users), n_items)``, higher is better."""
 
     # ---- shared -----------------------------------------------------------------
-    def fit(self, ds: Dataset) -> Self:
-        """Fit on ``ds``; remembers each user's seen items for ``exclude_seen``."""
+    def fit(self, ds: Dataset, validate: Callable[[Recommender], float] | None = None, progress: Progress | None = None) -> Self:
+        """Fit on ``ds``; remembers each user's seen items for ``exclude_seen``.
+
+        ``validate(model)`` returns the model's validation NDCG@10 as it stands: a model that
+        :attr:`trains_with_validation` early-stops on it (and keeps its best weights); the others ignore it.
+        ``progress`` receives the fit's state (embedding, epochs, what was sized from the data). What the
+        fit says about itself is in :attr:`report_`.
+        """
+        if progress is not None:
+            self.progress = progress
+        self.report_ = FitReport()
         self.n_users_ = ds.n_users
         self.n_items_ = ds.n_items
         self.seen_ = ds.interactions.matrix(ds.n_users, ds.n_items)
         self.user_ids_ = ds.users
         self.item_ids_ = ds.catalog.ids
-        self._fit(ds)
+        self._validate = validate if self.trains_with_validation else None
+        try:
+            self._fit(ds)
+        finally:
+            self._validate = None
         return self
 
     def set_history(self, ds: Dataset) -> None:
@@ -109,8 +159,43 @@ class Recommender(ABC):
 
     # ---- capabilities: what callers outside anyrec.models ask instead of checking the class ----------
     trains_with_validation: ClassVar[bool] = False
-    """``fit_with_validation(train, validate)`` early-stops on a validation callback; fitting for serving
-    then trains once on the validation split and serves with the whole history, without a refit."""
+    """``fit(train, validate=…)`` early-stops on the validation callback; fitting for serving then trains
+    once on the validation split and serves with the whole history, without a refit."""
+
+    data_parallel: ClassVar[bool] = False
+    """A Ray runner fits it with Ray Train, one replica per worker (see :mod:`anyrec.cluster`)."""
+
+    def search_minutes(self) -> float:
+        """The validation search's time budget in minutes, sized with the log (0: no budget)."""
+        return 0.0
+
+    def reuse_similarities(self, memory_mb: int) -> contextlib.AbstractContextManager[None]:
+        """A context in which scored batches are kept (within ``memory_mb``) while only options that do not
+        move them change, so a validation grid costs one product per batch; results are identical with or
+        without it. The default keeps nothing."""
+        return contextlib.nullcontext()
+
+    def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+        """Predicted ratings of ``(users[i], items[i])`` pairs, for RMSE; ``None``: the model predicts no ratings."""
+        return None
+
+    def add_items(self, vectors: np.ndarray) -> bool:
+        """Append new items given by their text vectors (a catalog update while serving); ``False``: the model
+        cannot take new items without a refit."""
+        return False
+
+    def behind(self) -> Recommender | None:
+        """The model whose scores this one re-orders (a ranking stage's retriever), if any: explanations cite the
+        history behind the retrieval."""
+        return None
+
+    def is_fitted(self) -> bool:
+        """Whether :meth:`fit` (or loading a saved folder) has given the model its users and items."""
+        return hasattr(self, "seen_")
+
+    def reset_checks(self) -> None:
+        """Start the counts of :attr:`FitReport.checks` again (e.g. to count the test lists alone)."""
+        self.report_.checks = None
 
     validation_users: int = 0
     """Early stopping scores a seeded sample of this many validation users (0 = all): for a model whose every
@@ -180,7 +265,7 @@ class Recommender(ABC):
         return None
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "seen_"):
+        if not self.is_fitted():
             raise ConfigError(f"{self.name}: call fit() before recommend()")
 
     def _checked_users(self, users: np.ndarray) -> np.ndarray:

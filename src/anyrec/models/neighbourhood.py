@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
-from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder, shared_encoder
 from anyrec.models.base import Recommender
 from anyrec.models.feedback import kin_push
 
@@ -227,6 +227,9 @@ class Hybrid(EASE):
 
     def text_table(self) -> np.ndarray:
         return self.item_vectors_
+
+    def text_encoder(self) -> TextEncoder:
+        return shared_encoder(self.config.encoder, self.config.cache_dir)
 
 
 @dataclass(frozen=True)

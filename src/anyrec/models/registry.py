@@ -40,6 +40,11 @@ def model_class(name: str) -> type[Recommender]:
     return MODELS[name]
 
 
+def option_names(name: str) -> set[str]:
+    """The options (config fields) of the model ``name``; empty for a name the registry does not know."""
+    return {f.name for f in fields(MODELS[name].Config)} if name in MODELS else set()
+
+
 def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None) -> Recommender:
     """A model from the registry with ``seed`` and ``options`` applied."""
     cls = model_class(name)

@@ -120,7 +120,7 @@ class ZeroShot(Recommender):
         return self._encoder
 
     def _fit(self, ds: Dataset) -> None:
-        report = getattr(self, "progress", None)
+        report = self.progress
         progress = (lambda d, t: report("embed catalog", d, t)) if report else None
         if self.config.memmap_dir:
             given = self._given_vectors if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items else None
@@ -314,7 +314,7 @@ class ZeroShot(Recommender):
             self._ktable = cached
         return cached[1]
 
-    def add_items(self, vectors: np.ndarray) -> None:
+    def add_items(self, vectors: np.ndarray) -> bool:
         """Append new items' text vectors (a catalog update while serving); their priors are the warm average."""
         v = np.asarray(vectors, dtype=np.float32)
         v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
@@ -322,6 +322,7 @@ class ZeroShot(Recommender):
         self.popularity_prior_ = np.r_[self.popularity_prior_, np.zeros(len(v))]
         self.trend_prior_ = np.r_[self.trend_prior_, np.zeros(len(v))]
         self.n_items_ += len(v)
+        return True
 
     # ---- capabilities (see Recommender) ---------------------------------------------
     def reads_text(self) -> bool:

@@ -22,8 +22,8 @@ import numpy as np
 from anyrec.data.dataset import Catalog, Dataset
 from anyrec.errors import ConfigError
 from anyrec.lm.encoder import resolve_encoder
-from anyrec.models.trainer import TrainingLoop
 from anyrec.rank.evidence import Evidence, EvidenceRanker, parse_features
+from anyrec.training import TrainingLoop
 
 log = logging.getLogger(__name__)
 

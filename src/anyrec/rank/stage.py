@@ -88,7 +88,7 @@ class Reranked(Recommender):
     def __init__(self, retriever: Recommender, ranker: Ranker, config: RerankedConfig | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
         self.retriever, self.ranker = retriever, ranker
-        if hasattr(retriever, "seen_"):
+        if retriever.is_fitted():
             self._adopt()
 
     def _adopt(self) -> None:
@@ -104,6 +104,9 @@ class Reranked(Recommender):
         self.retriever.set_history(ds)
         self._adopt()
         self.seqs_ = sequences(ds)
+
+    def behind(self) -> Recommender:
+        return self.retriever
 
     def candidates(self, base: np.ndarray) -> np.ndarray:
         return candidates(base, self.config.depth)

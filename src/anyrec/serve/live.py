@@ -116,9 +116,8 @@ class LiveModel:
         own = self.model.text_encoder()
         if own is not None:
             return own
-        if self._encoder is None:
-            cfg = self.model.config
-            self._encoder = TextEncoder(EncoderConfig(model=getattr(cfg, "encoder", "hashing"), cache_dir=getattr(cfg, "cache_dir", "")))
+        if self._encoder is None:  # a model without text: queries still need vectors (the catalog's, by hashing)
+            self._encoder = TextEncoder(EncoderConfig(model="hashing"))
         return self._encoder
 
     def sync(self, store: Store) -> None:
@@ -181,7 +180,7 @@ class LiveModel:
         if self.is_text_model():
             texts = [self.catalog.text(start + k) for k in range(len(new))]
             vectors = self.encoder().encode(texts)
-            self.model.add_items(vectors)  # type: ignore[attr-defined]
+            self.model.add_items(vectors)
             if self.ann is not None:
                 self.ann.add(start, vectors)
         self.available = np.r_[self.available, np.ones(len(new), dtype=bool)]

@@ -15,7 +15,7 @@ from anyrec.app.fitting import fit_auto, fit_for_serving
 from anyrec.app.persist import save_model
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
-from anyrec.models.registry import MODELS
+from anyrec.models.registry import MODELS, option_names
 from anyrec.serve.live import EVENT_TYPES, EventWeights
 from anyrec.store import Event, Store
 
@@ -131,4 +131,4 @@ def retrain(store: Store, registry: str | Path, *, model_name: str | None = None
 
 def extra_options(options: dict[str, Any]) -> list[str]:
     """The models ``auto`` may fit that take every one of ``options`` (an encoder given for the text models)."""
-    return [m for m, cls in MODELS.items() if set(options) <= set(getattr(cls.Config, "__dataclass_fields__", {}))]
+    return [m for m in MODELS if set(options) <= option_names(m)]

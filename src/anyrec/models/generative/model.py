@@ -16,7 +16,6 @@ the trie, so they never shorten the list.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any, ClassVar
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
-from anyrec.lm.encoder import encode_catalog
+from anyrec.lm.encoder import TextEncoder, encode_catalog, shared_encoder
 from anyrec.models.base import Filters, Recommender
 from anyrec.models.generative.codes import (
     CodesConfig,
@@ -56,16 +55,12 @@ class Generative(Recommender):
     name = "generative"
     Config = GenerativeConfig
     trains_with_validation: ClassVar[bool] = True
-    tuning_grid: ClassVar[dict[str, list[Any]]] = {}
     # Training-time grid, searched when an experiment asks (as for sequential and sasrec: five fits).
     training_grid: ClassVar[dict[str, list[Any]]] = {"dropout": [0.1, 0.2, 0.3], "lr": [1e-3, 3e-3], "hidden": [128, 256]}
 
     def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
         self._given_vectors = item_vectors
-        self.progress: Callable[[str, int, int], None] | None = None
-        self._validate: Callable[[Recommender], float] | None = None
-        self.generation_stats: dict[str, int] | None = None
 
     # ---- codes ------------------------------------------------------------------------
     def _text(self, ds: Dataset) -> np.ndarray:
@@ -97,15 +92,8 @@ class Generative(Recommender):
         self._leaves_cache: dict[Any, list[np.ndarray]] = {}
 
     # ---- fitting ------------------------------------------------------------------------
-    def fit_with_validation(self, train: Dataset, validate: Callable[[Recommender], float]) -> Generative:
-        """Fit on ``train``, early-stopping on ``validate(model) -> NDCG@10``."""
-        self._validate = validate
-        try:
-            return self.fit(train)
-        finally:
-            self._validate = None
-
     def _fit(self, ds: Dataset) -> None:
+        """Early-stops on ``fit``'s ``validate(model) -> NDCG@10``; without one, on each user's last training item."""
         import torch
 
         cfg = self.config
@@ -152,16 +140,15 @@ class Generative(Recommender):
             train_seqs = seqs
         windows = training_windows(tokens, [s for s in train_seqs if len(s)], cfg.max_items)
         log.info("generative: %d training windows, vocabulary %d tokens, codes %s", len(windows), self.vocab_.size, report)
-        self.config, self.sized_ = sized_for(cfg, len(windows))
+        self.config, self.report_.sized = sized_for(cfg, len(windows))
         cfg = self.config
-        announce_sizing(self.name, self.sized_, self.progress)
+        announce_sizing(self.name, self.report_.sized, self.progress)
         self.validation_users = max(0, cfg.valid_users)  # what early stopping scores (anyrec.eval.experiment.validator)
         evaluate = (lambda: validate(self)) if validate is not None else (lambda: self._holdout_ndcg(hold_users, seqs))
         summary = train_decoder(self.net_, windows, replace(cfg, device=self._device()), evaluate, self.progress)
         self.net_.to("cpu" if cfg.device == "cpu" else self._device())
-        self.best_valid_ndcg_ = summary["best_valid_ndcg"]
-        self.epochs_ = summary["epochs"]
-        self.history_log_ = summary["history"]
+        self.report_.best_valid_ndcg = summary["best_valid_ndcg"]
+        self.report_.epochs = summary["history"]
 
     def _device(self) -> str:
         import torch
@@ -236,10 +223,10 @@ class Generative(Recommender):
         return out
 
     def _count(self, found: np.ndarray, rows: np.ndarray, items: np.ndarray, filters: Filters | None) -> None:
-        """Generation checks, accumulated in ``generation_stats``: every generated id must be an item
+        """Generation checks, accumulated in ``report_.checks``: every generated id must be an item
         whose code the trie holds, allowed by the filters and not excluded for that user."""
-        stats = getattr(self, "generation_stats", None) or {"lists": 0, "generated": 0, "invalid": 0, "short_lists": 0}
-        self.generation_stats = stats
+        stats = self.report_.checks or {"lists": 0, "generated": 0, "invalid": 0, "short_lists": 0}
+        self.report_.checks = stats
         valid = found >= 0
         ids = found[valid]
         ok = self.trie_.item_of(self.codes_[ids]) >= 0
@@ -290,7 +277,7 @@ class Generative(Recommender):
         out[found[0][ok]] = lp[0][ok]
         return out
 
-    def add_items(self, vectors: np.ndarray) -> None:
+    def add_items(self, vectors: np.ndarray) -> bool:
         """New items (a catalog update while serving): codes from their text; generatable at once."""
         v = np.asarray(vectors, dtype=np.float32)
         new = add_collision_codes(self.codes_, self.quantiser_.encode(v))
@@ -300,6 +287,7 @@ class Generative(Recommender):
         self.generatable_ = np.r_[self.generatable_, new[:, -1] < self.vocab_.sizes[-1]]
         self.n_items_ += len(v)
         self._build_trie()
+        return True
 
     def _unit_text_table(self) -> np.ndarray:
         cached = getattr(self, "_unit_text", None)
@@ -318,6 +306,9 @@ class Generative(Recommender):
 
     def text_table(self) -> np.ndarray:
         return self._unit_text_table()
+
+    def text_encoder(self) -> TextEncoder:
+        return shared_encoder(self.config.encoder, self.config.cache_dir)
 
     def describe(self) -> dict[str, Any]:
         return describe(self)

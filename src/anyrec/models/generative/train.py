@@ -1,5 +1,5 @@
 """Causal-LM training of the code decoder: length-bucketed batches; early stopping, the budget, the log
-and checkpoints are the shared :class:`anyrec.models.trainer.TrainingLoop`'s."""
+and checkpoints are the shared :class:`anyrec.training.TrainingLoop`'s."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from anyrec.models.generative.decoder import PAD
-from anyrec.models.trainer import TrainingLoop
+from anyrec.training import TrainingLoop
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.lm.encoder import encode_catalog
+from anyrec.lm.encoder import TextEncoder, encode_catalog, shared_encoder
 from anyrec.models.base import Recommender
 from anyrec.models.feedback import kin_push
 from anyrec.models.sequential.config import SASRecConfig, SequentialConfig, check_choices, sized_for
@@ -26,7 +26,8 @@ from anyrec.models.sequential.pretrain import load_weights, read_pretrained, wit
 from anyrec.models.sequential.retrieval import IndexSide
 from anyrec.models.sequential.textterm import TextTerm
 from anyrec.models.sequential.training import StepInputs, held_out_gains, resume, run_epochs, snapshot, windows
-from anyrec.models.trainer import TrainingLoop, announce_sizing
+from anyrec.models.trainer import announce_sizing
+from anyrec.training import TrainingLoop
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ class Sequential(TextTerm, IndexSide, Recommender):
     def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
         self._given_vectors = item_vectors
-        self.progress: Callable[[str, int, int], None] | None = None
 
     # ---- data -------------------------------------------------------------------
     def _text(self, ds: Dataset) -> np.ndarray:
@@ -66,20 +66,13 @@ class Sequential(TextTerm, IndexSide, Recommender):
 
     # ---- fitting ------------------------------------------------------------------
     def _fit(self, ds: Dataset) -> None:
-        self._train(ds, getattr(self, "_validate", None))
+        """Early-stops on ``fit``'s ``validate(model) -> NDCG@10``; without one, on each user's last training item."""
+        self._train(ds, self._validate)
 
-    def fit_with_validation(self, train: Dataset, validate: Callable[[Sequential], float]) -> Sequential:
-        """Fit on ``train``, early-stopping on ``validate(model) -> NDCG@10`` (higher is better).
+    def search_minutes(self) -> float:
+        return float(self.config.search_minutes or 0)
 
-        Without it, ``fit`` holds out each user's last training item for early stopping.
-        """
-        self._validate: Callable[[Sequential], float] | None = validate
-        try:
-            return self.fit(train)
-        finally:
-            self._validate = None
-
-    def _train(self, ds: Dataset, validate: Callable[[Sequential], float] | None) -> None:
+    def _train(self, ds: Dataset, validate: Callable[[Recommender], float] | None) -> None:
         torch = torch_module()
         start = read_pretrained(self.config.init) if self.config.init else None
         if start is not None:  # the pretrained settings shape the weights (and the encoder the vectors they read)
@@ -126,7 +119,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
                           ds.n_items, device, cfg)
         data = torch.from_numpy(cut.astype(np.int64))
         # Data-parallel training (set by anyrec.cluster's Ray Train loop): one writer of the log and checkpoint.
-        rank, world = getattr(self, "data_parallel_", (0, 1))
+        rank, world = self.worker
         loop = TrainingLoop(cfg.patience, cfg.max_minutes, 1e-6, cfg.log_dir or None, world=world, writes=rank == 0)
         if cfg.resume and resume(loop, step, opt) and tuner is not None:
             self.text_vectors_ = step.text.cpu().numpy()
@@ -149,29 +142,27 @@ class Sequential(TextTerm, IndexSide, Recommender):
             tuner.load_state_dict(best["tuner"])
             self.text_vectors_ = best["text"]
             if cfg.log_dir:
-                tuner.save_encoder(str(Path(cfg.log_dir) / "encoder"))
+                tuner.save(str(Path(cfg.log_dir) / "encoder"))
                 log.info("tuned encoder saved to %s", Path(cfg.log_dir) / "encoder")
         elif best is not None:
             self.net_.load_state_dict(best)
         self.net_.eval()
-        self.history_log_ = loop.new_entries()
-        self.best_valid_ndcg_ = loop.best
-        self.epochs_ = len(self.history_log_)
+        self.report_.epochs = loop.new_entries()
+        self.report_.best_valid_ndcg = loop.best
         self._cache_table()
 
     def _size_for_data(self, n_items: int, cut: np.ndarray) -> SequentialConfig:
         """Set the options left to the data (:func:`sized_for`) and say what was chosen and why."""
-        self.config, self.sized_ = sized_for(self.config, n_items, [int(n) for n in (cut[:, :-1] != 0).sum(1)])
-        announce_sizing(self.name, self.sized_, self.progress)
+        self.config, self.report_.sized = sized_for(self.config, n_items, [int(n) for n in (cut[:, :-1] != 0).sum(1)])
+        announce_sizing(self.name, self.report_.sized, self.progress)
         return self.config
 
     def _encoder_tuner(self, ds: Dataset, device: str) -> Any:
-        from anyrec.lm.finetune import build_top_encoder
+        from anyrec.lm.toplayers import top_layers
 
         report = self.progress
-        return build_top_encoder(self.config.encoder, ds.catalog.texts(), self.config.finetune_layers,
-                                 self.config.finetune_tokens, device,
-                                 progress=(lambda d, t: report("encode lower layers", d, t)) if report else None)
+        return top_layers(self.config.encoder, ds.catalog.texts(), self.config.finetune_layers, self.config.finetune_tokens,
+                          device, progress=(lambda d, t: report("encode lower layers", d, t)) if report else None)
 
     def _query_side(self, h: Any) -> Any:
         return query_side(h, self.config.temperature)
@@ -288,7 +279,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
             scores = scores - self.config.dislike_weight * push
         return scores
 
-    def add_items(self, vectors: np.ndarray) -> None:
+    def add_items(self, vectors: np.ndarray) -> bool:
         """Append new items (a catalog update while serving): text path only, as for an item never
         seen in training; an id-only model gives them zero vectors."""
         torch = torch_module()
@@ -307,6 +298,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
         if getattr(self, "popularity_prior_", None) is not None:  # nobody has touched them: the average prior
             self.popularity_prior_ = np.r_[self.popularity_prior_, np.zeros(len(v), dtype=np.float32)]
         self.n_items_ += len(v)
+        return True
 
     # ---- capabilities (see Recommender) ---------------------------------------------
     def reads_text(self) -> bool:
@@ -320,6 +312,9 @@ class Sequential(TextTerm, IndexSide, Recommender):
 
     def text_table(self) -> np.ndarray | None:
         return self._unit_text_table() if self.config.use_text else None
+
+    def text_encoder(self) -> TextEncoder | None:
+        return shared_encoder(self.config.encoder, self.config.cache_dir) if self.config.use_text else None
 
 class SASRec(Sequential):
     """Id-only SASRec on the sequential model's trainer, so "what does text add" is one code path."""

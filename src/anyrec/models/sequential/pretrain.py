@@ -32,7 +32,7 @@ from anyrec.models.sequential.training import (
     set_learning_rate,
     windows,
 )
-from anyrec.models.trainer import TrainingLoop
+from anyrec.training import TrainingLoop
 
 log = logging.getLogger(__name__)
 

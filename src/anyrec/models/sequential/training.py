@@ -2,7 +2,7 @@
 batches (optionally by length), and the full or sampled softmax over the item table.
 
 :func:`run_epochs` is the epoch loop (data-parallel aware), with the shared bookkeeping of
-:class:`anyrec.models.trainer.TrainingLoop`; the model prepares the data and scores validation.
+:class:`anyrec.training.TrainingLoop`; the model prepares the data and scores validation.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from anyrec.models.sequential.config import SequentialConfig
 from anyrec.models.sequential.network import average_gradients, item_rows, query_side, torch_module
-from anyrec.models.trainer import TrainingLoop
+from anyrec.training import TrainingLoop
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
+from anyrec.models.base import Recommender
 from anyrec.models.sequential.config import TransferConfig, TransferTunedConfig
 from anyrec.models.sequential.model import Sequential
 
@@ -21,7 +22,7 @@ class Transfer(Sequential):
     Config = TransferConfig
     training_grid: ClassVar[dict[str, list[Any]]] = {}  # its architecture is the pretrained one
 
-    def _train(self, ds: Dataset, validate: Callable[[Sequential], float] | None) -> None:
+    def _train(self, ds: Dataset, validate: Callable[[Recommender], float] | None) -> None:
         if not self.config.init:
             raise ConfigError(f"{self.name} needs a pretrained model: {self.name}.init=DIR or --init DIR "
                               "(a folder written by `anyrec pretrain-rec`)")
