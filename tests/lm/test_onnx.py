@@ -8,29 +8,12 @@ import numpy as np
 import pytest
 
 from anyrec.errors import ConfigError
-from anyrec.lm.encoder import EncoderConfig, TextEncoder, resolve_encoder
+from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.lm.onnx import RECIPE
 
 pytest.importorskip("onnxruntime")
 
 TEXTS = ["a space adventure with robots", "a quiet love story in Paris", "ghosts haunt an old house", "robots in love", "x"]
-
-
-@pytest.fixture(scope="module")
-def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A sentence-transformers folder: a 2-layer BERT from a config + mean pooling + normalisation."""
-    from sentence_transformers import SentenceTransformer, models
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    base = tmp_path_factory.mktemp("tiny")
-    tok = AutoTokenizer.from_pretrained(resolve_encoder("default"))
-    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(base / "hf")
-    tok.save_pretrained(base / "hf")
-    word = models.Transformer(str(base / "hf"), max_seq_length=64)
-    st = SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension(), "mean"), models.Normalize()])
-    st.save(str(base / "st"))
-    return base / "st"
 
 
 def test_onnx_fp32_matches_torch_and_int8_stays_close(tiny_st: Path, tmp_path: Path) -> None:

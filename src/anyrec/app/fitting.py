@@ -79,7 +79,7 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
         if model.trains_with_validation:
             model.set_history(ds)
         else:
-            vectors = model.text_table()
+            vectors = model.encoded_items()
             if vectors is not None:
                 model.use_item_vectors(vectors)  # the refit reuses the vectors just computed
             model.fit(ds)

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from anyrec.cli import evaluate as _evaluate  # noqa: F401  (each command module registers its commands on the group)
+from anyrec.cli import encoder as _encoder  # noqa: F401  (each command module registers its commands on the group)
+from anyrec.cli import evaluate as _evaluate  # noqa: F401
 from anyrec.cli import explain as _explain  # noqa: F401
 from anyrec.cli import rank as _rank  # noqa: F401
 from anyrec.cli import serve as _serve  # noqa: F401

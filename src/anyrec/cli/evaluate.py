@@ -154,7 +154,7 @@ def evaluate(**kw: Any) -> None:
         from anyrec.app.persist import load_model
 
         saved, ds, _index, _meta = load_model(kw["model_dir"])
-        vectors = saved.text_table()
+        vectors = saved.encoded_items()
         console.print(f"reusing {kw['model_dir']}: dataset {ds.name}" + (", item vectors" if vectors is not None else ""))
     else:
         ds = read_dataset(kw, file_cfg)

@@ -5,6 +5,7 @@ its kept scores reused where it can (``reuse_similarities``) within a budget of 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -61,8 +62,22 @@ def tune_on_validation(
 
     minutes = model.search_minutes()  # a model's own budget (sized to its log)
     deadline = time.monotonic() + 60 * minutes if minutes > 0 else None
+    # Options that change the space the others are tuned in (whitening rescales every cosine): an outer loop, each
+    # value with its own search of the rest; a greedy search tried them with the rest tuned to the other space.
+    outer = {o: grid.pop(o) for o in model.space_options if o in grid}
+    start, found = model.config, []
+    own_point = {o: getattr(start, o) for o in outer}  # first, and always a candidate (no stability check needed)
+    points = [own_point] + [p for p in (dict(zip(outer, vs)) for vs in itertools.product(*outer.values())) if p != own_point]
     with model.reuse_similarities(tuning_cache_mb()) if reuse else contextlib.nullcontext():
-        chosen = _coordinate_search(model, grid, score, metric, rounds, progress, check, stable, deadline)
+        for n, given in enumerate(points):
+            model.config = replace(start, **given)
+            step = (lambda d, t, n=n: progress(n * t + d, len(points) * t)) if progress else None  # noqa: E731
+            chosen = {**given, **_coordinate_search(model, grid, score, metric, rounds, step, check, stable, deadline)}
+            if n == 0 or check is None or passes(check(), stable):
+                found.append((chosen[f"valid_{metric}"], n, model.config, chosen))
+    _, _, model.config, chosen = max(found, key=lambda f: (f[0], -f[1]))  # the first of equal scores
+    if len(points) > 1:
+        chosen["valid_by_space"] = {", ".join(f"{k}={v}" for k, v in c.items() if k in outer): s for s, _, _, c in found}
     return {**chosen, "valid_users_searched": sampled} if sampled else chosen
 
 

@@ -100,18 +100,31 @@ def resolve_encoder(name: str) -> str:
 
 
 def model_identity(resolved: str) -> str:
-    """A stable id of the model's weights: hub name, or a hash of the folder's config and weight files' sizes."""
+    """A stable id of the model's weights: a hub name, or a hash of a local folder's config files and weight
+    files' *contents* (two folders of the same shape with other weights — two runs of ``anyrec pretrain-encoder``
+    into one path — must not share cached vectors). A training run's own files (``training/``) are left out."""
     path = Path(resolved)
     if resolved.startswith("hashing") or not path.exists():
         return resolved
     h = hashlib.sha256()
     for f in sorted(path.rglob("*")):
-        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt"):
-            h.update(f.relative_to(path).as_posix().encode())
-            h.update(str(f.stat().st_size).encode())
-            if f.suffix == ".json":
-                h.update(f.read_bytes())
+        rel = f.relative_to(path)
+        if not f.is_file() or rel.parts[0] == "training" or f.suffix not in (".json", ".safetensors", ".bin", ".txt"):
+            continue
+        h.update(rel.as_posix().encode())
+        h.update(_file_digest(str(f), f.stat().st_size, f.stat().st_mtime_ns) if f.suffix in (".safetensors", ".bin")
+                 else f.read_bytes())
     return f"{path.name}-{h.hexdigest()[:16]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> bytes:
+    """SHA-256 of a weight file (about 0.1 s for MiniLM's 90 MB), once per process while its size and time stay."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.digest()
 
 
 class TextEncoder:

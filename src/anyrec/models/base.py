@@ -86,6 +86,9 @@ class Recommender(ABC):
     """Score-time options searched only when a version is fitted for serving (under the stability check)."""
     training_grid: ClassVar[dict[str, list[Any]]] = {}
     """Options that need a refit per value, searched by ``evaluate`` unless ``--no-tune-training``."""
+    space_options: ClassVar[tuple[str, ...]] = ()
+    """Grid options that change the space the others are tuned in (whitening): the search's outer loop, each
+    value with a search of the rest of its own."""
 
     # ---- what a fit is handed, and what it reports -----------------------------------------------
     progress: Progress | None = None
@@ -218,6 +221,17 @@ class Recommender(ABC):
     def text_table(self) -> np.ndarray | None:
         """Unit-length text vectors of every item ``(n_items, dim)``, the ones the model scores with; ``None`` without text."""
         return None
+
+    def encoded_items(self) -> np.ndarray | None:
+        """The catalog's vectors as the encoder gave them (rows = items; what :meth:`use_item_vectors` takes, before
+        any whitening); ``None`` without text."""
+        return None
+
+    def text_query(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors from :meth:`text_encoder` (a query's, new items') in :meth:`text_table`'s space, unit rows: the
+        model's whitening applied where it whitens its catalog."""
+        v = np.asarray(vectors, dtype=np.float32)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
     def text_encoder(self) -> TextEncoder | None:
         """The encoder that put the catalog in :meth:`text_table`'s space (free-text queries go through it), if the model keeps one."""

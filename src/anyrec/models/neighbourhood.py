@@ -32,6 +32,7 @@ from anyrec.errors import ConfigError
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder, shared_encoder
 from anyrec.models.base import Recommender
 from anyrec.models.feedback import kin_push
+from anyrec.models.whitening import WhitenedText
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,10 @@ class HybridConfig(EASEConfig):
     Attributes:
         prior: the prior's scale ``a`` (0 = EASE), chosen on validation with ``l2``.
         text_k: each item's nearest items by text kept in ``T``.
-        encoder, cache_dir, batch_size: the text encoder (as zero-shot's).
+        encoder, cache_dir, batch_size, threads: the text encoder (as zero-shot's).
+        whiten: the text vectors whitened before the prior's cosines (0 off, 1 full; see
+            :class:`~anyrec.models.whitening.WhitenedText`).
+        tune_encoder: minutes of in-domain behaviour training of a head on the encoder at fit (0 = none).
     """
 
     prior: float = 0.1
@@ -178,9 +182,13 @@ class HybridConfig(EASEConfig):
     encoder: str = DEFAULT_ENCODER
     cache_dir: str = ""
     batch_size: int = 64
+    threads: int = 0
+    whiten: float = 0.0
+    tune_encoder: float = 0.0
+    seed: int = 0
 
 
-class Hybrid(EASE):
+class Hybrid(WhitenedText, EASE):
     """``hybrid``: text + collaborative item-item weights in one closed-form solve."""
 
     name = "hybrid"
@@ -200,7 +208,10 @@ class Hybrid(EASE):
             c = self.config
             vectors = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size)).encode(ds.catalog.texts())
         self.item_vectors_ = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        cos = np.asarray(self.item_vectors_ @ self.item_vectors_.T, dtype=np.float64)
+        self.tune_to_log(ds)
+        self.fit_whitening()
+        table = self.table()
+        cos = np.asarray(table @ table.T, dtype=np.float64)
         np.fill_diagonal(cos, -np.inf)
         k = min(self.config.text_k, ds.n_items - 1)
         keep = np.argpartition(-cos, k - 1, axis=0)[:k] if 0 < k < ds.n_items - 1 else None
@@ -226,7 +237,10 @@ class Hybrid(EASE):
         self._given_vectors = vectors
 
     def text_table(self) -> np.ndarray:
-        return self.item_vectors_
+        return self.table()
+
+    def encoded_items(self) -> np.ndarray:
+        return self.raw_vectors_ if getattr(self, "raw_vectors_", None) is not None else self.item_vectors_
 
     def text_encoder(self) -> TextEncoder:
         return shared_encoder(self.config.encoder, self.config.cache_dir)

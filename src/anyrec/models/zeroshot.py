@@ -21,6 +21,7 @@ from anyrec.data.dataset import Dataset
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
 from anyrec.models.base import IndexQuery, Recommender
 from anyrec.models.feedback import KinPushes, RatingScale, check_ratings, kin_push, live_term_weights, term_weights
+from anyrec.models.whitening import WhitenedText
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ class ZeroShotConfig:
         popularity: weight of the log-popularity prior (standardised over warm items).
         trend: weight of the trend prior (log of time-decayed counts, standardised).
         trend_half_life: half-life of the trend prior as a share of the log's time span.
+        tune_encoder: minutes of in-domain training of a behaviour head on the encoder at fit (0 = none; see
+            :meth:`~anyrec.models.whitening.WhitenedText.tune_to_log`); queries and new items go through it too.
+        whiten: whitening of the catalog's text vectors (fitted on the catalog itself, applied to queries and new
+            items too; see :func:`~anyrec.models.textvectors.whiten`): 0 off, 1 full (ZCA), between a part of it.
         interests: interest vectors per user (k-means over the history; the best one scores).
         seed: seed of the k-means initialisation.
         backend: the encoder's runtime: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`anyrec.lm.onnx`).
@@ -75,39 +80,41 @@ class ZeroShotConfig:
     popularity: float = 0.0
     trend: float = 0.0
     trend_half_life: float = 0.05
+    tune_encoder: float = 0.0
+    whiten: float = 0.0
     interests: int = 1
     seed: int = 0
     backend: str = "torch"
     memmap_dir: str = ""
 
 
-class ZeroShot(Recommender):
+class ZeroShot(WhitenedText, Recommender):
     """User profile = weighted mean of history item vectors; score = cosine + priors."""
 
     name = "zeroshot"
     Config = ZeroShotConfig
-    # Small grids for validation-only tuning (coordinate-wise, see eval.experiment).
+    space_options: ClassVar[tuple[str, ...]] = ("whiten",)  # it rescales every cosine the rest is tuned to
     tuning_grid: ClassVar[dict[str, list[Any]]] = {
+        "whiten": [0.0, 0.5, 1.0],
         "popularity": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],
         "half_life": [0.0, 1.0, 3.0, 10.0],
         "short_term": [0.0, 0.25, 0.5, 0.75, 1.0],
         "kernel": [0.0, 0.05, 0.1, 0.2],
         "trend": [0.0, 0.02, 0.05, 0.1],
     }
-    # ``interests`` is left out of the grid: its per-user clustering costs far more than the
-    # other options, and benchmarks/zeroshot.py measures it separately.
+    # ``interests`` is left out of the grid: its per-user clustering costs far more (benchmarks/zeroshot.py).
 
     def __init__(self, config: Any = None, *, encoder: TextEncoder | None = None, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
         self._encoder = encoder
         self._given_vectors = item_vectors
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled (saved, shipped to Ray workers) without the loaded encoder or kept products."""
+    def __getstate__(self) -> dict[str, Any]:  # saved, shipped to Ray workers: without the encoder or kept products
         state = super().__getstate__()
         state["_encoder"] = None
         state.pop("_sim_cache", None)
         state.pop("_ktable", None)
+        state.pop("_table", None)
         state["_pushes"] = None
         return state
 
@@ -133,6 +140,8 @@ class ZeroShot(Recommender):
                 vectors = self.encoder().encode(ds.catalog.texts(), progress=progress)
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             self.item_vectors_ = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)  # (items, dim)
+        self.tune_to_log(ds)
+        self.fit_whitening()
         self.popularity_prior_, self.trend_prior_ = tv.log_priors(ds.interactions, ds.n_items, self.config.trend_half_life)
         self._set_history(ds)
 
@@ -206,7 +215,7 @@ class ZeroShot(Recommender):
     # ---- scoring ----------------------------------------------------------------
     def profiles(self, users: np.ndarray) -> np.ndarray:
         """Unit-length profile vectors ``(len(users), dim)`` (zero rows for users without history)."""
-        prof = np.asarray(self.history_weights()[users] @ self.item_vectors_)  # (batch, dim)
+        prof = np.asarray(self.history_weights()[users] @ self.table())  # (batch, dim)
         norms = np.linalg.norm(prof, axis=1, keepdims=True)
         return (prof / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -226,12 +235,12 @@ class ZeroShot(Recommender):
         if self.config.push > 0:
             pushes, neg = self._kin_pushes(), self.negative_weights()
             for r, u in enumerate(users):
-                cols, vals = pushes.of(int(u), self.item_vectors_, neg[u], self.seen_[u].indices)
+                cols, vals = pushes.of(int(u), self.table(), neg[u], self.seen_[u].indices)
                 scores[r, cols] -= self.config.push * vals
         return scores
 
     def _kin_pushes(self) -> KinPushes:
-        key = (self.config.kin, self._profile_key()[2:])  # the kin move with neither the term weights nor the priors
+        key = (self.config.kin, self.config.whiten, self._profile_key()[2:])  # not with the term weights nor the priors
         pushes: KinPushes | None = getattr(self, "_pushes", None)  # (absent in folders saved before it)
         if pushes is None or pushes.key != key:
             pushes = self._pushes = KinPushes(key, self.config.kin)
@@ -241,7 +250,8 @@ class ZeroShot(Recommender):
         """The text term of :meth:`score` ``(batch, items)``; reused inside :meth:`reuse_similarities`."""
         cache: tv.SimilarityCache | None = getattr(self, "_sim_cache", None)
         if cache is not None:
-            group, key = (self._profile_key(), self.config.interests, self.config.seed, self.config.kernel), users.tobytes()
+            group = (self._profile_key(), self.config.interests, self.config.seed, self.config.kernel, self.config.whiten)
+            key = users.tobytes()
             found = cache.get(group, key)
             if found is not None:
                 return found
@@ -249,10 +259,10 @@ class ZeroShot(Recommender):
         if table is not None:
             sim = tv.pooled_scores(self.history_weights()[users], table, self.config.kernel)
         elif self.config.kernel > 0 or self.config.interests > 1:
-            sim = tv.per_user_scores(self.item_vectors_, self.history_weights(), users, self.config.kernel,
+            sim = tv.per_user_scores(self.table(), self.history_weights(), users, self.config.kernel,
                                   self.config.interests, self.config.seed)
         else:
-            sim = self.profiles(users) @ self.item_vectors_.T  # (batch, items)
+            sim = self.profiles(users) @ self.table().T  # (batch, items)
         if cache is not None:
             cache.put(group, key, sim)
         return sim
@@ -274,23 +284,24 @@ class ZeroShot(Recommender):
         the positive events make the profile with :meth:`history_weights`' term weights, each
         negative one pushes its ``kin`` nearest items down by at most ``push``."""
         if self.config.kernel > 0:
-            text = tv.history_kernel_scores(self.item_vectors_, items, self._live_weights(weights), self.config.kernel,
+            text = tv.history_kernel_scores(self.table(), items, self._live_weights(weights), self.config.kernel,
                                             self._kernel_table())
         else:
-            text = self.item_vectors_ @ self.history_profile(items, weights, values)
+            text = self.table() @ self.history_profile(items, weights, values)
         return text + self.priors() - self.live_push(items, weights)
 
     def live_push(self, items: np.ndarray, weights: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
         """What a live history's negative events take off each item's score (``0`` … ``push``)."""
         items, weights = np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)
         neg = (weights < 0) & (self.config.push > 0)
-        return self.config.push * kin_push(self.item_vectors_, items[neg], weights[neg], self.config.kin, candidates, items)
+        return self.config.push * kin_push(self.table(), items[neg], weights[neg], self.config.kin, candidates, items)
 
     def history_profile(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """The unit profile vector ``(dim,)`` of a live history (what :meth:`score_history` scores with)."""
         items = np.asarray(items, dtype=np.int64)
         w = self._live_weights(weights, values)
-        prof = w @ self.item_vectors_[items] if len(items) else np.zeros(self.item_vectors_.shape[1])
+        table = self.table()
+        prof = w @ table[items] if len(items) else np.zeros(table.shape[1])
         return (prof / max(float(np.linalg.norm(prof)), 1e-12)).astype(np.float32)
 
     def _live_weights(self, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
@@ -309,19 +320,19 @@ class ZeroShot(Recommender):
         if tau <= 0:
             return None
         cached = getattr(self, "_ktable", None)
-        if cached is None or cached[0] != (tau, n):
-            cached = ((tau, n), tv.kernel_table(self.item_vectors_, tau))
+        if cached is None or cached[0] != (tau, n, self.config.whiten):
+            cached = ((tau, n, self.config.whiten), tv.kernel_table(self.table(), tau))
             self._ktable = cached
         return cached[1]
 
     def add_items(self, vectors: np.ndarray) -> bool:
         """Append new items' text vectors (a catalog update while serving); their priors are the warm average."""
-        v = np.asarray(vectors, dtype=np.float32)
-        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-        self.item_vectors_ = np.vstack([self.item_vectors_, v])
-        self.popularity_prior_ = np.r_[self.popularity_prior_, np.zeros(len(v))]
-        self.trend_prior_ = np.r_[self.trend_prior_, np.zeros(len(v))]
-        self.n_items_ += len(v)
+        if getattr(self, "raw_vectors_", None) is not None:
+            self.raw_vectors_ = np.vstack([self.raw_vectors_, np.asarray(vectors, dtype=np.float32)])
+        self.item_vectors_ = np.vstack([self.item_vectors_, self.to_space(vectors)])
+        self.popularity_prior_ = np.r_[self.popularity_prior_, np.zeros(len(vectors))]
+        self.trend_prior_ = np.r_[self.trend_prior_, np.zeros(len(vectors))]
+        self.n_items_ += len(vectors)
         return True
 
     # ---- capabilities (see Recommender) ---------------------------------------------
@@ -329,13 +340,16 @@ class ZeroShot(Recommender):
         return True
 
     def learns_from_interactions(self) -> bool:
-        return False  # the pretrained encoder alone; the training rows only feed its popularity term
+        return self.config.tune_encoder > 0  # else the pretrained encoder alone; the rows only feed its popularity term
 
     def use_item_vectors(self, vectors: np.ndarray) -> None:
         self._given_vectors = vectors
 
     def text_table(self) -> np.ndarray:
-        return self.item_vectors_
+        return self.table()
+
+    def encoded_items(self) -> np.ndarray:
+        return self.raw_vectors_ if getattr(self, "raw_vectors_", None) is not None else self.item_vectors_
 
     def text_encoder(self) -> TextEncoder:
         return self.encoder()
@@ -352,16 +366,16 @@ class ZeroShot(Recommender):
         share; with ``kernel``, each history item's soft-max share of the pooled score."""
         w = self._live_weights(weights, values)
         if self.config.kernel > 0:
-            _, parts = tv.kernel_scores(self.item_vectors_, items, w, self.config.kernel, targets)
+            _, parts = tv.kernel_scores(self.table(), items, w, self.config.kernel, targets)
             return tv.history_order(items, w, history, parts), "soft-max shares"
         wu = np.array([w[items == h].sum() for h in history])
-        unit = self.item_vectors_
+        unit = self.table()
         norm = max(float(np.linalg.norm(wu @ unit[history])), 1e-12)
         shares = wu[:, None] * (unit[history] @ unit[targets].T) / norm  # (history, targets)
         return shares.astype(np.float64), "text terms"
 
     def index_tables(self, approximate: bool) -> dict[str, tuple[np.ndarray, str | None]]:
-        return {"text": (self.item_vectors_, None)}  # exact too: search and similar items use it
+        return {"text": (self.table(), None)}  # exact too: search and similar items use it
 
     def index_queries(self, items: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
         return {"text": self.history_profile(items, weights)}
@@ -376,7 +390,7 @@ class ZeroShot(Recommender):
             return None
         prof = self.history_profile(items, weights, values)
         priors = self.priors()
-        vectors = self.item_vectors_
+        vectors = self.table()
 
         def exact(cand: np.ndarray) -> np.ndarray:
             return np.asarray(vectors[cand] @ prof + priors[cand] - self.live_push(items, weights, cand), dtype=np.float64)

@@ -312,8 +312,7 @@ class LiveModel:
                user_weight: float = 0.3) -> tuple[list[int], list[float]]:
         if not query.strip():
             raise ConfigError("the search text is empty")
-        qvec = self.encoder().encode([query])[0]
-        qvec = qvec / max(float(np.linalg.norm(qvec)), 1e-12)
+        qvec = self.model.text_query(self.encoder().encode([query]))[0]
         with self._lock:
             text = self.unit_text()
             scores = (text @ qvec.astype(np.float32)).astype(np.float64)

@@ -49,7 +49,7 @@ class AnnRetrieval:
         ids = np.arange(start, start + len(vectors))
         tables = self.model.index_tables(approximate=True) if set(self.indexes) - {"text"} else {}
         for name, index in self.indexes.items():
-            index.add(ids, vectors if name == "text" else tables[name][0][start:])
+            index.add(ids, self.model.text_query(vectors) if name == "text" else tables[name][0][start:])
 
     def top(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, allowed: np.ndarray,
             k: int) -> tuple[np.ndarray, np.ndarray] | None:

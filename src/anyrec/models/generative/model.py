@@ -307,6 +307,9 @@ class Generative(Recommender):
     def text_table(self) -> np.ndarray:
         return self._unit_text_table()
 
+    def encoded_items(self) -> np.ndarray:
+        return self.text_vectors_
+
     def text_encoder(self) -> TextEncoder:
         return shared_encoder(self.config.encoder, self.config.cache_dir)
 

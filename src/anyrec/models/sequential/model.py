@@ -313,6 +313,11 @@ class Sequential(TextTerm, IndexSide, Recommender):
     def text_table(self) -> np.ndarray | None:
         return self._unit_text_table() if self.config.use_text else None
 
+    def encoded_items(self) -> np.ndarray | None:
+        if not self.config.use_text:
+            return None
+        return self.pretrained_vectors_ if getattr(self, "pretrained_vectors_", None) is not None else self.text_vectors_
+
     def text_encoder(self) -> TextEncoder | None:
         return shared_encoder(self.config.encoder, self.config.cache_dir) if self.config.use_text else None
 
