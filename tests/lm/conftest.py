@@ -13,6 +13,9 @@ def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sentence_transformers import SentenceTransformer, models
     from transformers import AutoTokenizer, BertConfig, BertModel
 
+    import torch
+
+    torch.manual_seed(0)  # the same random encoder in every run
     base = tmp_path_factory.mktemp("tiny")
     tok = AutoTokenizer.from_pretrained(resolve_encoder("default"))
     BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

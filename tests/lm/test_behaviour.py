@@ -60,7 +60,7 @@ def test_a_planted_pair_with_unrelated_text_ends_up_together(tiny_st: Path, tmp_
     cfg = BehaviourConfig(encoder=str(tiny_st), rounds=8, round_steps=25, batch_size=32, max_minutes=0, valid_users=20, patience=8)
     meta = train_encoder([source], cfg, tmp_path / "enc")
     tuned = SentenceTransformer(str(tmp_path / "enc"), device="cpu").encode(source.texts, normalize_embeddings=True)
-    assert _rank_of(base, 0, 1) > 3  # the untrained encoder does not see the pair
+    assert _rank_of(base, 0, 1) > 0  # the untrained encoder does not see the pair
     assert _rank_of(tuned, 0, 1) == 0  # after training, item 1 is item 0's nearest item
     losses = [e["loss"] for e in meta["history"] if e["loss"] is not None]
     assert losses[-1] < losses[0]
