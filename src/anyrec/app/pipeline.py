@@ -15,6 +15,7 @@ from anyrec.errors import ConfigError
 from anyrec.explain import Attribution, SentenceGuard, attribute, explain_sentence, history_of, shared_words
 from anyrec.index.vector import VectorIndex
 from anyrec.models.base import Filters, Recommender
+from anyrec.models.feedback import kin_push
 
 
 def _item(ds: Dataset, i: int, score: float) -> dict[str, Any]:
@@ -94,6 +95,31 @@ def _text_parts(model: Recommender, what: str) -> np.ndarray:
     return table
 
 
+# A search with a user: a negative event's nearest items are pushed down by at most this much (zero-shot's default
+# push, in cosine units) among its ``SEARCH_KIN`` nearest: the feedback rule, never a subtraction from the profile.
+SEARCH_PUSH, SEARCH_KIN = 0.05, 10
+
+
+def search_scores(table: np.ndarray, query: np.ndarray, items: np.ndarray | None = None, weights: np.ndarray | None = None,
+                  user_weight: float = 0.3) -> np.ndarray:
+    """Every item's search score ``(n_items,)``, the one rule of the CLI and the service: the cosine with the unit
+    ``query`` (in ``table``'s space), blended with weight ``user_weight`` with the cosine to the profile of the user's
+    *positive* events (their weights); a negative event (dislike, skip, low rating) never enters the profile, it
+    pushes its nearest items down by at most :data:`SEARCH_PUSH` (:func:`~anyrec.models.feedback.kin_push`)."""
+    scores = np.asarray(table @ np.asarray(query, dtype=np.float32), dtype=np.float64)
+    if items is None or weights is None or not len(items):
+        return scores
+    items, weights = np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+    pos, neg = weights > 0, weights < 0
+    if pos.any():
+        prof = weights[pos] @ table[items[pos]]
+        prof = prof / max(float(np.linalg.norm(prof)), 1e-12)
+        scores = (1 - user_weight) * scores + user_weight * np.asarray(table @ prof.astype(np.float32), dtype=np.float64)
+    if neg.any():
+        scores = scores - SEARCH_PUSH * kin_push(table, items[neg], weights[neg], SEARCH_KIN, history=items)
+    return scores
+
+
 def search(model: Recommender, ds: Dataset, query: str, k: int = 10, user: str | None = None, user_weight: float = 0.3,
            categories: list[str] | None = None, index: VectorIndex | None = None) -> list[dict[str, Any]]:
     """Items for a free-text request, optionally blended with a user's profile (seen items removed then)."""
@@ -109,16 +135,13 @@ def search(model: Recommender, ds: Dataset, query: str, k: int = 10, user: str |
     if user is None and index is not None:
         ids, scores = index.search(qvec, k, allow=filters.items if filters else None)
         return [{**_item(ds, i, s), "rank": r + 1} for r, (i, s) in enumerate(zip(ids[0], scores[0])) if i >= 0]
-    unit_q = qvec / np.maximum(np.linalg.norm(qvec, axis=1, keepdims=True), 1e-12)  # cosine against the unit table
-    scores = (unit_q.astype(np.float32) @ table.T)[0].astype(np.float64)
     if user is not None:
         u = ds.users.index(user, what="user")
-        found = model.text_profiles(np.array([u]))
-        if found is None:
-            raise ConfigError(f"search --user needs a model with text profiles of its users (this one is {model.name!r})")
-        prof = found[0]
-        scores = (1 - user_weight) * scores + user_weight * (table @ prof)
+        items, weights = history_of(ds, u)  # the user's events as the service holds them (ratings signed)
+        scores = search_scores(table, qvec[0], items, weights, user_weight)
         scores[model.seen_[u].indices] = -np.inf
+    else:
+        scores = search_scores(table, qvec[0])
     if filters is not None and filters.items is not None:
         mask = np.ones(ds.n_items, dtype=bool)
         mask[filters.items] = False

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from anyrec.app.persist import load_indexes, load_model
+from anyrec.app.pipeline import search_scores
 from anyrec.data.dataset import Catalog, IdMap
 from anyrec.errors import ConfigError
 from anyrec.explain import SentenceGuard
@@ -315,16 +316,13 @@ class LiveModel:
         qvec = self.model.text_query(self.encoder().encode([query]))[0]
         with self._lock:
             text = self.unit_text()
-            scores = (text @ qvec.astype(np.float32)).astype(np.float64)
             allowed = self.available.copy()
+            items, weights, hide = np.zeros(0, dtype=np.int64), np.zeros(0), set[int]()
             if rows:
                 items, weights, _values, hide = self.parse_history(rows)
-                if len(items):
-                    prof = weights @ text[items]
-                    prof /= max(float(np.linalg.norm(prof)), 1e-12)
-                    scores = (1 - user_weight) * scores + user_weight * (text @ prof.astype(np.float32))
-                if hide:
-                    allowed[list(hide)] = False
+            scores = search_scores(text, qvec, items, weights, user_weight)  # the CLI's rule (anyrec.app.pipeline)
+            if hide:
+                allowed[list(hide)] = False
             top = top_k(np.where(allowed, scores, -np.inf), k)
         return [int(j) for j in top], [float(scores[j]) for j in top]
 
