@@ -10,10 +10,9 @@ from anyrec.lm.encoder import resolve_encoder
 @pytest.fixture(scope="session")
 def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sentence-transformers folder: a 2-layer BERT from a config + mean pooling + normalisation."""
+    import torch
     from sentence_transformers import SentenceTransformer, models
     from transformers import AutoTokenizer, BertConfig, BertModel
-
-    import torch
 
     torch.manual_seed(0)  # the same random encoder in every run
     base = tmp_path_factory.mktemp("tiny")
