@@ -89,12 +89,14 @@ def faithfulness(model: Recommender, ds: Dataset, users: np.ndarray, k: int = 5,
                 tally.add(float(full[target]), float(after[target]), before, _rank(after, int(target), hist))
             sentence, source = explain_sentence(ds.catalog, int(target), top, guard, generator)
             generated += source == "generator"
-            stray, bad_quotes = guard.strays(sentence.split(" (shared: ")[0], {int(target), *hist.tolist()})
-            named_outside += int(bool(stray or bad_quotes))
+            if sentence is not None:
+                stray, bad_quotes = guard.strays(sentence.split(" (shared: ")[0], {int(target), *hist.tolist()})
+                named_outside += int(bool(stray or bad_quotes))
         if progress is not None:
             progress(1)
     return {"users": int(len(users)), "skipped_short_history": skipped_short, "recommendations_uncited": uncited,
             "method": sorted(methods), "cite": cite, "k": k, "cited": cited_t.report(), "random": random_t.report(),
             "sentences": cited_t.n, "sentences_from_generator": generated, "generator_rejected": guard.rejected,
+            "sentences_unbuilt": guard.unbuilt,
             "named_outside_history": named_outside}
 

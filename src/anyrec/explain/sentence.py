@@ -5,16 +5,22 @@ their texts share with the recommended item) or from a generator (a causal LM, a
 ``prompt -> text``). Either way it passes :class:`SentenceGuard` before anyone sees it: every
 quoted title and every catalog title found in the sentence must be one of the cited history
 items or the recommended item itself. A generated sentence that names anything else is
-rejected and the template is shown instead; the rejection is counted.
+rejected and the template is shown instead; the rejection is counted. Titles are matched by catalog identity: an
+allowed title is taken out of the sentence as it is written before quotation marks are read, so a title that holds
+quote-like characters itself (``Chalkboard, 14" x 14"``) is no stray quotation. A sentence that cannot be built is
+left out of its card (``None``) and counted (``unbuilt``), never raised.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from anyrec.data.dataset import Catalog
+
+log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 _QUOTED = re.compile(r"[“\"«]([^”\"»]{2,200})[”\"»]")
@@ -55,11 +61,13 @@ def shared_words(catalog: Catalog, target: int, cited: Sequence[int], n: int = 5
 @dataclass
 class SentenceGuard:
     """Rejects a sentence that names an item outside ``allowed`` (raw title strings are matched as word
-    sequences, so "Alien" is not found inside "Aliens"). ``rejected`` counts refusals."""
+    sequences, so "Alien" is not found inside "Aliens"). ``rejected`` counts refusals, ``unbuilt`` the cards left
+    without a sentence."""
 
     catalog: Catalog
     rejected: int = 0
     checked: int = 0
+    unbuilt: int = 0
     _titles: dict[str, set[int]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +97,12 @@ class SentenceGuard:
         allowed_keys = {k for i in allowed for k in title_keys(self.catalog.title(i))}
         allowed_text = " | ".join(sorted(allowed_keys))
         stray = {i for i in found - allowed if not any(f" {k} " in f" {allowed_text} " for k in title_keys(self.catalog.title(i)))}
-        bad_quotes = [q for q in _QUOTED.findall(sentence) if not title_keys(q) & allowed_keys]
+        rest = sentence  # the allowed titles out, as written (with their own quote marks), before quotations are read
+        for title in sorted((self.catalog.title(i) for i in allowed), key=len, reverse=True):
+            if title:
+                for written in (f"“{title}”", f"\"{title}\"", f"«{title}»", title):
+                    rest = rest.replace(written, " … ")
+        bad_quotes = [q for q in _QUOTED.findall(rest) if not title_keys(q) & allowed_keys]
         return stray, bad_quotes
 
     def allows(self, sentence: str, allowed: set[int]) -> bool:
@@ -133,11 +146,13 @@ def _and(parts: Sequence[str]) -> str:
 
 
 def explain_sentence(catalog: Catalog, target: int, cited: Sequence[int], guard: SentenceGuard,
-                     generator: Callable[[str], str] | None = None, phrases: Sequence[str] | None = None) -> tuple[str, str]:
-    """The sentence shown and its source (``"generator"`` or ``"template"``).
+                     generator: Callable[[str], str] | None = None,
+                     phrases: Sequence[str] | None = None) -> tuple[str | None, str]:
+    """The sentence shown and its source (``"generator"``, ``"template"``, or ``"none"`` with no sentence).
 
     The generator gets a prompt with the recommended item and the cited history items only; its
-    answer is shown when the guard allows it, else the template is.
+    answer is shown when the guard allows it, else the template is. A template the guard refuses (a
+    catalog whose titles defeat it) leaves the card without a sentence, counted in ``guard.unbuilt``.
     """
     allowed = {int(target), *map(int, cited)}
     if generator is not None:
@@ -149,5 +164,7 @@ def explain_sentence(catalog: Catalog, target: int, cited: Sequence[int], guard:
     text = template_sentence(catalog, target, cited, phrases=phrases)
     # The "(shared: …)" tail lists words of the item's own text, not names; the naming part is checked.
     if not guard.allows(text.split(" (shared: ")[0], allowed):
-        raise AssertionError(f"template sentence failed its own guard: {text!r}")
+        guard.unbuilt += 1
+        log.warning("no sentence for item %d: the template failed the guard (%r)", target, text)
+        return None, "none"
     return text, "template"

@@ -151,6 +151,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         since, rows = svc.store.user_state(user)
         recs = live.recommend(user, rows, k, user_since=since, categories=category or [], exclude=exclude or [], explain=explain)
         rec_id = uuid.uuid4().hex
+        if explain and recs.because:
+            app.state.metrics.unbuilt.inc(sum(1 for b in recs.because if b.get("sentence") is None))
         svc.log_shown({"id": rec_id, "user_id": user, "model_version": live.version, "variant": variant, "experiment": experiment,
                        "items": [live.ids.raw(i) for i in recs.items], "created_at": time.time()})
         body = RecommendationsOut(user=user, model_version=live.version, recommendation_id=rec_id, experiment=experiment,

@@ -1,0 +1,70 @@
+"""Titles that hold quote-like characters (inch and foot marks, curly quotes, guillemets, HTML entities) never take
+down an explanation: every card of every user gets its sentence, through the pipeline and the API (issue 36: a
+public catalog's ``Chalkboard, 14&quot; x 14&quot;`` made ``explain=true`` answer 500 for 30 of 200 users)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from anyrec.app import pipeline
+from anyrec.app.persist import save_model
+from anyrec.data.builder import DatasetBuilder, ReadPolicy
+from anyrec.data.dataset import Dataset
+from anyrec.explain import SentenceGuard, explain_sentence
+from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
+from anyrec.serve import ServeSettings, create_app
+
+TITLES = [
+    'Chalkboard, 14" x 14"', "Chalkboard, 12&quot; x 12&quot;", "Chalkboard 6′ x 4′ (board)", "Chalkboard screen 27″",
+    "“Chalk” art set", "«Chalk» guillemet edition", "Chalk 'n' slate", "It's \"chalk\", really", "Chalk &#39;classic&#39;",
+    'Chalkboard "A" and "B" pack', "Chalk “left only", 'Chalk 1/2" sticks', "Chalk ‘single’ quotes",
+]
+
+
+def quoted_catalog(users: int = 40, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    b = DatasetBuilder(ReadPolicy(), fields=["title", "text"])
+    for i, t in enumerate(TITLES):
+        b.add_item(f"q{i}", {"title": t, "text": "chalk board classroom slate " + t}, path="items", line=i + 1, field="id")
+    row = 2
+    for u in range(users):
+        for i in rng.choice(len(TITLES), size=5, replace=False):
+            b.add_interaction(f"u{u}", f"q{i}", time=float(row), path="inter", line=row)
+            row += 1
+    return b.build("quotes", template="{title}. {text}")
+
+
+def test_the_template_passes_its_own_guard_for_every_title() -> None:
+    ds = quoted_catalog()
+    guard = SentenceGuard(ds.catalog)
+    for target in range(ds.n_items):
+        cited = [h for h in range(ds.n_items) if h != target][:3]
+        sentence, source = explain_sentence(ds.catalog, target, cited, guard)
+        assert source == "template" and sentence is not None
+        assert all(f"“{ds.catalog.title(h)}”" in sentence for h in cited)
+    assert guard.unbuilt == 0 and guard.rejected == 0
+    # the guard still refuses a quotation of a title that was not cited
+    assert not guard.allows(f"Because you liked “{ds.catalog.title(0)}” and “Some other film”.", {0, 1})
+
+
+def test_every_card_of_every_user_has_its_sentence(tmp_path: Path, store_url: str, api_key: str) -> None:
+    ds = quoted_catalog()
+    model = ZeroShot(ZeroShotConfig(encoder="hashing:128")).fit(ds)
+    for u in ds.users.raw_ids:  # the pipeline (what `anyrec recommend` and `anyrec explain` show)
+        items = np.array([ds.catalog.ids.index(r["id"]) for r in pipeline.recommend(model, ds, u, k=5)])
+        _, out = pipeline.explain(model, ds, ds.users.index(u), items, sentences=True)
+        assert all(s is not None for s in out["sentence"])
+    folder = save_model(model, ds, tmp_path / "quotes")
+    with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=store_url))) as client:
+        client.headers["Authorization"] = f"Bearer {api_key}"
+        statuses, sentences = [], []
+        for u in ds.users.raw_ids:
+            resp = client.get(f"/v1/users/{u}/recommendations", params={"k": 5, "explain": "true"})
+            statuses.append(resp.status_code)
+            sentences += [card["sentence"] for card in resp.json().get("items", [])]
+        assert statuses == [200] * len(ds.users.raw_ids)
+        assert sentences and all(isinstance(s, str) and s.startswith("Because you") for s in sentences)
+        assert "anyrec_explanations_unbuilt_total 0.0" in client.get("/metrics").text
