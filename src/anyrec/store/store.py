@@ -133,13 +133,11 @@ class Store:
         return seqs
 
     def _ensure_users(self, conn: Any, ids: set[str], now: float) -> None:
-        known: set[str] = set()
-        wanted = sorted(ids)
-        for chunk in _chunks(wanted):
-            known.update(conn.execute(select(users.c.id).where(users.c.id.in_(chunk))).scalars())
-        new = [{"id": u, "since": now} for u in wanted if u not in known]
-        for chunk in _chunks(new):
-            conn.execute(insert(users), chunk)
+        """Users seen for the first time get a row, race-free: two requests that bring a new user's first events at
+        once both insert-or-ignore (PostgreSQL ``ON CONFLICT DO NOTHING``, SQLite ``INSERT OR IGNORE``); the first
+        ``since`` stays. A select-then-insert let the second fail on the key and roll its whole batch back."""
+        for chunk in _chunks([{"id": u, "since": now} for u in sorted(ids)]):
+            conn.execute(_insert_or_ignore(conn, users), chunk)
 
     def user_since(self, user: str) -> float | None:
         with self.engine.connect() as conn:
@@ -367,3 +365,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")   # a commit is on disk before the request is answered
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _insert_or_ignore(conn: Any, table: Any) -> Any:
+    """An insert that skips rows whose key is already there, atomically, on the connection's backend."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return insert(table).prefix_with("IGNORE")  # MySQL / MariaDB
