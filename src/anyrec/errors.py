@@ -81,6 +81,10 @@ class UnknownIdError(DataError):
     """An id that the catalog or the user map does not know."""
 
 
+class IdempotencyConflict(DataError):
+    """An idempotency key sent again with a different request."""
+
+
 class FormatDetectionError(AnyrecError):
     """A dataset folder matches none of the known formats."""
 

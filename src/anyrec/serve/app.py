@@ -4,6 +4,7 @@ Run with ``anyrec serve --model DIR`` (uvicorn). OpenAPI at ``/docs``; everythin
 """
 
 
+import hashlib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -22,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from anyrec import __version__
-from anyrec.errors import AnyrecError, UnknownIdError
+from anyrec.errors import AnyrecError, IdempotencyConflict, UnknownIdError
 from anyrec.serve.edge import AUTH_DETAIL, Edge, Metrics, error_response, has_key
 from anyrec.serve.experiments import CONVERSIONS, Variant
 from anyrec.serve.experiments import report as experiment_report
@@ -90,6 +91,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.exception_handler(UnknownIdError)
     async def unknown_id(_request: Request, exc: UnknownIdError) -> JSONResponse:
         return error_response(404, ["path", getattr(exc, "field", None) or "id"], str(exc))
+
+    @app.exception_handler(IdempotencyConflict)
+    async def idempotency_conflict(_request: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return error_response(422, ["header", "idempotency-key"], str(exc))
 
     @app.exception_handler(AnyrecError)
     async def anyrecerror_response(_request: Request, exc: AnyrecError) -> JSONResponse:
@@ -175,8 +180,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return ListOut(model_version=live.version, items=_items(live, ids, scores))
 
     @app.post("/v1/events", response_model=EventsOut, tags=["feedback"])
-    def events(svc: Writer, body: Annotated[EventsIn, Body()]) -> EventsOut:
-        """Store one event or a list; answers after they are committed. The next list reflects them."""
+    def events(svc: Writer, body: Annotated[EventsIn, Body()], response: Response,
+               idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255,
+                                                             pattern=r"^[\x21-\x7e]+$")] = None) -> EventsOut:
+        """Store one event or a list; answers after they are committed. The next list reflects them.
+
+        With an ``Idempotency-Key`` header (any printable token, e.g. a UUID the client makes per batch), the same
+        key sent again within 24 hours — a retry whose answer was lost, even to a crash after the commit — gets the
+        first answer (header ``Idempotent-Replayed: true``) and stores nothing new; the same key with another body
+        is refused (422, ``loc`` ``["header", "idempotency-key"]``)."""
         batch = body if isinstance(body, list) else [body]
         if not batch or len(batch) > settings.max_events:
             raise _unprocessable(["body"], f"send 1 to {settings.max_events:,} events per request")
@@ -191,8 +203,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 if e.item not in live.ids:
                     raise _unprocessable(["body", n, "item"] if isinstance(body, list) else ["body", "item"],
                                          f"unknown item {e.item!r}: add it with PUT /v1/items/{{item}} first")
-        seqs = svc.store.add_events([Event(user=e.user, item=e.item, type=e.type, value=e.value, time=e.time,
-                                           recommendation_id=e.recommendation_id) for e in batch])
+        digest = hashlib.sha256(json.dumps([e.model_dump(mode="json") for e in batch], sort_keys=True).encode()).hexdigest()
+        seqs, replayed = svc.store.add_events_once([Event(user=e.user, item=e.item, type=e.type, value=e.value, time=e.time,
+                                                          recommendation_id=e.recommendation_id) for e in batch],
+                                                   (idempotency_key, digest) if idempotency_key else None)
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+            app.state.metrics.replays.inc()
+            return EventsOut(stored=len(seqs), seq=seqs)
         for loaded in svc.loaded():
             loaded.count_events([e.item for e in batch])
         for e in batch:

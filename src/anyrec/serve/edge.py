@@ -26,6 +26,8 @@ class Metrics:
         self.latency = Histogram("anyrec_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
         self.events = Counter("anyrec_events_stored_total", "Events durably stored", ["type"], registry=self.registry)
+        self.replays = Counter("anyrec_idempotent_replays_total", "Writes answered from an Idempotency-Key's first answer",
+                               registry=self.registry)
         self.unbuilt = Counter("anyrec_explanations_unbuilt_total", "Cards served without a sentence (it could not be "
                                "built within the guard)", registry=self.registry)
         self.model = Gauge("anyrec_model_info", "The active model version (value 1)", ["version", "model"], registry=self.registry)

@@ -81,6 +81,14 @@ model_versions = Table(
     Column("data_until", Float, nullable=False),   # store time up to which its training data reached
 )
 
+idempotency = Table(
+    "idempotency", metadata,
+    Column("key", String(320), primary_key=True),  # route + ":" + the client's Idempotency-Key
+    Column("request_hash", String(64), nullable=False),  # sha256 of the request body as validated
+    Column("response", Text, nullable=False),  # JSON: what the first request answered
+    Column("created_at", Float, nullable=False, index=True),
+)
+
 settings = Table(
     "settings", metadata,
     Column("key", String(64), primary_key=True),

@@ -20,14 +20,17 @@ from sqlalchemy import Engine, case, create_engine, delete, event, func, insert,
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from anyrec.errors import ConfigError
+from anyrec.errors import ConfigError, IdempotencyConflict
 from anyrec.store.records import Event, StoredItem, normalise_url
 from anyrec.store.schema import api_keys, events, experiments, items, model_versions, recommendations, settings, users
+from anyrec.store.schema import idempotency as idem
+from anyrec.store.sql import chunks, insert_or_ignore
 
 log = logging.getLogger(__name__)
 
+IDEMPOTENCY_HOURS = 24  # how long an Idempotency-Key answers with the first response
+
 DEFAULT_URL = "sqlite:///anyrec.db"
-_CHUNK = 5_000
 
 
 class Store:
@@ -80,7 +83,7 @@ class Store:
         now = time.time()
         n = 0
         with self.engine.begin() as conn:
-            for chunk in _chunks(rows):
+            for chunk in chunks(rows):
                 ids = [r[0] for r in chunk]
                 conn.execute(delete(items).where(items.c.id.in_(ids)))
                 conn.execute(insert(items), [
@@ -113,16 +116,37 @@ class Store:
     # ---- users and events ------------------------------------------------------------
     def add_events(self, batch: Sequence[Event]) -> list[int]:
         """Append events in one transaction (new users are created); returns their sequence numbers."""
+        return self.add_events_once(batch, None)[0]
+
+    def add_events_once(self, batch: Sequence[Event], idempotency: tuple[str, str] | None) -> tuple[list[int], bool]:
+        """:meth:`add_events` under an idempotency key: ``(sequence numbers, whether this is a replay)``.
+
+        ``idempotency`` = ``(key, request hash)``: the key is recorded in the same transaction with the answer;
+        the same key again (a retry whose answer was lost, even to a crash after the commit) returns the first
+        answer and stores nothing; with another request hash it raises :class:`IdempotencyConflict`. Keys are
+        kept :data:`IDEMPOTENCY_HOURS` hours.
+        """
         if not batch:
-            return []
+            return [], False
         now = time.time()
         rows = [{"user_id": e.user, "item_id": e.item, "type": e.type, "value": e.value,
                  "time": e.time if e.time is not None else now, "recommendation_id": e.recommendation_id,
                  "received_at": now} for e in batch]
         with self.engine.begin() as conn:
+            if idempotency is not None:
+                conn.execute(delete(idem).where(idem.c.created_at < now - 3600 * IDEMPOTENCY_HOURS))
+                key, digest = idempotency
+                row = {"key": f"events:{key}", "request_hash": digest, "response": "[]", "created_at": now}
+                # RETURNING says whether the row went in (psycopg reports rowcount -1 here): none back = seen before
+                if conn.execute(insert_or_ignore(conn, idem).returning(idem.c.key), row).first() is None:
+                    first = conn.execute(select(idem.c.request_hash, idem.c.response).where(idem.c.key == row["key"])).one()
+                    if first.request_hash != digest:
+                        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for another request in the last "
+                                                  f"{IDEMPOTENCY_HOURS} hours", field="idempotency-key")
+                    return [int(s) for s in json.loads(first.response)], True
             self._ensure_users(conn, {e.user for e in batch}, now)
             seqs: list[int] = []
-            for chunk in _chunks(rows):
+            for chunk in chunks(rows):
                 if len(chunk) == 1 or self.engine.dialect.name == "postgresql":
                     res = conn.execute(insert(events).returning(events.c.seq), chunk)
                     seqs.extend(int(s) for s in res.scalars())
@@ -130,14 +154,16 @@ class Store:
                     conn.execute(insert(events), chunk)
                     last = int(conn.execute(select(func.max(events.c.seq))).scalar_one())
                     seqs.extend(range(last - len(chunk) + 1, last + 1))
-        return seqs
+            if idempotency is not None:
+                conn.execute(update(idem).where(idem.c.key == f"events:{idempotency[0]}").values(response=json.dumps(seqs)))
+        return seqs, False
 
     def _ensure_users(self, conn: Any, ids: set[str], now: float) -> None:
         """Users seen for the first time get a row, race-free: two requests that bring a new user's first events at
         once both insert-or-ignore (PostgreSQL ``ON CONFLICT DO NOTHING``, SQLite ``INSERT OR IGNORE``); the first
         ``since`` stays. A select-then-insert let the second fail on the key and roll its whole batch back."""
-        for chunk in _chunks([{"id": u, "since": now} for u in sorted(ids)]):
-            conn.execute(_insert_or_ignore(conn, users), chunk)
+        for chunk in chunks([{"id": u, "since": now} for u in sorted(ids)]):
+            conn.execute(insert_or_ignore(conn, users), chunk)
 
     def user_since(self, user: str) -> float | None:
         with self.engine.connect() as conn:
@@ -348,34 +374,9 @@ def _stored_item(row: Any) -> StoredItem:
                       deleted=bool(row.deleted), updated_at=float(row.updated_at))
 
 
-def _chunks(rows: Iterable[Any]) -> Iterator[list[Any]]:
-    buf: list[Any] = []
-    for r in rows:
-        buf.append(r)
-        if len(buf) >= _CHUNK:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
-
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")   # readers never block the writer
     cur.execute("PRAGMA synchronous=FULL")   # a commit is on disk before the request is answered
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
-
-
-def _insert_or_ignore(conn: Any, table: Any) -> Any:
-    """An insert that skips rows whose key is already there, atomically, on the connection's backend."""
-    name = conn.dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing()
-    return insert(table).prefix_with("IGNORE")  # MySQL / MariaDB
