@@ -85,7 +85,9 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
         page.locator("#api-key").dispatch_event("change")
 
         # pick a user from the picker: 10 cards with titles, scores and the history behind them
+        page.wait_for_function("document.querySelectorAll('#user-select option').length > 1")  # listed once a key is in
         page.locator("#user-select").select_option(index=1)
+        page.wait_for_function("(document.querySelector('#cards .card')?.innerText || '').includes('Because you')")
         page.wait_for_function("document.querySelectorAll('#cards .card').length === 10")
         assert "Because you" in page.locator("#cards .card").first.inner_text()
         sentences = page.eval_on_selector_all("#cards .card .because", "ps => ps.map(p => p.textContent)")

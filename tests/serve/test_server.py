@@ -62,7 +62,7 @@ def test_every_answered_event_survives_kill_9(server: tuple[str, subprocess.Pope
     lost = [s for s in answered if s not in stored]
     print(f"kill -9 on {store_url.split(':')[0]}: {len(answered)} events answered, {len(lost)} lost")
     assert lost == [], f"{len(lost)} of {len(answered)} answered events lost"
-    assert httpx.get(f"http://127.0.0.1:{port}/v1/users/k9/history").json()["events"]
+    assert httpx.get(f"http://127.0.0.1:{port}/v1/users/k9/history", headers={"Authorization": f"Bearer {api_key}"}).json()["events"]
 
 
 

@@ -111,14 +111,50 @@ def keys() -> None:
 @keys.command("create")
 @STORE
 @click.option("--name", default="default", show_default=True, help="A label for the key.")
-def keys_create(store_url: str, name: str) -> None:
+@click.option("--role", type=click.Choice(["read", "write", "admin"]), default="admin", show_default=True,
+              help="read: lists, search, users' histories, stats; write: also events; admin: also the catalog, "
+                   "forgetting users, model versions, experiments.")
+def keys_create(store_url: str, name: str, role: str) -> None:
     """Create an API key; it is printed once (only its hash is stored), as the last word of the last line."""
     from anyrec.store import Store
 
     store = Store.open(store_url)
-    key = store.create_key(name)
+    key = store.create_key(name, role)
     store.close()
-    click.echo(f"created API key {name!r}; send it as 'Authorization: Bearer <key>'. key: {key}")
+    click.echo(f"created {role} API key {name!r}; send it as 'Authorization: Bearer <key>'. key: {key}")
+
+
+@keys.command("list")
+@STORE
+def keys_list(store_url: str) -> None:
+    """Every key's id, name, role, creation time and state (the keys themselves are never stored)."""
+    import datetime as dt
+
+    from anyrec.store import Store
+
+    store = Store.open(store_url)
+    rows = store.list_keys()
+    store.close()
+    if not rows:
+        click.echo("no API keys; create one with `anyrec keys create --role ROLE`")
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r["created_at"], dt.UTC).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{r['id']:>4}  {r['role']:<5}  {'revoked' if r['revoked'] else 'active':<7}  {when} UTC  {r['name']}")
+
+
+@keys.command("revoke")
+@STORE
+@click.argument("key_id", type=int)
+def keys_revoke(store_url: str, key_id: int) -> None:
+    """Revoke a key by its id (see `anyrec keys list`): refused from the next request on, in every worker."""
+    from anyrec.store import Store
+
+    store = Store.open(store_url)
+    done = store.revoke_key(key_id)
+    store.close()
+    if not done:
+        raise click.BadParameter(f"no key with id {key_id}; `anyrec keys list` shows them", param_hint="KEY_ID")
+    click.echo(f"revoked key {key_id}")
 
 
 @cli.command("import")

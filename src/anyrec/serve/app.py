@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from anyrec import __version__
 from anyrec.errors import AnyrecError, IdempotencyConflict, UnknownIdError
-from anyrec.serve.edge import AUTH_DETAIL, Edge, Metrics, error_response, has_key
+from anyrec.serve.edge import AUTH_DETAIL, Edge, Metrics, error_response, key_role
 from anyrec.serve.experiments import CONVERSIONS, Variant
 from anyrec.serve.experiments import report as experiment_report
 from anyrec.serve.live import LiveModel
@@ -48,7 +48,7 @@ from anyrec.serve.schemas import (
 )
 from anyrec.serve.service import Service
 from anyrec.serve.settings import ServeSettings, settings_from_json
-from anyrec.store import Event
+from anyrec.store import ROLES, Event
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +109,26 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def service(request: Request) -> Service:
         return request.app.state.service
 
-    def _key(request: Request, svc: Service) -> None:
-        if not has_key(request.app, request.headers.get("authorization", "")):
-            raise HTTPException(401, detail=[AUTH_DETAIL], headers={"WWW-Authenticate": "Bearer"})
+    def needs(role: str | None) -> Any:
+        """The one dependency that decides who may call a route: a key of ``role`` or above (``ROLES``: read <
+        write < admin), or none (``None``: an open read). No key or a revoked one: 401; a key below the role: 403."""
+        async def allowed(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
+            if role is not None:
+                granted = await run_in_threadpool(key_role, request.app, request.headers.get("authorization", ""))
+                if granted is None:
+                    raise HTTPException(401, detail=[AUTH_DETAIL], headers={"WWW-Authenticate": "Bearer"})
+                if ROLES.index(granted) < ROLES.index(role):
+                    raise HTTPException(403, detail=[{"loc": ["header", "authorization"], "type": "forbidden",
+                                                      "msg": f"this key's role is {granted}; this needs a {role} key "
+                                                             f"(anyrec keys create --role {role})"}])
+            svc.refresh()
+            return svc
+        return allowed
 
-    async def writer(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
-        await run_in_threadpool(_key, request, svc)
-        svc.refresh()
-        return svc
-
-    async def reader(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
-        if settings.read_key:
-            await run_in_threadpool(_key, request, svc)
-        svc.refresh()
-        return svc
-
-    Reader = Annotated[Service, Depends(reader)]
-    Writer = Annotated[Service, Depends(writer)]
+    Reader = Annotated[Service, Depends(needs("read" if settings.read_key else None))]  # lists, search, the catalog
+    Private = Annotated[Service, Depends(needs("read"))]  # who the users are and what they did, the store's counts
+    Writer = Annotated[Service, Depends(needs("write"))]  # events
+    Admin = Annotated[Service, Depends(needs("admin"))]  # the catalog, forgetting users, model versions, experiments
 
     def _items(live: LiveModel, ids: list[int], scores: list[float], why: list[dict[str, Any]] | None = None) -> list[ItemOut]:
         cat = live.catalog
@@ -218,13 +221,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return EventsOut(stored=len(seqs), seq=seqs)
 
     @app.put("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
-    def put_item(item: PathId, body: ItemIn, svc: Writer) -> StoredItemOut:
+    def put_item(item: PathId, body: ItemIn, svc: Admin) -> StoredItemOut:
         """Add or replace an item: embedded and indexed at once, recommendable by the next request."""
         svc.store.upsert_items([(item, body.fields, body.category, body.available)])
         return StoredItemOut(**vars(svc.item_changed(item)))
 
     @app.delete("/v1/items/{item}", response_model=StoredItemOut, tags=["catalog"])
-    def delete_item(item: PathId, svc: Writer) -> StoredItemOut:
+    def delete_item(item: PathId, svc: Admin) -> StoredItemOut:
         """Never recommend this item again (its events stay: they are facts)."""
         if not svc.store.delete_item(item) and svc.store.item(item) is None:
             raise UnknownIdError(f"unknown item {item!r}", field="item")
@@ -238,7 +241,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return StoredItemOut(**vars(stored))
 
     @app.get("/v1/users/{user}/history", tags=["feedback"])
-    def history(user: PathId, svc: Reader, limit: Annotated[int, Query(ge=1, le=1_000)] = 20) -> dict[str, Any]:
+    def history(user: PathId, svc: Private, limit: Annotated[int, Query(ge=1, le=1_000)] = 20) -> dict[str, Any]:
         """The user's latest events, newest first."""
         live = svc.live
         rows = svc.store.history(user)[::-1][:limit]
@@ -247,7 +250,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             for i, t, v, tm in rows]}
 
     @app.delete("/v1/users/{user}", tags=["feedback"])
-    def forget_user(user: PathId, svc: Writer) -> dict[str, Any]:
+    def forget_user(user: PathId, svc: Admin) -> dict[str, Any]:
         """Forget a user: their events, profile and log are deleted; a later request treats them as new."""
         n = svc.store.forget_user(user)
         return {"user": user, "events_deleted": n}
@@ -257,7 +260,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return [ModelVersionOut(**v) for v in svc.store.versions()]
 
     @app.post("/v1/models/{version}/activate", response_model=ModelVersionOut, tags=["models"])
-    def activate(version: PathId, svc: Writer) -> ModelVersionOut:
+    def activate(version: PathId, svc: Admin) -> ModelVersionOut:
         """Swap to (or roll back to) a registered version, atomically, while requests are served."""
         if svc.store.version(version) is None:
             raise UnknownIdError(f"unknown model version {version!r}; GET /v1/models lists them", field="version")
@@ -270,12 +273,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return ModelVersionOut(**row)  # type: ignore[arg-type]
 
     @app.get("/v1/users", tags=["feedback"])
-    def users(svc: Reader, limit: Annotated[int, Query(ge=1, le=1_000)] = 20) -> dict[str, Any]:
+    def users(svc: Private, limit: Annotated[int, Query(ge=1, le=1_000)] = 20) -> dict[str, Any]:
         """The most active users (for pickers and spot checks)."""
         return {"users": [{"id": u, "events": n} for u, n in svc.store.active_users(limit)]}
 
     @app.get("/v1/stats", tags=["ops"])
-    def stats(svc: Reader, buckets: Annotated[int, Query(ge=2, le=200)] = 30) -> dict[str, Any]:
+    def stats(svc: Private, buckets: Annotated[int, Query(ge=2, le=200)] = 30) -> dict[str, Any]:
         """Counts now, and cumulative events and catalog items over time."""
         return {**svc.store.counts(), "model_version": svc.live.version, "timeline": svc.store.timeline(buckets)}
 
@@ -298,7 +301,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.put("/v1/experiments/{name}", response_model=ExperimentOut, tags=["experiments"])
     def put_experiment(name: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")],
-                       body: ExperimentIn, svc: Writer) -> ExperimentOut:
+                       body: ExperimentIn, svc: Admin) -> ExperimentOut:
         """Start (or restart) an A/B experiment: users are split by a stable hash over the variants' shares."""
         names = [v.name for v in body.variants]
         if len(set(names)) != len(names):
@@ -333,7 +336,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return _report(svc, name)
 
     @app.post("/v1/experiments/{name}/promote", tags=["experiments"])
-    def promote(name: PathId, svc: Writer, force: bool = False) -> dict[str, Any]:
+    def promote(name: PathId, svc: Admin, force: bool = False) -> dict[str, Any]:
         """End the experiment and activate the winner's version (``force`` takes the leader without significance)."""
         rep = _report(svc, name)
         if rep["status"] != "running":

@@ -40,13 +40,23 @@ def error_response(status: int, loc: list[Any], msg: str) -> JSONResponse:
 AUTH_DETAIL = {"loc": ["header", "authorization"], "type": "auth",
                 "msg": "a valid 'Authorization: Bearer <key>' is required (create one with `anyrec keys create --store URL`)"}
 _READ_POSTS = {"/v1/search"}
+# With ``--read-key`` these need a key too (the API's own documentation and the metrics are reads like any other).
+_READ_KEY_PATHS = {"/docs", "/redoc", "/openapi.json", "/metrics", "/docs/oauth2-redirect"}
 _PID = str(os.getpid()).encode()
 
 
-def has_key(app: Any, authorization: str) -> bool:
+def key_role(app: Any, authorization: str) -> str | None:
+    """The role of the bearer key in ``authorization`` (``None``: no valid key)."""
     scheme, _, key = authorization.partition(" ")
     service = getattr(app.state, "service", None)
-    return scheme.lower() == "bearer" and bool(key.strip()) and service is not None and service.key_ok(key.strip())
+    if scheme.lower() != "bearer" or not key.strip() or service is None:
+        return None
+    role: str | None = service.key_role(key.strip())
+    return role
+
+
+def has_key(app: Any, authorization: str) -> bool:
+    return key_role(app, authorization) is not None
 
 
 class _TooLarge(Exception):
@@ -93,7 +103,8 @@ class Edge:
         method, path = scope["method"], scope["path"]
         if size is not None and (not size.isdigit() or int(size) > limit):
             await error_response(413, ["header", "content-length"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
-        elif (method in ("POST", "PUT", "DELETE", "PATCH") and path not in _READ_POSTS
+        elif (((method in ("POST", "PUT", "DELETE", "PATCH") and path not in _READ_POSTS)
+               or (self.settings.read_key and path in _READ_KEY_PATHS))
               and not await run_in_threadpool(has_key, scope["app"], headers.get("authorization", ""))):
             # Before the body is read or parsed: a write without a valid key is a 401, whatever its body.
             await JSONResponse(status_code=401, content={"detail": [AUTH_DETAIL]},

@@ -5,7 +5,6 @@ No globals: one :class:`Service` per app, made in the app's lifespan.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import queue
@@ -106,7 +105,6 @@ class Service:
         self._generation = self.store.generation()
         self._synced_at = time.time()
         self._refresh_lock = threading.Lock()
-        self._keys: dict[str, float] = {}
         self._log_queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_log, name="recommendation-log", daemon=True)
         self._writer.start()
@@ -203,15 +201,10 @@ class Service:
         return self.model(v.model_version), exp["name"], v.name
 
     # ---- keys ---------------------------------------------------------------------------
-    def key_ok(self, key: str) -> bool:
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        now = time.monotonic()
-        if self._keys.get(digest, 0.0) > now:
-            return True
-        ok = self.store.check_key(key)
-        if ok:
-            self._keys[digest] = now + 30.0  # a valid key is re-checked against the store every 30 s
-        return ok
+    def key_role(self, key: str) -> str | None:
+        """The role of a valid key, ``None`` otherwise: read from the store on every request (one indexed read,
+        no cache), so a key revoked in any worker or from the command line is refused on the next request in all."""
+        return self.store.key_role(key)
 
     # ---- recommendation log ---------------------------------------------------------------
     def log_shown(self, row: dict[str, Any]) -> None:

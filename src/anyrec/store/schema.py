@@ -69,6 +69,7 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),   # sha256 hex of the key
     Column("created_at", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    Column("role", String(16), nullable=False, default="admin"),  # read | write | admin (see anyrec.store.ROLES)
 )
 
 model_versions = Table(

@@ -34,3 +34,12 @@ def insert_or_ignore(conn: Any, table: Any) -> Any:
 
         return sqlite_insert(table).on_conflict_do_nothing()
     return insert(table).prefix_with("IGNORE")  # MySQL / MariaDB
+
+
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Set on every SQLite connection the store opens."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")   # readers never block the writer
+    cur.execute("PRAGMA synchronous=FULL")   # a commit is on disk before the request is answered
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

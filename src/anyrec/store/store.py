@@ -24,10 +24,11 @@ from anyrec.errors import ConfigError, IdempotencyConflict
 from anyrec.store.records import Event, StoredItem, normalise_url
 from anyrec.store.schema import api_keys, events, experiments, items, model_versions, recommendations, settings, users
 from anyrec.store.schema import idempotency as idem
-from anyrec.store.sql import chunks, insert_or_ignore
+from anyrec.store.sql import chunks, insert_or_ignore, sqlite_pragmas
 
 log = logging.getLogger(__name__)
 
+ROLES = ("read", "write", "admin")  # each role may do what the ones before it may
 IDEMPOTENCY_HOURS = 24  # how long an Idempotency-Key answers with the first response
 
 DEFAULT_URL = "sqlite:///anyrec.db"
@@ -49,7 +50,7 @@ class Store:
             raise ConfigError(f"--store: cannot read store URL {url!r}: {exc}") from None
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", sqlite_pragmas)
         elif parsed.get_backend_name() == "postgresql":
             engine = create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True)
         else:
@@ -298,17 +299,36 @@ class Store:
         return out
 
     # ---- API keys --------------------------------------------------------------------
-    def create_key(self, name: str) -> str:
-        """A new API key; only its sha256 is stored, so it is shown once."""
+    def create_key(self, name: str, role: str = "admin") -> str:
+        """A new API key of ``role`` (:data:`ROLES`); only its sha256 is stored, so it is shown once."""
+        if role not in ROLES:
+            raise ConfigError(f"a key's role is one of {', '.join(ROLES)}, not {role!r}")
         key = "ak_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
-            conn.execute(insert(api_keys).values(name=name, key_hash=_hash(key), created_at=time.time(), revoked=False))
+            conn.execute(insert(api_keys).values(name=name, key_hash=_hash(key), created_at=time.time(), revoked=False,
+                                                 role=role))
         return key
 
-    def check_key(self, key: str) -> bool:
+    def key_role(self, key: str) -> str | None:
+        """The role of a valid key, ``None`` for an unknown or revoked one (one indexed read)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(api_keys.c.id).where(api_keys.c.key_hash == _hash(key), api_keys.c.revoked.is_(False))).first()
-        return row is not None
+            return conn.execute(select(api_keys.c.role).where(api_keys.c.key_hash == _hash(key),
+                                                              api_keys.c.revoked.is_(False))).scalar_one_or_none()
+
+    def check_key(self, key: str) -> bool:
+        return self.key_role(key) is not None
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """Every key's id, name, role, creation time and whether it is revoked (never the key itself)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(api_keys.c.id, api_keys.c.name, api_keys.c.role, api_keys.c.created_at,
+                                       api_keys.c.revoked).order_by(api_keys.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def revoke_key(self, key_id: int) -> bool:
+        """Revoke a key by its id; ``False`` when no such key exists. Refused from the next request on."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked=True)).rowcount > 0
 
     def has_keys(self) -> bool:
         with self.engine.connect() as conn:
@@ -372,11 +392,3 @@ def _hash(key: str) -> str:
 def _stored_item(row: Any) -> StoredItem:
     return StoredItem(id=row.id, fields=json.loads(row.fields), category=row.category, available=bool(row.available),
                       deleted=bool(row.deleted), updated_at=float(row.updated_at))
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")   # readers never block the writer
-    cur.execute("PRAGMA synchronous=FULL")   # a commit is on disk before the request is answered
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()

@@ -58,15 +58,18 @@ function card(item, withActions) {
   return node;
 }
 
+const hasKey = () => $("api-key").value.trim() !== "";
+const NEEDS_KEY = { events: [], needsKey: true };  // who did what is read with a key only
+
 async function refresh() {
   if (!state.user) return;
   const [hist, recs] = await Promise.all([
-    api(`/v1/users/${encodeURIComponent(state.user)}/history?limit=10`),
+    hasKey() ? api(`/v1/users/${encodeURIComponent(state.user)}/history?limit=10`) : NEEDS_KEY,
     api(`/v1/users/${encodeURIComponent(state.user)}/recommendations?k=10&explain=true`),
   ]);
   $("history").replaceChildren(...(hist.events.length ? hist.events.map((e) => el("li", {}, `${e.title} `,
       el("span", { class: "muted" }, e.type === "rating" && e.value != null ? `rated ${e.value}` : e.type)))
-    : [el("li", { class: "muted" }, "nothing yet")]));
+    : [el("li", { class: "muted" }, hist.needsKey ? "enter an API key above to see the history" : "nothing yet")]));
   state.recId = recs.recommendation_id;
   state.variant = recs.variant || null;
   $("list-meta").textContent = `model ${recs.model_version}${recs.variant ? ` (experiment variant ${recs.variant})` : ""}`
@@ -216,7 +219,7 @@ function show(view) {
 
 async function start() {
   $("api-key").value = localStorage.getItem("anyrec-key") || "";
-  $("api-key").addEventListener("change", () => localStorage.setItem("anyrec-key", $("api-key").value.trim()));
+  $("api-key").addEventListener("change", () => { localStorage.setItem("anyrec-key", $("api-key").value.trim()); loadUsers(); });
   $("tab-user").addEventListener("click", () => show("user"));
   $("tab-admin").addEventListener("click", () => show("admin"));
   $("search-form").addEventListener("submit", search);
@@ -224,10 +227,20 @@ async function start() {
   $("new-visitor").addEventListener("click", () => choose(`visitor-${Math.random().toString(36).slice(2, 8)}`));
   $("user-input").addEventListener("change", () => $("user-input").value.trim() && choose($("user-input").value.trim()));
   $("user-select").addEventListener("change", () => choose($("user-select").value));
+  await loadUsers();
+}
+
+async function loadUsers() {
+  // The most active users are listed for a key holder only (GET /v1/users needs a read key).
+  if (!hasKey()) {  // without a key: a new visitor's list (what is popular now), until a key or a user id is given
+    $("user-select").replaceChildren(el("option", { value: "" }, "enter an API key to list users"));
+    if (!state.user) await choose(`visitor-${Math.random().toString(36).slice(2, 8)}`);
+    return;
+  }
   try {
     const users = await api("/v1/users?limit=30");
     $("user-select").replaceChildren(...users.users.map((u) => el("option", { value: u.id }, `${u.id} (${u.events} events)`)));
-    if (users.users.length) await choose(users.users[0].id);
+    if (users.users.length && !state.user) await choose(users.users[0].id);
   } catch (err) { say(err.message, true); }
 }
 
