@@ -36,7 +36,7 @@ def test_migrations_run_once_and_reopen_keeps_data(store_url: str, store: Store)
     again = Store.open(store_url)  # upgrade to head is a no-op on a current schema
     assert again.counts()["items"] == 1
     with again.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0005"
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0006"
     again.close()
 
 

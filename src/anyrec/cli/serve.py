@@ -83,7 +83,10 @@ def serve(**kw: Any) -> None:
                              read_key=kw["read_key"], weights=_weights(kw["event_weights"], kw["event_verbs"]),
                              threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"],
                              ranker_dir=kw["ranker_dir"], future_tolerance_s=kw["future_tolerance_s"])
-    console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {kw['store_url']}"
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(kw["store_url"]).render_as_string(hide_password=True)  # never the password on a terminal or in logs
+    console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {shown}"
                   + (f"; {kw['workers']} worker processes" if kw["workers"] > 1 else ""))
     if kw["workers"] == 1:
         uvicorn.run(create_app(settings), host=kw["host"], port=kw["port"], log_level="warning", access_log=False)

@@ -52,7 +52,7 @@ from anyrec.store import ROLES, Event
 
 log = logging.getLogger(__name__)
 
-PathId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+PathId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$")]
 
 
 CLICKS = ("click", "like", "add_to_cart", "purchase")  # an event of one of these, carrying a list's id, clicks it

@@ -43,6 +43,9 @@ _READ_POSTS = {"/v1/search"}
 # With ``--read-key`` these need a key too (the API's own documentation and the metrics are reads like any other).
 _READ_KEY_PATHS = {"/docs", "/redoc", "/openapi.json", "/metrics", "/docs/oauth2-redirect"}
 _PID = str(os.getpid()).encode()
+# The page keeps a key in localStorage: no other site may frame it (clickjacking), nothing is sniffed or referred.
+_SECURE = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
+           (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 
 def key_role(app: Any, authorization: str) -> str | None:
@@ -61,6 +64,24 @@ def has_key(app: Any, authorization: str) -> bool:
 
 class _TooLarge(Exception):
     pass
+
+
+async def _read_chunked(receive: Any, limit: int, replay: list[dict[str, Any]]) -> bool:
+    """Read a body of unstated length into ``replay`` (one message for the app); ``False`` once it passes ``limit``."""
+    parts: list[bytes] = []
+    total, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: the app sees the disconnect
+            replay.append(message)
+            return True
+        parts.append(message.get("body", b""))
+        total += len(parts[-1])
+        if total > limit:
+            return False
+        more = bool(message.get("more_body", False))
+    replay.append({"type": "http.request", "body": b"".join(parts), "more_body": False})
+    return True
 
 
 class Edge:
@@ -85,7 +106,7 @@ class Edge:
                 status[0] = message["status"]
                 started[0] = True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-anyrec-worker", _PID)]  # which process answered
+                message["headers"] = [*message["headers"], (b"x-anyrec-worker", _PID), *_SECURE]  # which process answered
             await send(message)
 
         received = [0]
@@ -99,6 +120,7 @@ class Edge:
             return message
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        replay: list[dict[str, Any]] = []  # a chunked body, read by the edge
         size = headers.get("content-length")
         method, path = scope["method"], scope["path"]
         if size is not None and (not size.isdigit() or int(size) > limit):
@@ -109,9 +131,19 @@ class Edge:
             # Before the body is read or parsed: a write without a valid key is a 401, whatever its body.
             await JSONResponse(status_code=401, content={"detail": [AUTH_DETAIL]},
                                headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_status)
+        elif size is None and method in ("POST", "PUT", "PATCH") and not await _read_chunked(receive, limit, replay):
+            # A chunked body (no length said) past the limit: a 413 like a declared one (read inside the app, the
+            # overflow surfaced as "There was an error parsing the body", a 400).
+            await error_response(413, ["body"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
         else:
+            app_receive = bounded_receive
+            if size is None and method in ("POST", "PUT", "PATCH"):
+                async def replayed() -> Any:
+                    return replay.pop() if replay else await receive()
+
+                app_receive = replayed
             try:
-                await self.app(scope, bounded_receive, send_status)
+                await self.app(scope, app_receive, send_status)
             except _TooLarge:
                 if started[0]:
                     raise

@@ -35,13 +35,21 @@ EventType = Literal["view", "click", "add_to_cart", "purchase", "rating", "like"
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
 
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true / false")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 def _epoch(value: Any) -> Any:
     """An ISO 8601 time (``2026-12-03T10:00:00Z``, ``2026-12-03 10:00+01:00``; without a zone: UTC) as UNIX
-    seconds; numbers (and numeric strings) go on to the number's own checks."""
+    seconds; numbers (and numeric strings) go on to the number's own checks; ``true`` / ``false`` are no time."""
+    if isinstance(value, bool):
+        raise ValueError("expected UNIX seconds or an ISO 8601 time, not true / false")
     if not isinstance(value, str):
         return value
     try:
@@ -66,7 +74,7 @@ class EventIn(Strict):
     user: Id
     item: Id
     type: EventType
-    value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e6, le=1e6, validate_default=True,
+    value: Annotated[float | None, BeforeValidator(_no_bool)] = Field(default=None, allow_inf_nan=False, ge=-1e6, le=1e6, validate_default=True,
                                 description="a rating's value, on the service's rating scale (default 1 to 5); required for ratings")
     time: EventTime = None
     recommendation_id: Annotated[str, Field(max_length=64), AfterValidator(_printable)] | None = None
@@ -163,9 +171,10 @@ class StoredItemOut(BaseModel):
 
 
 class ModelVersionOut(BaseModel):
+    """A registered version (its folder stays on the server: the path is no business of a client)."""
+
     version: str
     model: str
-    path: str
     metrics: dict[str, float | int | str | None]
     created_at: float
     data_until: float

@@ -90,6 +90,12 @@ idempotency = Table(
     Column("created_at", Float, nullable=False, index=True),
 )
 
+forgotten = Table(
+    "forgotten", metadata,
+    Column("user_hash", String(64), primary_key=True),  # sha256 of a forgotten user's id (not the id itself)
+    Column("at", Float, nullable=False),
+)
+
 settings = Table(
     "settings", metadata,
     Column("key", String(64), primary_key=True),

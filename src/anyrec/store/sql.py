@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import insert
+import numpy as np
+from sqlalchemy import Integer, cast, func, insert, select
 
 CHUNK = 5_000  # rows per statement (SQLite's limit on bound parameters is reached otherwise)
 
@@ -20,6 +21,17 @@ def chunks(rows: Iterable[Any]) -> Iterator[list[Any]]:
             buf = []
     if buf:
         yield buf
+
+
+def bucket_counts(conn: Any, column: Any, lo: float, width: float, buckets: int, *where: Any) -> np.ndarray:
+    """How many rows fall in each of ``buckets`` time buckets of ``width`` from ``lo`` (a row at time ``t`` in the
+    first bucket whose upper edge is ``≥ t``), by one grouped query on either backend."""
+    index = func.ceil((column - lo) / width) if conn.dialect.name != "sqlite" else \
+        cast((column - lo) / width + 0.999999999, Integer)  # SQLite: CAST truncates, and ceil() may be missing
+    out = np.zeros(buckets, dtype=np.int64)
+    for b, n in conn.execute(select(index, func.count()).where(*where).group_by(index)):
+        out[min(max(int(b or 0) - 1, 0), buckets - 1)] += int(n)
+    return out
 
 
 def insert_or_ignore(conn: Any, table: Any) -> Any:

@@ -16,25 +16,36 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from anyrec.errors import ConfigError, IdempotencyConflict
+from anyrec.store.experiments import ExperimentRecords
 from anyrec.store.records import Event, StoredItem, normalise_url
-from anyrec.store.schema import api_keys, events, experiments, items, model_versions, recommendations, settings, users
+from anyrec.store.schema import (
+    api_keys,
+    events,
+    forgotten,
+    items,
+    model_versions,
+    recommendations,
+    settings,
+    users,
+)
 from anyrec.store.schema import idempotency as idem
-from anyrec.store.sql import chunks, insert_or_ignore, sqlite_pragmas
+from anyrec.store.sql import bucket_counts, chunks, insert_or_ignore, sqlite_pragmas
 
 log = logging.getLogger(__name__)
 
 ROLES = ("read", "write", "admin")  # each role may do what the ones before it may
-IDEMPOTENCY_HOURS = 24  # how long an Idempotency-Key answers with the first response
+IDEMPOTENCY_HOURS = 24
+LOG_ITEMS = 100  # item ids kept per logged list  # how long an Idempotency-Key answers with the first response
 
 DEFAULT_URL = "sqlite:///anyrec.db"
 
 
-class Store:
+class Store(ExperimentRecords):
     """One database behind the service. Open with :meth:`open`, which migrates to the latest schema."""
 
     def __init__(self, engine: Engine) -> None:
@@ -196,11 +207,16 @@ class Store:
             return {i: int(n) for i, n in conn.execute(select(events.c.item_id, func.count()).group_by(events.c.item_id))}
 
     def forget_user(self, user: str) -> int:
-        """Delete a user, their events and their recommendation log; returns the events removed."""
+        """Delete a user, their events and their recommendation log; returns the events removed. A tombstone (a hash
+        of the id and the time, kept a day) stops a list shown before the deletion and logged after it (the log is
+        written in the background, in batches) from bringing a row of them back."""
+        now = time.time()
         with self.engine.begin() as conn:
             n = conn.execute(delete(events).where(events.c.user_id == user)).rowcount
             conn.execute(delete(recommendations).where(recommendations.c.user_id == user))
             conn.execute(delete(users).where(users.c.id == user))
+            conn.execute(delete(forgotten).where((forgotten.c.user_hash == _hash(user)) | (forgotten.c.at < now - 86_400)))
+            conn.execute(insert(forgotten).values(user_hash=_hash(user), at=now))
         return int(n)
 
     def counts(self) -> dict[str, int]:
@@ -218,11 +234,21 @@ class Store:
 
     # ---- recommendation log ------------------------------------------------------------
     def log_recommendations(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Write shown lists ``{id, user_id, model_version, variant, items, created_at}``."""
+        """Write shown lists ``{id, user_id, model_version, variant, items, created_at}``: at most the first
+        :data:`LOG_ITEMS` items of each (a row stays under ~2 KB however long the list), none of a user forgotten
+        after the list was shown."""
         if not rows:
             return
         with self.engine.begin() as conn:
-            conn.execute(insert(recommendations), [{**r, "items": json.dumps(r["items"])} for r in rows])
+            hashes = {_hash(r["user_id"]): r["user_id"] for r in rows}
+            gone: dict[str, float] = {}
+            for chunk in chunks(list(hashes)):
+                for h, at in conn.execute(select(forgotten.c.user_hash, forgotten.c.at).where(forgotten.c.user_hash.in_(chunk))):
+                    gone[hashes[h]] = float(at)
+            kept = [{**r, "items": json.dumps(r["items"][:LOG_ITEMS])} for r in rows
+                    if r["created_at"] > gone.get(r["user_id"], float("-inf"))]
+            if kept:
+                conn.execute(insert(recommendations), kept)
 
     def active_users(self, limit: int) -> list[tuple[str, int]]:
         """The users with the most events: ``(user, events)``."""
@@ -240,63 +266,14 @@ class Store:
                 return []
             lo = min(x for x in (lo, ilo) if x is not None)
             hi = max(x for x in (hi, ihi) if x is not None)
+            width = max((hi - lo) / buckets, 1e-9)
             edges = [lo + (hi - lo) * (b + 1) / buckets for b in range(buckets)]
-            out = []
-            for t in edges:
-                n_events = conn.execute(select(func.count()).select_from(events).where(events.c.received_at <= t)).scalar_one()
-                n_items = conn.execute(select(func.count()).select_from(items)
-                                       .where(items.c.updated_at <= t, items.c.deleted.is_(False))).scalar_one()
-                out.append({"time": t, "events": int(n_events), "items": int(n_items)})
-        return out
-
-    # ---- experiments ----------------------------------------------------------------------
-    def put_experiment(self, name: str, variants: list[dict[str, Any]]) -> None:
-        """Create or replace an experiment (running); replacing one restarts its counts from now."""
-        with self.engine.begin() as conn:
-            conn.execute(delete(experiments).where(experiments.c.name == name))
-            conn.execute(insert(experiments).values(name=name, variants=json.dumps(variants), status="running",
-                                                    created_at=time.time(), ended_at=None, winner=None))
-
-    def experiments(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(experiments).order_by(experiments.c.created_at)).all()
-        return [{**dict(r._mapping), "variants": json.loads(r.variants)} for r in rows]
-
-    def experiment(self, name: str) -> dict[str, Any] | None:
-        return next((e for e in self.experiments() if e["name"] == name), None)
-
-    def end_experiment(self, name: str, winner: str | None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(experiments).where(experiments.c.name == name)
-                         .values(status="ended", ended_at=time.time(), winner=winner))
-
-    def experiment_counts(self, name: str, positive_types: Sequence[str], conversion_types: Sequence[str],
-                          since: float) -> dict[str, dict[str, int]]:
-        """Per variant: lists shown, lists with a credited positive event, lists with a conversion.
-
-        One statement, so the three counts come from one snapshot: shown lists are logged in batches
-        while the report is read, and separate queries could count more clicked lists than shown ones.
-        """
-        def credited(types: Sequence[str]) -> Any:
-            hit = (select(events.c.seq).where(events.c.recommendation_id == recommendations.c.id,
-                                             events.c.type.in_(list(types))).exists())
-            return func.coalesce(func.sum(case((hit, 1), else_=0)), 0)
-
-        query = (select(recommendations.c.variant, func.count(), credited(positive_types), credited(conversion_types))
-                 .where(recommendations.c.experiment == name, recommendations.c.created_at >= since)
-                 .group_by(recommendations.c.variant))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return {variant: {"impressions": int(n), "clicks": int(k), "conversions": int(c)} for variant, n, k, c in rows}
-
-    def recommendation(self, rec_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(recommendations).where(recommendations.c.id == rec_id)).first()
-        if row is None:
-            return None
-        out = dict(row._mapping)
-        out["items"] = json.loads(out["items"])
-        return out
+            # One grouped count per table (a bucket = the last edge at or after the time), summed up here: two
+            # queries, not two per bucket (200 buckets took 400 COUNTs, about 1.9 s on a 100k-event store).
+            per = [bucket_counts(conn, col, lo, width, buckets, *where) for col, where in
+                   ((events.c.received_at, ()), (items.c.updated_at, (items.c.deleted.is_(False),)))]
+            ev, it = (p.cumsum().tolist() for p in per)
+        return [{"time": t, "events": int(e), "items": int(i)} for t, e, i in zip(edges, ev, it)]
 
     # ---- API keys --------------------------------------------------------------------
     def create_key(self, name: str, role: str = "admin") -> str:
