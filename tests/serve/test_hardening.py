@@ -92,3 +92,38 @@ def test_the_banner_hides_the_store_password(zeroshot_dir: Path, store_url: str,
     launch(url, zeroshot_dir)
     logged = (tmp_path / "server.log").read_text()
     assert "anyrec serving on" in logged and "s3cret-pw" not in logged and "***" in logged
+
+
+def test_a_long_history_is_capped_and_scored_off_the_event_loop(zeroshot_dir: Path, store_url: str, api_key: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request reads the user's most recent ``history_cap`` events (older ones neither score nor hide), and is
+    scored in a worker thread: the event loop stays free for everyone else."""
+    import asyncio
+    import threading
+
+    from anyrec.serve.live import LiveModel
+
+    threads: list[str] = []
+    inner = LiveModel.recommend
+
+    def spy(self, *a, **kw):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+            threads.append("the event loop")
+        except RuntimeError:  # no loop runs in this thread: a worker thread
+            threads.append(threading.current_thread().name)
+        return inner(self, *a, **kw)
+
+    monkeypatch.setattr(LiveModel, "recommend", spy)
+    settings = ServeSettings(model_dir=str(zeroshot_dir), store_url=store_url, history_cap=3)
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {api_key}"
+        old = [{"user": "long", "item": f"g{n}", "type": "view", "time": 1_000 + n} for n in range(6)]
+        recent = [{"user": "long", "item": f"s{n}", "type": "view", "time": 2_000 + n} for n in range(3)]
+        assert client.post("/v1/events", json=old + recent).status_code == 200
+        body = client.get("/v1/users/long/recommendations", params={"k": 36}).json()
+    shown = [i["id"] for i in body["items"]]
+    assert not {"s0", "s1", "s2"} & set(shown)  # the 3 most recent are hidden ...
+    assert {"g0", "g1"} <= set(shown)  # ... the older ones are not read at all
+    assert shown[0].startswith("s")  # and the list follows the recent space stories, not the older ghost ones
+    assert threads and "the event loop" not in threads

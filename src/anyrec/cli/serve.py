@@ -71,6 +71,10 @@ EVENT_VERB = click.option("--event-verb", "event_verbs", multiple=True,
                    "and version changes from the next request on.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="BLAS / torch threads per process (0 = the libraries' default; helps very large catalogs on many cores).")
+@click.option("--history-cap", type=click.IntRange(min=1), default=2_000, show_default=True,
+              help="A request scores from the user's most recent this many events.")
+@click.option("--scoring-threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Recommendation requests are scored in at most this many threads, off the event loop.")
 @EVENT_WEIGHT
 @EVENT_VERB
 def serve(**kw: Any) -> None:
@@ -82,7 +86,8 @@ def serve(**kw: Any) -> None:
     settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
                              read_key=kw["read_key"], weights=_weights(kw["event_weights"], kw["event_verbs"]),
                              threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"],
-                             ranker_dir=kw["ranker_dir"], future_tolerance_s=kw["future_tolerance_s"])
+                             ranker_dir=kw["ranker_dir"], future_tolerance_s=kw["future_tolerance_s"],
+                             history_cap=kw["history_cap"], scoring_threads=kw["scoring_threads"])
     from sqlalchemy.engine import make_url
 
     shown = make_url(kw["store_url"]).render_as_string(hide_password=True)  # never the password on a terminal or in logs

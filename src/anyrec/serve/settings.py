@@ -30,6 +30,10 @@ class ServeSettings:
             lists ('' = none).
         future_tolerance_s: an event's time may be at most this many seconds after the server's clock
             (later ones get a 422 naming ``time``).
+        history_cap: a request scores from the user's most recent this many events (and hides the items among
+            them): one user with 80,000 events costs a request what 2,000 do, not 40 times more.
+        scoring_threads: recommendation requests are scored in a pool of at most this many threads, off the event
+            loop (health checks and other requests are answered meanwhile); more wait for a thread.
         threads: BLAS / torch threads (0 = the libraries' default, all cores). 1 by default: measured on
             2 cores, one thread gives a steady 370–400 requests/s at 10k items with 4 clients, where the
             default's spinning pool swung between 286 and 444; at 100k items more threads shorten each
@@ -50,6 +54,8 @@ class ServeSettings:
     ann_min_items: int = 50_000
     ranker_dir: str = ""
     future_tolerance_s: float = 300.0
+    history_cap: int = 2_000
+    scoring_threads: int = 4
 
 
 def settings_to_json(settings: ServeSettings) -> str:

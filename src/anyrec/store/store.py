@@ -181,13 +181,16 @@ class Store(ExperimentRecords):
         with self.engine.connect() as conn:
             return conn.execute(select(users.c.since).where(users.c.id == user)).scalar_one_or_none()
 
-    def user_state(self, user: str) -> tuple[float | None, list[tuple[str, str, float | None, float]]]:
-        """``(since, history)`` of a user in one connection (what a recommendation request reads)."""
+    def user_state(self, user: str, last: int | None = None) -> tuple[float | None, list[tuple[str, str, float | None, float]]]:
+        """``(since, history)`` of a user in one connection (what a recommendation request reads); with ``last``,
+        only the most recent ``last`` events (still oldest first)."""
         q = _history_query(user)
+        if last is not None:
+            q = q.order_by(None).order_by(events.c.time.desc(), events.c.seq.desc()).limit(last)
         with self.engine.connect() as conn:
             since = conn.execute(select(users.c.since).where(users.c.id == user)).scalar_one_or_none()
             rows = [tuple(r) for r in conn.execute(q)] if since is not None else []
-        return since, rows
+        return since, rows[::-1] if last is not None else rows
 
     def history(self, user: str) -> list[tuple[str, str, float | None, float]]:
         """``(item, type, value, time)`` of a user's events, oldest first (ties in arrival order)."""
