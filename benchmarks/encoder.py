@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--encoder", default="", help="a folder written by anyrec pretrain-encoder (never trained on the target)")
     ap.add_argument("--tune-minutes", type=float, default=0.0, help="also a row with an in-domain head trained this long")
     ap.add_argument("--protocols", default="loo,cold-item")
-    ap.add_argument("--only", default="", help="comma-separated row labels to run (default: all)")
+    ap.add_argument("--only", default="", help="row labels to run, separated by ; (default: all)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     console = Console(width=180)
@@ -59,7 +59,7 @@ def main() -> int:
         report["encoder_sources"] = [s["name"] for s in meta["sources"]]
         if ds.name in report["encoder_sources"]:
             raise SystemExit(f"{args.encoder} was trained on {ds.name}: a day-one figure needs an encoder that never saw it")
-    wanted = {r.strip() for r in args.only.split(",") if r.strip()}
+    wanted = {r.strip() for r in args.only.split(";") if r.strip()}
     for protocol in [p for p in args.protocols.split(",") if p]:
         split = make_split(ds, SplitConfig(protocol=protocol))
         table = Table(title=f"{ds.name} · {protocol} · zero-shot by encoder (NDCG@10 / Recall@10)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from anyrec.app import pipeline
@@ -68,3 +69,31 @@ def test_every_card_of_every_user_has_its_sentence(tmp_path: Path, store_url: st
         assert statuses == [200] * len(ds.users.raw_ids)
         assert sentences and all(isinstance(s, str) and s.startswith("Because you") for s in sentences)
         assert "anyrec_explanations_unbuilt_total 0.0" in client.get("/metrics").text
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("source, n_users", [("amazon-scientific", 1_000), ("amazon2023-sample", 354)])
+def test_the_users_of_real_catalogs_with_inch_marks(shared_data: Path, tmp_path: Path, api_key: str, store_url: str,
+                                                   source: str, n_users: int) -> None:
+    """Real titles with inch marks and quotes (Scientific: ``4.5” x 7/8-Inch``; the Amazon 2023 sample: 125 titles
+    like ``Easter Eggs 2.3" Tall``): 1,000 Scientific users and all 354 of the sample, those whose history holds such
+    a title first, served with ``explain=true``: every answer 200, every card with its sentence."""
+    from anyrec.cli.common import read_source
+
+    ds = read_source(str(shared_data / source))
+    model = ZeroShot(ZeroShotConfig(encoder="hashing:256")).fit(ds)
+    folder = save_model(model, ds, tmp_path / source)
+    quoted = {i for i in range(ds.n_items) if any(c in ds.catalog.title(i) for c in '"“”«»″')}
+    index = ds.interactions.history(ds.n_users)
+    users = sorted(range(ds.n_users), key=lambda u: -len(quoted & set(index.of(u).tolist())))[:n_users]
+    assert len(users) == n_users and quoted & set(index.of(users[0]).tolist())
+    statuses, cards, missing = [], 0, 0
+    with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=store_url))) as client:
+        client.headers["Authorization"] = f"Bearer {api_key}"
+        for u in users:
+            resp = client.get(f"/v1/users/{ds.users.raw(u)}/recommendations", params={"k": 10, "explain": "true"})
+            statuses.append(resp.status_code)
+            items = resp.json().get("items", [])
+            cards += len(items)
+            missing += sum(1 for card in items if not card["sentence"])
+    assert [s for s in statuses if s != 200] == [] and cards > 0 and missing == 0
