@@ -7,7 +7,7 @@ from tests.conftest import checkerboard
 from anyrec.data.split import leave_one_out
 from anyrec.errors import ConfigError, UnknownIdError
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.models import MODELS, Filters
+from anyrec.models import MODELS, Filters, Recommender
 from anyrec.models.registry import build_model
 
 # Few factors: the checkerboard has rank 2, and many factors let ALS memorise each user instead.
@@ -97,3 +97,30 @@ def test_user_without_history_gets_recommendations():
         m = build_model(name).fit(ds)
         ids, _ = m.recommend(np.array([1]), k=2)
         assert ids[0, 0] >= 0
+
+
+def _history(ds, u):
+    index = ds.interactions.history(ds.n_users)
+    return np.asarray(index.of(u), dtype=np.int64), np.ones(len(index.of(u)))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_live_history_scores_as_the_fitted_user(name, board, fast):
+    """Every model that reads a history (``score_history`` not ``None``) gives a user's own history the scores the
+    fitted model gives that user (the service scores from the event log with it); models whose user state is learned
+    per user (ALS, BPR) say so with ``None``."""
+    model = build_model(name, seed=0, options=fast.get(name)).fit(board)
+    items, weights = _history(board, 0)
+    if model.score_history(items, weights) is None:
+        assert type(model).score_history is Recommender.score_history or name in ("als", "bpr")
+        return
+    if name == "generative":  # two beam searches (the live one wider): an item both found has the same log-probability
+        live, fitted = model.score_history(items, weights), model.score(np.array([0]))[0]
+        both = np.isfinite(fitted) & ~np.isin(np.arange(len(fitted)), items)
+        assert both.sum() >= 3
+        np.testing.assert_allclose(live[both], fitted[both], rtol=1e-4, atol=1e-4)
+        return
+    for u in range(0, board.n_users, 7):
+        items, weights = _history(board, u)
+        np.testing.assert_allclose(model.score_history(items, weights), np.asarray(model.score(np.array([u]))[0], dtype=np.float64),
+                                   rtol=1e-5, atol=1e-5)
