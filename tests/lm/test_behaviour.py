@@ -124,3 +124,19 @@ def test_the_command_line(tiny_st: Path, tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, ["pretrain-encoder", "--source", "ml-100k", "--out", str(tmp_path / "x"),
                                    "--option", "encoder.layers=2"])
     assert bad.exit_code != 0 and "no option(s) layers" in bad.output
+
+
+def test_pretrain_rec_reads_the_behaviour_encoder(tiny_st: Path, tmp_path: Path) -> None:
+    """``pretrain-rec --encoder DIR``: the transfer model's pretraining starts from behaviour-aware vectors."""
+    from anyrec.cli import cli
+
+    source = planted(n_users=60)
+    train_encoder([source], BehaviourConfig(encoder=str(tiny_st), rounds=1, round_steps=5, batch_size=16, max_minutes=0,
+                                            valid_users=10), tmp_path / "enc")
+    result = CliRunner().invoke(cli, ["pretrain-rec", "--source", "ml-100k", "--out", str(tmp_path / "open"),
+                                      "--encoder", str(tmp_path / "enc"), "--epochs", "1", "--valid-users", "50",
+                                      "--option", "pretrain.hidden=16", "--option", "pretrain.layers=1",
+                                      "--option", "pretrain.heads=1", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "open" / "pretrained.json").read_text())
+    assert meta["config"]["encoder"] == str(tmp_path / "enc")
