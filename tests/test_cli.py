@@ -101,3 +101,20 @@ def test_evaluate_also_reads_the_same_lists_with_nothing_masked(tmp_path):
     CliRunner().invoke(cli, [*base, "--mask", "none", "--json", str(out)])
     alone = json.loads(out.read_text())["models"]["popularity"]
     assert both["by_mask"]["none"]["ndcg@5"] == alone["ndcg@5"] != both["ndcg@5"]  # popularity re-ranks seen items
+
+
+def test_a_refusing_model_is_a_row_and_the_others_finish(tmp_path):
+    """Issue 35: a model that refuses (here EASE with a 1 MB memory limit) is a row with its reason, in the table and
+    the JSON; every other model finishes and the exit status is 0; only when nothing finished is it non-zero."""
+    _write_tables(tmp_path)
+    out = tmp_path / "r.json"
+    data = ["--items", str(tmp_path / "items.csv"), "--item-id", "id", "--text", "title,genres",
+            "--interactions", str(tmp_path / "inter.csv"), "--user", "uid", "--item", "iid", "--time", "ts", "--no-progress"]
+    res = CliRunner().invoke(cli, ["evaluate", *data, "--models", "popularity,ease,itemknn", "--option", "ease.max_memory_mb=0.000001",
+                                   "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert set(doc["models"]) == {"popularity", "itemknn"} and "max_memory_mb" in doc["refused"]["ease"]
+    assert "refused" in res.output and "ease" in res.output
+    alone = CliRunner().invoke(cli, ["evaluate", *data, "--models", "ease", "--option", "ease.max_memory_mb=0.000001"])
+    assert alone.exit_code != 0 and "no model finished" in str(alone.exception)  # `anyrec` exits 2 with this message

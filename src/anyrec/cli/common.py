@@ -159,7 +159,7 @@ def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
     searched = any(m.get("tune_seconds") for m in result["models"].values())
     if searched:
         table.add_column("search s", justify="right")  # the validation search of score-time options (EASE's solves)
-    best = {c: max(m.get(c, 0.0) for m in result["models"].values()) for c in cols}
+    best = {c: max((m.get(c, 0.0) for m in result["models"].values()), default=0.0) for c in cols}
     for name, m in result["models"].items():
         cells = [f"[green]{m[c]:.4f}[/]" if m[c] == best[c] and len(result["models"]) > 1 else f"{m[c]:.4f}" for c in cols]
         if has_rating:
@@ -168,6 +168,8 @@ def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
         if searched:
             cells.append(f"{m.get('tune_seconds', 0.0):.2f}")
         table.add_row(name, *cells)
+    for name, why in result.get("refused", {}).items():  # a refusal is a row, with its reason, not a lost run
+        table.add_row(f"[red]{name}[/]", f"[red]refused: {why}[/]", *([""] * (len(table.columns) - 2)))
     return table
 
 

@@ -186,6 +186,8 @@ def evaluate(**kw: Any) -> None:
             console.print(f"{name}, masked {rule}: " + ", ".join(f"{k} {v:.4f}" for k, v in by.items() if isinstance(v, float)))
     for name, why in result.get("skipped", {}).items():
         console.print(f"[yellow]{name}: not run[/] ({why})")
+    for name, why in result.get("refused", {}).items():
+        console.print(f"[red]{name}: refused[/] ({why})")
     for name, params in result.get("tuned", {}).items():
         console.print(f"{name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     if "auto" in result:
@@ -195,10 +197,12 @@ def evaluate(**kw: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {path}")
-    if kw["plot_out"]:
+    if kw["plot_out"] and result["models"]:
         from anyrec.eval.plot import plot_results
 
         console.print(f"wrote {plot_results(result, kw['plot_out'])}")
+    if not result["models"] and result.get("refused"):
+        raise ConfigError("no model finished: " + "; ".join(f"{n}: {why}" for n, why in result["refused"].items()))
 
 
 def auto_table(auto: dict[str, Any], rows: dict[str, Any]) -> Table:

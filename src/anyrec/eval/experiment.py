@@ -11,7 +11,7 @@ from typing import Any
 from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split, share_of_users
-from anyrec.errors import ConfigError
+from anyrec.errors import AnyrecError, ConfigError
 from anyrec.eval.auto import candidates as auto_candidates
 from anyrec.eval.auto import choose
 from anyrec.eval.auto import skipped as auto_skipped
@@ -162,69 +162,13 @@ def run_experiment(
         result["auto"] = {"candidates": {c.name: c.reason for c in found}, "left out": auto_skipped(train, found)}
         names = [n for n in names if n != "auto"] + [c.name for c in found if c.name not in names]
     for name in names:
-        options = config.model_options.get(name, {})
-        if config.train_share == 0 and build_model(name, config.seed, options).learns_from_interactions():
-            result.setdefault("skipped", {})[name] = "learns from the target's training rows; the train share is 0"
-            continue
-        t0 = time.perf_counter()
-        tuned: dict[str, Any] = {}
-        grid = MODELS[name].training_grid
-        valid = validator(ds, split, config.ks[0]) if share is None else read_all_then(train, validator(ds, split, config.ks[0]))
-        if config.tune_training and grid and len(split.valid):
-            model, tuned = search_training_grid(name, config.seed, options, learn, valid, item_vectors, progress, runner)
-        else:
-            model = fit_one(name, config.seed, options, learn, valid if len(split.valid) else None, item_vectors, progress, runner)
-        if share is not None:
-            model.set_history(train)  # validation reads every user's training history, whoever the model learnt from
-        fit_s = time.perf_counter() - t0
-        fitted = model.config
-        t_search = time.perf_counter()
-        if config.tune and (model.tuning_grid or (config.stable and model.serving_grid)) and len(split.valid):
-            tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
-                                            fixed=set(options), runner=runner,
-                                            stable=StabilityRule() if config.stable else None))
-        search_s = time.perf_counter() - t_search
-        stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
-        if "auto" in result and len(split.valid):
-            # A search on a sample of the validation users (a large log) is not read here: auto compares every row on all.
-            valid_metric = None if tuned.get("valid_users_searched") else tuned.get(f"valid_ndcg@{config.ks[0]}")
-            result["auto"].setdefault("validation", {})[name] = round(float(
-                valid_metric if valid_metric is not None else evaluate_model(model, ds, split, "valid", config.ks[:1], runner=runner)[
-                    f"ndcg@{config.ks[0]}"]), 6)
-        if config.test_history == "train+valid" and len(split.valid):
-            model.set_history(split.history_dataset(ds, "test"))
-        model.reset_checks()  # count the test lists only
-        t0 = time.perf_counter()
-        metrics: dict[str, Any] = dict(evaluate_model(model, ds, split, "test", config.ks,
-                                                      progress=_step(progress, f"evaluate {name}"), mask=config.mask,
-                                                      runner=runner))
-        metrics["fit_seconds"] = round(fit_s, 3)
-        metrics["tune_seconds"] = round(search_s, 3)
-        if tuned:
-            result.setdefault("tuned", {})[name] = tuned
-        if model.report_.sized:
-            result.setdefault("sized for the data", {})[name] = dict(model.report_.sized)
-        history = model.report_.epochs
-        if history:  # how training went: epochs run, the best epoch and its validation figure
-            scored = [e for e in history if e.get("valid_ndcg@10") is not None]
-            best = max(scored, key=lambda e: e["valid_ndcg@10"]) if scored else None
-            metrics["training"] = {"epochs": sum(e.get("epoch", 0) >= 0 for e in history),
-                                   "best_epoch": best["epoch"] if best else None,
-                                   "best_valid_ndcg@10": best["valid_ndcg@10"] if best else None}
-        metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
-        stats = model.report_.checks
-        if stats is not None:  # generative models: every generated id checked against the catalog and the filters
-            metrics["generation"] = dict(stats)
-        if config.report_untuned and name in result.get("tuned", {}):  # a search ran (it may have kept the options)
-            tuned_config, model.config = model.config, fitted
-            metrics["before_tuning"] = dict(evaluate_model(model, ds, split, "test", config.ks, mask=config.mask, runner=runner))
-            model.config = tuned_config
-        if config.also_masks:
-            metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
-        result["models"][name] = metrics
-        log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
-        if stage is not None:
-            result["models"][f"{name}→{config.ranker}"] = _evaluate_stage(stage, ds, split, config, progress)
+        try:
+            _evaluate_one(name, ds, config, split, train, learn, share, result, progress, item_vectors, runner)
+        except AnyrecError as exc:  # a model that refuses (memory, missing text or order) gets its reason as its row
+            log.warning("%s refused: %s", name, exc)
+            result.setdefault("refused", {})[name] = str(exc)
+            if "auto" in result:
+                result["auto"].get("validation", {}).pop(name, None)
     if "auto" in result and result["auto"].get("validation"):
         pool = {n: v for n, v in result["auto"]["validation"].items() if n in result["auto"]["candidates"]}
         winner = choose(pool)
@@ -232,6 +176,74 @@ def run_experiment(
         fits = sum(float(result["models"][n]["fit_seconds"]) + float(result["models"][n]["tune_seconds"]) for n in pool)
         result["models"]["auto"] = {**result["models"][winner], "chosen": winner, "fit_seconds": round(fits, 3), "tune_seconds": 0.0}
     return result
+
+
+def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split, train: Dataset, learn: Dataset,
+                  share: Any, result: dict[str, Any], progress: StepProgress, item_vectors: Any, runner: Runner | None) -> None:
+    """Fit, tune and evaluate one model into ``result`` (see :func:`run_experiment`)."""
+    options = config.model_options.get(name, {})
+    if config.train_share == 0 and build_model(name, config.seed, options).learns_from_interactions():
+        result.setdefault("skipped", {})[name] = "learns from the target's training rows; the train share is 0"
+        return
+    t0 = time.perf_counter()
+    tuned: dict[str, Any] = {}
+    grid = MODELS[name].training_grid
+    valid = validator(ds, split, config.ks[0]) if share is None else read_all_then(train, validator(ds, split, config.ks[0]))
+    if config.tune_training and grid and len(split.valid):
+        model, tuned = search_training_grid(name, config.seed, options, learn, valid, item_vectors, progress, runner)
+    else:
+        model = fit_one(name, config.seed, options, learn, valid if len(split.valid) else None, item_vectors, progress, runner)
+    if share is not None:
+        model.set_history(train)  # validation reads every user's training history, whoever the model learnt from
+    fit_s = time.perf_counter() - t0
+    fitted = model.config
+    t_search = time.perf_counter()
+    if config.tune and (model.tuning_grid or (config.stable and model.serving_grid)) and len(split.valid):
+        tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
+                                        fixed=set(options), runner=runner,
+                                        stable=StabilityRule() if config.stable else None))
+    search_s = time.perf_counter() - t_search
+    stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
+    if "auto" in result and len(split.valid):
+        # A search on a sample of the validation users (a large log) is not read here: auto compares every row on all.
+        valid_metric = None if tuned.get("valid_users_searched") else tuned.get(f"valid_ndcg@{config.ks[0]}")
+        result["auto"].setdefault("validation", {})[name] = round(float(
+            valid_metric if valid_metric is not None else evaluate_model(model, ds, split, "valid", config.ks[:1], runner=runner)[
+                f"ndcg@{config.ks[0]}"]), 6)
+    if config.test_history == "train+valid" and len(split.valid):
+        model.set_history(split.history_dataset(ds, "test"))
+    model.reset_checks()  # count the test lists only
+    t0 = time.perf_counter()
+    metrics: dict[str, Any] = dict(evaluate_model(model, ds, split, "test", config.ks,
+                                                  progress=_step(progress, f"evaluate {name}"), mask=config.mask,
+                                                  runner=runner))
+    metrics["fit_seconds"] = round(fit_s, 3)
+    metrics["tune_seconds"] = round(search_s, 3)
+    if tuned:
+        result.setdefault("tuned", {})[name] = tuned
+    if model.report_.sized:
+        result.setdefault("sized for the data", {})[name] = dict(model.report_.sized)
+    history = model.report_.epochs
+    if history:  # how training went: epochs run, the best epoch and its validation figure
+        scored = [e for e in history if e.get("valid_ndcg@10") is not None]
+        best = max(scored, key=lambda e: e["valid_ndcg@10"]) if scored else None
+        metrics["training"] = {"epochs": sum(e.get("epoch", 0) >= 0 for e in history),
+                               "best_epoch": best["epoch"] if best else None,
+                               "best_valid_ndcg@10": best["valid_ndcg@10"] if best else None}
+    metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
+    stats = model.report_.checks
+    if stats is not None:  # generative models: every generated id checked against the catalog and the filters
+        metrics["generation"] = dict(stats)
+    if config.report_untuned and name in result.get("tuned", {}):  # a search ran (it may have kept the options)
+        tuned_config, model.config = model.config, fitted
+        metrics["before_tuning"] = dict(evaluate_model(model, ds, split, "test", config.ks, mask=config.mask, runner=runner))
+        model.config = tuned_config
+    if config.also_masks:
+        metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
+    result["models"][name] = metrics
+    log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+    if stage is not None:
+        result["models"][f"{name}→{config.ranker}"] = _evaluate_stage(stage, ds, split, config, progress)
 
 
 def auto_memory_mb() -> float:
