@@ -169,3 +169,44 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
     assert errors == []
     assert all((shots / f"{name}.png").stat().st_size > 10_000 for name in ("page", "reasons", "admin", "phone"))
     print(f"page: first load {first_load:,} bytes; list update after a dislike {timing:.0f} ms")
+
+
+def test_titles_with_quotes_on_the_page(launch: Launch, tmp_path: Path) -> None:
+    """Every user of a catalog whose titles hold inch marks, curly quotes, guillemets and HTML entities: the page shows
+    each card's title exactly as the API gives it, each card's sentence, and no script error (issue 36)."""
+    from test_quotes import quoted_catalog
+
+    from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
+
+    ds = quoted_catalog(users=8)
+    folder = save_model(ZeroShot(ZeroShotConfig(encoder="hashing:128")).fit(ds), ds, tmp_path / "quotes")
+    store_url = f"sqlite:///{tmp_path / 'quotes.db'}"
+    store = Store.open(store_url)
+    key = store.create_key("browser")
+    store.close()
+    base, _proc, _port = launch(store_url, folder)
+    auth = {"Authorization": f"Bearer {key}"}
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base, wait_until="networkidle")
+        page.locator("#api-key").fill(key)
+        page.locator("#api-key").dispatch_event("change")
+        for u in ds.users.raw_ids:
+            api = httpx.get(f"{base}/v1/users/{u}/recommendations", headers=auth, params={"k": 10, "explain": "true"})
+            assert api.status_code == 200, api.text
+            expected = [card["title"] for card in api.json()["items"]]
+            ids = json.dumps([card["id"] for card in api.json()["items"]], separators=(",", ":"))  # as JSON.stringify writes it
+            page.locator("#user-input").fill(u)
+            page.locator("#user-input").dispatch_event("change")
+            page.wait_for_function("JSON.stringify([...document.querySelectorAll('#cards .card')].map(c => c.dataset.id))"
+                                   f" === {json.dumps(ids)}")
+            shown = page.eval_on_selector_all("#cards .card h3", "hs => hs.map(h => h.textContent)")
+            because = page.eval_on_selector_all("#cards .card .because", "ps => ps.map(p => p.textContent)")
+            assert shown == expected, (shown, expected)
+            assert len(because) == len(expected) and all(b.startswith("Because you") for b in because), because
+        browser.close()
+    assert errors == []

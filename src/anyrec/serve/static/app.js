@@ -62,11 +62,13 @@ const hasKey = () => $("api-key").value.trim() !== "";
 const NEEDS_KEY = { events: [], needsKey: true };  // who did what is read with a key only
 
 async function refresh() {
-  if (!state.user) return;
+  const user = state.user;
+  if (!user) return;
   const [hist, recs] = await Promise.all([
-    hasKey() ? api(`/v1/users/${encodeURIComponent(state.user)}/history?limit=10`) : NEEDS_KEY,
-    api(`/v1/users/${encodeURIComponent(state.user)}/recommendations?k=10&explain=true`),
+    hasKey() ? api(`/v1/users/${encodeURIComponent(user)}/history?limit=10`) : NEEDS_KEY,
+    api(`/v1/users/${encodeURIComponent(user)}/recommendations?k=10&explain=true`),
   ]);
+  if (user !== state.user) return;  // another user was chosen meanwhile: their answer draws the list, not this late one
   $("history").replaceChildren(...(hist.events.length ? hist.events.map((e) => el("li", {}, `${e.title} `,
       el("span", { class: "muted" }, e.type === "rating" && e.value != null ? `rated ${e.value}` : e.type)))
     : [el("li", { class: "muted" }, hist.needsKey ? "enter an API key above to see the history" : "nothing yet")]));
