@@ -20,7 +20,7 @@ PACKAGE = SRC / "anyrec"
 
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS: list[tuple[str, ...]] = [
-    ("anyrec", "anyrec.errors", "anyrec.cluster", "anyrec.plotting", "anyrec.training"),  # the package root (its version), errors, the local / Ray runner, PNG figures, the training loop
+    ("anyrec", "anyrec.errors", "anyrec.cluster", "anyrec.plotting", "anyrec.training", "anyrec.machine"),  # the package root (its version), errors, the local / Ray runner, PNG figures, the training loop, the machine's memory
     ("anyrec.text",),
     ("anyrec.data",),
     ("anyrec.lm",),

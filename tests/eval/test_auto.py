@@ -35,9 +35,10 @@ def test_candidates_follow_the_log_and_say_why():
     assert names == ["popularity", "itemknn", "als", "ease", "zeroshot", "hybrid"]  # no order: no sequential
     assert any("no usable order" in note for note in skipped(flat, candidates(flat, memory_mb=1_000)))
     assert "sequential" in [c.name for c in candidates(planted(ordered=True), memory_mb=1_000)]
-    bare = candidates(planted(titles=False), memory_mb=1e-6)  # no text, no memory for a dense solve
-    assert [c.name for c in bare] == ["popularity", "itemknn", "als"]
-    assert all(c.reason for c in bare)
+    bare = candidates(planted(titles=False), memory_mb=1e-6)  # no text, no memory for a dense solve: EASE's sparse path
+    assert [c.name for c in bare] == ["popularity", "itemknn", "als", "ease"]
+    assert all(c.reason for c in bare) and "sparse path" in bare[-1].reason
+    assert "dense solve" in candidates(flat, memory_mb=1_000)[3].reason
 
 
 def test_auto_picks_the_planted_winner_on_validation_and_reports_its_test_row():

@@ -127,3 +127,11 @@ def test_a_long_history_is_capped_and_scored_off_the_event_loop(zeroshot_dir: Pa
     assert {"g0", "g1"} <= set(shown)  # ... the older ones are not read at all
     assert shown[0].startswith("s")  # and the list follows the recent space stories, not the older ghost ones
     assert threads and "the event loop" not in threads
+
+
+def test_the_banner_names_a_store_given_as_a_path(zeroshot_dir: Path, launch: Launch, tmp_path: Path) -> None:
+    """``--store results/demo.db`` (a path, as `make demo` gives it) starts the server (the banner's URL parse took it
+    down with a traceback)."""
+    path = str(tmp_path / "plain.db")
+    launch(path, zeroshot_dir)
+    assert f"store {path}" in (tmp_path / "server.log").read_text().replace("\n", "")

@@ -15,6 +15,7 @@ from anyrec.config import FileConfig, load_config
 from anyrec.errors import ConfigError
 from anyrec.models import MODELS
 from anyrec.store import DEFAULT_URL
+from anyrec.store.records import normalise_url
 
 STORE = click.option("--store", "store_url", default=DEFAULT_URL, show_default=True,
                      help="SQLite path or URL, or postgresql+psycopg://user@host/db.")
@@ -48,6 +49,20 @@ EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
 EVENT_VERB = click.option("--event-verb", "event_verbs", multiple=True,
                           help="What a card's reason says the user did for an event type, e.g. view=watched (repeatable).")
 
+
+
+def shown_store(url: str) -> str:
+    """The store as the banner names it: a path as given, a URL with its password replaced by ``***`` (never the
+    password on a terminal or in logs)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if "://" not in url:
+        return url
+    try:
+        return make_url(normalise_url(url)).render_as_string(hide_password=True).replace("+psycopg", "")
+    except ArgumentError:
+        raise ConfigError(f"--store: cannot read store URL {url.split('@')[-1]!r}") from None
 
 @cli.command()
 @click.option("--model", "model_dir", default="", type=click.Path(file_okay=False),
@@ -88,9 +103,7 @@ def serve(**kw: Any) -> None:
                              threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"],
                              ranker_dir=kw["ranker_dir"], future_tolerance_s=kw["future_tolerance_s"],
                              history_cap=kw["history_cap"], scoring_threads=kw["scoring_threads"])
-    from sqlalchemy.engine import make_url
-
-    shown = make_url(kw["store_url"]).render_as_string(hide_password=True)  # never the password on a terminal or in logs
+    shown = shown_store(kw["store_url"])
     console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {shown}"
                   + (f"; {kw['workers']} worker processes" if kw["workers"] > 1 else ""))
     if kw["workers"] == 1:

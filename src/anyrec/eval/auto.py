@@ -3,8 +3,8 @@
 What suits a log, and why (each candidate carries its reason, printed before anything is fitted):
 
 - ``popularity``, ``itemknn``, ``als``: always (cheap, and the baselines every choice is read against);
-- ``ease`` and, with text, ``hybrid``: when their dense solve fits ``memory_mb``
-  (:func:`~anyrec.models.neighbourhood.gram_memory_mb`);
+- ``ease`` and, with text, ``hybrid``: always; dense when the solve fits ``memory_mb``
+  (:func:`~anyrec.models.neighbourhood.gram_memory_mb`), their sparse path otherwise (stated);
 - ``zeroshot``: when the catalog has text;
 - ``sequential``: when the log is ordered (most users' events carry distinct times) and a
   training budget is given or the log is small (≤ 200,000 events); its fit then gets
@@ -66,12 +66,14 @@ def candidates(ds: Dataset, memory_mb: float, max_minutes: float | None = None) 
     out = [Candidate("popularity", "always: the floor every row is read against"),
            Candidate("itemknn", "always: co-occurrence, cheap"),
            Candidate("als", "always: factorisation, cheap")]
-    if dense <= memory_mb:
-        out.append(Candidate("ease", f"its dense solve over {ds.n_items:,} items needs {dense:,.0f} MB of {memory_mb:,.0f}"))
+    def solve(need: float) -> str:
+        return (f"dense solve over {ds.n_items:,} items, {need:,.0f} MB of {memory_mb:,.0f}" if need <= memory_mb else
+                f"sparse path: a dense solve over {ds.n_items:,} items would need {need:,.0f} MB, more than {memory_mb:,.0f}")
+
+    out.append(Candidate("ease", f"closed-form item-item regression ({solve(dense)})"))
     if text:
         out.append(Candidate("zeroshot", "the catalog has text: it also serves new items and new users"))
-        if dense_h <= memory_mb:
-            out.append(Candidate("hybrid", f"text + co-occurrence in one solve ({dense_h:,.0f} MB)"))
+        out.append(Candidate("hybrid", f"text + co-occurrence in one solve ({solve(dense_h)})"))
     if order >= 0.5 and (max_minutes is not None or events <= SMALL_LOG):
         budget = f"{max_minutes:g} min budget" if max_minutes is not None else f"a small log ({events:,} events ≤ {SMALL_LOG:,})"
         out.append(Candidate("sequential", f"the log is ordered ({order:.0%} of users' events carry distinct times); {budget}"))
@@ -82,10 +84,6 @@ def skipped(ds: Dataset, chosen: list[Candidate], max_minutes: float | None = No
     """Why the models left out are out (printed beside the candidates)."""
     names = {c.name for c in chosen}
     notes = []
-    for name in ("ease", "hybrid"):
-        if name not in names and (name == "ease" or "zeroshot" in names):
-            need = gram_memory_mb(ds.n_items, DENSE_COPIES[name])
-            notes.append(f"{name}: a dense solve over {ds.n_items:,} items needs {need:,.0f} MB, more than this run may take")
     if "zeroshot" not in names:
         notes.append("zeroshot, hybrid: the catalog has no text beyond ids")
     if "sequential" not in names:

@@ -16,8 +16,9 @@ from anyrec.eval.auto import candidates as auto_candidates
 from anyrec.eval.auto import choose
 from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
-from anyrec.eval.search import available_memory, tune_on_validation, validation_sample
+from anyrec.eval.search import tune_on_validation, validation_sample
 from anyrec.eval.stability import StabilityRule
+from anyrec.machine import available_memory_mb
 from anyrec.models.base import Recommender
 from anyrec.models.registry import MODELS, build_model
 
@@ -247,9 +248,9 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
 
 
 def auto_memory_mb() -> float:
-    """What ``auto`` lets a dense solve take: half the memory available now (8 GB where that is unknown)."""
-    free = available_memory()
-    return free / 2**20 / 2 if free else 8192.0
+    """What a dense solve may take, as ``auto`` states it: the models' own default (80 % of the memory available now,
+    8 GB where that is unknown; see ``EASEConfig.max_memory_mb``)."""
+    return available_memory_mb(0.8)
 
 
 def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig,

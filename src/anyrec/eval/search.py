@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,6 +19,7 @@ from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.stability import StabilityRule, passes, stability
+from anyrec.machine import available_memory
 from anyrec.models.base import Recommender
 
 log = logging.getLogger(__name__)
@@ -111,25 +111,6 @@ def tuning_cache_mb() -> int:
     memory available now, at most 4 GB."""
     free = available_memory()
     return 512 if free is None else int(min(4096, free // 4 // 2**20))
-
-
-def available_memory() -> int | None:
-    """Bytes that can be allocated without swapping: Linux's ``MemAvailable`` (free memory plus the
-    page cache it can drop), else the free pages; ``None`` where neither is known.
-
-    Free pages alone undercount once large files have been read (the page cache holds them): the
-    budget then shrank for no reason, e.g. 13 GB free of 20 GB available on this 24 GB machine."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Callable[[], float], metric: str,

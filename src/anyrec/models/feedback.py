@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from anyrec.errors import ConfigError
 from anyrec.models.base import recency_weights
@@ -96,14 +97,18 @@ def kin_push(table: np.ndarray, negatives: np.ndarray, strength: np.ndarray, kin
     The kin are chosen among items outside ``history`` (the user's own items are not listed anyway).
     """
     negatives = np.asarray(negatives, dtype=np.int64)
-    n_out = len(table) if candidates is None else len(candidates)
+    n_items = table.shape[0]
+    n_out = n_items if candidates is None else len(candidates)
     strength = np.clip(np.abs(np.asarray(strength, dtype=np.float64)), 0.0, 1.0)
-    keep = (strength > 0) & (negatives < len(table))
+    keep = (strength > 0) & (negatives < n_items)
     negatives, strength = negatives[keep], strength[keep]
-    kin = min(kin, len(table) - 1)
+    kin = min(kin, n_items - 1)
     if not len(negatives) or kin <= 0:
         return np.zeros(n_out)
-    cos = np.asarray(table @ np.asarray(table[negatives]).T, dtype=np.float64)  # (items, negatives), one product
+    if sp.issparse(table):  # (EASE's sparse path: its unit columns are sparse)
+        cos = np.asarray((table @ table[negatives].T).toarray(), dtype=np.float64)
+    else:
+        cos = np.asarray(table @ np.asarray(table[negatives]).T, dtype=np.float64)  # (items, negatives), one product
     cos[negatives, np.arange(len(negatives))] = -np.inf
     if history is not None and len(history):
         cos[np.asarray(history, dtype=np.int64)] = -np.inf

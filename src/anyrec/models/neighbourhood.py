@@ -13,9 +13,10 @@
   history of any items) are scored. ``a = 0`` is EASE.
 
 All three read a live history (``score_history``: positive events, binary like the fitted
-matrix; negative ones push their kin, see :mod:`anyrec.models.feedback`). The Gram matrix is
-dense (``items² × 8`` bytes, four copies for EASE, six for the hybrid): above ``max_memory_mb`` the fit stops
-with an error that says how much it needs.
+matrix; negative ones push their kin, see :mod:`anyrec.models.feedback`). The dense solve holds ``items² × 8`` bytes
+four times (six for the hybrid); when that is more than the fit may take (``max_memory_mb``, by default 80 % of
+the memory available when the fit starts) EASE and the hybrid take their sparse path
+(:mod:`anyrec.models.itemsolve`: each item's column over its ``neighbours`` most co-occurring items), and say so.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ import scipy.sparse as sp
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
 from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder, shared_encoder
+from anyrec.machine import available_memory_mb
+from anyrec.models import itemsolve
 from anyrec.models.base import Recommender
 from anyrec.models.feedback import kin_push
+from anyrec.models.trainer import announce_sizing
 from anyrec.models.whitening import WhitenedText
 
 log = logging.getLogger(__name__)
@@ -53,13 +57,20 @@ class EASEConfig:
 
     Attributes:
         l2: the ridge weight λ (chosen on validation from ``tuning_grid``; each value is one solve).
-        max_memory_mb: refuse catalogs whose dense solve needs more (``gram_memory_mb``).
+        max_memory_mb: what the dense solve may take (``gram_memory_mb``); ``None``: 80 % of the memory
+            available when the fit starts.
+        solver: ``"dense"`` (every column at once; refused above ``max_memory_mb``), ``"sparse"`` (each
+            item's column over its ``neighbours``, see :mod:`anyrec.models.itemsolve`) or ``None``: dense
+            when it fits ``max_memory_mb``, sparse otherwise (said at fit).
+        neighbours: the sparse path's most co-occurring items per column.
         push, kin: live negative events push their ``kin`` nearest items (by ``B``'s columns) down
             by at most ``push`` times the user's top score.
     """
 
     l2: float = 500.0
-    max_memory_mb: float = 8192.0
+    max_memory_mb: float | None = None
+    solver: str | None = None
+    neighbours: int = 200
     push: float = 0.05
     kin: int = 10
 
@@ -74,17 +85,38 @@ class EASE(Recommender):
     _unit: tuple[Any, np.ndarray] | None = None
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"l2": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]}
 
-    def _check_memory(self, n_items: int) -> None:
+    def _choose_solver(self, n_items: int) -> str:
+        """Dense or sparse for this catalog and machine (see ``EASEConfig.solver``), said before the solve."""
+        c = self.config
         need = gram_memory_mb(n_items, DENSE_COPIES[self.name])
-        if need > self.config.max_memory_mb:
-            raise ConfigError(f"{self.name}: a dense solve over {n_items:,} items needs {need:,.0f} MB, above "
-                              f"{self.name}.max_memory_mb={self.config.max_memory_mb:,.0f}; raise it if the machine has "
-                              "the memory, or use itemknn / rp3beta / als (sparse) for this catalog")
+        budget = c.max_memory_mb if c.max_memory_mb is not None else available_memory_mb(0.8)
+        whence = f"{self.name}.max_memory_mb" if c.max_memory_mb is not None else "80 % of the memory available now"
+        said = f"a dense solve over {n_items:,} items needs {need:,.0f} MB; {budget:,.0f} MB may be taken ({whence})"
+        if c.solver not in (None, "dense", "sparse"):
+            raise ConfigError(f"{self.name}.solver is dense, sparse or unset (chosen by memory), not {c.solver!r}")
+        if c.solver == "dense" and need > budget:
+            raise ConfigError(f"{self.name}: a dense solve over {n_items:,} items needs {need:,.0f} MB, above {budget:,.0f} MB "
+                              f"({whence}); raise {self.name}.max_memory_mb if the machine has the memory, or use "
+                              f"{self.name}.solver=sparse (or leave it unset)")
+        chosen = c.solver or ("dense" if need <= budget else "sparse")
+        why = said + ("" if chosen == "dense" else f"; each item's column over its {c.neighbours} most co-occurring items")
+        self.report_.sized["solver"] = f"{chosen} ({why})"
+        announce_sizing(self.name, {"solver": self.report_.sized["solver"]}, self.progress)
+        return chosen
+
+    def _fit_prior(self, ds: Dataset) -> None:
+        """The hybrid's text prior, built after the solver is chosen (EASE has none)."""
 
     def _fit(self, ds: Dataset) -> None:
-        self._check_memory(ds.n_items)
+        self.solver_ = self._choose_solver(ds.n_items)
+        self._fit_prior(ds)
         x = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64)
-        self.gram_ = np.asarray((x.T @ x).toarray(), dtype=np.float64)
+        gram = (x.T @ x).tocsr()
+        if self.solver_ == "dense":
+            self.gram_ = np.asarray(gram.toarray(), dtype=np.float64)
+        else:
+            self.gram_ = gram
+            self.hoods_ = itemsolve.neighbourhoods(gram, self.config.neighbours, self._sparse_prior())
         self.history_ = x.tocsr()
         self._solved = self._inverse = self._unit = None
 
@@ -104,16 +136,29 @@ class EASE(Recommender):
         """``a·T`` for the hybrid; EASE has none."""
         return None
 
-    def weights(self) -> np.ndarray:
-        """``B`` (items × items) for the current options, solved once per option set."""
-        solved: tuple[Any, np.ndarray] | None = getattr(self, "_solved", None)  # (not saved with the folder)
+    def _sparse_prior(self) -> sp.csc_matrix | None:
+        """``T`` (unscaled, sparse) for the hybrid's sparse path; EASE has none."""
+        return None
+
+    def _prior_scale(self) -> float:
+        return 0.0
+
+    def weights(self) -> np.ndarray | sp.csr_matrix:
+        """``B`` (items × items) for the current options, solved once per option set (sparse on the sparse path)."""
+        solved: tuple[Any, Any] | None = getattr(self, "_solved", None)  # (not saved with the folder)
         if solved is None or solved[0] != self._key():
             solved = self._solved = self._unit = None  # (free the last B before the next)
+            if getattr(self, "solver_", "dense") == "sparse":  # (folders saved before the sparse path: dense)
+                return self._sparse_weights()
             lam = float(self.config.l2)
             inverse: tuple[float, np.ndarray] | None = getattr(self, "_inverse", None)  # kept for the prior's grid
             if inverse is None or inverse[0] != lam:
                 self._inverse = None
+                if self.progress is not None:
+                    self.progress(f"solve {self.name} · λ={lam:g}, dense, {len(self.gram_):,} items", 0, 1)
                 inverse = self._inverse = (lam, np.linalg.inv(self.gram_ + lam * np.eye(len(self.gram_))))
+                if self.progress is not None:
+                    self.progress(f"solve {self.name} · λ={lam:g}, dense, {len(self.gram_):,} items", 1, 1)
             p = inverse[1]
             prior = self._prior()
             if prior is None:
@@ -126,40 +171,66 @@ class EASE(Recommender):
             solved = self._solved = (self._key(), b)
         return solved[1]
 
+    def _sparse_weights(self) -> sp.csr_matrix:
+        """The sparse path: ``B₀ (+ a·B₁)``, the per-λ solve kept for the prior's grid."""
+        lam = float(self.config.l2)
+        parts: tuple[float, Any] | None = getattr(self, "_inverse", None)
+        if parts is None or parts[0] != lam:
+            self._inverse = None
+            parts = self._inverse = (lam, itemsolve.solve_columns(self.gram_, self.hoods_, lam, self._sparse_prior(),
+                                                                  self.progress, f"solve {self.name}"))
+        b0, b1 = parts[1]
+        a = self._prior_scale()
+        b = b0 if b1 is None or a == 0 else (b0 + a * b1).tocsr()
+        self._solved = (self._key(), b)
+        return b
+
     def score(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray(self.history_[np.asarray(users)] @ self.weights())
+        s = self.history_[np.asarray(users)] @ self.weights()
+        return s.toarray() if sp.issparse(s) else np.asarray(s)
 
     def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """The fitted rule on a live history: each positive item once; negatives push their kin."""
         items, weights = np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64)
         b = self.weights()
-        pos = np.unique(items[(weights > 0) & (items < len(b))])
-        scores = b[pos].sum(axis=0) if len(pos) else np.zeros(len(b))
-        neg = (weights < 0) & (items < len(b))
+        n = b.shape[0]
+        pos = np.unique(items[(weights > 0) & (items < n)])
+        scores = np.asarray(b[pos].sum(axis=0), dtype=np.float64).ravel() if len(pos) else np.zeros(n)
+        neg = (weights < 0) & (items < n)
         if neg.any() and self.config.push > 0:
             top = float(np.max(np.abs(scores))) or 1.0
             scores = scores - self.config.push * top * kin_push(self._unit_columns(), items[neg], weights[neg], self.config.kin, history=items)
         return scores
 
-    def _unit_columns(self) -> np.ndarray:
+    def _unit_columns(self) -> np.ndarray | sp.csr_matrix:
         """Items as their unit-length columns of ``B`` (the kin a negative event pushes), kept with the solve."""
         b = self.weights()
-        kept: tuple[Any, np.ndarray] | None = getattr(self, "_unit", None)
+        kept: tuple[Any, Any] | None = getattr(self, "_unit", None)
         if kept is None or kept[0] != self._key():  # (keyed by the options, not id(b): ids are reused)
-            kept = self._unit = (self._key(), b.T / np.maximum(np.linalg.norm(b.T, axis=1, keepdims=True), 1e-12))
+            if sp.issparse(b):
+                bt = b.T.tocsr()
+                norms = np.sqrt(np.asarray(bt.multiply(bt).sum(axis=1)).ravel())
+                unit: Any = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ bt).tocsr()
+            else:
+                unit = b.T / np.maximum(np.linalg.norm(b.T, axis=1, keepdims=True), 1e-12)
+            kept = self._unit = (self._key(), unit)
         return kept[1]
 
     def item_neighbours(self, item: int) -> np.ndarray | None:
         b = self.weights()
-        return None if item >= len(b) else np.asarray(b[item], dtype=np.float64)
+        if item >= b.shape[0]:
+            return None
+        return b[item].toarray().ravel() if sp.issparse(b) else np.asarray(b[item], dtype=np.float64)
 
     def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
                             values: np.ndarray | None) -> tuple[np.ndarray, str]:
         """``B[h, t]``: what the score sums (zero for items whose latest sign is not positive)."""
         b = self.weights()
-        known = history < len(b)
+        n = b.shape[0]
+        known = history < n
         shares = np.zeros((len(history), len(targets)))
-        shares[known] = b[np.ix_(history[known], np.minimum(targets, len(b) - 1))]
+        cols = np.minimum(targets, n - 1)
+        shares[known] = b[history[known]][:, cols].toarray() if sp.issparse(b) else b[np.ix_(history[known], cols)]
         signs = np.array([1.0 if weights[items == h].sum() > 0 else 0.0 for h in history])
         return shares * signs[:, None], "item weights"
 
@@ -200,8 +271,8 @@ class Hybrid(WhitenedText, EASE):
         super().__init__(config, **kw)
         self._given_vectors = item_vectors
 
-    def _fit(self, ds: Dataset) -> None:
-        self._check_memory(ds.n_items)  # before the text prior's items² arrays, not after
+    def _fit_prior(self, ds: Dataset) -> None:
+        """``T``: each item's ``text_k`` nearest by text (zero diagonal, negatives 0), dense or sparse with the solver."""
         if self._given_vectors is not None and len(self._given_vectors) == ds.n_items:
             vectors = np.asarray(self._given_vectors, dtype=np.float32)
         else:
@@ -210,25 +281,20 @@ class Hybrid(WhitenedText, EASE):
         self.item_vectors_ = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.tune_to_log(ds)
         self.fit_whitening()
-        table = self.table()
-        cos = np.asarray(table @ table.T, dtype=np.float64)
-        np.fill_diagonal(cos, -np.inf)
-        k = min(self.config.text_k, ds.n_items - 1)
-        keep = np.argpartition(-cos, k - 1, axis=0)[:k] if 0 < k < ds.n_items - 1 else None
-        text = np.zeros_like(cos)
-        if keep is not None:
-            cols = np.broadcast_to(np.arange(ds.n_items), keep.shape)
-            text[keep, cols] = np.maximum(cos[keep, cols], 0.0)
-        elif k > 0:
-            text = np.maximum(np.where(np.isfinite(cos), cos, 0.0), 0.0)
-        self.text_prior_ = text
-        super()._fit(ds)
+        text = itemsolve.text_neighbours(np.asarray(self.table(), dtype=np.float64), self.config.text_k)
+        self.text_prior_ = text.toarray() if self.solver_ == "dense" else text
 
     def _key(self) -> Any:
         return (self.config.l2, self.config.prior)
 
     def _prior(self) -> np.ndarray | None:
         return self.config.prior * self.text_prior_ if self.config.prior > 0 else None
+
+    def _sparse_prior(self) -> sp.csc_matrix | None:
+        return self.text_prior_ if sp.issparse(self.text_prior_) else None
+
+    def _prior_scale(self) -> float:
+        return float(self.config.prior)
 
     def reads_text(self) -> bool:
         return True
