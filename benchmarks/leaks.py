@@ -130,15 +130,19 @@ def main() -> None:
             size = conn.execute(text("select length(items) from recommendations order by rowid desc limit 1")).scalar()
         row("log row of a k=1000 list", "GET /v1/users/1/recommendations?k=1000 (no key)",
             f"{r.status_code} · {n1 - n0} row(s) written, {size or 0:,} bytes of items")
-        # forgotten within milliseconds of a list
+        before.close()
+    # forgotten within milliseconds of a list, the shown lists written a second later (in a batch, as served)
+    with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=url, log_flush_s=1.0))) as c:
+        auth = {"Authorization": f"Bearer {key}"}
         c.post("/v1/events", headers=auth, json={"user": "leaver", "item": "1", "type": "like"})
         shown_list = c.get("/v1/users/leaver/recommendations", params={"k": 1000}).json()
         d = c.delete("/v1/users/leaver", headers=auth)
-        time.sleep(0.5)
-        with before.engine.connect() as conn:
+        time.sleep(2.0)
+        after = Store.open(url)
+        with after.engine.connect() as conn:
             late = conn.execute(text("select count(*) from recommendations where id = :i"),
                                 {"i": shown_list.get("recommendation_id", "")}).scalar()
-        before.close()
+        after.close()
         row("forgotten user's late log row", "GET …/leaver/recommendations, then DELETE /v1/users/leaver",
             f"delete {d.status_code} · {late} row(s) of the earlier list in the log afterwards")
     with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=url, read_key=True))) as c:
