@@ -184,3 +184,18 @@ def test_the_sparse_path_keeps_most_of_the_dense_accuracy_on_ml100k():
         got[solver] = result["models"]["ease"]["ndcg@10"]
     print(f"ml-100k EASE NDCG@10: dense {got['dense']:.4f}, sparse (200 neighbours) {got['sparse']:.4f}")
     assert got["sparse"] >= 0.95 * got["dense"]
+
+
+def test_a_sparse_fit_saved_and_loaded_scores_the_same(tmp_path):
+    from anyrec.app.persist import load_model, save_model
+
+    vectors = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.95, 0.05]], dtype=np.float32)
+    for name in ("ease", "hybrid"):
+        model = build_model(name, 0, {"l2": 2.0, "solver": "sparse", "text_k": 2} if name == "hybrid" else {"l2": 2.0, "solver": "sparse"})
+        if name == "hybrid":
+            model.use_item_vectors(vectors)
+        model.fit(TINY)
+        back, _, _, _ = load_model(save_model(model, TINY, tmp_path / name))
+        np.testing.assert_allclose(back.score(np.arange(3)), model.score(np.arange(3)), atol=1e-12)
+        hist = np.array([0, 1])
+        np.testing.assert_allclose(back.score_history(hist, np.ones(2)), model.score_history(hist, np.ones(2)), atol=1e-12)

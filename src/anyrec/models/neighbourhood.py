@@ -116,7 +116,6 @@ class EASE(Recommender):
             self.gram_ = np.asarray(gram.toarray(), dtype=np.float64)
         else:
             self.gram_ = gram
-            self.hoods_ = itemsolve.neighbourhoods(gram, self.config.neighbours, self._sparse_prior())
         self.history_ = x.tocsr()
         self._solved = self._inverse = self._unit = None
 
@@ -148,7 +147,7 @@ class EASE(Recommender):
         solved: tuple[Any, Any] | None = getattr(self, "_solved", None)  # (not saved with the folder)
         if solved is None or solved[0] != self._key():
             solved = self._solved = self._unit = None  # (free the last B before the next)
-            if getattr(self, "solver_", "dense") == "sparse":  # (folders saved before the sparse path: dense)
+            if sp.issparse(self.gram_):  # the sparse path (a saved folder keeps G sparse; older folders are dense)
                 return self._sparse_weights()
             lam = float(self.config.l2)
             inverse: tuple[float, np.ndarray] | None = getattr(self, "_inverse", None)  # kept for the prior's grid
@@ -177,7 +176,8 @@ class EASE(Recommender):
         parts: tuple[float, Any] | None = getattr(self, "_inverse", None)
         if parts is None or parts[0] != lam:
             self._inverse = None
-            parts = self._inverse = (lam, itemsolve.solve_columns(self.gram_, self.hoods_, lam, self._sparse_prior(),
+            hoods = itemsolve.neighbourhoods(self.gram_, self.config.neighbours, self._sparse_prior())
+            parts = self._inverse = (lam, itemsolve.solve_columns(self.gram_, hoods, lam, self._sparse_prior(),
                                                                   self.progress, f"solve {self.name}"))
         b0, b1 = parts[1]
         a = self._prior_scale()
