@@ -138,7 +138,7 @@ def test_the_hybrid_refuses_a_catalog_too_large_before_building_anything():
     model.use_item_vectors(np.ones((4, 3), dtype=np.float32))
     with pytest.raises(ConfigError, match="hybrid.max_memory_mb"):
         model.fit(checkerboard(n_users=6, n_items=4, per_user=2))
-    assert not hasattr(model, "text_prior_")  # nothing items² was built first
+    assert getattr(model, "_texts", None) is None  # nothing items² was built first
 
 
 def test_the_sparse_path_is_the_dense_solve_when_the_neighbourhood_is_the_catalog():
@@ -199,3 +199,41 @@ def test_a_sparse_fit_saved_and_loaded_scores_the_same(tmp_path):
         np.testing.assert_allclose(back.score(np.arange(3)), model.score(np.arange(3)), atol=1e-12)
         hist = np.array([0, 1])
         np.testing.assert_allclose(back.score_history(hist, np.ones(2)), model.score_history(hist, np.ones(2)), atol=1e-12)
+
+
+def test_the_l3ae_prior_is_ease_on_the_text_vectors_by_hand():
+    """L3AE's prior: each item's column the ridge regression of its text vector on the other items' (the text
+    dimensions as the users), closed form through the d × d inverse; λ_X below zero while VᵀV + λI stays definite."""
+    from anyrec.models.itemsolve import l3ae_neighbours
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(7, 4))
+    low = np.linalg.eigvalsh(v.T @ v)[0]
+    for lam in (2.0, 0.3, -0.5 * low):
+        b = np.zeros((7, 7))
+        for j in range(7):
+            others = [i for i in range(7) if i != j]
+            xo = v[others].T  # (d, items - 1)
+            b[others, j] = np.linalg.solve(xo.T @ xo + lam * np.eye(6), xo.T @ v[j])
+        got = l3ae_neighbours(v, lam, k=6).toarray()
+        np.testing.assert_allclose(got, np.maximum(b, 0.0), atol=1e-9)
+        top2 = l3ae_neighbours(v, lam, k=2).toarray()  # each column's 2 largest, the rest 0
+        for j in range(7):
+            keep = np.argsort(-np.where(np.arange(7) == j, -np.inf, b[:, j]))[:2]
+            np.testing.assert_allclose(top2[keep, j], np.maximum(b[keep, j], 0.0), atol=1e-9)
+            assert np.count_nonzero(np.delete(top2[:, j], keep)) == 0
+    with pytest.raises(ValueError, match="singular or indefinite"):
+        l3ae_neighbours(v, -2 * low, k=2)
+
+
+def test_the_hybrid_takes_either_prior_and_the_search_sees_both():
+    vectors = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.95, 0.05]], dtype=np.float32)
+    model = build_model("hybrid", 0, {"l2": 2.0, "prior": 0.5, "text_k": 2, "prior_form": "l3ae", "prior_l2": 0.1})
+    model.use_item_vectors(vectors)
+    model.fit(TINY)
+    l3ae = model.weights().copy()
+    model.config = model.config.__class__(**{**model.config.__dict__, "prior_form": "cosine"})
+    assert not np.allclose(model.weights(), l3ae)  # the prior follows the option, no refit
+    assert {"prior_form", "prior_l2", "whiten"} <= set(model.tuning_grid) and model.space_options == ("whiten",)
+    with pytest.raises(ConfigError, match="prior_form is cosine or l3ae"):
+        build_model("hybrid", 0, {"prior_form": "pca"}).fit(TINY)

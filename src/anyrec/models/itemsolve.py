@@ -106,3 +106,37 @@ def neighbourhoods(gram: sp.spmatrix, k: int, prior: sp.csc_matrix | None = None
     prior = prior.tocsc()
     return [np.union1d(h, prior.indices[prior.indptr[j]:prior.indptr[j + 1]]).astype(np.int64)
             for j, h in enumerate(hoods)]
+
+
+def l3ae_neighbours(table: np.ndarray, lam: float, k: int, block: int = 2048) -> sp.csc_matrix:
+    """The L3AE text prior (Moon et al. 2025): EASE fitted on the text vectors, ``B_X = argmin ‖Vᵀ − VᵀB‖² + λ_X‖B‖²``
+    with ``diag(B) = 0`` (``V`` items × d, each dimension a "user"), each column's ``k`` largest kept, negatives 0.
+
+    With ``M = (VᵀV + λ_X I)⁻¹`` (d × d, Woodbury) the closed form is ``B_X[i, j] = v_i M v_jᵀ / (1 − v_j M v_jᵀ)`` off
+    the diagonal: never ``items²`` at once. ``λ_X`` may be below zero while ``VᵀV + λ_X I`` stays positive definite."""
+    v = np.asarray(table, dtype=np.float64)
+    n, d = v.shape
+    k = min(k, n - 1)
+    vtv = v.T @ v
+    low = float(np.linalg.eigvalsh(vtv)[0])
+    if low + lam <= 1e-9 * max(1.0, float(np.trace(vtv)) / d):
+        raise ValueError(f"prior_l2={lam:g} leaves VᵀV + λI singular or indefinite (its smallest eigenvalue is {low:.4g}); "
+                         f"use a value above {-low:.4g}")
+    m = np.linalg.inv(vtv + lam * np.eye(d))
+    vm = v @ m
+    lev = np.einsum("ij,ij->i", vm, v)  # v_j M v_jᵀ
+    rows, cols, vals = [], [], []
+    if k <= 0:
+        return sp.csc_matrix((n, n))
+    for j0 in range(0, n, block):
+        j1 = min(n, j0 + block)
+        s = (vm @ v[j0:j1].T) / (1.0 - lev[j0:j1])[None, :]
+        s[np.arange(j0, j1), np.arange(j1 - j0)] = -np.inf
+        top = np.argpartition(-s, k - 1, axis=0)[:k]
+        val = np.take_along_axis(s, top, axis=0)
+        rows.append(top.ravel(order="F"))
+        cols.append(np.repeat(np.arange(j0, j1), k))
+        vals.append(np.maximum(val, 0.0).ravel(order="F"))
+    out = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    out.eliminate_zeros()
+    return out

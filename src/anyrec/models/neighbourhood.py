@@ -5,7 +5,7 @@
 - **RP3beta** (Paudel et al. 2017): a random walk item → user → item with transition
   probabilities raised to ``α``, divided by the target's popularity to the power ``β``, the
   ``k`` best kept per target item.
-- **hybrid**: EASE pulled towards a text prior, ``B = argmin ‖X − XB‖² + λ‖B − a·T‖²`` with
+- **hybrid** (:mod:`anyrec.models.hybrid`): EASE pulled towards a text prior, ``B = argmin ‖X − XB‖² + λ‖B − a·T‖²`` with
   ``diag(B) = 0``, ``T`` the items' text cosine (each item's ``text_k`` nearest, zero diagonal).
   Closed form: ``B = P(XᵀX + λaT) − P·diag(γ)``, ``γ_j = [P(XᵀX + λaT)]_jj / P_jj``. An item
   nobody touched has an empty column of ``XᵀX``: its column of ``B`` is ``a·(λP T)`` — text
@@ -30,13 +30,11 @@ import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
-from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder, shared_encoder
 from anyrec.machine import available_memory_mb
 from anyrec.models import itemsolve
 from anyrec.models.base import Recommender
 from anyrec.models.feedback import kin_push
 from anyrec.models.trainer import announce_sizing
-from anyrec.models.whitening import WhitenedText
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,7 @@ class EASE(Recommender):
     name = "ease"
     Config = EASEConfig
     _solved: tuple[Any, np.ndarray] | None = None  # (options, B), (λ, inverse), (options, B's unit columns):
-    _inverse: tuple[float, np.ndarray] | None = None  # kept between calls, never saved with the folder
+    _inverse: tuple[Any, Any] | None = None  # kept between calls, never saved with the folder
     _unit: tuple[Any, np.ndarray] | None = None
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"l2": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]}
 
@@ -142,6 +140,10 @@ class EASE(Recommender):
     def _prior_scale(self) -> float:
         return 0.0
 
+    def _solve_key(self) -> Any:
+        """What the sparse path's per-λ solve depends on (the hybrid adds its prior's options)."""
+        return float(self.config.l2)
+
     def weights(self) -> np.ndarray | sp.csr_matrix:
         """``B`` (items × items) for the current options, solved once per option set (sparse on the sparse path)."""
         solved: tuple[Any, Any] | None = getattr(self, "_solved", None)  # (not saved with the folder)
@@ -173,12 +175,12 @@ class EASE(Recommender):
     def _sparse_weights(self) -> sp.csr_matrix:
         """The sparse path: ``B₀ (+ a·B₁)``, the per-λ solve kept for the prior's grid."""
         lam = float(self.config.l2)
-        parts: tuple[float, Any] | None = getattr(self, "_inverse", None)
-        if parts is None or parts[0] != lam:
+        parts: tuple[Any, Any] | None = getattr(self, "_inverse", None)
+        if parts is None or parts[0] != self._solve_key():
             self._inverse = None
             hoods = itemsolve.neighbourhoods(self.gram_, self.config.neighbours, self._sparse_prior())
-            parts = self._inverse = (lam, itemsolve.solve_columns(self.gram_, hoods, lam, self._sparse_prior(),
-                                                                  self.progress, f"solve {self.name}"))
+            parts = self._inverse = (self._solve_key(), itemsolve.solve_columns(self.gram_, hoods, lam, self._sparse_prior(),
+                                                                                self.progress, f"solve {self.name}"))
         b0, b1 = parts[1]
         a = self._prior_scale()
         b = b0 if b1 is None or a == 0 else (b0 + a * b1).tocsr()
@@ -208,7 +210,7 @@ class EASE(Recommender):
         kept: tuple[Any, Any] | None = getattr(self, "_unit", None)
         if kept is None or kept[0] != self._key():  # (keyed by the options, not id(b): ids are reused)
             if sp.issparse(b):
-                bt = b.T.tocsr()
+                bt = sp.csr_matrix(b.T)
                 norms = np.sqrt(np.asarray(bt.multiply(bt).sum(axis=1)).ravel())
                 unit: Any = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ bt).tocsr()
             else:
@@ -233,83 +235,6 @@ class EASE(Recommender):
         shares[known] = b[history[known]][:, cols].toarray() if sp.issparse(b) else b[np.ix_(history[known], cols)]
         signs = np.array([1.0 if weights[items == h].sum() > 0 else 0.0 for h in history])
         return shares * signs[:, None], "item weights"
-
-
-@dataclass(frozen=True)
-class HybridConfig(EASEConfig):
-    """EASE with a text prior (see the module doc).
-
-    Attributes:
-        prior: the prior's scale ``a`` (0 = EASE), chosen on validation with ``l2``.
-        text_k: each item's nearest items by text kept in ``T``.
-        encoder, cache_dir, batch_size, threads: the text encoder (as zero-shot's).
-        whiten: the text vectors whitened before the prior's cosines (0 off, 1 full; see
-            :class:`~anyrec.models.whitening.WhitenedText`).
-        tune_encoder: minutes of in-domain behaviour training of a head on the encoder at fit (0 = none).
-    """
-
-    prior: float = 0.1
-    text_k: int = 50
-    encoder: str = DEFAULT_ENCODER
-    cache_dir: str = ""
-    batch_size: int = 64
-    threads: int = 0
-    whiten: float = 0.0
-    tune_encoder: float = 0.0
-    seed: int = 0
-
-
-class Hybrid(WhitenedText, EASE):
-    """``hybrid``: text + collaborative item-item weights in one closed-form solve."""
-
-    name = "hybrid"
-    Config = HybridConfig
-    tuning_grid: ClassVar[dict[str, list[Any]]] = {"l2": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0],
-                                                   "prior": [0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]}
-
-    def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
-        super().__init__(config, **kw)
-        self._given_vectors = item_vectors
-
-    def _fit_prior(self, ds: Dataset) -> None:
-        """``T``: each item's ``text_k`` nearest by text (zero diagonal, negatives 0), dense or sparse with the solver."""
-        if self._given_vectors is not None and len(self._given_vectors) == ds.n_items:
-            vectors = np.asarray(self._given_vectors, dtype=np.float32)
-        else:
-            c = self.config
-            vectors = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size)).encode(ds.catalog.texts())
-        self.item_vectors_ = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        self.tune_to_log(ds)
-        self.fit_whitening()
-        text = itemsolve.text_neighbours(np.asarray(self.table(), dtype=np.float64), self.config.text_k)
-        self.text_prior_ = text.toarray() if self.solver_ == "dense" else text
-
-    def _key(self) -> Any:
-        return (self.config.l2, self.config.prior)
-
-    def _prior(self) -> np.ndarray | None:
-        return self.config.prior * self.text_prior_ if self.config.prior > 0 else None
-
-    def _sparse_prior(self) -> sp.csc_matrix | None:
-        return self.text_prior_ if sp.issparse(self.text_prior_) else None
-
-    def _prior_scale(self) -> float:
-        return float(self.config.prior)
-
-    def reads_text(self) -> bool:
-        return True
-
-    def use_item_vectors(self, vectors: np.ndarray) -> None:
-        self._given_vectors = vectors
-
-    def text_table(self) -> np.ndarray:
-        return self.table()
-
-    def encoded_items(self) -> np.ndarray:
-        return self.raw_vectors_ if getattr(self, "raw_vectors_", None) is not None else self.item_vectors_
-
-    def text_encoder(self) -> TextEncoder:
-        return shared_encoder(self.config.encoder, self.config.cache_dir)
 
 
 @dataclass(frozen=True)

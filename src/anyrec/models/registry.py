@@ -10,7 +10,8 @@ from anyrec.models.base import Recommender
 from anyrec.models.baselines import Bias, ItemKNN, Popularity, Random
 from anyrec.models.factorization import ALS, BPR
 from anyrec.models.generative import Generative
-from anyrec.models.neighbourhood import EASE, Hybrid, RP3beta
+from anyrec.models.hybrid import Hybrid
+from anyrec.models.neighbourhood import EASE, RP3beta
 from anyrec.models.sequential import SASRec, Sequential, Transfer, TransferTuned
 from anyrec.models.zeroshot import ZeroShot
 
