@@ -237,3 +237,19 @@ def test_the_hybrid_takes_either_prior_and_the_search_sees_both():
     assert {"prior_form", "prior_l2", "whiten"} <= set(model.tuning_grid) and model.space_options == ("whiten",)
     with pytest.raises(ConfigError, match="prior_form is cosine or l3ae"):
         build_model("hybrid", 0, {"prior_form": "pca"}).fit(TINY)
+
+
+def test_a_lambda_search_reuses_one_eigendecomposition():
+    """From the second λ on, (G + λI)⁻¹ comes from one eigendecomposition of G: the same B as a fresh inverse."""
+    rng = np.random.default_rng(1)
+    ds = log([(f"u{u}", str(i)) for u in range(80) for i in rng.choice(30, size=6, replace=False)],
+             {str(i): f"item {i}" for i in range(30)})
+    said: list[str] = []
+    model = build_model("ease", 0, {"l2": 2.0, "solver": "dense"}).fit(ds, progress=lambda d, a, b: said.append(d))
+    model.weights()
+    assert model._eigen is None  # one λ: an inverse
+    for lam in (5.0, 50.0, 2.0):
+        model.config = model.config.__class__(**{**model.config.__dict__, "l2": lam})
+        fresh = build_model("ease", 0, {"l2": lam, "solver": "dense"}).fit(ds)
+        np.testing.assert_allclose(model.weights(), fresh.weights(), atol=1e-9)
+    assert model._eigen is not None and sum("one eigendecomposition" in d for d in said) == 1

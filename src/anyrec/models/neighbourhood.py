@@ -14,7 +14,7 @@
 
 All three read a live history (``score_history``: positive events, binary like the fitted
 matrix; negative ones push their kin, see :mod:`anyrec.models.feedback`). The dense solve holds ``items² × 8`` bytes
-four times (six for the hybrid); when that is more than the fit may take (``max_memory_mb``, by default 80 % of
+five times (seven for the hybrid); when that is more than the fit may take (``max_memory_mb``, by default 80 % of
 the memory available when the fit starts) EASE and the hybrid take their sparse path
 (:mod:`anyrec.models.itemsolve`: each item's column over its ``neighbours`` most co-occurring items), and say so.
 """
@@ -39,13 +39,13 @@ from anyrec.models.trainer import announce_sizing
 log = logging.getLogger(__name__)
 
 
-DENSE_COPIES = {"ease": 4, "hybrid": 6}
+DENSE_COPIES = {"ease": 5, "hybrid": 7}
 
 
 def gram_memory_mb(n_items: int, copies: int = 4) -> float:
     """What a dense model holds at once (float64 items × items): EASE keeps the Gram matrix, its
-    inverse (reused across the prior's grid), ``B`` and ``B``'s unit columns; the hybrid adds the
-    text prior and, while fitting, the text cosine (:data:`DENSE_COPIES`)."""
+    inverse (reused across the prior's grid), the eigenvectors a λ search reuses, ``B`` and ``B``'s unit
+    columns; the hybrid adds the text prior and its product with the inverse (:data:`DENSE_COPIES`)."""
     return copies * n_items * n_items * 8 / 2**20
 
 
@@ -81,6 +81,7 @@ class EASE(Recommender):
     _solved: tuple[Any, np.ndarray] | None = None  # (options, B), (λ, inverse), (options, B's unit columns):
     _inverse: tuple[Any, Any] | None = None  # kept between calls, never saved with the folder
     _unit: tuple[Any, np.ndarray] | None = None
+    _eigen: tuple[np.ndarray, np.ndarray] | None = None  # (Λ, Q) of G once a search asks for a second λ
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"l2": [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]}
 
     def _choose_solver(self, n_items: int) -> str:
@@ -116,10 +117,13 @@ class EASE(Recommender):
             self.gram_ = gram
         self.history_ = x.tocsr()
         self._solved = self._inverse = self._unit = None
+        self._eigen = None
+        self._lambdas: set[float] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_solved"] = state["_unit"] = state["_inverse"] = None
+        state["_solved"] = state["_unit"] = state["_inverse"] = state["_eigen"] = None
+        state.pop("_lambdas", None)
         return state
 
     def set_history(self, ds: Dataset) -> None:
@@ -155,11 +159,7 @@ class EASE(Recommender):
             inverse: tuple[float, np.ndarray] | None = getattr(self, "_inverse", None)  # kept for the prior's grid
             if inverse is None or inverse[0] != lam:
                 self._inverse = None
-                if self.progress is not None:
-                    self.progress(f"solve {self.name} · λ={lam:g}, dense, {len(self.gram_):,} items", 0, 1)
-                inverse = self._inverse = (lam, np.linalg.inv(self.gram_ + lam * np.eye(len(self.gram_))))
-                if self.progress is not None:
-                    self.progress(f"solve {self.name} · λ={lam:g}, dense, {len(self.gram_):,} items", 1, 1)
+                inverse = self._inverse = (lam, self._dense_inverse(lam))
             p = inverse[1]
             prior = self._prior()
             if prior is None:
@@ -171,6 +171,26 @@ class EASE(Recommender):
                 np.fill_diagonal(b, 0.0)
             solved = self._solved = (self._key(), b)
         return solved[1]
+
+    def _dense_inverse(self, lam: float) -> np.ndarray:
+        """``(G + λI)⁻¹``. The first λ inverts; from the second on (a validation search) one eigendecomposition
+        ``G = QΛQᵀ`` serves every λ as ``Q diag(1/(Λ + λ)) Qᵀ``, a product instead of an inverse per point."""
+        n = len(self.gram_)
+        label = f"solve {self.name} · λ={lam:g}, dense, {n:,} items"
+        eigen: tuple[np.ndarray, np.ndarray] | None = getattr(self, "_eigen", None)
+        seen: set[float] = getattr(self, "_lambdas", set())
+        self._lambdas = seen | {lam}
+        if self.progress is not None:
+            self.progress(label, 0, 1)
+        if eigen is None and len(self._lambdas) > 1:
+            if self.progress is not None:
+                self.progress(f"{label}: one eigendecomposition for every λ to come", 0, 1)
+            w, q = np.linalg.eigh(self.gram_)
+            eigen = self._eigen = (w, q)
+        p = (eigen[1] / (eigen[0] + lam)[None, :]) @ eigen[1].T if eigen is not None else np.linalg.inv(self.gram_ + lam * np.eye(n))
+        if self.progress is not None:
+            self.progress(label, 1, 1)
+        return p
 
     def _sparse_weights(self) -> sp.csr_matrix:
         """The sparse path: ``B₀ (+ a·B₁)``, the per-λ solve kept for the prior's grid."""
