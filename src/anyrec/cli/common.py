@@ -74,7 +74,9 @@ def data_options(f: Any = None, *, mapping: bool = True) -> Any:
         click.option("--user", "user_col", default=None, help="User id column (default user_id)."),
         click.option("--item", "item_col", default=None, help="Item id column of the interaction file (default item_id)."),
         click.option("--time", "time_col", default=None, help="Timestamp column (epoch seconds or ISO dates)."),
-        click.option("--rating", "rating_col", default=None, help="Rating column."),
+        click.option("--rating", "rating_col", default=None, help="Rating column (a scale: 1-5 stars, thumbs)."),
+        click.option("--weight", "weight_col", default=None,
+                     help="Column of counts (plays, purchases, minutes): read as confidence, not as a rating."),
         click.option("--event", "event_col", default=None, help="Event type column."),
         click.option("--sep", default=None, help="Delimiter for CSV/TSV files."),
         click.option("--template", default=None, help='Item-text template, e.g. "{title}. Genres: {genres}. {description}".'),
@@ -97,6 +99,7 @@ def read_dataset(kw: dict[str, Any], file_cfg: FileConfig) -> Dataset:
         "items": kw.get("items"), "item_id": kw.get("item_id"), "category": kw.get("category"),
         "interactions": kw.get("interactions"), "user": kw.get("user_col"), "item": kw.get("item_col"),
         "time": kw.get("time_col"), "rating": kw.get("rating_col"), "event": kw.get("event_col"),
+        "weight": kw.get("weight_col"),
         "sep": kw.get("sep"), "template": kw.get("template"),
     }
     if kw.get("text"):

@@ -80,14 +80,22 @@ def parse_time(value: object, *, path: Path | str, line: int, field: str) -> flo
     )
 
 
-def parse_rating(value: object, *, path: Path | str, line: int, field: str) -> float:
+def parse_weight(value: object, *, path: Path | str, line: int, field: str) -> float:
+    """A finite count of zero or more (plays, purchases, minutes)."""
+    out = parse_rating(value, path=path, line=line, field=field, what="weight")
+    if out < 0:
+        raise MalformedRowError(f"weight {value!r} is negative (a count is 0 or more)", path=path, line=line, field=field)
+    return out
+
+
+def parse_rating(value: object, *, path: Path | str, line: int, field: str, what: str = "rating") -> float:
     """A finite float rating."""
     try:
         out = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise MalformedRowError(f"rating {value!r} is not a number", path=path, line=line, field=field) from None
+        raise MalformedRowError(f"{what} {value!r} is not a number", path=path, line=line, field=field) from None
     if not math.isfinite(out):
-        raise MalformedRowError(f"rating {value!r} is not finite", path=path, line=line, field=field)
+        raise MalformedRowError(f"{what} {value!r} is not finite", path=path, line=line, field=field)
     return out
 
 
@@ -107,6 +115,7 @@ class DatasetBuilder:
         self._time: list[float] = []
         self._rating: list[float] = []
         self._event: list[str] = []
+        self._weight: list[float] = []
 
     # ---- bad rows -------------------------------------------------------------
     def bad_row(self, err: MalformedRowError) -> None:
@@ -153,6 +162,7 @@ class DatasetBuilder:
         time: float | None,
         rating: float | None = None,
         event: str | None = None,
+        weight: float | None = None,
         path: Path | str,
         line: int,
         item_field: str = "item",
@@ -190,6 +200,8 @@ class DatasetBuilder:
             self._rating.append(rating)
         if event is not None:
             self._event.append(event)
+        if weight is not None:
+            self._weight.append(weight)
 
     def _placeholder(self, raw: str) -> int:
         idx = self.items.add(raw)
@@ -220,6 +232,14 @@ class DatasetBuilder:
             raise MalformedRowError(
                 f"ratings are given for {len(self._rating)} of {n} interactions; give all or none", path=source or None
             )
+        if self._weight and len(self._weight) != n:
+            raise MalformedRowError(
+                f"weights are given for {len(self._weight)} of {n} interactions; give all or none", path=source or None
+            )
+        if self._rating and (max(self._rating) > 10 or min(self._rating) < -10):
+            self.report.notes.append(
+                f"the rating column ranges {min(self._rating):g} to {max(self._rating):g}: no rating scale reads that; if it "
+                "holds counts (plays, purchases, minutes), give it as --weight COLUMN ([data] weight) instead of --rating")
         if self._event and len(self._event) != n:
             raise MalformedRowError(
                 f"event types are given for {len(self._event)} of {n} interactions; give all or none", path=source or None
@@ -230,6 +250,7 @@ class DatasetBuilder:
             time=np.asarray(self._time, dtype=np.float64),
             rating=np.asarray(self._rating, dtype=np.float32) if self._rating else None,
             event=np.asarray(self._event, dtype=object) if self._event else None,
+            weight=np.asarray(self._weight, dtype=np.float32) if self._weight else None,
         )
         catalog = Catalog(
             ids=self.items, fields=self.fields, template=template, category_field=category_field,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from anyrec.errors import UnknownIdError
+from anyrec.errors import ConfigError, UnknownIdError
 from anyrec.text.clean import clean_text
 from anyrec.text.template import render_template
 
@@ -81,6 +81,10 @@ def _shorten(text: str, limit: int = 90) -> str:
     head = text.split(". ", 1)[0]
     return head if len(head) <= limit else text[: limit - 1].rstrip() + "…"
 
+
+
+WEIGHTINGS = ("binary", "log", "bm25")
+"""How a weight column of counts is read (:meth:`Interactions.confidence`)."""
 
 @dataclass
 class Catalog:
@@ -210,6 +214,7 @@ class Interactions:
     time: np.ndarray  # (n,) float64
     rating: np.ndarray | None = None  # (n,) float32
     event: np.ndarray | None = None  # (n,) object (str)
+    weight: np.ndarray | None = None  # (n,) float32: counts (plays, purchases, minutes), read as confidence
 
     def __len__(self) -> int:
         return int(self.user.shape[0])
@@ -222,6 +227,7 @@ class Interactions:
             time=self.time[rows],
             rating=None if self.rating is None else self.rating[rows],
             event=None if self.event is None else self.event[rows],
+            weight=None if self.weight is None else self.weight[rows],
         )
 
     def history(self, n_users: int | None = None) -> HistoryIndex:
@@ -248,6 +254,29 @@ class Interactions:
     def __getstate__(self) -> dict[str, object]:
         """Pickled (shipped to Ray workers, saved) without the history index: it is rebuilt on use."""
         return {k: v for k, v in self.__dict__.items() if k != "_history"}
+
+    def confidence(self, n_users: int, n_items: int, weighting: str = "binary") -> sp.csr_matrix:
+        """User × item matrix of how much each interaction counts: ``binary`` (1 per pair, as :meth:`matrix`),
+        ``log`` (a pair's summed counts ``c`` as ``log2(1 + c)``: 1 play → 1, 3 → 2, 1,000 → 10) or ``bm25`` (the
+        counts BM25-weighted, K1 = 100, B = 0.8, users as documents: implicit's ``bm25_weight``). A log without
+        counts is binary under every weighting."""
+        if weighting not in WEIGHTINGS:
+            raise ConfigError(f"weighting is one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
+        if weighting == "binary" or self.weight is None:
+            return self.matrix(n_users, n_items)
+        counts = sp.csr_matrix((self.weight.astype(np.float64), (self.user, self.item)), shape=(n_users, n_items))
+        counts.sum_duplicates()
+        if weighting == "log":
+            counts.data = np.log2(1.0 + np.maximum(counts.data, 0.0))
+            return counts.astype(np.float32)
+        k1, b = 100.0, 0.8
+        df = np.bincount(counts.indices, minlength=n_items)
+        idf = np.log(max(n_users, 1)) - np.log1p(df)
+        lengths = np.asarray(counts.sum(axis=1)).ravel()
+        norm = (1.0 - b) + b * lengths / max(float(lengths.mean()), 1e-12)
+        rows = np.repeat(np.arange(n_users), np.diff(counts.indptr))
+        counts.data = counts.data * (k1 + 1.0) / (k1 * norm[rows] + counts.data) * idf[counts.indices]
+        return counts.astype(np.float32)
 
     def matrix(self, n_users: int, n_items: int, *, binary: bool = True) -> sp.csr_matrix:
         """User × item CSR matrix; repeated pairs are counted once when ``binary``."""
@@ -320,5 +349,6 @@ class Dataset:
             "interactions": n,
             "density": round(density, 6),
             "has_rating": self.interactions.rating is not None,
+            "has_weight": self.interactions.weight is not None,
             "text_fields": self.catalog.field_names(),
         }

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from anyrec.data.builder import DatasetBuilder, ReadPolicy, parse_rating, parse_time
+from anyrec.data.builder import DatasetBuilder, ReadPolicy, parse_rating, parse_time, parse_weight
 from anyrec.data.dataset import Dataset
 from anyrec.data.rows import iter_table, lookup
 from anyrec.errors import ConfigError, MalformedRowError, MissingColumnError
@@ -25,6 +25,7 @@ class ColumnMapping:
         interactions: the interaction file.
         user, item: user and item id columns of the interaction file.
         time, rating, event: optional columns.
+        weight: an optional column of counts (plays, purchases, minutes), read as confidence, not as a rating.
         sep: delimiter override for CSV/TSV.
         template: item-text template; empty joins the text columns with ". ".
     """
@@ -35,6 +36,7 @@ class ColumnMapping:
     time: str = ""
     rating: str = ""
     event: str = ""
+    weight: str = ""
     items: str = ""
     item_id: str = ""
     text: tuple[str, ...] = ()
@@ -137,17 +139,18 @@ def read_table_dataset(mapping: ColumnMapping, policy: ReadPolicy = ReadPolicy()
     for line, rec, cols in iter_table(path, encoding=policy.encoding, sep=sep, on_bad=builder.bad_row):
         if not checked:
             _require(cols, rec, [("user id", mapping.user), ("item id", mapping.item), ("time", mapping.time),
-                                 ("rating", mapping.rating), ("event type", mapping.event)], path)
+                                 ("rating", mapping.rating), ("event type", mapping.event), ("weight", mapping.weight)], path)
             checked = True
         try:
             t = parse_time(_get(rec, mapping.time), path=path, line=line, field=mapping.time) if mapping.time else None
             r = parse_rating(_get(rec, mapping.rating), path=path, line=line, field=mapping.rating) if mapping.rating else None
+            w = parse_weight(_get(rec, mapping.weight), path=path, line=line, field=mapping.weight) if mapping.weight else None
         except MalformedRowError as err:
             builder.bad_row(err)
             continue
         ev = str(_get(rec, mapping.event) or "") if mapping.event else None
         builder.add_interaction(
-            str(_get(rec, mapping.user) or ""), str(_get(rec, mapping.item) or ""), time=t, rating=r, event=ev,
+            str(_get(rec, mapping.user) or ""), str(_get(rec, mapping.item) or ""), time=t, rating=r, event=ev, weight=w,
             path=path, line=line, item_field=mapping.item, user_field=mapping.user,
         )
     category = _field_name(mapping.category) if mapping.category else None

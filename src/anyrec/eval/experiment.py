@@ -188,10 +188,12 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
         return
     t0 = time.perf_counter()
     tuned: dict[str, Any] = {}
-    grid = MODELS[name].training_grid
+    grid = training_grid(name, learn)
+    if not config.tune_training:  # how counts are read is searched wherever the log has them (a cheap refit)
+        grid = {k: v for k, v in grid.items() if k == "weighting"}
     valid = validator(ds, split, config.ks[0]) if share is None else read_all_then(train, validator(ds, split, config.ks[0]))
-    if config.tune_training and grid and len(split.valid):
-        model, tuned = search_training_grid(name, config.seed, options, learn, valid, item_vectors, progress, runner)
+    if grid and len(split.valid):
+        model, tuned = search_training_grid(name, config.seed, options, learn, valid, item_vectors, progress, runner, grid)
     else:
         model = fit_one(name, config.seed, options, learn, valid if len(split.valid) else None, item_vectors, progress, runner)
     if share is not None:
@@ -302,9 +304,20 @@ def _valid_score(model: Recommender, validate: Callable[[Recommender], float]) -
     return float(kept) if kept is not None else float(validate(model))
 
 
+def training_grid(name: str, train: Dataset) -> dict[str, list[Any]]:
+    """The options searched with one fit per value: the class's ``training_grid``, and where the log has a weight
+    column of counts, ``weighting`` over the ways the model can read them (``count_weightings``)."""
+    cls = MODELS[name]
+    grid = dict(cls.training_grid)
+    if train.interactions.weight is not None and len(cls.count_weightings) > 1:
+        grid["weighting"] = list(cls.count_weightings)
+    return grid
+
+
 def search_training_grid(
     name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float],
     item_vectors: Any = None, progress: StepProgress = None, runner: Runner | None = None,
+    grid: dict[str, list[Any]] | None = None,
 ) -> tuple[Recommender, dict[str, Any]]:
     """Coordinate-wise search over the model class's ``training_grid``, one fit per value.
 
@@ -312,15 +325,15 @@ def search_training_grid(
     validation score is kept. Options the user set (``options``) are not searched. Returns the
     best model and ``{option: value, …, "training_fits": n, "valid_ndcg": best}``.
     """
-    grid = {k: v for k, v in MODELS[name].training_grid.items() if k not in options}
+    grid = {k: v for k, v in (MODELS[name].training_grid if grid is None else grid).items() if k not in options}
     current = dict(options)
     best_model = fit_one(name, seed, current, train, validate, item_vectors, progress, runner)
     best = _valid_score(best_model, validate)
     fits = [{**{k: getattr(best_model.config, k) for k in grid}, "valid": round(best, 6)}]
     for opt, values in grid.items():
         for value in values:
-            if value == getattr(best_model.config, opt):
-                continue
+            if value == getattr(best_model.config, opt) or (opt == "weighting" and value == best_model.weighting(train)):
+                continue  # (the weighting a fit chose by itself is the one already fitted)
             trial = {**current, opt: value}
             model = fit_one(name, seed, trial, train, validate, item_vectors, progress, runner)
             score = _valid_score(model, validate)
@@ -328,5 +341,5 @@ def search_training_grid(
             log.info("%s training grid %s: validation %.4f (best %.4f)", name, trial, score, best)
             if score > best + 1e-9:
                 best, best_model, current = score, model, trial
-    chosen = {opt: getattr(best_model.config, opt) for opt in grid}
+    chosen = {opt: best_model.weighting(train) if opt == "weighting" else getattr(best_model.config, opt) for opt in grid}
     return best_model, {**chosen, "training_fits": len(fits), "training_grid_valid": fits, "valid_training_ndcg": round(best, 6)}

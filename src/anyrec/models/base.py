@@ -86,6 +86,10 @@ class Recommender(ABC):
     """Score-time options searched only when a version is fitted for serving (under the stability check)."""
     training_grid: ClassVar[dict[str, list[Any]]] = {}
     """Options that need a refit per value, searched by ``evaluate`` unless ``--no-tune-training``."""
+    count_weightings: ClassVar[tuple[str, ...]] = ()
+    """How this model can read a weight column of counts (``config.weighting``; see
+    :meth:`~anyrec.data.dataset.Interactions.confidence`); searched on validation where the log has counts. Empty:
+    it reads every interaction alike."""
     space_options: ClassVar[tuple[str, ...]] = ()
     """Grid options that change the space the others are tuned in (whitening): the search's outer loop, each
     value with a search of the rest of its own."""
@@ -144,6 +148,26 @@ class Recommender(ABC):
         finally:
             self._validate = None
         return self
+
+    def weighting(self, ds: Dataset) -> str:
+        """How this fit reads ``ds``'s counts: ``config.weighting``, or unset ``log`` where the log has a weight
+        column (said, as a setting sized from the data) and ``binary`` where it has none."""
+        chosen = getattr(self.config, "weighting", None)
+        if ds.interactions.weight is None or not self.count_weightings:
+            return "binary"
+        if chosen is None:
+            chosen = "log"
+            if "weighting" not in self.report_.sized:  # (said once per fit, not again for a later history)
+                self.report_.sized["weighting"] = "log (the log has a weight column of counts: log2(1 + count) per pair)"
+                if self.progress is not None:
+                    self.progress(f"{self.name} settings for this log: weighting={self.report_.sized['weighting']}", 0, 0)
+        if chosen not in self.count_weightings:
+            raise ConfigError(f"{self.name}.weighting is one of {', '.join(self.count_weightings)}, not {chosen!r}")
+        return str(chosen)
+
+    def counts_matrix(self, ds: Dataset) -> Any:
+        """Users × items: each pair's confidence under :meth:`weighting` (1 per pair without counts)."""
+        return ds.interactions.confidence(ds.n_users, ds.n_items, self.weighting(ds))
 
     def set_history(self, ds: Dataset) -> None:
         """Replace what counts as seen (and, for history-based models, the history) without refitting."""

@@ -15,7 +15,14 @@ from anyrec.models.feedback import live_term_weights, term_weights
 
 @dataclass(frozen=True)
 class PopularityConfig:
-    """Popularity has no hyper-parameters: every training interaction counts once."""
+    """Popularity: every training interaction counts once; a log with counts can be read by ``weighting``.
+
+    Attributes:
+        weighting: how a weight column of counts is read (``binary``, ``log``, ``bm25``; unset: ``log`` where the
+            log has counts; see :meth:`~anyrec.data.dataset.Interactions.confidence`), searched on validation.
+    """
+
+    weighting: str | None = None
 
 
 class Popularity(Recommender):
@@ -23,9 +30,13 @@ class Popularity(Recommender):
 
     name = "popularity"
     Config = PopularityConfig
+    count_weightings: ClassVar[tuple[str, ...]] = ("binary", "log", "bm25")
 
     def _fit(self, ds: Dataset) -> None:
-        self.counts_ = np.bincount(ds.interactions.item, minlength=ds.n_items).astype(np.float64)
+        if self.weighting(ds) == "binary":
+            self.counts_ = np.bincount(ds.interactions.item, minlength=ds.n_items).astype(np.float64)
+        else:
+            self.counts_ = np.asarray(self.counts_matrix(ds).sum(axis=0), dtype=np.float64).ravel()
 
     def score(self, users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.counts_, (len(users), self.n_items_))
@@ -77,6 +88,8 @@ class ItemKNNConfig:
             :mod:`anyrec.models.feedback`); ``short_term = 0`` (the default) is the plain binary
             history of the classic model (and RecBole's). Chosen with the stability check when a
             version is fitted for serving (``serving_grid``); leaderboards keep the classic model.
+        weighting: how a weight column of counts is read (``binary``, ``log``, ``bm25``; unset: ``log`` where the
+            log has counts; see :meth:`~anyrec.data.dataset.Interactions.confidence`), searched on validation.
     """
 
     k: int = 100
@@ -84,6 +97,7 @@ class ItemKNNConfig:
     block: int = 512
     short_term: float = 0.0
     half_life: float = 0.0
+    weighting: str | None = None
 
 
 class ItemKNN(Recommender):
@@ -97,10 +111,11 @@ class ItemKNN(Recommender):
 
     name = "itemknn"
     Config = ItemKNNConfig
+    count_weightings: ClassVar[tuple[str, ...]] = ("binary", "log", "bm25")
     serving_grid: ClassVar[dict[str, list[Any]]] = {"half_life": [0.0, 1.0, 3.0, 10.0], "short_term": [0.0, 0.25, 0.5, 1.0]}
 
     def _fit(self, ds: Dataset) -> None:
-        x = ds.interactions.matrix(ds.n_users, ds.n_items).tocsc()  # (users, items), binary
+        x = self.counts_matrix(ds).tocsc()  # (users, items): binary, or the counts' confidence
         norms = np.sqrt(np.asarray(x.power(2).sum(axis=0)).ravel())
         xt = x.T.tocsr()
         n, k = ds.n_items, min(self.config.k, ds.n_items)

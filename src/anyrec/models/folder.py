@@ -78,6 +78,8 @@ def write_folder(model: Recommender, ds: Dataset, folder: str | Path, extra: dic
     arrays = {"user": inter.user, "item": inter.item, "time": inter.time}
     if inter.rating is not None:
         arrays["rating"] = inter.rating
+    if inter.weight is not None:
+        arrays["weight"] = inter.weight
     np.savez_compressed(out / "history.npz", **arrays)  # type: ignore[arg-type]
     state = _state(model)
     extra_state = getattr(model, "extra_state", None)
@@ -116,7 +118,8 @@ def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) ->
                       title_field=cat_doc["title_field"])
     users = IdMap(json.loads((src / "users.json").read_text()))
     h = np.load(src / "history.npz")
-    inter = Interactions(user=h["user"], item=h["item"], time=h["time"], rating=h["rating"] if "rating" in h else None)
+    inter = Interactions(user=h["user"], item=h["item"], time=h["time"], rating=h["rating"] if "rating" in h else None,
+                         weight=h["weight"] if "weight" in h else None)
     ds = Dataset(name=meta["dataset"]["name"], catalog=catalog, users=users, interactions=inter)
     model = cls(config)
     model.n_users_, model.n_items_ = ds.n_users, ds.n_items

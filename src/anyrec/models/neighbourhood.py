@@ -61,6 +61,8 @@ class EASEConfig:
             item's column over its ``neighbours``, see :mod:`anyrec.models.itemsolve`) or ``None``: dense
             when it fits ``max_memory_mb``, sparse otherwise (said at fit).
         neighbours: the sparse path's most co-occurring items per column.
+        weighting: how a weight column of counts is read (``binary``, ``log``, ``bm25``; unset: ``log`` where the
+            log has counts), searched on validation.
         push, kin: live negative events push their ``kin`` nearest items (by ``B``'s columns) down
             by at most ``push`` times the user's top score.
     """
@@ -69,6 +71,7 @@ class EASEConfig:
     max_memory_mb: float | None = None
     solver: str | None = None
     neighbours: int = 200
+    weighting: str | None = None
     push: float = 0.05
     kin: int = 10
 
@@ -78,6 +81,7 @@ class EASE(Recommender):
 
     name = "ease"
     Config = EASEConfig
+    count_weightings: ClassVar[tuple[str, ...]] = ("binary", "log", "bm25")
     _solved: tuple[Any, np.ndarray] | None = None  # (options, B), (λ, inverse), (options, B's unit columns):
     _inverse: tuple[Any, Any] | None = None  # kept between calls, never saved with the folder
     _unit: tuple[Any, np.ndarray] | None = None
@@ -109,7 +113,7 @@ class EASE(Recommender):
     def _fit(self, ds: Dataset) -> None:
         self.solver_ = self._choose_solver(ds.n_items)
         self._fit_prior(ds)
-        x = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64)
+        x = self.counts_matrix(ds).astype(np.float64)
         gram = (x.T @ x).tocsr()
         if self.solver_ == "dense":
             self.gram_ = np.asarray(gram.toarray(), dtype=np.float64)
@@ -128,7 +132,7 @@ class EASE(Recommender):
 
     def set_history(self, ds: Dataset) -> None:
         super().set_history(ds)
-        self.history_ = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64).tocsr()
+        self.history_ = self.counts_matrix(ds).astype(np.float64).tocsr()
 
     def _key(self) -> Any:
         return (self.config.l2,)
@@ -265,11 +269,14 @@ class RP3betaConfig:
         alpha: exponent of the transition probabilities.
         beta: popularity penalty exponent of the target item.
         k: neighbours kept per target item.
+        weighting: how a weight column of counts is read (``binary``, ``log``, ``bm25``; unset: ``log`` where the
+            log has counts), searched on validation.
     """
 
     alpha: float = 1.0
     beta: float = 0.5
     k: int = 100
+    weighting: str | None = None
 
 
 WALK_BLOCK = 1 << 24  # floats of one dense block of target columns (128 MB): the walk never densifies the catalog
@@ -299,10 +306,11 @@ class RP3beta(Recommender):
 
     name = "rp3beta"
     Config = RP3betaConfig
+    count_weightings: ClassVar[tuple[str, ...]] = ("binary", "log", "bm25")
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.0, 0.2, 0.4, 0.5, 0.6, 0.8], "alpha": [0.5, 0.75, 1.0, 1.25]}
 
     def _fit(self, ds: Dataset) -> None:
-        x = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64).tocsr()
+        x = self.counts_matrix(ds).astype(np.float64).tocsr()
         self.matrix_ = x
         self.history_ = x
         self.popularity_ = np.asarray(x.sum(axis=0)).ravel()
@@ -310,7 +318,7 @@ class RP3beta(Recommender):
 
     def set_history(self, ds: Dataset) -> None:
         super().set_history(ds)
-        self.history_ = ds.interactions.matrix(ds.n_users, ds.n_items).astype(np.float64).tocsr()
+        self.history_ = self.counts_matrix(ds).astype(np.float64).tocsr()
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

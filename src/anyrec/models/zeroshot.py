@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,74 +17,13 @@ import scipy.sparse as sp
 
 import anyrec.models.textvectors as tv
 from anyrec.data.dataset import Dataset
-from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import IndexQuery, Recommender
 from anyrec.models.feedback import KinPushes, RatingScale, check_ratings, kin_push, live_term_weights, term_weights
 from anyrec.models.whitening import WhitenedText
+from anyrec.models.zeroshot_config import ZeroShotConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ZeroShotConfig:
-    """Zero-shot settings; all but the encoder act at scoring time (cheap to tune).
-
-    Attributes:
-        encoder: encoder name or folder (see :class:`EncoderConfig`).
-        cache_dir: embedding cache folder ('' = none).
-        batch_size: encoder batch size.
-        threads: torch CPU threads for the encoder (0 = torch's default).
-        short_term: the short term's share of the profile (see :mod:`anyrec.models.feedback`): 0 is
-            the plain mean of the history, 1 recency alone.
-        half_life: the short term's recency, in interactions counted from the most recent (weight
-            halves every ``half_life`` steps back); 0 makes the short term the plain mean too.
-        ratings: ratings as signed weights on the scale ``rating_low`` – ``rating_high`` around ``rating_neutral``
-            (0s: the log's range, neutral 3/8 up; 2.5 on 1–5): above it an item pulls, below it pushes its kin.
-        push: the most one negative (low rating, dislike, skip) lowers a neighbour's score, in
-            score units (cosines); it acts on its ``kin`` nearest items by text only.
-        kin: how many of a negative item's nearest items it pushes down.
-        kernel: 0 scores an item by its cosine with one profile (the weighted mean); τ > 0 by its
-            similarity to each history item, soft-max pooled: ``τ log Σ_h w_h exp(cos(h, i) / τ)``
-            (:func:`~anyrec.models.textvectors.kernel_scores`). An item is then recommended for the
-            history items closest to it, each card has its own reasons, and one new event moves
-            only the items near it.
-        popularity: weight of the log-popularity prior (standardised over warm items).
-        trend: weight of the trend prior (log of time-decayed counts, standardised).
-        trend_half_life: half-life of the trend prior as a share of the log's time span.
-        tune_encoder: minutes of in-domain training of a behaviour head on the encoder at fit (0 = none; see
-            :meth:`~anyrec.models.whitening.WhitenedText.tune_to_log`); queries and new items go through it too.
-        whiten: whitening of the catalog's text vectors (fitted on the catalog itself, applied to queries and new
-            items too; see :func:`~anyrec.models.textvectors.whiten`): 0 off, 1 full (ZCA), between a part of it.
-        interests: interest vectors per user (k-means over the history; the best one scores).
-        seed: seed of the k-means initialisation.
-        backend: the encoder's runtime: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`anyrec.lm.onnx`).
-        memmap_dir: a folder for the item vectors as a memory-mapped file (``item_vectors.npy``):
-            the catalog is encoded into it chunk by chunk and normalised in place, so the vectors
-            are held once, on disk and in the page cache, not in the process's memory ('' = in memory).
-    """
-
-    encoder: str = DEFAULT_ENCODER
-    cache_dir: str = ""
-    batch_size: int = 64
-    threads: int = 0
-    short_term: float = 0.5
-    half_life: float = 0.0
-    ratings: bool = True
-    rating_low: float = 0.0
-    rating_high: float = 0.0
-    rating_neutral: float = 0.0
-    push: float = 0.05
-    kin: int = 10
-    kernel: float = 0.0
-    popularity: float = 0.0
-    trend: float = 0.0
-    trend_half_life: float = 0.05
-    tune_encoder: float = 0.0
-    whiten: float = 0.0
-    interests: int = 1
-    seed: int = 0
-    backend: str = "torch"
-    memmap_dir: str = ""
 
 
 class ZeroShot(WhitenedText, Recommender):
@@ -94,6 +32,7 @@ class ZeroShot(WhitenedText, Recommender):
     name = "zeroshot"
     Config = ZeroShotConfig
     space_options: ClassVar[tuple[str, ...]] = ("whiten",)  # it rescales every cosine the rest is tuned to
+    count_weightings: ClassVar[tuple[str, ...]] = ("binary", "log")
     tuning_grid: ClassVar[dict[str, list[Any]]] = {
         "whiten": [0.0, 0.5, 1.0],
         "popularity": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],
@@ -159,6 +98,8 @@ class ZeroShot(WhitenedText, Recommender):
         rating = inter.rating
         rated = rating is not None and len(inter) > 0 and float(np.ptp(rating)) > 0
         self.hist_rating_ = rating[order].astype(np.float64) if rating is not None and rated else None
+        counts = inter.weight if inter.weight is not None and self.weighting(ds) == "log" else None
+        self.hist_count_ = None if counts is None else np.log2(1.0 + np.maximum(counts[order], 0.0)).astype(np.float64)
         ratings = self._ratings()
         if ratings is not None:
             self.rating_range_ = (float(np.nanmin(ratings)), float(np.nanmax(ratings)))
@@ -186,6 +127,8 @@ class ZeroShot(WhitenedText, Recommender):
         """Signed weight of each history row: its long + short term weight, times its rating's sign and size."""
         c = self.config
         w = term_weights(self.hist_from_end_, self.hist_user_, self.n_users_, c.half_life, c.short_term)
+        if getattr(self, "hist_count_", None) is not None:  # counts: a row that counted more pulls more
+            w = w * self.hist_count_
         ratings = self._ratings()
         return w if ratings is None else w * self.rating_scale().weight(np.nan_to_num(ratings, nan=c.rating_high))
 
