@@ -45,7 +45,7 @@ def test_a_weight_column_is_read_as_counts_and_weighted_by_hand(tmp_path: Path) 
     length = counts.sum(axis=1)
     norm = 0.2 + 0.8 * length / length.mean()
     expected = np.where(counts > 0, counts * 101.0 / (100.0 * norm[:, None] + counts) * idf[None, :], 0.0)
-    np.testing.assert_allclose(bm25, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bm25, expected / expected[counts > 0].mean(), rtol=1e-5, atol=1e-6)
 
 
 def test_a_negative_count_names_its_file_line_and_column(tmp_path: Path) -> None:

@@ -258,7 +258,8 @@ class Interactions:
     def confidence(self, n_users: int, n_items: int, weighting: str = "binary") -> sp.csr_matrix:
         """User × item matrix of how much each interaction counts: ``binary`` (1 per pair, as :meth:`matrix`),
         ``log`` (a pair's summed counts ``c`` as ``log2(1 + c)``: 1 play → 1, 3 → 2, 1,000 → 10) or ``bm25`` (the
-        counts BM25-weighted, K1 = 100, B = 0.8, users as documents: implicit's ``bm25_weight``). A log without
+        counts BM25-weighted, K1 = 100, B = 0.8, users as documents: implicit's ``bm25_weight``, scaled to a mean of 1
+        so that a ridge weight tuned on binary data means the same). A log without
         counts is binary under every weighting."""
         if weighting not in WEIGHTINGS:
             raise ConfigError(f"weighting is one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
@@ -276,6 +277,7 @@ class Interactions:
         norm = (1.0 - b) + b * lengths / max(float(lengths.mean()), 1e-12)
         rows = np.repeat(np.arange(n_users), np.diff(counts.indptr))
         counts.data = counts.data * (k1 + 1.0) / (k1 * norm[rows] + counts.data) * idf[counts.indices]
+        counts.data /= max(float(np.mean(counts.data)), 1e-12) if counts.nnz else 1.0  # mean 1, as binary: λ keeps its scale
         return counts.astype(np.float32)
 
     def matrix(self, n_users: int, n_items: int, *, binary: bool = True) -> sp.csr_matrix:
