@@ -47,7 +47,11 @@ def test_auto_picks_the_planted_winner_on_validation_and_reports_its_test_row():
     auto = result["auto"]
     validation = auto["validation"]
     assert auto["chosen"] == max(validation, key=lambda n: (validation[n], -list(validation).index(n)))
-    assert auto["chosen"] in ("ease", "hybrid", "itemknn", "als")  # co-occurrence: text alone cannot see the pairs
+    blend = next(n for n in validation if n.startswith("blend("))  # the best two, blended, a candidate of its own
+    assert blend in result["models"] and 0.0 <= result["models"][blend]["weight"] <= 1.0
+    parts = blend[len("blend("):-1].split("+")
+    assert sorted(validation[p] for p in parts) == sorted(validation[n] for n in validation if not n.startswith("blend("))[-2:]
+    assert auto["chosen"] in ("ease", "hybrid", "itemknn", "als", blend)  # co-occurrence: text alone cannot see the pairs
     assert validation[auto["chosen"]] > validation["zeroshot"] and validation[auto["chosen"]] > validation["popularity"]
     row = result["models"]["auto"]
     assert row["ndcg@10"] == result["models"][auto["chosen"]]["ndcg@10"]
@@ -90,3 +94,23 @@ def test_report_untuned_reads_the_same_fit_with_the_options_it_was_fitted_with()
     assert tuned["tuned"]["zeroshot"]  # the search moved something, so there is a before to read
     before = tuned["models"]["zeroshot"]["before_tuning"]
     assert before["ndcg@5"] == plain["models"]["zeroshot"]["ndcg@5"] and before["recall@5"] == plain["models"]["zeroshot"]["recall@5"]
+
+
+def test_a_blend_is_the_weighted_sum_of_its_parts_standardised_per_user():
+    from tests.conftest import checkerboard
+
+    from anyrec.models.blend import Blend, BlendConfig, standardised
+    from anyrec.models.registry import build_model
+
+    ds = checkerboard()
+    a, b = build_model("itemknn", 0, {}).fit(ds), build_model("ease", 0, {"l2": 10.0}).fit(ds)
+    blend = Blend(BlendConfig(weight=0.3), parts=(a, b)).fit(ds)
+    users = np.arange(4)
+    z = lambda s: (s - s.mean(axis=1, keepdims=True)) / s.std(axis=1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(blend.score(users), 0.3 * z(a.score(users)) + 0.7 * z(b.score(users)), atol=1e-9)
+    hist, w = np.array([0, 1, 2]), np.ones(3)
+    np.testing.assert_allclose(blend.score_history(hist, w),
+                               0.3 * standardised(a.score_history(hist, w)) + 0.7 * standardised(b.score_history(hist, w)), atol=1e-9)
+    assert blend.label == "blend(itemknn+ease)"
+    blend.config = blend.config.__class__(weight=1.0, parts=blend.config.parts)  # all the first part: its order
+    assert (np.argsort(-blend.score(users), axis=1, kind="stable")[:, :5] == np.argsort(-a.score(users), axis=1, kind="stable")[:, :5]).all()

@@ -162,14 +162,22 @@ def run_experiment(
         found = auto_candidates(train, auto_memory_mb(), config.model_options.get("sequential", {}).get("max_minutes"))
         result["auto"] = {"candidates": {c.name: c.reason for c in found}, "left out": auto_skipped(train, found)}
         names = [n for n in names if n != "auto"] + [c.name for c in found if c.name not in names]
+    kept: dict[str, Recommender] = {}  # auto: the two best candidates so far, fitted, for the blend
     for name in names:
         try:
-            _evaluate_one(name, ds, config, split, train, learn, share, result, progress, item_vectors, runner)
+            model = _evaluate_one(name, ds, config, split, train, learn, share, result, progress, item_vectors, runner)
         except AnyrecError as exc:  # a model that refuses (memory, missing text or order) gets its reason as its row
             log.warning("%s refused: %s", name, exc)
             result.setdefault("refused", {})[name] = str(exc)
             if "auto" in result:
                 result["auto"].get("validation", {}).pop(name, None)
+            continue
+        if model is not None and "auto" in result and name in result["auto"]["candidates"] and name in result["auto"].get("validation", {}):
+            kept[name] = model
+            valid = result["auto"]["validation"]
+            kept = dict(sorted(kept.items(), key=lambda kv: -valid[kv[0]])[:2])
+    if "auto" in result and len(kept) == 2 and share is None:
+        _blend_candidate(kept, ds, config, split, train, result, progress)
     if "auto" in result and result["auto"].get("validation"):
         pool = {n: v for n, v in result["auto"]["validation"].items() if n in result["auto"]["candidates"]}
         winner = choose(pool)
@@ -179,13 +187,45 @@ def run_experiment(
     return result
 
 
+def _blend_candidate(kept: dict[str, Recommender], ds: Dataset, config: ExperimentConfig, split: Split, train: Dataset,
+                     result: dict[str, Any], progress: StepProgress) -> None:
+    """``auto``'s blend of its two best candidates (:mod:`anyrec.models.blend`): the weight chosen on validation (the
+    parts read the training histories, as when they were validated), a row of its own, a candidate of ``auto``
+    that wins only by a better validation figure than every single model."""
+    from anyrec.models.blend import Blend
+
+    (first, a), (second, b) = kept.items()
+    blend = Blend(parts=(a, b))
+    label = blend.label
+    t0 = time.perf_counter()
+    blend.fit(train)  # (its parts are fitted: only the seen items and ids are read here)
+    blend.set_history(train)
+    tuned = tune_on_validation(blend, ds, split, config.ks[0], progress=_step(progress, f"tune {label}"))
+    metric = f"ndcg@{config.ks[0]}"
+    valid = tuned.get(f"valid_{metric}") if not tuned.get("valid_users_searched") else None
+    if valid is None:
+        valid = evaluate_model(blend, ds, split, "valid", config.ks[:1])[metric]
+    search_s = time.perf_counter() - t0
+    if config.test_history == "train+valid" and len(split.valid):
+        blend.set_history(split.history_dataset(ds, "test"))
+    metrics: dict[str, Any] = dict(evaluate_model(blend, ds, split, "test", config.ks, progress=_step(progress, f"evaluate {label}"),
+                                                  mask=config.mask))
+    metrics.update({"fit_seconds": 0.0, "tune_seconds": round(search_s, 3), "weight": blend.config.weight})
+    result["models"][label] = metrics
+    result.setdefault("tuned", {})[label] = tuned
+    result["auto"]["candidates"][label] = (f"a blend of the two best on validation ({first}, {second}), scores standardised "
+                                           "per user, the weight chosen on validation; kept only if it beats both")
+    result["auto"]["validation"][label] = round(float(valid), 6)
+
+
 def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split, train: Dataset, learn: Dataset,
-                  share: Any, result: dict[str, Any], progress: StepProgress, item_vectors: Any, runner: Runner | None) -> None:
-    """Fit, tune and evaluate one model into ``result`` (see :func:`run_experiment`)."""
+                  share: Any, result: dict[str, Any], progress: StepProgress, item_vectors: Any, runner: Runner | None) -> Recommender | None:
+    """Fit, tune and evaluate one model into ``result`` (see :func:`run_experiment`); returns the fitted model (``None``
+    when it was skipped)."""
     options = config.model_options.get(name, {})
     if config.train_share == 0 and build_model(name, config.seed, options).learns_from_interactions():
         result.setdefault("skipped", {})[name] = "learns from the target's training rows; the train share is 0"
-        return
+        return None
     t0 = time.perf_counter()
     tuned: dict[str, Any] = {}
     grid = training_grid(name, learn)
@@ -245,6 +285,7 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
         metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
     result["models"][name] = metrics
     log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+    return model
     if stage is not None:
         result["models"][f"{name}→{config.ranker}"] = _evaluate_stage(stage, ds, split, config, progress)
 
