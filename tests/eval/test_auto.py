@@ -61,9 +61,11 @@ def test_auto_picks_the_planted_winner_on_validation_and_reports_its_test_row():
 def test_fit_auto_saves_the_winner_with_its_table():
     ds = planted()
     model, _tuned, metrics, _index, report = fit_auto(ds, TEXT)
-    assert report["chosen"] == model.name == max(report["validation"], key=report["validation"].get)
-    assert metrics["valid_ndcg@10"] == report["validation"][model.name]
+    name = model.label
+    assert report["chosen"] == name == max(report["validation"], key=report["validation"].get)
+    assert metrics["valid_ndcg@10"] == report["validation"][name]
     assert set(report["validation"]) == set(report["candidates"]) and report["left out"]
+    assert any(n.startswith("blend(") for n in report["validation"])  # the best two, blended, were a candidate
 
 
 def test_a_validation_search_ends_its_progress_step_even_when_its_last_points_were_scored_before():
@@ -114,3 +116,51 @@ def test_a_blend_is_the_weighted_sum_of_its_parts_standardised_per_user():
     assert blend.label == "blend(itemknn+ease)"
     blend.config = blend.config.__class__(weight=1.0, parts=blend.config.parts)  # all the first part: its order
     assert (np.argsort(-blend.score(users), axis=1, kind="stable")[:, :5] == np.argsort(-a.score(users), axis=1, kind="stable")[:, :5]).all()
+
+
+def test_a_saved_blend_serves_like_its_parts(tmp_path):
+    from tests.conftest import checkerboard
+
+    from anyrec.app.persist import load_model, save_model
+    from anyrec.models.blend import Blend, BlendConfig
+    from anyrec.models.registry import build_model
+
+    ds = checkerboard()
+    blend = Blend(BlendConfig(weight=0.4), parts=(build_model("itemknn", 0, {}).fit(ds), build_model("ease", 0, {"l2": 10.0}).fit(ds))).fit(ds)
+    back, _, _, meta = load_model(save_model(blend, ds, tmp_path / "blend"))
+    assert meta["model"] == "blend" and back.label == "blend(itemknn+ease)" and back.config.weight == 0.4
+    users = np.arange(4)
+    np.testing.assert_allclose(back.score(users), blend.score(users), atol=1e-9)
+    hist, w = np.array([0, 3]), np.array([1.0, -1.0])
+    np.testing.assert_allclose(back.score_history(hist, w), blend.score_history(hist, w), atol=1e-9)
+
+
+def test_a_blend_folder_is_served_live(tmp_path):
+    """The service reads a blend's folder: lists for a fitted user (with their reasons), a dislike read on the next
+    request, a new visitor, similar items."""
+    from fastapi.testclient import TestClient
+    from tests.conftest import checkerboard
+
+    from anyrec.app.persist import save_model
+    from anyrec.models.blend import Blend, BlendConfig
+    from anyrec.models.registry import build_model
+    from anyrec.serve import ServeSettings, create_app
+    from anyrec.store import Store
+
+    ds = checkerboard()
+    blend = Blend(BlendConfig(weight=0.4), parts=(build_model("itemknn", 0, {}).fit(ds), build_model("ease", 0, {"l2": 10.0}).fit(ds))).fit(ds)
+    folder = save_model(blend, ds, tmp_path / "blend")
+    url = f"sqlite:///{tmp_path / 'blend.db'}"
+    store = Store.open(url)
+    key = store.create_key("t")
+    store.close()
+    with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=url))) as c:
+        c.headers["Authorization"] = f"Bearer {key}"
+        user = ds.users.raw(0)
+        first = c.get(f"/v1/users/{user}/recommendations", params={"k": 5, "explain": "true"}).json()["items"]
+        assert len(first) == 5 and all(card["sentence"] for card in first)
+        assert c.post("/v1/events", json={"user": user, "item": first[0]["id"], "type": "dislike"}).status_code == 200
+        after = [card["id"] for card in c.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()["items"]]
+        assert first[0]["id"] not in after
+        assert c.get("/v1/users/newcomer/recommendations", params={"k": 5}).status_code == 200
+        assert c.get(f"/v1/items/{first[0]['id']}/similar", params={"k": 3}).status_code == 200

@@ -143,6 +143,7 @@ def fit_auto(ds: Dataset, options: dict[str, dict[str, Any]], seed: int = 0,
     for c in found:
         log.info("auto: candidate %s (%s)", c.name, c.reason)
     best: tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]] | None = None
+    served: dict[str, tuple[Recommender, dict[str, Any]]] = {}  # the two best so far, for the blend
     for c in found:
         opts = dict(options.get(c.name, {}))
         if c.name == "sequential" and max_minutes is not None:
@@ -153,6 +154,40 @@ def fit_auto(ds: Dataset, options: dict[str, dict[str, Any]], seed: int = 0,
         report["validation"][c.name] = fitted[2].get("valid_ndcg@10", float("-inf"))
         if choose(report["validation"]) == c.name:
             best = fitted
+        served[c.name] = (fitted[0], {**opts, **{k: v for k, v in fitted[1].items() if k in option_names(c.name)}})
+        served = dict(sorted(served.items(), key=lambda kv: -report["validation"][kv[0]])[:2])
     assert best is not None
-    report["chosen"] = best[0].name
+    if len(served) == 2:
+        blended = _serving_blend(served, ds, seed, progress, index_spec, metric, stable, report)
+        if blended is not None and choose(report["validation"]) == blended[0].label:
+            best = blended
+    report["chosen"] = best[0].label
     return (*best, report)
+
+
+def _serving_blend(served: dict[str, tuple[Recommender, dict[str, Any]]], ds: Dataset, seed: int,
+                   progress: Callable[[str, int, int], None] | None, index_spec: str, metric: str, stable: bool,
+                   report: dict[str, Any]) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]] | None:
+    """``auto``'s blend of its two best candidates for serving: both refitted on the validation split with the
+    options they chose (no search), the weight chosen there, then the served parts blended with that weight."""
+    from anyrec.models.blend import Blend, BlendConfig
+
+    split = leave_one_out(ds)
+    train = split.train_dataset(ds)
+    parts = []
+    for name, (_model, opts) in served.items():
+        part = build_model(name, seed, opts)
+        part.progress = progress
+        parts.append(part.fit(train, validator(ds, split, 10) if part.trains_with_validation else None))
+    blend = Blend(parts=(parts[0], parts[1])).fit(train)
+    tuned = tune_on_validation(blend, ds, split, 10, stable=StabilityRule() if stable else None,
+                               progress=(lambda d, t: progress("tune the blend on validation", d, t)) if progress else None)
+    valid = evaluate_model(blend, ds, split, "valid", (10,))
+    label = blend.label
+    report["candidates"][label] = f"a blend of the two best ({', '.join(served)}), the weight chosen on validation"
+    report["validation"][label] = round(float(valid["ndcg@10"]), 6)
+    (_, (first, _)), (_, (second, _)) = served.items()
+    out = Blend(BlendConfig(weight=blend.config.weight), parts=(first, second)).fit(ds)
+    metrics = {"valid_ndcg@10": report["validation"][label], "valid_recall@10": round(float(valid["recall@10"]), 6)}
+    return out, {"weight": blend.config.weight, **{k: v for k, v in tuned.items() if k.startswith("valid")}}, metrics, \
+        build_indexes(out, ds, index_spec, metric)

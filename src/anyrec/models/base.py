@@ -87,9 +87,8 @@ class Recommender(ABC):
     training_grid: ClassVar[dict[str, list[Any]]] = {}
     """Options that need a refit per value, searched by ``evaluate`` unless ``--no-tune-training``."""
     count_weightings: ClassVar[tuple[str, ...]] = ()
-    """How this model can read a weight column of counts (``config.weighting``; see
-    :meth:`~anyrec.data.dataset.Interactions.confidence`); searched on validation where the log has counts. Empty:
-    it reads every interaction alike."""
+    """How it can read a weight column of counts (``config.weighting``, :meth:`Interactions.confidence`), searched
+    where the log has counts; empty: every interaction alike."""
     space_options: ClassVar[tuple[str, ...]] = ()
     """Grid options that change the space the others are tuned in (whitening): the search's outer loop, each
     value with a search of the rest of its own."""
@@ -155,12 +154,11 @@ class Recommender(ABC):
         chosen = getattr(self.config, "weighting", None)
         if ds.interactions.weight is None or not self.count_weightings:
             return "binary"
-        if chosen is None:
-            chosen = "log"
-            if "weighting" not in self.report_.sized:  # (said once per fit, not again for a later history)
-                self.report_.sized["weighting"] = "log (the log has a weight column of counts: log2(1 + count) per pair)"
-                if self.progress is not None:
-                    self.progress(f"{self.name} settings for this log: weighting={self.report_.sized['weighting']}", 0, 0)
+        if chosen is None and "weighting" not in self.report_.sized:  # (said once per fit, not for a later history)
+            self.report_.sized["weighting"] = "log (the log has a weight column of counts: log2(1 + count) per pair)"
+            if self.progress is not None:
+                self.progress(f"{self.name} settings for this log: weighting={self.report_.sized['weighting']}", 0, 0)
+        chosen = chosen or "log"
         if chosen not in self.count_weightings:
             raise ConfigError(f"{self.name}.weighting is one of {', '.join(self.count_weightings)}, not {chosen!r}")
         return str(chosen)
@@ -215,6 +213,20 @@ class Recommender(ABC):
         """The model whose scores this one re-orders (a ranking stage's retriever), if any: explanations cite the
         history behind the retrieval."""
         return None
+
+    @property
+    def label(self) -> str:
+        """How tables and reports name this fitted model: its registry name (a blend names its parts)."""
+        return self.name
+
+    def sub_models(self) -> tuple[Recommender, ...]:
+        """The fitted models this one is made of (a blend's parts), saved in folders of their own."""
+        return ()
+
+    def take_sub_models(self, parts: tuple[Recommender, ...]) -> None:
+        """Receive :meth:`sub_models` read back from a saved folder; a model made of none takes none."""
+        if parts:
+            raise ConfigError(f"{self.name} is not made of other models")
 
     def is_fitted(self) -> bool:
         """Whether :meth:`fit` (or loading a saved folder) has given the model its users and items."""

@@ -97,11 +97,28 @@ class Blend(Recommender):
         found = lead.history_attribution(history, items, weights, targets, values)
         return None if found is None else (found[0], f"{found[1]} ({lead.name}, the blend's larger part)")
 
+    def item_neighbours(self, item: int) -> np.ndarray | None:
+        """The parts' item–item rows blended as their scores are (one part's alone where the other has none)."""
+        a, b = self._both()
+        na, nb = a.item_neighbours(item), b.item_neighbours(item)
+        if na is None or nb is None:
+            return na if nb is None else nb
+        w = float(self.config.weight)
+        return w * standardised(na) + (1.0 - w) * standardised(nb)
+
     def reads_text(self) -> bool:
         return any(p.reads_text() for p in self._both())
 
     def learns_from_interactions(self) -> bool:
         return any(p.learns_from_interactions() for p in self._both())
+
+    def sub_models(self) -> tuple[Recommender, ...]:
+        return self._both()
+
+    def take_sub_models(self, parts: tuple[Recommender, ...]) -> None:
+        if len(parts) != 2:
+            raise ConfigError(f"a saved blend holds two parts, not {len(parts)}")
+        self.parts = (parts[0], parts[1])
 
     def reset_checks(self) -> None:
         super().reset_checks()

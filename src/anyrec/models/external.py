@@ -31,9 +31,14 @@ class ExternalScores(Recommender):
         if scores.ndim != 2 or scores.shape[0] != len(user_index):
             raise ConfigError(f"{label}: scores must be (users, items) with one row per user, got {scores.shape} "
                               f"for {len(user_index)} users")
-        self.label = label
+        self._label = label
         self._rows = {int(u): r for r, u in enumerate(user_index)}
         self._scores = scores
+
+    @property
+    def label(self) -> str:
+        """The peer's name (how its row is named)."""
+        return self._label
 
     @classmethod
     def from_raw(cls, ds: Dataset, users: list[str] | np.ndarray, items: list[str] | np.ndarray, scores: np.ndarray,

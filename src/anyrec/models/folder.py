@@ -86,6 +86,8 @@ def write_folder(model: Recommender, ds: Dataset, folder: str | Path, extra: dic
     if extra_state is not None:
         state.update({f"extra@{k}": v for k, v in extra_state().items()})
     np.savez_compressed(out / "state.npz", **state)  # type: ignore[arg-type]
+    for i, part in enumerate(model.sub_models()):  # a blend's parts, each a folder of its own
+        write_folder(part, ds, out / f"part-{i}")
     return out
 
 
@@ -103,9 +105,11 @@ def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) ->
     looked up by its saved name in ``classes`` (the registry, or the one class a caller accepts)."""
     src = Path(folder)
     meta = read_meta(src)
-    if meta["model"] not in classes:
+    from anyrec.models.blend import Blend  # (made of registered models, not one itself)
+
+    cls = classes.get(meta["model"]) or {Blend.name: Blend}.get(meta["model"])
+    if cls is None:
         raise ConfigError(f"{src}: model {meta['model']!r} is not known to this anyrec version")
-    cls = classes[meta["model"]]
     known = set(getattr(cls.Config, "__dataclass_fields__", {}))
     gone = sorted(set(meta["config"]) - known) if known else []
     if gone:  # a folder written by an older anyrec: options since removed are named and ignored
@@ -131,5 +135,8 @@ def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) ->
     load_extra = getattr(model, "load_extra_state", None)
     if load_extra is not None:
         load_extra({k[len("extra@"):]: v for k, v in state.items() if k.startswith("extra@")})
+    parts = tuple(read_folder(sub, classes)[0] for sub in sorted(src.glob("part-*")) if (sub / "model.json").exists())
+    if parts:
+        model.take_sub_models(parts)
     model.set_history(ds)
     return model, ds, meta
