@@ -111,7 +111,7 @@ class Hybrid(WhitenedText, EASE):
     def _key(self) -> Any:
         return (self.config.l2, self.config.prior, self._prior_key())
 
-    def _solve_key(self) -> Any:
+    def _solve_key(self) -> tuple[Any, ...]:
         return (float(self.config.l2), self._prior_key())
 
     def _prior(self) -> np.ndarray | None:

@@ -60,41 +60,68 @@ def text_neighbours(table: np.ndarray, k: int, block: int = 2048) -> sp.csc_matr
     return m
 
 
-def solve_columns(gram: sp.csr_matrix, neighbours: list[np.ndarray], lam: float, prior: sp.csc_matrix | None = None,
-                  progress: Progress | None = None, label: str = "solve") -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
-    """``B₀`` (and ``B₁`` with a ``prior`` ``T``): column ``j`` solved over ``neighbours[j]`` (see the module doc).
+class Systems:
+    """Each item's neighbourhood system, read once from ``G`` and kept for every λ: ``G[N, N]`` and the right-hand
+    sides ``G[N, j]`` and ``T[N, j]``, so a λ search pays the slicing of ``G`` once and each further λ only the small
+    solves. ``G[N, N]`` is kept in float32 (exact for counts of co-occurrence below 2²⁴); all are kept where they fit
+    ``max_mb``, else sliced again per λ."""
+
+    def __init__(self, gram: sp.csr_matrix, neighbours: list[np.ndarray], prior: sp.csc_matrix | None = None,
+                 max_mb: float = 2048.0) -> None:
+        self.gram = gram.tocsr()
+        self.neighbours = neighbours
+        self.prior = prior.tocsc() if prior is not None else None
+        need = sum(4 * len(nb) ** 2 + 16 * len(nb) for nb in neighbours) / 2**20
+        self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = [] if need <= max_mb else None
+
+    def system(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(G[N,N], G[N,j], T[N,j])`` of item ``j``."""
+        if self.kept is not None and j < len(self.kept):
+            return self.kept[j]
+        nb = self.neighbours[j]
+        a = self.gram[nb][:, nb].toarray().astype(np.float32)
+        g = np.asarray(self.gram[nb, j].toarray(), dtype=np.float64).ravel()
+        t = None
+        if self.prior is not None:
+            t = np.zeros(len(nb), dtype=np.float64)
+            lo, hi = self.prior.indptr[j], self.prior.indptr[j + 1]
+            idx = self.prior.indices[lo:hi]
+            where = np.searchsorted(nb, idx)
+            ok = (where < len(nb)) & (nb[np.minimum(where, max(len(nb) - 1, 0))] == idx) if len(nb) else np.zeros(0, bool)
+            t[where[ok]] = self.prior.data[lo:hi][ok]
+        if self.kept is not None and j == len(self.kept):
+            self.kept.append((a, g, t))
+        return a, g, t
+
+
+def solve_columns(systems: Systems, lam: float, progress: Progress | None = None,
+                  label: str = "solve") -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """``B₀`` (and ``B₁`` with a prior ``T``): column ``j`` solved over its neighbourhood (see the module doc).
 
     ``progress`` hears ``label · λ=…`` every 1,000 items."""
-    gram = gram.tocsr()
-    n = gram.shape[0]
-    prior_c = prior.tocsc() if prior is not None else None
+    n = systems.gram.shape[0]
+    with_prior = systems.prior is not None
     r0, c0, v0, v1 = [], [], [], []
     t0 = time.monotonic()
-    for j, nb in enumerate(neighbours):
+    for j, nb in enumerate(systems.neighbours):
         if progress is not None and (j % 1000 == 0 or j == n - 1):
             progress(f"{label} · λ={lam:g}, {n:,} items, {time.monotonic() - t0:.0f} s", j + 1, n)
+        a, g, t = systems.system(j)
         if not len(nb):
             continue
-        a = gram[nb][:, nb].toarray()
+        a = a.astype(np.float64)
         a[np.diag_indices_from(a)] += lam
-        rhs = [np.asarray(gram[nb, j].toarray()).ravel()]
-        if prior_c is not None:
-            t = np.zeros(len(nb))
-            lo, hi = prior_c.indptr[j], prior_c.indptr[j + 1]
-            where = np.searchsorted(nb, prior_c.indices[lo:hi])
-            ok = (where < len(nb)) & (nb[np.minimum(where, len(nb) - 1)] == prior_c.indices[lo:hi])
-            t[where[ok]] = prior_c.data[lo:hi][ok]
-            rhs.append(lam * t)
-        beta = sla.solve(a, np.stack(rhs, axis=1), assume_a="pos", check_finite=False)
+        rhs = np.stack([g, lam * t], axis=1) if t is not None else g[:, None]
+        beta = sla.solve(a, rhs.astype(np.float64), assume_a="pos", check_finite=False)
         r0.append(nb)
         c0.append(np.full(len(nb), j))
         v0.append(beta[:, 0])
-        if prior_c is not None:
+        if with_prior:
             v1.append(beta[:, 1])
     rows = np.concatenate(r0) if r0 else np.zeros(0, dtype=np.int64)
     cols = np.concatenate(c0) if c0 else np.zeros(0, dtype=np.int64)
     b0 = sp.csr_matrix((np.concatenate(v0) if v0 else np.zeros(0), (rows, cols)), shape=(n, n))
-    b1 = sp.csr_matrix((np.concatenate(v1), (rows, cols)), shape=(n, n)) if prior_c is not None and v1 else None
+    b1 = sp.csr_matrix((np.concatenate(v1), (rows, cols)), shape=(n, n)) if with_prior and v1 else None
     return b0, b1
 
 

@@ -126,7 +126,7 @@ class EASE(Recommender):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_solved"] = state["_unit"] = state["_inverse"] = state["_eigen"] = None
+        state["_solved"] = state["_unit"] = state["_inverse"] = state["_eigen"] = state["_systems"] = None
         state.pop("_lambdas", None)
         return state
 
@@ -148,9 +148,9 @@ class EASE(Recommender):
     def _prior_scale(self) -> float:
         return 0.0
 
-    def _solve_key(self) -> Any:
-        """What the sparse path's per-λ solve depends on (the hybrid adds its prior's options)."""
-        return float(self.config.l2)
+    def _solve_key(self) -> tuple[Any, ...]:
+        """What the sparse path's per-λ solve depends on: λ first, then (the hybrid) its prior's options."""
+        return (float(self.config.l2),)
 
     def weights(self) -> np.ndarray | sp.csr_matrix:
         """``B`` (items × items) for the current options, solved once per option set (sparse on the sparse path)."""
@@ -202,9 +202,14 @@ class EASE(Recommender):
         parts: tuple[Any, Any] | None = getattr(self, "_inverse", None)
         if parts is None or parts[0] != self._solve_key():
             self._inverse = None
-            hoods = itemsolve.neighbourhoods(self.gram_, self.config.neighbours, self._sparse_prior())
-            parts = self._inverse = (self._solve_key(), itemsolve.solve_columns(self.gram_, hoods, lam, self._sparse_prior(),
-                                                                                self.progress, f"solve {self.name}"))
+            key = self._solve_key()[1:]  # what the neighbourhoods depend on (not λ)
+            systems: tuple[Any, itemsolve.Systems] | None = getattr(self, "_systems", None)
+            if systems is None or systems[0] != key:
+                self._systems = None
+                prior = self._sparse_prior()
+                hoods = itemsolve.neighbourhoods(self.gram_, self.config.neighbours, prior)
+                systems = self._systems = (key, itemsolve.Systems(self.gram_, hoods, prior))
+            parts = self._inverse = (self._solve_key(), itemsolve.solve_columns(systems[1], lam, self.progress, f"solve {self.name}"))
         b0, b1 = parts[1]
         a = self._prior_scale()
         b = b0 if b1 is None or a == 0 else (b0 + a * b1).tocsr()
