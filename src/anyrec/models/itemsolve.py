@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 
 Progress = Callable[[str, int, int], None]
@@ -67,8 +66,9 @@ class Systems:
     ``max_mb``, else sliced again per λ."""
 
     def __init__(self, gram: sp.csr_matrix, neighbours: list[np.ndarray], prior: sp.csc_matrix | None = None,
-                 max_mb: float = 2048.0) -> None:
+                 max_mb: float = 2048.0, matrix: sp.spmatrix | None = None) -> None:
         self.gram = gram.tocsr()
+        self.matrix = matrix.tocsc() if matrix is not None else None  # X (users × items): G[N,N] = X[:,N]ᵀ X[:,N]
         self.neighbours = neighbours
         self.prior = prior.tocsc() if prior is not None else None
         need = sum(4 * len(nb) ** 2 + 16 * len(nb) for nb in neighbours) / 2**20
@@ -79,8 +79,12 @@ class Systems:
         if self.kept is not None and j < len(self.kept):
             return self.kept[j]
         nb = self.neighbours[j]
-        a = self.gram[nb][:, nb].toarray().astype(np.float32)
-        g = np.asarray(self.gram[nb, j].toarray(), dtype=np.float64).ravel()
+        if self.matrix is not None:  # a popular item's row of G lists every item it met; its column of X, its users
+            xn = self.matrix[:, nb]
+            a = np.asarray((xn.T @ xn).toarray(), dtype=np.float32)
+        else:
+            a = self.gram[nb][:, nb].toarray().astype(np.float32)
+        g = np.asarray(self.gram[j].toarray(), dtype=np.float64).ravel()[nb]  # G is symmetric: row j, not a column
         t = None
         if self.prior is not None:
             t = np.zeros(len(nb), dtype=np.float64)
@@ -98,31 +102,64 @@ def solve_columns(systems: Systems, lam: float, progress: Progress | None = None
                   label: str = "solve") -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
     """``B₀`` (and ``B₁`` with a prior ``T``): column ``j`` solved over its neighbourhood (see the module doc).
 
-    ``progress`` hears ``label · λ=…`` every 1,000 items."""
+    The small systems are solved in batches (numpy's stacked solve), items grouped by neighbourhood size rounded up
+    to a multiple of 16 and padded with the identity (a padded unknown solves to 0). ``progress`` hears ``label ·
+    λ=…`` as the items are read."""
     n = systems.gram.shape[0]
     with_prior = systems.prior is not None
-    r0, c0, v0, v1 = [], [], [], []
+    sizes = np.array([len(nb) for nb in systems.neighbours])
+    padded = (np.ceil(sizes / 16) * 16).astype(int)
+    order = np.argsort(padded, kind="stable")
+    rows_all, cols_all, v0_all, v1_all = [], [], [], []
     t0 = time.monotonic()
-    for j, nb in enumerate(systems.neighbours):
-        if progress is not None and (j % 1000 == 0 or j == n - 1):
-            progress(f"{label} · λ={lam:g}, {n:,} items, {time.monotonic() - t0:.0f} s", j + 1, n)
-        a, g, t = systems.system(j)
-        if not len(nb):
-            continue
-        a = a.astype(np.float64)
-        a[np.diag_indices_from(a)] += lam
-        rhs = np.stack([g, lam * t], axis=1) if t is not None else g[:, None]
-        beta = sla.solve(a, rhs.astype(np.float64), assume_a="pos", check_finite=False)
-        r0.append(nb)
-        c0.append(np.full(len(nb), j))
-        v0.append(beta[:, 0])
-        if with_prior:
-            v1.append(beta[:, 1])
-    rows = np.concatenate(r0) if r0 else np.zeros(0, dtype=np.int64)
-    cols = np.concatenate(c0) if c0 else np.zeros(0, dtype=np.int64)
-    b0 = sp.csr_matrix((np.concatenate(v0) if v0 else np.zeros(0), (rows, cols)), shape=(n, n))
-    b1 = sp.csr_matrix((np.concatenate(v1), (rows, cols)), shape=(n, n)) if with_prior and v1 else None
+    done = 0
+    start = int(np.searchsorted(padded[order], 1))  # items without neighbours have no column to solve
+    i = start
+    while i < n:
+        m = int(padded[order[i]])
+        batch_cap = max(1, int(64 * 2**20 // (8 * m * m)))  # ≤ 64 MB of stacked matrices at a time
+        stop = i
+        while stop < n and padded[order[stop]] == m and stop - i < batch_cap:
+            stop += 1
+        items = order[i:stop]
+        a = np.zeros((len(items), m, m))
+        rhs = np.zeros((len(items), m, 2 if with_prior else 1))
+        for row, j in enumerate(items):
+            aj, g, t = systems.system(int(j)) if systems.kept is None else _kept(systems, int(j))
+            k = len(g)
+            a[row, :k, :k] = aj
+            rhs[row, :k, 0] = g
+            if t is not None:
+                rhs[row, :k, 1] = lam * t
+        a[:, np.arange(m), np.arange(m)] += lam
+        for row, j in enumerate(items):  # the padding: identity rows and columns, solved to 0
+            k = sizes[j]
+            a[row, np.arange(k, m), np.arange(k, m)] = 1.0
+        beta = np.linalg.solve(a, rhs)
+        for row, j in enumerate(items):
+            k = sizes[j]
+            rows_all.append(systems.neighbours[j])
+            cols_all.append(np.full(k, j))
+            v0_all.append(beta[row, :k, 0])
+            if with_prior:
+                v1_all.append(beta[row, :k, 1])
+        done += len(items)
+        if progress is not None:
+            progress(f"{label} · λ={lam:g}, {n:,} items, {time.monotonic() - t0:.0f} s", start + done, n)
+        i = stop
+    rows = np.concatenate(rows_all) if rows_all else np.zeros(0, dtype=np.int64)
+    cols = np.concatenate(cols_all) if cols_all else np.zeros(0, dtype=np.int64)
+    b0 = sp.csr_matrix((np.concatenate(v0_all) if v0_all else np.zeros(0), (rows, cols)), shape=(n, n))
+    b1 = sp.csr_matrix((np.concatenate(v1_all), (rows, cols)), shape=(n, n)) if with_prior and v1_all else None
     return b0, b1
+
+
+def _kept(systems: Systems, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Item ``j``'s system from the kept ones, reading every item up to ``j`` first (they are kept in item order)."""
+    assert systems.kept is not None
+    while len(systems.kept) <= j:
+        systems.system(len(systems.kept))
+    return systems.kept[j]
 
 
 def neighbourhoods(gram: sp.spmatrix, k: int, prior: sp.csc_matrix | None = None) -> list[np.ndarray]:

@@ -119,6 +119,7 @@ class EASE(Recommender):
             self.gram_ = np.asarray(gram.toarray(), dtype=np.float64)
         else:
             self.gram_ = gram
+            self.fit_matrix_ = x.tocsr()  # (the sparse path reads each neighbourhood's G[N,N] from X's columns)
         self.history_ = x.tocsr()
         self._solved = self._inverse = self._unit = None
         self._eigen = None
@@ -208,7 +209,8 @@ class EASE(Recommender):
                 self._systems = None
                 prior = self._sparse_prior()
                 hoods = itemsolve.neighbourhoods(self.gram_, self.config.neighbours, prior)
-                systems = self._systems = (key, itemsolve.Systems(self.gram_, hoods, prior))
+                systems = self._systems = (key, itemsolve.Systems(self.gram_, hoods, prior,
+                                                                  matrix=getattr(self, "fit_matrix_", None)))
             parts = self._inverse = (self._solve_key(), itemsolve.solve_columns(systems[1], lam, self.progress, f"solve {self.name}"))
         b0, b1 = parts[1]
         a = self._prior_scale()
