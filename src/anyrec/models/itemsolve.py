@@ -73,6 +73,9 @@ class Systems:
         self.prior = prior.tocsc() if prior is not None else None
         need = sum(4 * len(nb) ** 2 + 16 * len(nb) for nb in neighbours) / 2**20
         self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = [] if need <= max_mb else None
+        # From the second λ on, each batch's eigendecomposition (float64, ~twice the kept systems) serves every λ.
+        self.spectra: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if 2.2 * need <= max_mb else None
+        self.lambdas: set[float] = set()
 
     def system(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(G[N,N], G[N,j], T[N,j])`` of item ``j``."""
@@ -122,20 +125,31 @@ def solve_columns(systems: Systems, lam: float, progress: Progress | None = None
         while stop < n and padded[order[stop]] == m and stop - i < batch_cap:
             stop += 1
         items = order[i:stop]
-        a = np.zeros((len(items), m, m))
+        spectral = systems.spectra is not None and len(systems.lambdas | {lam}) > 1
+        cached = systems.spectra.get(i) if systems.spectra is not None else None
+        a = np.zeros((len(items), m, m)) if cached is None else None
         rhs = np.zeros((len(items), m, 2 if with_prior else 1))
         for row, j in enumerate(items):
             aj, g, t = systems.system(int(j)) if systems.kept is None else _kept(systems, int(j))
             k = len(g)
-            a[row, :k, :k] = aj
+            if a is not None:
+                a[row, :k, :k] = aj
             rhs[row, :k, 0] = g
             if t is not None:
                 rhs[row, :k, 1] = lam * t
-        a[:, np.arange(m), np.arange(m)] += lam
-        for row, j in enumerate(items):  # the padding: identity rows and columns, solved to 0
-            k = sizes[j]
-            a[row, np.arange(k, m), np.arange(k, m)] = 1.0
-        beta = np.linalg.solve(a, rhs)
+        if spectral:  # (A + λI)⁻¹ = Q diag(1/(Λ + λ)) Qᵀ; padded unknowns (zero rows, zero right-hand side) solve to 0
+            if cached is None:
+                assert a is not None and systems.spectra is not None
+                cached = systems.spectra[i] = np.linalg.eigh(a)
+            w, q = cached
+            beta = np.asarray(q @ ((np.swapaxes(q, 1, 2) @ rhs) / (w + lam)[:, :, None]), dtype=np.float64)
+        else:
+            assert a is not None
+            a[:, np.arange(m), np.arange(m)] += lam
+            for row, j in enumerate(items):  # the padding: identity rows and columns, solved to 0
+                k = sizes[j]
+                a[row, np.arange(k, m), np.arange(k, m)] = 1.0
+            beta = np.asarray(np.linalg.solve(a, rhs), dtype=np.float64)
         for row, j in enumerate(items):
             k = sizes[j]
             rows_all.append(systems.neighbours[j])
@@ -147,6 +161,7 @@ def solve_columns(systems: Systems, lam: float, progress: Progress | None = None
         if progress is not None:
             progress(f"{label} · λ={lam:g}, {n:,} items, {time.monotonic() - t0:.0f} s", start + done, n)
         i = stop
+    systems.lambdas.add(lam)
     rows = np.concatenate(rows_all) if rows_all else np.zeros(0, dtype=np.int64)
     cols = np.concatenate(cols_all) if cols_all else np.zeros(0, dtype=np.int64)
     b0 = sp.csr_matrix((np.concatenate(v0_all) if v0_all else np.zeros(0), (rows, cols)), shape=(n, n))
