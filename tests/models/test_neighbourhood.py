@@ -163,11 +163,14 @@ def test_the_sparse_path_is_the_dense_solve_when_the_neighbourhood_is_the_catalo
                 sparse.config = sparse.config.__class__(**{**sparse.config.__dict__, "prior": a})
                 dense.config = dense.config.__class__(**{**dense.config.__dict__, "prior": a})
                 np.testing.assert_allclose(sparse.weights().toarray(), dense.weights(), atol=1e-9)
+        if name == "ease":
+            sparse.weights()
+            sparse._systems[1].spectral_after = 1  # (by default only a long λ grid turns to eigendecompositions)
         for lam in (5.0, 300.0):  # further λ: one eigendecomposition per batch of systems serves them
             sparse.config = sparse.config.__class__(**{**sparse.config.__dict__, "l2": lam})
             dense.config = dense.config.__class__(**{**dense.config.__dict__, "l2": lam})
             np.testing.assert_allclose(sparse.weights().toarray(), dense.weights(), atol=1e-9)
-        assert sparse._systems[1].spectra  # (the eigendecompositions were made and kept)
+        assert name == "hybrid" or sparse._systems[1].spectra  # (the eigendecompositions were made and kept)
         hist = np.flatnonzero(x[0])
         np.testing.assert_allclose(sparse.score_history(hist, np.ones(len(hist))), sparse.score(np.array([0]))[0], atol=1e-9)
         pushed = sparse.score_history(np.r_[hist, 5 if 5 not in hist else 6], np.r_[np.ones(len(hist)), -1.0])
