@@ -285,9 +285,9 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
         metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
     result["models"][name] = metrics
     log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
-    return model
     if stage is not None:
         result["models"][f"{name}→{config.ranker}"] = _evaluate_stage(stage, ds, split, config, progress)
+    return model
 
 
 def auto_memory_mb() -> float:
