@@ -44,6 +44,15 @@ def test_ease_refuses_a_dense_solve_over_its_memory_limit_and_says_how_much():
         build_model("ease", 0, {"solver": "cholesky"}).fit(TINY)
 
 
+def test_a_catalog_past_the_dense_size_takes_the_sparse_path_unless_dense_is_asked(monkeypatch):
+    import anyrec.models.neighbourhood as nb
+
+    monkeypatch.setattr(nb, "DENSE_MAX_ITEMS", 3)  # TINY has 4 items
+    model = build_model("ease", 0, {"l2": 2.0}).fit(TINY)
+    assert model.solver_ == "sparse" and "above 3 items a dense solve takes minutes" in model.report_.sized["solver"]
+    assert build_model("ease", 0, {"l2": 2.0, "solver": "dense"}).fit(TINY).solver_ == "dense"
+
+
 def test_over_the_memory_limit_ease_takes_its_sparse_path_and_says_so():
     said: list[str] = []
     model = build_model("ease", 0, {"max_memory_mb": 1e-9, "l2": 2.0}).fit(TINY, progress=lambda d, a, b: said.append(d))

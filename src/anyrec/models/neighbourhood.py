@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 
 DENSE_COPIES = {"ease": 5, "hybrid": 7}
+# Above this many items the dense solve's time, not its memory, rules it out by default: its cost grows as items³
+# (21,843 items: one inverse over 3 minutes on 2 cores, a λ search's eigendecomposition 3 to 4 more), the sparse path's
+# as items × neighbours³ (that catalog's λ points in 20 to 55 s). ``solver="dense"`` still forces it.
+DENSE_MAX_ITEMS = 15_000
 
 
 def gram_memory_mb(n_items: int, copies: int = 4) -> float:
@@ -59,7 +63,8 @@ class EASEConfig:
             available when the fit starts.
         solver: ``"dense"`` (every column at once; refused above ``max_memory_mb``), ``"sparse"`` (each
             item's column over its ``neighbours``, see :mod:`anyrec.models.itemsolve`) or ``None``: dense
-            when it fits ``max_memory_mb``, sparse otherwise (said at fit).
+            when it fits ``max_memory_mb`` and the catalog has at most :data:`DENSE_MAX_ITEMS` items, sparse
+            otherwise (said at fit).
         neighbours: the sparse path's most co-occurring items per column.
         weighting: how a weight column of counts is read (``binary``, ``log``, ``bm25``; unset: ``log`` where the
             log has counts), searched on validation.
@@ -101,7 +106,9 @@ class EASE(Recommender):
             raise ConfigError(f"{self.name}: a dense solve over {n_items:,} items needs {need:,.0f} MB, above {budget:,.0f} MB "
                               f"({whence}); raise {self.name}.max_memory_mb if the machine has the memory, or use "
                               f"{self.name}.solver=sparse (or leave it unset)")
-        chosen = c.solver or ("dense" if need <= budget else "sparse")
+        chosen = c.solver or ("dense" if need <= budget and n_items <= DENSE_MAX_ITEMS else "sparse")
+        if c.solver is None and need <= budget and n_items > DENSE_MAX_ITEMS:
+            said += f"; above {DENSE_MAX_ITEMS:,} items a dense solve takes minutes per λ ({self.name}.solver=dense forces it)"
         why = said + ("" if chosen == "dense" else f"; each item's column over its {c.neighbours} most co-occurring items")
         self.report_.sized["solver"] = f"{chosen} ({why})"
         announce_sizing(self.name, {"solver": self.report_.sized["solver"]}, self.progress)
