@@ -210,3 +210,58 @@ def test_titles_with_quotes_on_the_page(launch: Launch, tmp_path: Path) -> None:
             assert len(because) == len(expected) and all(b.startswith("Because you") for b in because), because
         browser.close()
     assert errors == []
+
+
+def test_pictures_on_the_cards(launch: Launch, tmp_path: Path) -> None:
+    """A catalog with pictures (benchmarks/pictures.py's planted one, 10 % of the paths broken) and a tiny CLIP
+    (random weights, built from a config): every card whose item has a readable picture shows it, drawn from the
+    service's picture route with the key; a broken one leaves its card without a picture and without a script
+    error (issue 37). Screenshot: pictures.png."""
+    import importlib.util
+
+    from anyrec.data.table import mapping_from_toml
+    from anyrec.models.registry import build_model
+
+    spec = importlib.util.spec_from_file_location("pictures_benchmark", Path(__file__).resolve().parents[2] / "benchmarks" / "pictures.py")
+    assert spec is not None and spec.loader is not None
+    pics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pics)
+    made = pics.make_catalog(tmp_path / "cat", items=80, users=40, broken=0.1, seed=2)
+    pics.build_clip(tmp_path / "clip")
+    ds = load_dataset(None, mapping=mapping_from_toml(tmp_path / "cat" / "anyrec.toml"))
+    model = build_model("zeroshot", 0, {"encoder": "hashing:64", "image_encoder": str(tmp_path / "clip"), "image_weight": 0.5})
+    folder = save_model(model.fit(ds), ds, tmp_path / "zs")
+    store_url = f"sqlite:///{tmp_path / 'pictures.db'}"
+    store = Store.open(store_url)
+    key = store.create_key("browser")
+    store.close()
+    base, _proc, _port = launch(store_url, folder, None, "--read-key")
+    broken = {f"p{i}" for i in made["broken"]}
+    errors: list[str] = []
+    shots = Path(os.environ.get("ANYREC_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base, wait_until="networkidle")
+        page.locator("#api-key").fill(key)
+        page.locator("#api-key").dispatch_event("change")
+        user = next(u for u in ds.users.raw_ids
+                    if any(i["id"] in broken for i in httpx.get(f"{base}/v1/users/{u}/recommendations", params={"k": 12},
+                                                                headers={"Authorization": f"Bearer {key}"}).json()["items"]))
+        page.locator("#user-input").fill(user)
+        page.locator("#user-input").dispatch_event("change")
+        page.wait_for_function("document.querySelectorAll('#cards .card').length >= 10")
+        page.wait_for_function("[...document.querySelectorAll('#cards .card img.picture')].filter(i => i.complete && "
+                               "i.naturalWidth > 0).length >= 8", timeout=30_000)
+        page.wait_for_timeout(500)  # the broken pictures' fetches end too
+        cards = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => [c.dataset.id, "
+                                          "!!c.querySelector('img.picture') && c.querySelector('img.picture').naturalWidth > 0])")
+        in_dom = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => !!c.querySelector('img.picture'))")
+        page.screenshot(path=str(shots / "pictures.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert any(card in broken for card, _ in cards)
+    assert all(shown == (card not in broken) for card, shown in cards), cards
+    assert all(present == shown for (_, shown), present in zip(cards, in_dom, strict=True))  # no broken-image icon

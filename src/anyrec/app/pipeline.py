@@ -130,7 +130,7 @@ def search(model: Recommender, ds: Dataset, query: str, k: int = 10, user: str |
                           f"(this one is {model.name!r})")
     if not query.strip():
         raise ConfigError("the search text is empty")
-    qvec = model.text_query(encoder.encode([query]))  # (1, dim) in the table's space
+    qvec = model.query_vectors([query], encoder.encode([query]))  # (1, dim) in the table's space
     filters = category_filter(ds, categories)
     if user is None and index is not None:
         ids, scores = index.search(qvec, k, allow=filters.items if filters else None)

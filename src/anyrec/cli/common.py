@@ -70,6 +70,10 @@ def data_options(f: Any = None, *, mapping: bool = True) -> Any:
         click.option("--item-id", default=None, help="Item id column of the catalog file."),
         click.option("--text", default=None, help="Text column(s) of the catalog, comma-separated, in template order."),
         click.option("--category", default=None, help="Categorical column of the catalog."),
+        click.option("--image", "image_col", default=None,
+                     help="Picture column of the catalog: a path (relative to the catalog file) or an http(s) URL."),
+        click.option("--image-encoder", default=None,
+                     help="A CLIP-style model (name or folder) that embeds the pictures for the text models."),
         click.option("--interactions", default=None, help="Interaction file for --format table."),
         click.option("--user", "user_col", default=None, help="User id column (default user_id)."),
         click.option("--item", "item_col", default=None, help="Item id column of the interaction file (default item_id)."),
@@ -99,7 +103,7 @@ def read_dataset(kw: dict[str, Any], file_cfg: FileConfig) -> Dataset:
         "items": kw.get("items"), "item_id": kw.get("item_id"), "category": kw.get("category"),
         "interactions": kw.get("interactions"), "user": kw.get("user_col"), "item": kw.get("item_col"),
         "time": kw.get("time_col"), "rating": kw.get("rating_col"), "event": kw.get("event_col"),
-        "weight": kw.get("weight_col"),
+        "weight": kw.get("weight_col"), "image": kw.get("image_col"),
         "sep": kw.get("sep"), "template": kw.get("template"),
     }
     if kw.get("text"):

@@ -51,9 +51,9 @@ def datasets() -> None:
 
 
 def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, no_cache: bool,
-                       init: str | None = None) -> dict[str, Any]:
-    """Fill the encoder and cache options of text models, and ``--init`` (a pretrained folder) of the
-    models that start from one, from the command line."""
+                       init: str | None = None, image_encoder: str | None = None) -> dict[str, Any]:
+    """Fill the encoder and cache options of text models (and the picture model, ``--image-encoder``), and ``--init``
+    (a pretrained folder) of the models that start from one, from the command line."""
     fields = option_names(name)
     opts = dict(options)
     if "cache_dir" in fields:
@@ -62,6 +62,8 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
         opts.setdefault("encoder", encoder)
     if "init" in fields and init:
         opts.setdefault("init", init)
+    if "image_encoder" in fields and image_encoder:
+        opts.setdefault("image_encoder", image_encoder)
     return opts
 
 
@@ -135,7 +137,8 @@ def evaluate(**kw: Any) -> None:
         if ranker_config({"seed": seed, **ranker_options}).evidence and protocol == "impressions":
             raise ConfigError("ranker.evidence is for the listwise ranker; the impression ranker learns from shown items only")
     # ``auto`` may pick any registered model: each gets the command line's text options.
-    options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"], kw["init"])
+    options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"], kw["init"],
+                                     kw.get("image_encoder"))
                for m in (models if "auto" not in models else (*models, *MODELS))}
     behind = tuple(m.strip() for m in (kw["rank_behind"] or models[-1]).split(",") if m.strip()) if kw["ranker"] else ()
     unknown = sorted(set(behind) - set(models))

@@ -68,7 +68,7 @@ def fit(**kw: Any) -> None:
         _fit_auto(kw, file_cfg, ds)
         return
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
-    opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"], kw["init"])
+    opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"], kw["init"], kw.get("image_encoder"))
     fields = option_names(name)
     if kw["pretrained"]:
         if "pretrained" not in fields:
@@ -104,7 +104,7 @@ def _fit_auto(kw: dict[str, Any], file_cfg: Any, ds: Any) -> None:
 
     given = parse_options(kw["options"])
     options = {m: with_text_defaults(m, {**file_cfg.model_options.get(m, {}), **given.get(m, {})}, kw["encoder"], kw["no_cache"],
-                                     kw["init"])
+                                     kw["init"], kw.get("image_encoder"))
                for m in MODELS}
     with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
         model, tuned, metrics, index, report = fit_auto(ds, options, kw["seed"], bar, kw["index_spec"], kw["metric"], runner,

@@ -220,6 +220,7 @@ class DatasetBuilder:
         category_sep: str = "|",
         title_field: str | None = None,
         source: str = "",
+        image_field: str | None = None,
     ) -> Dataset:
         """The dataset; raises :class:`EmptyFileError` when there are no interactions left."""
         n = len(self._user)
@@ -254,7 +255,7 @@ class DatasetBuilder:
         )
         catalog = Catalog(
             ids=self.items, fields=self.fields, template=template, category_field=category_field,
-            category_sep=category_sep, title_field=title_field,
+            category_sep=category_sep, title_field=title_field, image_field=image_field,
         )
         touched = np.zeros(len(catalog), dtype=bool)
         touched[inter.item] = True

@@ -95,6 +95,7 @@ class Catalog:
         fields: field name → one string per item (``""`` when absent).
         template: how the fields become one item text.
         category_field: the field holding categories (split on ``category_sep``), if any.
+        image_field: the field holding each item's picture (an absolute path or a URL; ``""`` when none), if any.
     """
 
     ids: IdMap
@@ -103,6 +104,7 @@ class Catalog:
     category_field: str | None = None
     category_sep: str = "|"
     title_field: str | None = None
+    image_field: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -125,6 +127,16 @@ class Catalog:
             if name and name in self.fields and self.fields[name][item]:
                 return _shorten(clean_text(self.fields[name][item]))
         return self.ids.raw(item)
+
+    def image(self, item: int) -> str:
+        """The item's picture: an absolute path or a URL (``""`` without one)."""
+        if self.image_field is None or self.image_field not in self.fields or item >= len(self.fields[self.image_field]):
+            return ""
+        return self.fields[self.image_field][item].strip()
+
+    def images(self) -> list[str] | None:
+        """Every item's picture in index order, or ``None`` when the catalog has no image column."""
+        return None if self.image_field is None else [self.image(i) for i in range(len(self))]
 
     def categories(self, item: int) -> list[str]:
         """Categories of one item (empty without a category field)."""

@@ -22,6 +22,7 @@ class ColumnMapping:
         item_id: item id column in the catalog file.
         text: text columns of the catalog, in template order.
         category: a categorical column (split on ``category_sep``), if any.
+        image: a column holding each item's picture: a path (relative to the catalog file) or an http(s) URL.
         interactions: the interaction file.
         user, item: user and item id columns of the interaction file.
         time, rating, event: optional columns.
@@ -42,6 +43,7 @@ class ColumnMapping:
     text: tuple[str, ...] = ()
     category: str = ""
     category_sep: str = "|"
+    image: str = ""
     sep: str = ""
     template: str = ""
 
@@ -117,12 +119,14 @@ def read_table_dataset(mapping: ColumnMapping, policy: ReadPolicy = ReadPolicy()
     text_fields = [_field_name(c) for c in mapping.text]
     if mapping.category and _field_name(mapping.category) not in text_fields:
         text_fields.append(_field_name(mapping.category))
-    builder = DatasetBuilder(policy, fields=text_fields, catalog_given=bool(mapping.items))
+    image_field = _image_field(mapping, text_fields)
+    builder = DatasetBuilder(policy, fields=text_fields + ([image_field] if image_field else []), catalog_given=bool(mapping.items))
     sep = mapping.sep or None
 
     if mapping.items:
         path = Path(mapping.items)
-        wanted = [("item id", mapping.item_id), *[("text column", c) for c in mapping.text], ("category column", mapping.category)]
+        wanted = [("item id", mapping.item_id), *[("text column", c) for c in mapping.text], ("category column", mapping.category),
+                  ("image column", mapping.image)]
         checked = False
         for line, rec, cols in iter_table(path, encoding=policy.encoding, sep=sep, on_bad=builder.bad_row):
             if not checked:
@@ -132,6 +136,8 @@ def read_table_dataset(mapping: ColumnMapping, policy: ReadPolicy = ReadPolicy()
             for col in list(mapping.text) + ([mapping.category] if mapping.category else []):
                 v = _get(rec, col)
                 values[_field_name(col)] = "" if v is None else (" | ".join(map(str, v)) if isinstance(v, list) else str(v))
+            if image_field:
+                values[image_field] = image_location(_get(rec, mapping.image), path.parent)
             builder.add_item(str(_get(rec, mapping.item_id) or ""), values, path=path, line=line, field=mapping.item_id)
 
     path = Path(mapping.interactions)
@@ -157,5 +163,29 @@ def read_table_dataset(mapping: ColumnMapping, policy: ReadPolicy = ReadPolicy()
     title = _field_name(mapping.text[0]) if mapping.text else None
     return builder.build(
         name or path.parent.name or path.stem, template=mapping.resolved_template(), category_field=category,
-        category_sep=mapping.category_sep, title_field=title, source=str(path),
+        category_sep=mapping.category_sep, title_field=title, source=str(path), image_field=image_field,
     )
+
+
+def _image_field(mapping: ColumnMapping, text_fields: list[str]) -> str | None:
+    """The catalog field the image column is kept in (apart from the text fields: a picture's path is no text)."""
+    if not mapping.image:
+        return None
+    if not mapping.items:
+        raise ConfigError("an image column (--image) is read from the catalog file (--items)")
+    name = _field_name(mapping.image)
+    return name if name not in text_fields else name + "_image"
+
+
+def image_location(value: Any, folder: Path) -> str:
+    """A picture's location as the catalog gives it: an http(s) URL as is, a path made absolute against the catalog
+    file's folder; ``""`` when the cell is empty."""
+    if value is None:
+        return ""
+    text = str(value).strip()
+    if not text:
+        return ""
+    if text.lower().startswith(("http://", "https://")):
+        return text
+    p = Path(text).expanduser()
+    return str(p if p.is_absolute() else (folder / p).resolve())

@@ -20,7 +20,7 @@ from anyrec.eval.search import tune_on_validation, validation_sample
 from anyrec.eval.stability import StabilityRule
 from anyrec.machine import available_memory_mb
 from anyrec.models.base import Recommender
-from anyrec.models.registry import MODELS, build_model
+from anyrec.models.registry import MODELS, build_model, option_names
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
         return None
     t0 = time.perf_counter()
     tuned: dict[str, Any] = {}
-    grid = training_grid(name, learn)
+    grid = training_grid(name, learn, options)
     if not config.tune_training:  # how counts are read is searched wherever the log has them (a cheap refit)
         grid = {k: v for k, v in grid.items() if k == "weighting"}
     valid = validator(ds, split, config.ks[0]) if share is None else read_all_then(train, validator(ds, split, config.ks[0]))
@@ -266,6 +266,8 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
         result.setdefault("tuned", {})[name] = tuned
     if model.report_.sized:
         result.setdefault("sized for the data", {})[name] = dict(model.report_.sized)
+    if model.report_.pictures:
+        metrics["pictures"] = dict(model.report_.pictures)
     history = model.report_.epochs
     if history:  # how training went: epochs run, the best epoch and its validation figure
         scored = [e for e in history if e.get("valid_ndcg@10") is not None]
@@ -345,13 +347,17 @@ def _valid_score(model: Recommender, validate: Callable[[Recommender], float]) -
     return float(kept) if kept is not None else float(validate(model))
 
 
-def training_grid(name: str, train: Dataset) -> dict[str, list[Any]]:
-    """The options searched with one fit per value: the class's ``training_grid``, and where the log has a weight
-    column of counts, ``weighting`` over the ways the model can read them (``count_weightings``)."""
+def training_grid(name: str, train: Dataset, options: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+    """The options searched with one fit per value: the class's ``training_grid``; where the log has a weight
+    column of counts, ``weighting`` over the ways the model can read them (``count_weightings``); where a model
+    that fuses pictures at training time (not in its score-time grid) reads them, ``image_weight``."""
     cls = MODELS[name]
     grid = dict(cls.training_grid)
     if train.interactions.weight is not None and len(cls.count_weightings) > 1:
         grid["weighting"] = list(cls.count_weightings)
+    if (options or {}).get("image_encoder") and "image_weight" in option_names(name) \
+            and "image_weight" not in cls.tuning_grid and train.catalog.images() is not None:
+        grid["image_weight"] = [0.25, 0.5, 0.75]
     return grid
 
 

@@ -53,12 +53,14 @@ class FitReport:
         best_valid_ndcg: the validation figure of the weights kept by early stopping (``None``: not validated).
         checks: counts a model keeps about its own lists while scoring (the generative model's generated ids:
             lists, generated, invalid, short lists); :meth:`Recommender.reset_checks` starts them again.
+        pictures: what became of the catalog's pictures (embedded, from the cache, skipped by reason), if it has any.
     """
 
     sized: dict[str, str] = field(default_factory=dict)
     epochs: list[dict[str, Any]] = field(default_factory=list)
     best_valid_ndcg: float | None = None
     checks: dict[str, int] | None = None
+    pictures: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -205,13 +207,11 @@ class Recommender(ABC):
         return None
 
     def add_items(self, vectors: np.ndarray) -> bool:
-        """Append new items given by their text vectors (a catalog update while serving); ``False``: the model
-        cannot take new items without a refit."""
+        """Append new items by their text vectors (a catalog update while serving); ``False``: only by a refit."""
         return False
 
     def behind(self) -> Recommender | None:
-        """The model whose scores this one re-orders (a ranking stage's retriever), if any: explanations cite the
-        history behind the retrieval."""
+        """The model whose scores this one re-orders (a ranking stage's retriever): explanations cite its history."""
         return None
 
     @property
@@ -245,13 +245,11 @@ class Recommender(ABC):
         return False
 
     def learns_from_interactions(self) -> bool:
-        """Whether fitting learns from the training rows (``False``: the model scores a catalog with none,
-        e.g. from pretrained text alone; the low-resource protocol runs only these at a share of 0)."""
+        """Whether fitting learns from the training rows (``False``: pretrained text alone; runs at a share of 0)."""
         return True
 
     def use_item_vectors(self, vectors: np.ndarray) -> None:
-        """Take the catalog's text vectors (rows = items), computed elsewhere, instead of encoding it;
-        nothing for a model that reads no text."""
+        """Take the catalog's text vectors (rows = items), computed elsewhere, instead of encoding it."""
         return None
 
     def text_table(self) -> np.ndarray | None:
@@ -259,15 +257,17 @@ class Recommender(ABC):
         return None
 
     def encoded_items(self) -> np.ndarray | None:
-        """The catalog's vectors as the encoder gave them (rows = items; what :meth:`use_item_vectors` takes, before
-        any whitening); ``None`` without text."""
+        """The catalog's vectors as the encoder gave them (what :meth:`use_item_vectors` takes); ``None``: no text."""
         return None
 
     def text_query(self, vectors: np.ndarray) -> np.ndarray:
-        """Vectors from :meth:`text_encoder` (a query's, new items') in :meth:`text_table`'s space, unit rows: the
-        model's whitening applied where it whitens its catalog."""
+        """Vectors from :meth:`text_encoder` (a query's, new items') in :meth:`text_table`'s space, unit rows."""
         v = np.asarray(vectors, dtype=np.float32)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    def query_vectors(self, texts: list[str], encoded: np.ndarray) -> np.ndarray:
+        """Search texts (``encoded`` by :meth:`text_encoder`) in :meth:`text_table`'s space (pictures' side too)."""
+        return self.text_query(encoded)
 
     def text_encoder(self) -> TextEncoder | None:
         """The encoder that put the catalog in :meth:`text_table`'s space (free-text queries go through it), if the model keeps one."""

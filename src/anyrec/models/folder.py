@@ -71,7 +71,7 @@ def write_folder(model: Recommender, ds: Dataset, folder: str | Path, extra: dic
     (out / "model.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     (out / "catalog.json").write_text(json.dumps({
         "ids": cat.ids.raw_ids, "fields": cat.fields, "template": cat.template, "category_field": cat.category_field,
-        "category_sep": cat.category_sep, "title_field": cat.title_field,
+        "category_sep": cat.category_sep, "title_field": cat.title_field, "image_field": cat.image_field,
     }))
     (out / "users.json").write_text(json.dumps(ds.users.raw_ids))
     inter = ds.interactions
@@ -119,7 +119,7 @@ def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) ->
     cat_doc = json.loads((src / "catalog.json").read_text())
     catalog = Catalog(ids=IdMap(cat_doc["ids"]), fields=cat_doc["fields"], template=cat_doc["template"],
                       category_field=cat_doc["category_field"], category_sep=cat_doc["category_sep"],
-                      title_field=cat_doc["title_field"])
+                      title_field=cat_doc["title_field"], image_field=cat_doc.get("image_field"))
     users = IdMap(json.loads((src / "users.json").read_text()))
     h = np.load(src / "history.npz")
     inter = Interactions(user=h["user"], item=h["item"], time=h["time"], rating=h["rating"] if "rating" in h else None,

@@ -35,6 +35,8 @@ class HybridConfig(EASEConfig):
             fitted on the text vectors with ridge ``prior_l2`` times the mean eigenvalue of ``VᵀV``, L3AE;
             see :func:`~anyrec.models.itemsolve.l3ae_neighbours`); both searched on validation.
         tune_encoder: minutes of in-domain behaviour training of a head on the encoder at fit (0 = none).
+        image_encoder, image_weight: the catalog's pictures fused into the text vectors the prior is built from
+            (as zero-shot's; ``image_weight`` searched on validation where there are pictures).
     """
 
     prior: float = 0.1
@@ -48,6 +50,8 @@ class HybridConfig(EASEConfig):
     whiten: float = 0.0
     tune_encoder: float = 0.0
     seed: int = 0
+    image_encoder: str = ""
+    image_weight: float = 0.5
 
 
 class Hybrid(WhitenedText, EASE):
@@ -77,12 +81,13 @@ class Hybrid(WhitenedText, EASE):
         self.item_vectors_ = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.tune_to_log(ds)
         self.fit_whitening()
+        self.fit_pictures(ds)
         self._texts: tuple[Any, sp.csc_matrix] | None = None
         self.text_prior()  # (the fit's own options: a bad prior_l2 is refused here, not at the first request)
 
     def _prior_key(self) -> Any:
         c = self.config
-        return (float(c.whiten), c.prior_form, float(c.prior_l2) if c.prior_form == "l3ae" else None, c.text_k)
+        return (self.space_key(), c.prior_form, float(c.prior_l2) if c.prior_form == "l3ae" else None, c.text_k)
 
     def text_prior(self) -> sp.csc_matrix:
         """``T`` for the current whitening and prior form (kept per option set; built from the saved vectors)."""
@@ -106,6 +111,7 @@ class Hybrid(WhitenedText, EASE):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state["_texts"] = None
+        state.pop("_fused", None)
         return state
 
     def _key(self) -> Any:

@@ -54,6 +54,7 @@ class ZeroShot(WhitenedText, Recommender):
         state.pop("_sim_cache", None)
         state.pop("_ktable", None)
         state.pop("_table", None)
+        state.pop("_fused", None)
         state["_pushes"] = None
         return state
 
@@ -81,6 +82,7 @@ class ZeroShot(WhitenedText, Recommender):
             self.item_vectors_ = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)  # (items, dim)
         self.tune_to_log(ds)
         self.fit_whitening()
+        self.fit_pictures(ds)
         self.popularity_prior_, self.trend_prior_ = tv.log_priors(ds.interactions, ds.n_items, self.config.trend_half_life)
         self._set_history(ds)
 
@@ -183,7 +185,7 @@ class ZeroShot(WhitenedText, Recommender):
         return scores
 
     def _kin_pushes(self) -> KinPushes:
-        key = (self.config.kin, self.config.whiten, self._profile_key()[2:])  # not with the term weights nor the priors
+        key = (self.config.kin, self.space_key(), self._profile_key()[2:])  # not with the term weights nor the priors
         pushes: KinPushes | None = getattr(self, "_pushes", None)  # (absent in folders saved before it)
         if pushes is None or pushes.key != key:
             pushes = self._pushes = KinPushes(key, self.config.kin)
@@ -193,7 +195,7 @@ class ZeroShot(WhitenedText, Recommender):
         """The text term of :meth:`score` ``(batch, items)``; reused inside :meth:`reuse_similarities`."""
         cache: tv.SimilarityCache | None = getattr(self, "_sim_cache", None)
         if cache is not None:
-            group = (self._profile_key(), self.config.interests, self.config.seed, self.config.kernel, self.config.whiten)
+            group = (self._profile_key(), self.config.interests, self.config.seed, self.config.kernel, self.space_key())
             key = users.tobytes()
             found = cache.get(group, key)
             if found is not None:
@@ -263,8 +265,8 @@ class ZeroShot(WhitenedText, Recommender):
         if tau <= 0:
             return None
         cached = getattr(self, "_ktable", None)
-        if cached is None or cached[0] != (tau, n, self.config.whiten):
-            cached = ((tau, n, self.config.whiten), tv.kernel_table(self.table(), tau))
+        if cached is None or cached[0] != (tau, n, self.space_key()):
+            cached = ((tau, n, self.space_key()), tv.kernel_table(self.table(), tau))
             self._ktable = cached
         return cached[1]
 

@@ -43,6 +43,10 @@ class ZeroShotConfig:
         memmap_dir: a folder for the item vectors as a memory-mapped file (``item_vectors.npy``):
             the catalog is encoded into it chunk by chunk and normalised in place, so the vectors
             are held once, on disk and in the page cache, not in the process's memory ('' = in memory).
+        image_encoder: a CLIP-style model (name or folder) that embeds the catalog's pictures ('' = text only; see
+            :mod:`anyrec.lm.image`).
+        image_weight: the pictures' share ``w`` of every cosine (0 = text alone; searched on validation where the
+            catalog has pictures; see :mod:`anyrec.models.whitening`).
         weighting: how a weight column of counts is read: ``log`` (each history row's weight times
             ``log2(1 + count)``; the default where the log has counts) or ``binary``; searched on validation.
     """
@@ -70,3 +74,5 @@ class ZeroShotConfig:
     backend: str = "torch"
     memmap_dir: str = ""
     weighting: str | None = None
+    image_encoder: str = ""
+    image_weight: float = 0.5

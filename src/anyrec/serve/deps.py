@@ -2,6 +2,7 @@
 shape of a listed item."""
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,11 +32,22 @@ def without_shape_tag(loc: list[Any]) -> list[Any]:
     return [loc[0], *loc[2:]] if len(loc) >= 2 and loc[0] == "body" and loc[1] in SHAPE_TAGS else loc
 
 
+def picture_url(live: LiveModel, i: int) -> str | None:
+    """A listed item's picture as a client may fetch it: an http(s) URL as the catalog gives it; a file through
+    ``/v1/items/{id}/image`` (the server's paths are no business of a client); ``None`` without one."""
+    where = live.catalog.image(i)
+    if not where:
+        return None
+    if where.lower().startswith(("http://", "https://")):
+        return where
+    return f"/v1/items/{quote(live.ids.raw(i), safe='')}/image"
+
+
 def items_out(live: LiveModel, ids: list[int], scores: list[float], why: list[dict[str, Any]] | None = None) -> list[ItemOut]:
     cat = live.catalog
     return [ItemOut(id=live.ids.raw(i), title=cat.title(i), score=round(s, 6),
                     category=cat.fields[cat.category_field][i] or None if cat.category_field else None,
-                    snippet=snippet(cat.text(i)),
+                    snippet=snippet(cat.text(i)), image=picture_url(live, i),
                     **({"because": [Because(**b) for b in why[n]["because"]], "words": why[n]["words"],
                         "sentence": why[n]["sentence"]} if why else {}))
             for n, (i, s) in enumerate(zip(ids, scores))]

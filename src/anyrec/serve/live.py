@@ -313,7 +313,7 @@ class LiveModel:
                user_weight: float = 0.3) -> tuple[list[int], list[float]]:
         if not query.strip():
             raise ConfigError("the search text is empty")
-        qvec = self.model.text_query(self.encoder().encode([query]))[0]
+        qvec = self.model.query_vectors([query], self.encoder().encode([query]))[0]
         with self._lock:
             text = self.unit_text()
             allowed = self.available.copy()

@@ -118,6 +118,8 @@ class ItemOut(BaseModel):
     score: float
     category: str | None = None
     snippet: str = ""
+    image: str | None = Field(default=None, description="the item's picture: its URL, or this service's "
+                              "/v1/items/{id}/image for a picture the catalog holds as a file")
     because: list[Because] = []
     words: list[str] = []
     sentence: str | None = None

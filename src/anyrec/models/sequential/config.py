@@ -78,6 +78,9 @@ class SequentialConfig:
             settings that shape them, and its encoder, come from it; an id table, where ``use_ids``,
             starts new). Its validation figure before any training is the one to beat, so a fit never
             ends below where it started. ``''`` = start from scratch.
+        image_encoder, image_weight: the catalog's pictures fused into the text vectors the network and the text
+            terms read (``[√(1−w)·text, √w·picture]``, see :mod:`anyrec.models.whitening`); ``image_weight`` is a
+            training option (searched with ``--tune-training``), not with ``init``.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -121,6 +124,8 @@ class SequentialConfig:
     dislike_weight: float = 0.05
     dislike_kin: int = 10
     init: str = ""
+    image_encoder: str = ""
+    image_weight: float = 0.5
 
 
 BLOCKS = ("prenorm", "ligr")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anyrec.data.dataset import Dataset
+from anyrec.errors import ConfigError
 from anyrec.lm.encoder import TextEncoder, encode_catalog, shared_encoder
 from anyrec.models.base import Recommender
 from anyrec.models.feedback import kin_push
@@ -27,6 +28,7 @@ from anyrec.models.sequential.retrieval import IndexSide
 from anyrec.models.sequential.textterm import TextTerm
 from anyrec.models.sequential.training import StepInputs, held_out_gains, resume, run_epochs, snapshot, windows
 from anyrec.models.trainer import announce_sizing
+from anyrec.models.whitening import fuse_rows, load_pictures, with_picture_side
 from anyrec.training import TrainingLoop
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,22 @@ class Sequential(TextTerm, IndexSide, Recommender):
         if not self.config.use_text:
             return np.zeros((ds.n_items, 1), dtype=np.float32)
         c = self.config
-        return encode_catalog(ds.catalog.texts(), encoder=c.encoder, cache_dir=c.cache_dir, threads=c.threads,
+        text = encode_catalog(ds.catalog.texts(), encoder=c.encoder, cache_dir=c.cache_dir, threads=c.threads,
                               given=self._given_vectors, progress=self.progress)
+        self.image_vectors_: np.ndarray | None = None
+        self.raw_text_: np.ndarray | None = None
+        if not c.image_encoder:
+            return text
+        if c.init or c.finetune_layers > 0:
+            raise ConfigError(f"{self.name}.image_encoder: pictures are fused into the text vectors, which a pretrained "
+                              "network (init) or a fine-tuned encoder (finetune_layers) does not read")
+        self.raw_text_ = text
+        self.image_vectors_ = load_pictures(ds, c.image_encoder, c.cache_dir, self.progress, self.report_)
+        unit = text / np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
+        return fuse_rows(unit, self.image_vectors_, self._picture_weight())
+
+    def _picture_weight(self) -> float:
+        return min(max(float(self.config.image_weight), 0.0), 1.0) if getattr(self, "image_vectors_", None) is not None else 0.0
 
     @staticmethod
     def _sequences(ds: Dataset) -> list[np.ndarray]:
@@ -284,6 +300,8 @@ class Sequential(TextTerm, IndexSide, Recommender):
         seen in training; an id-only model gives them zero vectors."""
         torch = torch_module()
         v = np.asarray(vectors, dtype=np.float32)
+        if self._picture_weight() > 0:  # new items: their text, no picture side until a refit
+            v = self.text_query(v)
         if self.config.use_text:
             base = getattr(self, "pretrained_vectors_", None)
             if base is not None:
@@ -313,9 +331,21 @@ class Sequential(TextTerm, IndexSide, Recommender):
     def text_table(self) -> np.ndarray | None:
         return self._unit_text_table() if self.config.use_text else None
 
+    def text_query(self, vectors: np.ndarray) -> np.ndarray:
+        v = super().text_query(vectors)
+        pics = getattr(self, "image_vectors_", None)
+        return v if pics is None else fuse_rows(v, pics[:0], self._picture_weight())
+
+    def query_vectors(self, texts: list[str], encoded: np.ndarray) -> np.ndarray:
+        w = self._picture_weight()
+        v = self.text_query(encoded)
+        return v if w <= 0 else with_picture_side(v, texts, self.config.image_encoder, self.config.cache_dir, w)
+
     def encoded_items(self) -> np.ndarray | None:
         if not self.config.use_text:
             return None
+        if getattr(self, "raw_text_", None) is not None:
+            return self.raw_text_
         return self.pretrained_vectors_ if getattr(self, "pretrained_vectors_", None) is not None else self.text_vectors_
 
     def text_encoder(self) -> TextEncoder | None:

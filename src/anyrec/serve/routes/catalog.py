@@ -1,14 +1,26 @@
 """The catalog: add, replace, withdraw and read items."""
 
+import mimetypes
+from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
 
 from anyrec.errors import UnknownIdError
 from anyrec.serve.deps import Admin, PathId, reads_need
 from anyrec.serve.schemas import ItemIn, StoredItemOut
 from anyrec.serve.service import Service
 from anyrec.serve.settings import ServeSettings
+
+
+def _no_paths(fields: dict[str, str], image_field: str | None, item: str) -> dict[str, str]:
+    """An item's fields as a client sees them: a picture held as a file is named by its route, not the server path."""
+    where = fields.get(image_field or "", "")
+    if not where or where.lower().startswith(("http://", "https://")):
+        return fields
+    return {**fields, image_field or "": f"/v1/items/{quote(item, safe='')}/image"}
 
 
 def router(settings: ServeSettings) -> APIRouter:
@@ -33,6 +45,20 @@ def router(settings: ServeSettings) -> APIRouter:
         stored = svc.store.item(item)
         if stored is None:
             raise UnknownIdError(f"unknown item {item!r}", field="item")
-        return StoredItemOut(**vars(stored))
+        return StoredItemOut(**{**vars(stored), "fields": _no_paths(stored.fields, svc.live.catalog.image_field, item)})
+
+    @api.get("/v1/items/{item}/image", response_class=FileResponse,
+             responses={200: {"content": {"image/*": {}}, "description": "the picture"}, 404: {"description": "none"}})
+    def get_item_image(item: PathId, svc: Reader) -> FileResponse:
+        """The item's picture, where the catalog holds it as a file (a URL is given to clients as it is)."""
+        live = svc.live
+        i = live.ids.index(item, what="item")
+        where = live.catalog.image(i)
+        kind = mimetypes.guess_type(where)[0] or ""
+        if not where or where.lower().startswith(("http://", "https://")) or not kind.startswith("image/") \
+                or not Path(where).is_file():
+            raise HTTPException(404, detail=[{"loc": ["path", "item"], "type": "not_found",
+                                              "msg": f"item {item!r} has no picture file here"}])
+        return FileResponse(where, media_type=kind, headers={"Cache-Control": "max-age=3600"})
 
     return api

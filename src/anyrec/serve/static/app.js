@@ -36,6 +36,24 @@ function say(text, isError = false) {
 }
 
 // ---- the user view ----------------------------------------------------------------
+function picture(item) {
+  // The item's picture: a URL as the catalog gives it, or this service's /v1/items/{id}/image (read with the key,
+  // when one is entered: an <img> cannot send it, so the bytes are fetched and shown from memory).
+  if (!item.image) return null;
+  const img = el("img", { class: "picture", alt: "", loading: "lazy" });
+  img.addEventListener("error", () => img.remove());  // a file that is no picture: the card goes without
+  const key = $("api-key").value.trim();
+  if (item.image.startsWith("/") && key) {
+    fetch(item.image, { headers: { Authorization: `Bearer ${key}` } })
+      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(String(r.status)))))
+      .then((b) => { img.src = URL.createObjectURL(b); })
+      .catch(() => img.remove());
+  } else {
+    img.src = item.image;
+  }
+  return img;
+}
+
 function card(item, withActions) {
   // This card's own reasons: the history items behind this item, with what the user did ("you rated … 5").
   const because = item.because?.length
@@ -43,6 +61,7 @@ function card(item, withActions) {
         item.sentence || `because of: ${item.because.map((b) => `“${b.title}”`).join(" · ")}`)
     : el("p", { class: "because muted" }, item.category ? "" : "");
   const node = el("article", { class: "card", "data-id": item.id },
+    ...[picture(item)].filter(Boolean),
     el("h3", {}, el("button", { type: "button", class: "link", onclick: () => openItem(item.id) }, item.title)),
     el("p", { class: "snippet" }, item.snippet || ""),
     el("p", { class: "meta" }, [item.category, `score ${item.score.toFixed(3)}`].filter(Boolean).join(" · ")),
