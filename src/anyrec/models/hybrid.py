@@ -112,6 +112,7 @@ class Hybrid(WhitenedText, EASE):
         state = super().__getstate__()
         state["_texts"] = None
         state.pop("_fused", None)
+        state.pop("_pt", None)
         return state
 
     def _key(self) -> Any:
@@ -120,8 +121,14 @@ class Hybrid(WhitenedText, EASE):
     def _solve_key(self) -> tuple[Any, ...]:
         return (float(self.config.l2), self._prior_key())
 
-    def _prior(self) -> np.ndarray | None:
-        return self.config.prior * self.text_prior().toarray() if self.config.prior > 0 else None
+    def _prior_product(self, lam: float, p: np.ndarray) -> np.ndarray:
+        key = (lam, self._prior_key())
+        kept: tuple[Any, np.ndarray] | None = getattr(self, "_pt", None)
+        if kept is None or kept[0] != key:
+            self._pt = None  # (free the last one first)
+            t = self.text_prior().tocsr()
+            kept = self._pt = (key, np.asarray((t.T @ p).T))  # PT = (TᵀP)ᵀ, P symmetric: a sparse-dense product
+        return kept[1].copy()
 
     def _sparse_prior(self) -> sp.csc_matrix | None:
         return self.text_prior() if sp.issparse(self.gram_) else None

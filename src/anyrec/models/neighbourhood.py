@@ -145,9 +145,9 @@ class EASE(Recommender):
     def _key(self) -> Any:
         return (self.config.l2,)
 
-    def _prior(self) -> np.ndarray | None:
-        """``a·T`` for the hybrid; EASE has none."""
-        return None
+    def _prior_product(self, lam: float, p: np.ndarray) -> np.ndarray:
+        """``P·T`` (a fresh array) for the hybrid's dense path, kept per (λ, prior); EASE has no prior."""
+        raise NotImplementedError
 
     def _sparse_prior(self) -> sp.csc_matrix | None:
         """``T`` (unscaled, sparse) for the hybrid's sparse path; EASE has none."""
@@ -173,14 +173,16 @@ class EASE(Recommender):
                 self._inverse = None
                 inverse = self._inverse = (lam, self._dense_inverse(lam))
             p = inverse[1]
-            prior = self._prior()
-            if prior is None:
+            a = self._prior_scale()
+            if a == 0:
                 b = -p / np.diag(p)[None, :]
-                np.fill_diagonal(b, 0.0)
-            else:
-                b = p @ (self.gram_ + lam * prior)
+            else:  # P(G + λaT) = I − λP + aλ·PT (PG = I − λP): one sparse product per (λ, T), not a dense one per a
+                b = self._prior_product(lam, p)
+                b *= a * lam
+                b -= lam * p
+                b[np.diag_indices_from(b)] += 1.0
                 b -= p * (np.diag(b) / np.diag(p))[None, :]
-                np.fill_diagonal(b, 0.0)
+            np.fill_diagonal(b, 0.0)
             solved = self._solved = (self._key(), b)
         return solved[1]
 
