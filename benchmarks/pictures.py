@@ -197,6 +197,7 @@ def main() -> None:
     ap.add_argument("--broken", type=float, default=0.1, help="share of picture paths that are missing or not images")
     ap.add_argument("--minutes", type=float, default=3.0, help="the picture model's training budget")
     ap.add_argument("--models", default="zeroshot,hybrid")
+    ap.add_argument("--reuse-clip", action="store_true", help="keep OUT/clip from an earlier run (the same catalog)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -211,9 +212,13 @@ def main() -> None:
     made = make_catalog(out, args.items, args.users, args.broken)
     logging.info("catalog: %d items (%d pictures broken), %d users, %d events", args.items, len(made["broken"]),
                  args.users, made["events"])
-    clip = train_clip(out / "clip", made["paths"], made["captions"], args.minutes)
+    if args.reuse_clip and (out / "clip" / "config.json").exists():
+        clip = json.loads((out / "clip-training.json").read_text())
+    else:
+        clip = train_clip(out / "clip", made["paths"], made["captions"], args.minutes)
+        (out / "clip-training.json").write_text(json.dumps(clip))
     ds = load_dataset(None, mapping=mapping_from_toml(out / "anyrec.toml"))
-    split = make_split(ds, SplitConfig(protocol="loo"), seed=0)
+    split = make_split(ds, SplitConfig(protocol="loo"))
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     cache = cache_dir(False)
     rows: dict[str, Any] = {}
@@ -221,11 +226,10 @@ def main() -> None:
         cfg = ExperimentConfig(models=models, ks=(10,), model_options={m: {"cache_dir": cache, **extra} for m in models})
         res = run_experiment(ds, cfg, split=split)
         for m in models:
-            r = res["models"][m]
-            rows[f"{m} · {label}"] = {"ndcg@10": r["test"]["ndcg@10"], "recall@10": r["test"]["recall@10"],
-                                      "image_weight": r.get("tuned", {}).get("image_weight"),
-                                      "valid_by_space": r.get("tuned", {}).get("valid_by_space"),
-                                      "pictures": r.get("pictures")}
+            r, tuned = res["models"][m], res.get("tuned", {}).get(m, {})
+            rows[f"{m} · {label}"] = {"ndcg@10": r["ndcg@10"], "recall@10": r["recall@10"],
+                                      "image_weight": tuned.get("image_weight"), "tuned": tuned,
+                                      "pictures": r.get("pictures"), "seconds": r["fit_seconds"] + r["tune_seconds"]}
     print(f"\npictures benchmark: {args.items} items, {args.users} users, loo, {len(made['broken'])} broken pictures")
     print(f"{'row':<28} {'NDCG@10':>8} {'Recall@10':>10}  image_weight (validation)")
     for name, r in rows.items():

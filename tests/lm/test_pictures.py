@@ -140,3 +140,46 @@ def test_the_sequential_model_reads_the_fused_vectors(planted):
     assert scores is not None and np.isfinite(scores).all()
     with pytest.raises(ConfigError, match="image_encoder: pictures are fused"):
         build_model("sequential", 0, {**opts, "finetune_layers": 1}).fit(ds)
+
+
+def _in_hub_cache(cache: Path, name: str, folder: Path) -> None:
+    """``folder`` laid out as the hub's cache keeps a downloaded ``name`` (refs/main → a snapshot)."""
+    import shutil
+
+    repo = cache / f"models--{name.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    shutil.copytree(folder, repo / "snapshots" / ("0" * 40))
+
+
+def test_real_checkpoint_names_load_from_the_hub_cache_offline(planted, tmp_path, monkeypatch):
+    """The hub-name path (``openai/clip-vit-base-patch32``, ``google/siglip-base-patch16-224``) as a user with a
+    network takes it, minus the download: tiny random models from configs placed in a temporary hub cache."""
+    import huggingface_hub.constants
+    import torch
+    from transformers import AutoTokenizer, SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    from anyrec.lm.encoder import resolve_encoder
+
+    torch.manual_seed(0)
+    siglip = tmp_path / "siglip"
+    tok = AutoTokenizer.from_pretrained(resolve_encoder("default"))
+    SiglipModel(SiglipConfig(
+        text_config={"vocab_size": tok.vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 32},
+        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 1, "num_attention_heads": 2})).save_pretrained(siglip)
+    tok.save_pretrained(siglip)
+    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(siglip)
+    cache = tmp_path / "hub"
+    _in_hub_cache(cache, "openai/clip-vit-base-patch32", Path(planted["clip"]))
+    _in_hub_cache(cache, "google/siglip-base-patch16-224", siglip)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    paths = planted["made"]["paths"][:20]
+    for name, dim in (("openai/clip-vit-base-patch32", 64), ("google/siglip-base-patch16-224", 32)):
+        enc = ImageEncoder(name)
+        vectors, ok, _ = enc.encode_images(paths)
+        assert enc.describe()["kind"] == "transformers" and vectors.shape == (20, dim)
+        assert ok.sum() == sum(1 for i in range(20) if i not in planted["made"]["broken"])
+        assert enc.encode_texts(["a red circle"]).shape == (1, dim)

@@ -96,37 +96,42 @@ class ImageEncoder:
         self._processor: Any = None
 
     def load(self) -> None:
-        """Load the model: sentence-transformers first where the folder is one, else ``transformers``; a
-        :class:`ConfigError` that names the model and the reason when neither can."""
+        """Load the model: a folder with ``modules.json`` through sentence-transformers; otherwise ``transformers``
+        first (a dual encoder with ``get_image_features``), then, for a hub name, sentence-transformers (its own
+        names, ``clip-ViT-B-32``); a :class:`ConfigError` that names the model and each loader's reason."""
         if self._model is not None:
             return
         path = Path(self.resolved)
-        errors = []
+        errors: list[str] = []
+        if not (path / "modules.json").exists():
+            try:
+                self._load_transformers()
+                return
+            except Exception as exc:  # noqa: BLE001 (any loader failure becomes one clear message below)
+                errors.append(f"transformers: {_first_line(exc)}")
+                if not path.exists() and _unreachable(exc):  # offline: the second loader would wait as long again
+                    raise ConfigError(f"image encoder {self.name!r} could not be loaded (a hub name needs a network; "
+                                      f"offline, give a folder): {_first_line(exc)}") from None
         if (path / "modules.json").exists() or not path.exists():
             try:
                 from sentence_transformers import SentenceTransformer
 
                 self._model, self._kind = SentenceTransformer(self.resolved, device="cpu"), "sentence-transformers"
                 return
-            except Exception as exc:  # noqa: BLE001 (any loader failure becomes one clear message below)
+            except Exception as exc:  # noqa: BLE001
                 errors.append(f"sentence-transformers: {_first_line(exc)}")
-                if not path.exists() and _unreachable(exc):  # offline: the second loader would wait as long again
-                    raise ConfigError(f"image encoder {self.name!r} could not be loaded (a hub name needs a network; "
-                                      f"offline, give a folder): {_first_line(exc)}") from None
-        try:
-            from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
-
-            net = AutoModel.from_pretrained(self.resolved)
-            if not (hasattr(net, "get_image_features") and hasattr(net, "get_text_features")):
-                raise ConfigError(f"{type(net).__name__} is not a CLIP-style model (no get_image_features)")
-            self._tokenizer = AutoTokenizer.from_pretrained(self.resolved)
-            self._processor = AutoImageProcessor.from_pretrained(self.resolved)
-            self._model, self._kind = net.eval(), "transformers"
-            return
-        except Exception as exc:  # noqa: BLE001
-            errors.append(f"transformers: {_first_line(exc)}")
         offline = "" if path.exists() else " (a hub name needs a network; offline, give a folder)"
         raise ConfigError(f"image encoder {self.name!r} could not be loaded{offline}: " + "; ".join(errors))
+
+    def _load_transformers(self) -> None:
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+        net = AutoModel.from_pretrained(self.resolved)
+        if not (hasattr(net, "get_image_features") and hasattr(net, "get_text_features")):
+            raise ConfigError(f"{type(net).__name__} is not a CLIP-style model (no get_image_features)")
+        self._tokenizer = AutoTokenizer.from_pretrained(self.resolved)
+        self._processor = AutoImageProcessor.from_pretrained(self.resolved)
+        self._model, self._kind = net.eval(), "transformers"
 
     def describe(self) -> dict[str, str]:
         self.load()
