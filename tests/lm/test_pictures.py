@@ -183,3 +183,26 @@ def test_real_checkpoint_names_load_from_the_hub_cache_offline(planted, tmp_path
         assert enc.describe()["kind"] == "transformers" and vectors.shape == (20, dim)
         assert ok.sum() == sum(1 for i in range(20) if i not in planted["made"]["broken"])
         assert enc.encode_texts(["a red circle"]).shape == (1, dim)
+
+
+def test_pictures_by_url_are_downloaded_and_a_failed_download_is_counted(planted, tmp_path):
+    import http.server
+    import threading
+    from functools import partial
+
+    folder = Path(planted["out"]) / "images"
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        good = next(p for p in planted["made"]["paths"] if "item" in Path(p).name and Path(p).stat().st_size > 100)
+        sources = [f"{base}/{Path(good).name}", f"{base}/no-such-picture.png", ""]
+        vectors, ok, report = ImageEncoder(str(planted["clip"])).encode_images(sources)
+        local, _, _ = ImageEncoder(str(planted["clip"])).encode_images([good])
+    finally:
+        server.shutdown()
+    assert ok.tolist() == [True, False, False]
+    assert report.skipped == {"download failed": 1} and report.without == 1 and report.embedded == 1
+    np.testing.assert_allclose(vectors[0], local[0], atol=1e-6)  # the same bytes, the same vector
