@@ -167,8 +167,11 @@ def test_fit_generative_prints_its_codes_resumes_and_fine_tunes_from_a_pretraine
     rec = json.loads(run(["recommend", "--model", str(tmp_path / "g"), "--user", ds.users.raw(0), "--json", "--k", "3"]))
     assert len(rec["results"]) == 3
     run(["fit", "--model", "generative", *data, "--out", str(tmp_path / "ft"), *opts, "--option", "generative.epochs=1",
-         "--pretrained", str(tmp_path / "g")])
-    assert json.loads((tmp_path / "ft" / "model.json").read_text())["config"]["pretrained"] == str(tmp_path / "g")
+         "--init", str(tmp_path / "g")])
+    assert json.loads((tmp_path / "ft" / "model.json").read_text())["config"]["init"] == str(tmp_path / "g")
+    said = run(["fit", "--model", "generative", *data, "--out", str(tmp_path / "ft2"), *opts, "--option", "generative.epochs=1",
+                "--pretrained", str(tmp_path / "g")])  # the earlier name still works, and says the new one
+    assert "--pretrained is now --init" in said
     # Pretraining across catalogs: the main data plus another one given by a TOML column mapping.
     (tmp_path / "other.toml").write_text(f'''[data]
 items = "{tmp_path / 'items.csv'}"
@@ -184,7 +187,7 @@ time = "t"
     summary = json.loads((tmp_path / "both" / "model.json").read_text())["dataset"]
     assert summary["users"] == 2 * ds.n_users and summary["items"] == 2 * ds.n_items
     bad = CliRunner().invoke(cli, ["fit", "--model", "zeroshot", *data, "--out", str(tmp_path / "z"), "--pretrained", str(tmp_path / "g")])
-    assert bad.exit_code == 2 and "--pretrained works with --model generative" in bad.output
+    assert bad.exit_code == 2 and "--init works with sequential, sasrec, transfer and generative" in bad.output
 
 
 def test_fit_auto_prints_what_it_chose_from_and_saves_the_winner(tmp_path):

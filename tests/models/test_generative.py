@@ -124,7 +124,7 @@ def test_pretrain_on_two_catalogs_then_fine_tune_on_one(tmp_path):
     save_model(pre, merged, tmp_path / "pre")
     ds = successor_task(length=10)
     split = leave_one_out(ds)
-    tuned = build_model("generative", 0, {**TINY, "hidden": 64, "epochs": 3, "pretrained": str(tmp_path / "pre")})
+    tuned = build_model("generative", 0, {**TINY, "hidden": 64, "epochs": 3, "init": str(tmp_path / "pre")})
     tuned.fit(split.train_dataset(ds))
     assert tuned.config.hidden == 32  # the pretrained decoder's shape wins over the option
     # Its codebooks are the pretrained ones: the same texts get the same semantic codes.

@@ -152,11 +152,11 @@ def test_text_blend_reads_the_whole_history_and_half_life_zero_weighs_all_equall
     ds = successor_task(n_items=12, n_users=30, length=5, seed=7)
     model = build_model("sequential", 0, {**TINY, "epochs": 1}).fit(ds)
     long = np.arange(1, 13)  # item indices + 1, longer than max_len (8)
-    model.config = type(model.config)(**{**model.config.__dict__, "text_half_life": 0.0})
+    model.config = type(model.config)(**{**model.config.__dict__, "half_life": 0.0})
     text = model.text_vectors_ / np.linalg.norm(model.text_vectors_, axis=1, keepdims=True)
     prof = text.sum(0) / np.linalg.norm(text.sum(0))
     np.testing.assert_allclose(model._text_similarity([long])[0], text @ prof, rtol=1e-5, atol=1e-6)
-    model.config = type(model.config)(**{**model.config.__dict__, "text_half_life": 1.0})
+    model.config = type(model.config)(**{**model.config.__dict__, "half_life": 1.0})
     recent = model._text_similarity([long])[0]
     assert np.argmax(recent) == 11  # the last item weighs most
 

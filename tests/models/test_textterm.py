@@ -20,7 +20,7 @@ def _fitted():
 
 def test_the_batched_kernel_equals_zero_shots_per_user_kernel():
     model, _ = _fitted()
-    model.config = replace(model.config, kernel=0.1, text_half_life=2.0)
+    model.config = replace(model.config, kernel=0.1, half_life=2.0)
     seqs = [np.array([3, 1, 4, 1, 5]), np.array([9]), np.array([], dtype=np.int64), np.arange(1, 13)]
     got = model._text_similarity(seqs)
     unit = model._unit_text_table()

@@ -43,7 +43,7 @@ def test_sequential_score_is_index_terms_plus_bounded_dislikes(topics: Dataset, 
         q, p, slack = parts
         assert slack == 0.0  # a dislike only lowers its kin: the index terms still bound every score
         pushed = model.score_history(items, weights) - model.score_history(disliked, w)
-        assert 0 < pushed.max() <= model.config.dislike_weight + 1e-6 and (pushed > 1e-9).sum() <= model.config.dislike_kin
+        assert 0 < pushed.max() <= model.config.push + 1e-6 and (pushed > 1e-9).sum() <= model.config.kin
         np.testing.assert_allclose(model.score_candidates(parts, disliked, w, cand), model.score_history(disliked, w)[cand], atol=1e-5)
         assert (model.score_history(disliked, w) <= model.item_space() @ q + 0.5 * text @ p + slack + 1e-5).all()
     assert model.retrieval_queries(np.array([1]), np.array([-1.0])) is None  # nothing positive to search with

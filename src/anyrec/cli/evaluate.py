@@ -67,8 +67,8 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
     return opts
 
 
-INIT_HELP = ("A pretrained model folder (`anyrec pretrain-rec`) that transfer, transfer-tuned, sequential and sasrec start "
-             "from (sequential: with new id embeddings).")
+INIT_HELP = ("A pretrained model folder that transfer, transfer-tuned, sequential and sasrec (`anyrec pretrain-rec`; "
+             "sequential with new id embeddings) or generative (a saved generative model) start from.")
 
 
 @cli.command()

@@ -52,8 +52,8 @@ from anyrec.models.registry import build_model, option_names
 @click.option("--also", "also", multiple=True, help="Another named dataset, folder or TOML config to fit on together with the main "
               "one (repeatable; ids kept apart by dataset name): pretraining across catalogs.")
 @click.option("--init", default=None, type=click.Path(file_okay=False, exists=True), help=INIT_HELP)
-@click.option("--pretrained", default=None, type=click.Path(file_okay=False, exists=True),
-              help="A saved generative model to start from (its codebooks and decoder): fine-tuning.")
+@click.option("--pretrained", default=None, type=click.Path(file_okay=False, exists=True), hidden=True,
+              help="The earlier name of --init (generative).")
 @ray_option
 def fit(**kw: Any) -> None:
     """Fit a model on all interactions and save it (config, id maps, vectors, index)."""
@@ -70,10 +70,11 @@ def fit(**kw: Any) -> None:
     opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
     opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"], kw["init"], kw.get("image_encoder"))
     fields = option_names(name)
-    if kw["pretrained"]:
-        if "pretrained" not in fields:
-            raise click.UsageError(f"--pretrained works with --model generative, not {name}")
-        opts["pretrained"] = kw["pretrained"]
+    if kw["pretrained"]:  # the option's earlier name: one name, --init, for every model that starts from a folder
+        console.print("[yellow]--pretrained is now --init (the same for every model that starts from a folder)[/]")
+        if "init" not in fields:
+            raise click.UsageError(f"--init works with sequential, sasrec, transfer and generative, not {name}")
+        opts["init"] = kw["pretrained"]
     if "log_dir" in fields:
         # Trained models write their training log and resumable checkpoint into the model folder.
         opts.setdefault("log_dir", kw["out_dir"])

@@ -28,6 +28,7 @@ from anyrec import __version__
 from anyrec.data.dataset import Catalog, Dataset, IdMap, Interactions
 from anyrec.errors import ConfigError
 from anyrec.models.base import Recommender
+from anyrec.models.renamed import upgrade_options
 
 _BASE_ATTRS = {"seen_", "user_ids_", "item_ids_", "n_users_", "n_items_"}
 
@@ -111,6 +112,8 @@ def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) ->
     if cls is None:
         raise ConfigError(f"{src}: model {meta['model']!r} is not known to this anyrec version")
     known = set(getattr(cls.Config, "__dataclass_fields__", {}))
+    if known:  # renamed options and the earlier spelling of "sized from the data" (see anyrec.models.renamed)
+        meta["config"] = upgrade_options(meta["model"], cls.Config, meta["config"], str(src))
     gone = sorted(set(meta["config"]) - known) if known else []
     if gone:  # a folder written by an older anyrec: options since removed are named and ignored
         log.warning("%s: %s options %s no longer exist in this anyrec version; ignored (defaults used for new ones)",

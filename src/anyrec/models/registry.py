@@ -12,6 +12,7 @@ from anyrec.models.factorization import ALS, BPR
 from anyrec.models.generative import Generative
 from anyrec.models.hybrid import Hybrid
 from anyrec.models.neighbourhood import EASE, RP3beta
+from anyrec.models.renamed import upgrade_options
 from anyrec.models.sequential import SASRec, Sequential, Transfer, TransferTuned
 from anyrec.models.zeroshot import ZeroShot
 
@@ -51,7 +52,7 @@ def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None)
     cls = model_class(name)
     cfg = cls.Config()
     names = {f.name for f in fields(cfg)}
-    opts = dict(options or {})
+    opts = upgrade_options(name, cls.Config, dict(options or {}))
     unknown = sorted(set(opts) - names)
     if unknown:
         raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(names)) or '(none)'}")

@@ -33,7 +33,6 @@ class ClickClassifierConfig:
     """Attributes:
         encoder: a Hugging Face encoder name or folder (``default`` = the offline MiniLM).
         history: most recent history items in the left text.
-        history_words: 0 = their titles; n = the first n words of each one's item text (title, genres, …).
         max_length: tokens per pair.
         negatives: hard negatives per positive.
         positions: training positions per user (the latest ones of the training history).
@@ -56,7 +55,6 @@ class ClickClassifierConfig:
 
     encoder: str = "default"
     history: int = 5
-    history_words: int = 0
     max_length: int = 128
     negatives: int = 4
     positions: int = 3
@@ -133,9 +131,6 @@ class ClickClassifier:
 
     def left(self, history: Sequence[int] | np.ndarray) -> str:
         recent = list(history)[-self.config.history:][::-1]  # newest first: truncation drops the oldest
-        n = self.config.history_words
-        if n:
-            return " | ".join(" ".join(self.catalog.text(int(h)).split()[:n]) for h in recent) or "(no history)"
         return " | ".join(self.catalog.title(int(h)) for h in recent) or "(no history)"
 
     def _batch(self, lefts: Sequence[str], items: np.ndarray) -> Any:
@@ -358,7 +353,8 @@ class ClickClassifier:
         if not meta.exists():
             raise ConfigError(f"{path} is not a ranker folder (no anyrec-ranker.json); write one with `anyrec fit-ranker`")
         info = json.loads(meta.read_text())
-        self = cls(catalog, ClickClassifierConfig(**info["config"]))
+        known = set(ClickClassifierConfig.__dataclass_fields__)  # a folder may hold options since removed
+        self = cls(catalog, ClickClassifierConfig(**{k: v for k, v in info["config"].items() if k in known}))
         self.report_ = info.get("report", {})
         if self.prior_ is not None:
             self.prior_.weights = np.asarray(info["evidence_weights"], dtype=np.float64)

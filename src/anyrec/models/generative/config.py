@@ -21,19 +21,16 @@ class GenerativeConfig:
             headroom for items added later).
         max_items: items of history in the prompt (and per training window).
         layers, hidden, heads, dropout: the GPT-2 decoder.
-        init_from_codebooks: code token embeddings start at their centroids (projected to ``hidden``);
-            off by default: on Amazon Scientific it trailed the random start (validation NDCG@10 0.064 vs
-            0.073 after 8 epochs).
         lr, warmup_steps, weight_decay, batch_size, epochs, patience, valid_every, max_minutes: optimisation
             (linear warm-up to ``lr``, then constant);
-            early stopping on validation NDCG@10 every ``valid_every`` epochs. ``batch_size`` 0 and
-            ``max_minutes`` −1 are left to the log (:func:`sized_for`: 64 and no budget below 40,000 training
+            early stopping on validation NDCG@10 every ``valid_every`` epochs. ``batch_size`` and
+            ``max_minutes`` ``None`` are left to the log (:func:`sized_for`: 64 and no budget below 40,000 training
             windows, 256 and 6 minutes from there: each test list is a beam search), and the fit says what it chose.
         valid_users: early stopping on a seeded sample of this many validation users (every list is a beam
-            search); −1 = left to the log: all below 40,000 training windows, 5,000 from there; 0 = all.
+            search); ``None`` = left to the log: all below 40,000 training windows, 5,000 from there; 0 = all.
         beam: beam width; the list is the beam's top (at least the list length asked for).
         new_items: also generate items never seen in training (from their text codes).
-        pretrained: a saved generative model folder whose codebooks and decoder weights start this fit.
+        init: a saved generative model folder whose codebooks and decoder weights start this fit.
         gen_batch: users per generation batch.
         device: ``cpu``, ``cuda`` or ``auto``; threads: torch CPU threads (0 = default).
         seed: seeds the codebooks, initialisation and batch order.
@@ -52,19 +49,18 @@ class GenerativeConfig:
     hidden: int = 128
     heads: int = 4
     dropout: float = 0.1
-    init_from_codebooks: bool = False
     lr: float = 1e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
-    batch_size: int = 0
+    batch_size: int | None = None
     epochs: int = 200
     patience: int = 5
     valid_every: int = 1
-    max_minutes: float = -1.0
-    valid_users: int = -1
+    max_minutes: float | None = None
+    valid_users: int | None = None
     beam: int = 20
     new_items: bool = True
-    pretrained: str = ""
+    init: str = ""
     gen_batch: int = 128
     device: str = "cpu"
     threads: int = 0
@@ -81,7 +77,7 @@ LARGE_LOG_MINUTES = 6.0
 
 
 def sized_for(cfg: GenerativeConfig, windows: int) -> tuple[GenerativeConfig, dict[str, str]]:
-    """``batch_size`` (0), ``max_minutes`` and ``valid_users`` (−1) set from the number of training windows, as the sequential
+    """``batch_size``, ``max_minutes`` and ``valid_users`` (``None``) set from the number of training windows, as the sequential
     model sizes its own (the code vocabulary is small: no sampled softmax; batches are always length-bucketed);
     options the user gave are kept. Returns the concrete settings and, for each option chosen here, its value
     and why."""
@@ -89,11 +85,11 @@ def sized_for(cfg: GenerativeConfig, windows: int) -> tuple[GenerativeConfig, di
 
     changes: dict[str, object] = {}
     chosen: dict[str, str] = {}
-    if cfg.batch_size <= 0:
+    if cfg.batch_size is None:
         changes["batch_size"], chosen["batch_size"] = by_log_size(windows, 64, 256)
-    if cfg.valid_users < 0:
+    if cfg.valid_users is None:
         changes["valid_users"], chosen["valid_users"] = by_log_size(
             windows, 0, LARGE_LOG_VALID_USERS, "every validation user", "early stopping on a seeded sample of the validation users")
-    if cfg.max_minutes < 0:
+    if cfg.max_minutes is None:
         changes["max_minutes"], chosen["max_minutes"] = by_log_size(windows, 0.0, LARGE_LOG_MINUTES, *BUDGET_REASONS)
     return replace(cfg, **changes), chosen  # type: ignore[arg-type]

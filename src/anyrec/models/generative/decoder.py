@@ -53,28 +53,6 @@ def build_decoder(vocab: Vocab, max_items: int, layers: int, hidden: int, heads:
     return net
 
 
-def init_code_embeddings(net: Any, vocab: Vocab, codebooks: list[np.ndarray]) -> None:
-    """Start each code token's embedding at its centroid, projected on the codebooks' principal
-    axes: codes that are near in text space start near in the decoder, so "the next item reads
-    like the last ones" is where training starts (collision codes keep their random start)."""
-    import torch
-
-    wte = net.get_input_embeddings().weight  # (vocab, hidden)
-    hidden = wte.shape[1]
-    stacked = np.vstack(codebooks)
-    _, _, vt = np.linalg.svd(stacked - stacked.mean(0), full_matrices=False)
-    proj = np.zeros((stacked.shape[1], hidden))
-    k = min(hidden, vt.shape[0])
-    proj[:, :k] = vt[:k].T
-    scale = float(wte.detach().std())
-    with torch.no_grad():
-        for level, cents in enumerate(codebooks):
-            e = (cents - stacked.mean(0)) @ proj  # (codes, hidden)
-            e = e / max(float(e.std()), 1e-12) * scale
-            start = int(vocab.offsets[level])
-            wte[start : start + len(cents)] = torch.from_numpy(e.astype(np.float32))
-
-
 def history_prompt(item_tokens: np.ndarray, items: np.ndarray, max_items: int) -> np.ndarray:
     """``[BOS]`` and the code tokens of the last ``max_items`` items (``item_tokens``: items × depth)."""
     recent = np.asarray(items, dtype=np.int64)[-max_items:] if max_items > 0 else np.zeros(0, dtype=np.int64)

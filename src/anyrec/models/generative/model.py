@@ -39,7 +39,6 @@ from anyrec.models.generative.decoder import (
     beam_search,
     build_decoder,
     history_prompt,
-    init_code_embeddings,
     training_windows,
 )
 from anyrec.models.generative.train import train_decoder
@@ -99,7 +98,7 @@ class Generative(Recommender):
         cfg = self.config
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
-        self._pretrained = _load_pretrained(cfg.pretrained) if cfg.pretrained else None
+        self._pretrained = _load_pretrained(cfg.init) if cfg.init else None
         if self._pretrained is not None:  # the decoder's shape and the codebooks come with the weights
             shape = {k: getattr(self._pretrained[3], k) for k in ("levels", "codebook", "layers", "hidden", "heads", "max_items")}
             self.config = cfg = replace(cfg, **shape)
@@ -128,8 +127,6 @@ class Generative(Recommender):
         self.net_ = build_decoder(self.vocab_, cfg.max_items, cfg.layers, cfg.hidden, cfg.heads, cfg.dropout)
         if self._pretrained is not None:
             self.net_.load_state_dict(self._pretrained[2])
-        elif cfg.init_from_codebooks:
-            init_code_embeddings(self.net_, self.vocab_, self.quantiser_.codebooks_)
         tokens = self.vocab_.tokens(codes)
         validate = self._validate
         hold_users: np.ndarray | None = None
@@ -143,7 +140,7 @@ class Generative(Recommender):
         self.config, self.report_.sized = sized_for(cfg, len(windows))
         cfg = self.config
         announce_sizing(self.name, self.report_.sized, self.progress)
-        self.validation_users = max(0, cfg.valid_users)  # what early stopping scores (anyrec.eval.experiment.validator)
+        self.validation_users = max(0, cfg.valid_users or 0)  # what early stopping scores (anyrec.eval.experiment.validator)
         evaluate = (lambda: validate(self)) if validate is not None else (lambda: self._holdout_ndcg(hold_users, seqs))
         summary = train_decoder(self.net_, windows, replace(cfg, device=self._device()), evaluate, self.progress)
         self.net_.to("cpu" if cfg.device == "cpu" else self._device())

@@ -24,7 +24,7 @@ class SequentialConfig:
         temperature: logits are cosine similarities divided by this (0 = raw inner products).
         text_blend: weight of a plain text-similarity term added at scoring time: cosine between
             each item's pretrained text vector and the recency-weighted mean of the user's history
-            vectors (half-life ``text_half_life`` items; 0 weighs all equally). Chosen on validation; it keeps
+            vectors (half-life ``half_life`` items; 0 weighs all equally). Chosen on validation; it keeps
             what the pretrained text space knows when the fine-tuned model has drifted from it
             (new items in particular).
         kernel: the text term's pooling: 0 = cosine with the recency-weighted profile; τ > 0 = the history
@@ -37,7 +37,7 @@ class SequentialConfig:
             longer hides what sets them apart, and catalogs read alike (pretraining centres each source on
             its own mean). Off with ``finetune_layers`` (the tuned vectors move every epoch).
         id_dropout: share of id embeddings dropped per step so the text path learns too.
-        lr, weight_decay, batch_size: optimisation; ``batch_size`` 0 = chosen from the log (see
+        lr, weight_decay, batch_size: optimisation; ``batch_size`` ``None`` = chosen from the log (see
             :func:`sized_for`).
         warmup_steps: the learning rate rises linearly from 0 over this many steps (0 = none).
         lr_schedule: ``constant``, or ``cosine``: after the warm-up it decays to 0 along half a cosine
@@ -49,11 +49,11 @@ class SequentialConfig:
             better validation NDCG@10 (the best checkpoint is kept). 20 by default: with 5, a run could stop
             on a plateau (ml-100k, leave-one-out: 15 epochs, test NDCG@10 0.0905; with 20, 75 epochs, 0.1182);
             large logs are held by ``max_minutes`` instead.
-        sampled_softmax: 0 = full softmax; N > 0 = N shared uniform negatives per batch; −1 = chosen
+        sampled_softmax: 0 = full softmax; N > 0 = N shared uniform negatives per batch; ``None`` = chosen
             from the catalog's size (:func:`sized_for`).
-        max_minutes: training time budget (0 = none; −1 = chosen from the log, see :func:`sized_for`: none
+        max_minutes: training time budget (0 = none; ``None`` = chosen from the log, see :func:`sized_for`: none
             below 40,000 training windows, 9 minutes from there, so a large log's evaluate ends within 15 minutes).
-        search_minutes: the validation search's time budget (0 = none; −1 = chosen from the log, see
+        search_minutes: the validation search's time budget (0 = none; ``None`` = chosen from the log, see
             :func:`sized_for`: none below 40,000 training windows, else 2 minutes); out of time, the search keeps
             the best point scored so far and says how far it got.
         device: ``cpu``, ``cuda`` or ``auto``.
@@ -70,10 +70,10 @@ class SequentialConfig:
         bucket_by_length: batch training windows of similar length together (much less padding
             where most histories are short, e.g. Amazon reviews); ``None`` = on where the mean
             training window is under half of ``max_len`` (:func:`sized_for`).
-        dislike_weight: live scoring only: the most a negative event (dislike, skip, low rating)
-            lowers one of its ``dislike_kin`` nearest items by text (cosine units; graded by closeness,
+        push: live scoring only: the most a negative event (dislike, skip, low rating)
+            lowers one of its ``kin`` nearest items by text (cosine units; graded by closeness,
             see :func:`anyrec.models.feedback.kin_push`); the sequence itself reads positive events only.
-        dislike_kin: how many of a negative item's nearest items it pushes down.
+        kin: how many of a negative item's nearest items it pushes down (``push`` and ``kin`` as zero-shot's).
         init: a folder written by ``anyrec pretrain-rec``: the network starts from its weights (the
             settings that shape them, and its encoder, come from it; an id table, where ``use_ids``,
             starts new). Its validation figure before any training is the one to beat, so a fit never
@@ -98,19 +98,19 @@ class SequentialConfig:
     id_dropout: float = 0.1
     temperature: float = 0.07
     text_blend: float = 0.0
-    text_half_life: float = 3.0
+    half_life: float = 3.0
     kernel: float = 0.0
     popularity: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 0.0
-    batch_size: int = 0
+    batch_size: int | None = None
     warmup_steps: int = 0
     lr_schedule: str = "constant"
     epochs: int = 200
     patience: int = 20
-    sampled_softmax: int = -1
-    max_minutes: float = -1.0
-    search_minutes: float = -1.0
+    sampled_softmax: int | None = None
+    max_minutes: float | None = None
+    search_minutes: float | None = None
     device: str = "cpu"
     threads: int = 0
     seed: int = 0
@@ -121,8 +121,8 @@ class SequentialConfig:
     finetune_tokens: int = 64
     finetune_items: int = 128
     bucket_by_length: bool | None = None
-    dislike_weight: float = 0.05
-    dislike_kin: int = 10
+    push: float = 0.05
+    kin: int = 10
     init: str = ""
     image_encoder: str = ""
     image_weight: float = 0.5
@@ -147,14 +147,14 @@ LARGE_LOG_SEARCH_MINUTES = 2.0  # and its validation search's budget (no grid po
 
 
 def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[SequentialConfig, dict[str, str]]:
-    """The options left to the data (``sampled_softmax`` −1, ``batch_size`` 0, ``bucket_by_length``
-    ``None``, ``max_minutes`` and ``search_minutes`` −1) set from the catalog size and the training windows' lengths; options
+    """The options left to the data (``None``: ``sampled_softmax``, ``batch_size``, ``bucket_by_length``,
+    ``max_minutes``, ``search_minutes``) set from the catalog size and the training windows' lengths; options
     the user gave are kept. Returns the concrete settings and, for each option chosen here, its value and why."""
     from dataclasses import replace
 
     chosen: dict[str, str] = {}
     changes: dict[str, object] = {}
-    if cfg.sampled_softmax < 0:
+    if cfg.sampled_softmax is None:
         value = NEGATIVES if n_items > FULL_SOFTMAX_ITEMS else 0
         changes["sampled_softmax"] = value
         chosen["sampled_softmax"] = (f"{value} ({n_items:,} items > {FULL_SOFTMAX_ITEMS:,}: shared negatives per batch)" if value
@@ -165,12 +165,12 @@ def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[
         changes["bucket_by_length"] = on
         chosen["bucket_by_length"] = f"{str(on).lower()} (mean training window {mean:.1f} items {'<' if on else '≥'} max_len/2 = {cfg.max_len / 2:g})"
     windows = len(lengths)
-    if cfg.max_minutes < 0:
+    if cfg.max_minutes is None:
         changes["max_minutes"], chosen["max_minutes"] = by_log_size(windows, 0.0, LARGE_LOG_MINUTES, *BUDGET_REASONS)
-    if cfg.search_minutes < 0:
+    if cfg.search_minutes is None:
         changes["search_minutes"], chosen["search_minutes"] = by_log_size(
             windows, 0.0, LARGE_LOG_SEARCH_MINUTES, "no budget", "the validation search keeps the best point it reached")
-    if cfg.batch_size <= 0:
+    if cfg.batch_size is None:
         changes["batch_size"], chosen["batch_size"] = by_log_size(windows, 128, 256)
     return replace(cfg, **changes), chosen  # type: ignore[arg-type]
 

@@ -43,7 +43,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
     data_parallel: ClassVar[bool] = True  # a Ray runner fits it with Ray Train (see anyrec.cluster)
     # Score-time options chosen on validation after training (see eval.search.tune_on_validation).
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"text_blend": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
-                                                   "text_half_life": [0.0, 1.0, 3.0, 10.0], "kernel": [0.0, 0.05, 0.1, 0.2],
+                                                   "half_life": [0.0, 1.0, 3.0, 10.0], "kernel": [0.0, 0.05, 0.1, 0.2],
                                                    "popularity": [0.0, 0.02, 0.05, 0.1, 0.2]}
     # Training-time options searched (coordinate-wise, one fit per value, chosen by validation NDCG@10)
     # when an experiment asks for it; the id-only SASRec below gets the very same grid and budget.
@@ -136,7 +136,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
         data = torch.from_numpy(cut.astype(np.int64))
         # Data-parallel training (set by anyrec.cluster's Ray Train loop): one writer of the log and checkpoint.
         rank, world = self.worker
-        loop = TrainingLoop(cfg.patience, cfg.max_minutes, 1e-6, cfg.log_dir or None, world=world, writes=rank == 0)
+        loop = TrainingLoop(cfg.patience, cfg.max_minutes or 0.0, 1e-6, cfg.log_dir or None, world=world, writes=rank == 0)
         if cfg.resume and resume(loop, step, opt) and tuner is not None:
             self.text_vectors_ = step.text.cpu().numpy()
 
@@ -275,7 +275,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
                       candidates: np.ndarray | None = None) -> np.ndarray:
         """Scores for a live history (of every item, or of the item indices ``candidates``): the
         sequence is the positive events (oldest first), as the fitted history is; negative events
-        push their nearest items by text down (``dislike_weight``, ``dislike_kin``)."""
+        push their nearest items by text down (``push``, ``kin``)."""
         items = np.asarray(items, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float64)
         seq = items[weights > 0] + 1
@@ -290,9 +290,9 @@ class Sequential(TextTerm, IndexSide, Recommender):
     def _minus_dislikes(self, scores: np.ndarray, items: np.ndarray, weights: np.ndarray,
                         candidates: np.ndarray | None) -> np.ndarray:
         neg = weights < 0
-        if neg.any() and self.config.dislike_weight > 0 and self.config.use_text:
-            push = kin_push(self._unit_text_table(), items[neg], weights[neg], self.config.dislike_kin, candidates, items)
-            scores = scores - self.config.dislike_weight * push
+        if neg.any() and self.config.push > 0 and self.config.use_text:
+            push = kin_push(self._unit_text_table(), items[neg], weights[neg], self.config.kin, candidates, items)
+            scores = scores - self.config.push * push
         return scores
 
     def add_items(self, vectors: np.ndarray) -> bool:

@@ -96,7 +96,7 @@ def pretrain(sources: list[Source], cfg: SequentialConfig, out: str | Path, *, v
     windows_total = sum(len(p["data"]) for p in prepared)
     weight = {p["name"]: len(p["data"]) / max(1, windows_total) for p in prepared}
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loop = TrainingLoop(cfg.patience, cfg.max_minutes, 1e-6, str(out))
+    loop = TrainingLoop(cfg.patience, cfg.max_minutes or 0.0, 1e-6, str(out))
     steps = np.zeros(len(prepared), dtype=np.int64)
     if cfg.resume:
         def restore(ck: dict[str, Any]) -> None:

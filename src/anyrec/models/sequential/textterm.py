@@ -1,7 +1,7 @@
 """The sequential model's score-time terms beside the network, in the pretrained text space:
 
 - ``text_blend`` × the text similarity of each item to the user's history: the cosine with the
-  recency-weighted profile (half-life ``text_half_life`` items), or with ``kernel`` τ > 0 the history
+  recency-weighted profile (half-life ``half_life`` items), or with ``kernel`` τ > 0 the history
   items soft-max pooled, ``τ log Σ_h p_h exp(cos(h, i) / τ)`` as zero-shot scores (each history item
   counts on its own; τ → 0 the closest one alone);
 - ``popularity`` × the log-popularity prior of the training rows (standardised over the items they
@@ -27,7 +27,7 @@ from anyrec.models.textvectors import SimilarityCache, log_priors, pooled_kernel
 
 class TextTerm:
     """Reads ``text_vectors_`` (and ``pretrained_vectors_`` after encoder fine-tuning), ``popularity_prior_``
-    and the config's ``text_blend``, ``text_half_life``, ``kernel``, ``popularity``, ``use_text``."""
+    and the config's ``text_blend``, ``half_life``, ``kernel``, ``popularity``, ``use_text``."""
 
     config: Any
     text_vectors_: np.ndarray
@@ -77,7 +77,7 @@ class TextTerm:
         prior; ``None`` when both are off. ``users``: the fitted users ``seqs`` are (their text term may be kept)."""
         out = None
         if self.config.text_blend > 0 and self.config.use_text:
-            key = (self.config.text_half_life, self.config.kernel)
+            key = (self.config.half_life, self.config.kernel)
             text = self._kept(1, key, users if cols is None else None, lambda: self._text_similarity(seqs, cols))
             out = self.config.text_blend * text
         prior = self._prior(cols)
@@ -96,7 +96,7 @@ class TextTerm:
 
     def _history_weights(self, s: np.ndarray) -> np.ndarray:
         """Recency weights of a history, oldest first (the last item weighs 1)."""
-        return recency_weights(np.arange(len(s))[::-1], self.config.text_half_life)
+        return recency_weights(np.arange(len(s))[::-1], self.config.half_life)
 
     def _text_profiles(self, seqs: list[np.ndarray]) -> np.ndarray:
         """Each user's recent-items profile (unit length) in the pretrained text space ``(len(seqs), text_dim)``."""

@@ -103,7 +103,7 @@ def batch_loss(batch: Any, s: StepInputs) -> Any:
     if cfg.id_dropout > 0 and cfg.use_ids:
         keep = (torch.rand(s.n_items, generator=s.gen) >= cfg.id_dropout).float().to(s.device)
     neg = None
-    if cfg.sampled_softmax > 0:  # shared uniform negatives for the whole batch
+    if (cfg.sampled_softmax or 0) > 0:  # shared uniform negatives for the whole batch
         neg = torch.randint(0, s.n_items, (cfg.sampled_softmax,), generator=s.gen).to(s.device)
     index = None
     if neg is not None and s.tuner is None:
@@ -182,7 +182,7 @@ def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params
         if world > 1:
             perm = perm[rank::world]
         total, batches = 0.0, 0
-        chunks = epoch_batches(perm, data, step.gen, max(1, cfg.batch_size // world), bool(cfg.bucket_by_length))
+        chunks = epoch_batches(perm, data, step.gen, max(1, (cfg.batch_size or 1) // world), bool(cfg.bucket_by_length))
         for idx in chunks:
             if cfg.warmup_steps > 0 or cfg.lr_schedule != "constant":
                 set_learning_rate(opt, cfg, epoch * len(chunks) + batches, len(chunks))
