@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from anyrec.cli import cli, main
@@ -46,6 +48,30 @@ def test_evaluate_from_toml_config(tmp_path):
     res = CliRunner().invoke(cli, ["evaluate", "--config", str(tmp_path / "c.toml"), "--json", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert list(json.loads(out.read_text())["models"]) == ["itemknn"]
+
+
+def test_the_evaluate_table_is_the_experiment_config_and_the_command_line_goes_over_it(tmp_path):
+    from anyrec.config import experiment_config, load_config
+    from anyrec.errors import ConfigError
+
+    _write_tables(tmp_path)
+    data = ('[data]\nitems = "items.csv"\nitem_id = "id"\ntext = ["title"]\ninteractions = "inter.csv"\nuser = "uid"\n'
+            'item = "iid"\ntime = "ts"\n')
+    (tmp_path / "c.toml").write_text(data + '[evaluate]\nmodels = "itemknn,popularity"\nk = [2, 3]\nprotocol = "ratio"\n'
+                                     'valid = 0.2\ntune = false\nmask = "none"\nreport_untuned = true\n')
+    cfg = experiment_config(load_config(tmp_path / "c.toml").evaluate)
+    assert cfg.models == ("itemknn", "popularity") and cfg.ks == (2, 3) and cfg.split.protocol == "ratio"
+    assert cfg.split.valid == 0.2 and cfg.tune is False and cfg.mask == "none" and cfg.report_untuned is True
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["evaluate", "--config", str(tmp_path / "c.toml"), "--mask", "history", "--k", "2",
+                                   "--json", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    assert result["mask"] == "history" and result["protocol"] == "ratio" and result["ks"] == [2]  # the command line wins
+    assert list(result["models"]) == ["itemknn", "popularity"] and "tuned" not in result  # models and tune=false from the file
+    (tmp_path / "bad.toml").write_text(data + '[evaluate]\ntune = "no"\n')
+    with pytest.raises(ConfigError, match=r"bad.toml: \[evaluate\]: tune = 'no'; a bool is expected"):
+        load_config(tmp_path / "bad.toml")
 
 
 def test_bad_input_exits_2_with_message(tmp_path, monkeypatch, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,12 @@ from anyrec.cli.common import (
     runner_for,
 )
 from anyrec.cli.group import cli
-from anyrec.config import FileConfig, load_config
+from anyrec.config import FileConfig, experiment_config, load_config
 from anyrec.data import FORMATS, NAMED
-from anyrec.data.split import PROTOCOLS, SplitConfig
+from anyrec.data.split import PROTOCOLS
 from anyrec.errors import AnyrecError, ConfigError
 from anyrec.eval.evaluate import MASK_RULES
-from anyrec.eval.experiment import ExperimentConfig, run_experiment
+from anyrec.eval.experiment import run_experiment
 from anyrec.models import MODELS
 from anyrec.models.registry import option_names
 
@@ -83,18 +84,18 @@ INIT_HELP = ("A pretrained model folder that transfer, transfer-tuned, sequentia
 @click.option("--encoder", default=None, help="Text encoder for text models: name or folder (default all-MiniLM-L6-v2, offline).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--init", default=None, type=click.Path(file_okay=False, exists=True), help=INIT_HELP)
-@click.option("--train-share", type=click.FloatRange(0, 1), default=1.0, show_default=True,
-              help="Low-resource protocol: models learn from a seeded share of the training users' rows (0 = none: "
+@click.option("--train-share", type=click.FloatRange(0, 1), default=None,
+              help="Low-resource protocol (default 1): models learn from a seeded share of the training users' rows (0 = none: "
                    "only models that need no training run); every user keeps the same validation and test items and "
                    "is scored from their whole history.")
 @click.option("--no-tune", is_flag=True, help="Keep model options as given instead of choosing them on the validation split.")
 @click.option("--stability", is_flag=True,
               help="Choose options as `anyrec fit` does for serving: the best validation NDCG among those passing the "
                    "stability check (default: accuracy alone, as every peer row is tuned).")
-@click.option("--test-history", type=click.Choice(["train+valid", "train"]), default="train+valid", show_default=True,
-              help="History a model may use when scoring test users.")
-@click.option("--mask", type=click.Choice(MASK_RULES), default="history", show_default=True,
-              help="What is removed before ranking: the user's whole history (anyrec), the history minus the held-out "
+@click.option("--test-history", type=click.Choice(["train+valid", "train"]), default=None,
+              help="History a model may use when scoring test users (default train+valid).")
+@click.option("--mask", type=click.Choice(MASK_RULES), default=None,
+              help="What is removed before ranking (default history): the user's whole history (anyrec), the history minus the held-out "
                    "items (RecBole general models) or nothing (RecBole sequential models).")
 @click.option("--also-mask", "also_masks", multiple=True, type=click.Choice(["history", "history-minus-targets", "none"]),
               help="Also read every model's test lists under this masking rule (same fit, same history; repeatable).")
@@ -108,7 +109,7 @@ INIT_HELP = ("A pretrained model folder that transfer, transfer-tuned, sequentia
               help="Add a ranking stage: the click classifier re-ranks the top --rank-depth of each --rank-behind model "
                    "(trained on the same training rows; options ranker.FIELD=VALUE).")
 @click.option("--rank-behind", default=None, help="Models the ranker sits behind, comma-separated (default: the last of --models).")
-@click.option("--rank-depth", type=click.IntRange(min=2), default=20, show_default=True, help="Retrieved items the ranker re-scores.")
+@click.option("--rank-depth", type=click.IntRange(min=2), default=None, help="Retrieved items the ranker re-scores (default 20).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write results as JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart PNG here.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
@@ -116,22 +117,19 @@ INIT_HELP = ("A pretrained model folder that transfer, transfer-tuned, sequentia
 def evaluate(**kw: Any) -> None:
     """Split a dataset, fit each model on the training part, rank the full catalog, report metrics."""
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
-    ev = file_cfg.evaluate
-    models_text = kw["models"] or ev.get("models") or "popularity,itemknn,als,bpr"
-    models = tuple(m.strip() for m in (models_text.split(",") if isinstance(models_text, str) else models_text) if m.strip())
-    ks = parse_ks(kw["ks"] or ",".join(map(str, ev.get("k", [10, 20]))))
-    seed = kw["seed"] if kw["seed"] is not None else int(ev.get("seed", 0))
-    protocol = kw["protocol"] or ev.get("protocol", "loo")
-    split = SplitConfig(
-        protocol="loo" if protocol == "impressions" else protocol,
-        cold_rank_among=kw["cold_rank_among"] or ev.get("cold_rank_among", "cold"),
-        valid=float(ev.get("valid", 0.1)), test=float(ev.get("test", 0.1)), seed=seed,
-    )
+    base = experiment_config(file_cfg.evaluate, f"{kw['config_path']}: [evaluate]")  # the TOML table over the defaults
+    models = tuple(m.strip() for m in kw["models"].split(",") if m.strip()) if kw["models"] else base.models
+    ks = parse_ks(kw["ks"]) if kw["ks"] else base.ks
+    seed = kw["seed"] if kw["seed"] is not None else base.seed
+    protocol = kw["protocol"] or file_cfg.evaluate.get("protocol", base.split.protocol)
+    split = replace(base.split, protocol="loo" if protocol == "impressions" else protocol, seed=seed,
+                    cold_rank_among=kw["cold_rank_among"] or base.split.cold_rank_among)
     options = {**file_cfg.model_options}
     for model, opts in parse_options(kw["options"]).items():
         options[model] = {**options.get(model, {}), **opts}
     ranker_options = options.pop("ranker", {})
-    if kw["ranker"]:  # a misspelt ranker option fails now, not after the retrievers have trained
+    ranker = kw["ranker"] or base.ranker
+    if ranker:  # a misspelt ranker option fails now, not after the retrievers have trained
         from anyrec.rank.cross import ranker_config
 
         if ranker_config({"seed": seed, **ranker_options}).evidence and protocol == "impressions":
@@ -140,18 +138,21 @@ def evaluate(**kw: Any) -> None:
     options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"], kw["init"],
                                      kw.get("image_encoder"))
                for m in (models if "auto" not in models else (*models, *MODELS))}
-    behind = tuple(m.strip() for m in (kw["rank_behind"] or models[-1]).split(",") if m.strip()) if kw["ranker"] else ()
+    behind = (tuple(m.strip() for m in kw["rank_behind"].split(",") if m.strip()) if kw["rank_behind"]
+              else base.rank_behind or (models[-1],)) if ranker else ()
     unknown = sorted(set(behind) - set(models))
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} not among --models", param_hint="--rank-behind")
     if protocol == "impressions":
         _impressions(kw, file_cfg, models, options, seed, behind, ranker_options)
         return
-    cfg = ExperimentConfig(models=models, ks=ks, split=split, seed=seed, model_options=options, tune=not kw["no_tune"],
-                           stable=kw["stability"], test_history=kw["test_history"], mask=kw["mask"], tune_training=kw["tune_training"],
-                           ranker=kw["ranker"] or "", rank_behind=behind, ranker_options=ranker_options, rank_depth=kw["rank_depth"],
-                           also_masks=tuple(r for r in kw["also_masks"] if r != kw["mask"]), report_untuned=kw["report_untuned"],
-                           train_share=kw["train_share"])
+    given = {k: kw[k] for k in ("test_history", "mask", "train_share", "rank_depth") if kw[k] is not None}
+    mask = given.get("mask", base.mask)
+    cfg = replace(base, models=models, ks=ks, split=split, seed=seed, model_options=options, **given,
+                  tune=base.tune and not kw["no_tune"], stable=base.stable or kw["stability"],
+                  tune_training=base.tune_training or kw["tune_training"], report_untuned=base.report_untuned or kw["report_untuned"],
+                  ranker=ranker, rank_behind=behind, ranker_options=ranker_options,
+                  also_masks=tuple(r for r in (kw["also_masks"] or base.also_masks) if r != mask))
     vectors = None
     if kw["model_dir"]:
         from anyrec.app.persist import load_model
