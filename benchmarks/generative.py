@@ -28,7 +28,8 @@ from rich.table import Table
 from anyrec.cli.common import parse_options
 from anyrec.data import load_dataset
 from anyrec.data.split import SplitConfig, make_split, phase_matrices
-from anyrec.eval.experiment import ExperimentConfig, fit_one, run_experiment, validator
+from anyrec.eval.experiment import ExperimentConfig, run_experiment
+from anyrec.eval.flow import fit_one, validator
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.base import Filters
 from anyrec.models.generative.codes import code_report

@@ -79,7 +79,7 @@ def test_ease_and_zeroshot_read_the_counts(tmp_path: Path) -> None:
 
 
 def test_the_search_tries_each_weighting_only_where_the_log_has_counts(tmp_path: Path) -> None:
-    from anyrec.eval.experiment import training_grid
+    from anyrec.eval.flow import training_grid
 
     ds = load_table(write(tmp_path))
     assert training_grid("als", ds)["weighting"] == ["binary", "log", "bm25"]

@@ -322,7 +322,7 @@ def test_a_search_does_not_begin_a_grid_point_that_would_end_past_its_budget() -
 def test_early_stopping_scores_the_sample_of_validation_users_a_model_asks_for() -> None:
     """``validation_users`` > 0 (the generative model on a large log): every epoch's validation scores the same
     seeded sample of that many users; 0 scores them all."""
-    from anyrec.eval.experiment import validator
+    from anyrec.eval.flow import validator
 
     class Asking(Recommender):
         name = "asking"

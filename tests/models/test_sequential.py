@@ -174,7 +174,7 @@ def test_sasrec_is_the_same_trainer_without_text():
 
 
 def test_training_grid_gives_every_model_the_same_number_of_fits():
-    from anyrec.eval.experiment import search_training_grid, validator
+    from anyrec.eval.flow import search_training_grid, validator
     from anyrec.models import MODELS
 
     assert MODELS["sasrec"].training_grid == MODELS["sequential"].training_grid

@@ -20,13 +20,13 @@ from anyrec.eval.auto import candidates as auto_candidates
 from anyrec.eval.auto import choose
 from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import auto_memory_mb, validator
+from anyrec.eval.experiment import auto_memory_mb
+from anyrec.eval.flow import embed_on, fit_and_tune, fit_one
 from anyrec.eval.search import tune_on_validation
 from anyrec.eval.stability import StabilityRule
 from anyrec.index.vector import FaissIndex, VectorIndex, make_index, recall_against_exact
-from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models import Recommender
-from anyrec.models.registry import build_model, option_names
+from anyrec.models.registry import option_names
 
 log = logging.getLogger(__name__)
 
@@ -52,39 +52,27 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
         # an index with): a version fitted for ANN retrieval keeps the one-profile score.
         options = {**options, "kernel": 0.0}
         log.info("%s: kernel=0 (one profile) because the version retrieves from a %s index", name, index_spec)
-    model = build_model(name, seed, options)
-    model.progress = progress  # models that embed or train report progress
-    cfg = model.config
-    if runner.name != "local" and model.reads_text():
-        # The catalog embedded by the runner's actors (Ray Data); the model reads these vectors.
-        enc = TextEncoder(EncoderConfig(model=cfg.encoder, cache_dir=cfg.cache_dir))
-        model.use_item_vectors(enc.encode(ds.catalog.texts(), runner=runner,
-                                          progress=(lambda d, t: progress("embed catalog (ray)", d, t)) if progress else None))
+    vectors = embed_on(runner, ds, (name,), {name: options}, progress)  # on Ray: by its actors
     tuned: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     if tune:
+        # The one flow (anyrec.eval.flow) on a leave-one-out split (each user's last interaction): early stopping and
+        # the score-time options chosen on it; then the served model reads (or is refitted on) everything.
         split = leave_one_out(ds)
-        if model.trains_with_validation:
-            # Train once with each user's last interaction held out (early stopping and the
-            # score-time options are chosen on it), then serve with the full history.
-            model = runner.fit(model, split.train_dataset(ds), validator(ds, split, 10), progress)
-        else:
-            model.fit(split.train_dataset(ds))
-        if model.tuning_grid or (stable and model.serving_grid):
-            tuned = tune_on_validation(model, ds, split, 10, fixed=set(options), runner=runner,
-                                       stable=StabilityRule() if stable else None,
-                                       progress=(lambda d, t: progress("tune on validation", d, t)) if progress else None)
+        done = fit_and_tune(name, ds, split, split.train_dataset(ds), options, seed, k=10, stable=stable,
+                            item_vectors=vectors, progress=progress, runner=runner)
+        model, tuned = done.model, done.tuned
         valid = evaluate_model(model, ds, split, "valid", (10,), runner=runner)
         metrics = {"valid_ndcg@10": round(float(valid["ndcg@10"]), 6), "valid_recall@10": round(float(valid["recall@10"]), 6)}
         if model.trains_with_validation:
             model.set_history(ds)
         else:
-            vectors = model.encoded_items()
-            if vectors is not None:
-                model.use_item_vectors(vectors)  # the refit reuses the vectors just computed
+            encoded = model.encoded_items()
+            if encoded is not None:
+                model.use_item_vectors(encoded)  # the refit reuses the vectors just computed
             model.fit(ds)
     else:
-        model = runner.fit(model, ds)
+        model = fit_one(name, seed, options, ds, None, vectors, progress, runner)
     indexes = build_indexes(model, ds, index_spec, metric)
     metrics.update(index_recall(model, ds, indexes, seed))
     log.info("fitted %s on %s: %s %s", name, ds.name, tuned, metrics)
@@ -174,11 +162,8 @@ def _serving_blend(served: dict[str, tuple[Recommender, dict[str, Any]]], ds: Da
 
     split = leave_one_out(ds)
     train = split.train_dataset(ds)
-    parts = []
-    for name, (_model, opts) in served.items():
-        part = build_model(name, seed, opts)
-        part.progress = progress
-        parts.append(part.fit(train, validator(ds, split, 10) if part.trains_with_validation else None))
+    parts = [fit_and_tune(name, ds, split, train, opts, seed, k=10, tune=False, progress=progress).model
+             for name, (_model, opts) in served.items()]  # the options they chose, no search
     blend = Blend(parts=(parts[0], parts[1])).fit(train)
     tuned = tune_on_validation(blend, ds, split, 10, stable=StabilityRule() if stable else None,
                                progress=(lambda d, t: progress("tune the blend on validation", d, t)) if progress else None)

@@ -31,6 +31,7 @@ from anyrec.data.split import PROTOCOLS
 from anyrec.errors import AnyrecError, ConfigError
 from anyrec.eval.evaluate import MASK_RULES
 from anyrec.eval.experiment import run_experiment
+from anyrec.eval.flow import embed_on
 from anyrec.models import MODELS
 from anyrec.models.registry import option_names
 
@@ -166,7 +167,7 @@ def evaluate(**kw: Any) -> None:
     console.print(f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions")
     with runner_for(kw["ray_address"]) as runner, progress_bar(kw["progress"]) as bar:
         if vectors is None and runner.name != "local":
-            vectors = _embed_on(runner, ds, models, options, bar)
+            vectors = embed_on(runner, ds, models, options, bar)
         t0 = time.perf_counter()
         result = run_experiment(ds, cfg, progress=bar, item_vectors=vectors, runner=runner)
         result["runner"] = {"name": runner.name, "address": kw["ray_address"] or "", "seconds": round(time.perf_counter() - t0, 2)}
@@ -223,23 +224,6 @@ def auto_table(auto: dict[str, Any], rows: dict[str, Any]) -> Table:
     for note in auto.get("left out", []):
         table.add_row("(left out)", note, "", "")
     return table
-
-
-def _embed_on(runner: Any, ds: Any, models: tuple[str, ...], options: dict[str, Any], bar: Any) -> Any:
-    """The catalog's vectors computed by the runner's actors (and written to the cache), when every
-    text model among ``models`` reads the same encoder; otherwise each model embeds here."""
-    from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
-
-    text_models = [m for m in models if "encoder" in option_names(m)
-                   and options.get(m, {}).get("use_text", True)]
-    encoders = {(options[m].get("encoder", DEFAULT_ENCODER), options[m].get("cache_dir", "")) for m in text_models}
-    if len(encoders) != 1:
-        if text_models:
-            console.print("[yellow]text models read different encoders: each embeds the catalog in this process[/]")
-        return None
-    encoder, cache = encoders.pop()
-    enc = TextEncoder(EncoderConfig(model=encoder, cache_dir=cache))
-    return enc.encode(ds.catalog.texts(), progress=(lambda d, t: bar("embed catalog (ray)", d, t)) if bar else None, runner=runner)
 
 
 def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ...], options: dict[str, Any], seed: int,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from anyrec.cluster import LOCAL, Runner
+from anyrec.cluster import Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split, share_of_users
 from anyrec.errors import AnyrecError, ConfigError
@@ -16,16 +16,14 @@ from anyrec.eval.auto import candidates as auto_candidates
 from anyrec.eval.auto import choose
 from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
-from anyrec.eval.search import tune_on_validation, validation_sample
-from anyrec.eval.stability import StabilityRule
+from anyrec.eval.flow import StepProgress, fit_and_tune, read_all_then, training_grid, validator
+from anyrec.eval.search import tune_on_validation
 from anyrec.machine import available_memory_mb
 from anyrec.models.base import Recommender
-from anyrec.models.registry import MODELS, build_model, option_names
+from anyrec.models.registry import MODELS, build_model
 
 log = logging.getLogger(__name__)
 
-StepProgress = Callable[[str, int, int], None] | None
-"""Called as ``progress(step_description, done, total)``."""
 
 
 @dataclass(frozen=True)
@@ -88,31 +86,6 @@ class ExperimentConfig:
         for rule in (self.mask, *self.also_masks):
             if rule not in MASK_RULES:
                 raise ConfigError(f"mask must be one of {', '.join(MASK_RULES)}, got {rule!r}")
-
-
-def validator(ds: Dataset, split: Split, k: int) -> Callable[[Recommender], float]:
-    """Validation NDCG@k of a model whose history is the training rows (for early stopping). A model whose
-    scoring is costly may ask for a seeded sample of the validation users (``validation_users`` > 0: the
-    generative model on a large log generates every list by beam search), the same sample every epoch."""
-    samples: dict[int, Split] = {}
-
-    def run(m: Recommender) -> float:
-        cap = int(m.validation_users or 0)
-        if cap > 0 and cap not in samples:
-            samples[cap] = validation_sample(ds, split, cap)[0]
-        return evaluate_model(m, ds, samples.get(cap, split), "valid", (k,))[f"ndcg@{k}"]
-
-    return run
-
-
-def read_all_then(train: Dataset, validate: Callable[[Recommender], float]) -> Callable[[Recommender], float]:
-    """``validate`` with the model's history set to all of ``train`` first (the low-resource protocol: a model
-    learns from a share of the users and is validated on everyone, as at full share)."""
-    def run(model: Recommender) -> float:
-        model.set_history(train)
-        return validate(model)
-
-    return run
 
 
 def _step(progress: StepProgress, desc: str) -> Callable[[int, int], None] | None:
@@ -226,26 +199,15 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
     if config.train_share == 0 and build_model(name, config.seed, options).learns_from_interactions():
         result.setdefault("skipped", {})[name] = "learns from the target's training rows; the train share is 0"
         return None
-    t0 = time.perf_counter()
-    tuned: dict[str, Any] = {}
     grid = training_grid(name, learn, options)
     if not config.tune_training:  # how counts are read is searched wherever the log has them (a cheap refit)
         grid = {k: v for k, v in grid.items() if k == "weighting"}
     valid = validator(ds, split, config.ks[0]) if share is None else read_all_then(train, validator(ds, split, config.ks[0]))
-    if grid and len(split.valid):
-        model, tuned = search_training_grid(name, config.seed, options, learn, valid, item_vectors, progress, runner, grid)
-    else:
-        model = fit_one(name, config.seed, options, learn, valid if len(split.valid) else None, item_vectors, progress, runner)
-    if share is not None:
-        model.set_history(train)  # validation reads every user's training history, whoever the model learnt from
-    fit_s = time.perf_counter() - t0
-    fitted = model.config
-    t_search = time.perf_counter()
-    if config.tune and (model.tuning_grid or (config.stable and model.serving_grid)) and len(split.valid):
-        tuned.update(tune_on_validation(model, ds, split, config.ks[0], progress=_step(progress, f"tune {name}"),
-                                        fixed=set(options), runner=runner,
-                                        stable=StabilityRule() if config.stable else None))
-    search_s = time.perf_counter() - t_search
+    done = fit_and_tune(name, ds, split, learn, options, config.seed, validate=valid, k=config.ks[0], tune=config.tune,
+                        stable=config.stable, grid=grid, item_vectors=item_vectors, progress=progress, runner=runner,
+                        after_fit=(lambda m: m.set_history(train)) if share is not None else None)
+    model, tuned, fit_s, search_s = done.model, done.tuned, done.fit_seconds, done.search_seconds
+    fitted = done.fitted_config
     stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
     if "auto" in result and len(split.valid):
         # A search on a sample of the validation users (a large log) is not read here: auto compares every row on all.
@@ -325,68 +287,3 @@ def _evaluate_stage(fitted: tuple[Any, dict[str, Any], float], ds: Dataset, spli
                                                   mask=config.mask))
     metrics.update(fit_seconds=round(fit_s, 3), eval_seconds=round(time.perf_counter() - t0, 3), ranker=report)
     return metrics
-
-
-def fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float] | None,
-             item_vectors: Any, progress: StepProgress, runner: Runner | None = None) -> Recommender:
-    """One fit of a registry model; early stopping on ``validate`` (never on test) where the model has it."""
-    model = build_model(name, seed, options)
-    if item_vectors is not None:
-        model.use_item_vectors(item_vectors)
-    if progress:
-        progress(f"fit {name}", 0, 1)
-    model = (runner or LOCAL).fit(model, train, validate, progress)
-    if progress:
-        progress(f"fit {name}", 1, 1)
-    return model
-
-
-def _valid_score(model: Recommender, validate: Callable[[Recommender], float]) -> float:
-    """The validation score early stopping already computed, or one validation pass when there is none."""
-    kept = model.report_.best_valid_ndcg
-    return float(kept) if kept is not None else float(validate(model))
-
-
-def training_grid(name: str, train: Dataset, options: dict[str, Any] | None = None) -> dict[str, list[Any]]:
-    """The options searched with one fit per value: the class's ``training_grid``; where the log has a weight
-    column of counts, ``weighting`` over the ways the model can read them (``count_weightings``); where a model
-    that fuses pictures at training time (not in its score-time grid) reads them, ``image_weight``."""
-    cls = MODELS[name]
-    grid = dict(cls.training_grid)
-    if train.interactions.weight is not None and len(cls.count_weightings) > 1:
-        grid["weighting"] = list(cls.count_weightings)
-    if (options or {}).get("image_encoder") and "image_weight" in option_names(name) \
-            and "image_weight" not in cls.tuning_grid and train.catalog.images() is not None:
-        grid["image_weight"] = [0.25, 0.5, 0.75]
-    return grid
-
-
-def search_training_grid(
-    name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float],
-    item_vectors: Any = None, progress: StepProgress = None, runner: Runner | None = None,
-    grid: dict[str, list[Any]] | None = None,
-) -> tuple[Recommender, dict[str, Any]]:
-    """Coordinate-wise search over the model class's ``training_grid``, one fit per value.
-
-    Each candidate is a fresh fit with early stopping on ``validate``; the model with the best
-    validation score is kept. Options the user set (``options``) are not searched. Returns the
-    best model and ``{option: value, …, "training_fits": n, "valid_ndcg": best}``.
-    """
-    grid = {k: v for k, v in (MODELS[name].training_grid if grid is None else grid).items() if k not in options}
-    current = dict(options)
-    best_model = fit_one(name, seed, current, train, validate, item_vectors, progress, runner)
-    best = _valid_score(best_model, validate)
-    fits = [{**{k: getattr(best_model.config, k) for k in grid}, "valid": round(best, 6)}]
-    for opt, values in grid.items():
-        for value in values:
-            if value == getattr(best_model.config, opt) or (opt == "weighting" and value == best_model.weighting(train)):
-                continue  # (the weighting a fit chose by itself is the one already fitted)
-            trial = {**current, opt: value}
-            model = fit_one(name, seed, trial, train, validate, item_vectors, progress, runner)
-            score = _valid_score(model, validate)
-            fits.append({**{k: getattr(model.config, k) for k in grid}, "valid": round(score, 6)})
-            log.info("%s training grid %s: validation %.4f (best %.4f)", name, trial, score, best)
-            if score > best + 1e-9:
-                best, best_model, current = score, model, trial
-    chosen = {opt: best_model.weighting(train) if opt == "weighting" else getattr(best_model.config, opt) for opt in grid}
-    return best_model, {**chosen, "training_fits": len(fits), "training_grid_valid": fits, "valid_training_ndcg": round(best, 6)}
