@@ -58,10 +58,13 @@ def test_a_training_fit_whose_stderr_is_a_file_prints_its_state_on_a_timer(tmp_p
         took = time.monotonic() - started
     text = log.read_text()
     assert proc.returncode == 0, text
-    train = [line for line in text.splitlines() if line.startswith("train sequential · epoch")]
+    stamped = [line.split(" ", 1) for line in text.splitlines() if line[:2].isdigit() and line[2:3] == ":"]
+    assert stamped and all(len(p) == 2 and time.strptime(p[0], "%H:%M:%S") for p in stamped)  # wall-clock time first
+    lines = [p[1] for p in stamped]
+    train = [line for line in lines if line.startswith("train sequential · epoch")]
     assert len(train) >= 3, text
     # A rate needs two reports a second apart: the timer may print the first state again before that.
     assert all("loss" in line for line in train) and sum("steps/s" in line for line in train) >= len(train) // 2
     assert any("valid ndcg@10" in line and "patience" in line for line in train)
-    assert any(line.startswith("train sequential · stopped after 30 epochs (all epochs run)") for line in text.splitlines())
+    assert any(line.startswith("train sequential · stopped after 30 epochs (all epochs run)") for line in lines)
     assert took > 1.0

@@ -111,7 +111,9 @@ def progress_callback(console: Console, enabled: bool = True, every_s: float = 1
         yield None
         return
     if not console.is_terminal:
-        lines = LineProgress(every_s, lambda text: console.print(text, highlight=False, soft_wrap=True))
+        # In a log each line carries its wall-clock time: gaps between lines can be read off it.
+        lines = LineProgress(every_s, lambda text: console.print(f"{time.strftime('%H:%M:%S')} {text}", highlight=False,
+                                                                 soft_wrap=True))
         try:
             yield lines
         finally:
