@@ -33,7 +33,11 @@ class FileConfig:
 # [evaluate] holds ExperimentConfig's fields (``k`` for ``ks``) and the split's (protocol, shares, cold ranking);
 # the models' own options live in [models.<name>], the ranker's in [models.ranker].
 _SPLIT_KEYS = {f.name for f in fields(SplitConfig)} - {"seed"}
-EVALUATE_KEYS = ({f.name for f in fields(ExperimentConfig)} - {"ks", "split", "model_options", "ranker_options"}) | {"k"} | _SPLIT_KEYS
+EVALUATE_KEYS = (
+    ({f.name for f in fields(ExperimentConfig)} - {"ks", "split", "model_options", "ranker_options"})
+    | {"k"}
+    | _SPLIT_KEYS
+)
 
 
 def experiment_config(ev: dict[str, Any], where: str = "[evaluate]") -> ExperimentConfig:
@@ -51,8 +55,9 @@ def experiment_config(ev: dict[str, Any], where: str = "[evaluate]") -> Experime
             if not isinstance(items, list):
                 raise ConfigError(f"{where}: {key} is a list (or a comma-separated string), not {value!r}")
             value = tuple(int(v) for v in items) if name == "ks" else tuple(str(v) for v in items)
-        elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, (type(default), int) if
-                                                                                    isinstance(default, float) else type(default)):
+        elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(
+            value, (type(default), int) if isinstance(default, float) else type(default)
+        ):
             raise ConfigError(f"{where}: {key} = {value!r}; a {type(default).__name__} is expected (e.g. {default!r})")
         given[name] = float(value) if isinstance(default, float) else value
     split = {k: ev[k] for k in _SPLIT_KEYS if k in ev}
@@ -61,8 +66,13 @@ def experiment_config(ev: dict[str, Any], where: str = "[evaluate]") -> Experime
             raise ConfigError(f"{where}: {k} = {split[k]!r}; a share between 0 and 1 is expected")
     seed = int(given.get("seed", base.seed))
     protocol = str(split.get("protocol", base.split.protocol))
-    return replace(base, **given, split=replace(base.split, **{**split, "seed": seed,
-                                                               "protocol": "loo" if protocol == "impressions" else protocol}))
+    return replace(
+        base,
+        **given,
+        split=replace(
+            base.split, **{**split, "seed": seed, "protocol": "loo" if protocol == "impressions" else protocol}
+        ),
+    )
 
 
 def load_config(path: str | Path) -> FileConfig:
@@ -83,7 +93,9 @@ def load_config(path: str | Path) -> FileConfig:
     ev = doc.get("evaluate", {})
     bad = sorted(set(ev) - EVALUATE_KEYS)
     if bad:
-        raise ConfigError(f"{p}: unknown key(s) in [evaluate]: {', '.join(bad)}; known: {', '.join(sorted(EVALUATE_KEYS))}")
+        raise ConfigError(
+            f"{p}: unknown key(s) in [evaluate]: {', '.join(bad)}; known: {', '.join(sorted(EVALUATE_KEYS))}"
+        )
     experiment_config(ev, f"{p}: [evaluate]")  # each value checked now, naming the file and the key
     models = doc.get("models", {})
     if not all(isinstance(v, dict) for v in models.values()):
@@ -91,8 +103,14 @@ def load_config(path: str | Path) -> FileConfig:
     dataset = data.get("name") or data.get("path")
     if dataset and data.get("path") and not Path(dataset).is_absolute():
         dataset = str(p.parent / dataset)
-    return FileConfig(dataset=dataset, format=data.get("format"), mapping=mapping, policy=policy, evaluate=ev,
-                      model_options={k: dict(v) for k, v in models.items()})
+    return FileConfig(
+        dataset=dataset,
+        format=data.get("format"),
+        mapping=mapping,
+        policy=policy,
+        evaluate=ev,
+        model_options={k: dict(v) for k, v in models.items()},
+    )
 
 
 def make_policy(values: dict[str, str | None]) -> ReadPolicy | None:

@@ -92,7 +92,9 @@ class TrainingLoop:
         log.info("resumed from %s after epoch %d (best %.5f)", ckpt, self.next_epoch - 1, self.best)
         return True
 
-    def record(self, entry: dict[str, Any], score: float | None = None, snapshot: Callable[[], Any] | None = None) -> bool:
+    def record(
+        self, entry: dict[str, Any], score: float | None = None, snapshot: Callable[[], Any] | None = None
+    ) -> bool:
         """Log one epoch; with a validation ``score``, keep ``snapshot()`` when it beats the best by more
         than ``min_delta``, else count one more validation without a gain. Returns whether it improved."""
         self.history.append(entry)
@@ -120,7 +122,13 @@ class TrainingLoop:
         path.mkdir(parents=True, exist_ok=True)
         with open(path / "train_log.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(self.history[-1]) + "\n")
-        loop = {"epoch": epoch, "best": self.best, "best_state": self.best_state, "waited": self.waited, "history": self.history}
+        loop = {
+            "epoch": epoch,
+            "best": self.best,
+            "best_state": self.best_state,
+            "waited": self.waited,
+            "history": self.history,
+        }
         torch.save({**(state or {}), "loop": loop}, path / "checkpoint.pt")
 
     def status(self, epoch: int, epochs: int, loss: float | None, rate: float | None) -> str:
@@ -133,13 +141,23 @@ class TrainingLoop:
             parts.append(f"loss {loss:.4f}")
         last = next((e for e in reversed(self.history) if e.get("valid_ndcg@10") is not None), None)
         if last is not None:
-            parts.append(f"valid ndcg@10 {last['valid_ndcg@10']:.4f} (best {self.best:.4f}, patience {self.waited}/{self.patience})")
+            parts.append(
+                f"valid ndcg@10 {last['valid_ndcg@10']:.4f} (best {self.best:.4f}, patience {self.waited}/{self.patience})"
+            )
         if self.max_minutes > 0:
             parts.append(f"{max(0.0, self.max_minutes - self.seconds() / 60):.1f} of {self.max_minutes:g} min left")
         return ", ".join(parts)
 
-    def report(self, progress: Callable[[str, int, int], None] | None, name: str, epoch: int, epochs: int, batch: int,
-               batches: int, loss: float | None) -> None:
+    def report(
+        self,
+        progress: Callable[[str, int, int], None] | None,
+        name: str,
+        epoch: int,
+        epochs: int,
+        batch: int,
+        batches: int,
+        loss: float | None,
+    ) -> None:
         """After batch ``batch`` (1-based) of ``batches`` in ``epoch``: the state to ``progress``, at most once a second."""
         if progress is None:
             return
@@ -157,9 +175,17 @@ class TrainingLoop:
         """The training task completes (however it stopped), with why it stopped and the best figure."""
         if progress is None:
             return
-        why = ("out of patience" if self.out_of_patience() else "out of time" if self.no_time_for_an_epoch() else "all epochs run")
+        why = (
+            "out of patience"
+            if self.out_of_patience()
+            else "out of time"
+            if self.no_time_for_an_epoch()
+            else "all epochs run"
+        )
         best = f", best valid ndcg@10 {self.best:.4f}" if self.best > self.start_best else ""
-        progress(f"train {name} · stopped after {len(self.history)} {self.unit}s ({why}){best}, {self.seconds():.0f} s", 1, 1)
+        progress(
+            f"train {name} · stopped after {len(self.history)} {self.unit}s ({why}){best}, {self.seconds():.0f} s", 1, 1
+        )
 
     def out_of_patience(self) -> bool:
         return self.waited >= self.patience
@@ -174,7 +200,9 @@ class TrainingLoop:
         seconds mark of an epoch trained but not yet recorded, counted too."""
         if self.max_minutes <= 0:
             return False
-        ends = [float(e["seconds"]) for e in self.history if e.get("seconds") is not None] + ([pending] if pending is not None else [])
+        ends = [float(e["seconds"]) for e in self.history if e.get("seconds") is not None] + (
+            [pending] if pending is not None else []
+        )
         longest = max((b - a for a, b in zip([0.0, *ends], ends)), default=0.0)
         return self.seconds() + longest > 60 * self.max_minutes
 

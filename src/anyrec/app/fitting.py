@@ -63,7 +63,10 @@ def fit_for_serving(name: str, ds: Dataset, options: dict[str, Any], seed: int =
                             item_vectors=vectors, progress=progress, runner=runner)
         model, tuned = done.model, done.tuned
         valid = evaluate_model(model, ds, split, "valid", (10,), runner=runner)
-        metrics = {"valid_ndcg@10": round(float(valid["ndcg@10"]), 6), "valid_recall@10": round(float(valid["recall@10"]), 6)}
+        metrics = {
+            "valid_ndcg@10": round(float(valid["ndcg@10"]), 6),
+            "valid_recall@10": round(float(valid["recall@10"]), 6),
+        }
         if model.trains_with_validation:
             model.set_history(ds)
         else:
@@ -91,8 +94,9 @@ def build_indexes(model: Recommender, ds: Dataset, index_spec: str, metric: str 
     return found
 
 
-def index_recall(model: Recommender, ds: Dataset, indexes: dict[str, VectorIndex], seed: int = 0,
-                 users: int = 500, k: int = 10) -> dict[str, float]:
+def index_recall(
+    model: Recommender, ds: Dataset, indexes: dict[str, VectorIndex], seed: int = 0, users: int = 500, k: int = 10
+) -> dict[str, float]:
     """Recall@``k`` of each FAISS index against exact search, queried as serving queries it: with the
     profiles (and, for sequential, model-space queries) of up to ``users`` sampled users' histories."""
     faiss = {name: ix for name, ix in indexes.items() if isinstance(ix, FaissIndex)}
@@ -112,22 +116,39 @@ def index_recall(model: Recommender, ds: Dataset, indexes: dict[str, VectorIndex
         if queries[name]:
             key = f"index_recall@{k}" if name == "text" else f"{name}_index_recall@{k}"
             out[key] = round(recall_against_exact(ix, tables[name], np.stack(queries[name]), k), 4)
-            log.info("index %s (%s): recall@%d against exact search %.4f on %d users' queries",
-                     name, ix.factory if isinstance(ix, FaissIndex) else ix.kind, k, out[key], len(queries[name]))
+            log.info(
+                "index %s (%s): recall@%d against exact search %.4f on %d users' queries",
+                name,
+                ix.factory if isinstance(ix, FaissIndex) else ix.kind,
+                k,
+                out[key],
+                len(queries[name]),
+            )
     return out
 
 
-def fit_auto(ds: Dataset, options: dict[str, dict[str, Any]], seed: int = 0,
-             progress: Callable[[str, int, int], None] | None = None, index_spec: str = "exact", metric: str = "cosine",
-             runner: Runner | None = None, stable: bool = True, max_minutes: float | None = None,
-             ) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex], dict[str, Any]]:
+def fit_auto(
+    ds: Dataset,
+    options: dict[str, dict[str, Any]],
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+    index_spec: str = "exact",
+    metric: str = "cosine",
+    runner: Runner | None = None,
+    stable: bool = True,
+    max_minutes: float | None = None,
+) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex], dict[str, Any]]:
     """``fit --model auto``: every candidate that suits ``ds`` (:mod:`anyrec.eval.auto`) fitted for serving as
     :func:`fit_for_serving` fits one, the best validation NDCG@10 kept. Returns the winner's
     ``(model, options, metrics, indexes)`` and a report: candidates with their reasons, each one's
     validation NDCG@10 and seconds, what was left out and why, the winner."""
     found = auto_candidates(ds, auto_memory_mb(), max_minutes)
-    report: dict[str, Any] = {"candidates": {c.name: c.reason for c in found}, "left out": auto_skipped(ds, found),
-                              "validation": {}, "seconds": {}}
+    report: dict[str, Any] = {
+        "candidates": {c.name: c.reason for c in found},
+        "left out": auto_skipped(ds, found),
+        "validation": {},
+        "seconds": {},
+    }
     for c in found:
         log.info("auto: candidate %s (%s)", c.name, c.reason)
     best: tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]] | None = None
@@ -153,20 +174,35 @@ def fit_auto(ds: Dataset, options: dict[str, dict[str, Any]], seed: int = 0,
     return (*best, report)
 
 
-def _serving_blend(served: dict[str, tuple[Recommender, dict[str, Any]]], ds: Dataset, seed: int,
-                   progress: Callable[[str, int, int], None] | None, index_spec: str, metric: str, stable: bool,
-                   report: dict[str, Any]) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]] | None:
+def _serving_blend(
+    served: dict[str, tuple[Recommender, dict[str, Any]]],
+    ds: Dataset,
+    seed: int,
+    progress: Callable[[str, int, int], None] | None,
+    index_spec: str,
+    metric: str,
+    stable: bool,
+    report: dict[str, Any],
+) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]] | None:
     """``auto``'s blend of its two best candidates for serving: both refitted on the validation split with the
     options they chose (no search), the weight chosen there, then the served parts blended with that weight."""
     from anyrec.models.blend import Blend, BlendConfig
 
     split = leave_one_out(ds)
     train = split.train_dataset(ds)
-    parts = [fit_and_tune(name, ds, split, train, opts, seed, k=10, tune=False, progress=progress).model
-             for name, (_model, opts) in served.items()]  # the options they chose, no search
+    parts = [
+        fit_and_tune(name, ds, split, train, opts, seed, k=10, tune=False, progress=progress).model
+        for name, (_model, opts) in served.items()
+    ]  # the options they chose, no search
     blend = Blend(parts=(parts[0], parts[1])).fit(train)
-    tuned = tune_on_validation(blend, ds, split, 10, stable=StabilityRule() if stable else None,
-                               progress=(lambda d, t: progress("tune the blend on validation", d, t)) if progress else None)
+    tuned = tune_on_validation(
+        blend,
+        ds,
+        split,
+        10,
+        stable=StabilityRule() if stable else None,
+        progress=(lambda d, t: progress("tune the blend on validation", d, t)) if progress else None,
+    )
     valid = evaluate_model(blend, ds, split, "valid", (10,))
     label = blend.label
     report["candidates"][label] = f"a blend of the two best ({', '.join(served)}), the weight chosen on validation"
@@ -174,5 +210,9 @@ def _serving_blend(served: dict[str, tuple[Recommender, dict[str, Any]]], ds: Da
     (_, (first, _)), (_, (second, _)) = served.items()
     out = Blend(BlendConfig(weight=blend.config.weight), parts=(first, second)).fit(ds)
     metrics = {"valid_ndcg@10": report["validation"][label], "valid_recall@10": round(float(valid["recall@10"]), 6)}
-    return out, {"weight": blend.config.weight, **{k: v for k, v in tuned.items() if k.startswith("valid")}}, metrics, \
-        build_indexes(out, ds, index_spec, metric)
+    return (
+        out,
+        {"weight": blend.config.weight, **{k: v for k, v in tuned.items() if k.startswith("valid")}},
+        metrics,
+        build_indexes(out, ds, index_spec, metric),
+    )

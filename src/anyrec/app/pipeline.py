@@ -46,9 +46,15 @@ def explain(model: Recommender, ds: Dataset, user: int, items: np.ndarray, top: 
     hist, weights = history_of(ds, user)
     att = attribute(model, hist, weights, np.asarray(items, dtype=np.int64))
     cited = [[h for h, _ in att.top(j, top)] for j in range(len(items))]
-    out: dict[str, list[Any]] = {"because": [
-        [{"id": ds.catalog.ids.raw(h), "title": ds.catalog.title(h), "contribution": round(c, 6)} for h, c in att.top(j, top)]
-        for j in range(len(items))]}
+    out: dict[str, list[Any]] = {
+        "because": [
+            [
+                {"id": ds.catalog.ids.raw(h), "title": ds.catalog.title(h), "contribution": round(c, 6)}
+                for h, c in att.top(j, top)
+            ]
+            for j in range(len(items))
+        ]
+    }
     if sentences:
         guard = SentenceGuard(ds.catalog)
         out["words"] = [shared_words(ds.catalog, int(i), c) for i, c in zip(items, cited)]
@@ -56,7 +62,9 @@ def explain(model: Recommender, ds: Dataset, user: int, items: np.ndarray, top: 
     return att, out
 
 
-def recommend(model: Recommender, ds: Dataset, user: str, k: int = 10, categories: list[str] | None = None) -> list[dict[str, Any]]:
+def recommend(
+    model: Recommender, ds: Dataset, user: str, k: int = 10, categories: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Top-k for raw user id ``user``, seen items removed, with contributing history items."""
     u = ds.users.index(user, what="user")
     ids, scores = model.recommend(np.array([u]), k, filters=category_filter(ds, categories))
@@ -81,7 +89,11 @@ def history(ds: Dataset, user: str, last: int = 10) -> list[dict[str, Any]]:
     rows = inter.history(ds.n_users).rows(u)[::-1][:last]
     out = []
     for r in rows:
-        entry = {"id": ds.catalog.ids.raw(inter.item[r]), "title": ds.catalog.title(inter.item[r]), "time": float(inter.time[r])}
+        entry = {
+            "id": ds.catalog.ids.raw(inter.item[r]),
+            "title": ds.catalog.title(inter.item[r]),
+            "time": float(inter.time[r]),
+        }
         if inter.rating is not None:
             entry["rating"] = float(inter.rating[r])
         out.append(entry)
@@ -91,7 +103,9 @@ def history(ds: Dataset, user: str, last: int = 10) -> list[dict[str, Any]]:
 def _text_parts(model: Recommender, what: str) -> np.ndarray:
     table = model.text_table()
     if table is None:
-        raise ConfigError(f"{what} needs a text model; fit one with `anyrec fit --model zeroshot` (this one is {model.name!r})")
+        raise ConfigError(
+            f"{what} needs a text model; fit one with `anyrec fit --model zeroshot` (this one is {model.name!r})"
+        )
     return table
 
 
@@ -100,8 +114,13 @@ def _text_parts(model: Recommender, what: str) -> np.ndarray:
 SEARCH_PUSH, SEARCH_KIN = 0.05, 10
 
 
-def search_scores(table: np.ndarray, query: np.ndarray, items: np.ndarray | None = None, weights: np.ndarray | None = None,
-                  user_weight: float = 0.3) -> np.ndarray:
+def search_scores(
+    table: np.ndarray,
+    query: np.ndarray,
+    items: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    user_weight: float = 0.3,
+) -> np.ndarray:
     """Every item's search score ``(n_items,)``, the one rule of the CLI and the service: the cosine with the unit
     ``query`` (in ``table``'s space), blended with weight ``user_weight`` with the cosine to the profile of the user's
     *positive* events (their weights); a negative event (dislike, skip, low rating) never enters the profile, it
@@ -114,20 +133,32 @@ def search_scores(table: np.ndarray, query: np.ndarray, items: np.ndarray | None
     if pos.any():
         prof = weights[pos] @ table[items[pos]]
         prof = prof / max(float(np.linalg.norm(prof)), 1e-12)
-        scores = (1 - user_weight) * scores + user_weight * np.asarray(table @ prof.astype(np.float32), dtype=np.float64)
+        scores = (1 - user_weight) * scores + user_weight * np.asarray(
+            table @ prof.astype(np.float32), dtype=np.float64
+        )
     if neg.any():
         scores = scores - SEARCH_PUSH * kin_push(table, items[neg], weights[neg], SEARCH_KIN, history=items)
     return scores
 
 
-def search(model: Recommender, ds: Dataset, query: str, k: int = 10, user: str | None = None, user_weight: float = 0.3,
-           categories: list[str] | None = None, index: VectorIndex | None = None) -> list[dict[str, Any]]:
+def search(
+    model: Recommender,
+    ds: Dataset,
+    query: str,
+    k: int = 10,
+    user: str | None = None,
+    user_weight: float = 0.3,
+    categories: list[str] | None = None,
+    index: VectorIndex | None = None,
+) -> list[dict[str, Any]]:
     """Items for a free-text request, optionally blended with a user's profile (seen items removed then)."""
     table = _text_parts(model, "search")
     encoder = model.text_encoder()
     if encoder is None:
-        raise ConfigError(f"search needs a text model that keeps its encoder; fit one with `anyrec fit --model zeroshot` "
-                          f"(this one is {model.name!r})")
+        raise ConfigError(
+            f"search needs a text model that keeps its encoder; fit one with `anyrec fit --model zeroshot` "
+            f"(this one is {model.name!r})"
+        )
     if not query.strip():
         raise ConfigError("the search text is empty")
     qvec = model.query_vectors([query], encoder.encode([query]))  # (1, dim) in the table's space
@@ -150,7 +181,9 @@ def search(model: Recommender, ds: Dataset, query: str, k: int = 10, user: str |
     return [{**_item(ds, i, scores[i]), "rank": r + 1} for r, i in enumerate(order) if np.isfinite(scores[i])]
 
 
-def similar(model: Recommender, ds: Dataset, item: str, k: int = 10, index: VectorIndex | None = None) -> list[dict[str, Any]]:
+def similar(
+    model: Recommender, ds: Dataset, item: str, k: int = 10, index: VectorIndex | None = None
+) -> list[dict[str, Any]]:
     """Nearest items to raw item id ``item`` by text (or by co-occurrence for item-kNN)."""
     i = ds.catalog.ids.index(item, what="item")
     col = model.item_neighbours(i)

@@ -63,31 +63,74 @@ def data_options(f: Any = None, *, mapping: bool = True) -> Any:
     if f is None:
         return lambda g: data_options(g, mapping=mapping)
     opts = [
-        click.option("--dataset", "dataset", default=None, help="Named dataset (see `anyrec datasets`) or a folder. Default: ml-100k."),
-        click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Dataset format; detected when omitted."),
-        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="TOML file with [data], [evaluate], [models.*]."),
+        click.option(
+            "--dataset",
+            "dataset",
+            default=None,
+            help="Named dataset (see `anyrec datasets`) or a folder. Default: ml-100k.",
+        ),
+        click.option(
+            "--format", "fmt", type=click.Choice(FORMATS), default=None, help="Dataset format; detected when omitted."
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="TOML file with [data], [evaluate], [models.*].",
+        ),
         click.option("--items", default=None, help="Catalog file (CSV/TSV/JSONL/Parquet) for --format table."),
         click.option("--item-id", default=None, help="Item id column of the catalog file."),
         click.option("--text", default=None, help="Text column(s) of the catalog, comma-separated, in template order."),
         click.option("--category", default=None, help="Categorical column of the catalog."),
-        click.option("--image", "image_col", default=None,
-                     help="Picture column of the catalog: a path (relative to the catalog file) or an http(s) URL."),
-        click.option("--image-encoder", default=None,
-                     help="A CLIP-style model (name or folder) that embeds the pictures for the text models."),
+        click.option(
+            "--image",
+            "image_col",
+            default=None,
+            help="Picture column of the catalog: a path (relative to the catalog file) or an http(s) URL.",
+        ),
+        click.option(
+            "--image-encoder",
+            default=None,
+            help="A CLIP-style model (name or folder) that embeds the pictures for the text models.",
+        ),
         click.option("--interactions", default=None, help="Interaction file for --format table."),
         click.option("--user", "user_col", default=None, help="User id column (default user_id)."),
-        click.option("--item", "item_col", default=None, help="Item id column of the interaction file (default item_id)."),
+        click.option(
+            "--item", "item_col", default=None, help="Item id column of the interaction file (default item_id)."
+        ),
         click.option("--time", "time_col", default=None, help="Timestamp column (epoch seconds or ISO dates)."),
         click.option("--rating", "rating_col", default=None, help="Rating column (a scale: 1-5 stars, thumbs)."),
-        click.option("--weight", "weight_col", default=None,
-                     help="Column of counts (plays, purchases, minutes): read as confidence, not as a rating."),
+        click.option(
+            "--weight",
+            "weight_col",
+            default=None,
+            help="Column of counts (plays, purchases, minutes): read as confidence, not as a rating.",
+        ),
         click.option("--event", "event_col", default=None, help="Event type column."),
         click.option("--sep", default=None, help="Delimiter for CSV/TSV files."),
-        click.option("--template", default=None, help='Item-text template, e.g. "{title}. Genres: {genres}. {description}".'),
+        click.option(
+            "--template", default=None, help='Item-text template, e.g. "{title}. Genres: {genres}. {description}".'
+        ),
         click.option("--encoding", default=None, help="Text encoding of table files (default utf-8)."),
-        click.option("--bad-rows", type=click.Choice(["error", "skip"]), default=None, help="Malformed rows: stop, or skip and count."),
-        click.option("--unknown-items", type=click.Choice(["error", "skip", "add"]), default=None, help="Interactions naming items not in the catalog."),
-        click.option("--duplicate-items", type=click.Choice(["error", "first", "last"]), default=None, help="Item ids listed twice in the catalog."),
+        click.option(
+            "--bad-rows",
+            type=click.Choice(["error", "skip"]),
+            default=None,
+            help="Malformed rows: stop, or skip and count.",
+        ),
+        click.option(
+            "--unknown-items",
+            type=click.Choice(["error", "skip", "add"]),
+            default=None,
+            help="Interactions naming items not in the catalog.",
+        ),
+        click.option(
+            "--duplicate-items",
+            type=click.Choice(["error", "first", "last"]),
+            default=None,
+            help="Item ids listed twice in the catalog.",
+        ),
     ]
     if not mapping:
         opts = opts[:3]
@@ -100,18 +143,31 @@ def read_dataset(kw: dict[str, Any], file_cfg: FileConfig) -> Dataset:
     """Load the dataset described by CLI options over a config file."""
     mapping = file_cfg.mapping
     cli_map = {
-        "items": kw.get("items"), "item_id": kw.get("item_id"), "category": kw.get("category"),
-        "interactions": kw.get("interactions"), "user": kw.get("user_col"), "item": kw.get("item_col"),
-        "time": kw.get("time_col"), "rating": kw.get("rating_col"), "event": kw.get("event_col"),
-        "weight": kw.get("weight_col"), "image": kw.get("image_col"),
-        "sep": kw.get("sep"), "template": kw.get("template"),
+        "items": kw.get("items"),
+        "item_id": kw.get("item_id"),
+        "category": kw.get("category"),
+        "interactions": kw.get("interactions"),
+        "user": kw.get("user_col"),
+        "item": kw.get("item_col"),
+        "time": kw.get("time_col"),
+        "rating": kw.get("rating_col"),
+        "event": kw.get("event_col"),
+        "weight": kw.get("weight_col"),
+        "image": kw.get("image_col"),
+        "sep": kw.get("sep"),
+        "template": kw.get("template"),
     }
     if kw.get("text"):
         cli_map["text"] = tuple(c.strip() for c in kw["text"].split(",") if c.strip())
     given = {k: v for k, v in cli_map.items() if v}
     if given:
         mapping = replace(mapping or ColumnMapping(), **given)
-    policy = make_policy({**file_cfg.policy, **{k: kw.get(k) for k in ("bad_rows", "unknown_items", "duplicate_items", "encoding") if kw.get(k)}})
+    policy = make_policy(
+        {
+            **file_cfg.policy,
+            **{k: kw.get(k) for k in ("bad_rows", "unknown_items", "duplicate_items", "encoding") if kw.get(k)},
+        }
+    )
     fmt = kw.get("fmt") or file_cfg.format
     source = kw.get("dataset") or file_cfg.dataset
     if mapping is not None and not mapping.interactions:
@@ -151,8 +207,10 @@ def _progress_lines(every_s: float) -> LineProgress:
 
 
 def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
-    table = Table(title=f"{result['dataset']} · {result['protocol']} · full ranking · {result['split']['test']:,} test rows · "
-                        f"history at test: {result.get('test_history', 'train+valid')} · masked: {result.get('mask', 'history')}")
+    table = Table(
+        title=f"{result['dataset']} · {result['protocol']} · full ranking · {result['split']['test']:,} test rows · "
+        f"history at test: {result.get('test_history', 'train+valid')} · masked: {result.get('mask', 'history')}"
+    )
     table.add_column("model", style="bold")
     cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall", "mrr")]
     cols += [f"{m}@{ks[0]}" for m in ("precision", "map", "coverage")]
@@ -168,7 +226,9 @@ def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
         table.add_column("search s", justify="right")  # the validation search of score-time options (EASE's solves)
     best = {c: max((m.get(c, 0.0) for m in result["models"].values()), default=0.0) for c in cols}
     for name, m in result["models"].items():
-        cells = [f"[green]{m[c]:.4f}[/]" if m[c] == best[c] and len(result["models"]) > 1 else f"{m[c]:.4f}" for c in cols]
+        cells = [
+            f"[green]{m[c]:.4f}[/]" if m[c] == best[c] and len(result["models"]) > 1 else f"{m[c]:.4f}" for c in cols
+        ]
         if has_rating:
             cells += [f"{m['mae']:.4f}" if "mae" in m else "–", f"{m['rmse']:.4f}" if "rmse" in m else "–"]
         cells.append(f"{m['fit_seconds']:.2f}")
@@ -178,7 +238,6 @@ def results_table(result: dict[str, Any], ks: tuple[int, ...]) -> Table:
     for name, why in result.get("refused", {}).items():  # a refusal is a row, with its reason, not a lost run
         table.add_row(f"[red]{name}[/]", f"[red]refused: {why}[/]", *([""] * (len(table.columns) - 2)))
     return table
-
 
 
 def read_source(source: str | None, config: str | None = None) -> Dataset:
@@ -204,9 +263,16 @@ def fail(message: str) -> None:
 
 def ray_option(f: Any) -> Any:
     """``--ray [ADDRESS]``: run the command's split work on Ray (``--ray`` alone: a cluster on this machine)."""
-    return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-                        help="Run on Ray: alone, a local cluster on this machine's CPUs; or a cluster's address "
-                             "(auto, ray://HEAD:10001). Results equal the local run's.")(f)
+    return click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="local",
+        default=None,
+        metavar="[ADDRESS]",
+        help="Run on Ray: alone, a local cluster on this machine's CPUs; or a cluster's address "
+        "(auto, ray://HEAD:10001). Results equal the local run's.",
+    )(f)
 
 
 @contextmanager
@@ -220,4 +286,3 @@ def runner_for(address: str | None) -> Iterator[Any]:
     with ray_runner(address) as runner:
         console.print(f"ray: {address}, {runner.workers} workers")
         yield runner
-

@@ -19,13 +19,29 @@ _FIXED = {"encoder", "max_minutes", "rounds", "seed"}  # options of their own on
 @cli.command("pretrain-encoder")
 @click.option("--source", "sources", multiple=True, required=True,
               help="A dataset to learn from: named dataset, folder or TOML config (repeatable; never the target).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the encoder to.")
-@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="Sentence encoder to start from: name or folder.")
-@click.option("--max-minutes", type=float, default=20.0, show_default=True, help="Time budget (0 = none); the best round is kept.")
-@click.option("--rounds", type=click.IntRange(min=1), default=60, show_default=True, help="At most this many rounds (a validation each).")
-@click.option("--option", "options", multiple=True,
-              help="encoder.FIELD=VALUE: batch_size, history, item_pairs, lr, temperature, mix, round_steps, patience, "
-                   "valid_users, threads, device (repeatable).")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the encoder to."
+)
+@click.option(
+    "--encoder", default=DEFAULT_ENCODER, show_default=True, help="Sentence encoder to start from: name or folder."
+)
+@click.option(
+    "--max-minutes", type=float, default=20.0, show_default=True, help="Time budget (0 = none); the best round is kept."
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help="At most this many rounds (a validation each).",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    help="encoder.FIELD=VALUE: batch_size, history, item_pairs, lr, temperature, mix, round_steps, patience, "
+    "valid_users, threads, device (repeatable).",
+)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--seed", type=int, default=0)
@@ -42,26 +58,42 @@ def pretrain_encoder(**kw: Any) -> None:
     known = {f.name for f in fields(BehaviourConfig)} - _FIXED
     unknown = sorted(set(opts) - known)
     if unknown:
-        raise click.BadParameter(f"pretrain-encoder has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}",
-                                 param_hint="--option")
-    cfg = replace(BehaviourConfig(), encoder=kw["encoder"], max_minutes=kw["max_minutes"], rounds=kw["rounds"],
-                  seed=kw["seed"], **opts)
+        raise click.BadParameter(
+            f"pretrain-encoder has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}",
+            param_hint="--option",
+        )
+    cfg = replace(
+        BehaviourConfig(),
+        encoder=kw["encoder"],
+        max_minutes=kw["max_minutes"],
+        rounds=kw["rounds"],
+        seed=kw["seed"],
+        **opts,
+    )
     sources = []
     for source in kw["sources"]:
         ds = read_source(source)
         s = ds.summary()
-        console.print(f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions")
+        console.print(
+            f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions"
+        )
         sources.append(BehaviourSource(ds.name, ds.catalog.texts(), ds.interactions.sequences(ds.n_users)))
     with progress_bar() as bar:
-        meta = train_encoder(sources, cfg, kw["out_dir"], cache_dir=cache_dir(kw["no_cache"]), resume=kw["resume"], progress=bar)
+        meta = train_encoder(
+            sources, cfg, kw["out_dir"], cache_dir=cache_dir(kw["no_cache"]), resume=kw["resume"], progress=bar
+        )
     first, best = meta["valid_ndcg@10"]["as it came"], meta["valid_ndcg@10"]["best"]
-    console.print(f"trained {meta['steps']:,} steps in {meta['seconds']['training']:.0f} s on {meta['device']}; kept {meta['kept']}; "
-                  f"held-out NDCG@10 (mean over the sources) {first:.4f} as it came → {best:.4f}")
+    console.print(
+        f"trained {meta['steps']:,} steps in {meta['seconds']['training']:.0f} s on {meta['device']}; kept {meta['kept']}; "
+        f"held-out NDCG@10 (mean over the sources) {first:.4f} as it came → {best:.4f}"
+    )
     by_source = next(e for e in meta["history"] if e["round"] == meta["best_round"])["valid_by_source"]
     for src in meta["sources"]:
         before = meta["history"][0]["valid_by_source"][src["name"]]
-        out.print(f"  {src['name']}: {src['items']:,} items, {src['pairs']:,} pairs, {src['steps']:,} steps "
-                  f"({100 * src['share_of_steps']:.1f} %), held-out NDCG@10 {before:.4f} → {by_source[src['name']]:.4f}")
+        out.print(
+            f"  {src['name']}: {src['items']:,} items, {src['pairs']:,} pairs, {src['steps']:,} steps "
+            f"({100 * src['share_of_steps']:.1f} %), held-out NDCG@10 {before:.4f} → {by_source[src['name']]:.4f}"
+        )
         if src["events_on_items_without_text"]:
             out.print(f"    {src['events_on_items_without_text']:,} events on items without text left out")
     console.print(f"wrote {Path(kw['out_dir'])} (use with --encoder {kw['out_dir']})")

@@ -75,42 +75,98 @@ INIT_HELP = ("A pretrained model folder that transfer, transfer-tuned, sequentia
 
 @cli.command()
 @data_options
-@click.option("--protocol", type=click.Choice([*PROTOCOLS, "impressions"]), default=None,
-              help="Split protocol (default loo); impressions: rank the shown items of each later impression (MIND folders).")
+@click.option(
+    "--protocol",
+    type=click.Choice([*PROTOCOLS, "impressions"]),
+    default=None,
+    help="Split protocol (default loo); impressions: rank the shown items of each later impression (MIND folders).",
+)
 @click.option("--models", default=None, help=f"Comma-separated models from: {', '.join(MODELS)}.")
 @click.option("--k", "ks", default=None, help="Comma-separated cut-offs (default 10,20).")
 @click.option("--seed", type=int, default=None, help="Seed of the split and the models (default 0).")
-@click.option("--cold-rank-among", type=click.Choice(["cold", "all"]), default=None, help="cold-item: rank among cold items only, or the whole catalog.")
-@click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE, e.g. itemknn.k=50 (repeatable).")
-@click.option("--encoder", default=None, help="Text encoder for text models: name or folder (default all-MiniLM-L6-v2, offline).")
+@click.option(
+    "--cold-rank-among",
+    type=click.Choice(["cold", "all"]),
+    default=None,
+    help="cold-item: rank among cold items only, or the whole catalog.",
+)
+@click.option(
+    "--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE, e.g. itemknn.k=50 (repeatable)."
+)
+@click.option(
+    "--encoder", default=None, help="Text encoder for text models: name or folder (default all-MiniLM-L6-v2, offline)."
+)
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--init", default=None, type=click.Path(file_okay=False, exists=True), help=INIT_HELP)
-@click.option("--train-share", type=click.FloatRange(0, 1), default=None,
-              help="Low-resource protocol (default 1): models learn from a seeded share of the training users' rows (0 = none: "
-                   "only models that need no training run); every user keeps the same validation and test items and "
-                   "is scored from their whole history.")
-@click.option("--no-tune", is_flag=True, help="Keep model options as given instead of choosing them on the validation split.")
-@click.option("--stability", is_flag=True,
-              help="Choose options as `anyrec fit` does for serving: the best validation NDCG among those passing the "
-                   "stability check (default: accuracy alone, as every peer row is tuned).")
-@click.option("--test-history", type=click.Choice(["train+valid", "train"]), default=None,
-              help="History a model may use when scoring test users (default train+valid).")
-@click.option("--mask", type=click.Choice(MASK_RULES), default=None,
-              help="What is removed before ranking (default history): the user's whole history (anyrec), the history minus the held-out "
-                   "items (RecBole general models) or nothing (RecBole sequential models).")
-@click.option("--also-mask", "also_masks", multiple=True, type=click.Choice(["history", "history-minus-targets", "none"]),
-              help="Also read every model's test lists under this masking rule (same fit, same history; repeatable).")
-@click.option("--report-untuned", is_flag=True,
-              help="Also read every tuned model's test lists with the options it was fitted with, before the "
-                   "validation search (same fit): what the search adds.")
-@click.option("--tune-training", is_flag=True,
-              help="Also search training-time options (sequential, sasrec: dropout, lr, hidden) on validation, one fit per value.")
-@click.option("--model-dir", default=None, type=click.Path(file_okay=False), help="A saved text model: reuse its item vectors (and its dataset).")
-@click.option("--ranker", type=click.Choice(["classifier"]), default=None,
-              help="Add a ranking stage: the click classifier re-ranks the top --rank-depth of each --rank-behind model "
-                   "(trained on the same training rows; options ranker.FIELD=VALUE).")
-@click.option("--rank-behind", default=None, help="Models the ranker sits behind, comma-separated (default: the last of --models).")
-@click.option("--rank-depth", type=click.IntRange(min=2), default=None, help="Retrieved items the ranker re-scores (default 20).")
+@click.option(
+    "--train-share",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Low-resource protocol (default 1): models learn from a seeded share of the training users' rows (0 = none: "
+    "only models that need no training run); every user keeps the same validation and test items and "
+    "is scored from their whole history.",
+)
+@click.option(
+    "--no-tune", is_flag=True, help="Keep model options as given instead of choosing them on the validation split."
+)
+@click.option(
+    "--stability",
+    is_flag=True,
+    help="Choose options as `anyrec fit` does for serving: the best validation NDCG among those passing the "
+    "stability check (default: accuracy alone, as every peer row is tuned).",
+)
+@click.option(
+    "--test-history",
+    type=click.Choice(["train+valid", "train"]),
+    default=None,
+    help="History a model may use when scoring test users (default train+valid).",
+)
+@click.option(
+    "--mask",
+    type=click.Choice(MASK_RULES),
+    default=None,
+    help="What is removed before ranking (default history): the user's whole history (anyrec), the history minus the held-out "
+    "items (RecBole general models) or nothing (RecBole sequential models).",
+)
+@click.option(
+    "--also-mask",
+    "also_masks",
+    multiple=True,
+    type=click.Choice(["history", "history-minus-targets", "none"]),
+    help="Also read every model's test lists under this masking rule (same fit, same history; repeatable).",
+)
+@click.option(
+    "--report-untuned",
+    is_flag=True,
+    help="Also read every tuned model's test lists with the options it was fitted with, before the "
+    "validation search (same fit): what the search adds.",
+)
+@click.option(
+    "--tune-training",
+    is_flag=True,
+    help="Also search training-time options (sequential, sasrec: dropout, lr, hidden) on validation, one fit per value.",
+)
+@click.option(
+    "--model-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="A saved text model: reuse its item vectors (and its dataset).",
+)
+@click.option(
+    "--ranker",
+    type=click.Choice(["classifier"]),
+    default=None,
+    help="Add a ranking stage: the click classifier re-ranks the top --rank-depth of each --rank-behind model "
+    "(trained on the same training rows; options ranker.FIELD=VALUE).",
+)
+@click.option(
+    "--rank-behind",
+    default=None,
+    help="Models the ranker sits behind, comma-separated (default: the last of --models).",
+)
+@click.option(
+    "--rank-depth", type=click.IntRange(min=2), default=None, help="Retrieved items the ranker re-scores (default 20)."
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write results as JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart PNG here.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
@@ -123,8 +179,12 @@ def evaluate(**kw: Any) -> None:
     ks = parse_ks(kw["ks"]) if kw["ks"] else base.ks
     seed = kw["seed"] if kw["seed"] is not None else base.seed
     protocol = kw["protocol"] or file_cfg.evaluate.get("protocol", base.split.protocol)
-    split = replace(base.split, protocol="loo" if protocol == "impressions" else protocol, seed=seed,
-                    cold_rank_among=kw["cold_rank_among"] or base.split.cold_rank_among)
+    split = replace(
+        base.split,
+        protocol="loo" if protocol == "impressions" else protocol,
+        seed=seed,
+        cold_rank_among=kw["cold_rank_among"] or base.split.cold_rank_among,
+    )
     options = {**file_cfg.model_options}
     for model, opts in parse_options(kw["options"]).items():
         options[model] = {**options.get(model, {}), **opts}
@@ -134,13 +194,23 @@ def evaluate(**kw: Any) -> None:
         from anyrec.rank.cross import ranker_config
 
         if ranker_config({"seed": seed, **ranker_options}).evidence and protocol == "impressions":
-            raise ConfigError("ranker.evidence is for the listwise ranker; the impression ranker learns from shown items only")
+            raise ConfigError(
+                "ranker.evidence is for the listwise ranker; the impression ranker learns from shown items only"
+            )
     # ``auto`` may pick any registered model: each gets the command line's text options.
-    options = {m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"], kw["init"],
-                                     kw.get("image_encoder"))
-               for m in (models if "auto" not in models else (*models, *MODELS))}
-    behind = (tuple(m.strip() for m in kw["rank_behind"].split(",") if m.strip()) if kw["rank_behind"]
-              else base.rank_behind or (models[-1],)) if ranker else ()
+    options = {
+        m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"], kw["init"], kw.get("image_encoder"))
+        for m in (models if "auto" not in models else (*models, *MODELS))
+    }
+    behind = (
+        (
+            tuple(m.strip() for m in kw["rank_behind"].split(",") if m.strip())
+            if kw["rank_behind"]
+            else base.rank_behind or (models[-1],)
+        )
+        if ranker
+        else ()
+    )
     unknown = sorted(set(behind) - set(models))
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} not among --models", param_hint="--rank-behind")
@@ -149,46 +219,74 @@ def evaluate(**kw: Any) -> None:
         return
     given = {k: kw[k] for k in ("test_history", "mask", "train_share", "rank_depth") if kw[k] is not None}
     mask = given.get("mask", base.mask)
-    cfg = replace(base, models=models, ks=ks, split=split, seed=seed, model_options=options, **given,
-                  tune=base.tune and not kw["no_tune"], stable=base.stable or kw["stability"],
-                  tune_training=base.tune_training or kw["tune_training"], report_untuned=base.report_untuned or kw["report_untuned"],
-                  ranker=ranker, rank_behind=behind, ranker_options=ranker_options,
-                  also_masks=tuple(r for r in (kw["also_masks"] or base.also_masks) if r != mask))
+    cfg = replace(
+        base,
+        models=models,
+        ks=ks,
+        split=split,
+        seed=seed,
+        model_options=options,
+        **given,
+        tune=base.tune and not kw["no_tune"],
+        stable=base.stable or kw["stability"],
+        tune_training=base.tune_training or kw["tune_training"],
+        report_untuned=base.report_untuned or kw["report_untuned"],
+        ranker=ranker,
+        rank_behind=behind,
+        ranker_options=ranker_options,
+        also_masks=tuple(r for r in (kw["also_masks"] or base.also_masks) if r != mask),
+    )
     vectors = None
     if kw["model_dir"]:
         from anyrec.app.persist import load_model
 
         saved, ds, _index, _meta = load_model(kw["model_dir"])
         vectors = saved.encoded_items()
-        console.print(f"reusing {kw['model_dir']}: dataset {ds.name}" + (", item vectors" if vectors is not None else ""))
+        console.print(
+            f"reusing {kw['model_dir']}: dataset {ds.name}" + (", item vectors" if vectors is not None else "")
+        )
     else:
         ds = read_dataset(kw, file_cfg)
     s = ds.summary()
-    console.print(f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions")
+    console.print(
+        f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions"
+    )
     with runner_for(kw["ray_address"]) as runner, progress_bar(kw["progress"]) as bar:
         if vectors is None and runner.name != "local":
             vectors = embed_on(runner, ds, models, options, bar)
         t0 = time.perf_counter()
         result = run_experiment(ds, cfg, progress=bar, item_vectors=vectors, runner=runner)
-        result["runner"] = {"name": runner.name, "address": kw["ray_address"] or "", "seconds": round(time.perf_counter() - t0, 2)}
+        result["runner"] = {
+            "name": runner.name,
+            "address": kw["ray_address"] or "",
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
     out.print(results_table(result, ks))
     console.print("split: " + ", ".join(f"{k}={v}" for k, v in result["split"].items()))
     for name, m in result["models"].items():
         if "generation" in m:
             g = m["generation"]
-            console.print(f"{name}: {g['lists']:,} generated lists, {g['generated']:,} ids, {g['invalid']} invalid "
-                          f"(not an item, excluded or filtered out), {g['short_lists']} lists shorter than 10")
+            console.print(
+                f"{name}: {g['lists']:,} generated lists, {g['generated']:,} ids, {g['invalid']} invalid "
+                f"(not an item, excluded or filtered out), {g['short_lists']} lists shorter than 10"
+            )
     for name, m in result["models"].items():
         if "ranker" in m:
             r = m["ranker"]
-            console.print(f"{name}: {r['pairs']:,} training pairs, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} "
-                          f"(validation NDCG@10: retriever {r['retriever_valid_ndcg@10']:.4f}, with ranker {r['best_valid']:.4f})")
+            console.print(
+                f"{name}: {r['pairs']:,} training pairs, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} "
+                f"(validation NDCG@10: retriever {r['retriever_valid_ndcg@10']:.4f}, with ranker {r['best_valid']:.4f})"
+            )
     for name, m in result["models"].items():
         if "before_tuning" in m:
-            console.print(f"{name}, before the validation search: " +
-                          ", ".join(f"{k} {v:.4f}" for k, v in m["before_tuning"].items() if isinstance(v, float) and "@" in k))
+            console.print(
+                f"{name}, before the validation search: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in m["before_tuning"].items() if isinstance(v, float) and "@" in k)
+            )
         for rule, by in m.get("by_mask", {}).items():
-            console.print(f"{name}, masked {rule}: " + ", ".join(f"{k} {v:.4f}" for k, v in by.items() if isinstance(v, float)))
+            console.print(
+                f"{name}, masked {rule}: " + ", ".join(f"{k} {v:.4f}" for k, v in by.items() if isinstance(v, float))
+            )
     for name, why in result.get("skipped", {}).items():
         console.print(f"[yellow]{name}: not run[/] ({why})")
     for name, why in result.get("refused", {}).items():
@@ -212,8 +310,10 @@ def evaluate(**kw: Any) -> None:
 
 def auto_table(auto: dict[str, Any], rows: dict[str, Any]) -> Table:
     """What ``auto`` chose from: each candidate's reason, validation NDCG@10 and fit seconds."""
-    table = Table(title=f"auto chose {auto.get('chosen', '(nothing: no validation split)')} on validation NDCG@10 "
-                        f"(fit and search time of all candidates: {rows.get('auto', {}).get('fit_seconds', 0):.1f} s)")
+    table = Table(
+        title=f"auto chose {auto.get('chosen', '(nothing: no validation split)')} on validation NDCG@10 "
+        f"(fit and search time of all candidates: {rows.get('auto', {}).get('fit_seconds', 0):.1f} s)"
+    )
     for col in ("candidate", "why", "valid NDCG@10", "fit + search s"):
         table.add_column(col, justify="left" if col in ("candidate", "why") else "right")
     for name, why in auto["candidates"].items():
@@ -226,22 +326,35 @@ def auto_table(auto: dict[str, Any], rows: dict[str, Any]) -> Table:
     return table
 
 
-def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ...], options: dict[str, Any], seed: int,
-                 behind: tuple[str, ...], ranker_options: dict[str, Any]) -> None:
+def _impressions(
+    kw: dict[str, Any],
+    file_cfg: FileConfig,
+    models: tuple[str, ...],
+    options: dict[str, Any],
+    seed: int,
+    behind: tuple[str, ...],
+    ranker_options: dict[str, Any],
+) -> None:
     """``--protocol impressions``: MIND's per-impression AUC / MRR / nDCG of the shown items (and the
     click classifier's rows behind ``behind``, trained with shown-not-clicked items as negatives)."""
     from anyrec.eval.impressions import run_impressions
 
     folder = Path(kw["dataset"] or "")
     if not (folder / "behaviors.tsv").is_file():
-        raise click.BadParameter(f"needs a MIND-format folder with behaviors.tsv as --dataset; {str(folder) or '(none)'} has none",
-                                 param_hint="--protocol impressions")
+        raise click.BadParameter(
+            f"needs a MIND-format folder with behaviors.tsv as --dataset; {str(folder) or '(none)'} has none",
+            param_hint="--protocol impressions",
+        )
     ds = read_dataset(kw, file_cfg)
     with progress_bar(kw["progress"]) as bar:
-        result = run_impressions(ds, folder, models, options, seed, progress=bar, rank_behind=behind, ranker_options=ranker_options)
+        result = run_impressions(
+            ds, folder, models, options, seed, progress=bar, rank_behind=behind, ranker_options=ranker_options
+        )
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(result["cut"]))
-    table = Table(title=f"{ds.name} · impressions from {when} UTC on (the last 20 % by time) · {result['test_impressions']:,} "
-                        "test impressions · the shown items ranked")
+    table = Table(
+        title=f"{ds.name} · impressions from {when} UTC on (the last 20 % by time) · {result['test_impressions']:,} "
+        "test impressions · the shown items ranked"
+    )
     for col in ("model", "AUC", "MRR", "nDCG@5", "nDCG@10"):
         table.add_column(col, justify="right")
     for name, m in result["models"].items():
@@ -251,9 +364,11 @@ def _impressions(kw: dict[str, Any], file_cfg: FileConfig, models: tuple[str, ..
     for name, m in result["models"].items():
         if "ranker" in m:
             r = m["ranker"]
-            console.print(f"{name}: {r['pairs']:,} training pairs (shown-not-clicked as negatives) from {r['train_impressions']:,} "
-                          f"impressions, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} (validation AUC on "
-                          f"{r['valid_impressions']:,} impressions: retriever {r['retriever_valid_auc']:.4f}, with ranker {r['best_valid']:.4f})")
+            console.print(
+                f"{name}: {r['pairs']:,} training pairs (shown-not-clicked as negatives) from {r['train_impressions']:,} "
+                f"impressions, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} (validation AUC on "
+                f"{r['valid_impressions']:,} impressions: retriever {r['retriever_valid_auc']:.4f}, with ranker {r['best_valid']:.4f})"
+            )
     if kw["json_out"]:
         path = Path(kw["json_out"])
         path.parent.mkdir(parents=True, exist_ok=True)

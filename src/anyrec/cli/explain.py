@@ -21,9 +21,13 @@ from anyrec.explain.plot import plot_attribution
 @data_options(mapping=False)
 @model_options
 @click.option("--user", required=True, help="Raw user id.")
-@click.option("--item", "items", multiple=True, help="Raw item id to explain (repeatable). Default: the user's top --k.")
+@click.option(
+    "--item", "items", multiple=True, help="Raw item id to explain (repeatable). Default: the user's top --k."
+)
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="History items cited per item.")
-@click.option("--png", default=None, type=click.Path(dir_okay=False), help="Write the history × items contribution heat map here.")
+@click.option(
+    "--png", default=None, type=click.Path(dir_okay=False), help="Write the history × items contribution heat map here."
+)
 def explain(**kw: Any) -> None:
     """The history items behind each recommended item (the model's own attribution), the words they
     share, and a sentence that names only those items; --png draws the whole attribution."""
@@ -37,22 +41,44 @@ def explain(**kw: Any) -> None:
     if not len(items):
         raise ConfigError(f"nothing to explain: user {kw['user']!r} has no recommendation")
     att, why = pipeline.explain(model, ds, u, items, kw["top"], sentences=True)
-    rows = [{"id": ds.catalog.ids.raw(int(i)), "title": ds.catalog.title(int(i)), "because": why["because"][j],
-             "words": why["words"][j], "sentence": why["sentence"][j]} for j, i in enumerate(items)]
+    rows = [
+        {
+            "id": ds.catalog.ids.raw(int(i)),
+            "title": ds.catalog.title(int(i)),
+            "because": why["because"][j],
+            "words": why["words"][j],
+            "sentence": why["sentence"][j],
+        }
+        for j, i in enumerate(items)
+    ]
     path = None
     if kw["png"]:
         path = plot_attribution(att, ds.catalog, kw["png"], f"user {kw['user']} — {model.name}")
         if not kw["as_json"]:
             console.print(f"heat map: {path}")
     if kw["as_json"]:
-        click.echo(json.dumps({"user": kw["user"], "model": model.name, "method": att.method, "png": str(path) if path else None,
-                                "results": rows}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "user": kw["user"],
+                    "model": model.name,
+                    "method": att.method,
+                    "png": str(path) if path else None,
+                    "results": rows,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     table = Table(title=f"why user {kw['user']} gets these ({model.name}; contribution by {att.method})")
     for col in ("item", "history behind it (contribution)", "shared words", "sentence"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["title"], "; ".join(f"{b['title']} ({b['contribution']:+.3f})" for b in r["because"]) or "—",
-                      ", ".join(r["words"]) or "—", r["sentence"])
+        table.add_row(
+            r["title"],
+            "; ".join(f"{b['title']} ({b['contribution']:+.3f})" for b in r["because"]) or "—",
+            ", ".join(r["words"]) or "—",
+            r["sentence"],
+        )
     out.print(table)
-

@@ -20,7 +20,9 @@ def cli(verbose: int) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True)
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True
+    )
     # Library progress bars of third-party loaders are noise next to ours.
     logging.getLogger("sentence_transformers").setLevel(max(level, logging.WARNING))
     for noisy in ("httpx", "httpcore", "alembic"):  # a line per HTTP call or migration step is noise at -v

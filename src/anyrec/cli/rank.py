@@ -13,12 +13,24 @@ from anyrec.data.split import SplitConfig, make_split
 
 
 @cli.command("fit-ranker")
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, exists=True),
-              help="The retriever: a folder written by `anyrec fit` (a model that reads a history: zeroshot, sequential, itemknn …).")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="The retriever: a folder written by `anyrec fit` (a model that reads a history: zeroshot, sequential, itemknn …).",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the ranker.")
-@click.option("--depth", type=click.IntRange(min=2), default=20, show_default=True, help="Retrieved items the ranker re-scores.")
-@click.option("--option", "options", multiple=True, help="Ranker option ranker.FIELD=VALUE (encoder, epochs, lr, batch_size, "
-              "negatives, positions, max_minutes, device …).")
+@click.option(
+    "--depth", type=click.IntRange(min=2), default=20, show_default=True, help="Retrieved items the ranker re-scores."
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    help="Ranker option ranker.FIELD=VALUE (encoder, epochs, lr, batch_size, "
+    "negatives, positions, max_minutes, device …).",
+)
 @click.option("--seed", type=int, default=0)
 def fit_ranker(**kw: Any) -> None:
     """Fine-tune a pretrained encoder as a yes/no click classifier over (recent history, candidate) pairs.
@@ -35,14 +47,25 @@ def fit_ranker(**kw: Any) -> None:
     opts = parse_options(kw["options"])
     unknown = sorted(set(opts) - {"ranker"})
     if unknown:
-        raise click.BadParameter(f"options here are ranker.FIELD=VALUE, not {', '.join(unknown)}", param_hint="--option")
+        raise click.BadParameter(
+            f"options here are ranker.FIELD=VALUE, not {', '.join(unknown)}", param_hint="--option"
+        )
     retriever, ds, _index, _meta = load_model(kw["model_dir"])
     split = make_split(ds, SplitConfig(protocol="loo", seed=kw["seed"]))
     retriever.set_history(split.train_dataset(ds))  # validation targets must not count as seen
     cfg = ranker_config({"seed": kw["seed"], **opts.get("ranker", {})})
     with progress_bar() as bar:
-        _stage, report = fit_click_stage(retriever, ds, split, cfg, depth=kw["depth"], out_dir=kw["out_dir"],
-                                         progress=lambda done, total: bar("train ranker", done, total))
-    console.print(f"ranker: {report['pairs']:,} pairs, {len(report['epochs'])} epochs in {report['seconds']} s; validation NDCG@10 "
-                  f"retriever {report['retriever_valid_ndcg@10']:.4f} → with ranker {report['best_valid']:.4f} (blend {report['blend']}); "
-                  f"saved to {kw['out_dir']}")
+        _stage, report = fit_click_stage(
+            retriever,
+            ds,
+            split,
+            cfg,
+            depth=kw["depth"],
+            out_dir=kw["out_dir"],
+            progress=lambda done, total: bar("train ranker", done, total),
+        )
+    console.print(
+        f"ranker: {report['pairs']:,} pairs, {len(report['epochs'])} epochs in {report['seconds']} s; validation NDCG@10 "
+        f"retriever {report['retriever_valid_ndcg@10']:.4f} → with ranker {report['best_valid']:.4f} (blend {report['blend']}); "
+        f"saved to {kw['out_dir']}"
+    )

@@ -34,34 +34,65 @@ from anyrec.models.registry import build_model, option_names
 
 @cli.command()
 @data_options
-@click.option("--model", "model_name", type=click.Choice(["auto", *MODELS]), default="zeroshot", show_default=True,
-              help="A model, or auto: the models that suit the log fitted side by side, the best validation NDCG@10 saved.")
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(["auto", *MODELS]),
+    default="zeroshot",
+    show_default=True,
+    help="A model, or auto: the models that suit the log fitted side by side, the best validation NDCG@10 saved.",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the model to.")
 @click.option("--encoder", default=None, help="Text encoder: name or folder (default all-MiniLM-L6-v2, offline).")
-@click.option("--index", "index_spec", default="exact", show_default=True, help="Vector index: exact, or a FAISS factory string (Flat, HNSW32, IVF256,PQ32).")
+@click.option(
+    "--index",
+    "index_spec",
+    default="exact",
+    show_default=True,
+    help="Vector index: exact, or a FAISS factory string (Flat, HNSW32, IVF256,PQ32).",
+)
 @click.option("--metric", type=click.Choice(["cosine", "l2"]), default="cosine", show_default=True)
 @click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
 @click.option("--no-tune", is_flag=True, help="Skip choosing options on a leave-one-out validation split.")
-@click.option("--tune-for", type=click.Choice(["serving", "accuracy"]), default="serving", show_default=True,
-              help="serving: the best validation NDCG@10 among options that pass the stability check (one like or dislike "
-                   "keeps most of a list); accuracy: the best NDCG@10 alone.")
+@click.option(
+    "--tune-for",
+    type=click.Choice(["serving", "accuracy"]),
+    default="serving",
+    show_default=True,
+    help="serving: the best validation NDCG@10 among options that pass the stability check (one like or dislike "
+    "keeps most of a list); accuracy: the best NDCG@10 alone.",
+)
 @click.option("--no-cache", is_flag=True, help="Do not use the embedding cache.")
 @click.option("--seed", type=int, default=0)
 @click.option("--max-minutes", type=float, default=None, help="Training time budget for trained models (sequential).")
 @click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --out (sequential).")
-@click.option("--also", "also", multiple=True, help="Another named dataset, folder or TOML config to fit on together with the main "
-              "one (repeatable; ids kept apart by dataset name): pretraining across catalogs.")
+@click.option(
+    "--also",
+    "also",
+    multiple=True,
+    help="Another named dataset, folder or TOML config to fit on together with the main "
+    "one (repeatable; ids kept apart by dataset name): pretraining across catalogs.",
+)
 @click.option("--init", default=None, type=click.Path(file_okay=False, exists=True), help=INIT_HELP)
-@click.option("--pretrained", default=None, type=click.Path(file_okay=False, exists=True), hidden=True,
-              help="The earlier name of --init (generative).")
+@click.option(
+    "--pretrained",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    hidden=True,
+    help="The earlier name of --init (generative).",
+)
 @ray_option
 def fit(**kw: Any) -> None:
     """Fit a model on all interactions and save it (config, id maps, vectors, index)."""
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
     ds = read_dataset(kw, file_cfg)
     if kw["also"]:
-        others = [read_dataset({}, load_config(extra)) if extra.endswith(".toml") else read_dataset({"dataset": extra}, FileConfig())
-                  for extra in kw["also"]]
+        others = [
+            read_dataset({}, load_config(extra))
+            if extra.endswith(".toml")
+            else read_dataset({"dataset": extra}, FileConfig())
+            for extra in kw["also"]
+        ]
         ds = merge_datasets([ds, *others])
     name = kw["model_name"]
     if name == "auto":
@@ -83,8 +114,18 @@ def fit(**kw: Any) -> None:
         if kw["max_minutes"] is not None:
             opts["max_minutes"] = kw["max_minutes"]
     with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
-        model, tuned, metrics, index = fit_for_serving(name, ds, opts, kw["seed"], not kw["no_tune"], bar,
-                                                       kw["index_spec"], kw["metric"], runner, stable=kw["tune_for"] == "serving")
+        model, tuned, metrics, index = fit_for_serving(
+            name,
+            ds,
+            opts,
+            kw["seed"],
+            not kw["no_tune"],
+            bar,
+            kw["index_spec"],
+            kw["metric"],
+            runner,
+            stable=kw["tune_for"] == "serving",
+        )
     info = model.describe()
     if info is not None and "codes" in info:
         _print_codes(info)
@@ -92,9 +133,13 @@ def fit(**kw: Any) -> None:
         console.print("options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
     for key in (k for k in metrics if "index_recall" in k):
         what = "model-space index" if key.startswith("model_") else "text index"
-        console.print(f"{what} ({kw['index_spec']}): recall@10 against exact search {metrics[key]:.4f} "
-                      "(queries of up to 500 users' histories)")
-    folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"]})
+        console.print(
+            f"{what} ({kw['index_spec']}): recall@10 against exact search {metrics[key]:.4f} "
+            "(queries of up to 500 users' histories)"
+        )
+    folder = save_model(
+        model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"]}
+    )
     console.print(f"saved {name} for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
 
 
@@ -104,33 +149,62 @@ def _fit_auto(kw: dict[str, Any], file_cfg: Any, ds: Any) -> None:
     from anyrec.cli.evaluate import auto_table
 
     given = parse_options(kw["options"])
-    options = {m: with_text_defaults(m, {**file_cfg.model_options.get(m, {}), **given.get(m, {})}, kw["encoder"], kw["no_cache"],
-                                     kw["init"], kw.get("image_encoder"))
-               for m in MODELS}
+    options = {
+        m: with_text_defaults(
+            m,
+            {**file_cfg.model_options.get(m, {}), **given.get(m, {})},
+            kw["encoder"],
+            kw["no_cache"],
+            kw["init"],
+            kw.get("image_encoder"),
+        )
+        for m in MODELS
+    }
     with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
-        model, tuned, metrics, index, report = fit_auto(ds, options, kw["seed"], bar, kw["index_spec"], kw["metric"], runner,
-                                                        kw["tune_for"] == "serving", kw["max_minutes"])
+        model, tuned, metrics, index, report = fit_auto(
+            ds,
+            options,
+            kw["seed"],
+            bar,
+            kw["index_spec"],
+            kw["metric"],
+            runner,
+            kw["tune_for"] == "serving",
+            kw["max_minutes"],
+        )
     rows = {n: {"fit_seconds": s} for n, s in report["seconds"].items()}
     rows["auto"] = {"fit_seconds": sum(report["seconds"].values())}
     console.print(auto_table(report, rows))
     if tuned:
         console.print(f"{model.name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-    folder = save_model(model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"], "auto": report})
-    console.print(f"saved {model.name} (chosen by auto) for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
+    folder = save_model(
+        model,
+        ds,
+        kw["out_dir"],
+        index,
+        extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"], "auto": report},
+    )
+    console.print(
+        f"saved {model.name} (chosen by auto) for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}"
+    )
 
 
 def _print_codes(info: dict[str, Any]) -> None:
     """Semantic ids of a generative model: codebook use per level and collisions."""
     codes = info["codes"]
-    table = Table(title=f"semantic ids: {codes['items']:,} items, vocabulary {info['vocabulary']:,} tokens, "
-                        f"decoder {info['decoder_parameters']:,} parameters")
+    table = Table(
+        title=f"semantic ids: {codes['items']:,} items, vocabulary {info['vocabulary']:,} tokens, "
+        f"decoder {info['decoder_parameters']:,} parameters"
+    )
     for col in ("level", "codes used", "perplexity"):
         table.add_column(col, justify="right")
     for lv in codes["levels"]:
         table.add_row(str(lv["level"]), f"{lv['used']} / {lv['of']}", f"{lv['perplexity']:.1f}")
     out.print(table)
-    console.print(f"collisions: {codes['collision_rate']:.2%} of items share their semantic codes with another item "
-                  f"(largest group {codes['largest_group']}; the extra level tells them apart); ids unique: {codes['unique']}")
+    console.print(
+        f"collisions: {codes['collision_rate']:.2%} of items share their semantic codes with another item "
+        f"(largest group {codes['largest_group']}; the extra level tells them apart); ids unique: {codes['unique']}"
+    )
 
 
 def load_model_or_fit(kw: dict[str, Any]) -> tuple[Recommender, Dataset, VectorIndex | None]:
@@ -140,14 +214,21 @@ def load_model_or_fit(kw: dict[str, Any]) -> tuple[Recommender, Dataset, VectorI
         return model, ds, index
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
     ds = read_dataset(kw, file_cfg)
-    model = build_model("zeroshot", 0, {"cache_dir": cache_dir(False), **({"encoder": kw["encoder"]} if kw.get("encoder") else {})})
+    model = build_model(
+        "zeroshot", 0, {"cache_dir": cache_dir(False), **({"encoder": kw["encoder"]} if kw.get("encoder") else {})}
+    )
     return model.fit(ds), ds, None
 
 
 def model_options(f: Any) -> Any:
     f = click.option("--encoder", default=None, help="Encoder when no --model is given.")(f)
-    f = click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
-                     help="A folder written by `anyrec fit`; without it a zero-shot model is fitted on the data options.")(f)
+    f = click.option(
+        "--model",
+        "model_dir",
+        default=None,
+        type=click.Path(file_okay=False),
+        help="A folder written by `anyrec fit`; without it a zero-shot model is fitted on the data options.",
+    )(f)
     f = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
     f = click.option("--k", type=click.IntRange(min=1), default=10, show_default=True)(f)
     return f
@@ -184,9 +265,21 @@ def _print(rows: list[dict[str, Any]], title: str, as_json: bool, extra: dict[st
 @model_options
 @click.option("--user", required=True, help="Raw user id.")
 @click.option("--category", "categories", multiple=True, help="Only items in this category (repeatable).")
-@click.option("--history", "show_history", type=int, default=5, show_default=True, help="Show this many recent history items (0 hides).")
-@click.option("--ranker", "ranker_dir", default=None, type=click.Path(file_okay=False, exists=True),
-              help="A ranker folder (anyrec fit-ranker): retrieve with --model, re-rank its top with the ranker.")
+@click.option(
+    "--history",
+    "show_history",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Show this many recent history items (0 hides).",
+)
+@click.option(
+    "--ranker",
+    "ranker_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="A ranker folder (anyrec fit-ranker): retrieve with --model, re-rank its top with the ranker.",
+)
 def recommend(**kw: Any) -> None:
     """Top-k items for a user, with the history items that contributed most to each."""
     model, ds, _index = load_model_or_fit(kw)
@@ -203,8 +296,12 @@ def recommend(**kw: Any) -> None:
         for h in hist:
             table.add_row(h["id"], h["title"], *([f"{h['rating']:g}"] if "rating" in h else []))
         out.print(table)
-    _print(rows, f"{model.name} recommendations for user {kw['user']}", kw["as_json"],
-           {"user": kw["user"], "model": model.name, "history": hist})
+    _print(
+        rows,
+        f"{model.name} recommendations for user {kw['user']}",
+        kw["as_json"],
+        {"user": kw["user"], "model": model.name, "history": hist},
+    )
 
 
 @cli.command()
@@ -212,12 +309,16 @@ def recommend(**kw: Any) -> None:
 @model_options
 @click.argument("query")
 @click.option("--user", default=None, help="Blend in this user's profile (and hide what they have seen).")
-@click.option("--user-weight", type=float, default=0.3, show_default=True, help="Weight of the user's profile in the blend.")
+@click.option(
+    "--user-weight", type=float, default=0.3, show_default=True, help="Weight of the user's profile in the blend."
+)
 @click.option("--category", "categories", multiple=True, help="Only items in this category (repeatable).")
 def search(**kw: Any) -> None:
     """Items for a free-text request, e.g. anyrec search "a light-hearted space adventure"."""
     model, ds, index = load_model_or_fit(kw)
-    rows = pipeline.search(model, ds, kw["query"], kw["k"], kw["user"], kw["user_weight"], list(kw["categories"]) or None, index)
+    rows = pipeline.search(
+        model, ds, kw["query"], kw["k"], kw["user"], kw["user_weight"], list(kw["categories"]) or None, index
+    )
     _print(rows, f"search: {kw['query']}", kw["as_json"], {"query": kw["query"], "user": kw["user"]})
 
 
@@ -253,9 +354,18 @@ def pretrain(**kw: Any) -> None:
 
     file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
     ds = read_dataset(kw, file_cfg)
-    cfg = PretrainConfig(model=kw["encoder"], objective=kw["objective"], epochs=kw["epochs"], lr=kw["lr"],
-                         batch_size=kw["batch_size"], max_minutes=kw["max_minutes"], seed=kw["seed"])
+    cfg = PretrainConfig(
+        model=kw["encoder"],
+        objective=kw["objective"],
+        epochs=kw["epochs"],
+        lr=kw["lr"],
+        batch_size=kw["batch_size"],
+        max_minutes=kw["max_minutes"],
+        seed=kw["seed"],
+    )
     with progress_bar() as bar:
         report = run_pretrain(ds.catalog.texts(), kw["out_dir"], cfg, progress=bar)
-    console.print(f"pretrained ({kw['objective']}) on {report['texts']:,} texts of {ds.name} in {report['seconds']} s; "
-                  f"epoch losses {report['epoch_losses']}; saved to {kw['out_dir']} (use --encoder {kw['out_dir']})")
+    console.print(
+        f"pretrained ({kw['objective']}) on {report['texts']:,} texts of {ds.name} in {report['seconds']} s; "
+        f"epoch losses {report['epoch_losses']}; saved to {kw['out_dir']} (use --encoder {kw['out_dir']})"
+    )

@@ -51,16 +51,25 @@ class Fittable(Protocol):
 class Runner(Protocol):
     name: str
 
-    def map_actors(self, make: Callable[[], Callable[[Any], Any]], items: Sequence[Any], progress: Progress = None) -> list[Any]:
+    def map_actors(
+        self, make: Callable[[], Callable[[Any], Any]], items: Sequence[Any], progress: Progress = None
+    ) -> list[Any]:
         """``[make()(x) for x in items]``, ``make`` called once per worker."""
         ...
 
-    def map_tasks(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], progress: Progress = None) -> list[Any]:
+    def map_tasks(
+        self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], progress: Progress = None
+    ) -> list[Any]:
         """``[fn(shared, x) for x in items]``, ``shared`` shipped once."""
         ...
 
-    def fit(self, model: Fittable, train: Any, validate: Callable[[Any], float] | None = None,
-            progress: Callable[[str, int, int], None] | None = None) -> Any:
+    def fit(
+        self,
+        model: Fittable,
+        train: Any,
+        validate: Callable[[Any], float] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Any:
         """``model`` fitted on ``train`` (early stopping on ``validate``, state to ``progress``); data-parallel where it can be."""
         ...
 
@@ -70,7 +79,9 @@ class LocalRunner:
 
     name = "local"
 
-    def map_actors(self, make: Callable[[], Callable[[T], R]], items: Sequence[T], progress: Progress = None) -> list[R]:
+    def map_actors(
+        self, make: Callable[[], Callable[[T], R]], items: Sequence[T], progress: Progress = None
+    ) -> list[R]:
         f = make()
         out = []
         for i, x in enumerate(items):
@@ -87,9 +98,13 @@ class LocalRunner:
                 progress(i + 1, len(items))
         return out
 
-
-    def fit(self, model: Fittable, train: Any, validate: Callable[[Any], float] | None = None,
-            progress: Callable[[str, int, int], None] | None = None) -> Any:
+    def fit(
+        self,
+        model: Fittable,
+        train: Any,
+        validate: Callable[[Any], float] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Any:
         return model.fit(train, validate=validate, progress=progress)
 
 
@@ -127,7 +142,9 @@ class RayRunner:
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
         self.cpus_per_worker = cpus_per_worker
 
-    def map_actors(self, make: Callable[[], Callable[[Any], Any]], items: Sequence[Any], progress: Progress = None) -> list[Any]:
+    def map_actors(
+        self, make: Callable[[], Callable[[Any], Any]], items: Sequence[Any], progress: Progress = None
+    ) -> list[Any]:
         import pickle
 
         import ray.data
@@ -140,8 +157,14 @@ class RayRunner:
         rows = [{"i": i, "item": pickle.dumps(x)} for i, x in enumerate(items)]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), self.workers * 4))
         pool = ray.data.ActorPoolStrategy(size=min(self.workers, len(rows)))
-        mapped = ds.map_batches(_Actor, fn_constructor_args=(make,), batch_size=1, compute=pool,
-                                num_cpus=self.cpus_per_worker, batch_format="numpy")
+        mapped = ds.map_batches(
+            _Actor,
+            fn_constructor_args=(make,),
+            batch_size=1,
+            compute=pool,
+            num_cpus=self.cpus_per_worker,
+            batch_format="numpy",
+        )
         out: list[Any] = [None] * len(items)
         done = 0
         for batch in mapped.iter_batches(batch_size=1, batch_format="numpy"):
@@ -152,7 +175,9 @@ class RayRunner:
                 progress(done, len(items))
         return out
 
-    def map_tasks(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], progress: Progress = None) -> list[Any]:
+    def map_tasks(
+        self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], progress: Progress = None
+    ) -> list[Any]:
         ray = self._ray
         if not items:
             return []
@@ -174,8 +199,13 @@ class RayRunner:
                 progress(done, len(items))
         return [r for shard in results for r in shard]
 
-    def fit(self, model: Fittable, train: Any, validate: Callable[[Any], float] | None = None,
-            progress: Callable[[str, int, int], None] | None = None) -> Any:
+    def fit(
+        self,
+        model: Fittable,
+        train: Any,
+        validate: Callable[[Any], float] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Any:
         """Fit a data-parallel model (one with ``data_parallel = True``) with Ray Train's
         ``TorchTrainer``: ``workers`` processes, each on a share of every epoch, gradients averaged
         (gloo on CPUs); early stopping on ``validate`` as in a local fit. Returns the fitted model."""
@@ -192,10 +222,14 @@ class RayRunner:
         progress = progress or model.progress
         relay = ray.remote(num_cpus=0)(_Relay).remote() if progress is not None else None  # no CPU: not a training slot
         with tempfile.TemporaryDirectory(prefix="anyrec-ray-train-") as storage, _relayed(relay, progress):
-            trainer = TorchTrainer(_train_loop, train_loop_config={"blob": blob, "relay": relay},
-                                   scaling_config=ScalingConfig(num_workers=self.workers, use_gpu=False,
-                                                                resources_per_worker={"CPU": self.cpus_per_worker}),
-                                   run_config=RunConfig(storage_path=storage, name="anyrec-fit"))
+            trainer = TorchTrainer(
+                _train_loop,
+                train_loop_config={"blob": blob, "relay": relay},
+                scaling_config=ScalingConfig(
+                    num_workers=self.workers, use_gpu=False, resources_per_worker={"CPU": self.cpus_per_worker}
+                ),
+                run_config=RunConfig(storage_path=storage, name="anyrec-fit"),
+            )
             result = trainer.fit()
             if result.checkpoint is None:
                 raise RuntimeError(f"Ray Train returned no model: {result.error}")
@@ -219,8 +253,10 @@ def _train_loop(config: dict[str, Any]) -> None:
     relay = config.get("relay")
     report = None
     if relay is not None and ctx.get_world_rank() == 0:  # one worker's epochs stand for all: they move in step
+
         def report(label: str, done: int, total: int) -> None:
             relay.update.remote(label, done, total)
+
     model.fit(train, validate=validate, progress=report)
     checkpoint = None
     if ctx.get_world_rank() == 0:
@@ -275,8 +311,11 @@ def _relayed(relay: Any, progress: Callable[[str, int, int], None] | None, every
             finished = stop.wait(every)
             reports, dropped = ray.get(relay.drain.remote())
             if dropped:
-                log.info("%d earlier progress reports of the Ray workers were not kept (the relay holds the latest %d)",
-                         dropped, len(reports))
+                log.info(
+                    "%d earlier progress reports of the Ray workers were not kept (the relay holds the latest %d)",
+                    dropped,
+                    len(reports),
+                )
             for report in reports:
                 progress(*report)
             if finished:
@@ -316,8 +355,12 @@ def ray_runner(address: str | None, workers: int = 0) -> Iterator[RayRunner]:
         ray.init(**kwargs)
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise ConfigError(f"--ray {address}: could not connect to a Ray cluster: {e}") from None
-    log.info("ray: %s, %s CPUs, up in %.1f s", address or "local", ray.cluster_resources().get("CPU"),
-             time.perf_counter() - started)
+    log.info(
+        "ray: %s, %s CPUs, up in %.1f s",
+        address or "local",
+        ray.cluster_resources().get("CPU"),
+        time.perf_counter() - started,
+    )
     try:
         yield RayRunner(workers)
     finally:

@@ -84,7 +84,9 @@ def parse_weight(value: object, *, path: Path | str, line: int, field: str) -> f
     """A finite count of zero or more (plays, purchases, minutes)."""
     out = parse_rating(value, path=path, line=line, field=field, what="weight")
     if out < 0:
-        raise MalformedRowError(f"weight {value!r} is negative (a count is 0 or more)", path=path, line=line, field=field)
+        raise MalformedRowError(
+            f"weight {value!r} is negative (a count is 0 or more)", path=path, line=line, field=field
+        )
     return out
 
 
@@ -142,7 +144,9 @@ class DatasetBuilder:
                     line=line,
                     field=field,
                 )
-            self.report.skip(f"duplicate item ids (kept the {self.policy.duplicate_items} row)", f"{raw_id!r} at {where}")
+            self.report.skip(
+                f"duplicate item ids (kept the {self.policy.duplicate_items} row)", f"{raw_id!r} at {where}"
+            )
             if self.policy.duplicate_items == "first":
                 return
             for name in self.fields:
@@ -188,7 +192,9 @@ class DatasetBuilder:
                     field=item_field,
                 )
             elif self.policy.unknown_items == "skip":
-                self.report.skip("interactions naming items missing from the catalog", f"{item!r} at {Path(path).name} line {line}")
+                self.report.skip(
+                    "interactions naming items missing from the catalog", f"{item!r} at {Path(path).name} line {line}"
+                )
                 return
             else:
                 idx = self._placeholder(item)
@@ -240,10 +246,12 @@ class DatasetBuilder:
         if self._rating and (max(self._rating) > 10 or min(self._rating) < -10):
             self.report.notes.append(
                 f"the rating column ranges {min(self._rating):g} to {max(self._rating):g}: no rating scale reads that; if it "
-                "holds counts (plays, purchases, minutes), give it as --weight COLUMN ([data] weight) instead of --rating")
+                "holds counts (plays, purchases, minutes), give it as --weight COLUMN ([data] weight) instead of --rating"
+            )
         if self._event and len(self._event) != n:
             raise MalformedRowError(
-                f"event types are given for {len(self._event)} of {n} interactions; give all or none", path=source or None
+                f"event types are given for {len(self._event)} of {n} interactions; give all or none",
+                path=source or None,
             )
         inter = Interactions(
             user=np.asarray(self._user, dtype=np.int64),
@@ -254,8 +262,13 @@ class DatasetBuilder:
             weight=np.asarray(self._weight, dtype=np.float32) if self._weight else None,
         )
         catalog = Catalog(
-            ids=self.items, fields=self.fields, template=template, category_field=category_field,
-            category_sep=category_sep, title_field=title_field, image_field=image_field,
+            ids=self.items,
+            fields=self.fields,
+            template=template,
+            category_field=category_field,
+            category_sep=category_sep,
+            title_field=title_field,
+            image_field=image_field,
         )
         touched = np.zeros(len(catalog), dtype=bool)
         touched[inter.item] = True

@@ -148,9 +148,7 @@ class Catalog:
     def items_in_categories(self, wanted: Iterable[str]) -> np.ndarray:
         """Indices of items having at least one of ``wanted`` categories (case-insensitive)."""
         want = {w.lower() for w in wanted}
-        return np.array(
-            [i for i in range(len(self)) if want & {c.lower() for c in self.categories(i)}], dtype=np.int64
-        )
+        return np.array([i for i in range(len(self)) if want & {c.lower() for c in self.categories(i)}], dtype=np.int64)
 
     def add_placeholder(self, raw: str) -> int:
         """Add an item known only by id (empty text fields); returns its index."""
@@ -178,8 +176,9 @@ class HistoryIndex:
     times: np.ndarray  # (n,) float64 time of each row of ``order``
 
     @classmethod
-    def build(cls, user: np.ndarray, item: np.ndarray, time: np.ndarray, n_users: int,
-              order: np.ndarray | None = None) -> HistoryIndex:
+    def build(
+        cls, user: np.ndarray, item: np.ndarray, time: np.ndarray, n_users: int, order: np.ndarray | None = None
+    ) -> HistoryIndex:
         if order is None:
             order = np.lexsort((np.arange(len(user)), time, user)).astype(np.int64)
         offsets = np.searchsorted(user[order], np.arange(n_users + 1), side="left").astype(np.int64)
@@ -255,8 +254,9 @@ class Interactions:
         index = by_size.get(n)
         if index is None:
             other = next(iter(by_size.values()), None)  # the same order, other offsets: no second sort
-            index = by_size[n] = HistoryIndex.build(self.user, self.item, self.time, n,
-                                                    order=None if other is None else other.order)
+            index = by_size[n] = HistoryIndex.build(
+                self.user, self.item, self.time, n, order=None if other is None else other.order
+            )
         return index
 
     def sequences(self, n_users: int) -> list[np.ndarray]:
@@ -289,7 +289,9 @@ class Interactions:
         norm = (1.0 - b) + b * lengths / max(float(lengths.mean()), 1e-12)
         rows = np.repeat(np.arange(n_users), np.diff(counts.indptr))
         counts.data = counts.data * (k1 + 1.0) / (k1 * norm[rows] + counts.data) * idf[counts.indices]
-        counts.data /= max(float(np.mean(counts.data)), 1e-12) if counts.nnz else 1.0  # mean 1, as binary: λ keeps its scale
+        counts.data /= (
+            max(float(np.mean(counts.data)), 1e-12) if counts.nnz else 1.0
+        )  # mean 1, as binary: λ keeps its scale
         return counts.astype(np.float32)
 
     def matrix(self, n_users: int, n_items: int, *, binary: bool = True) -> sp.csr_matrix:

@@ -26,7 +26,11 @@ def _atomic_rows(path: Path, encoding: str, builder: DatasetBuilder):
     for line, cols, values in iter_delimited(path, sep="\t", encoding=encoding, quoting=3):
         names = [c.split(":", 1)[0] for c in cols]
         if len(values) != len(cols):
-            builder.bad_row(MalformedRowError(f"expected {len(cols)} tab-separated fields but found {len(values)}", path=path, line=line))
+            builder.bad_row(
+                MalformedRowError(
+                    f"expected {len(cols)} tab-separated fields but found {len(values)}", path=path, line=line
+                )
+            )
             continue
         yield line, dict(zip(names, values)), names
 
@@ -64,8 +68,16 @@ def load_recbole(folder: Path, policy: ReadPolicy, name: str | None = None) -> D
         except MalformedRowError as err:
             builder.bad_row(err)
             continue
-        builder.add_interaction(rec["user_id"], rec["item_id"], time=t, rating=r, path=inter, line=line,
-                                user_field="user_id", item_field="item_id")
+        builder.add_interaction(
+            rec["user_id"],
+            rec["item_id"],
+            time=t,
+            rating=r,
+            path=inter,
+            line=line,
+            user_field="user_id",
+            item_field="item_id",
+        )
     title = _pick(fields, ("movie_title", "title", "name"))
     year = _pick(fields, ("release_year", "year"))
     genres = _pick(fields, ("class", "genres", "genre", "categories", "category"))
@@ -75,8 +87,14 @@ def load_recbole(folder: Path, policy: ReadPolicy, name: str | None = None) -> D
     if genres:
         parts.append("Genres: {" + genres + "}")
     parts += ["{" + f + "}" for f in rest]
-    return builder.build(name or stem, template=". ".join(parts), category_field=genres, category_sep=" ",
-                         title_field=title, source=str(inter))
+    return builder.build(
+        name or stem,
+        template=". ".join(parts),
+        category_field=genres,
+        category_sep=" ",
+        title_field=title,
+        source=str(inter),
+    )
 
 
 # ---------------------------------------------------------------- MovieLens
@@ -106,33 +124,60 @@ def load_movielens(folder: Path, policy: ReadPolicy, name: str | None = None) ->
         _movielens_csv(folder, builder, policy)
     else:
         raise FormatDetectionError(f"{folder}: no u.data, ratings.dat or ratings.csv for the movielens format")
-    return builder.build(name or folder.name, template=MOVIE_TEMPLATE, category_field="genres", category_sep=", ",
-                         title_field="title", source=str(folder))
+    return builder.build(
+        name or folder.name,
+        template=MOVIE_TEMPLATE,
+        category_field="genres",
+        category_sep=", ",
+        title_field="title",
+        source=str(folder),
+    )
 
 
 def _movielens_100k(folder: Path, builder: DatasetBuilder, policy: ReadPolicy) -> None:
     item_path, data_path = folder / "u.item", folder / "u.data"
     genres = list(ML100K_GENRES)
     if (folder / "u.genre").exists():
-        names = [ln.split("|")[0] for ln in (folder / "u.genre").read_text(encoding="latin-1").splitlines() if "|" in ln]
+        names = [
+            ln.split("|")[0] for ln in (folder / "u.genre").read_text(encoding="latin-1").splitlines() if "|" in ln
+        ]
         genres = names or genres
     wiki = _wiki_summaries(folder, policy)
     # u.item is Latin-1 by definition of the format (see the MovieLens README).
     for line, _cols, v in iter_delimited(item_path, sep="|", encoding="latin-1", header=False, quoting=3):
         if len(v) != 5 + len(genres):
-            builder.bad_row(MalformedRowError(f"expected {5 + len(genres)} '|'-separated fields, found {len(v)}", path=item_path, line=line))
+            builder.bad_row(
+                MalformedRowError(
+                    f"expected {5 + len(genres)} '|'-separated fields, found {len(v)}", path=item_path, line=line
+                )
+            )
             continue
         flags = v[5:]
         bad = [f for f in flags if f not in ("0", "1")]
         if bad:
-            builder.bad_row(MalformedRowError(f"genre flags must be 0 or 1, found {bad[0]!r}", path=item_path, line=line, field="genres"))
+            builder.bad_row(
+                MalformedRowError(
+                    f"genre flags must be 0 or 1, found {bad[0]!r}", path=item_path, line=line, field="genres"
+                )
+            )
             continue
         g = ", ".join(genres[i] for i, f in enumerate(flags) if f == "1" and genres[i] != "unknown")
-        builder.add_item(v[0], {"title": v[1], "genres": g, "description": wiki.get(v[1].strip(), "")},
-                         path=item_path, line=line, field="movie id")
+        builder.add_item(
+            v[0],
+            {"title": v[1], "genres": g, "description": wiki.get(v[1].strip(), "")},
+            path=item_path,
+            line=line,
+            field="movie id",
+        )
     for line, _cols, v in iter_delimited(data_path, sep="\t", encoding="latin-1", header=False, quoting=3):
         if len(v) != 4:
-            builder.bad_row(MalformedRowError(f"expected 4 tab-separated fields (user item rating timestamp), found {len(v)}", path=data_path, line=line))
+            builder.bad_row(
+                MalformedRowError(
+                    f"expected 4 tab-separated fields (user item rating timestamp), found {len(v)}",
+                    path=data_path,
+                    line=line,
+                )
+            )
             continue
         try:
             r = parse_rating(v[2], path=data_path, line=line, field="rating")
@@ -140,14 +185,18 @@ def _movielens_100k(folder: Path, builder: DatasetBuilder, policy: ReadPolicy) -
         except MalformedRowError as err:
             builder.bad_row(err)
             continue
-        builder.add_interaction(v[0], v[1], time=t, rating=r, path=data_path, line=line, user_field="user id", item_field="item id")
+        builder.add_interaction(
+            v[0], v[1], time=t, rating=r, path=data_path, line=line, user_field="user id", item_field="item id"
+        )
 
 
 def _split_dat(path: Path, n: int, builder: DatasetBuilder):
     for line, _c, v in iter_delimited(path, sep="\x1f", encoding="latin-1", header=False, quoting=3):
         parts = "\x1f".join(v).split("::")
         if len(parts) != n:
-            builder.bad_row(MalformedRowError(f"expected {n} '::'-separated fields, found {len(parts)}", path=path, line=line))
+            builder.bad_row(
+                MalformedRowError(f"expected {n} '::'-separated fields, found {len(parts)}", path=path, line=line)
+            )
             continue
         yield line, parts
 
@@ -155,7 +204,9 @@ def _split_dat(path: Path, n: int, builder: DatasetBuilder):
 def _movielens_1m(folder: Path, builder: DatasetBuilder) -> None:
     movies, ratings = folder / "movies.dat", folder / "ratings.dat"
     for line, (mid, title, genres) in _split_dat(movies, 3, builder):
-        builder.add_item(mid, {"title": title, "genres": genres.replace("|", ", ")}, path=movies, line=line, field="MovieID")
+        builder.add_item(
+            mid, {"title": title, "genres": genres.replace("|", ", ")}, path=movies, line=line, field="MovieID"
+        )
     for line, (u, i, r, t) in _split_dat(ratings, 4, builder):
         try:
             rr = parse_rating(r, path=ratings, line=line, field="Rating")
@@ -163,7 +214,9 @@ def _movielens_1m(folder: Path, builder: DatasetBuilder) -> None:
         except MalformedRowError as err:
             builder.bad_row(err)
             continue
-        builder.add_interaction(u, i, time=tt, rating=rr, path=ratings, line=line, user_field="UserID", item_field="MovieID")
+        builder.add_interaction(
+            u, i, time=tt, rating=rr, path=ratings, line=line, user_field="UserID", item_field="MovieID"
+        )
 
 
 def _csv_records(path: Path, required: tuple[str, ...], builder: DatasetBuilder, encoding: str):
@@ -188,7 +241,9 @@ def _movielens_csv(folder: Path, builder: DatasetBuilder, policy: ReadPolicy) ->
     for line, rec in _csv_records(movies, ("movieId", "title", "genres"), builder, policy.encoding):
         g = "" if rec["genres"] == "(no genres listed)" else rec["genres"].replace("|", ", ")
         top = ", ".join(t for t, _ in tag_counts.get(rec["movieId"], Counter()).most_common(20))
-        builder.add_item(rec["movieId"], {"title": rec["title"], "genres": g, "tags": top}, path=movies, line=line, field="movieId")
+        builder.add_item(
+            rec["movieId"], {"title": rec["title"], "genres": g, "tags": top}, path=movies, line=line, field="movieId"
+        )
     if n_tags:
         builder.report.notes.append(f"{n_tags:,} user tags folded into item text (top 20 per movie)")
     for line, rec in _csv_records(ratings, ("userId", "movieId", "rating", "timestamp"), builder, policy.encoding):
@@ -198,8 +253,16 @@ def _movielens_csv(folder: Path, builder: DatasetBuilder, policy: ReadPolicy) ->
         except MalformedRowError as err:
             builder.bad_row(err)
             continue
-        builder.add_interaction(rec["userId"], rec["movieId"], time=t, rating=r, path=ratings, line=line,
-                                user_field="userId", item_field="movieId")
+        builder.add_interaction(
+            rec["userId"],
+            rec["movieId"],
+            time=t,
+            rating=r,
+            path=ratings,
+            line=line,
+            user_field="userId",
+            item_field="movieId",
+        )
 
 
 # ---------------------------------------------------------------- UniSRec
@@ -220,12 +283,18 @@ def load_unisrec(folder: Path, policy: ReadPolicy, name: str | None = None) -> D
         raise FormatDetectionError(f"{folder}: no <name>.text file for the unisrec format")
     stem = next((t.stem for t in texts if t.stem == name), texts[0].stem)
     text_path = folder / f"{stem}.text"
-    items_by_index = _two_col_map(folder / f"{stem}.item2index", policy.encoding) if (folder / f"{stem}.item2index").exists() else {}
-    users_by_index = _two_col_map(folder / f"{stem}.user2index", policy.encoding) if (folder / f"{stem}.user2index").exists() else {}
+    items_by_index = (
+        _two_col_map(folder / f"{stem}.item2index", policy.encoding) if (folder / f"{stem}.item2index").exists() else {}
+    )
+    users_by_index = (
+        _two_col_map(folder / f"{stem}.user2index", policy.encoding) if (folder / f"{stem}.user2index").exists() else {}
+    )
     builder = DatasetBuilder(policy, fields=["text"])
     for line, rec, names in _atomic_rows(text_path, policy.encoding, builder):
         if "item_id" not in rec or "text" not in rec:
-            raise MissingColumnError.build("item_id" if "item_id" not in rec else "text", names, path=text_path, role="item text")
+            raise MissingColumnError.build(
+                "item_id" if "item_id" not in rec else "text", names, path=text_path, role="item text"
+            )
         builder.add_item(rec["item_id"], {"text": rec["text"]}, path=text_path, line=line, field="item_id")
     # The longest sequence per user: test rows hold the whole history, valid and train rows prefixes.
     seqs: dict[str, tuple[list[str], Path, int]] = {}
@@ -244,7 +313,9 @@ def load_unisrec(folder: Path, policy: ReadPolicy, name: str | None = None) -> D
         raw_user = users_by_index.get(user, user)
         for pos, idx in enumerate(seq):
             raw_item = items_by_index.get(idx, idx) if items_by_index else idx
-            builder.add_interaction(raw_user, raw_item, time=float(pos), path=path, line=line, item_field="item_id_list")
+            builder.add_interaction(
+                raw_user, raw_item, time=float(pos), path=path, line=line, item_field="item_id_list"
+            )
     builder.report.notes.append("no timestamps in this format: time is the position in each user's sequence")
     return builder.build(name or stem, template="{text}", title_field="text", source=str(text_path))
 

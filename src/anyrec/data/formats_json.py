@@ -24,7 +24,13 @@ def load_mind(folder: Path, policy: ReadPolicy, name: str | None = None) -> Data
     builder = DatasetBuilder(policy, fields=NEWS_FIELDS)
     for line, _c, v in iter_delimited(news, sep="\t", encoding=policy.encoding, header=False, quoting=3):
         if len(v) < 5:
-            builder.bad_row(MalformedRowError(f"expected at least 5 tab-separated fields (id, category, subcategory, title, abstract), found {len(v)}", path=news, line=line))
+            builder.bad_row(
+                MalformedRowError(
+                    f"expected at least 5 tab-separated fields (id, category, subcategory, title, abstract), found {len(v)}",
+                    path=news,
+                    line=line,
+                )
+            )
             continue
         builder.add_item(v[0], dict(zip(NEWS_FIELDS, v[1:5])), path=news, line=line, field="news id")
     seen_history: set[str] = set()
@@ -32,7 +38,13 @@ def load_mind(folder: Path, policy: ReadPolicy, name: str | None = None) -> Data
     repeated_history = 0
     for line, _c, v in iter_delimited(behaviors, sep="\t", encoding=policy.encoding, header=False, quoting=3):
         if len(v) != 5:
-            builder.bad_row(MalformedRowError(f"expected 5 tab-separated fields (impression, user, time, history, impressions), found {len(v)}", path=behaviors, line=line))
+            builder.bad_row(
+                MalformedRowError(
+                    f"expected 5 tab-separated fields (impression, user, time, history, impressions), found {len(v)}",
+                    path=behaviors,
+                    line=line,
+                )
+            )
             continue
         _imp, user, when, history, impressions = v
         try:
@@ -45,22 +57,46 @@ def load_mind(folder: Path, policy: ReadPolicy, name: str | None = None) -> Data
             seen_history.add(user)
             for pos, nid in enumerate(hist):
                 # History clicks happened before the impression; keep their order, exact time unknown.
-                builder.add_interaction(user, nid, time=t - (len(hist) - pos), event="history", path=behaviors, line=line, item_field="history")
+                builder.add_interaction(
+                    user,
+                    nid,
+                    time=t - (len(hist) - pos),
+                    event="history",
+                    path=behaviors,
+                    line=line,
+                    item_field="history",
+                )
         else:
             repeated_history += len(hist)
         for token in impressions.split():
             nid, _, label = token.rpartition("-")
             if label not in ("0", "1") or not nid:
-                builder.bad_row(MalformedRowError(f"impression {token!r} is not 'newsid-0' or 'newsid-1'", path=behaviors, line=line, field="impressions"))
+                builder.bad_row(
+                    MalformedRowError(
+                        f"impression {token!r} is not 'newsid-0' or 'newsid-1'",
+                        path=behaviors,
+                        line=line,
+                        field="impressions",
+                    )
+                )
                 continue
             if label == "1":
-                builder.add_interaction(user, nid, time=t, event="click", path=behaviors, line=line, item_field="impressions")
+                builder.add_interaction(
+                    user, nid, time=t, event="click", path=behaviors, line=line, item_field="impressions"
+                )
             else:
                 shown_not_clicked += 1
     builder.report.notes.append(f"{shown_not_clicked:,} impressions shown but not clicked (not interactions)")
-    builder.report.notes.append(f"{repeated_history:,} history entries repeated in later impression lines of the same user (read once)")
-    return builder.build(name or folder.name, template="{title}. {category}, {subcategory}. {abstract}",
-                         category_field="category", title_field="title", source=str(behaviors))
+    builder.report.notes.append(
+        f"{repeated_history:,} history entries repeated in later impression lines of the same user (read once)"
+    )
+    return builder.build(
+        name or folder.name,
+        template="{title}. {category}, {subcategory}. {abstract}",
+        category_field="category",
+        title_field="title",
+        source=str(behaviors),
+    )
 
 
 # ---------------------------------------------------------------- Amazon Reviews 2023
@@ -98,37 +134,71 @@ def load_amazon2023(folder: Path, policy: ReadPolicy, name: str | None = None) -
     if metas:
         for meta in metas:
             for line, rec in iter_jsonl(meta, encoding=policy.encoding, on_bad=builder.bad_row):
-                builder.add_item(str(rec.get("parent_asin", "")), {
-                    "title": _join(rec.get("title")), "brand": _join(rec.get("store")),
-                    "category": " > ".join(rec.get("categories") or []) or _join(rec.get("main_category")),
-                    "price": _join(rec.get("price")), "features": _join(rec.get("features")),
-                    "description": _join(rec.get("description")),
-                }, path=meta, line=line, field="parent_asin")
+                builder.add_item(
+                    str(rec.get("parent_asin", "")),
+                    {
+                        "title": _join(rec.get("title")),
+                        "brand": _join(rec.get("store")),
+                        "category": " > ".join(rec.get("categories") or []) or _join(rec.get("main_category")),
+                        "price": _join(rec.get("price")),
+                        "features": _join(rec.get("features")),
+                        "description": _join(rec.get("description")),
+                    },
+                    path=meta,
+                    line=line,
+                    field="parent_asin",
+                )
     for path in jsonl:
         per_user = "history" in _first_record(path)
         for line, rec in iter_jsonl(path, encoding=policy.encoding, on_bad=builder.bad_row):
-            reviews = (rec.get("history") or []) + ([rec["heldout"]] if rec.get("heldout") else []) if per_user else [rec]
+            reviews = (
+                (rec.get("history") or []) + ([rec["heldout"]] if rec.get("heldout") else []) if per_user else [rec]
+            )
             for review in reviews:
                 _amazon_review(builder, rec.get("user_id", ""), review, path, line, has_meta=bool(metas))
-    return builder.build(name or folder.name, template=AMAZON_TEMPLATE, category_field="category",
-                         category_sep=" > ", title_field="title", source=str(folder))
+    return builder.build(
+        name or folder.name,
+        template=AMAZON_TEMPLATE,
+        category_field="category",
+        category_sep=" > ",
+        title_field="title",
+        source=str(folder),
+    )
 
 
-def _amazon_review(builder: DatasetBuilder, user: str, review: dict[str, Any], path: Path, line: int, *, has_meta: bool) -> None:
+def _amazon_review(
+    builder: DatasetBuilder, user: str, review: dict[str, Any], path: Path, line: int, *, has_meta: bool
+) -> None:
     asin = str(review.get("parent_asin") or review.get("asin") or "")
     stamp = review.get("timestamp_ms", review.get("timestamp"))
     try:
         if stamp is None:
-            raise MalformedRowError("review has no timestamp (timestamp_ms / timestamp)", path=path, line=line, field="timestamp")
+            raise MalformedRowError(
+                "review has no timestamp (timestamp_ms / timestamp)", path=path, line=line, field="timestamp"
+            )
         t = parse_time(stamp, path=path, line=line, field="timestamp") / 1000.0  # milliseconds in this dataset
-        r = parse_rating(review["rating"], path=path, line=line, field="rating") if review.get("rating") is not None else None
+        r = (
+            parse_rating(review["rating"], path=path, line=line, field="rating")
+            if review.get("rating") is not None
+            else None
+        )
     except MalformedRowError as err:
         builder.bad_row(err)
         return
     product = review.get("product")
     if not has_meta and isinstance(product, dict) and asin and asin not in builder.items:
-        builder.add_item(asin, {
-            "title": _join(product.get("title")), "brand": _join(product.get("brand")),
-            "category": _join(product.get("main_category")), "price": _join(product.get("price")),
-        }, path=path, line=line, field="product")
-    builder.add_interaction(str(user), asin, time=t, rating=r, path=path, line=line, user_field="user_id", item_field="parent_asin")
+        builder.add_item(
+            asin,
+            {
+                "title": _join(product.get("title")),
+                "brand": _join(product.get("brand")),
+                "category": _join(product.get("main_category")),
+                "price": _join(product.get("price")),
+            },
+            path=path,
+            line=line,
+            field="product",
+        )
+    builder.add_interaction(
+        str(user), asin, time=t, rating=r, path=path, line=line, user_field="user_id", item_field="parent_asin"
+    )

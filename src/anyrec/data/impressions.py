@@ -31,7 +31,11 @@ def read_mind_impressions(folder: str | Path, ds: Dataset) -> tuple[list[Impress
     """The impressions of a MIND ``behaviors.tsv`` as item indices of ``ds`` (read with the MIND loader)."""
     path = Path(folder) / "behaviors.tsv"
     out: list[Impression] = []
-    report = {"impressions": 0, "shown items unknown to the catalog": 0, "impressions without both a click and a non-click": 0}
+    report = {
+        "impressions": 0,
+        "shown items unknown to the catalog": 0,
+        "impressions without both a click and a non-click": 0,
+    }
     for line, _c, v in iter_delimited(path, sep="\t", header=False, quoting=3):
         if len(v) != 5:
             raise MalformedRowError(f"expected 5 tab-separated fields, found {len(v)}", path=path, line=line)
@@ -50,14 +54,24 @@ def read_mind_impressions(folder: str | Path, ds: Dataset) -> tuple[list[Impress
         if lab.sum() == 0 or lab.sum() == len(lab):
             report["impressions without both a click and a non-click"] += 1
             continue
-        out.append(Impression(ds.users.index(user, what="user"), np.array(items, dtype=np.int64), lab,
-                              parse_time(when, path=path, line=line, field="time")))
+        out.append(
+            Impression(
+                ds.users.index(user, what="user"),
+                np.array(items, dtype=np.int64),
+                lab,
+                parse_time(when, path=path, line=line, field="time"),
+            )
+        )
     return out, report
 
 
-def split_by_time(ds: Dataset, impressions: Sequence[Impression], test_share: float = 0.2) -> tuple[Dataset, list[Impression], float]:
+def split_by_time(
+    ds: Dataset, impressions: Sequence[Impression], test_share: float = 0.2
+) -> tuple[Dataset, list[Impression], float]:
     """Train on everything before the last ``test_share`` of impression times; test on those impressions."""
     cut = float(np.quantile([imp.time for imp in impressions], 1 - test_share))
     inter = ds.interactions
-    train = Dataset(name=f"{ds.name}-before", catalog=ds.catalog, users=ds.users, interactions=inter.subset(inter.time < cut))
+    train = Dataset(
+        name=f"{ds.name}-before", catalog=ds.catalog, users=ds.users, interactions=inter.subset(inter.time < cut)
+    )
     return train, [imp for imp in impressions if imp.time >= cut], cut

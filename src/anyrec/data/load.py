@@ -27,13 +27,29 @@ FORMATS = [*LOADERS, "table"]
 
 # What each format needs to be recognised, in the order detection tries them.
 SIGNATURES: list[tuple[str, str, Callable[[Path], bool]]] = [
-    ("unisrec", "<name>.text with <name>.train.inter", lambda f: any((f / (t.stem + ".train.inter")).exists() for t in f.glob("*.text"))),
-    ("movielens", "u.data + u.item, ratings.dat + movies.dat, or ratings.csv + movies.csv",
-     lambda f: (f / "u.data").exists() and (f / "u.item").exists()
-     or (f / "ratings.dat").exists() and (f / "movies.dat").exists()
-     or (f / "ratings.csv").exists() and (f / "movies.csv").exists()),
+    (
+        "unisrec",
+        "<name>.text with <name>.train.inter",
+        lambda f: any((f / (t.stem + ".train.inter")).exists() for t in f.glob("*.text")),
+    ),
+    (
+        "movielens",
+        "u.data + u.item, ratings.dat + movies.dat, or ratings.csv + movies.csv",
+        lambda f: (
+            (f / "u.data").exists()
+            and (f / "u.item").exists()
+            or (f / "ratings.dat").exists()
+            and (f / "movies.dat").exists()
+            or (f / "ratings.csv").exists()
+            and (f / "movies.csv").exists()
+        ),
+    ),
     ("mind", "news.tsv + behaviors.tsv", lambda f: (f / "news.tsv").exists() and (f / "behaviors.tsv").exists()),
-    ("recbole", "<name>.inter (RecBole atomic files)", lambda f: any(p.name.count(".") == 1 for p in f.glob("*.inter"))),
+    (
+        "recbole",
+        "<name>.inter (RecBole atomic files)",
+        lambda f: any(p.name.count(".") == 1 for p in f.glob("*.inter")),
+    ),
     ("amazon-reviews-2023", "*.jsonl reviews (+ meta_*.jsonl)", lambda f: any(f.glob("*.jsonl"))),
 ]
 
@@ -72,8 +88,10 @@ def _recbole_example(name: str) -> Callable[[], Path]:
 
 NAMED: dict[str, NamedDataset] = {
     "ml-100k": NamedDataset(
-        "ml-100k", "MovieLens 100K with titles, years and genres (ships inside the recbole 1.2.1 wheel)",
-        _recbole_example("ml-100k"), "recbole",
+        "ml-100k",
+        "MovieLens 100K with titles, years and genres (ships inside the recbole 1.2.1 wheel)",
+        _recbole_example("ml-100k"),
+        "recbole",
     ),
 }
 DEFAULT_DATASET = "ml-100k"
@@ -82,7 +100,9 @@ DEFAULT_DATASET = "ml-100k"
 def detect_format(folder: Path) -> str:
     """The format of ``folder`` from the files in it; raises with the list of what was looked for."""
     if not folder.is_dir():
-        raise FormatDetectionError(f"{folder}: not a folder; pass a folder, a named dataset, or --format table with --interactions")
+        raise FormatDetectionError(
+            f"{folder}: not a folder; pass a folder, a named dataset, or --format table with --interactions"
+        )
     for fmt, _desc, test in SIGNATURES:
         if test(folder):
             return fmt
@@ -118,8 +138,12 @@ def load_dataset(
             base = Path(str(source))
             mapping = replace(
                 mapping,
-                interactions=str(base / mapping.interactions) if not Path(mapping.interactions).is_absolute() else mapping.interactions,
-                items=str(base / mapping.items) if mapping.items and not Path(mapping.items).is_absolute() else mapping.items,
+                interactions=str(base / mapping.interactions)
+                if not Path(mapping.interactions).is_absolute()
+                else mapping.interactions,
+                items=str(base / mapping.items)
+                if mapping.items and not Path(mapping.items).is_absolute()
+                else mapping.items,
             )
         name = Path(str(source)).name if source is not None else ""
         return read_table_dataset(mapping, policy or ReadPolicy(), name=name)

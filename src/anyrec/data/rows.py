@@ -13,7 +13,16 @@ from anyrec.errors import EmptyFileError, EncodingError, MalformedRowError
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
-TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 def table_kind(path: Path) -> str:
@@ -52,7 +61,12 @@ def check_not_empty(path: Path) -> None:
 
 
 def iter_delimited(
-    path: Path, *, sep: str, encoding: str = "utf-8", header: bool = True, names: list[str] | None = None,
+    path: Path,
+    *,
+    sep: str,
+    encoding: str = "utf-8",
+    header: bool = True,
+    names: list[str] | None = None,
     quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL,
 ) -> Iterator[tuple[int, list[str], list[str]]]:
     """Yield ``(line, header, values)`` for each data row of a delimited file.
@@ -106,7 +120,10 @@ def _check_quotes_close(record: list[str], sep: str, path: Path, start: int) -> 
         if "unexpected end of data" in str(exc):
             raise MalformedRowError(
                 f"a quoted field opens here and is never closed: the rest of the file ({len(record)} lines) would be "
-                "read as one field; close the quote or remove it", path=path, line=start) from None
+                "read as one field; close the quote or remove it",
+                path=path,
+                line=start,
+            ) from None
 
 
 OnBad = Callable[[MalformedRowError], None] | None

@@ -147,10 +147,14 @@ def ratio(ds: Dataset, valid: float = 0.1, test: float = 0.1, seed: int = 0) -> 
     is_test = eligible & (pos < n_test)
     is_valid = eligible & ~is_test & (pos < n_test + n_valid)
     report: dict[str, int | str] = {"users_train_only (<3 interactions)": int(len(np.unique(inter.user[order][~eligible])))}
-    return Split("ratio", np.sort(order[~is_test & ~is_valid]), np.sort(order[is_valid]), np.sort(order[is_test]), report=report)
+    return Split(
+        "ratio", np.sort(order[~is_test & ~is_valid]), np.sort(order[is_valid]), np.sort(order[is_test]), report=report
+    )
 
 
-def cold_item(ds: Dataset, share: float = 0.1, valid_share: float = 0.1, seed: int = 0, rank_among: str = "cold") -> Split:
+def cold_item(
+    ds: Dataset, share: float = 0.1, valid_share: float = 0.1, seed: int = 0, rank_among: str = "cold"
+) -> Split:
     """Hold out a seeded share of items and all their interactions.
 
     Each user's interactions with the test items are that user's test set; a second,
@@ -172,8 +176,15 @@ def cold_item(ds: Dataset, share: float = 0.1, valid_share: float = 0.1, seed: i
     report = _cold_start_report(inter, train, tst)
     report.update({"test_items": int(n_test), "valid_items": int(valid_items.shape[0]), "rank_among": rank_among})
     among = rank_among == "cold"
-    return Split("cold-item", train, val, tst, valid_candidates=valid_items if among else None,
-                 test_candidates=test_items if among else None, report=report)
+    return Split(
+        "cold-item",
+        train,
+        val,
+        tst,
+        valid_candidates=valid_items if among else None,
+        test_candidates=test_items if among else None,
+        report=report,
+    )
 
 
 def _cold_start_report(inter: Interactions, train: np.ndarray, test: np.ndarray) -> dict[str, int | str]:
@@ -225,6 +236,11 @@ def share_of_users(train: Dataset, share: float, seed: int) -> tuple[Dataset, di
     n = 0 if share == 0 else max(1, int(round(share * len(users))))
     chosen = np.random.default_rng(seed).choice(users, n, replace=False) if n < len(users) else users
     rows = np.flatnonzero(np.isin(train.interactions.user, chosen))
-    report: dict[str, int | float] = {"share": share, "users": int(n), "of_users": int(len(users)), "rows": int(len(rows)),
-                                      "of_rows": int(len(train.interactions.user))}
+    report: dict[str, int | float] = {
+        "share": share,
+        "users": int(n),
+        "of_users": int(len(users)),
+        "rows": int(len(rows)),
+        "of_rows": int(len(train.interactions.user)),
+    }
     return with_interactions(train, train.interactions.subset(rows)), report

@@ -69,7 +69,9 @@ def mapping_from_toml(path: str | Path, **overrides: Any) -> ColumnMapping:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     table = doc.get("data", doc)
     known = {f.name for f in fields(ColumnMapping)}
-    unknown = sorted(set(table) - known - {"format", "name", "path", "bad_rows", "unknown_items", "duplicate_items", "encoding"})
+    unknown = sorted(
+        set(table) - known - {"format", "name", "path", "bad_rows", "unknown_items", "duplicate_items", "encoding"}
+    )
     if unknown:
         raise ConfigError(f"{p}: unknown key(s) in [data]: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values = {k: v for k, v in table.items() if k in known}
@@ -120,13 +122,19 @@ def read_table_dataset(mapping: ColumnMapping, policy: ReadPolicy = ReadPolicy()
     if mapping.category and _field_name(mapping.category) not in text_fields:
         text_fields.append(_field_name(mapping.category))
     image_field = _image_field(mapping, text_fields)
-    builder = DatasetBuilder(policy, fields=text_fields + ([image_field] if image_field else []), catalog_given=bool(mapping.items))
+    builder = DatasetBuilder(
+        policy, fields=text_fields + ([image_field] if image_field else []), catalog_given=bool(mapping.items)
+    )
     sep = mapping.sep or None
 
     if mapping.items:
         path = Path(mapping.items)
-        wanted = [("item id", mapping.item_id), *[("text column", c) for c in mapping.text], ("category column", mapping.category),
-                  ("image column", mapping.image)]
+        wanted = [
+            ("item id", mapping.item_id),
+            *[("text column", c) for c in mapping.text],
+            ("category column", mapping.category),
+            ("image column", mapping.image),
+        ]
         checked = False
         for line, rec, cols in iter_table(path, encoding=policy.encoding, sep=sep, on_bad=builder.bad_row):
             if not checked:
@@ -135,7 +143,9 @@ def read_table_dataset(mapping: ColumnMapping, policy: ReadPolicy = ReadPolicy()
             values = {}
             for col in list(mapping.text) + ([mapping.category] if mapping.category else []):
                 v = _get(rec, col)
-                values[_field_name(col)] = "" if v is None else (" | ".join(map(str, v)) if isinstance(v, list) else str(v))
+                values[_field_name(col)] = (
+                    "" if v is None else (" | ".join(map(str, v)) if isinstance(v, list) else str(v))
+                )
             if image_field:
                 values[image_field] = image_location(_get(rec, mapping.image), path.parent)
             builder.add_item(str(_get(rec, mapping.item_id) or ""), values, path=path, line=line, field=mapping.item_id)
@@ -144,26 +154,58 @@ def read_table_dataset(mapping: ColumnMapping, policy: ReadPolicy = ReadPolicy()
     checked = False
     for line, rec, cols in iter_table(path, encoding=policy.encoding, sep=sep, on_bad=builder.bad_row):
         if not checked:
-            _require(cols, rec, [("user id", mapping.user), ("item id", mapping.item), ("time", mapping.time),
-                                 ("rating", mapping.rating), ("event type", mapping.event), ("weight", mapping.weight)], path)
+            _require(
+                cols,
+                rec,
+                [
+                    ("user id", mapping.user),
+                    ("item id", mapping.item),
+                    ("time", mapping.time),
+                    ("rating", mapping.rating),
+                    ("event type", mapping.event),
+                    ("weight", mapping.weight),
+                ],
+                path,
+            )
             checked = True
         try:
             t = parse_time(_get(rec, mapping.time), path=path, line=line, field=mapping.time) if mapping.time else None
-            r = parse_rating(_get(rec, mapping.rating), path=path, line=line, field=mapping.rating) if mapping.rating else None
-            w = parse_weight(_get(rec, mapping.weight), path=path, line=line, field=mapping.weight) if mapping.weight else None
+            r = (
+                parse_rating(_get(rec, mapping.rating), path=path, line=line, field=mapping.rating)
+                if mapping.rating
+                else None
+            )
+            w = (
+                parse_weight(_get(rec, mapping.weight), path=path, line=line, field=mapping.weight)
+                if mapping.weight
+                else None
+            )
         except MalformedRowError as err:
             builder.bad_row(err)
             continue
         ev = str(_get(rec, mapping.event) or "") if mapping.event else None
         builder.add_interaction(
-            str(_get(rec, mapping.user) or ""), str(_get(rec, mapping.item) or ""), time=t, rating=r, event=ev, weight=w,
-            path=path, line=line, item_field=mapping.item, user_field=mapping.user,
+            str(_get(rec, mapping.user) or ""),
+            str(_get(rec, mapping.item) or ""),
+            time=t,
+            rating=r,
+            event=ev,
+            weight=w,
+            path=path,
+            line=line,
+            item_field=mapping.item,
+            user_field=mapping.user,
         )
     category = _field_name(mapping.category) if mapping.category else None
     title = _field_name(mapping.text[0]) if mapping.text else None
     return builder.build(
-        name or path.parent.name or path.stem, template=mapping.resolved_template(), category_field=category,
-        category_sep=mapping.category_sep, title_field=title, source=str(path), image_field=image_field,
+        name or path.parent.name or path.stem,
+        template=mapping.resolved_template(),
+        category_field=category,
+        category_sep=mapping.category_sep,
+        title_field=title,
+        source=str(path),
+        image_field=image_field,
     )
 
 

@@ -62,21 +62,36 @@ def candidates(ds: Dataset, memory_mb: float, max_minutes: float | None = None) 
     text = has_text(ds)
     order = ordered_share(ds)
     events = len(ds.interactions)
-    dense, dense_h = gram_memory_mb(ds.n_items, DENSE_COPIES["ease"]), gram_memory_mb(ds.n_items, DENSE_COPIES["hybrid"])
-    out = [Candidate("popularity", "always: the floor every row is read against"),
-           Candidate("itemknn", "always: co-occurrence, cheap"),
-           Candidate("als", "always: factorisation, cheap")]
+    dense, dense_h = (
+        gram_memory_mb(ds.n_items, DENSE_COPIES["ease"]),
+        gram_memory_mb(ds.n_items, DENSE_COPIES["hybrid"]),
+    )
+    out = [
+        Candidate("popularity", "always: the floor every row is read against"),
+        Candidate("itemknn", "always: co-occurrence, cheap"),
+        Candidate("als", "always: factorisation, cheap"),
+    ]
+
     def solve(need: float) -> str:
-        return (f"dense solve over {ds.n_items:,} items, {need:,.0f} MB of {memory_mb:,.0f}" if need <= memory_mb else
-                f"sparse path: a dense solve over {ds.n_items:,} items would need {need:,.0f} MB, more than {memory_mb:,.0f}")
+        return (
+            f"dense solve over {ds.n_items:,} items, {need:,.0f} MB of {memory_mb:,.0f}"
+            if need <= memory_mb
+            else f"sparse path: a dense solve over {ds.n_items:,} items would need {need:,.0f} MB, more than {memory_mb:,.0f}"
+        )
 
     out.append(Candidate("ease", f"closed-form item-item regression ({solve(dense)})"))
     if text:
         out.append(Candidate("zeroshot", "the catalog has text: it also serves new items and new users"))
         out.append(Candidate("hybrid", f"text + co-occurrence in one solve ({solve(dense_h)})"))
     if order >= 0.5 and (max_minutes is not None or events <= SMALL_LOG):
-        budget = f"{max_minutes:g} min budget" if max_minutes is not None else f"a small log ({events:,} events ≤ {SMALL_LOG:,})"
-        out.append(Candidate("sequential", f"the log is ordered ({order:.0%} of users' events carry distinct times); {budget}"))
+        budget = (
+            f"{max_minutes:g} min budget"
+            if max_minutes is not None
+            else f"a small log ({events:,} events ≤ {SMALL_LOG:,})"
+        )
+        out.append(
+            Candidate("sequential", f"the log is ordered ({order:.0%} of users' events carry distinct times); {budget}")
+        )
     return out
 
 
@@ -88,8 +103,14 @@ def skipped(ds: Dataset, chosen: list[Candidate], max_minutes: float | None = No
         notes.append("zeroshot, hybrid: the catalog has no text beyond ids")
     if "sequential" not in names:
         order = ordered_share(ds)
-        notes.append("sequential: " + (f"the log has no usable order ({order:.0%} of users' events carry distinct times)" if order < 0.5
-                                       else f"a large log ({len(ds.interactions):,} events): give --max-minutes to include it"))
+        notes.append(
+            "sequential: "
+            + (
+                f"the log has no usable order ({order:.0%} of users' events carry distinct times)"
+                if order < 0.5
+                else f"a large log ({len(ds.interactions):,} events): give --max-minutes to include it"
+            )
+        )
     return notes
 
 

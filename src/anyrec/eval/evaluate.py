@@ -57,7 +57,9 @@ def unreachable_targets(ds: Dataset, split: Split, phase: str = "test") -> int:
     return int(relevant.multiply(exclude).sum())
 
 
-def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pessimistic") -> tuple[np.ndarray, np.ndarray]:
+def rank_top(
+    scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pessimistic"
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k item indices per row, and their hit flags.
 
     Args:
@@ -79,7 +81,11 @@ def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pess
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if k > n_items:  # a list cut at K over fewer items: the places past the catalog stay empty (-1, no hit)
-        top, hits = rank_top(scores, relevant, n_items, ties) if n_items else (np.zeros((n_rows, 0), np.int64), np.zeros((n_rows, 0), bool))
+        top, hits = (
+            rank_top(scores, relevant, n_items, ties)
+            if n_items
+            else (np.zeros((n_rows, 0), np.int64), np.zeros((n_rows, 0), bool))
+        )
         pad = ((0, 0), (0, k - n_items))
         return np.pad(top, pad, constant_values=-1), np.pad(hits, pad, constant_values=False)
     if n_rows == 0:
@@ -94,7 +100,9 @@ def rank_top(scores: np.ndarray, relevant: np.ndarray, k: int, ties: str = "pess
         part = np.broadcast_to(np.arange(n_items), (n_rows, n_items)).copy()
         ambiguous = np.zeros(0, dtype=np.int64)
     # lexsort: last key is primary. Score descending, then relevant last (or first), then item index.
-    sub = np.lexsort((part, np.take_along_axis(second, part, axis=1), -np.take_along_axis(scores, part, axis=1)), axis=1)
+    sub = np.lexsort(
+        (part, np.take_along_axis(second, part, axis=1), -np.take_along_axis(scores, part, axis=1)), axis=1
+    )
     order = np.take_along_axis(part, sub, axis=1)
     for r in ambiguous:  # the k-th score is shared with items outside the selection: settle the tie rule here
         cand = np.flatnonzero(scores[r] >= kth[r]) if not np.isnan(kth[r]) else np.arange(n_items)

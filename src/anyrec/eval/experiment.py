@@ -121,7 +121,10 @@ def run_experiment(
         "data": ds.summary(),
         "load_report": ds.report.as_dict(),
         "split": {
-            "train": int(len(split.train)), "valid": int(len(split.valid)), "test": int(len(split.test)), **split.report,
+            "train": int(len(split.train)),
+            "valid": int(len(split.valid)),
+            "test": int(len(split.test)),
+            **split.report,
             "test_targets_already_in_history (masked, misses for all)": unreachable_targets(ds, split, "test"),
         },
         "test_history": config.test_history,
@@ -131,7 +134,9 @@ def run_experiment(
     if share is not None:
         result["train_share"] = share
     names = list(config.models)
-    if "auto" in names:  # the candidates that suit the log get rows of their own; "auto" is the one chosen on validation
+    if (
+        "auto" in names
+    ):  # the candidates that suit the log get rows of their own; "auto" is the one chosen on validation
         found = auto_candidates(train, auto_memory_mb(), config.model_options.get("sequential", {}).get("max_minutes"))
         result["auto"] = {"candidates": {c.name: c.reason for c in found}, "left out": auto_skipped(train, found)}
         names = [n for n in names if n != "auto"] + [c.name for c in found if c.name not in names]
@@ -145,7 +150,12 @@ def run_experiment(
             if "auto" in result:
                 result["auto"].get("validation", {}).pop(name, None)
             continue
-        if model is not None and "auto" in result and name in result["auto"]["candidates"] and name in result["auto"].get("validation", {}):
+        if (
+            model is not None
+            and "auto" in result
+            and name in result["auto"]["candidates"]
+            and name in result["auto"].get("validation", {})
+        ):
             kept[name] = model
             valid = result["auto"]["validation"]
             kept = dict(sorted(kept.items(), key=lambda kv: -valid[kv[0]])[:2])
@@ -156,12 +166,24 @@ def run_experiment(
         winner = choose(pool)
         result["auto"]["chosen"] = winner
         fits = sum(float(result["models"][n]["fit_seconds"]) + float(result["models"][n]["tune_seconds"]) for n in pool)
-        result["models"]["auto"] = {**result["models"][winner], "chosen": winner, "fit_seconds": round(fits, 3), "tune_seconds": 0.0}
+        result["models"]["auto"] = {
+            **result["models"][winner],
+            "chosen": winner,
+            "fit_seconds": round(fits, 3),
+            "tune_seconds": 0.0,
+        }
     return result
 
 
-def _blend_candidate(kept: dict[str, Recommender], ds: Dataset, config: ExperimentConfig, split: Split, train: Dataset,
-                     result: dict[str, Any], progress: StepProgress) -> None:
+def _blend_candidate(
+    kept: dict[str, Recommender],
+    ds: Dataset,
+    config: ExperimentConfig,
+    split: Split,
+    train: Dataset,
+    result: dict[str, Any],
+    progress: StepProgress,
+) -> None:
     """``auto``'s blend of its two best candidates (:mod:`anyrec.models.blend`): the weight chosen on validation (the
     parts read the training histories, as when they were validated), a row of its own, a candidate of ``auto``
     that wins only by a better validation figure than every single model."""
@@ -181,18 +203,34 @@ def _blend_candidate(kept: dict[str, Recommender], ds: Dataset, config: Experime
     search_s = time.perf_counter() - t0
     if config.test_history == "train+valid" and len(split.valid):
         blend.set_history(split.history_dataset(ds, "test"))
-    metrics: dict[str, Any] = dict(evaluate_model(blend, ds, split, "test", config.ks, progress=_step(progress, f"evaluate {label}"),
-                                                  mask=config.mask))
+    metrics: dict[str, Any] = dict(
+        evaluate_model(
+            blend, ds, split, "test", config.ks, progress=_step(progress, f"evaluate {label}"), mask=config.mask
+        )
+    )
     metrics.update({"fit_seconds": 0.0, "tune_seconds": round(search_s, 3), "weight": blend.config.weight})
     result["models"][label] = metrics
     result.setdefault("tuned", {})[label] = tuned
-    result["auto"]["candidates"][label] = (f"a blend of the two best on validation ({first}, {second}), scores standardised "
-                                           "per user, the weight chosen on validation; kept only if it beats both")
+    result["auto"]["candidates"][label] = (
+        f"a blend of the two best on validation ({first}, {second}), scores standardised "
+        "per user, the weight chosen on validation; kept only if it beats both"
+    )
     result["auto"]["validation"][label] = round(float(valid), 6)
 
 
-def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split, train: Dataset, learn: Dataset,
-                  share: Any, result: dict[str, Any], progress: StepProgress, item_vectors: Any, runner: Runner | None) -> Recommender | None:
+def _evaluate_one(
+    name: str,
+    ds: Dataset,
+    config: ExperimentConfig,
+    split: Split,
+    train: Dataset,
+    learn: Dataset,
+    share: Any,
+    result: dict[str, Any],
+    progress: StepProgress,
+    item_vectors: Any,
+    runner: Runner | None,
+) -> Recommender | None:
     """Fit, tune and evaluate one model into ``result`` (see :func:`run_experiment`); returns the fitted model (``None``
     when it was skipped)."""
     options = config.model_options.get(name, {})
@@ -202,26 +240,58 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
     grid = training_grid(name, learn, options)
     if not config.tune_training:  # how counts are read is searched wherever the log has them (a cheap refit)
         grid = {k: v for k, v in grid.items() if k == "weighting"}
-    valid = validator(ds, split, config.ks[0]) if share is None else read_all_then(train, validator(ds, split, config.ks[0]))
-    done = fit_and_tune(name, ds, split, learn, options, config.seed, validate=valid, k=config.ks[0], tune=config.tune,
-                        stable=config.stable, grid=grid, item_vectors=item_vectors, progress=progress, runner=runner,
-                        after_fit=(lambda m: m.set_history(train)) if share is not None else None)
+    valid = (
+        validator(ds, split, config.ks[0])
+        if share is None
+        else read_all_then(train, validator(ds, split, config.ks[0]))
+    )
+    done = fit_and_tune(
+        name,
+        ds,
+        split,
+        learn,
+        options,
+        config.seed,
+        validate=valid,
+        k=config.ks[0],
+        tune=config.tune,
+        stable=config.stable,
+        grid=grid,
+        item_vectors=item_vectors,
+        progress=progress,
+        runner=runner,
+        after_fit=(lambda m: m.set_history(train)) if share is not None else None,
+    )
     model, tuned, fit_s, search_s = done.model, done.tuned, done.fit_seconds, done.search_seconds
     fitted = done.fitted_config
     stage = _rank_stage(model, ds, split, config, progress) if config.ranker and name in config.rank_behind else None
     if "auto" in result and len(split.valid):
         # A search on a sample of the validation users (a large log) is not read here: auto compares every row on all.
         valid_metric = None if tuned.get("valid_users_searched") else tuned.get(f"valid_ndcg@{config.ks[0]}")
-        result["auto"].setdefault("validation", {})[name] = round(float(
-            valid_metric if valid_metric is not None else evaluate_model(model, ds, split, "valid", config.ks[:1], runner=runner)[
-                f"ndcg@{config.ks[0]}"]), 6)
+        result["auto"].setdefault("validation", {})[name] = round(
+            float(
+                valid_metric
+                if valid_metric is not None
+                else evaluate_model(model, ds, split, "valid", config.ks[:1], runner=runner)[f"ndcg@{config.ks[0]}"]
+            ),
+            6,
+        )
     if config.test_history == "train+valid" and len(split.valid):
         model.set_history(split.history_dataset(ds, "test"))
     model.reset_checks()  # count the test lists only
     t0 = time.perf_counter()
-    metrics: dict[str, Any] = dict(evaluate_model(model, ds, split, "test", config.ks,
-                                                  progress=_step(progress, f"evaluate {name}"), mask=config.mask,
-                                                  runner=runner))
+    metrics: dict[str, Any] = dict(
+        evaluate_model(
+            model,
+            ds,
+            split,
+            "test",
+            config.ks,
+            progress=_step(progress, f"evaluate {name}"),
+            mask=config.mask,
+            runner=runner,
+        )
+    )
     metrics["fit_seconds"] = round(fit_s, 3)
     metrics["tune_seconds"] = round(search_s, 3)
     if tuned:
@@ -234,19 +304,25 @@ def _evaluate_one(name: str, ds: Dataset, config: ExperimentConfig, split: Split
     if history:  # how training went: epochs run, the best epoch and its validation figure
         scored = [e for e in history if e.get("valid_ndcg@10") is not None]
         best = max(scored, key=lambda e: e["valid_ndcg@10"]) if scored else None
-        metrics["training"] = {"epochs": sum(e.get("epoch", 0) >= 0 for e in history),
-                               "best_epoch": best["epoch"] if best else None,
-                               "best_valid_ndcg@10": best["valid_ndcg@10"] if best else None}
+        metrics["training"] = {
+            "epochs": sum(e.get("epoch", 0) >= 0 for e in history),
+            "best_epoch": best["epoch"] if best else None,
+            "best_valid_ndcg@10": best["valid_ndcg@10"] if best else None,
+        }
     metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)
     stats = model.report_.checks
     if stats is not None:  # generative models: every generated id checked against the catalog and the filters
         metrics["generation"] = dict(stats)
     if config.report_untuned and name in result.get("tuned", {}):  # a search ran (it may have kept the options)
         tuned_config, model.config = model.config, fitted
-        metrics["before_tuning"] = dict(evaluate_model(model, ds, split, "test", config.ks, mask=config.mask, runner=runner))
+        metrics["before_tuning"] = dict(
+            evaluate_model(model, ds, split, "test", config.ks, mask=config.mask, runner=runner)
+        )
         model.config = tuned_config
     if config.also_masks:
-        metrics["by_mask"] = {rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks}
+        metrics["by_mask"] = {
+            rule: evaluate_model(model, ds, split, "test", config.ks, mask=rule) for rule in config.also_masks
+        }
     result["models"][name] = metrics
     log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
     if stage is not None:
@@ -260,8 +336,9 @@ def auto_memory_mb() -> float:
     return available_memory_mb(0.8)
 
 
-def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig,
-                progress: StepProgress) -> tuple[Any, dict[str, Any], float]:
+def _rank_stage(
+    model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig, progress: StepProgress
+) -> tuple[Any, dict[str, Any], float]:
     """The click classifier behind a fitted model (its history still the training rows)."""
     from anyrec.rank.cross import ranker_config
     from anyrec.rank.train import fit_click_stage
@@ -272,18 +349,32 @@ def _rank_stage(model: Recommender, ds: Dataset, split: Split, config: Experimen
         raise ConfigError("the ranking stage needs a validation split (its epochs and blend are chosen there)")
     opts = {"seed": config.seed, **config.ranker_options}
     t0 = time.perf_counter()
-    stage, report = fit_click_stage(model, ds, split, ranker_config(opts), depth=config.rank_depth,
-                                    progress=_step(progress, f"train ranker behind {model.name}"))
+    stage, report = fit_click_stage(
+        model,
+        ds,
+        split,
+        ranker_config(opts),
+        depth=config.rank_depth,
+        progress=_step(progress, f"train ranker behind {model.name}"),
+    )
     return stage, report, time.perf_counter() - t0
 
 
-def _evaluate_stage(fitted: tuple[Any, dict[str, Any], float], ds: Dataset, split: Split, config: ExperimentConfig,
-                    progress: StepProgress) -> dict[str, Any]:
+def _evaluate_stage(
+    fitted: tuple[Any, dict[str, Any], float],
+    ds: Dataset,
+    split: Split,
+    config: ExperimentConfig,
+    progress: StepProgress,
+) -> dict[str, Any]:
     stage, report, fit_s = fitted
     if config.test_history == "train+valid":
         stage.set_history(split.history_dataset(ds, "test"))
     t0 = time.perf_counter()
-    metrics: dict[str, Any] = dict(evaluate_model(stage, ds, split, "test", config.ks, progress=_step(progress, "evaluate ranked"),
-                                                  mask=config.mask))
+    metrics: dict[str, Any] = dict(
+        evaluate_model(
+            stage, ds, split, "test", config.ks, progress=_step(progress, "evaluate ranked"), mask=config.mask
+        )
+    )
     metrics.update(fit_seconds=round(fit_s, 3), eval_seconds=round(time.perf_counter() - t0, 3), ranker=report)
     return metrics

@@ -83,15 +83,21 @@ def embed_on(runner: Runner, ds: Dataset, names: tuple[str, ...], options: dict[
     if runner.name == "local":
         return None
     text_models = [m for m in names if "encoder" in option_names(m) and options.get(m, {}).get("use_text", True)]
-    encoders = {(options.get(m, {}).get("encoder", DEFAULT_ENCODER), options.get(m, {}).get("cache_dir", "")) for m in text_models}
+    encoders = {
+        (options.get(m, {}).get("encoder", DEFAULT_ENCODER), options.get(m, {}).get("cache_dir", ""))
+        for m in text_models
+    }
     if len(encoders) != 1:
         if text_models:
             log.warning("text models read different encoders: each embeds the catalog in this process")
         return None
     encoder, cache = encoders.pop()
     enc = TextEncoder(EncoderConfig(model=encoder, cache_dir=cache))
-    return enc.encode(ds.catalog.texts(), runner=runner,
-                      progress=(lambda d, t: progress("embed catalog (ray)", d, t)) if progress else None)
+    return enc.encode(
+        ds.catalog.texts(),
+        runner=runner,
+        progress=(lambda d, t: progress("embed catalog (ray)", d, t)) if progress else None,
+    )
 
 
 def validator(ds: Dataset, split: Split, k: int) -> Callable[[Recommender], float]:
@@ -112,6 +118,7 @@ def validator(ds: Dataset, split: Split, k: int) -> Callable[[Recommender], floa
 def read_all_then(train: Dataset, validate: Callable[[Recommender], float]) -> Callable[[Recommender], float]:
     """``validate`` with the model's history set to all of ``train`` first (the low-resource protocol: a model
     learns from a share of the users and is validated on everyone, as at full share)."""
+
     def run(model: Recommender) -> float:
         model.set_history(train)
         return validate(model)
@@ -119,8 +126,16 @@ def read_all_then(train: Dataset, validate: Callable[[Recommender], float]) -> C
     return run
 
 
-def fit_one(name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float] | None,
-             item_vectors: Any, progress: StepProgress, runner: Runner | None = None) -> Recommender:
+def fit_one(
+    name: str,
+    seed: int,
+    options: dict[str, Any],
+    train: Dataset,
+    validate: Callable[[Recommender], float] | None,
+    item_vectors: Any,
+    progress: StepProgress,
+    runner: Runner | None = None,
+) -> Recommender:
     """One fit of a registry model; early stopping on ``validate`` (never on test) where the model has it."""
     model = build_model(name, seed, options)
     if item_vectors is not None:
@@ -147,15 +162,25 @@ def training_grid(name: str, train: Dataset, options: dict[str, Any] | None = No
     grid = dict(cls.training_grid)
     if train.interactions.weight is not None and len(cls.count_weightings) > 1:
         grid["weighting"] = list(cls.count_weightings)
-    if (options or {}).get("image_encoder") and "image_weight" in option_names(name) \
-            and "image_weight" not in cls.tuning_grid and train.catalog.images() is not None:
+    if (
+        (options or {}).get("image_encoder")
+        and "image_weight" in option_names(name)
+        and "image_weight" not in cls.tuning_grid
+        and train.catalog.images() is not None
+    ):
         grid["image_weight"] = [0.25, 0.5, 0.75]
     return grid
 
 
 def search_training_grid(
-    name: str, seed: int, options: dict[str, Any], train: Dataset, validate: Callable[[Recommender], float],
-    item_vectors: Any = None, progress: StepProgress = None, runner: Runner | None = None,
+    name: str,
+    seed: int,
+    options: dict[str, Any],
+    train: Dataset,
+    validate: Callable[[Recommender], float],
+    item_vectors: Any = None,
+    progress: StepProgress = None,
+    runner: Runner | None = None,
     grid: dict[str, list[Any]] | None = None,
 ) -> tuple[Recommender, dict[str, Any]]:
     """Coordinate-wise search over the model class's ``training_grid``, one fit per value.
@@ -171,7 +196,9 @@ def search_training_grid(
     fits = [{**{k: getattr(best_model.config, k) for k in grid}, "valid": round(best, 6)}]
     for opt, values in grid.items():
         for value in values:
-            if value == getattr(best_model.config, opt) or (opt == "weighting" and value == best_model.weighting(train)):
+            if value == getattr(best_model.config, opt) or (
+                opt == "weighting" and value == best_model.weighting(train)
+            ):
                 continue  # (the weighting a fit chose by itself is the one already fitted)
             trial = {**current, opt: value}
             model = fit_one(name, seed, trial, train, validate, item_vectors, progress, runner)
@@ -180,5 +207,12 @@ def search_training_grid(
             log.info("%s training grid %s: validation %.4f (best %.4f)", name, trial, score, best)
             if score > best + 1e-9:
                 best, best_model, current = score, model, trial
-    chosen = {opt: best_model.weighting(train) if opt == "weighting" else getattr(best_model.config, opt) for opt in grid}
-    return best_model, {**chosen, "training_fits": len(fits), "training_grid_valid": fits, "valid_training_ndcg": round(best, 6)}
+    chosen = {
+        opt: best_model.weighting(train) if opt == "weighting" else getattr(best_model.config, opt) for opt in grid
+    }
+    return best_model, {
+        **chosen,
+        "training_fits": len(fits),
+        "training_grid_valid": fits,
+        "valid_training_ndcg": round(best, 6),
+    }

@@ -50,7 +50,12 @@ def ndcg(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
 
 
 def impression_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    return {"auc": auc(labels, scores), "mrr": mrr(labels, scores), "ndcg@5": ndcg(labels, scores, 5), "ndcg@10": ndcg(labels, scores, 10)}
+    return {
+        "auc": auc(labels, scores),
+        "mrr": mrr(labels, scores),
+        "ndcg@5": ndcg(labels, scores, 5),
+        "ndcg@10": ndcg(labels, scores, 10),
+    }
 
 
 def evaluate_impressions(model: Recommender, impressions: Iterable[Impression]) -> dict[str, float]:
@@ -64,9 +69,17 @@ def evaluate_impressions(model: Recommender, impressions: Iterable[Impression]) 
     return {"impressions": len(rows), **{m: float(np.mean([r[m] for r in rows])) for m in rows[0]}}
 
 
-def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
-                    seed: int = 0, test_share: float = 0.2, progress: Callable[[str, int, int], None] | None = None,
-                    rank_behind: Sequence[str] = (), ranker_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_impressions(
+    ds: Dataset,
+    folder: str | Path,
+    models: Sequence[str],
+    options: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+    test_share: float = 0.2,
+    progress: Callable[[str, int, int], None] | None = None,
+    rank_behind: Sequence[str] = (),
+    ranker_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The impression protocol end to end: read the impressions, cut by time, fit each model on what
     came before the cut, score the shown items of every later impression; JSON-ready result.
 
@@ -77,10 +90,19 @@ def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], opti
 
     impressions, report = read_mind_impressions(folder, ds)
     if not impressions:
-        raise ConfigError(f"{Path(folder) / 'behaviors.tsv'}: no impression with both a click and a non-click on known items ({report})")
+        raise ConfigError(
+            f"{Path(folder) / 'behaviors.tsv'}: no impression with both a click and a non-click on known items ({report})"
+        )
     train, test, cut = split_by_time(ds, impressions, test_share)
-    result: dict[str, Any] = {"dataset": ds.name, "protocol": "impressions", "report": report, "cut": cut,
-                              "train_interactions": int(len(train.interactions)), "test_impressions": len(test), "models": {}}
+    result: dict[str, Any] = {
+        "dataset": ds.name,
+        "protocol": "impressions",
+        "report": report,
+        "cut": cut,
+        "train_interactions": int(len(train.interactions)),
+        "test_impressions": len(test),
+        "models": {},
+    }
     for n, name in enumerate(models):
         if progress is not None:
             progress(f"fit and score {name}", n, len(models))
@@ -88,15 +110,29 @@ def run_impressions(ds: Dataset, folder: str | Path, models: Sequence[str], opti
         model = build_model(name, seed, (options or {}).get(name, {})).fit(train)
         result["models"][name] = {**evaluate_impressions(model, test), "seconds": round(time.perf_counter() - t0, 3)}
         if name in rank_behind:
-            result["models"][f"{name}→classifier"] = _ranked(model, ds, train, [i for i in impressions if i.time < cut], test,
-                                                             {"seed": seed, **(ranker_options or {})}, progress)
+            result["models"][f"{name}→classifier"] = _ranked(
+                model,
+                ds,
+                train,
+                [i for i in impressions if i.time < cut],
+                test,
+                {"seed": seed, **(ranker_options or {})},
+                progress,
+            )
     if progress is not None:
         progress("impressions", len(models), len(models))
     return result
 
 
-def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impression], test: list[Impression],
-            options: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+def _ranked(
+    model: Recommender,
+    ds: Dataset,
+    train: Dataset,
+    before: list[Impression],
+    test: list[Impression],
+    options: dict[str, Any],
+    progress: Callable[[str, int, int], None] | None,
+) -> dict[str, Any]:
     from anyrec.rank.cross import ranker_config
     from anyrec.rank.impressions import fit_impression_stage, shown_scores, stage_metrics
 
@@ -105,9 +141,24 @@ def _ranked(model: Recommender, ds: Dataset, train: Dataset, before: list[Impres
     def step(what: str) -> Callable[[int, int], None] | None:
         return (lambda d, t: progress(f"{what} ({model.name}→classifier)", d, t)) if progress is not None else None
 
-    clf, report = fit_impression_stage(model, train, ds.catalog, before, impression_metrics, ranker_config(options), progress=step("train ranker"),
-                                       valid_progress=step("validation impressions"))
+    clf, report = fit_impression_stage(
+        model,
+        train,
+        ds.catalog,
+        before,
+        impression_metrics,
+        ranker_config(options),
+        progress=step("train ranker"),
+        valid_progress=step("validation impressions"),
+    )
     hist = train.interactions.history(train.n_users)
-    metrics = stage_metrics(shown_scores(model, test), clf, [hist.of(imp.user) for imp in test], test, [report["blend"]], impression_metrics,
-                            step("test impressions"))[report["blend"]]
+    metrics = stage_metrics(
+        shown_scores(model, test),
+        clf,
+        [hist.of(imp.user) for imp in test],
+        test,
+        [report["blend"]],
+        impression_metrics,
+        step("test impressions"),
+    )[report["blend"]]
     return {"impressions": len(test), **metrics, "seconds": round(time.perf_counter() - t0, 3), "ranker": report}

@@ -14,7 +14,9 @@ RANKING_METRICS = ("recall", "ndcg", "mrr", "hit", "precision", "f1", "map")
 
 def _check(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
     if hits.ndim != 2 or hits.shape[0] != n_relevant.shape[0]:
-        raise ValueError(f"hits must be (users, K) with one row per n_relevant entry, got {hits.shape} and {n_relevant.shape}")
+        raise ValueError(
+            f"hits must be (users, K) with one row per n_relevant entry, got {hits.shape} and {n_relevant.shape}"
+        )
     if k < 1 or k > hits.shape[1]:
         raise ValueError(f"k={k} must lie in 1..{hits.shape[1]}")
     if (n_relevant < 1).any():

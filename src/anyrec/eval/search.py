@@ -67,7 +67,9 @@ def tune_on_validation(
     outer = {o: grid.pop(o) for o in model.space_options if o in grid}
     start, found = model.config, []
     own_point = {o: getattr(start, o) for o in outer}  # first, and always a candidate (no stability check needed)
-    points = [own_point] + [p for p in (dict(zip(outer, vs)) for vs in itertools.product(*outer.values())) if p != own_point]
+    points = [own_point] + [
+        p for p in (dict(zip(outer, vs)) for vs in itertools.product(*outer.values())) if p != own_point
+    ]
     with model.reuse_similarities(tuning_cache_mb()) if reuse else contextlib.nullcontext():
         for n, given in enumerate(points):
             model.config = replace(start, **given)
@@ -77,7 +79,9 @@ def tune_on_validation(
                 found.append((chosen[f"valid_{metric}"], n, model.config, chosen))
     _, _, model.config, chosen = max(found, key=lambda f: (f[0], -f[1]))  # the first of equal scores
     if len(points) > 1:
-        chosen["valid_by_space"] = {", ".join(f"{k}={v}" for k, v in c.items() if k in outer): s for s, _, _, c in found}
+        chosen["valid_by_space"] = {
+            ", ".join(f"{k}={v}" for k, v in c.items() if k in outer): s for s, _, _, c in found
+        }
     return {**chosen, "valid_users_searched": sampled} if sampled else chosen
 
 
@@ -90,8 +94,14 @@ def search_split(ds: Dataset, split: Split, seed: int = 0) -> tuple[Split, int]:
     searched, sampled = validation_sample(ds, split, cap, seed)
     if sampled:
         total = len(np.unique(ds.interactions.user[split.valid]))
-        log.info("the validation search scores a seeded %s of the %s validation users (%s × %s items > %s scores a grid point)",
-                 f"{cap:,}", f"{total:,}", f"{total:,}", f"{items:,}", f"{SEARCH_CELLS:,}")
+        log.info(
+            "the validation search scores a seeded %s of the %s validation users (%s × %s items > %s scores a grid point)",
+            f"{cap:,}",
+            f"{total:,}",
+            f"{total:,}",
+            f"{items:,}",
+            f"{SEARCH_CELLS:,}",
+        )
     return searched, sampled
 
 
@@ -113,17 +123,27 @@ def tuning_cache_mb() -> int:
     return 512 if free is None else int(min(4096, free // 4 // 2**20))
 
 
-def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Callable[[], float], metric: str,
-                       rounds: int, progress: Callable[[int, int], None] | None,
-                       check: Callable[[], dict[str, float] | None] | None = None,
-                       rule: StabilityRule | None = None, deadline: float | None = None) -> dict[str, Any]:
+def _coordinate_search(
+    model: Recommender,
+    grid: dict[str, list[Any]],
+    score: Callable[[], float],
+    metric: str,
+    rounds: int,
+    progress: Callable[[int, int], None] | None,
+    check: Callable[[], dict[str, float] | None] | None = None,
+    rule: StabilityRule | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
     began = time.monotonic()
     best = score()
     steady = check() if check is not None else None
     longest = time.monotonic() - began  # the slowest step so far: a step that would end past the deadline is not begun
     if check is not None and not passes(steady, rule):
-        log.warning("%s: the starting options fail the stability check (%s); the search keeps only points that pass",
-                    model.name, steady)
+        log.warning(
+            "%s: the starting options fail the stability check (%s); the search keeps only points that pass",
+            model.name,
+            steady,
+        )
     total = rounds * sum(len(v) for v in grid.values())
     done = 0
 
@@ -141,8 +161,15 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
                 if deadline is not None and time.monotonic() + longest > deadline:
                     if not out_of_time:
                         stopped_at = done - 1
-                        log.warning("%s: the validation search ran out of its time budget after %d of %d grid steps; "
-                                    "it keeps the best point scored (%s = %.4f)", model.name, done - 1, total, metric, best)
+                        log.warning(
+                            "%s: the validation search ran out of its time budget after %d of %d grid steps; "
+                            "it keeps the best point scored (%s = %.4f)",
+                            model.name,
+                            done - 1,
+                            total,
+                            metric,
+                            best,
+                        )
                     out_of_time = True
                     continue
                 current = model.config
@@ -161,8 +188,14 @@ def _coordinate_search(model: Recommender, grid: dict[str, list[Any]], score: Ca
     if progress:  # the last points may have been skipped: the step still ends, or a log shows it running on
         progress(total, total)
     chosen = {opt: getattr(model.config, opt) for opt in grid}
-    log.info("%s tuned on validation: %s (%s = %.4f%s)", model.name, chosen, metric, best,
-             f", stability {steady}" if steady else "")
+    log.info(
+        "%s tuned on validation: %s (%s = %.4f%s)",
+        model.name,
+        chosen,
+        metric,
+        best,
+        f", stability {steady}" if steady else "",
+    )
     extra = {f"valid_{name}": v for name, v in (steady or {}).items() if name != "users"}
     if out_of_time:
         extra["valid_search_steps"] = stopped_at  # of the grid's ``total`` steps: the budget ended it there

@@ -49,7 +49,9 @@ def _top(model: Recommender, items: np.ndarray, weights: np.ndarray, hide: np.nd
     return top_k(scores, k)
 
 
-def stability(model: Recommender, ds: Dataset, rule: StabilityRule | None = None, k: int = 10) -> dict[str, float] | None:
+def stability(
+    model: Recommender, ds: Dataset, rule: StabilityRule | None = None, k: int = 10
+) -> dict[str, float] | None:
     """``{"like_kept": median, "dislike_kept": median, "users": n}`` over a seeded sample of ``ds``'s
     users with at least ``min_history`` events (their histories as the service holds them: ratings as
     signed weights on the default scale, else weight 1); ``None`` for a model that scores no live history."""
@@ -69,7 +71,11 @@ def stability(model: Recommender, ds: Dataset, rule: StabilityRule | None = None
     for u in users:
         rows = index.rows(int(u))
         items = ds.interactions.item[rows].astype(np.int64)
-        weights = scale.weight(np.clip(rating[rows], scale.low, scale.high)) if rated and rating is not None else np.ones(len(rows))
+        weights = (
+            scale.weight(np.clip(rating[rows], scale.low, scale.high))
+            if rated and rating is not None
+            else np.ones(len(rows))
+        )
         if model.score_history(items[:1], weights[:1]) is None:
             return None
         before = _top(model, items, weights, items, k)
@@ -89,11 +95,18 @@ def stability(model: Recommender, ds: Dataset, rule: StabilityRule | None = None
             differ.append(float(np.mean([c != cited[0] for c in cited[1:]])))
     if not like:
         return None
-    return {"like_kept": float(np.median(like)), "dislike_kept": float(np.median(dislike)),
-            "reasons_differ": float(np.median(differ)) if differ else 1.0, "users": float(len(like))}
+    return {
+        "like_kept": float(np.median(like)),
+        "dislike_kept": float(np.median(dislike)),
+        "reasons_differ": float(np.median(differ)) if differ else 1.0,
+        "users": float(len(like)),
+    }
 
 
 def passes(found: dict[str, float] | None, rule: StabilityRule | None = None) -> bool:
     rule = rule or StabilityRule()
-    return found is None or (found["like_kept"] >= rule.like_kept and found["dislike_kept"] >= rule.dislike_kept
-                             and found["reasons_differ"] >= rule.reasons_differ)
+    return found is None or (
+        found["like_kept"] >= rule.like_kept
+        and found["dislike_kept"] >= rule.dislike_kept
+        and found["reasons_differ"] >= rule.reasons_differ
+    )

@@ -3,4 +3,12 @@
 from anyrec.explain.attribution import Attribution, attribute, history_of
 from anyrec.explain.sentence import SentenceGuard, explain_sentence, shared_words, template_sentence
 
-__all__ = ["Attribution", "SentenceGuard", "attribute", "explain_sentence", "history_of", "shared_words", "template_sentence"]
+__all__ = [
+    "Attribution",
+    "SentenceGuard",
+    "attribute",
+    "explain_sentence",
+    "history_of",
+    "shared_words",
+    "template_sentence",
+]

@@ -55,16 +55,21 @@ def _finite(scores: np.ndarray) -> np.ndarray:
     return np.where(fin, scores, floor)
 
 
-def live_scores(model: Recommender, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+def live_scores(
+    model: Recommender, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None
+) -> np.ndarray:
     """``model.score_history`` with ``-inf`` mapped as :func:`_finite` does; an error for models that read no history."""
     scores = model.score_history(items, weights, values)
     if scores is None:
-        raise ConfigError(f"model {model.name!r} scores fitted user rows, not a given history: it has no deletion attribution")
+        raise ConfigError(
+            f"model {model.name!r} scores fitted user rows, not a given history: it has no deletion attribution"
+        )
     return _finite(scores)
 
 
-def attribute(model: Recommender, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
-              values: np.ndarray | None = None) -> Attribution:
+def attribute(
+    model: Recommender, items: np.ndarray, weights: np.ndarray, targets: np.ndarray, values: np.ndarray | None = None
+) -> Attribution:
     """Contributions of a history (``items`` oldest first, event ``weights``, optional rating
     ``values``) to the scores of ``targets``, by the model's own attribution (see the module doc)."""
     items = np.asarray(items, dtype=np.int64)
@@ -83,13 +88,20 @@ def attribute(model: Recommender, items: np.ndarray, weights: np.ndarray, target
     if own is not None:  # the model's exact account (zero-shot's text terms, item-kNN's similarities)
         shares, method = own
         return empty if method == "none" else Attribution(hist, targets, shares, method)
-    if type(model).score_history is Recommender.score_history:  # learned user rows (ALS, BPR): no history to delete from
+    if (
+        type(model).score_history is Recommender.score_history
+    ):  # learned user rows (ALS, BPR): no history to delete from
         return empty
     base = live_scores(model, items, weights, values)[targets]
     shares = np.zeros((len(hist), len(targets)))
     for r, h in enumerate(hist):
         keep = items != h
-        shares[r] = base - live_scores(model, items[keep], weights[keep], None if values is None else np.asarray(values)[keep])[targets]
+        shares[r] = (
+            base
+            - live_scores(model, items[keep], weights[keep], None if values is None else np.asarray(values)[keep])[
+                targets
+            ]
+        )
     return Attribution(hist, targets, shares, "deletion")
 
 

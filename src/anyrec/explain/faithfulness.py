@@ -39,9 +39,13 @@ class Tally:
         self.rank_changes.append(rank_after - rank_before)
 
     def report(self) -> dict[str, Any]:
-        return {"n": self.n, "score_lowered": self.lowered / max(1, self.n), "rank_worse": self.rank_worse / max(1, self.n),
-                "mean_score_drop": float(np.mean(self.drops)) if self.drops else 0.0,
-                "median_rank_change": float(np.median(self.rank_changes)) if self.rank_changes else 0.0}
+        return {
+            "n": self.n,
+            "score_lowered": self.lowered / max(1, self.n),
+            "rank_worse": self.rank_worse / max(1, self.n),
+            "mean_score_drop": float(np.mean(self.drops)) if self.drops else 0.0,
+            "median_rank_change": float(np.median(self.rank_changes)) if self.rank_changes else 0.0,
+        }
 
 
 def _rank(scores: np.ndarray, target: int, hidden: np.ndarray) -> int:
@@ -51,8 +55,16 @@ def _rank(scores: np.ndarray, target: int, hidden: np.ndarray) -> int:
     return int(above.sum()) + 1
 
 
-def faithfulness(model: Recommender, ds: Dataset, users: np.ndarray, k: int = 5, cite: int = 3, seed: int = 0,
-                 generator: Callable[[str], str] | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def faithfulness(
+    model: Recommender,
+    ds: Dataset,
+    users: np.ndarray,
+    k: int = 5,
+    cite: int = 3,
+    seed: int = 0,
+    generator: Callable[[str], str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Deletion check over ``users``' top-``k`` lists (seen items excluded); see the module doc.
 
     Users whose history has no more than ``cite`` distinct items are skipped (counted): removing
@@ -94,9 +106,18 @@ def faithfulness(model: Recommender, ds: Dataset, users: np.ndarray, k: int = 5,
                 named_outside += int(bool(stray or bad_quotes))
         if progress is not None:
             progress(1)
-    return {"users": int(len(users)), "skipped_short_history": skipped_short, "recommendations_uncited": uncited,
-            "method": sorted(methods), "cite": cite, "k": k, "cited": cited_t.report(), "random": random_t.report(),
-            "sentences": cited_t.n, "sentences_from_generator": generated, "generator_rejected": guard.rejected,
-            "sentences_unbuilt": guard.unbuilt,
-            "named_outside_history": named_outside}
-
+    return {
+        "users": int(len(users)),
+        "skipped_short_history": skipped_short,
+        "recommendations_uncited": uncited,
+        "method": sorted(methods),
+        "cite": cite,
+        "k": k,
+        "cited": cited_t.report(),
+        "random": random_t.report(),
+        "sentences": cited_t.n,
+        "sentences_from_generator": generated,
+        "generator_rejected": guard.rejected,
+        "sentences_unbuilt": guard.unbuilt,
+        "named_outside_history": named_outside,
+    }

@@ -24,7 +24,11 @@ def plot_attribution(att: Attribution, catalog: Catalog, out: str | Path, title:
     import matplotlib.pyplot as plt
 
     shares = att.shares
-    keep = np.sort(np.argsort(-np.abs(shares).max(axis=1), kind="stable")[:rows]) if len(shares) else np.zeros(0, dtype=int)
+    keep = (
+        np.sort(np.argsort(-np.abs(shares).max(axis=1), kind="stable")[:rows])
+        if len(shares)
+        else np.zeros(0, dtype=int)
+    )
     data = shares[keep] if len(keep) else np.zeros((1, len(att.targets)))
     ylabels = [_short(catalog.title(int(att.history[r]))) for r in keep] or ["(no history)"]
     xlabels = [_short(catalog.title(int(t)), 28) for t in att.targets]

@@ -29,7 +29,8 @@ _YEAR = re.compile(r"\s*\((?:\d{4}|[ivx]+)\)\s*$", re.IGNORECASE)
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have he her his i in into is it its of on or our she that the their them "
     "then there these they this to was we were what when which who will with you your not no so than too very can "
-    "genres genre title description category categories brand price new one two more most other all any about".split())
+    "genres genre title description category categories brand price new one two more most other all any about".split()
+)
 MAX_TITLE_WORDS = 16
 
 
@@ -96,11 +97,15 @@ class SentenceGuard:
         found, _ = self.named_items(sentence)
         allowed_keys = {k for i in allowed for k in title_keys(self.catalog.title(i))}
         allowed_text = " | ".join(sorted(allowed_keys))
-        stray = {i for i in found - allowed if not any(f" {k} " in f" {allowed_text} " for k in title_keys(self.catalog.title(i)))}
+        stray = {
+            i
+            for i in found - allowed
+            if not any(f" {k} " in f" {allowed_text} " for k in title_keys(self.catalog.title(i)))
+        }
         rest = sentence  # the allowed titles out, as written (with their own quote marks), before quotations are read
         for title in sorted((self.catalog.title(i) for i in allowed), key=len, reverse=True):
             if title:
-                for written in (f"“{title}”", f"\"{title}\"", f"«{title}»", title):
+                for written in (f"“{title}”", f'"{title}"', f"«{title}»", title):
                     rest = rest.replace(written, " … ")
         bad_quotes = [q for q in _QUOTED.findall(rest) if not title_keys(q) & allowed_keys]
         return stray, bad_quotes
@@ -115,9 +120,10 @@ class SentenceGuard:
         return True
 
 
-def template_sentence(catalog: Catalog, target: int, cited: Sequence[int], verb: str = "liked",
-                      phrases: Sequence[str] | None = None) -> str:
-    """"Because you liked “A” and “B” (shared: space, robots)." — or a plain note when nothing is cited.
+def template_sentence(
+    catalog: Catalog, target: int, cited: Sequence[int], verb: str = "liked", phrases: Sequence[str] | None = None
+) -> str:
+    """ "Because you liked “A” and “B” (shared: space, robots)." — or a plain note when nothing is cited.
 
     ``phrases`` (one per cited item, ``{title}`` where its title goes: ``"rated {title} 5"``,
     ``"bought {title}"``) say what the user did with each; without them every item is ``verb``-ed.
@@ -145,9 +151,14 @@ def _and(parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def explain_sentence(catalog: Catalog, target: int, cited: Sequence[int], guard: SentenceGuard,
-                     generator: Callable[[str], str] | None = None,
-                     phrases: Sequence[str] | None = None) -> tuple[str | None, str]:
+def explain_sentence(
+    catalog: Catalog,
+    target: int,
+    cited: Sequence[int],
+    guard: SentenceGuard,
+    generator: Callable[[str], str] | None = None,
+    phrases: Sequence[str] | None = None,
+) -> tuple[str | None, str]:
     """The sentence shown and its source (``"generator"``, ``"template"``, or ``"none"`` with no sentence).
 
     The generator gets a prompt with the recommended item and the cited history items only; its
@@ -156,8 +167,10 @@ def explain_sentence(catalog: Catalog, target: int, cited: Sequence[int], guard:
     """
     allowed = {int(target), *map(int, cited)}
     if generator is not None:
-        prompt = (f"A user liked: {'; '.join(catalog.title(h) for h in cited)}. We recommend: {catalog.title(target)}. "
-                  "In one sentence, say why, naming only these titles.")
+        prompt = (
+            f"A user liked: {'; '.join(catalog.title(h) for h in cited)}. We recommend: {catalog.title(target)}. "
+            "In one sentence, say why, naming only these titles."
+        )
         text = " ".join(generator(prompt).split())
         if text and guard.allows(text, allowed):
             return text, "generator"

@@ -52,7 +52,11 @@ class VectorIndex(ABC):
         self.ids = np.concatenate([self.ids, ids])
 
     def search(
-        self, queries: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None, allow: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: Sequence[Sequence[int]] | None = None,
+        allow: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` ids and scores per query (higher is better); ``-1`` / ``-inf`` pad short rows."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
@@ -120,7 +124,9 @@ class ExactIndex(VectorIndex):
         return order, np.take_along_axis(scores, order, axis=1)
 
     def _save(self, folder: Path) -> None:
-        np.save(folder / "index_vectors.npy", self.vectors if self.vectors is not None else np.zeros((0, 0), np.float32))
+        np.save(
+            folder / "index_vectors.npy", self.vectors if self.vectors is not None else np.zeros((0, 0), np.float32)
+        )
 
 
 class FaissIndex(VectorIndex):
@@ -179,7 +185,12 @@ class FaissIndex(VectorIndex):
         return pos, scores
 
     def _meta(self) -> dict[str, str]:
-        return {**super()._meta(), "factory": self.factory, "nprobe": str(self.nprobe), "ef_search": str(self.ef_search)}
+        return {
+            **super()._meta(),
+            "factory": self.factory,
+            "nprobe": str(self.nprobe),
+            "ef_search": str(self.ef_search),
+        }
 
     def _save(self, folder: Path) -> None:
         import faiss
@@ -246,5 +257,7 @@ def _exact_scores(exact: ExactIndex, queries: np.ndarray) -> np.ndarray:
     """Every item's score for each query (higher is better, as ``search`` returns them)."""
     assert exact.vectors is not None
     if exact.metric == "l2":
-        return -((queries**2).sum(1, keepdims=True) - 2 * queries @ exact.vectors.T + (exact.vectors**2).sum(1)[None, :])
+        return -(
+            (queries**2).sum(1, keepdims=True) - 2 * queries @ exact.vectors.T + (exact.vectors**2).sum(1)[None, :]
+        )
     return queries @ exact.vectors.T

@@ -248,8 +248,9 @@ class TextEncoder:
             # The workers use this process's torch thread count: matrix products split across a
             # different number of threads round differently (1e-7), and the vectors must be the same.
             threads = self.config.threads or _torch_threads()
-            parts = runner.map_actors(functools.partial(_chunk_encoder, replace(self.config, cache_dir="", threads=threads)),
-                                      chunks, report)
+            parts = runner.map_actors(
+                functools.partial(_chunk_encoder, replace(self.config, cache_dir="", threads=threads)), chunks, report
+            )
             for j, part in enumerate(parts):
                 place(j, part)
         assert out is not None
@@ -260,13 +261,17 @@ class TextEncoder:
         bs = self.config.batch_size
         if not hasattr(self.model, "get_sentence_embedding_dimension"):  # hashing or ONNX
             return np.asarray(self.model.encode(texts, self.config.normalize, bs), dtype=np.float32)
-        part = self.model.encode(texts, batch_size=bs, normalize_embeddings=self.config.normalize,
-                                 convert_to_numpy=True, show_progress_bar=False)
+        part = self.model.encode(
+            texts,
+            batch_size=bs,
+            normalize_embeddings=self.config.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(part, dtype=np.float32)
 
     def describe(self) -> dict[str, str]:
         return {"model": self.config.model, "resolved": self.resolved, "identity": self.identity}
-
 
 
 def _torch_threads() -> int:
@@ -289,8 +294,15 @@ def shared_encoder(model: str, cache_dir: str = "") -> TextEncoder:
     return TextEncoder(EncoderConfig(model=model, cache_dir=cache_dir))
 
 
-def encode_catalog(texts: list[str], *, encoder: str, cache_dir: str = "", threads: int = 0, given: np.ndarray | None = None,
-                   progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
+def encode_catalog(
+    texts: list[str],
+    *,
+    encoder: str,
+    cache_dir: str = "",
+    threads: int = 0,
+    given: np.ndarray | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> np.ndarray:
     """The catalog's text vectors: ``given`` when it holds one row per text (vectors already
     computed, e.g. by a saved model), otherwise encoded (through the cache) with progress reported
     as "embed catalog"."""

@@ -94,7 +94,12 @@ class CausalLM:
         self._tok.padding_side = "left"  # the last position is the next token for every row
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
-        log.info("causal LM %s loaded (%s parameters, %s)", name, f"{sum(p.numel() for p in self._model.parameters()):,}", device)
+        log.info(
+            "causal LM %s loaded (%s parameters, %s)",
+            name,
+            f"{sum(p.numel() for p in self._model.parameters()):,}",
+            device,
+        )
         return self
 
     @property
@@ -117,7 +122,9 @@ class CausalLM:
         """The prompt as the model expects it (chat template with the assistant turn opened)."""
         tok = self.tokenizer
         if self.config.chat and getattr(tok, "chat_template", None):
-            return str(tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True))
+            return str(
+                tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+            )
         return text
 
     def label_ids(self, labels: Sequence[str]) -> list[int]:
@@ -126,15 +133,22 @@ class CausalLM:
         for lab in labels:
             toks = self.tokenizer.encode(lab, add_special_tokens=False)
             if len(toks) != 1:
-                raise ConfigError(f"label {lab!r} is {len(toks)} tokens for this tokenizer; labels must be single tokens")
+                raise ConfigError(
+                    f"label {lab!r} is {len(toks)} tokens for this tokenizer; labels must be single tokens"
+                )
             ids.append(toks[0])
         return ids
 
     def encode(self, texts: Sequence[str]) -> Any:
         tok = self.tokenizer
         tok.truncation_side = "left"
-        return tok([self.wrap(t) for t in texts], return_tensors="pt", padding=True, truncation=True,
-                   max_length=self.config.max_prompt_tokens).to(self.model.device)
+        return tok(
+            [self.wrap(t) for t in texts],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_prompt_tokens,
+        ).to(self.model.device)
 
     def label_logits(self, texts: Sequence[str], labels: Sequence[str], grad: bool = False) -> Any:
         """Next-token logits of ``labels`` after each prompt: a tensor ``(prompts, labels)``."""
@@ -148,7 +162,10 @@ class CausalLM:
 
     def label_scores(self, texts: Sequence[str], labels: Sequence[str], batch_size: int = 4) -> np.ndarray:
         """:meth:`label_logits` as numpy, ``batch_size`` prompts per forward pass."""
-        out = [self.label_logits(texts[s : s + batch_size], labels).float().cpu().numpy() for s in range(0, len(texts), batch_size)]
+        out = [
+            self.label_logits(texts[s : s + batch_size], labels).float().cpu().numpy()
+            for s in range(0, len(texts), batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, len(labels)), dtype=np.float32)
 
     def generate(self, text: str, max_new_tokens: int = 40) -> str:
@@ -157,5 +174,7 @@ class CausalLM:
 
         batch = self.encode([text])
         with torch.no_grad():
-            out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
-        return str(self.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)).strip()
+            out = self.model.generate(
+                **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+            )
+        return str(self.tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)).strip()

@@ -34,7 +34,9 @@ class Head:
 
     def array(self) -> np.ndarray:
         """``[weight; bias]`` as one ``(dim + 1, dim)`` float32 array (what a model's folder keeps)."""
-        return np.vstack([self.weight.detach().cpu().numpy(), self.bias.detach().cpu().numpy()[None, :]]).astype(np.float32)
+        return np.vstack([self.weight.detach().cpu().numpy(), self.bias.detach().cpu().numpy()[None, :]]).astype(
+            np.float32
+        )
 
     def numpy(self, vectors: np.ndarray) -> np.ndarray:
         import torch
@@ -65,6 +67,12 @@ def save_with_head(encoder: str, head: Head, folder: Path) -> None:
     while modules and type(modules[-1]).__name__ == "Normalize":
         modules.pop()
     dim = head.weight.shape[0]
-    dense = Dense(dim, dim, bias=True, activation_function=torch.nn.Identity(),
-                  init_weight=head.weight.detach().cpu().T.contiguous(), init_bias=head.bias.detach().cpu().clone())
+    dense = Dense(
+        dim,
+        dim,
+        bias=True,
+        activation_function=torch.nn.Identity(),
+        init_weight=head.weight.detach().cpu().T.contiguous(),
+        init_bias=head.bias.detach().cpu().clone(),
+    )
     SentenceTransformer(modules=[*modules, Normalize(), dense, Normalize()], device="cpu").save(str(folder))

@@ -63,12 +63,16 @@ class ImageReport:
 def resolve_image_model(name: str) -> str:
     """A folder made absolute, or the hub name as given."""
     if not name.strip():
-        raise ConfigError("--image-encoder needs a model name or folder (e.g. clip-ViT-B-32, openai/clip-vit-base-patch32)")
+        raise ConfigError(
+            "--image-encoder needs a model name or folder (e.g. clip-ViT-B-32, openai/clip-vit-base-patch32)"
+        )
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
-            raise ConfigError(f"image encoder folder {path} holds neither modules.json (sentence-transformers) nor "
-                              "config.json (transformers)")
+            raise ConfigError(
+                f"image encoder folder {path} holds neither modules.json (sentence-transformers) nor "
+                "config.json (transformers)"
+            )
         return str(path.resolve())
     return name
 
@@ -110,8 +114,10 @@ class ImageEncoder:
             except Exception as exc:  # noqa: BLE001 (any loader failure becomes one clear message below)
                 errors.append(f"transformers: {_first_line(exc)}")
                 if not path.exists() and _unreachable(exc):  # offline: the second loader would wait as long again
-                    raise ConfigError(f"image encoder {self.name!r} could not be loaded (a hub name needs a network; "
-                                      f"offline, give a folder): {_first_line(exc)}") from None
+                    raise ConfigError(
+                        f"image encoder {self.name!r} could not be loaded (a hub name needs a network; "
+                        f"offline, give a folder): {_first_line(exc)}"
+                    ) from None
         if (path / "modules.json").exists() or not path.exists():
             try:
                 from sentence_transformers import SentenceTransformer
@@ -143,15 +149,22 @@ class ImageEncoder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         if self._kind == "sentence-transformers":
-            out = np.asarray(self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True), dtype=np.float32)
+            out = np.asarray(
+                self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True), dtype=np.float32
+            )
         else:
             import torch
 
             parts = []
             with torch.no_grad():
                 for s in range(0, len(texts), self.batch_size):
-                    batch = self._tokenizer(texts[s : s + self.batch_size], padding=True, truncation=True,
-                                            max_length=_max_length(self._model), return_tensors="pt")
+                    batch = self._tokenizer(
+                        texts[s : s + self.batch_size],
+                        padding=True,
+                        truncation=True,
+                        max_length=_max_length(self._model),
+                        return_tensors="pt",
+                    )
                     batch.pop("token_type_ids", None)
                     parts.append(_features(self._model.get_text_features(**batch)))
             out = np.vstack(parts)
@@ -159,8 +172,11 @@ class ImageEncoder:
 
     def _encode_pictures(self, pictures: list[Any]) -> np.ndarray:
         if self._kind == "sentence-transformers":
-            return _unit(np.asarray(self._model.encode(pictures, batch_size=self.batch_size, convert_to_numpy=True),
-                                    dtype=np.float32))
+            return _unit(
+                np.asarray(
+                    self._model.encode(pictures, batch_size=self.batch_size, convert_to_numpy=True), dtype=np.float32
+                )
+            )
         import torch
 
         parts = []
@@ -170,8 +186,9 @@ class ImageEncoder:
                 parts.append(_features(self._model.get_image_features(pixel_values=pixels)))
         return _unit(np.vstack(parts))
 
-    def encode_images(self, sources: list[str], progress: Progress = None,
-                      chunk: int = 256) -> tuple[np.ndarray, np.ndarray, ImageReport]:
+    def encode_images(
+        self, sources: list[str], progress: Progress = None, chunk: int = 256
+    ) -> tuple[np.ndarray, np.ndarray, ImageReport]:
         """``(vectors, ok, report)``: a unit vector per source (zeros where ``ok`` is false: none given, missing,
         unreadable), read from the cache by the picture's bytes or embedded here — ``chunk`` pictures at a time, so
         a catalog of any size holds one chunk's bytes and decoded pictures at once."""
@@ -203,7 +220,11 @@ class ImageEncoder:
             try:
                 raw = read_image_bytes(src, self.timeout)
             except (OSError, ValueError) as exc:
-                _skip(report, "download failed" if src.lower().startswith(("http://", "https://")) else "missing file", src)
+                _skip(
+                    report,
+                    "download failed" if src.lower().startswith(("http://", "https://")) else "missing file",
+                    src,
+                )
                 log.debug("picture %s: %s", src, exc)
                 continue
             keys[i] = hashlib.sha256(raw).hexdigest()
@@ -236,8 +257,9 @@ class ImageEncoder:
         return out
 
 
-def item_picture_vectors(encoder: ImageEncoder, images: list[str], texts: list[str],
-                         progress: Progress = None) -> tuple[np.ndarray, ImageReport]:
+def item_picture_vectors(
+    encoder: ImageEncoder, images: list[str], texts: list[str], progress: Progress = None
+) -> tuple[np.ndarray, ImageReport]:
     """Each item's vector in the picture model's space: its picture's, or (none, or unreadable) its own text's
     through the model's text tower — both live in the one space, so an item without a picture still sits near the
     pictures its words describe."""
@@ -293,5 +315,11 @@ def shared_image_encoder(name: str, cache_dir: str = "") -> ImageEncoder:
     return _ENCODERS[key]
 
 
-__all__ = ["ImageEncoder", "ImageReport", "item_picture_vectors", "read_image_bytes", "resolve_image_model",
-           "shared_image_encoder"]
+__all__ = [
+    "ImageEncoder",
+    "ImageReport",
+    "item_picture_vectors",
+    "read_image_bytes",
+    "resolve_image_model",
+    "shared_image_encoder",
+]

@@ -96,16 +96,24 @@ def export_onnx(folder: Path, out: Path, quantize: bool) -> Path:
                 self.inner = inner
 
             def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+                return self.inner(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
 
         model = Hidden().eval()
         ids = torch.ones((2, 8), dtype=torch.int64)
         axes = {0: "batch", 1: "tokens"}
         with torch.no_grad():
-            torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(plain),
-                              input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
-                              dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
-                              opset_version=17, dynamo=False)
+            torch.onnx.export(
+                model,
+                (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+                str(plain),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["hidden"],
+                dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
+                opset_version=17,
+                dynamo=False,
+            )
         log.info("exported %s to %s", folder, plain)
     if not quantize:
         return _fuse(folder, plain, target)
@@ -114,8 +122,13 @@ def export_onnx(folder: Path, out: Path, quantize: bool) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Per-channel weight scales: per-tensor ones left a mean cosine of 0.965 to the PyTorch vectors, per channel 0.993.
-    quantize_dynamic(str(fused), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops have no inferred types
+    quantize_dynamic(
+        str(fused),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )  # fused ops have no inferred types
     log.info("quantised %s to int8: %s", fused, target)
     return target
 
@@ -133,19 +146,31 @@ class OnnxBackend:
         self.pooling = _pooling(path)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         st_cfg = path / "sentence_bert_config.json"
-        self.max_length = max_length or (json.loads(st_cfg.read_text()).get("max_seq_length", 256) if st_cfg.exists() else 256)
+        self.max_length = max_length or (
+            json.loads(st_cfg.read_text()).get("max_seq_length", 256) if st_cfg.exists() else 256
+        )
         model_file = export_onnx(path, cache_dir, quantize)
         opts = ort.SessionOptions()
         if threads > 0:
             opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.dim = int(self.session.get_outputs()[0].shape[-1]) if isinstance(self.session.get_outputs()[0].shape[-1], int) else 0
+        self.dim = (
+            int(self.session.get_outputs()[0].shape[-1])
+            if isinstance(self.session.get_outputs()[0].shape[-1], int)
+            else 0
+        )
 
     def encode(self, texts: list[str], normalize: bool = True, batch_size: int = 64) -> np.ndarray:
         parts = []
         for s in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[s : s + batch_size], padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+            batch = self.tokenizer(
+                texts[s : s + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="np",
+            )
             feed: dict[str, Any] = {k: v.astype(np.int64) for k, v in batch.items() if k in self.inputs}
             if "token_type_ids" in self.inputs and "token_type_ids" not in feed:
                 feed["token_type_ids"] = np.zeros_like(feed["input_ids"])

@@ -102,7 +102,9 @@ def pretrain(texts: list[str], out: str | Path, config: PretrainConfig = Pretrai
             epoch_loss += float(loss.detach())
             step += 1
             if progress:
-                progress(f"pretrain {config.objective} (epoch {epoch + 1}, loss {float(loss.detach()):.3f})", step, total)
+                progress(
+                    f"pretrain {config.objective} (epoch {epoch + 1}, loss {float(loss.detach()):.3f})", step, total
+                )
             if config.max_minutes and (time.perf_counter() - t0) / 60 > config.max_minutes:
                 break
         losses.append(epoch_loss / steps_per_epoch)
@@ -111,8 +113,14 @@ def pretrain(texts: list[str], out: str | Path, config: PretrainConfig = Pretrai
             break
     out = Path(out)
     _save(model, tok, src, out, config.objective)
-    report = {"config": asdict(config), "source": str(src), "texts": len(examples), "steps": step,
-              "epoch_losses": [round(x, 4) for x in losses], "seconds": round(time.perf_counter() - t0, 1)}
+    report = {
+        "config": asdict(config),
+        "source": str(src),
+        "texts": len(examples),
+        "steps": step,
+        "epoch_losses": [round(x, 4) for x in losses],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     (out / "anyrec_pretrain.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -43,7 +43,9 @@ def load_sentence_model(name: str, device: str = "cpu") -> tuple[Any, Any, Any]:
 
     resolved = resolve_encoder(name)
     if resolved.startswith("hashing"):
-        raise ConfigError("training an encoder needs a transformer encoder; the 'hashing' encoder has no layers to tune")
+        raise ConfigError(
+            "training an encoder needs a transformer encoder; the 'hashing' encoder has no layers to tune"
+        )
     st: Any = SentenceTransformer(resolved, device=device)
     auto: Any = st[0].auto_model
     try:
@@ -51,8 +53,10 @@ def load_sentence_model(name: str, device: str = "cpu") -> tuple[Any, Any, Any]:
     except AttributeError:
         stack = None
     if stack is None:
-        raise ConfigError(f"encoder {name!r}: training its top layers needs a model with encoder.layer (BERT-like); "
-                          f"{type(auto).__name__} has none")
+        raise ConfigError(
+            f"encoder {name!r}: training its top layers needs a model with encoder.layer (BERT-like); "
+            f"{type(auto).__name__} has none"
+        )
     return st, auto, stack
 
 
@@ -76,8 +80,17 @@ class LowerStates:
         self.states, self.offsets = states, offsets
 
     @classmethod
-    def compute(cls, st: Any, auto: Any, texts: list[str], below: int, max_tokens: int, device: str = "cpu",
-                batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> LowerStates:
+    def compute(
+        cls,
+        st: Any,
+        auto: Any,
+        texts: list[str],
+        below: int,
+        max_tokens: int,
+        device: str = "cpu",
+        batch_size: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> LowerStates:
         """Run the encoder's embeddings and first ``below`` layers over ``texts`` (cut to ``max_tokens`` tokens)."""
         import torch
 
@@ -89,7 +102,9 @@ class LowerStates:
         with torch.no_grad():
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+                enc = tok(
+                    [texts[i] for i in idx], padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
+                )
                 enc = {k: v.to(device) for k, v in enc.items()}
                 out = auto(**enc, output_hidden_states=True)
                 states = out.hidden_states[below].to(torch.float16).cpu()  # (batch, tokens, hidden)
@@ -122,8 +137,14 @@ class LowerStates:
         return float(self.states.numel() * 2 / 2**20)
 
 
-def top_layers(name: str, texts: list[str], layers: int | None, max_tokens: int, device: str = "cpu",
-               progress: Callable[[int, int], None] | None = None) -> Any:
+def top_layers(
+    name: str,
+    texts: list[str],
+    layers: int | None,
+    max_tokens: int,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> Any:
     """A torch module mapping text indices to vectors through ``layers`` trainable top layers
     (``None``: sized to the device, see :func:`resolve_layers`).
 
@@ -141,8 +162,13 @@ def top_layers(name: str, texts: list[str], layers: int | None, max_tokens: int,
     mode = "cls" if pooling is not None and getattr(pooling, "pooling_mode_cls_token", False) else "mean"
     normalize = any(type(m).__name__ == "Normalize" for m in st)
     lower = LowerStates.compute(st, auto, texts, total - tuned, max_tokens, device, progress=progress)
-    log.info("training the top %s layers of %s; cached lower-layer states of %d texts (%.0f MB)", why, name, len(texts),
-             lower.megabytes)
+    log.info(
+        "training the top %s layers of %s; cached lower-layer states of %d texts (%.0f MB)",
+        why,
+        name,
+        len(texts),
+        lower.megabytes,
+    )
     n, width_out = len(texts), int(auto.config.hidden_size)
 
     class TopLayers(torch.nn.Module):

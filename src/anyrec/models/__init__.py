@@ -8,5 +8,19 @@ from anyrec.models.registry import MODELS, build_model
 from anyrec.models.sequential import SASRec, Sequential
 from anyrec.models.zeroshot import ZeroShot
 
-__all__ = ["ALS", "BPR", "MODELS", "Bias", "Filters", "Generative", "ItemKNN", "Popularity", "Random", "Recommender", "SASRec",
-           "Sequential", "ZeroShot", "build_model"]
+__all__ = [
+    "ALS",
+    "BPR",
+    "MODELS",
+    "Bias",
+    "Filters",
+    "Generative",
+    "ItemKNN",
+    "Popularity",
+    "Random",
+    "Recommender",
+    "SASRec",
+    "Sequential",
+    "ZeroShot",
+    "build_model",
+]

@@ -112,7 +112,10 @@ class ItemKNN(Recommender):
     name = "itemknn"
     Config = ItemKNNConfig
     count_weightings: ClassVar[tuple[str, ...]] = ("binary", "log", "bm25")
-    serving_grid: ClassVar[dict[str, list[Any]]] = {"half_life": [0.0, 1.0, 3.0, 10.0], "short_term": [0.0, 0.25, 0.5, 1.0]}
+    serving_grid: ClassVar[dict[str, list[Any]]] = {
+        "half_life": [0.0, 1.0, 3.0, 10.0],
+        "short_term": [0.0, 0.25, 0.5, 1.0],
+    }
 
     def _fit(self, ds: Dataset) -> None:
         x = self.counts_matrix(ds).tocsc()  # (users, items): binary, or the counts' confidence
@@ -125,7 +128,11 @@ class ItemKNN(Recommender):
             co = (xt @ x[:, start:stop]).toarray()  # (items, block) co-occurrence counts
             co[np.arange(start, stop), np.arange(stop - start)] = 0.0
             sim = co / (norms[:, None] * norms[None, start:stop] + self.config.shrink + 1e-6)
-            top = np.argpartition(-sim, k - 1, axis=0)[:k] if k < n else np.broadcast_to(np.arange(n)[:, None], (n, stop - start))
+            top = (
+                np.argpartition(-sim, k - 1, axis=0)[:k]
+                if k < n
+                else np.broadcast_to(np.arange(n)[:, None], (n, stop - start))
+            )
             top_vals = np.take_along_axis(sim, top, axis=0)
             keep = top_vals != 0.0
             rows.append(top[keep])
@@ -141,7 +148,9 @@ class ItemKNN(Recommender):
         index = ds.interactions.history(ds.n_users)
         self.hist_user_ = ds.interactions.user[index.order]
         self.hist_item_ = ds.interactions.item[index.order]
-        self.hist_from_end_ = (np.repeat(index.offsets[1:], np.diff(index.offsets)) - 1 - np.arange(len(index.order))).astype(np.float64)
+        self.hist_from_end_ = (
+            np.repeat(index.offsets[1:], np.diff(index.offsets)) - 1 - np.arange(len(index.order))
+        ).astype(np.float64)
         self._history: tuple[tuple[float, float], sp.csr_matrix] | None = None
 
     def _weighted(self) -> bool:
@@ -154,7 +163,9 @@ class ItemKNN(Recommender):
         if self._history is None or self._history[0] != key:
             shape = (self.seen_.shape[0], self.seen_.shape[1])
             if self._weighted():
-                w = term_weights(self.hist_from_end_, self.hist_user_, shape[0], self.config.half_life, self.config.short_term)
+                w = term_weights(
+                    self.hist_from_end_, self.hist_user_, shape[0], self.config.half_life, self.config.short_term
+                )
                 n = np.bincount(self.hist_user_, minlength=shape[0])[self.hist_user_]
                 h = sp.csr_matrix((w * n, (self.hist_user_, self.hist_item_)), shape=shape, dtype=np.float64)
             else:
@@ -189,8 +200,14 @@ class ItemKNN(Recommender):
             return None
         return np.asarray(self.similarity_[:, item].toarray()).ravel()
 
-    def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
-                            values: np.ndarray | None) -> tuple[np.ndarray, str]:
+    def history_attribution(
+        self,
+        history: np.ndarray,
+        items: np.ndarray,
+        weights: np.ndarray,
+        targets: np.ndarray,
+        values: np.ndarray | None,
+    ) -> tuple[np.ndarray, str]:
         """The item–item similarity, which is what the score sums (signed by the history item's events)."""
         sim = self.similarity_
         known = (history < sim.shape[0])[:, None] & (targets < sim.shape[1])[None, :]
@@ -232,9 +249,13 @@ class Bias(Recommender):
         cfg = self.config
         for _ in range(cfg.iterations):
             resid = r - self.mean_ - bu[inter.user]
-            bi = np.bincount(inter.item, resid, ds.n_items) / (np.bincount(inter.item, minlength=ds.n_items) + cfg.reg_item)
+            bi = np.bincount(inter.item, resid, ds.n_items) / (
+                np.bincount(inter.item, minlength=ds.n_items) + cfg.reg_item
+            )
             resid = r - self.mean_ - bi[inter.item]
-            bu = np.bincount(inter.user, resid, ds.n_users) / (np.bincount(inter.user, minlength=ds.n_users) + cfg.reg_user)
+            bu = np.bincount(inter.user, resid, ds.n_users) / (
+                np.bincount(inter.user, minlength=ds.n_users) + cfg.reg_user
+            )
         self.user_bias_, self.item_bias_ = bu, bi
 
     def score(self, users: np.ndarray) -> np.ndarray:

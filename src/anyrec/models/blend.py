@@ -82,7 +82,9 @@ class Blend(Recommender):
         w = float(self.config.weight)
         return w * standardised(a.score(users)) + (1.0 - w) * standardised(b.score(users))
 
-    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:
+    def score_history(
+        self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None
+    ) -> np.ndarray | None:
         a, b = self._both()
         sa, sb = a.score_history(items, weights, values), b.score_history(items, weights, values)
         if sa is None or sb is None:
@@ -90,8 +92,14 @@ class Blend(Recommender):
         w = float(self.config.weight)
         return w * standardised(sa) + (1.0 - w) * standardised(sb)
 
-    def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
-                            values: np.ndarray | None) -> tuple[np.ndarray, str] | None:
+    def history_attribution(
+        self,
+        history: np.ndarray,
+        items: np.ndarray,
+        weights: np.ndarray,
+        targets: np.ndarray,
+        values: np.ndarray | None,
+    ) -> tuple[np.ndarray, str] | None:
         a, b = self._both()
         lead = a if float(self.config.weight) >= 0.5 else b
         found = lead.history_attribution(history, items, weights, targets, values)

@@ -56,7 +56,9 @@ class ExternalScores(Recommender):
         with np.load(path, allow_pickle=False) as z:
             missing = {"users", "items", "scores"} - set(z.files)
             if missing:
-                raise ConfigError(f"{path}: missing array(s) {', '.join(sorted(missing))}; expected users, items, scores")
+                raise ConfigError(
+                    f"{path}: missing array(s) {', '.join(sorted(missing))}; expected users, items, scores"
+                )
             return cls.from_raw(ds, z["users"], z["items"], z["scores"], label)
 
     def _fit(self, ds: Dataset) -> None:

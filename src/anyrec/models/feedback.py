@@ -57,11 +57,15 @@ def check_ratings(ratings: np.ndarray, scale: RatingScale, model: str) -> None:
     """A :class:`ConfigError` naming the options when a log's ratings run outside the declared scale."""
     low, high = float(np.nanmin(ratings)), float(np.nanmax(ratings))
     if low < scale.low or high > scale.high:
-        raise ConfigError(f"{model}: the log's ratings run {low:g}–{high:g}, outside the declared scale {scale.describe()}: "
-                          f"set {model}.rating_low / rating_high / rating_neutral to the catalog's scale, or {model}.ratings=false")
+        raise ConfigError(
+            f"{model}: the log's ratings run {low:g}–{high:g}, outside the declared scale {scale.describe()}: "
+            f"set {model}.rating_low / rating_high / rating_neutral to the catalog's scale, or {model}.ratings=false"
+        )
 
 
-def term_weights(from_end: np.ndarray, group: np.ndarray, n_groups: int, half_life: float, short_term: float) -> np.ndarray:
+def term_weights(
+    from_end: np.ndarray, group: np.ndarray, n_groups: int, half_life: float, short_term: float
+) -> np.ndarray:
     """Per history row, its weight in the long + short term profile (see the module doc).
 
     ``from_end``: steps back from the group's latest row (0 = latest); ``group``: the user of each
@@ -86,8 +90,14 @@ def live_term_weights(n: int, half_life: float, short_term: float) -> np.ndarray
     return term_weights(np.arange(n)[::-1], np.zeros(n, dtype=np.int64), 1, half_life, short_term)
 
 
-def kin_push(table: np.ndarray, negatives: np.ndarray, strength: np.ndarray, kin: int,
-             candidates: np.ndarray | None = None, history: np.ndarray | None = None) -> np.ndarray:
+def kin_push(
+    table: np.ndarray,
+    negatives: np.ndarray,
+    strength: np.ndarray,
+    kin: int,
+    candidates: np.ndarray | None = None,
+    history: np.ndarray | None = None,
+) -> np.ndarray:
     """How much each item (or each of ``candidates``) is pushed down, in ``[0, 1]``.
 
     For each negative item ``n`` (a row of the unit vectors ``table``), its ``kin`` nearest other
@@ -136,7 +146,11 @@ class KinPushes:
         """``negatives``: the user's row of the users × items push strengths (sparse)."""
         found = self.rows.get(user)
         if found is None:
-            push = kin_push(table, negatives.indices, negatives.data, self.kin, history=history) if negatives.nnz else np.zeros(0)
+            push = (
+                kin_push(table, negatives.indices, negatives.data, self.kin, history=history)
+                if negatives.nnz
+                else np.zeros(0)
+            )
             found = (np.flatnonzero(push), push[push > 0])
             self.rows[user] = found
         return found

@@ -38,7 +38,13 @@ log = logging.getLogger(__name__)
 def _state(model: Recommender) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, value in vars(model).items():
-        if not name.endswith("_") or name.startswith("_") or name in _BASE_ATTRS or name.startswith("hist_") or name == "seqs_":
+        if (
+            not name.endswith("_")
+            or name.startswith("_")
+            or name in _BASE_ATTRS
+            or name.startswith("hist_")
+            or name == "seqs_"
+        ):
             continue
         if sp.issparse(value):
             csr = sp.csr_matrix(value)
@@ -68,12 +74,27 @@ def write_folder(model: Recommender, ds: Dataset, folder: str | Path, extra: dic
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     cat = ds.catalog
-    meta = {"model": model.name, "config": asdict(model.config), "dataset": ds.summary(), "anyrec": __version__, **(extra or {})}
+    meta = {
+        "model": model.name,
+        "config": asdict(model.config),
+        "dataset": ds.summary(),
+        "anyrec": __version__,
+        **(extra or {}),
+    }
     (out / "model.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    (out / "catalog.json").write_text(json.dumps({
-        "ids": cat.ids.raw_ids, "fields": cat.fields, "template": cat.template, "category_field": cat.category_field,
-        "category_sep": cat.category_sep, "title_field": cat.title_field, "image_field": cat.image_field,
-    }))
+    (out / "catalog.json").write_text(
+        json.dumps(
+            {
+                "ids": cat.ids.raw_ids,
+                "fields": cat.fields,
+                "template": cat.template,
+                "category_field": cat.category_field,
+                "category_sep": cat.category_sep,
+                "title_field": cat.title_field,
+                "image_field": cat.image_field,
+            }
+        )
+    )
     (out / "users.json").write_text(json.dumps(ds.users.raw_ids))
     inter = ds.interactions
     arrays = {"user": inter.user, "item": inter.item, "time": inter.time}
@@ -101,7 +122,9 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
-def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) -> tuple[Recommender, Dataset, dict[str, Any]]:
+def read_folder(
+    folder: str | Path, classes: Mapping[str, type[Recommender]]
+) -> tuple[Recommender, Dataset, dict[str, Any]]:
     """``(model, dataset, meta)`` from a folder written by :func:`write_folder`; the model's class is
     looked up by its saved name in ``classes`` (the registry, or the one class a caller accepts)."""
     src = Path(folder)
@@ -116,17 +139,32 @@ def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) ->
         meta["config"] = upgrade_options(meta["model"], cls.Config, meta["config"], str(src))
     gone = sorted(set(meta["config"]) - known) if known else []
     if gone:  # a folder written by an older anyrec: options since removed are named and ignored
-        log.warning("%s: %s options %s no longer exist in this anyrec version; ignored (defaults used for new ones)",
-                    src, meta["model"], ", ".join(gone))
+        log.warning(
+            "%s: %s options %s no longer exist in this anyrec version; ignored (defaults used for new ones)",
+            src,
+            meta["model"],
+            ", ".join(gone),
+        )
     config = cls.Config(**{k: v for k, v in meta["config"].items() if k not in gone})
     cat_doc = json.loads((src / "catalog.json").read_text())
-    catalog = Catalog(ids=IdMap(cat_doc["ids"]), fields=cat_doc["fields"], template=cat_doc["template"],
-                      category_field=cat_doc["category_field"], category_sep=cat_doc["category_sep"],
-                      title_field=cat_doc["title_field"], image_field=cat_doc.get("image_field"))
+    catalog = Catalog(
+        ids=IdMap(cat_doc["ids"]),
+        fields=cat_doc["fields"],
+        template=cat_doc["template"],
+        category_field=cat_doc["category_field"],
+        category_sep=cat_doc["category_sep"],
+        title_field=cat_doc["title_field"],
+        image_field=cat_doc.get("image_field"),
+    )
     users = IdMap(json.loads((src / "users.json").read_text()))
     h = np.load(src / "history.npz")
-    inter = Interactions(user=h["user"], item=h["item"], time=h["time"], rating=h["rating"] if "rating" in h else None,
-                         weight=h["weight"] if "weight" in h else None)
+    inter = Interactions(
+        user=h["user"],
+        item=h["item"],
+        time=h["time"],
+        rating=h["rating"] if "rating" in h else None,
+        weight=h["weight"] if "weight" in h else None,
+    )
     ds = Dataset(name=meta["dataset"]["name"], catalog=catalog, users=users, interactions=inter)
     model = cls(config)
     model.n_users_, model.n_items_ = ds.n_users, ds.n_items
@@ -137,7 +175,7 @@ def read_folder(folder: str | Path, classes: Mapping[str, type[Recommender]]) ->
     _restore(model, {k: v for k, v in state.items() if not k.startswith("extra@")})
     load_extra = getattr(model, "load_extra_state", None)
     if load_extra is not None:
-        load_extra({k[len("extra@"):]: v for k, v in state.items() if k.startswith("extra@")})
+        load_extra({k[len("extra@") :]: v for k, v in state.items() if k.startswith("extra@")})
     parts = tuple(read_folder(sub, classes)[0] for sub in sorted(src.glob("part-*")) if (sub / "model.json").exists())
     if parts:
         model.take_sub_models(parts)

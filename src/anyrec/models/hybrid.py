@@ -77,7 +77,9 @@ class Hybrid(WhitenedText, EASE):
             vectors = np.asarray(self._given_vectors, dtype=np.float32)
         else:
             c = self.config
-            vectors = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size)).encode(ds.catalog.texts())
+            vectors = TextEncoder(
+                EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size)
+            ).encode(ds.catalog.texts())
         self.item_vectors_ = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.tune_to_log(ds)
         self.fit_whitening()
@@ -96,7 +98,9 @@ class Hybrid(WhitenedText, EASE):
             c = self.config
             table = np.asarray(self.table(), dtype=np.float64)
             if c.prior_form == "l3ae":
-                scale = float(np.mean(np.einsum("ij,ij->i", table, table))) * len(table) / table.shape[1]  # mean eigenvalue
+                scale = (
+                    float(np.mean(np.einsum("ij,ij->i", table, table))) * len(table) / table.shape[1]
+                )  # mean eigenvalue
                 try:
                     text = itemsolve.l3ae_neighbours(table, float(c.prior_l2) * scale, c.text_k)
                 except ValueError as exc:

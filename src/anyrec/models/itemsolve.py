@@ -97,15 +97,20 @@ class Systems:
             lo, hi = self.prior.indptr[j], self.prior.indptr[j + 1]
             idx = self.prior.indices[lo:hi]
             where = np.searchsorted(nb, idx)
-            ok = (where < len(nb)) & (nb[np.minimum(where, max(len(nb) - 1, 0))] == idx) if len(nb) else np.zeros(0, bool)
+            ok = (
+                (where < len(nb)) & (nb[np.minimum(where, max(len(nb) - 1, 0))] == idx)
+                if len(nb)
+                else np.zeros(0, bool)
+            )
             t[where[ok]] = self.prior.data[lo:hi][ok]
         if self.kept is not None and j == len(self.kept):
             self.kept.append((a, g, t))
         return a, g, t
 
 
-def solve_columns(systems: Systems, lam: float, progress: Progress | None = None,
-                  label: str = "solve") -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+def solve_columns(
+    systems: Systems, lam: float, progress: Progress | None = None, label: str = "solve"
+) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
     """``B₀`` (and ``B₁`` with a prior ``T``): column ``j`` solved over its neighbourhood (see the module doc).
 
     The small systems are solved in batches (numpy's stacked solve), items grouped by neighbourhood size rounded up
@@ -186,8 +191,10 @@ def neighbourhoods(gram: sp.spmatrix, k: int, prior: sp.csc_matrix | None = None
     if prior is None:
         return hoods
     prior = prior.tocsc()
-    return [np.union1d(h, prior.indices[prior.indptr[j]:prior.indptr[j + 1]]).astype(np.int64)
-            for j, h in enumerate(hoods)]
+    return [
+        np.union1d(h, prior.indices[prior.indptr[j] : prior.indptr[j + 1]]).astype(np.int64)
+        for j, h in enumerate(hoods)
+    ]
 
 
 def l3ae_neighbours(table: np.ndarray, lam: float, k: int, block: int = 2048) -> sp.csc_matrix:
@@ -202,8 +209,10 @@ def l3ae_neighbours(table: np.ndarray, lam: float, k: int, block: int = 2048) ->
     vtv = v.T @ v
     low = float(np.linalg.eigvalsh(vtv)[0])
     if low + lam <= 1e-9 * max(1.0, float(np.trace(vtv)) / d):
-        raise ValueError(f"prior_l2={lam:g} leaves VᵀV + λI singular or indefinite (its smallest eigenvalue is {low:.4g}); "
-                         f"use a value above {-low:.4g}")
+        raise ValueError(
+            f"prior_l2={lam:g} leaves VᵀV + λI singular or indefinite (its smallest eigenvalue is {low:.4g}); "
+            f"use a value above {-low:.4g}"
+        )
     m = np.linalg.inv(vtv + lam * np.eye(d))
     vm = v @ m
     lev = np.einsum("ij,ij->i", vm, v)  # v_j M v_jᵀ

@@ -55,7 +55,9 @@ def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None)
     opts = upgrade_options(name, cls.Config, dict(options or {}))
     unknown = sorted(set(opts) - names)
     if unknown:
-        raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(names)) or '(none)'}")
+        raise ConfigError(
+            f"model {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(names)) or '(none)'}"
+        )
     if "seed" in names:
         opts.setdefault("seed", seed)
     return cls(replace(cfg, **opts))

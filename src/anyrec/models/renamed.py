@@ -12,7 +12,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RENAMED = {"dislike_weight": "push", "dislike_kin": "kin", "text_half_life": "half_life", "pretrained": "init"}
-REMOVED = {"init_from_codebooks": "a lost experiment: code embeddings started at their centroids trailed the random start"}
+REMOVED = {
+    "init_from_codebooks": "a lost experiment: code embeddings started at their centroids trailed the random start"
+}
 
 
 def upgrade_options(name: str, config_class: Any, options: dict[str, Any], where: str = "") -> dict[str, Any]:
@@ -30,8 +32,14 @@ def upgrade_options(name: str, config_class: Any, options: dict[str, Any], where
             log.warning("%s%s.%s no longer exists (%s); ignored", said, name, key, REMOVED[key])
             continue
         f = known.get(new)
-        if f is not None and f.default is None and f.default_factory is MISSING and isinstance(value, (int, float)) \
-                and not isinstance(value, bool) and (value < 0 or (new == "batch_size" and value == 0)):
+        if (
+            f is not None
+            and f.default is None
+            and f.default_factory is MISSING
+            and isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (value < 0 or (new == "batch_size" and value == 0))
+        ):
             value = None  # the earlier spelling of "sized from the data"
         out[new] = value
     return out

@@ -153,8 +153,13 @@ def history_order(items: np.ndarray, weights: np.ndarray, history: np.ndarray, s
 POOLED_BLOCK = 1 << 24  # similarities of one (histories, history length, items) block of pooled_kernel: 64 MB
 
 
-def pooled_kernel(unit: np.ndarray, histories: list[tuple[np.ndarray, np.ndarray]], tau: float,
-                  targets: np.ndarray | None = None, block: int = POOLED_BLOCK) -> np.ndarray:
+def pooled_kernel(
+    unit: np.ndarray,
+    histories: list[tuple[np.ndarray, np.ndarray]],
+    tau: float,
+    targets: np.ndarray | None = None,
+    block: int = POOLED_BLOCK,
+) -> np.ndarray:
     """:func:`kernel_scores` of many histories at once, ``(len(histories), items or targets)``: each history is
     ``(item indices, weights)``, its positive weights normalised to sum 1 (a history without any scores 0).
     Histories of similar length share a block of at most ``block`` similarities, computed in torch (the
@@ -190,13 +195,18 @@ def pooled_kernel(unit: np.ndarray, histories: list[tuple[np.ndarray, np.ndarray
             with np.errstate(divide="ignore"):  # a weight that underflowed to 0 counts for nothing: log 0 = −inf
                 logp[b, : len(items)] = np.log(p)
         with torch.no_grad():
-            sims = torch.einsum("bld,nd->bln", torch.from_numpy(hist), t_cols).double() / tau + torch.from_numpy(logp)[:, :, None]
+            sims = (
+                torch.einsum("bld,nd->bln", torch.from_numpy(hist), t_cols).double() / tau
+                + torch.from_numpy(logp)[:, :, None]
+            )
             out[[r for r, _, _ in chunk]] = (tau * torch.logsumexp(sims, dim=1)).numpy()
         start += len(chunk)
     return out
 
 
-def per_user_scores(unit: np.ndarray, weights: Any, users: np.ndarray, kernel: float, interests: int, seed: int) -> np.ndarray:
+def per_user_scores(
+    unit: np.ndarray, weights: Any, users: np.ndarray, kernel: float, interests: int, seed: int
+) -> np.ndarray:
     """Text scores ``(len(users), items)`` that need each user's history items, not one profile: the
     soft-max pooled similarity (``kernel > 0``, :func:`pooled_kernel`) or, else, the best of
     ``interests`` k-means interest profiles. ``weights``: users × items profile weights (CSR)."""
@@ -246,14 +256,17 @@ def pooled_scores(weights: Any, table: np.ndarray, tau: float) -> np.ndarray:
     return out
 
 
-def history_kernel_scores(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, tau: float,
-                          table: np.ndarray | None) -> np.ndarray:
+def history_kernel_scores(
+    unit: np.ndarray, items: np.ndarray, weights: np.ndarray, tau: float, table: np.ndarray | None
+) -> np.ndarray:
     """:func:`kernel_scores` of one live history over every item, from the ``table`` when there is one."""
     if table is None:
         return kernel_scores(unit, items, weights, tau)[0]
     pos = np.asarray(weights) > 0
-    one = sp.csr_matrix((np.asarray(weights)[pos], (np.zeros(int(pos.sum()), dtype=np.int64), np.asarray(items)[pos])),
-                        shape=(1, len(unit)))
+    one = sp.csr_matrix(
+        (np.asarray(weights)[pos], (np.zeros(int(pos.sum()), dtype=np.int64), np.asarray(items)[pos])),
+        shape=(1, len(unit)),
+    )
     return pooled_scores(one, table, tau)[0]
 
 
@@ -269,7 +282,9 @@ def fit_whitening(vectors: np.ndarray, rows: int = 200_000, seed: int = 0) -> tu
     return mean.astype(np.float32), basis.astype(np.float32), np.maximum(variances, 0.0).astype(np.float32)
 
 
-def whiten(vectors: np.ndarray, mean: np.ndarray, basis: np.ndarray, variances: np.ndarray, strength: float) -> np.ndarray:
+def whiten(
+    vectors: np.ndarray, mean: np.ndarray, basis: np.ndarray, variances: np.ndarray, strength: float
+) -> np.ndarray:
     """Unit rows of ``(unit(v) − mean) · basis · diag(variances + ε)^(−strength/2) · basisᵀ`` (WhitenRec's ZCA
     whitening, ``strength`` 1; 0.5 half of it; ε = 10⁻⁶ of the largest variance): off-the-shelf sentence vectors
     crowd into a narrow cone (the same direction dominates every cosine), whitening spreads them out."""

@@ -23,7 +23,10 @@ def by_log_size(windows: int, small: Any, large: Any, why_small: str = "", why_l
     big = windows >= LARGE_LOG_WINDOWS
     value, why = (large, why_large) if big else (small, why_small)
     shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
-    return value, f"{shown} ({windows:,} training windows {'≥' if big else '<'} {LARGE_LOG_WINDOWS:,}{': ' + why if why else ''})"
+    return (
+        value,
+        f"{shown} ({windows:,} training windows {'≥' if big else '<'} {LARGE_LOG_WINDOWS:,}{': ' + why if why else ''})",
+    )
 
 
 BUDGET_REASONS = ("no budget", "the best epoch within the budget is kept; max_minutes=0 trains to early stopping")
@@ -37,5 +40,3 @@ def announce_sizing(name: str, chosen: dict[str, str], progress: Callable[[str, 
     log.info(text)
     if progress:
         progress(text, 0, 0)  # a notice (see anyrec.cli.progress)
-
-

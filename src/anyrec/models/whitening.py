@@ -55,8 +55,9 @@ class WhitenedText:
         c = self.config
         cfg = BehaviourConfig(max_minutes=minutes, seed=c.seed, threads=c.threads)
         self.raw_vectors_ = np.asarray(self.item_vectors_, dtype=np.float32)
-        self.head_, summary = tune_head(ds.name, ds.catalog.texts(), self.raw_vectors_, ds.interactions.sequences(ds.n_users),
-                                        cfg, self.progress)
+        self.head_, summary = tune_head(
+            ds.name, ds.catalog.texts(), self.raw_vectors_, ds.interactions.sequences(ds.n_users), cfg, self.progress
+        )
         self.item_vectors_ = apply_head(self.head_, self.raw_vectors_)
         self.tuned_rounds_ = summary["history"]
 
@@ -153,8 +154,10 @@ def load_pictures(ds: Dataset, name: str, cache_dir: str, progress: Any, report:
     refused by name: the option would do nothing."""
     images = ds.catalog.images()
     if images is None or not any(images):
-        raise ConfigError(f"image_encoder is set ({name!r}) but the catalog has no pictures: map its image column "
-                          "with --image COLUMN ([data] image)")
+        raise ConfigError(
+            f"image_encoder is set ({name!r}) but the catalog has no pictures: map its image column "
+            "with --image COLUMN ([data] image)"
+        )
     from anyrec.lm.image import item_picture_vectors, shared_image_encoder
 
     step = (lambda d, t: progress("embed pictures", d, t)) if progress else None

@@ -43,7 +43,14 @@ class ZeroShot(WhitenedText, Recommender):
     }
     # ``interests`` is left out of the grid: its per-user clustering costs far more (benchmarks/zeroshot.py).
 
-    def __init__(self, config: Any = None, *, encoder: TextEncoder | None = None, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        config: Any = None,
+        *,
+        encoder: TextEncoder | None = None,
+        item_vectors: np.ndarray | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(config, **kw)
         self._encoder = encoder
         self._given_vectors = item_vectors
@@ -62,17 +69,29 @@ class ZeroShot(WhitenedText, Recommender):
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
             c = self.config
-            self._encoder = TextEncoder(EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size,
-                                                      threads=c.threads, backend=c.backend))
+            self._encoder = TextEncoder(
+                EncoderConfig(
+                    model=c.encoder,
+                    cache_dir=c.cache_dir,
+                    batch_size=c.batch_size,
+                    threads=c.threads,
+                    backend=c.backend,
+                )
+            )
         return self._encoder
 
     def _fit(self, ds: Dataset) -> None:
         report = self.progress
         progress = (lambda d, t: report("embed catalog", d, t)) if report else None
         if self.config.memmap_dir:
-            given = self._given_vectors if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items else None
-            self.item_vectors_ = tv.memmapped_unit_vectors(Path(self.config.memmap_dir) / "item_vectors.npy", ds.catalog.texts(),
-                                                        self.encoder, given, progress)
+            given = (
+                self._given_vectors
+                if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items
+                else None
+            )
+            self.item_vectors_ = tv.memmapped_unit_vectors(
+                Path(self.config.memmap_dir) / "item_vectors.npy", ds.catalog.texts(), self.encoder, given, progress
+            )
         else:
             if self._given_vectors is not None and self._given_vectors.shape[0] == ds.n_items:
                 vectors = self._given_vectors
@@ -83,7 +102,9 @@ class ZeroShot(WhitenedText, Recommender):
         self.tune_to_log(ds)
         self.fit_whitening()
         self.fit_pictures(ds)
-        self.popularity_prior_, self.trend_prior_ = tv.log_priors(ds.interactions, ds.n_items, self.config.trend_half_life)
+        self.popularity_prior_, self.trend_prior_ = tv.log_priors(
+            ds.interactions, ds.n_items, self.config.trend_half_life
+        )
         self._set_history(ds)
 
     def set_history(self, ds: Dataset) -> None:
@@ -95,7 +116,9 @@ class ZeroShot(WhitenedText, Recommender):
         index = inter.history(ds.n_users)
         order = index.order
         self.hist_user_, self.hist_item_ = inter.user[order], inter.item[order]
-        self.hist_from_end_ = (np.repeat(index.offsets[1:], np.diff(index.offsets)) - 1 - np.arange(len(order))).astype(np.float64)
+        self.hist_from_end_ = (np.repeat(index.offsets[1:], np.diff(index.offsets)) - 1 - np.arange(len(order))).astype(
+            np.float64
+        )
         # Ratings that are all the same carry no sign (an implicit log read with a constant "rating").
         rating = inter.rating
         rated = rating is not None and len(inter) > 0 and float(np.ptp(rating)) > 0
@@ -112,7 +135,11 @@ class ZeroShot(WhitenedText, Recommender):
 
     def rating_scale(self) -> RatingScale:
         c = self.config  # declared, or (0 options) the log's range
-        low, high = (c.rating_low, c.rating_high) if c.rating_high > c.rating_low else getattr(self, "rating_range_", (1.0, 5.0))
+        low, high = (
+            (c.rating_low, c.rating_high)
+            if c.rating_high > c.rating_low
+            else getattr(self, "rating_range_", (1.0, 5.0))
+        )
         return RatingScale(low, high, c.rating_neutral or low + 0.375 * (high - low))
 
     def _ratings(self) -> np.ndarray | None:
@@ -142,13 +169,17 @@ class ZeroShot(WhitenedText, Recommender):
             pos = w > 0
             # float32 like the item vectors: a float64 matrix would make scipy upcast the whole
             # (items, dim) table on every product (46 ms per user at 100k items instead of 0.1 ms).
-            self._weights = sp.csr_matrix((w[pos], (self.hist_user_[pos], self.hist_item_[pos])),
-                                          shape=(self.n_users_, self.n_items_), dtype=np.float32)
+            self._weights = sp.csr_matrix(
+                (w[pos], (self.hist_user_[pos], self.hist_item_[pos])),
+                shape=(self.n_users_, self.n_items_),
+                dtype=np.float32,
+            )
             neg = w < 0
             ratings = self._ratings()
             strength = w[neg] if ratings is None else self.rating_scale().weight(ratings[neg])
-            self._negatives = sp.csr_matrix((np.abs(strength), (self.hist_user_[neg], self.hist_item_[neg])),
-                                            shape=(self.n_users_, self.n_items_))
+            self._negatives = sp.csr_matrix(
+                (np.abs(strength), (self.hist_user_[neg], self.hist_item_[neg])), shape=(self.n_users_, self.n_items_)
+            )
             self._weights_key = key
         return self._weights
 
@@ -204,8 +235,9 @@ class ZeroShot(WhitenedText, Recommender):
         if table is not None:
             sim = tv.pooled_scores(self.history_weights()[users], table, self.config.kernel)
         elif self.config.kernel > 0 or self.config.interests > 1:
-            sim = tv.per_user_scores(self.table(), self.history_weights(), users, self.config.kernel,
-                                  self.config.interests, self.config.seed)
+            sim = tv.per_user_scores(
+                self.table(), self.history_weights(), users, self.config.kernel, self.config.interests, self.config.seed
+            )
         else:
             sim = self.profiles(users) @ self.table().T  # (batch, items)
         if cache is not None:
@@ -229,8 +261,9 @@ class ZeroShot(WhitenedText, Recommender):
         the positive events make the profile with :meth:`history_weights`' term weights, each
         negative one pushes its ``kin`` nearest items down by at most ``push``."""
         if self.config.kernel > 0:
-            text = tv.history_kernel_scores(self.table(), items, self._live_weights(weights), self.config.kernel,
-                                            self._kernel_table())
+            text = tv.history_kernel_scores(
+                self.table(), items, self._live_weights(weights), self.config.kernel, self._kernel_table()
+            )
         else:
             text = self.table() @ self.history_profile(items, weights, values)
         return text + self.priors() - self.live_push(items, weights)
@@ -305,8 +338,14 @@ class ZeroShot(WhitenedText, Recommender):
     def item_priors(self) -> np.ndarray:
         return self.priors()
 
-    def history_attribution(self, history: np.ndarray, items: np.ndarray, weights: np.ndarray, targets: np.ndarray,
-                            values: np.ndarray | None) -> tuple[np.ndarray, str]:
+    def history_attribution(
+        self,
+        history: np.ndarray,
+        items: np.ndarray,
+        weights: np.ndarray,
+        targets: np.ndarray,
+        values: np.ndarray | None,
+    ) -> tuple[np.ndarray, str]:
         """Exact terms: the text score is ``Σ_h w_h cos(h, i) / |Σ_h w_h v_h|``, each history item's term its
         share; with ``kernel``, each history item's soft-max share of the pooled score."""
         w = self._live_weights(weights, values)
@@ -328,7 +367,9 @@ class ZeroShot(WhitenedText, Recommender):
     def retrieval_indexes(self) -> tuple[str, ...] | None:
         return ("text",) if self.config.interests <= 1 and self.config.kernel <= 0 else None
 
-    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery | None:
+    def index_query(
+        self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None
+    ) -> IndexQuery | None:
         """``cos(item, profile) + prior``: the text index gives the cosine term's best items, the priors
         (the same for every user) their own order. ``None`` with ``kernel`` (no single query vector)."""
         if self.config.kernel > 0:
@@ -338,7 +379,9 @@ class ZeroShot(WhitenedText, Recommender):
         vectors = self.table()
 
         def exact(cand: np.ndarray) -> np.ndarray:
-            return np.asarray(vectors[cand] @ prof + priors[cand] - self.live_push(items, weights, cand), dtype=np.float64)
+            return np.asarray(
+                vectors[cand] @ prof + priors[cand] - self.live_push(items, weights, cand), dtype=np.float64
+            )
 
         # The index scores cosines; the term is <item, profile> = |profile| * cosine (unit item vectors).
         # Negatives only take off (kin pushes are ≥ 0): the terms still bound every item, no slack needed.

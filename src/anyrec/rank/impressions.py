@@ -31,8 +31,9 @@ ImpressionMetrics = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 """``metrics(labels, scores)`` of one impression's shown items, e.g. :func:`anyrec.eval.impressions.impression_metrics`."""
 
 
-def impression_pairs(clf: ClickClassifier, hist: HistoryIndex, impressions: Sequence[Impression], negatives: int,
-                     seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+def impression_pairs(
+    clf: ClickClassifier, hist: HistoryIndex, impressions: Sequence[Impression], negatives: int, seed: int
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(left text, item, label) pairs: every clicked item of an impression (yes) and up to ``negatives``
     of its shown-not-clicked items per click (no), the history being the clicks before the impression."""
     rng = np.random.default_rng(seed)
@@ -55,9 +56,15 @@ def shown_scores(retriever: Recommender, impressions: Sequence[Impression]) -> l
     return [np.asarray(retriever.score(np.array([imp.user]))[0], dtype=np.float64)[imp.items] for imp in impressions]
 
 
-def stage_metrics(retrieved: Sequence[np.ndarray], clf: ClickClassifier, histories: Sequence[np.ndarray],
-                  impressions: Sequence[Impression], blends: Sequence[float], metrics: ImpressionMetrics,
-                  progress: Callable[[int, int], None] | None = None) -> dict[float, dict[str, float]]:
+def stage_metrics(
+    retrieved: Sequence[np.ndarray],
+    clf: ClickClassifier,
+    histories: Sequence[np.ndarray],
+    impressions: Sequence[Impression],
+    blends: Sequence[float],
+    metrics: ImpressionMetrics,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[float, dict[str, float]]:
     """Mean ``metrics(labels, scores)`` over ``impressions`` of ``blend · z(classifier) + (1 − blend) · z(retriever)``
     over each impression's shown items, for every blend; ``retrieved`` from :func:`shown_scores`,
     ``histories`` the history each impression's classifier input reads."""
@@ -73,10 +80,17 @@ def stage_metrics(retrieved: Sequence[np.ndarray], clf: ClickClassifier, histori
     return {b: {m: float(np.mean([r[m] for r in rs])) for m in rs[0]} for b, rs in rows.items() if rs}
 
 
-def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalog, impressions: Sequence[Impression],
-                         metrics: ImpressionMetrics, config: ClickClassifierConfig | None = None, valid_share: float = 0.1,
-                         progress: Callable[[int, int], None] | None = None,
-                         valid_progress: Callable[[int, int], None] | None = None) -> tuple[ClickClassifier, dict[str, Any]]:
+def fit_impression_stage(
+    retriever: Recommender,
+    train: Dataset,
+    catalog: Catalog,
+    impressions: Sequence[Impression],
+    metrics: ImpressionMetrics,
+    config: ClickClassifierConfig | None = None,
+    valid_share: float = 0.1,
+    progress: Callable[[int, int], None] | None = None,
+    valid_progress: Callable[[int, int], None] | None = None,
+) -> tuple[ClickClassifier, dict[str, Any]]:
     """Train the classifier on ``impressions`` (all before the test cut) behind a retriever of the same
     class and config as ``retriever``; epoch and blend chosen on the last ``valid_share`` of them, by the
     ``"auc"`` of ``metrics`` (the protocol's own per-impression metrics, handed in by the evaluator)."""
@@ -85,14 +99,23 @@ def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalo
     cut = float(np.quantile(times, 1 - valid_share))
     fit_on, valid = [i for i in impressions if i.time < cut], [i for i in impressions if i.time >= cut]
     inter = train.interactions
-    early = Dataset(name=f"{train.name}-before-valid", catalog=catalog, users=train.users,
-                    interactions=inter.subset(inter.time < cut))
+    early = Dataset(
+        name=f"{train.name}-before-valid",
+        catalog=catalog,
+        users=train.users,
+        interactions=inter.subset(inter.time < cut),
+    )
     inner = unfitted_copy(retriever).fit(early)
     hist, early_hist = train.interactions.history(train.n_users), early.interactions.history(early.n_users)
     valid_retrieved, valid_hists = shown_scores(inner, valid), [early_hist.of(imp.user) for imp in valid]
     clf = ClickClassifier(catalog, cfg)
     lefts, items, labels = impression_pairs(clf, hist, fit_on, cfg.negatives, cfg.seed)
-    log.info("impression ranker: %d pairs from %d impressions; %d validation impressions", len(labels), len(fit_on), len(valid))
+    log.info(
+        "impression ranker: %d pairs from %d impressions; %d validation impressions",
+        len(labels),
+        len(fit_on),
+        len(valid),
+    )
 
     def validate(model: ClickClassifier) -> tuple[float, dict[str, Any]]:
         by_blend = stage_metrics(valid_retrieved, model, valid_hists, valid, BLENDS, metrics, valid_progress)
@@ -103,6 +126,13 @@ def fit_impression_stage(retriever: Recommender, train: Dataset, catalog: Catalo
     best_epoch = max(clf.report_["epochs"], key=lambda e: e["valid"])
     auc_by_blend = {float(b): v for b, v in best_epoch["detail"].items()}
     blend = max(auc_by_blend, key=lambda b: (auc_by_blend[b], b))
-    report = {**clf.report_, "validation_auc_by_blend": best_epoch["detail"], "blend": blend, "valid_cut": cut,
-              "train_impressions": len(fit_on), "valid_impressions": len(valid), "retriever_valid_auc": auc_by_blend[0.0]}
+    report = {
+        **clf.report_,
+        "validation_auc_by_blend": best_epoch["detail"],
+        "blend": blend,
+        "valid_cut": cut,
+        "train_impressions": len(fit_on),
+        "valid_impressions": len(valid),
+        "retriever_valid_auc": auc_by_blend[0.0],
+    }
     return clf, report

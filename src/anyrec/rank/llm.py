@@ -54,7 +54,9 @@ class LLMScorer:
     def __init__(self, catalog: Catalog, config: LLMScorerConfig | None = None, lm: CausalLM | None = None) -> None:
         self.catalog = catalog
         self.config = config or LLMScorerConfig()
-        self.lm = lm or CausalLM(GeneratorConfig(model=self.config.generator, threads=self.config.threads, device=self.config.device))
+        self.lm = lm or CausalLM(
+            GeneratorConfig(model=self.config.generator, threads=self.config.threads, device=self.config.device)
+        )
 
     def _title(self, i: int) -> str:
         t = self.catalog.title(int(i))
@@ -64,7 +66,7 @@ class LLMScorer:
     def prompt(self, history: Sequence[int] | np.ndarray, candidates: Sequence[int] | np.ndarray) -> str:
         if len(candidates) > len(LABELS):
             raise ConfigError(f"at most {len(LABELS)} candidates per list, got {len(candidates)}")
-        recent = list(history)[-self.config.history:]
+        recent = list(history)[-self.config.history :]
         lines = ["Items a user chose recently, oldest first:"]
         lines += [f"- {self._title(h)}" for h in recent] or ["- (none)"]
         lines += ["", "Candidates:"]
@@ -72,8 +74,9 @@ class LLMScorer:
         lines += ["", "Which candidate will the user choose next? Answer with its letter only."]
         return "\n".join(lines)
 
-    def score(self, histories: Sequence[np.ndarray], candidates: np.ndarray,
-              progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def score(
+        self, histories: Sequence[np.ndarray], candidates: np.ndarray, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         """Label logits ``(users, n)``: higher is more likely next."""
         labels = list(LABELS[: candidates.shape[1]])
         out = np.zeros(candidates.shape, dtype=np.float64)
@@ -85,8 +88,15 @@ class LLMScorer:
                 progress(len(prompts))
         return out
 
-    def finetune(self, histories: Sequence[np.ndarray], candidates: np.ndarray, answers: np.ndarray, epochs: int = 1,
-                 max_minutes: float = 0.0, seed: int = 0) -> dict[str, Any]:
+    def finetune(
+        self,
+        histories: Sequence[np.ndarray],
+        candidates: np.ndarray,
+        answers: np.ndarray,
+        epochs: int = 1,
+        max_minutes: float = 0.0,
+        seed: int = 0,
+    ) -> dict[str, Any]:
         """LoRA fine-tuning: cross-entropy over the label logits, the answer's label the target.
 
         ``answers[u]`` is the position of the true item in ``candidates[u]``. Only the adapters
@@ -97,8 +107,16 @@ class LLMScorer:
 
         c = self.config
         lm = self.lm.load()
-        model = get_peft_model(lm.model, LoraConfig(r=c.lora_rank, lora_alpha=c.lora_alpha, lora_dropout=0.0,
-                                                    target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            lm.model,
+            LoraConfig(
+                r=c.lora_rank,
+                lora_alpha=c.lora_alpha,
+                lora_dropout=0.0,
+                target_modules=["q_proj", "v_proj"],
+                task_type="CAUSAL_LM",
+            ),
+        )
         lm.model = model
         model.train()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=c.lr)
@@ -112,7 +130,9 @@ class LLMScorer:
                 idx = perm[s : s + c.batch_size]
                 prompts = [self.prompt(histories[i], candidates[i]) for i in idx]
                 logits = lm.label_logits(prompts, labels, grad=True)  # (batch, labels)
-                loss = torch.nn.functional.cross_entropy(logits.float(), torch.as_tensor(answers[idx], device=logits.device))
+                loss = torch.nn.functional.cross_entropy(
+                    logits.float(), torch.as_tensor(answers[idx], device=logits.device)
+                )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -124,5 +144,9 @@ class LLMScorer:
             if out_of_time:
                 break
         model.eval()
-        return {"steps": steps, "first_loss": losses[0] if losses else None, "last_loss": float(np.mean(losses[-20:])) if losses else None,
-                "seconds": round(time.perf_counter() - t0, 1)}
+        return {
+            "steps": steps,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": float(np.mean(losses[-20:])) if losses else None,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }

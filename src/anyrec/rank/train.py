@@ -39,7 +39,9 @@ POOL = 50  # hard negatives are drawn from the retriever's top POOL unseen items
 HOLDOUT_KEEP = 2  # in the held-out fit a user keeps at least this many items
 
 
-def hard_negatives(retriever: Recommender, users: np.ndarray, pool: int = POOL, batch: int = 256) -> dict[int, np.ndarray]:
+def hard_negatives(
+    retriever: Recommender, users: np.ndarray, pool: int = POOL, batch: int = 256
+) -> dict[int, np.ndarray]:
     out: dict[int, np.ndarray] = {}
     for s in range(0, len(users), batch):
         scores = retriever.masked_scores(users[s : s + batch], exclude_seen=True)
@@ -56,8 +58,13 @@ def unfitted_copy(model: Recommender) -> Recommender:
     return type(model)(replace(cfg, **private) if private else cfg)
 
 
-def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, batch: int = 256,
-                  ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+def holdout_lists(
+    retriever: Recommender,
+    train: Dataset,
+    n: int,
+    depth: int,
+    batch: int = 256,
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Training lists for the listwise loss from a retriever that never saw the answers.
 
     A fresh copy of ``retriever`` (same class and config) is fitted on ``train`` without each user's
@@ -90,15 +97,33 @@ def holdout_lists(retriever: Recommender, train: Dataset, n: int, depth: int, ba
                     lists.append(cands[r])
                     answers.append(int(hit[0]))
                     scores.append(np.where(cands[r] >= 0, base[r, np.maximum(cands[r], 0)], -np.inf))
-    counts = {"holdout": n, "positions": int(n * len(users)), "lists": len(lists),
-              "answer_in_top": round(len(lists) / max(1, n * len(users)), 4), "inner_fit_seconds": round(time.perf_counter() - t0, 1)}
-    log.info("ranker lists: %d of %d positions have the answer in the retriever's top %d", len(lists), n * len(users), depth)
-    return (hists, np.array(lists, dtype=np.int64).reshape(-1, depth), np.array(answers, dtype=np.int64),
-            np.array(scores, dtype=np.float64).reshape(-1, depth), counts)
+    counts = {
+        "holdout": n,
+        "positions": int(n * len(users)),
+        "lists": len(lists),
+        "answer_in_top": round(len(lists) / max(1, n * len(users)), 4),
+        "inner_fit_seconds": round(time.perf_counter() - t0, 1),
+    }
+    log.info(
+        "ranker lists: %d of %d positions have the answer in the retriever's top %d", len(lists), n * len(users), depth
+    )
+    return (
+        hists,
+        np.array(lists, dtype=np.int64).reshape(-1, depth),
+        np.array(answers, dtype=np.int64),
+        np.array(scores, dtype=np.float64).reshape(-1, depth),
+        counts,
+    )
 
 
-def sample_lists(lists: np.ndarray, answers: np.ndarray, offsets: np.ndarray, negatives: int,
-                 seed: int, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def sample_lists(
+    lists: np.ndarray,
+    answers: np.ndarray,
+    offsets: np.ndarray,
+    negatives: int,
+    seed: int,
+    features: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Each list cut to its answer (first column) and ``negatives`` of its other items (seeded draw),
     with their offsets and features (standardised over the whole list, as at serving time); ``-1``
     pads lists with fewer others."""
@@ -127,7 +152,9 @@ class StageValidator:
         self.cands = stage.candidates(base)
         self.retrieved = np.take_along_axis(base, np.where(self.cands >= 0, self.cands, 0), axis=1)
         rel = relevant[self.users]
-        self.hit = np.array([[rel[r, int(c)] > 0 if c >= 0 else False for c in row] for r, row in enumerate(self.cands)])
+        self.hit = np.array(
+            [[rel[r, int(c)] > 0 if c >= 0 else False for c in row] for r, row in enumerate(self.cands)]
+        )
         self.histories: list[np.ndarray] | None = None
         self.k = k
 
@@ -151,9 +178,15 @@ class _NoRanker:
         return np.zeros(candidates.shape)
 
 
-def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: ClickClassifierConfig | None = None,
-                    depth: int = 20, out_dir: str | Path | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[Reranked, dict[str, Any]]:
+def fit_click_stage(
+    retriever: Recommender,
+    ds: Dataset,
+    split: Split,
+    config: ClickClassifierConfig | None = None,
+    depth: int = 20,
+    out_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Reranked, dict[str, Any]]:
     """A click classifier trained on ``split``'s training rows behind ``retriever`` (fitted on them, its
     history the training rows), with the blend chosen on validation. Returns the stage and a report."""
     cfg = config or ClickClassifierConfig()
@@ -161,6 +194,7 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
     seqs = sequences(train)
     clf = ClickClassifier(ds.catalog, cfg)
     val = StageValidator(retriever, ds, split, depth).with_histories(seqs)
+
     def validate(model: ClickClassifier) -> tuple[float, dict[str, Any]]:
         ranked = model.score(val.histories or [], np.where(val.cands >= 0, val.cands, 0))
         by_blend = val.by_blend(ranked)
@@ -177,38 +211,55 @@ def fit_click_stage(retriever: Recommender, ds: Dataset, split: Split, config: C
         feats, beta0 = None, 1.0
         if clf.prior_ is not None:  # features from the table the inner retriever saw: the answers' clicks are not in it
             clf.set_evidence(train)
-            inner = Evidence(clf.prior_.evidence.names, recent=cfg.history).fit(without_last(train, cfg.holdout, HOLDOUT_KEEP))
+            inner = Evidence(clf.prior_.evidence.names, recent=cfg.history).fit(
+                without_last(train, cfg.holdout, HOLDOUT_KEEP)
+            )
             feats = standardised(inner.features(hists, lists), lists >= 0)
             clf.prior_.weights, beta0 = fit_weights(feats, offsets, answers, lists >= 0, seed=cfg.seed)
             alone = val.by_blend(clf.prior_.score(val.histories or [], val.cands))
-            made["evidence_alone"] = {"weights": [round(float(w), 4) for w in clf.prior_.weights], "beta": round(beta0, 4),
-                                      "valid_ndcg@10_by_blend": {str(b): round(v, 5) for b, v in alone.items()}}
-            log.info("evidence alone %s: validation NDCG@10 %.5f", dict(zip(clf.prior_.evidence.names, clf.prior_.weights.round(3))),
-                     max(alone.values()))
+            made["evidence_alone"] = {
+                "weights": [round(float(w), 4) for w in clf.prior_.weights],
+                "beta": round(beta0, 4),
+                "valid_ndcg@10_by_blend": {str(b): round(v, 5) for b, v in alone.items()},
+            }
+            log.info(
+                "evidence alone %s: validation NDCG@10 %.5f",
+                dict(zip(clf.prior_.evidence.names, clf.prior_.weights.round(3))),
+                max(alone.values()),
+            )
         if cfg.list_negatives:
             lists, answers, offsets, feats = sample_lists(lists, answers, offsets, cfg.list_negatives, cfg.seed, feats)
         clf.fit_lists([clf.left(h) for h in hists], lists, answers, offsets, validate, out_dir, progress, feats, beta0)
     else:
         users = np.array([u for u, s in enumerate(seqs) if len(s) >= 2], dtype=np.int64)
         negs = hard_negatives(retriever, users)
-        lefts, items, labels = clf.pairs([seqs[u] if u in negs else np.zeros(0, dtype=np.int64) for u in range(len(seqs))],
-                                         lambda u, seq: negs.get(u, np.zeros(0, dtype=np.int64)))
+        lefts, items, labels = clf.pairs(
+            [seqs[u] if u in negs else np.zeros(0, dtype=np.int64) for u in range(len(seqs))],
+            lambda u, seq: negs.get(u, np.zeros(0, dtype=np.int64)),
+        )
         clf.fit(lefts, items, labels, validate, out_dir, progress)
     blends = [{float(b): v for b, v in e["detail"].items()} for e in clf.report_["epochs"]]
     best_epoch = int(np.argmax([max(b.values()) for b in blends]))
     best_blend = max(blends[best_epoch], key=lambda b: (blends[best_epoch][b], b))
     stage = Reranked(retriever, clf, RerankedConfig(depth=depth, blend=float(best_blend)))
-    report = {**clf.report_, "validation_by_epoch_and_blend": [{str(b): round(v, 5) for b, v in e.items()} for e in blends],
-              "retriever_valid_ndcg@10": round(retriever_only, 5), "blend": float(best_blend), "depth": depth,
-              "config": asdict(cfg), **({"lists": made} if made else {})}
+    report = {
+        **clf.report_,
+        "validation_by_epoch_and_blend": [{str(b): round(v, 5) for b, v in e.items()} for e in blends],
+        "retriever_valid_ndcg@10": round(retriever_only, 5),
+        "blend": float(best_blend),
+        "depth": depth,
+        "config": asdict(cfg),
+        **({"lists": made} if made else {}),
+    }
     if out_dir is not None:
         clf.report_ = report
         clf.save(out_dir)
     return stage, report
 
 
-def validate_stage(retriever: Recommender, ds: Dataset, split: Split, clf: ClickClassifier,
-                   depth: int = 20) -> tuple[Reranked, dict[str, Any]]:
+def validate_stage(
+    retriever: Recommender, ds: Dataset, split: Split, clf: ClickClassifier, depth: int = 20
+) -> tuple[Reranked, dict[str, Any]]:
     """A trained classifier (e.g. loaded from its folder) behind ``retriever`` (its history the
     training rows), with the blend chosen again on validation: what a new blend grid or depth gives
     without training again."""
@@ -217,14 +268,25 @@ def validate_stage(retriever: Recommender, ds: Dataset, split: Split, clf: Click
     clf.set_evidence(train)
     by_blend = val.by_blend(clf.score(val.histories or [], np.where(val.cands >= 0, val.cands, 0)))
     best = max(by_blend, key=lambda b: (by_blend[b], b))
-    report = {"validation_by_blend": {str(b): round(v, 5) for b, v in by_blend.items()}, "blend": float(best), "depth": depth,
-              "retriever_valid_ndcg@10": round(val.ndcg(val.retrieved), 5), "best_valid": by_blend[best]}
+    report = {
+        "validation_by_blend": {str(b): round(v, 5) for b, v in by_blend.items()},
+        "blend": float(best),
+        "depth": depth,
+        "retriever_valid_ndcg@10": round(val.ndcg(val.retrieved), 5),
+        "best_valid": by_blend[best],
+    }
     return Reranked(retriever, clf, RerankedConfig(depth=depth, blend=float(best))), report
 
 
 def load_stage(retriever: Recommender, ds: Dataset, ranker_dir: str) -> Reranked:
     """A fitted retriever behind a saved click classifier, with the depth and blend it was validated at."""
-    clf = ClickClassifier.load(ranker_dir, ds.catalog).set_evidence(ds)  # the evidence counts what the served data holds
-    stage = Reranked(retriever, clf, RerankedConfig(depth=int(clf.report_.get("depth", 20)), blend=float(clf.report_.get("blend", 1.0))))
+    clf = ClickClassifier.load(ranker_dir, ds.catalog).set_evidence(
+        ds
+    )  # the evidence counts what the served data holds
+    stage = Reranked(
+        retriever,
+        clf,
+        RerankedConfig(depth=int(clf.report_.get("depth", 20)), blend=float(clf.report_.get("blend", 1.0))),
+    )
     stage.set_history(ds)
     return stage

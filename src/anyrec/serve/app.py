@@ -34,8 +34,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
         yield
         service.close()
 
-    app = FastAPI(title="anyrec", version=__version__, lifespan=lifespan,
-                  description="Recommend anything that has text: recommendations, search, feedback events, model versions.")
+    app = FastAPI(
+        title="anyrec",
+        version=__version__,
+        lifespan=lifespan,
+        description="Recommend anything that has text: recommendations, search, feedback events, model versions.",
+    )
     app.state.metrics = Metrics()
 
     app.add_middleware(Edge, settings=settings)
@@ -54,8 +58,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [{"loc": without_shape_tag(list(e.get("loc", ()))), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        detail = [
+            {"loc": without_shape_tag(list(e.get("loc", ()))), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
         return JSONResponse(status_code=422, content={"detail": detail})
 
     for resource in (recommend, events, catalog, versions, experiments, ops):

@@ -14,7 +14,9 @@ from anyrec.serve.service import Service
 from anyrec.serve.settings import ServeSettings
 from anyrec.store import ROLES
 
-PathId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$")]
+PathId = Annotated[
+    str, Path(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$")
+]
 
 CLICKS = ("click", "like", "add_to_cart", "purchase")  # an event of one of these, carrying a list's id, clicks it
 
@@ -43,14 +45,30 @@ def picture_url(live: LiveModel, i: int) -> str | None:
     return f"/v1/items/{quote(live.ids.raw(i), safe='')}/image"
 
 
-def items_out(live: LiveModel, ids: list[int], scores: list[float], why: list[dict[str, Any]] | None = None) -> list[ItemOut]:
+def items_out(
+    live: LiveModel, ids: list[int], scores: list[float], why: list[dict[str, Any]] | None = None
+) -> list[ItemOut]:
     cat = live.catalog
-    return [ItemOut(id=live.ids.raw(i), title=cat.title(i), score=round(s, 6),
-                    category=cat.fields[cat.category_field][i] or None if cat.category_field else None,
-                    snippet=snippet(cat.text(i)), image=picture_url(live, i),
-                    **({"because": [Because(**b) for b in why[n]["because"]], "words": why[n]["words"],
-                        "sentence": why[n]["sentence"]} if why else {}))
-            for n, (i, s) in enumerate(zip(ids, scores))]
+    return [
+        ItemOut(
+            id=live.ids.raw(i),
+            title=cat.title(i),
+            score=round(s, 6),
+            category=cat.fields[cat.category_field][i] or None if cat.category_field else None,
+            snippet=snippet(cat.text(i)),
+            image=picture_url(live, i),
+            **(
+                {
+                    "because": [Because(**b) for b in why[n]["because"]],
+                    "words": why[n]["words"],
+                    "sentence": why[n]["sentence"],
+                }
+                if why
+                else {}
+            ),
+        )
+        for n, (i, s) in enumerate(zip(ids, scores))
+    ]
 
 
 async def service(request: Request) -> Service:
@@ -60,17 +78,27 @@ async def service(request: Request) -> Service:
 def needs(role: str | None) -> Any:
     """The one dependency that decides who may call a route: a key of ``role`` or above (``ROLES``: read <
     write < admin), or none (``None``: an open read). No key or a revoked one: 401; a key below the role: 403."""
+
     async def allowed(request: Request, svc: Annotated[Service, Depends(service)]) -> Service:
         if role is not None:
             granted = await run_in_threadpool(key_role, request.app, request.headers.get("authorization", ""))
             if granted is None:
                 raise HTTPException(401, detail=[AUTH_DETAIL], headers={"WWW-Authenticate": "Bearer"})
             if ROLES.index(granted) < ROLES.index(role):
-                raise HTTPException(403, detail=[{"loc": ["header", "authorization"], "type": "forbidden",
-                                                  "msg": f"this key's role is {granted}; this needs a {role} key "
-                                                         f"(anyrec keys create --role {role})"}])
+                raise HTTPException(
+                    403,
+                    detail=[
+                        {
+                            "loc": ["header", "authorization"],
+                            "type": "forbidden",
+                            "msg": f"this key's role is {granted}; this needs a {role} key "
+                            f"(anyrec keys create --role {role})",
+                        }
+                    ],
+                )
         svc.refresh()
         return svc
+
     return allowed
 
 

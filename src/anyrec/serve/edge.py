@@ -22,30 +22,52 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("anyrec_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("anyrec_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+        self.requests = Counter(
+            "anyrec_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "anyrec_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
         self.events = Counter("anyrec_events_stored_total", "Events durably stored", ["type"], registry=self.registry)
-        self.replays = Counter("anyrec_idempotent_replays_total", "Writes answered from an Idempotency-Key's first answer",
-                               registry=self.registry)
-        self.unbuilt = Counter("anyrec_explanations_unbuilt_total", "Cards served without a sentence (it could not be "
-                               "built within the guard)", registry=self.registry)
-        self.model = Gauge("anyrec_model_info", "The active model version (value 1)", ["version", "model"], registry=self.registry)
+        self.replays = Counter(
+            "anyrec_idempotent_replays_total",
+            "Writes answered from an Idempotency-Key's first answer",
+            registry=self.registry,
+        )
+        self.unbuilt = Counter(
+            "anyrec_explanations_unbuilt_total",
+            "Cards served without a sentence (it could not be built within the guard)",
+            registry=self.registry,
+        )
+        self.model = Gauge(
+            "anyrec_model_info", "The active model version (value 1)", ["version", "model"], registry=self.registry
+        )
 
 
 def error_response(status: int, loc: list[Any], msg: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
 
 
-AUTH_DETAIL = {"loc": ["header", "authorization"], "type": "auth",
-                "msg": "a valid 'Authorization: Bearer <key>' is required (create one with `anyrec keys create --store URL`)"}
+AUTH_DETAIL = {
+    "loc": ["header", "authorization"],
+    "type": "auth",
+    "msg": "a valid 'Authorization: Bearer <key>' is required (create one with `anyrec keys create --store URL`)",
+}
 _READ_POSTS = {"/v1/search"}
 # With ``--read-key`` these need a key too (the API's own documentation and the metrics are reads like any other).
 _READ_KEY_PATHS = {"/docs", "/redoc", "/openapi.json", "/metrics", "/docs/oauth2-redirect"}
 _PID = str(os.getpid()).encode()
 # The page keeps a key in localStorage: no other site may frame it (clickjacking), nothing is sniffed or referred.
-_SECURE = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
-           (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+_SECURE = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
 
 
 def key_role(app: Any, authorization: str) -> str | None:
@@ -106,7 +128,11 @@ class Edge:
                 status[0] = message["status"]
                 started[0] = True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-anyrec-worker", _PID), *_SECURE]  # which process answered
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-anyrec-worker", _PID),
+                    *_SECURE,
+                ]  # which process answered
             await send(message)
 
         received = [0]
@@ -124,20 +150,27 @@ class Edge:
         size = headers.get("content-length")
         method, path = scope["method"], scope["path"]
         if size is not None and (not size.isdigit() or int(size) > limit):
-            await error_response(413, ["header", "content-length"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
-        elif (((method in ("POST", "PUT", "DELETE", "PATCH") and path not in _READ_POSTS)
-               or (self.settings.read_key and path in _READ_KEY_PATHS))
-              and not await run_in_threadpool(has_key, scope["app"], headers.get("authorization", ""))):
+            await error_response(413, ["header", "content-length"], f"the body may hold at most {limit:,} bytes")(
+                scope, receive, send_status
+            )
+        elif (
+            (method in ("POST", "PUT", "DELETE", "PATCH") and path not in _READ_POSTS)
+            or (self.settings.read_key and path in _READ_KEY_PATHS)
+        ) and not await run_in_threadpool(has_key, scope["app"], headers.get("authorization", "")):
             # Before the body is read or parsed: a write without a valid key is a 401, whatever its body.
-            await JSONResponse(status_code=401, content={"detail": [AUTH_DETAIL]},
-                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_status)
+            await JSONResponse(
+                status_code=401, content={"detail": [AUTH_DETAIL]}, headers={"WWW-Authenticate": "Bearer"}
+            )(scope, receive, send_status)
         elif size is None and method in ("POST", "PUT", "PATCH") and not await _read_chunked(receive, limit, replay):
             # A chunked body (no length said) past the limit: a 413 like a declared one (read inside the app, the
             # overflow surfaced as "There was an error parsing the body", a 400).
-            await error_response(413, ["body"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
+            await error_response(413, ["body"], f"the body may hold at most {limit:,} bytes")(
+                scope, receive, send_status
+            )
         else:
             app_receive = bounded_receive
             if size is None and method in ("POST", "PUT", "PATCH"):
+
                 async def replayed() -> Any:
                     return replay.pop() if replay else await receive()
 
@@ -147,7 +180,9 @@ class Edge:
             except _TooLarge:
                 if started[0]:
                     raise
-                await error_response(413, ["body"], f"the body may hold at most {limit:,} bytes")(scope, receive, send_status)
+                await error_response(413, ["body"], f"the body may hold at most {limit:,} bytes")(
+                    scope, receive, send_status
+                )
         route = scope.get("route")
         label = getattr(route, "path", "unmatched")
         m: Metrics = scope["app"].state.metrics

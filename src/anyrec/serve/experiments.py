@@ -60,20 +60,43 @@ def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float:
     return math.erfc(abs(z) / math.sqrt(2))
 
 
-def report(name: str, variants: Sequence[Variant], counts: dict[str, dict[str, int]], alpha: float = 0.05) -> dict[str, Any]:
+def report(
+    name: str, variants: Sequence[Variant], counts: dict[str, dict[str, int]], alpha: float = 0.05
+) -> dict[str, Any]:
     """The experiment report from per-variant ``{impressions, clicks, conversions}``."""
     rows: list[dict[str, Any]] = []
     for v in variants:
         c = counts.get(v.name, {})
         n, k, conv = c.get("impressions", 0), c.get("clicks", 0), c.get("conversions", 0)
         low, high = wilson(k, n)
-        rows.append({"name": v.name, "model_version": v.model_version, "share": v.share, "impressions": n, "clicks": k,
-                     "conversions": conv, "ctr": k / n if n else 0.0, "ctr_low": low, "ctr_high": high,
-                     "conversion_rate": conv / n if n else 0.0})
+        rows.append(
+            {
+                "name": v.name,
+                "model_version": v.model_version,
+                "share": v.share,
+                "impressions": n,
+                "clicks": k,
+                "conversions": conv,
+                "ctr": k / n if n else 0.0,
+                "ctr_low": low,
+                "ctr_high": high,
+                "conversion_rate": conv / n if n else 0.0,
+            }
+        )
     ranked = sorted(rows, key=lambda r: -r["ctr"])
-    p = two_proportion_p(ranked[0]["clicks"], ranked[0]["impressions"], ranked[1]["clicks"], ranked[1]["impressions"]) \
-        if len(ranked) > 1 else 1.0
+    p = (
+        two_proportion_p(ranked[0]["clicks"], ranked[0]["impressions"], ranked[1]["clicks"], ranked[1]["impressions"])
+        if len(ranked) > 1
+        else 1.0
+    )
     significant = p < alpha
-    return {"experiment": name, "variants": rows, "leader": ranked[0]["name"] if ranked else None, "p_value": p,
-            "significant": significant, "winner": ranked[0]["name"] if significant else None, "alpha": alpha,
-            "method": "two-proportion z-test on lists clicked / lists shown (best two variants), Wilson 95 % intervals"}
+    return {
+        "experiment": name,
+        "variants": rows,
+        "leader": ranked[0]["name"] if ranked else None,
+        "p_value": p,
+        "significant": significant,
+        "winner": ranked[0]["name"] if significant else None,
+        "alpha": alpha,
+        "method": "two-proportion z-test on lists clicked / lists shown (best two variants), Wilson 95 % intervals",
+    }

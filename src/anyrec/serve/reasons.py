@@ -17,11 +17,19 @@ from anyrec.data.dataset import Catalog, IdMap
 from anyrec.explain import SentenceGuard, attribute, explain_sentence, shared_words
 from anyrec.models.base import Recommender
 
-DEFAULT_VERBS: dict[str, str] = {"view": "viewed", "click": "clicked", "add_to_cart": "put in your cart", "purchase": "bought",
-                                 "like": "liked", "rating": "rated"}
+DEFAULT_VERBS: dict[str, str] = {
+    "view": "viewed",
+    "click": "clicked",
+    "add_to_cart": "put in your cart",
+    "purchase": "bought",
+    "like": "liked",
+    "rating": "rated",
+}
 
 
-def latest_events(rows: Sequence[tuple[str, str, float | None, float]], ids: IdMap, weigh: Any) -> dict[int, tuple[str, float | None, float]]:
+def latest_events(
+    rows: Sequence[tuple[str, str, float | None, float]], ids: IdMap, weigh: Any
+) -> dict[int, tuple[str, float | None, float]]:
     """Per known item, the user's latest event on it: ``(kind, value, weight)`` (rows oldest first)."""
     out: dict[int, tuple[str, float | None, float]] = {}
     for raw, kind, value, _time in rows:
@@ -39,9 +47,19 @@ def phrase(kind: str, value: float | None, verbs: Mapping[str, str]) -> str:
     return f"{verb} {{title}}"
 
 
-def card_reasons(model: Recommender, catalog: Catalog, ids: IdMap, guard: SentenceGuard, items: np.ndarray, weights: np.ndarray,
-                 values: np.ndarray, targets: np.ndarray, latest: Mapping[int, tuple[str, float | None, float]],
-                 verbs: Mapping[str, str], n: int = 3) -> list[dict[str, Any]]:
+def card_reasons(
+    model: Recommender,
+    catalog: Catalog,
+    ids: IdMap,
+    guard: SentenceGuard,
+    items: np.ndarray,
+    weights: np.ndarray,
+    values: np.ndarray,
+    targets: np.ndarray,
+    latest: Mapping[int, tuple[str, float | None, float]],
+    verbs: Mapping[str, str],
+    n: int = 3,
+) -> list[dict[str, Any]]:
     """Per target: the cited history items (id, title, contribution, what the user did), the words
     they share with it and a guarded sentence naming only them and the target."""
     att = attribute(model, items, weights, np.asarray(targets, dtype=np.int64), values)
@@ -56,9 +74,20 @@ def card_reasons(model: Recommender, catalog: Catalog, ids: IdMap, guard: Senten
                 break
         cited = [h for h, _ in top]
         did = [phrase(latest[h][0], latest[h][1], verbs) for h in cited]
-        out.append({"because": [{"id": ids.raw(h), "title": catalog.title(h), "contribution": round(c, 6),
-                                 "event": latest[h][0], **({"value": latest[h][1]} if latest[h][1] is not None else {})}
-                                for h, c in top],
-                    "words": shared_words(catalog, int(t), cited),
-                    "sentence": explain_sentence(catalog, int(t), cited, guard, phrases=did)[0]})
+        out.append(
+            {
+                "because": [
+                    {
+                        "id": ids.raw(h),
+                        "title": catalog.title(h),
+                        "contribution": round(c, 6),
+                        "event": latest[h][0],
+                        **({"value": latest[h][1]} if latest[h][1] is not None else {}),
+                    }
+                    for h, c in top
+                ],
+                "words": shared_words(catalog, int(t), cited),
+                "sentence": explain_sentence(catalog, int(t), cited, guard, phrases=did)[0],
+            }
+        )
     return out

@@ -80,7 +80,9 @@ def dataset_from_store(store: Store, weights: EventWeights, *, template: str | N
             rows.append((user, item, value, t))
     with_value = all(v is not None for _, _, v, _ in rows)
     for n, (user, item, value, t) in enumerate(rows):
-        builder.add_interaction(user, item, time=t, rating=value if with_value else None, path="store:events", line=n + 1)
+        builder.add_interaction(
+            user, item, time=t, rating=value if with_value else None, path="store:events", line=n + 1
+        )
     tmpl = template or ". ".join("{" + f + "}" for f in fields)
     ds = builder.build(name, template=tmpl, category_field=cfield, title_field="title" if "title" in fields else None)
     return ds, {"interactions": len(rows), **left_out}
@@ -94,9 +96,17 @@ def next_version(store: Store) -> str:
     return f"v{n}"
 
 
-def retrain(store: Store, registry: str | Path, *, model_name: str | None = None, options: dict[str, Any] | None = None,
-            weights: EventWeights | None = None, seed: int = 0, tune: bool = True,
-            progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+def retrain(
+    store: Store,
+    registry: str | Path,
+    *,
+    model_name: str | None = None,
+    options: dict[str, Any] | None = None,
+    weights: EventWeights | None = None,
+    seed: int = 0,
+    tune: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
     """Fit a new version from the store and register it (not activated). Returns its registry row."""
     active = store.active_version()
     base = store.version(active) if active else None
@@ -115,15 +125,23 @@ def retrain(store: Store, registry: str | Path, *, model_name: str | None = None
     log.info("retrain %s on the store: %d items, %s", name, ds.n_items, report)
     extra: dict[str, Any] = {}
     if name == "auto":  # the models that suit the store's log, the best validation NDCG@10 kept
-        model, tuned, metrics, index, extra["auto"] = fit_auto(ds, {m: dict(options) for m in extra_options(options)}, seed,
-                                                              progress)
+        model, tuned, metrics, index, extra["auto"] = fit_auto(
+            ds, {m: dict(options) for m in extra_options(options)}, seed, progress
+        )
         name = model.name
     else:
         model, tuned, metrics, index = fit_for_serving(name, ds, options, seed, tune, progress)
     version = next_version(store)
-    folder = save_model(model, ds, Path(registry) / version, index,
-                        extra={"tuned": tuned, "metrics": metrics, "data_until": data_until, "store_report": report, **extra})
-    store.register_version(version, str(folder.resolve()), name, {**metrics, "interactions": report["interactions"]}, data_until)
+    folder = save_model(
+        model,
+        ds,
+        Path(registry) / version,
+        index,
+        extra={"tuned": tuned, "metrics": metrics, "data_until": data_until, "store_report": report, **extra},
+    )
+    store.register_version(
+        version, str(folder.resolve()), name, {**metrics, "interactions": report["interactions"]}, data_until
+    )
     row = store.version(version)
     assert row is not None
     return row

@@ -51,14 +51,17 @@ class AnnRetrieval:
         for name, index in self.indexes.items():
             index.add(ids, self.model.text_query(vectors) if name == "text" else tables[name][0][start:])
 
-    def top(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, allowed: np.ndarray,
-            k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def top(
+        self, items: np.ndarray, weights: np.ndarray, values: np.ndarray, allowed: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """``(items, scores)``, the exact top ``k`` among ``allowed`` items, or ``None``: score every item."""
         fetch = min(len(allowed), max(ANN_CANDIDATES, 4 * k) + int((~allowed).sum()))
         query = self.model.index_query(items, weights, values)
         if query is None:
             return None
-        terms: list[Term | None] = [index_term(self.indexes[name], q, fetch, scale) for name, (q, scale) in query.terms.items()]
+        terms: list[Term | None] = [
+            index_term(self.indexes[name], q, fetch, scale) for name, (q, scale) in query.terms.items()
+        ]
         if query.prior is not None:
             terms.append(order_term(self._prior_order(query.prior), query.prior, fetch))
         return _cut(terms, query.exact, k, allowed, query.slack)
@@ -70,8 +73,9 @@ class AnnRetrieval:
         return self._prior_cache[1]
 
 
-def _cut(terms: list[Term | None], score: Callable[[np.ndarray], np.ndarray], k: int, allowed: np.ndarray,
-         slack: float) -> tuple[np.ndarray, np.ndarray] | None:
+def _cut(
+    terms: list[Term | None], score: Callable[[np.ndarray], np.ndarray], k: int, allowed: np.ndarray, slack: float
+) -> tuple[np.ndarray, np.ndarray] | None:
     found = [t for t in terms if t is not None]
     if len(found) < len(terms):
         return None  # an index searched too little of itself (e.g. IVF lists): no bound on the rest

@@ -65,17 +65,28 @@ def _epoch(value: Any) -> Any:
 
 
 Seconds = Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e11)]
-EventTime = Annotated[Seconds | None, BeforeValidator(_epoch, json_schema_input_type=float | datetime | None),
-                      Field(description="UNIX seconds or an ISO 8601 time (e.g. 2026-12-03T10:00:00Z; without a zone, UTC); "
-                                        "default: now. At most the server's future tolerance (300 s) after its clock.")]
+EventTime = Annotated[
+    Seconds | None,
+    BeforeValidator(_epoch, json_schema_input_type=float | datetime | None),
+    Field(
+        description="UNIX seconds or an ISO 8601 time (e.g. 2026-12-03T10:00:00Z; without a zone, UTC); "
+        "default: now. At most the server's future tolerance (300 s) after its clock."
+    ),
+]
 
 
 class EventIn(Strict):
     user: Id
     item: Id
     type: EventType
-    value: Annotated[float | None, BeforeValidator(_no_bool)] = Field(default=None, allow_inf_nan=False, ge=-1e6, le=1e6, validate_default=True,
-                                description="a rating's value, on the service's rating scale (default 1 to 5); required for ratings")
+    value: Annotated[float | None, BeforeValidator(_no_bool)] = Field(
+        default=None,
+        allow_inf_nan=False,
+        ge=-1e6,
+        le=1e6,
+        validate_default=True,
+        description="a rating's value, on the service's rating scale (default 1 to 5); required for ratings",
+    )
     time: EventTime = None
     recommendation_id: Annotated[str, Field(max_length=64), AfterValidator(_printable)] | None = None
 
@@ -118,8 +129,11 @@ class ItemOut(BaseModel):
     score: float
     category: str | None = None
     snippet: str = ""
-    image: str | None = Field(default=None, description="the item's picture: its URL, or this service's "
-                              "/v1/items/{id}/image for a picture the catalog holds as a file")
+    image: str | None = Field(
+        default=None,
+        description="the item's picture: its URL, or this service's "
+        "/v1/items/{id}/image for a picture the catalog holds as a file",
+    )
     because: list[Because] = []
     words: list[str] = []
     sentence: str | None = None
@@ -148,7 +162,10 @@ class ListOut(BaseModel):
 
 class ItemIn(Strict):
     fields: dict[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)], Text] = Field(
-        min_length=1, max_length=50, description="text fields, e.g. title, description; a title, when given, is not blank")
+        min_length=1,
+        max_length=50,
+        description="text fields, e.g. title, description; a title, when given, is not blank",
+    )
     category: Annotated[str, Field(max_length=1_000), AfterValidator(_printable)] | None = None
     available: bool = True
 
@@ -250,8 +267,9 @@ def finite(x: float) -> float:
     return x if math.isfinite(x) else 0.0
 
 
-def event_problems(batch: list[EventIn], single: bool, rating_scale: tuple[float, float], now: float,
-                   future_tolerance: float) -> list[dict[str, Any]]:
+def event_problems(
+    batch: list[EventIn], single: bool, rating_scale: tuple[float, float], now: float, future_tolerance: float
+) -> list[dict[str, Any]]:
     """422 details for what the body's shape cannot say: a rating off the service's scale, a time past
     ``now + future_tolerance`` (clocks differ a little; the year 3000 is a bug)."""
     lo, hi = rating_scale
@@ -259,9 +277,20 @@ def event_problems(batch: list[EventIn], single: bool, rating_scale: tuple[float
     for n, e in enumerate(batch):
         at: list[Any] = ["body"] if single else ["body", n]
         if e.type == "rating" and e.value is not None and not lo <= e.value <= hi:
-            found.append({"loc": [*at, "value"], "msg": f"rating {e.value:g} is outside the rating scale {lo:g} to {hi:g}",
-                          "type": "value_error"})
+            found.append(
+                {
+                    "loc": [*at, "value"],
+                    "msg": f"rating {e.value:g} is outside the rating scale {lo:g} to {hi:g}",
+                    "type": "value_error",
+                }
+            )
         if e.time is not None and e.time > now + future_tolerance:
-            found.append({"loc": [*at, "time"], "msg": f"time {e.time:.0f} is {e.time - now:,.0f} s after the server's clock "
-                          f"(at most {future_tolerance:g} s ahead is accepted)", "type": "value_error"})
+            found.append(
+                {
+                    "loc": [*at, "time"],
+                    "msg": f"time {e.time:.0f} is {e.time - now:,.0f} s after the server's clock "
+                    f"(at most {future_tolerance:g} s ahead is accepted)",
+                    "type": "value_error",
+                }
+            )
     return found

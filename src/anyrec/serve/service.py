@@ -61,7 +61,9 @@ def register_folder(store: Store, folder: str | Path, version: str | None = None
             return str(v["version"])
     meta = json.loads((Path(path) / "model.json").read_text())
     name = version or f"v{len(store.versions()) + 1}"
-    metrics = {k: v for k, v in (meta.get("tuned") or {}).items() if isinstance(v, (int, float)) and k.startswith("valid")}
+    metrics = {
+        k: v for k, v in (meta.get("tuned") or {}).items() if isinstance(v, (int, float)) and k.startswith("valid")
+    }
     metrics.update(meta.get("metrics") or {})
     store.register_version(name, path, meta["model"], metrics, data_until=float(meta.get("data_until", store.now())))
     return name
@@ -75,8 +77,13 @@ def prepare_store(store: Store, model_dir: str) -> None:
     if store.is_empty():
         t0 = time.perf_counter()
         counts = seed_store(store, model_dir)
-        log.info("empty store seeded from %s: %d items, %d events in %.1f s", model_dir, counts["items"], counts["events"],
-                 time.perf_counter() - t0)
+        log.info(
+            "empty store seeded from %s: %d items, %d events in %.1f s",
+            model_dir,
+            counts["items"],
+            counts["events"],
+            time.perf_counter() - t0,
+        )
     version = register_folder(store, model_dir)
     if store.active_version() is None:
         store.set_active(version)
@@ -95,7 +102,9 @@ class Service:
         prepare_store(self.store, settings.model_dir)
         active = self.store.active_version()
         if active is None:
-            raise ConfigError("the store has no active model version: start with --model DIR (a folder from `anyrec fit`)")
+            raise ConfigError(
+                "the store has no active model version: start with --model DIR (a folder from `anyrec fit`)"
+            )
         self._swap_lock = threading.Lock()
         self._loaded: dict[str, LiveModel] = {}
         self.live = self.model(active)
@@ -115,7 +124,9 @@ class Service:
         if row is None:
             raise KeyError(version)
         t0 = time.perf_counter()
-        live = LiveModel(version, row["path"], self.settings.weights, self.settings.ann_min_items, self.settings.ranker_dir)
+        live = LiveModel(
+            version, row["path"], self.settings.weights, self.settings.ann_min_items, self.settings.ranker_dir
+        )
         live.data_until = float(row["data_until"])
         live.sync(self.store)
         if live.is_text_model():

@@ -60,7 +60,9 @@ def split_future(ds: Dataset, holdout: int) -> tuple[Dataset, dict[int, set[int]
         rows = index.rows(int(u))[-holdout:]
         keep[rows] = False
         future[int(u)] = set(inter.item[rows].tolist())
-    past = Dataset(name=f"{ds.name}-past", catalog=ds.catalog, users=ds.users, interactions=inter.subset(np.flatnonzero(keep)))
+    past = Dataset(
+        name=f"{ds.name}-past", catalog=ds.catalog, users=ds.users, interactions=inter.subset(np.flatnonzero(keep))
+    )
     return past, future
 
 
@@ -71,8 +73,14 @@ def offline_hits(model: Any, past: Dataset, future: dict[int, set[int]], k: int)
     return float(np.mean([bool(set(row[row >= 0].tolist()) & future[int(u)]) for u, row in zip(users, ids)]))
 
 
-def simulate(ds: Dataset, store_url: str, out_dir: str | Path, cfg: SimulationConfig, options: dict[str, dict[str, Any]] | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+def simulate(
+    ds: Dataset,
+    store_url: str,
+    out_dir: str | Path,
+    cfg: SimulationConfig,
+    options: dict[str, dict[str, Any]] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
     """Fit the versions, seed the store, run the experiment over simulated users; the JSON-ready result."""
     from fastapi.testclient import TestClient
 
@@ -88,10 +96,18 @@ def simulate(ds: Dataset, store_url: str, out_dir: str | Path, cfg: SimulationCo
     folders, offline = {}, {}
     for name in cfg.models:
         t0 = time.perf_counter()
-        model, _tuned, metrics, index = fit_for_serving(name, past, dict((options or {}).get(name, {})), progress=progress)
+        model, _tuned, metrics, index = fit_for_serving(
+            name, past, dict((options or {}).get(name, {})), progress=progress
+        )
         folders[name] = save_model(model, past, Path(out_dir) / name, index, extra={"metrics": metrics})
         offline[name] = offline_hits(model, past, future, cfg.k)
-        log.info("fitted %s on the past in %.0f s; offline hit rate@%d %.4f", name, time.perf_counter() - t0, cfg.k, offline[name])
+        log.info(
+            "fitted %s on the past in %.0f s; offline hit rate@%d %.4f",
+            name,
+            time.perf_counter() - t0,
+            cfg.k,
+            offline[name],
+        )
     seed_store(store, folders[cfg.models[0]])
     for name in cfg.models:
         register_folder(store, folders[name], version=name)
@@ -108,7 +124,10 @@ def simulate(ds: Dataset, store_url: str, out_dir: str | Path, cfg: SimulationCo
         key = client.app.state.service.store.create_key("simulator")  # type: ignore[attr-defined]
         client.headers["Authorization"] = f"Bearer {key}"
         share = round(1.0 / len(cfg.models), 6)
-        resp = client.put(f"/v1/experiments/{exp}", json={"variants": [{"name": n, "model_version": n, "share": share} for n in cfg.models]})
+        resp = client.put(
+            f"/v1/experiments/{exp}",
+            json={"variants": [{"name": n, "model_version": n, "share": share} for n in cfg.models]},
+        )
         resp.raise_for_status()
         clicks = 0
         for done, u in enumerate(users, 1):
@@ -118,8 +137,13 @@ def simulate(ds: Dataset, store_url: str, out_dir: str | Path, cfg: SimulationCo
                 body = client.get(f"/v1/users/{raw}/recommendations", params={"k": cfg.k}).json()
                 hits = [item["id"] for item in body["items"] if item["id"] in todo]
                 if hits:
-                    client.post("/v1/events", json=[{"user": raw, "item": h, "type": "click",
-                                                     "recommendation_id": body["recommendation_id"]} for h in hits]).raise_for_status()
+                    client.post(
+                        "/v1/events",
+                        json=[
+                            {"user": raw, "item": h, "type": "click", "recommendation_id": body["recommendation_id"]}
+                            for h in hits
+                        ],
+                    ).raise_for_status()
                     todo -= set(hits)
                     clicks += len(hits)
             if done % cfg.check_every == 0 or done == len(users):
@@ -128,9 +152,19 @@ def simulate(ds: Dataset, store_url: str, out_dir: str | Path, cfg: SimulationCo
                     progress("simulated users", done, len(users))
         final = _checkpoint(client, exp, len(users), len(users) * cfg.rounds)
     detected = _detected_at(checkpoints, expected)
-    return {"dataset": ds.name, "holdout": cfg.holdout, "k": cfg.k, "rounds": cfg.rounds, "users": len(users),
-            "clicks": clicks, "offline_hit_rate": offline, "expected_winner": expected, "detected_at_users": detected,
-            "final": final["report"], "checkpoints": [{k: v for k, v in c.items() if k != "report"} for c in checkpoints]}
+    return {
+        "dataset": ds.name,
+        "holdout": cfg.holdout,
+        "k": cfg.k,
+        "rounds": cfg.rounds,
+        "users": len(users),
+        "clicks": clicks,
+        "offline_hit_rate": offline,
+        "expected_winner": expected,
+        "detected_at_users": detected,
+        "final": final["report"],
+        "checkpoints": [{k: v for k, v in c.items() if k != "report"} for c in checkpoints],
+    }
 
 
 def _checkpoint(client: Any, exp: str, users: int, lists: int) -> dict[str, Any]:
@@ -139,7 +173,13 @@ def _checkpoint(client: Any, exp: str, users: int, lists: int) -> dict[str, Any]
         if sum(v["impressions"] for v in rep["variants"]) >= lists:  # every list shown so far is counted
             break
         time.sleep(0.05)
-    return {"users": users, "p_value": rep["p_value"], "leader": rep["leader"], "significant": rep["significant"], "report": rep}
+    return {
+        "users": users,
+        "p_value": rep["p_value"],
+        "leader": rep["leader"],
+        "significant": rep["significant"],
+        "report": rep,
+    }
 
 
 def _detected_at(checkpoints: Sequence[dict[str, Any]], expected: str) -> int | None:

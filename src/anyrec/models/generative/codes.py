@@ -51,7 +51,9 @@ def canonical_order(x: np.ndarray, keys: list[str] | None) -> np.ndarray:
     return np.lexsort((rank, *rounded.T[::-1]))
 
 
-def kmeans(x: np.ndarray, k: int, iters: int, seed: int, init: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def kmeans(
+    x: np.ndarray, k: int, iters: int, seed: int, init: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Lloyd's k-means with a k-means++ start (or ``init``); a code left empty is re-seeded at the
     point worst served by its centroid, so no code stays dead. Returns ``(centroids, assignment, reseeds)``."""
     rng = np.random.default_rng(seed)
@@ -217,9 +219,20 @@ def code_report(codes: np.ndarray, codebook: int) -> dict[str, Any]:
     for level in range(levels):
         counts = np.bincount(codes[:, level], minlength=codebook)
         p = counts[counts > 0] / counts.sum()
-        per_level.append({"level": level + 1, "used": int((counts > 0).sum()), "of": int(codebook),
-                          "perplexity": round(float(np.exp(-(p * np.log(p)).sum())), 1)})
+        per_level.append(
+            {
+                "level": level + 1,
+                "used": int((counts > 0).sum()),
+                "of": int(codebook),
+                "perplexity": round(float(np.exp(-(p * np.log(p)).sum())), 1),
+            }
+        )
     _, inverse, sizes = np.unique(codes[:, :levels], axis=0, return_inverse=True, return_counts=True)
     group = sizes[inverse.ravel()]
-    return {"items": int(len(codes)), "levels": per_level, "collision_rate": round(float((group > 1).mean()), 4),
-            "largest_group": int(sizes.max()) if len(sizes) else 0, "unique": bool(len(np.unique(codes, axis=0)) == len(codes))}
+    return {
+        "items": int(len(codes)),
+        "levels": per_level,
+        "collision_rate": round(float((group > 1).mean()), 4),
+        "largest_group": int(sizes.max()) if len(sizes) else 0,
+        "unique": bool(len(np.unique(codes, axis=0)) == len(codes)),
+    }

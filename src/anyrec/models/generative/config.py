@@ -89,7 +89,12 @@ def sized_for(cfg: GenerativeConfig, windows: int) -> tuple[GenerativeConfig, di
         changes["batch_size"], chosen["batch_size"] = by_log_size(windows, 64, 256)
     if cfg.valid_users is None:
         changes["valid_users"], chosen["valid_users"] = by_log_size(
-            windows, 0, LARGE_LOG_VALID_USERS, "every validation user", "early stopping on a seeded sample of the validation users")
+            windows,
+            0,
+            LARGE_LOG_VALID_USERS,
+            "every validation user",
+            "early stopping on a seeded sample of the validation users",
+        )
     if cfg.max_minutes is None:
         changes["max_minutes"], chosen["max_minutes"] = by_log_size(windows, 0.0, LARGE_LOG_MINUTES, *BUDGET_REASONS)
     return replace(cfg, **changes), chosen  # type: ignore[arg-type]

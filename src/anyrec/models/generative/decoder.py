@@ -104,7 +104,9 @@ def beam_search(net: Any, prompts: list[np.ndarray], trie: CodeTrie, vocab: Voca
     t_mask = torch.from_numpy(mask).to(device)
     pos = (t_mask.long().cumsum(1) - 1).clamp(min=0)
     with torch.no_grad():
-        out = net(input_ids=torch.from_numpy(ids).to(device), attention_mask=t_mask.long(), position_ids=pos, use_cache=True)
+        out = net(
+            input_ids=torch.from_numpy(ids).to(device), attention_mask=t_mask.long(), position_ids=pos, use_cache=True
+        )
     cache = out.cache if hasattr(out, "cache") else out.past_key_values
     logp = torch.log_softmax(out.logits[:, -1:].float(), -1).cpu().numpy()  # (rows, 1 beam, vocab)
     offsets = vocab.offsets
@@ -118,9 +120,15 @@ def beam_search(net: Any, prompts: list[np.ndarray], trie: CodeTrie, vocab: Voca
         rows = np.repeat(np.arange(b), now)
         allowed = trie.open_children(level, nodes.ravel(), rows, leaves, blocked).reshape(b, now, k)
         part = logp[:, :, offsets[level] : offsets[level] + k]  # (rows, beams, k)
-        cand = np.where(allowed & np.isfinite(scores)[:, :, None], scores[:, :, None] + part, -np.inf).reshape(b, now * k)
+        cand = np.where(allowed & np.isfinite(scores)[:, :, None], scores[:, :, None] + part, -np.inf).reshape(
+            b, now * k
+        )
         keep = min(w, now * k)
-        top = np.argpartition(-cand, keep - 1, axis=1)[:, :keep] if keep < cand.shape[1] else np.tile(np.arange(keep), (b, 1))
+        top = (
+            np.argpartition(-cand, keep - 1, axis=1)[:, :keep]
+            if keep < cand.shape[1]
+            else np.tile(np.arange(keep), (b, 1))
+        )
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(cand, top, 1), axis=1, kind="stable"), 1)
         new_scores = np.take_along_axis(cand, top, 1)  # (rows, keep) best first
         parent, codes = top // k, top % k
@@ -128,8 +136,9 @@ def beam_search(net: Any, prompts: list[np.ndarray], trie: CodeTrie, vocab: Voca
         child[~np.isfinite(new_scores)] = -1
         nodes, scores = np.maximum(child, 0), np.where(child >= 0, new_scores, -np.inf)
         if level > 0:  # the parents were the tokens fed at the previous step, in slots of that step
-            ancestors = np.concatenate([np.take_along_axis(ancestors, parent[:, :, None], 1),
-                                        ((level - 1) * w + parent)[:, :, None]], 2)
+            ancestors = np.concatenate(
+                [np.take_along_axis(ancestors, parent[:, :, None], 1), ((level - 1) * w + parent)[:, :, None]], 2
+            )
         else:
             ancestors = np.zeros((b, keep, 0), dtype=np.int64)
         if level == vocab.depth - 1:
@@ -150,8 +159,13 @@ def beam_search(net: Any, prompts: list[np.ndarray], trie: CodeTrie, vocab: Voca
         fed[:, :keep] = offsets[level] + codes
         position = (pos[:, -1:] + 1 + level).repeat(1, w)
         with torch.no_grad():
-            out = net(input_ids=torch.from_numpy(fed).to(device), attention_mask=torch.from_numpy(step_mask).to(device),
-                      position_ids=position, cache=cache, use_cache=True)
+            out = net(
+                input_ids=torch.from_numpy(fed).to(device),
+                attention_mask=torch.from_numpy(step_mask).to(device),
+                position_ids=position,
+                cache=cache,
+                use_cache=True,
+            )
         cache = out.cache if hasattr(out, "cache") else out.past_key_values
         logp = torch.log_softmax(out.logits[:, :keep].float(), -1).cpu().numpy()  # (rows, keep, vocab)
     final = scores

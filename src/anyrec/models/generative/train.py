@@ -80,16 +80,36 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
             total, n = total + float(loss.detach()), n + 1
             loop.report(progress, "generative", epoch, cfg.epochs, b + 1, len(batches), total / n)
         net.eval()
-        entry: dict[str, Any] = {"epoch": epoch, "loss": round(total / max(1, n), 5), "seconds": round(loop.seconds(), 2)}
-        late = loop.no_time_for_an_epoch(pending=entry["seconds"])  # no time for another: this last one is validated too
+        entry: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": round(total / max(1, n), 5),
+            "seconds": round(loop.seconds(), 2),
+        }
+        late = loop.no_time_for_an_epoch(
+            pending=entry["seconds"]
+        )  # no time for another: this last one is validated too
         score = None
         if (epoch + 1) % max(1, cfg.valid_every) == 0 or epoch + 1 == cfg.epochs or late:
             score = evaluate()
             entry["valid_ndcg@10"] = round(score, 6)
         improved = loop.record(entry, score, lambda: {k: v.detach().clone() for k, v in net.state_dict().items()})
         if score is not None:
-            log.info("generative epoch %d loss %.4f valid ndcg@10 %.4f%s", epoch, entry["loss"], score, " *" if improved else "")
-        loop.save(epoch, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state})
+            log.info(
+                "generative epoch %d loss %.4f valid ndcg@10 %.4f%s",
+                epoch,
+                entry["loss"],
+                score,
+                " *" if improved else "",
+            )
+        loop.save(
+            epoch,
+            {
+                "net": net.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "rng": rng.bit_generator.state,
+            },
+        )
         loop.report(progress, "generative", epoch, cfg.epochs, len(batches), len(batches), entry["loss"])
         if loop.out_of_patience() or late:
             break
@@ -97,4 +117,9 @@ def train_decoder(net: Any, windows: list[tuple[np.ndarray, int]], cfg: Any, eva
     if loop.best_state is not None:
         net.load_state_dict(loop.best_state)
     net.eval()
-    return {"best_valid_ndcg": loop.best, "epochs": len(loop.history), "history": loop.history, "seconds": round(loop.seconds(), 2)}
+    return {
+        "best_valid_ndcg": loop.best,
+        "epochs": len(loop.history),
+        "history": loop.history,
+        "seconds": round(loop.seconds(), 2),
+    }

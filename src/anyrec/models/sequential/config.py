@@ -157,19 +157,25 @@ def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[
     if cfg.sampled_softmax is None:
         value = NEGATIVES if n_items > FULL_SOFTMAX_ITEMS else 0
         changes["sampled_softmax"] = value
-        chosen["sampled_softmax"] = (f"{value} ({n_items:,} items > {FULL_SOFTMAX_ITEMS:,}: shared negatives per batch)" if value
-                                     else f"0 (full softmax over {n_items:,} items ≤ {FULL_SOFTMAX_ITEMS:,})")
+        chosen["sampled_softmax"] = (
+            f"{value} ({n_items:,} items > {FULL_SOFTMAX_ITEMS:,}: shared negatives per batch)"
+            if value
+            else f"0 (full softmax over {n_items:,} items ≤ {FULL_SOFTMAX_ITEMS:,})"
+        )
     if cfg.bucket_by_length is None:
         mean = float(sum(lengths) / len(lengths)) if lengths else 0.0
         on = bool(lengths) and mean < cfg.max_len / 2
         changes["bucket_by_length"] = on
-        chosen["bucket_by_length"] = f"{str(on).lower()} (mean training window {mean:.1f} items {'<' if on else '≥'} max_len/2 = {cfg.max_len / 2:g})"
+        chosen["bucket_by_length"] = (
+            f"{str(on).lower()} (mean training window {mean:.1f} items {'<' if on else '≥'} max_len/2 = {cfg.max_len / 2:g})"
+        )
     windows = len(lengths)
     if cfg.max_minutes is None:
         changes["max_minutes"], chosen["max_minutes"] = by_log_size(windows, 0.0, LARGE_LOG_MINUTES, *BUDGET_REASONS)
     if cfg.search_minutes is None:
         changes["search_minutes"], chosen["search_minutes"] = by_log_size(
-            windows, 0.0, LARGE_LOG_SEARCH_MINUTES, "no budget", "the validation search keeps the best point it reached")
+            windows, 0.0, LARGE_LOG_SEARCH_MINUTES, "no budget", "the validation search keeps the best point it reached"
+        )
     if cfg.batch_size is None:
         changes["batch_size"], chosen["batch_size"] = by_log_size(windows, 128, 256)
     return replace(cfg, **changes), chosen  # type: ignore[arg-type]

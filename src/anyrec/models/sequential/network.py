@@ -65,7 +65,9 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             self.gate = nn.Linear(text_dim, cfg.experts, bias=False)
 
         def forward(self, x: Any) -> Any:  # x: (items, text_dim)
-            experts = torch.einsum("ied,edh->ieh", x[:, None, :] - self.bias[None], self.proj)  # (items, experts, hidden)
+            experts = torch.einsum(
+                "ied,edh->ieh", x[:, None, :] - self.bias[None], self.proj
+            )  # (items, experts, hidden)
             gates = torch.softmax(self.gate(x), dim=-1)  # (items, experts)
             return (gates[..., None] * experts).sum(1)  # (items, hidden)
 
@@ -74,7 +76,8 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
         b, n, d = x.shape
         q, k, v = qkv(x).view(b, n, 3, cfg.heads, d // cfg.heads).permute(2, 0, 3, 1, 4)
         att = torch.nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=cfg.dropout if training else 0.0)  # (batch, heads, len, hd)
+            q, k, v, attn_mask=allowed, dropout_p=cfg.dropout if training else 0.0
+        )  # (batch, heads, len, hd)
         return out(att.transpose(1, 2).reshape(b, n, d))
 
     class Block(nn.Module):  # type: ignore[name-defined]
@@ -85,7 +88,9 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             self.ln1, self.ln2 = nn.LayerNorm(cfg.hidden), nn.LayerNorm(cfg.hidden)
             self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
             self.out = nn.Linear(cfg.hidden, cfg.hidden)
-            self.mlp = nn.Sequential(nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.GELU(), nn.Linear(4 * cfg.hidden, cfg.hidden))
+            self.mlp = nn.Sequential(
+                nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.GELU(), nn.Linear(4 * cfg.hidden, cfg.hidden)
+            )
             self.drop = nn.Dropout(cfg.dropout)
 
         def forward(self, x: Any, allowed: Any) -> Any:  # x: (batch, len, hidden); allowed: (batch, 1, len, len)
@@ -107,7 +112,9 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             self.drop = nn.Dropout(cfg.dropout)
 
         def forward(self, x: Any, allowed: Any) -> Any:  # x: (batch, len, hidden); allowed: (batch, 1, len, len)
-            x = x + torch.sigmoid(self.gate1(x)) * self.drop(attention(self.ln1(x), allowed, self.qkv, self.out, self.training))
+            x = x + torch.sigmoid(self.gate1(x)) * self.drop(
+                attention(self.ln1(x), allowed, self.qkv, self.out, self.training)
+            )
             value, gate = self.up(self.ln2(x)).chunk(2, dim=-1)  # (batch, len, 4 * hidden) each
             return x + torch.sigmoid(self.gate2(x)) * self.drop(self.down(torch.nn.functional.silu(gate) * value))
 
@@ -146,7 +153,10 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             x = self.drop(table[seq] + self.pos.weight[None, -length:])
             # Causal, and no attending to padding; every position may attend to itself, so a
             # padded row is never all-masked (which would turn into NaN and leak).
-            allowed = torch.tril(torch.ones(length, length, dtype=torch.bool, device=seq.device))[None] & (seq != 0)[:, None, :]
+            allowed = (
+                torch.tril(torch.ones(length, length, dtype=torch.bool, device=seq.device))[None]
+                & (seq != 0)[:, None, :]
+            )
             allowed |= torch.eye(length, dtype=torch.bool, device=seq.device)[None]
             for block in self.blocks:
                 x = block(x, allowed[:, None])

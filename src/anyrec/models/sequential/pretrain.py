@@ -52,7 +52,9 @@ class Source:
     seqs: list[np.ndarray]
 
 
-def make_source(name: str, texts: list[str], vectors: np.ndarray, seqs: list[np.ndarray]) -> tuple[Source, dict[str, int]]:
+def make_source(
+    name: str, texts: list[str], vectors: np.ndarray, seqs: list[np.ndarray]
+) -> tuple[Source, dict[str, int]]:
     """A pretraining source from a catalog's texts, their vectors and each user's item sequence (0-based).
 
     The network reads items by their text alone, so events on items with blank text teach it nothing
@@ -60,16 +62,28 @@ def make_source(name: str, texts: list[str], vectors: np.ndarray, seqs: list[np.
     the report. A source left without a sequence of two items is refused by name."""
     has_text = np.array([bool(t.strip()) for t in texts], dtype=bool)
     kept = [q[has_text[q]] for q in seqs]
-    report = {"events": int(sum(len(q) for q in seqs)), "events_on_items_without_text": int(sum(len(q) for q in seqs))
-              - int(sum(len(q) for q in kept)), "items_without_text": int((~has_text).sum())}
+    report = {
+        "events": int(sum(len(q) for q in seqs)),
+        "events_on_items_without_text": int(sum(len(q) for q in seqs)) - int(sum(len(q) for q in kept)),
+        "items_without_text": int((~has_text).sum()),
+    }
     if not any(len(q) > 1 for q in kept):
-        raise ConfigError(f"{name}: no user has two events on items with text ({report['items_without_text']:,} of "
-                          f"{len(texts):,} items have none): nothing to pretrain on")
+        raise ConfigError(
+            f"{name}: no user has two events on items with text ({report['items_without_text']:,} of "
+            f"{len(texts):,} items have none): nothing to pretrain on"
+        )
     return Source(name, vectors, [q + 1 for q in kept]), report
 
 
-def pretrain(sources: list[Source], cfg: SequentialConfig, out: str | Path, *, valid_users: int = 1000,
-             progress: Callable[[str, int, int], None] | None = None, read: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+def pretrain(
+    sources: list[Source],
+    cfg: SequentialConfig,
+    out: str | Path,
+    *,
+    valid_users: int = 1000,
+    progress: Callable[[str, int, int], None] | None = None,
+    read: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
     """Pretrain on ``sources`` into the folder ``out`` (``cfg.resume`` continues its checkpoint); returns
     what ``pretrained.json`` records: settings, the sources with their share of the steps (and, from
     ``read``, what :func:`make_source` left out of each), figures, cost."""
@@ -99,6 +113,7 @@ def pretrain(sources: list[Source], cfg: SequentialConfig, out: str | Path, *, v
     loop = TrainingLoop(cfg.patience, cfg.max_minutes or 0.0, 1e-6, str(out))
     steps = np.zeros(len(prepared), dtype=np.int64)
     if cfg.resume:
+
         def restore(ck: dict[str, Any]) -> None:
             net.load_state_dict(ck["net"])
             opt.load_state_dict(ck["opt"])
@@ -110,9 +125,17 @@ def pretrain(sources: list[Source], cfg: SequentialConfig, out: str | Path, *, v
         if loop.out_of_patience():
             break
         net.train()
-        plan = [(j, idx) for j, p in enumerate(prepared)
-                for idx in epoch_batches(torch.randperm(len(p["data"]), generator=gen), p["data"], gen, p["step"].cfg.batch_size,
-                                         bool(p["step"].cfg.bucket_by_length))]
+        plan = [
+            (j, idx)
+            for j, p in enumerate(prepared)
+            for idx in epoch_batches(
+                torch.randperm(len(p["data"]), generator=gen),
+                p["data"],
+                gen,
+                p["step"].cfg.batch_size,
+                bool(p["step"].cfg.bucket_by_length),
+            )
+        ]
         order = torch.randperm(len(plan), generator=gen).tolist()
         total = 0.0
         for b, i in enumerate(order, 1):
@@ -130,32 +153,57 @@ def pretrain(sources: list[Source], cfg: SequentialConfig, out: str | Path, *, v
         per = {p["name"]: round(holdout_ndcg(net, p, cfg), 6) for p in prepared}
         score = float(sum(weight[p["name"]] * per[p["name"]] for p in prepared))
         mean_loss = total / max(1, len(plan))
-        entry = {"epoch": epoch, "loss": mean_loss, "seconds": round(loop.seconds(), 2),
-                 "valid_ndcg@10": round(score, 6), "valid_by_source": per}
+        entry = {
+            "epoch": epoch,
+            "loss": mean_loss,
+            "seconds": round(loop.seconds(), 2),
+            "valid_ndcg@10": round(score, 6),
+            "valid_by_source": per,
+        }
         if loop.record(entry, score, lambda: {k: v.detach().clone() for k, v in net.state_dict().items()}):
             _write_weights(out, loop.best_state)
         log.info("pretrain epoch %d loss %.4f valid ndcg@10 %.4f %s", epoch, mean_loss, score, per)
         loop.report(progress, "pretrain", epoch, cfg.epochs, len(plan), len(plan), mean_loss)
-        loop.save(epoch, {"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "steps": steps.copy()})
+        loop.save(
+            epoch, {"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "steps": steps.copy()}
+        )
         if loop.should_stop():
             break
     loop.finish(progress, "pretrain")
     if loop.best_state is None:
         raise ConfigError("pretraining ran no epoch (epochs 0, or the checkpoint had already finished without a best)")
-    meta = {"format": FORMAT, "config": {k: v for k, v in asdict(cfg).items() if k not in ("log_dir", "resume", "cache_dir")},
-            "sources": [{"name": p["name"], "items": p["items"], "users": p["users"], "training_windows": len(p["data"]), "weight_in_validation": round(weight[p["name"]], 4),
-                         "validation_users": len(p["hold"]), "steps": int(steps[j]),
-                         "share_of_steps": round(float(steps[j] / max(1, steps.sum())), 4), "settings": p["sized"],
-                         **(read or {}).get(p["name"], {})}
-                        for j, p in enumerate(prepared)],
-            "epochs": len(loop.history), "steps": int(steps.sum()), "seconds": round(loop.seconds(), 1), "device": device,
-            "best_valid_ndcg@10": round(loop.best, 6), "history": loop.history}
+    meta = {
+        "format": FORMAT,
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("log_dir", "resume", "cache_dir")},
+        "sources": [
+            {
+                "name": p["name"],
+                "items": p["items"],
+                "users": p["users"],
+                "training_windows": len(p["data"]),
+                "weight_in_validation": round(weight[p["name"]], 4),
+                "validation_users": len(p["hold"]),
+                "steps": int(steps[j]),
+                "share_of_steps": round(float(steps[j] / max(1, steps.sum())), 4),
+                "settings": p["sized"],
+                **(read or {}).get(p["name"], {}),
+            }
+            for j, p in enumerate(prepared)
+        ],
+        "epochs": len(loop.history),
+        "steps": int(steps.sum()),
+        "seconds": round(loop.seconds(), 1),
+        "device": device,
+        "best_valid_ndcg@10": round(loop.best, 6),
+        "history": loop.history,
+    }
     Path(out, META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return meta
 
 
-def _prepare(s: Source, cfg: SequentialConfig, net: Any, gen: Any, device: str, rng: np.random.Generator,
-             valid_users: int) -> dict[str, Any]:
+def _prepare(
+    s: Source, cfg: SequentialConfig, net: Any, gen: Any, device: str, rng: np.random.Generator, valid_users: int
+) -> dict[str, Any]:
     """A source's training windows, its held-out validation users, and its step inputs sized to it."""
     torch = torch_module()
     long = np.array([u for u, q in enumerate(s.seqs) if len(q) > 2], dtype=np.int64)
@@ -166,11 +214,27 @@ def _prepare(s: Source, cfg: SequentialConfig, net: Any, gen: Any, device: str, 
     sized, chosen = sized_for(cfg, len(s.text), [int(n) for n in (data[:, :-1] != 0).sum(1)])
     log.info("pretrain source %s: %s", s.name, "; ".join(f"{k}={v}" for k, v in chosen.items()))
     n = len(s.text)
-    step = StepInputs(net, torch.from_numpy(_network_text(s.text, cfg)).to(device), torch.zeros(n, device=device),
-                      None, gen, torch.zeros(n + 1, dtype=torch.long, device=device), n, device, sized)
-    return {"name": s.name, "data": torch.from_numpy(data.astype(np.int64)), "step": step, "sized": chosen, "items": n,
-            "users": int(sum(len(q) > 0 for q in s.seqs)), "hold": np.array([s.seqs[u][-1] for u in held], dtype=np.int64),
-            "inputs": [s.seqs[u][:-1] for u in held]}
+    step = StepInputs(
+        net,
+        torch.from_numpy(_network_text(s.text, cfg)).to(device),
+        torch.zeros(n, device=device),
+        None,
+        gen,
+        torch.zeros(n + 1, dtype=torch.long, device=device),
+        n,
+        device,
+        sized,
+    )
+    return {
+        "name": s.name,
+        "data": torch.from_numpy(data.astype(np.int64)),
+        "step": step,
+        "sized": chosen,
+        "items": n,
+        "users": int(sum(len(q) > 0 for q in s.seqs)),
+        "hold": np.array([s.seqs[u][-1] for u in held], dtype=np.int64),
+        "inputs": [s.seqs[u][:-1] for u in held],
+    }
 
 
 def _network_text(text: np.ndarray, cfg: SequentialConfig) -> np.ndarray:
@@ -192,7 +256,9 @@ def holdout_ndcg(net: Any, p: dict[str, Any], cfg: SequentialConfig, batch: int 
         for b in range(0, len(p["hold"]), batch):
             inputs = p["inputs"][b : b + batch]
             n = min(cfg.max_len, max(len(s) for s in inputs))
-            seq = torch.from_numpy(np.stack([np.pad(s[-n:], (n - len(s[-n:]), 0)) for s in inputs]).astype(np.int64)).to(step.device)
+            seq = torch.from_numpy(
+                np.stack([np.pad(s[-n:], (n - len(s[-n:]), 0)) for s in inputs]).astype(np.int64)
+            ).to(step.device)
             scores = (query_side(net(seq, table)[:, -1], cfg.temperature) @ items.T).cpu().numpy()
             gains.append(held_out_gains(scores, inputs, p["hold"][b : b + batch]))
     return float(np.concatenate(gains).mean())
@@ -208,7 +274,9 @@ def read_pretrained(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.nd
     """``pretrained.json`` and the weights of a folder :func:`pretrain` wrote; a clear error otherwise."""
     path = Path(folder)
     if not (path / META).is_file() or not (path / WEIGHTS).is_file():
-        raise ConfigError(f"{path}: not a pretrained model folder (no {META} / {WEIGHTS}; `anyrec pretrain-rec` writes one)")
+        raise ConfigError(
+            f"{path}: not a pretrained model folder (no {META} / {WEIGHTS}; `anyrec pretrain-rec` writes one)"
+        )
     meta = json.loads((path / META).read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT:
         raise ConfigError(f"{path / META}: format {meta.get('format')!r}, expected {FORMAT!r}")
@@ -239,7 +307,7 @@ def load_weights(net: Any, weights: dict[str, np.ndarray]) -> list[str]:
     new = sorted(set(own) - set(weights))
     # New weights (an id table) start at zero, so the network computes exactly what the pretrained one
     # did until training moves them: the fit starts from the pretrained figure, not near it.
-    net.load_state_dict({**{k: torch.zeros_like(own[k]) for k in new},
-                         **{k: torch.from_numpy(np.array(v)) for k, v in weights.items()}})
+    net.load_state_dict(
+        {**{k: torch.zeros_like(own[k]) for k in new}, **{k: torch.from_numpy(np.array(v)) for k, v in weights.items()}}
+    )
     return new
-

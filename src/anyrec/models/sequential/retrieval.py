@@ -37,9 +37,13 @@ class IndexSide:
         prior = self._prior(candidates)
         if prior is not None:
             scores += prior
-        return self._minus_dislikes(scores, np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64), candidates)
+        return self._minus_dislikes(
+            scores, np.asarray(items, dtype=np.int64), np.asarray(weights, dtype=np.float64), candidates
+        )
 
-    def retrieval_queries(self, items: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float] | None:
+    def retrieval_queries(
+        self, items: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, float] | None:
         """A live history's score as inner products, for retrieval from vector indexes:
         ``(q, p, slack)`` with score = ``item_space() @ q + text_blend * unit_text @ p - dislike``,
         where the dislike part adds at most ``slack``; ``p`` is ``None`` without a text term.
@@ -50,7 +54,9 @@ class IndexSide:
         if not len(seq):
             return None
         _, q = self._queries([seq])
-        query = q[0].cpu().numpy().astype(np.float32) * (self.config.temperature if self.config.temperature > 0 else 1.0)
+        query = q[0].cpu().numpy().astype(np.float32) * (
+            self.config.temperature if self.config.temperature > 0 else 1.0
+        )
         text = self.config.text_blend > 0 and self.config.use_text
         profile = self._text_profiles([seq])[0] if text else None
         return query, profile, 0.0  # dislikes only lower scores (kin pushes ≥ 0): the terms bound every item
@@ -79,7 +85,9 @@ class IndexSide:
     def retrieval_indexes(self) -> tuple[str, ...]:
         return ("model", "text") if self.config.text_blend > 0 and self.config.use_text else ("model",)
 
-    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery | None:
+    def index_query(
+        self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None
+    ) -> IndexQuery | None:
         """``<item, q>`` in the model's space plus ``text_blend * cos(item, profile)`` plus the prior: the
         model-space index and the text index give two lists, the prior its own order. ``None`` with ``kernel``
         (no single query vector: every item is scored)."""
@@ -90,5 +98,6 @@ class IndexSide:
         terms = {"model": (q, 1.0)}
         if profile is not None:
             terms["text"] = (profile, float(self.config.text_blend))
-        return IndexQuery(terms, lambda cand: self.score_candidates(queries, items, weights, cand), self._prior(), slack)
-
+        return IndexQuery(
+            terms, lambda cand: self.score_candidates(queries, items, weights, cand), self._prior(), slack
+        )

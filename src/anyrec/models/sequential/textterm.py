@@ -41,7 +41,9 @@ class TextTerm:
         if self.config.popularity <= 0 or prior is None:
             return None
         cached = getattr(self, "_scaled_prior", None)
-        if cached is None or cached[0] is not prior or cached[1] != self.config.popularity:  # one array while nothing changes
+        if (
+            cached is None or cached[0] is not prior or cached[1] != self.config.popularity
+        ):  # one array while nothing changes
             cached = self._scaled_prior = (prior, self.config.popularity, self.config.popularity * prior)
         return cached[2] if cols is None else cached[2][np.asarray(cols, dtype=np.int64)]
 
@@ -52,7 +54,10 @@ class TextTerm:
         validation search changes options: a grid point then costs additions, not a pass through the
         transformer. The same arrays are read, so results are identical with or without it."""
         half = memory_mb * 2**20 // 2
-        self._kept_scores: tuple[SimilarityCache, SimilarityCache] | None = (SimilarityCache(half), SimilarityCache(half))
+        self._kept_scores: tuple[SimilarityCache, SimilarityCache] | None = (
+            SimilarityCache(half),
+            SimilarityCache(half),
+        )
         try:
             yield
         finally:
@@ -71,8 +76,9 @@ class TextTerm:
             caches[which].put(group, key, found)
         return found
 
-    def _side_terms(self, seqs: list[np.ndarray], cols: np.ndarray | None = None,
-                    users: np.ndarray | None = None) -> np.ndarray | None:
+    def _side_terms(
+        self, seqs: list[np.ndarray], cols: np.ndarray | None = None, users: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """Everything added to the network's score ``(len(seqs), items or cols)``: the text term and the
         prior; ``None`` when both are off. ``users``: the fitted users ``seqs`` are (their text term may be kept)."""
         out = None
@@ -82,7 +88,11 @@ class TextTerm:
             out = self.config.text_blend * text
         prior = self._prior(cols)
         if prior is not None:
-            out = np.broadcast_to(prior, (len(seqs), len(prior))).astype(np.float32) if out is None else out + prior[None, :]
+            out = (
+                np.broadcast_to(prior, (len(seqs), len(prior))).astype(np.float32)
+                if out is None
+                else out + prior[None, :]
+            )
         return out
 
     def _unit_text_table(self) -> np.ndarray:

@@ -163,8 +163,18 @@ def set_learning_rate(opt: Any, cfg: SequentialConfig, step: int, steps_per_epoc
         group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
 
 
-def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params: list[Any], evaluate: Callable[[], float],
-               name: str, progress: Callable[[str, int, int], None] | None = None, rank: int = 0, world: int = 1) -> None:
+def run_epochs(
+    loop: TrainingLoop,
+    step: StepInputs,
+    data: Any,
+    opt: Any,
+    params: list[Any],
+    evaluate: Callable[[], float],
+    name: str,
+    progress: Callable[[str, int, int], None] | None = None,
+    rank: int = 0,
+    world: int = 1,
+) -> None:
     """Train on the windows ``data`` until ``cfg.epochs``, the patience or the budget runs out. After each
     epoch ``evaluate()`` (the weights in eval mode, ``step.text`` refreshed) gives the validation NDCG@10.
 
@@ -208,8 +218,16 @@ def run_epochs(loop: TrainingLoop, step: StepInputs, data: Any, opt: Any, params
         improved = loop.record(entry, score, lambda: snapshot(step))
         log.info("epoch %d loss %.4f valid ndcg@10 %.4f%s", epoch, entry["loss"], score, " *" if improved else "")
         loop.report(progress if rank == 0 else None, name, epoch, cfg.epochs, len(chunks), len(chunks), entry["loss"])
-        loop.save(epoch, {"net": step.net.state_dict(), "tuner": step.tuner.state_dict() if step.tuner is not None else None,
-                          "opt": opt.state_dict(), "gen": step.gen.get_state(), "config": asdict(cfg)})
+        loop.save(
+            epoch,
+            {
+                "net": step.net.state_dict(),
+                "tuner": step.tuner.state_dict() if step.tuner is not None else None,
+                "opt": opt.state_dict(),
+                "gen": step.gen.get_state(),
+                "config": asdict(cfg),
+            },
+        )
         if loop.should_stop():
             break
     loop.finish(progress if rank == 0 else None, name)

@@ -40,10 +40,23 @@ def router(settings: ServeSettings) -> APIRouter:
                 if e.item not in live.ids:
                     raise unprocessable(["body", n, "item"] if isinstance(body, list) else ["body", "item"],
                                         f"unknown item {e.item!r}: add it with PUT /v1/items/{{item}} first")
-        digest = hashlib.sha256(json.dumps([e.model_dump(mode="json") for e in batch], sort_keys=True).encode()).hexdigest()
-        seqs, replayed = svc.store.add_events_once([Event(user=e.user, item=e.item, type=e.type, value=e.value, time=e.time,
-                                                          recommendation_id=e.recommendation_id) for e in batch],
-                                                   (idempotency_key, digest) if idempotency_key else None)
+        digest = hashlib.sha256(
+            json.dumps([e.model_dump(mode="json") for e in batch], sort_keys=True).encode()
+        ).hexdigest()
+        seqs, replayed = svc.store.add_events_once(
+            [
+                Event(
+                    user=e.user,
+                    item=e.item,
+                    type=e.type,
+                    value=e.value,
+                    time=e.time,
+                    recommendation_id=e.recommendation_id,
+                )
+                for e in batch
+            ],
+            (idempotency_key, digest) if idempotency_key else None,
+        )
         metrics = request.app.state.metrics
         if replayed:
             response.headers["Idempotent-Replayed"] = "true"
@@ -60,9 +73,19 @@ def router(settings: ServeSettings) -> APIRouter:
         """The user's latest events, newest first."""
         live = svc.live
         rows = svc.store.history(user)[::-1][:limit]
-        return {"user": user, "events": [
-            {"item": i, "title": live.catalog.title(live.ids.index(i)) if i in live.ids else i, "type": t, "value": v, "time": tm}
-            for i, t, v, tm in rows]}
+        return {
+            "user": user,
+            "events": [
+                {
+                    "item": i,
+                    "title": live.catalog.title(live.ids.index(i)) if i in live.ids else i,
+                    "type": t,
+                    "value": v,
+                    "time": tm,
+                }
+                for i, t, v, tm in rows
+            ],
+        }
 
     @api.delete("/v1/users/{user}")
     def forget_user(user: PathId, svc: Admin) -> dict[str, Any]:

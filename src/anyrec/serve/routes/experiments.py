@@ -36,11 +36,21 @@ def router(settings: ServeSettings) -> APIRouter:
             raise unprocessable(["body", "variants"], "variant names must differ")
         for n, v in enumerate(body.variants):
             if svc.store.version(v.model_version) is None:
-                raise unprocessable(["body", "variants", n, "model_version"], f"unknown model version {v.model_version!r}")
+                raise unprocessable(
+                    ["body", "variants", n, "model_version"], f"unknown model version {v.model_version!r}"
+                )
         running = [e["name"] for e in svc.store.experiments() if e["status"] == "running" and e["name"] != name]
         if running:
-            raise HTTPException(409, detail=[{"loc": ["path", "name"], "type": "conflict",
-                                              "msg": f"experiment {running[0]!r} is running; promote or end it first"}])
+            raise HTTPException(
+                409,
+                detail=[
+                    {
+                        "loc": ["path", "name"],
+                        "type": "conflict",
+                        "msg": f"experiment {running[0]!r} is running; promote or end it first",
+                    }
+                ],
+            )
         svc.store.put_experiment(name, [v.model_dump() for v in body.variants])
         svc.reload_experiment()
         svc.changed()
@@ -60,11 +70,21 @@ def router(settings: ServeSettings) -> APIRouter:
         """End the experiment and activate the winner's version (``force`` takes the leader without significance)."""
         rep = _report(svc, name)
         if rep["status"] != "running":
-            raise HTTPException(409, detail=[{"loc": ["path", "name"], "type": "conflict", "msg": f"experiment {name!r} has ended"}])
+            raise HTTPException(
+                409, detail=[{"loc": ["path", "name"], "type": "conflict", "msg": f"experiment {name!r} has ended"}]
+            )
         chosen = rep["winner"] or (rep["leader"] if force else None)
         if chosen is None:
-            raise HTTPException(409, detail=[{"loc": ["path", "name"], "type": "conflict",
-                                              "msg": f"no significant winner yet (p = {rep['p_value']:.3f}); wait, or force=true"}])
+            raise HTTPException(
+                409,
+                detail=[
+                    {
+                        "loc": ["path", "name"],
+                        "type": "conflict",
+                        "msg": f"no significant winner yet (p = {rep['p_value']:.3f}); wait, or force=true",
+                    }
+                ],
+            )
         version = next(v["model_version"] for v in rep["variants"] if v["name"] == chosen)
         svc.activate(version)
         svc.store.end_experiment(name, chosen)

@@ -50,7 +50,9 @@ def router(settings: ServeSettings) -> APIRouter:
     @api.get("/v1/health", response_model=HealthOut)
     def health(svc: Open) -> HealthOut:
         c = svc.store.counts()
-        return HealthOut(status="ok", model_version=svc.live.version, items=c["items"], users=c["users"], events=c["events"])
+        return HealthOut(
+            status="ok", model_version=svc.live.version, items=c["items"], users=c["users"], events=c["events"]
+        )
 
     @api.get("/metrics", response_class=Response)
     def metrics(request: Request) -> Response:

@@ -42,16 +42,35 @@ def router(settings: ServeSettings) -> APIRouter:
             raise unprocessable(["query", "category"], f"unknown categor{'y' if len(unknown) == 1 else 'ies'} "
                                 f"{', '.join(map(repr, unknown))}; known: {live.category_names(12)}")
         since, rows = svc.store.user_state(user, last=settings.history_cap)
-        recs = live.recommend(user, rows, k, user_since=since, categories=category or [], exclude=exclude or [], explain=explain)
+        recs = live.recommend(
+            user, rows, k, user_since=since, categories=category or [], exclude=exclude or [], explain=explain
+        )
         rec_id = uuid.uuid4().hex
         if explain and recs.because:
             request.app.state.metrics.unbuilt.inc(sum(1 for b in recs.because if b.get("sentence") is None))
-        svc.log_shown({"id": rec_id, "user_id": user, "model_version": live.version, "variant": variant, "experiment": experiment,
-                       "items": [live.ids.raw(i) for i in recs.items], "created_at": time.time()})
-        body = RecommendationsOut(user=user, model_version=live.version, recommendation_id=rec_id, experiment=experiment,
-                                  variant=variant, cold_start=recs.cold_start,
-                                  items=items_out(live, recs.items, recs.scores, recs.because))
-        return Response(body.model_dump_json(), media_type="application/json")  # built and checked once, not re-validated
+        svc.log_shown(
+            {
+                "id": rec_id,
+                "user_id": user,
+                "model_version": live.version,
+                "variant": variant,
+                "experiment": experiment,
+                "items": [live.ids.raw(i) for i in recs.items],
+                "created_at": time.time(),
+            }
+        )
+        body = RecommendationsOut(
+            user=user,
+            model_version=live.version,
+            recommendation_id=rec_id,
+            experiment=experiment,
+            variant=variant,
+            cold_start=recs.cold_start,
+            items=items_out(live, recs.items, recs.scores, recs.because),
+        )
+        return Response(
+            body.model_dump_json(), media_type="application/json"
+        )  # built and checked once, not re-validated
 
     @api.get("/v1/items/{item}/similar", response_model=ListOut)
     def similar(item: PathId, svc: Reader, k: Annotated[int, Query(ge=1, le=settings.max_k)] = 10) -> ListOut:

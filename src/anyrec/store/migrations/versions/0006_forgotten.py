@@ -16,7 +16,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table("forgotten", sa.Column("user_hash", sa.String(64), primary_key=True), sa.Column("at", sa.Float, nullable=False))
+    op.create_table(
+        "forgotten", sa.Column("user_hash", sa.String(64), primary_key=True), sa.Column("at", sa.Float, nullable=False)
+    )
 
 
 def downgrade() -> None:
