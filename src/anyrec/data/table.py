@@ -219,6 +219,11 @@ def _image_field(mapping: ColumnMapping, text_fields: list[str]) -> str | None:
     return name if name not in text_fields else name + "_image"
 
 
+def is_url(location: str) -> bool:
+    """Whether a picture's location is an http(s) URL (else a path on this machine)."""
+    return location.lower().startswith(("http://", "https://"))
+
+
 def image_location(value: Any, folder: Path) -> str:
     """A picture's location as the catalog gives it: an http(s) URL as is, a path made absolute against the catalog
     file's folder; ``""`` when the cell is empty."""
@@ -227,7 +232,7 @@ def image_location(value: Any, folder: Path) -> str:
     text = str(value).strip()
     if not text:
         return ""
-    if text.lower().startswith(("http://", "https://")):
+    if is_url(text):
         return text
     p = Path(text).expanduser()
     return str(p if p.is_absolute() else (folder / p).resolve())

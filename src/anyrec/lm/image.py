@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from anyrec.data.table import is_url
 from anyrec.errors import ConfigError
 from anyrec.lm.cache import EmbeddingCache
 from anyrec.lm.encoder import model_identity
@@ -79,7 +80,7 @@ def resolve_image_model(name: str) -> str:
 
 def read_image_bytes(source: str, timeout: float = 10.0) -> bytes:
     """The bytes of a picture at a path or an http(s) URL; ``OSError`` / ``ValueError`` with the reason."""
-    if source.lower().startswith(("http://", "https://")):
+    if is_url(source):
         with urllib.request.urlopen(source, timeout=timeout) as resp:  # noqa: S310 (http(s) only, checked above)
             return bytes(resp.read())
     return Path(source).read_bytes()
@@ -222,7 +223,7 @@ class ImageEncoder:
             except (OSError, ValueError) as exc:
                 _skip(
                     report,
-                    "download failed" if src.lower().startswith(("http://", "https://")) else "missing file",
+                    "download failed" if is_url(src) else "missing file",
                     src,
                 )
                 log.debug("picture %s: %s", src, exc)

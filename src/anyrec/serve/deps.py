@@ -7,6 +7,7 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
+from anyrec.data.table import is_url
 from anyrec.serve.edge import AUTH_DETAIL, key_role
 from anyrec.serve.live import LiveModel
 from anyrec.serve.schemas import SHAPE_TAGS, Because, ItemOut
@@ -34,15 +35,12 @@ def without_shape_tag(loc: list[Any]) -> list[Any]:
     return [loc[0], *loc[2:]] if len(loc) >= 2 and loc[0] == "body" and loc[1] in SHAPE_TAGS else loc
 
 
-def picture_url(live: LiveModel, i: int) -> str | None:
-    """A listed item's picture as a client may fetch it: an http(s) URL as the catalog gives it; a file through
+def client_picture(where: str, item: str) -> str | None:
+    """A picture as a client may fetch it: an http(s) URL as the catalog gives it; a file through
     ``/v1/items/{id}/image`` (the server's paths are no business of a client); ``None`` without one."""
-    where = live.catalog.image(i)
     if not where:
         return None
-    if where.lower().startswith(("http://", "https://")):
-        return where
-    return f"/v1/items/{quote(live.ids.raw(i), safe='')}/image"
+    return where if is_url(where) else f"/v1/items/{quote(item, safe='')}/image"
 
 
 def items_out(
@@ -56,7 +54,7 @@ def items_out(
             score=round(s, 6),
             category=cat.fields[cat.category_field][i] or None if cat.category_field else None,
             snippet=snippet(cat.text(i)),
-            image=picture_url(live, i),
+            image=client_picture(cat.image(i), live.ids.raw(i)),
             **(
                 {
                     "because": [Because(**b) for b in why[n]["because"]],

@@ -3,13 +3,13 @@
 import mimetypes
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
+from anyrec.data.table import is_url
 from anyrec.errors import UnknownIdError
-from anyrec.serve.deps import Admin, PathId, reads_need
+from anyrec.serve.deps import Admin, PathId, client_picture, reads_need
 from anyrec.serve.schemas import ItemIn, StoredItemOut
 from anyrec.serve.service import Service
 from anyrec.serve.settings import ServeSettings
@@ -18,9 +18,7 @@ from anyrec.serve.settings import ServeSettings
 def _no_paths(fields: dict[str, str], image_field: str | None, item: str) -> dict[str, str]:
     """An item's fields as a client sees them: a picture held as a file is named by its route, not the server path."""
     where = fields.get(image_field or "", "")
-    if not where or where.lower().startswith(("http://", "https://")):
-        return fields
-    return {**fields, image_field or "": f"/v1/items/{quote(item, safe='')}/image"}
+    return {**fields, image_field or "": client_picture(where, item) or ""} if where else fields
 
 
 def router(settings: ServeSettings) -> APIRouter:
@@ -55,7 +53,7 @@ def router(settings: ServeSettings) -> APIRouter:
         i = live.ids.index(item, what="item")
         where = live.catalog.image(i)
         kind = mimetypes.guess_type(where)[0] or ""
-        if not where or where.lower().startswith(("http://", "https://")) or not kind.startswith("image/") \
+        if not where or is_url(where) or not kind.startswith("image/") \
                 or not Path(where).is_file():
             raise HTTPException(404, detail=[{"loc": ["path", "item"], "type": "not_found",
                                               "msg": f"item {item!r} has no picture file here"}])
