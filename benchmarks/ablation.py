@@ -5,7 +5,8 @@ A variant is a name, a model and its options; every variant is fitted and scored
 test = training + validation), with the score-time options chosen on validation as usual. Each variant
 writes ``OUT/NAME.json``, so variants can run in several processes (one per core) and be gathered::
 
-    python benchmarks/ablation.py --config ../shared/data/amazon-beauty/anyrec.toml --out benchmarks/out/ablation-beauty \\
+    python benchmarks/ablation.py --config ../shared/data/amazon-beauty/anyrec.toml --out
+    benchmarks/out/ablation-beauty \\
         --variant "sequential:defaults" --variant "sequential:long=patience=20,max_minutes=60" ...
     python benchmarks/ablation.py --out benchmarks/out/ablation-beauty --table    # the table of every variant written
 
@@ -45,7 +46,9 @@ def parse_variant(text: str) -> tuple[str, str, dict[str, Any]]:
     return model.strip(), name.strip(), options
 
 
-def run_variant(ds: Any, model: str, name: str, options: dict[str, Any], args: argparse.Namespace, progress: Any) -> dict[str, Any]:
+def run_variant(
+    ds: Any, model: str, name: str, options: dict[str, Any], args: argparse.Namespace, progress: Any
+) -> dict[str, Any]:
     from anyrec.cli.common import cache_dir
     from anyrec.data.split import SplitConfig
     from anyrec.eval.experiment import ExperimentConfig, run_experiment
@@ -60,11 +63,23 @@ def run_variant(ds: Any, model: str, name: str, options: dict[str, Any], args: a
     m = res["models"][model]
     tuned = res.get("tuned", {}).get(model, {})
     training = m.get("training", {})
-    return {"variant": name, "model": model, "options": options, "test_ndcg@10": m["ndcg@10"], "test_recall@10": m["recall@10"],
-            "valid_ndcg@10": tuned.get("valid_ndcg@10", training.get("best_valid_ndcg@10")), "training": training, "network_alone_test_ndcg@10": m.get("before_tuning", {}).get("ndcg@10"),
-            "nothing_masked_ndcg@10": m["by_mask"]["none"]["ndcg@10"], "fit_seconds": m["fit_seconds"],
-            "seconds": round(time.perf_counter() - t0, 1), "tuned": tuned, "sized": res.get("sized for the data", {}).get(model), "dataset": res["dataset"],
-            "protocol": res["protocol"]}
+    return {
+        "variant": name,
+        "model": model,
+        "options": options,
+        "test_ndcg@10": m["ndcg@10"],
+        "test_recall@10": m["recall@10"],
+        "valid_ndcg@10": tuned.get("valid_ndcg@10", training.get("best_valid_ndcg@10")),
+        "training": training,
+        "network_alone_test_ndcg@10": m.get("before_tuning", {}).get("ndcg@10"),
+        "nothing_masked_ndcg@10": m["by_mask"]["none"]["ndcg@10"],
+        "fit_seconds": m["fit_seconds"],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "tuned": tuned,
+        "sized": res.get("sized for the data", {}).get(model),
+        "dataset": res["dataset"],
+        "protocol": res["protocol"],
+    }
 
 
 def table(out: Path) -> None:
@@ -72,7 +87,10 @@ def table(out: Path) -> None:
     if not rows:
         raise SystemExit(f"no variant written in {out}")
     rows.sort(key=lambda r: r.get("written", 0))
-    t = Table(title=f"{rows[0]['dataset']} · {rows[0]['protocol']} · full ranking · history masked (nothing masked: the same lists)")
+    t = Table(
+        title=f"{rows[0]['dataset']} · {rows[0]['protocol']} · full ranking · history masked (nothing masked: the "
+        "same lists)"
+    )
     for col in ("variant", "model", "options", "valid NDCG@10", "test NDCG@10", "test Recall@10", "network alone",
                 "nothing masked", "epochs / best", "fit s"):
         t.add_column(col, overflow="fold")
@@ -80,10 +98,20 @@ def table(out: Path) -> None:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "defaults"
         net = r.get("network_alone_test_ndcg@10")
         valid = r.get("valid_ndcg@10")
-        t.add_row(r["variant"], r["model"], opts, f"{valid:.4f}" if valid is not None else "–", f"{r['test_ndcg@10']:.4f}",
-                  f"{r['test_recall@10']:.4f}", f"{net:.4f}" if net is not None else "–", f"{r['nothing_masked_ndcg@10']:.4f}",
-                  f"{r['training'].get('epochs', '–')} / {r['training'].get('best_epoch', '–')}" if r.get("training") else "–",
-                  f"{r['fit_seconds']:.0f}")
+        t.add_row(
+            r["variant"],
+            r["model"],
+            opts,
+            f"{valid:.4f}" if valid is not None else "–",
+            f"{r['test_ndcg@10']:.4f}",
+            f"{r['test_recall@10']:.4f}",
+            f"{net:.4f}" if net is not None else "–",
+            f"{r['nothing_masked_ndcg@10']:.4f}",
+            f"{r['training'].get('epochs', '–')} / {r['training'].get('best_epoch', '–')}"
+            if r.get("training")
+            else "–",
+            f"{r['fit_seconds']:.0f}",
+        )
     console.print(t)
 
 
@@ -114,9 +142,12 @@ def main() -> int:
             row = run_variant(ds, model, name, options, args, progress)
             row["written"] = time.time()
             (out / f"{name}.json").write_text(json.dumps(row, indent=1), encoding="utf-8")
-            console.print(f"{name}: valid {row['valid_ndcg@10']}, test NDCG@10 {row['test_ndcg@10']:.4f} "
-                          f"(network alone {row['network_alone_test_ndcg@10']}, nothing masked {row['nothing_masked_ndcg@10']:.4f}), "
-                          f"fit {row['fit_seconds']:.0f} s")
+            console.print(
+                f"{name}: valid {row['valid_ndcg@10']}, test NDCG@10 {row['test_ndcg@10']:.4f} "
+                f"(network alone {row['network_alone_test_ndcg@10']}, nothing masked "
+                f"{row['nothing_masked_ndcg@10']:.4f}), "
+                f"fit {row['fit_seconds']:.0f} s"
+            )
     table(out)
     return 0
 

@@ -40,12 +40,18 @@ def main() -> None:
     for name, ways in MODELS.items():
         for way in (*ways, "searched"):
             opts = {} if way == "searched" else {"weighting": way}
-            res = run_experiment(counted, ExperimentConfig(models=(name,), ks=(10,), split=SplitConfig(protocol="ratio"),
-                                                           model_options={name: opts}))
+            res = run_experiment(
+                counted,
+                ExperimentConfig(
+                    models=(name,), ks=(10,), split=SplitConfig(protocol="ratio"), model_options={name: opts}
+                ),
+            )
             m = res["models"][name]
             chosen = res.get("tuned", {}).get(name, {}).get("weighting", way)
             rows[f"{name} · {way}"] = {"ndcg@10": m["ndcg@10"], "recall@10": m["recall@10"], "weighting": chosen}
-            table.add_row(name, way, f"{m['ndcg@10']:.4f}", f"{m['recall@10']:.4f}", chosen if way == "searched" else "")
+            table.add_row(
+                name, way, f"{m['ndcg@10']:.4f}", f"{m['recall@10']:.4f}", chosen if way == "searched" else ""
+            )
             Console().print(f"{name} · {way}: NDCG@10 {m['ndcg@10']:.4f} ({chosen})")
     Console(width=120).print(table)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

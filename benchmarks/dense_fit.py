@@ -78,11 +78,15 @@ def main() -> int:
         row = queue.get()
         proc.join()
         rows.append(row)
-        console.print(f"{name}: fit {row['fit_s']} s, peak {row['peak_mb']:,} MB{' — ' + row['error'] if row['error'] else ''}")
+        console.print(
+            f"{name}: fit {row['fit_s']} s, peak {row['peak_mb']:,} MB{' — ' + row['error'] if row['error'] else ''}"
+        )
     als = next((r for r in rows if r["model"] == "als" and not r["error"]), None)
     first = rows[0]
-    table = Table(title=f"{args.config}: {first['users']:,} users, {first['items']:,} items, {first['events']:,} events · "
-                        "one fit at default options · ratios to ALS in this run")
+    table = Table(
+        title=f"{args.config}: {first['users']:,} users, {first['items']:,} items, {first['events']:,} events · "
+        "one fit at default options · ratios to ALS in this run"
+    )
     for col in ("model", "fit s", "÷ ALS", "peak MB", "÷ ALS", "above the loaded data MB", "note"):
         table.add_column(col)
     for r in rows:

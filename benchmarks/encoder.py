@@ -36,15 +36,22 @@ def rows(encoder: str, tune_minutes: float) -> dict[str, tuple[str, dict[str, An
         out["behaviour encoder, whiten off"] = (encoder, {"whiten": 0.0})
         out["behaviour encoder, whitening searched"] = (encoder, {})
     if tune_minutes > 0:
-        out[f"MiniLM + in-domain head ({tune_minutes:g} min), whitening searched"] = (DEFAULT_ENCODER, {"tune_encoder": tune_minutes})
+        out[f"MiniLM + in-domain head ({tune_minutes:g} min), whitening searched"] = (
+            DEFAULT_ENCODER,
+            {"tune_encoder": tune_minutes},
+        )
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", required=True, help="dataset name, folder or TOML config")
-    ap.add_argument("--encoder", default="", help="a folder written by anyrec pretrain-encoder (never trained on the target)")
-    ap.add_argument("--tune-minutes", type=float, default=0.0, help="also a row with an in-domain head trained this long")
+    ap.add_argument(
+        "--encoder", default="", help="a folder written by anyrec pretrain-encoder (never trained on the target)"
+    )
+    ap.add_argument(
+        "--tune-minutes", type=float, default=0.0, help="also a row with an in-domain head trained this long"
+    )
     ap.add_argument("--protocols", default="loo,cold-item")
     ap.add_argument("--only", default="", help="row labels to run, separated by ; (default: all)")
     ap.add_argument("--json", default="")
@@ -58,7 +65,9 @@ def main() -> int:
         meta = json.loads((Path(args.encoder) / "behaviour.json").read_text())
         report["encoder_sources"] = [s["name"] for s in meta["sources"]]
         if ds.name in report["encoder_sources"]:
-            raise SystemExit(f"{args.encoder} was trained on {ds.name}: a day-one figure needs an encoder that never saw it")
+            raise SystemExit(
+                f"{args.encoder} was trained on {ds.name}: a day-one figure needs an encoder that never saw it"
+            )
     wanted = {r.strip() for r in args.only.split(";") if r.strip()}
     for protocol in [p for p in args.protocols.split(",") if p]:
         split = make_split(ds, SplitConfig(protocol=protocol))
@@ -85,7 +94,9 @@ def main() -> int:
             chosen = ", ".join(f"{k}={v}" for k, v in tuned.items() if not k.startswith("valid_"))
             table.add_row(label, f"{m['ndcg@10']:.4f}", f"{m['recall@10']:.4f}", ratio,
                           f"{tuned.get('valid_ndcg@10', float('nan')):.4f}", chosen, f"{row['seconds']:.0f}")
-            console.print(f"{protocol} · {label}: NDCG@10 {m['ndcg@10']:.4f}, Recall@10 {m['recall@10']:.4f} ({chosen})")
+            console.print(
+                f"{protocol} · {label}: NDCG@10 {m['ndcg@10']:.4f}, Recall@10 {m['recall@10']:.4f} ({chosen})"
+            )
         console.print(table)
     out = Path(args.json or ROOT / "benchmarks" / "out" / f"encoder-{ds.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,9 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     ds = load_dataset(args.dataset)
-    users = np.sort(np.random.default_rng(args.seed).choice(ds.n_users, size=min(args.users, ds.n_users), replace=False))
+    users = np.sort(
+        np.random.default_rng(args.seed).choice(ds.n_users, size=min(args.users, ds.n_users), replace=False)
+    )
     options = parse_options(args.option)
     generate = None
     if args.generator:
@@ -75,22 +77,47 @@ def main() -> int:
         rep = faithfulness(model, ds, users, k=args.k, cite=args.cite, seed=args.seed, generator=generate)
         rows[name] = {**rep, "fit_seconds": round(fit_s, 1), "check_seconds": round(time.perf_counter() - t0, 1)}
         logging.info("%s: %s", name, rows[name])
-    table = Table(title=f"explanation faithfulness on {ds.name}: remove the {args.cite} cited history items vs {args.cite} random ones "
-                        f"({len(users)} users × top {args.k}, history masked)")
+    table = Table(
+        title=f"explanation faithfulness on {ds.name}: remove the {args.cite} cited history items vs {args.cite} "
+        "random ones "
+        f"({len(users)} users × top {args.k}, history masked)"
+    )
     for col in ("model", "attribution", "recs", "score fell: cited", "random", "rank worse: cited", "random",
                 "mean drop: cited", "random", "sentences naming outside history", "generated / rejected"):
         table.add_column(col, justify="right")
     for name, r in rows.items():
         c, rnd = r["cited"], r["random"]
-        table.add_row(name, ",".join(r["method"]), str(c["n"]), f"{c['score_lowered']:.1%}", f"{rnd['score_lowered']:.1%}",
-                      f"{c['rank_worse']:.1%}", f"{rnd['rank_worse']:.1%}", f"{c['mean_score_drop']:.4f}",
-                      f"{rnd['mean_score_drop']:.4f}", str(r["named_outside_history"]),
-                      f"{r['sentences_from_generator']} / {r['generator_rejected']}")
+        table.add_row(
+            name,
+            ",".join(r["method"]),
+            str(c["n"]),
+            f"{c['score_lowered']:.1%}",
+            f"{rnd['score_lowered']:.1%}",
+            f"{c['rank_worse']:.1%}",
+            f"{rnd['rank_worse']:.1%}",
+            f"{c['mean_score_drop']:.4f}",
+            f"{rnd['mean_score_drop']:.4f}",
+            str(r["named_outside_history"]),
+            f"{r['sentences_from_generator']} / {r['generator_rejected']}",
+        )
     Console(width=200).print(table)
     out = Path(args.json or ROOT / "results" / f"explain-{ds.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"dataset": ds.name, "users": len(users), "k": args.k, "cite": args.cite, "seed": args.seed,
-                               "generator": args.generator, "threads": os.environ.get("OMP_NUM_THREADS"), "models": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "dataset": ds.name,
+                "users": len(users),
+                "k": args.k,
+                "cite": args.cite,
+                "seed": args.seed,
+                "generator": args.generator,
+                "threads": os.environ.get("OMP_NUM_THREADS"),
+                "models": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
     return 0
 

@@ -67,8 +67,12 @@ def main() -> int:
     split = make_split(ds, SplitConfig(protocol="loo"))
     cfg = ExperimentConfig(models=models, ks=(10, 20), model_options={m: opts.get(m, {}) for m in models})
     result = run_experiment(ds, cfg, split=split, item_vectors=vectors)
-    report: dict[str, Any] = {"dataset": ds.name, "rule": "loo, full ranking, whole history masked, history train+valid",
-                              "models": result["models"], "options": opts}
+    report: dict[str, Any] = {
+        "dataset": ds.name,
+        "rule": "loo, full ranking, whole history masked, history train+valid",
+        "models": result["models"],
+        "options": opts,
+    }
     table = Table(title=f"{ds.name} · leave-one-out · {report['rule']}")
     for col in ("model", "NDCG@10", "Recall@10", "MRR@10", "NDCG@20", "fit s"):
         table.add_column(col, justify="right")
@@ -102,8 +106,11 @@ def main() -> int:
         t = Table(title="cost: generative ÷ sequential (same machine, same run)")
         for col in ("", "sequential", "generative", "ratio"):
             t.add_column(col, justify="right")
-        for key, label in (("fit_seconds", "fit s (early stopping)"), ("per_user_ms_batch1", "ms per user, one at a time"),
-                           ("per_user_ms_batch128", "ms per user, 128 at a time")):
+        for key, label in (
+            ("fit_seconds", "fit s (early stopping)"),
+            ("per_user_ms_batch1", "ms per user, one at a time"),
+            ("per_user_ms_batch128", "ms per user, 128 at a time"),
+        ):
             t.add_row(label, f"{s[key]:.2f}", f"{g[key]:.2f}", f"{g[key] / s[key]:.2f}")
         console.print(t)
 

@@ -106,7 +106,11 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=800)
     ap.add_argument("--heavy-events", type=int, default=80_000)
     ap.add_argument("--src", default="", help="serve from this source tree's src/ (e.g. a worktree of an older commit)")
-    ap.add_argument("--no-cap-run", action="store_true", help="skip the run without a history cap (an older server has no such option)")
+    ap.add_argument(
+        "--no-cap-run",
+        action="store_true",
+        help="skip the run without a history cap (an older server has no such option)",
+    )
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "out" / "heavy-user.json"))
     args = ap.parse_args()
     console = Console(width=160)
@@ -117,10 +121,17 @@ def main() -> int:
     folder = save_model(model, ds, tmp / "zeroshot", index)
     rng = np.random.default_rng(0)
     light = [ds.users.raw(int(u)) for u in rng.choice(ds.n_users, 200, replace=False)]
-    report: dict[str, Any] = {"requests": args.requests, "heavy_events": args.heavy_events, "src": args.src or "this checkout",
-                              "runs": {}}
+    report: dict[str, Any] = {
+        "requests": args.requests,
+        "heavy_events": args.heavy_events,
+        "src": args.src or "this checkout",
+        "runs": {},
+    }
     items = ds.catalog.ids.raw_ids
-    runs: list[tuple[str, str | None, tuple[str, ...]]] = [("light users alone", None, ()), ("with the heavy user", "heavy", ())]
+    runs: list[tuple[str, str | None, tuple[str, ...]]] = [
+        ("light users alone", None, ()),
+        ("with the heavy user", "heavy", ()),
+    ]
     if not args.no_cap_run:
         runs.append(("with the heavy user, no history cap", "heavy", ("--history-cap", "1000000")))
     for label, heavy, extra in runs:
@@ -139,8 +150,17 @@ def main() -> int:
             proc.kill()
             proc.wait()
     alone = report["runs"]["light users alone"]
-    table = Table(title=f"Light users' latency beside one user of {args.heavy_events:,} events (4 clients, k=10, ml-100k)")
-    for col in ("run", "light p50 ms", "light p99 ms", "× alone (p50 / p99)", "/v1/health p50 / p99 ms", "heavy list p50 ms"):
+    table = Table(
+        title=f"Light users' latency beside one user of {args.heavy_events:,} events (4 clients, k=10, ml-100k)"
+    )
+    for col in (
+        "run",
+        "light p50 ms",
+        "light p99 ms",
+        "× alone (p50 / p99)",
+        "/v1/health p50 / p99 ms",
+        "heavy list p50 ms",
+    ):
         table.add_column(col)
     for label, r in report["runs"].items():
         ratio = f"{r['light_p50_ms'] / alone['light_p50_ms']:.2f} / {r['light_p99_ms'] / alone['light_p99_ms']:.2f}"

@@ -5,7 +5,8 @@ time (click histories and earlier clicks). Caveat, printed with the table: the s
 2,000 news; most shown news are not in it and are dropped from their impression (counted), and most
 history clicks have no text. The figures exercise the protocol; they are not accuracy claims.
 
-    python benchmarks/impressions.py [--dataset ../shared/data/mind-small-subset] [--models random,popularity,itemknn,zeroshot]
+    python benchmarks/impressions.py [--dataset ../shared/data/mind-small-subset] [--models
+    random,popularity,itemknn,zeroshot]
 """
 
 from __future__ import annotations
@@ -39,15 +40,27 @@ def main() -> int:
     ds = load_dataset(args.dataset)
     impressions, report = read_mind_impressions(args.dataset, ds)
     train, test, cut = split_by_time(ds, impressions)
-    console.print(f"{ds.name}: {report}; test impressions {len(test):,} from {time.strftime('%Y-%m-%d %H:%M', time.gmtime(cut))} UTC on; "
-                  f"train interactions {len(train.interactions):,}")
-    result: dict[str, Any] = {"dataset": ds.name, "report": report, "test_impressions": len(test), "cut": cut, "models": {}}
+    console.print(
+        f"{ds.name}: {report}; test impressions {len(test):,} from "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(cut))} UTC on; "
+        f"train interactions {len(train.interactions):,}"
+    )
+    result: dict[str, Any] = {
+        "dataset": ds.name,
+        "report": report,
+        "test_impressions": len(test),
+        "cut": cut,
+        "models": {},
+    }
     for name in [m for m in args.models.split(",") if m]:
         t0 = time.perf_counter()
         model = build_model(name, 0, {"cache_dir": CACHE} if name == "zeroshot" else {}).fit(train)
         result["models"][name] = {**evaluate_impressions(model, test), "seconds": round(time.perf_counter() - t0, 1)}
         console.print(name, result["models"][name])
-    table = Table(title=f"MIND impressions ({len(test):,} test impressions; the sample lacks most news texts: not an accuracy claim)")
+    table = Table(
+        title=f"MIND impressions ({len(test):,} test impressions; the sample lacks most news texts: not an accuracy "
+        "claim)"
+    )
     for col in ("model", "AUC", "MRR", "nDCG@5", "nDCG@10", "s"):
         table.add_column(col, justify="right")
     for name, m in result["models"].items():

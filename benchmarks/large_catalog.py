@@ -52,14 +52,20 @@ def main() -> None:
             t = 1_600_000_000
             while len(seen) < args.length:
                 pool = members[int(rng.choice(taste))]
-                item = int(pool[rng.integers(len(pool))]) if rng.random() < 0.8 and len(pool) else int(rng.integers(args.items))
+                item = (
+                    int(pool[rng.integers(len(pool))])
+                    if rng.random() < 0.8 and len(pool)
+                    else int(rng.integers(args.items))
+                )
                 if item not in seen:
                     seen.add(item)
                     t += int(rng.integers(60, 86_400))
                     w.writerow((f"u{u}", f"i{item}", t))
                     events += 1
-    (out / "anyrec.toml").write_text('[data]\nitems = "items.csv"\nitem_id = "item_id"\ntext = ["title"]\n'
-                                     'interactions = "interactions.csv"\nuser = "user_id"\nitem = "item_id"\ntime = "timestamp"\n')
+    (out / "anyrec.toml").write_text(
+        '[data]\nitems = "items.csv"\nitem_id = "item_id"\ntext = ["title"]\n'
+        'interactions = "interactions.csv"\nuser = "user_id"\nitem = "item_id"\ntime = "timestamp"\n'
+    )
     print(f"wrote {out}: {args.items:,} items, {args.users:,} users, {events:,} events")
 
 

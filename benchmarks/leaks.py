@@ -49,8 +49,13 @@ def banner(model: Path) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "anyrec", "serve", "--store", PG, "--model", str(model), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anyrec", "serve", "--store", PG, "--model", str(model), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     lines: list[str] = []
     deadline = time.monotonic() + 120
     assert proc.stdout is not None
@@ -108,17 +113,34 @@ def main() -> None:
         row("chunked body > 1 MB", "POST /v1/events (chunked, 1.1 MB)", short(r, 80))
         r = c.get("/v1/models", headers=auth)
         shown = [v.get("path") for v in r.json()] if r.status_code == 200 else []
-        row("model folder path", "GET /v1/models", f"{r.status_code} path: {shown[0] if shown and shown[0] else 'not shown'}")
+        row(
+            "model folder path",
+            "GET /v1/models",
+            f"{r.status_code} path: {shown[0] if shown and shown[0] else 'not shown'}",
+        )
         h = c.get("/").headers
-        row("anti-framing headers", "GET /", ", ".join(f"{k}: {h.get(k, '—')}" for k in
-                                                     ("x-frame-options", "content-security-policy", "x-content-type-options")))
+        row(
+            "anti-framing headers",
+            "GET /",
+            ", ".join(
+                f"{k}: {h.get(k, '—')}"
+                for k in ("x-frame-options", "content-security-policy", "x-content-type-options")
+            ),
+        )
         t0 = time.perf_counter()
         r = c.get("/v1/stats", params={"buckets": 200})
-        row("stats without a key", "GET /v1/stats?buckets=200 (no key)", f"{short(r, 40)} · {1000 * (time.perf_counter() - t0):.0f} ms")
+        row(
+            "stats without a key",
+            "GET /v1/stats?buckets=200 (no key)",
+            f"{short(r, 40)} · {1000 * (time.perf_counter() - t0):.0f} ms",
+        )
         t0 = time.perf_counter()
         r = c.get("/v1/stats", params={"buckets": 200}, headers=auth)
-        row("stats cost", "GET /v1/stats?buckets=200 (key)", f"{r.status_code} · {1000 * (time.perf_counter() - t0):.0f} ms"
-            f" over {r.json().get('events', 0):,} events")
+        row(
+            "stats cost",
+            "GET /v1/stats?buckets=200 (key)",
+            f"{r.status_code} · {1000 * (time.perf_counter() - t0):.0f} ms over {r.json().get('events', 0):,} events",
+        )
         # a list shown to nobody's key, k=1000: what the log keeps
         before = Store.open(url)
         with before.engine.connect() as conn:
@@ -158,7 +180,9 @@ def main() -> None:
     Console(width=200).print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"anyrec": str(Path(anyrec.__file__).parents[1]), "rows": rows}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"anyrec": str(Path(anyrec.__file__).parents[1]), "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -71,9 +71,27 @@ def run(src: Path, args: list[str], what: str) -> str:
 def offline(src: Path, out: Path, stability: bool) -> float:
     """Leave-one-out test NDCG@10 of zero-shot on ml-100k, tuned as given."""
     path = out / f"offline-{'stable' if stability else 'accuracy'}.json"
-    run(src, ["-m", "anyrec", "evaluate", "--dataset", "ml-100k", "--protocol", "loo", "--models", "zeroshot", "--k", "10",
-              "--json", str(path), "--no-progress", *(["--stability"] if stability else [])],
-        f"evaluate ({'served configuration' if stability else 'accuracy only'})")
+    run(
+        src,
+        [
+            "-m",
+            "anyrec",
+            "evaluate",
+            "--dataset",
+            "ml-100k",
+            "--protocol",
+            "loo",
+            "--models",
+            "zeroshot",
+            "--k",
+            "10",
+            "--json",
+            str(path),
+            "--no-progress",
+            *(["--stability"] if stability else []),
+        ],
+        f"evaluate ({'served configuration' if stability else 'accuracy only'})",
+    )
     return float(json.loads(path.read_text())["models"]["zeroshot"]["ndcg@10"])
 
 
@@ -115,20 +133,38 @@ def measure(side: str, src: Path, work: Path, users: int, seed: int) -> dict[str
     out.mkdir(parents=True, exist_ok=True)
     folder = out / "model"
     if not (folder / "model.json").exists():
-        run(src, ["-m", "anyrec", "fit", "--model", "zeroshot", "--dataset", "ml-100k", "--out", str(folder)], f"{side}: fit the served default")
+        run(
+            src,
+            ["-m", "anyrec", "fit", "--model", "zeroshot", "--dataset", "ml-100k", "--out", str(folder)],
+            f"{side}: fit the served default",
+        )
     chosen = json.loads((folder / "model.json").read_text()).get("tuned", {})
     table, ids = text_table(src, folder, out)
     index = {r: j for j, r in enumerate(ids)}
     db = out / "live.db"
     for old in out.glob("live.db*"):
         old.unlink()
-    key = run(src, ["-c", f"from anyrec.store import Store; s = Store.open({str(db)!r}); print(s.create_key('bench')); s.close()"],
-              f"{side}: a key").strip().splitlines()[-1]
+    key = (
+        run(
+            src,
+            [
+                "-c",
+                f"from anyrec.store import Store; s = Store.open({str(db)!r}); print(s.create_key('bench')); s.close()",
+            ],
+            f"{side}: a key",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(src)}
     server_log = open(out / "server.log", "w")  # noqa: SIM115 (open for the server's life)
-    proc = subprocess.Popen([sys.executable, "-m", "anyrec", "serve", "--model", str(folder), "--store", str(db), "--port", str(port)],
-                            env=env, stdout=server_log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anyrec", "serve", "--model", str(folder), "--store", str(db), "--port", str(port)],
+        env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(1200):
@@ -147,7 +183,9 @@ def measure(side: str, src: Path, work: Path, users: int, seed: int) -> dict[str
         server_log.close()
 
 
-def drive(c: httpx.Client, side: str, table: np.ndarray, ids: list[str], index: dict[str, int], n_users: int, seed: int) -> dict[str, Any]:
+def drive(
+    c: httpx.Client, side: str, table: np.ndarray, ids: list[str], index: dict[str, int], n_users: int, seed: int
+) -> dict[str, Any]:
     def recs(user: str, k: int, explain: bool = False) -> list[dict[str, Any]]:
         r = c.get(f"/v1/users/{user}/recommendations", params={"k": k, "explain": str(explain).lower()})
         r.raise_for_status()
@@ -161,8 +199,11 @@ def drive(c: httpx.Client, side: str, table: np.ndarray, ids: list[str], index: 
     for n, user in enumerate(chosen):
         history = c.get(f"/v1/users/{user}/history", params={"limit": 1000}).json()["events"]
         seen = {e["item"] for e in history}
-        low = {e["item"] for e in history if (e["type"] == "rating" or e["value"] is not None) and e["value"] is not None
-               and float(e["value"]) <= 2}
+        low = {
+            e["item"]
+            for e in history
+            if (e["type"] == "rating" or e["value"] is not None) and e["value"] is not None and float(e["value"]) <= 2
+        }
         unseen = {r for r in ids if r not in seen}
         top10 = recs(user, 10, explain=True)
         first = {b["id"] for b in top10[0]["because"]}
@@ -183,32 +224,60 @@ def drive(c: httpx.Client, side: str, table: np.ndarray, ids: list[str], index: 
         bad_cites += sum(1 for card in after10 for b in card["because"] if b["id"] in low | {gone})
         # one like of the 5th item, on a copy of the user
         twin = f"{user}~like"
-        c.post("/v1/events", json=[{"user": twin, "item": e["item"], "type": e["type"], "value": e["value"], "time": e["time"]}
-                                   for e in history[::-1]]).raise_for_status()
+        c.post(
+            "/v1/events",
+            json=[
+                {"user": twin, "item": e["item"], "type": e["type"], "value": e["value"], "time": e["time"]}
+                for e in history[::-1]
+            ],
+        ).raise_for_status()
         twin_before = [x["id"] for x in recs(twin, 1000)]
         liked = twin_before[4]
         c.post("/v1/events", json={"user": twin, "item": liked, "type": "like"}).raise_for_status()
         twin_after = [x["id"] for x in recs(twin, 1000)]
         overlap.append(len(set(twin_before[:10]) & set(twin_after[:10])))
         kin1 = nearest(table, ids, index, liked, unseen - {liked}, 1)[0]
-        like_near_up.append(others_above(twin_after, kin1, {liked, kin1}) < others_above(twin_before, kin1, {liked, kin1}))
+        like_near_up.append(
+            others_above(twin_after, kin1, {liked, kin1}) < others_above(twin_before, kin1, {liked, kin1})
+        )
         if time.perf_counter() - last > 20:
             last = time.perf_counter()
             log(f"{side}: {n + 1}/{len(chosen)} users, {last - t0:.0f} s")
-    return {"users": len(chosen), "dislike_kept_median": float(np.median(kept)), "dislike_near_lower_share": float(np.mean(near_lower)),
-            "like_overlap_median": float(np.median(overlap)), "like_near_up_share": float(np.mean(like_near_up)),
-            "cards_differ_share_median": float(np.median(differs)), "cards": cards, "cards_citing_low_or_disliked": bad_cites}
+    return {
+        "users": len(chosen),
+        "dislike_kept_median": float(np.median(kept)),
+        "dislike_near_lower_share": float(np.mean(near_lower)),
+        "like_overlap_median": float(np.median(overlap)),
+        "like_near_up_share": float(np.mean(like_near_up)),
+        "cards_differ_share_median": float(np.median(differs)),
+        "cards": cards,
+        "cards_citing_low_or_disliked": bad_cites,
+    }
 
 
-ROWS = [("after one dislike: median of the other 9 kept", "dislike_kept_median", "≥ 7", lambda v: v >= 7, "{:.1f}"),
-        ("  its 3 nearest by text lower (share of users)", "dislike_near_lower_share", "≥ 90 %", lambda v: v >= 0.9, "{:.1%}"),
-        ("after one like: median top-10 overlap", "like_overlap_median", "≥ 6", lambda v: v >= 6, "{:.1f}"),
-        ("  its nearest unseen by text higher (share)", "like_near_up_share", "≥ 80 %", lambda v: v >= 0.8, "{:.1%}"),
-        ("cards citing other items than card 1 (median)", "cards_differ_share_median", "≥ 50 %", lambda v: v >= 0.5, "{:.1%}"),
-        ("cards citing an item rated ≤ 2 or disliked", "cards_citing_low_or_disliked", "0", lambda v: v == 0, "{:.0f}"),
-        ("offline loo NDCG@10, served configuration", "offline_served", "", None, "{:.4f}"),
-        ("offline loo NDCG@10, accuracy only", "offline_accuracy", "", None, "{:.4f}"),
-        ("price of stability (served ÷ accuracy only)", "stability_price", "≥ 0.95", lambda v: v >= 0.95, "{:.3f}")]
+ROWS = [
+    ("after one dislike: median of the other 9 kept", "dislike_kept_median", "≥ 7", lambda v: v >= 7, "{:.1f}"),
+    (
+        "  its 3 nearest by text lower (share of users)",
+        "dislike_near_lower_share",
+        "≥ 90 %",
+        lambda v: v >= 0.9,
+        "{:.1%}",
+    ),
+    ("after one like: median top-10 overlap", "like_overlap_median", "≥ 6", lambda v: v >= 6, "{:.1f}"),
+    ("  its nearest unseen by text higher (share)", "like_near_up_share", "≥ 80 %", lambda v: v >= 0.8, "{:.1%}"),
+    (
+        "cards citing other items than card 1 (median)",
+        "cards_differ_share_median",
+        "≥ 50 %",
+        lambda v: v >= 0.5,
+        "{:.1%}",
+    ),
+    ("cards citing an item rated ≤ 2 or disliked", "cards_citing_low_or_disliked", "0", lambda v: v == 0, "{:.0f}"),
+    ("offline loo NDCG@10, served configuration", "offline_served", "", None, "{:.4f}"),
+    ("offline loo NDCG@10, accuracy only", "offline_accuracy", "", None, "{:.4f}"),
+    ("price of stability (served ÷ accuracy only)", "stability_price", "≥ 0.95", lambda v: v >= 0.95, "{:.3f}"),
+]
 
 
 def main() -> int:
@@ -232,7 +301,10 @@ def main() -> int:
         found["offline_served"] = offline(src, work / side, stability=True) if new_code else found["offline_accuracy"]
         found["stability_price"] = found["offline_served"] / found["offline_accuracy"]
         results[side] = found
-    table = Table(title=f"The live loop through the HTTP API: ml-100k, served default (zeroshot), {args.users} users with ≥ 20 events")
+    table = Table(
+        title=f"The live loop through the HTTP API: ml-100k, served default (zeroshot), {args.users} users with ≥ 20 "
+        "events"
+    )
     table.add_column("measure")
     for side, _ in sides:
         table.add_column(side + (f" ({args.before})" if side == "before" else ""), justify="right")

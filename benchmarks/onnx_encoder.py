@@ -42,7 +42,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=str(ROOT / "results" / "onnx-encoder.json"))
-    ap.add_argument("--accuracy-only", action="store_true", help="no timing: vectors' agreement and zero-shot NDCG only")
+    ap.add_argument(
+        "--accuracy-only", action="store_true", help="no timing: vectors' agreement and zero-shot NDCG only"
+    )
     args = ap.parse_args()
     con = Console(width=160)
     ml = load_dataset("ml-100k")
@@ -98,16 +100,29 @@ def main() -> int:
         rows[backend]["zeroshot_ndcg@10_fixed"] = run_experiment(ml, fixed)["models"]["zeroshot"]["ndcg@10"]
     for backend in rows:
         rows[backend]["ndcg_vs_torch"] = rows[backend]["zeroshot_ndcg@10"] / rows["torch"]["zeroshot_ndcg@10"]
-        rows[backend]["ndcg_fixed_vs_torch"] = rows[backend]["zeroshot_ndcg@10_fixed"] / rows["torch"]["zeroshot_ndcg@10_fixed"]
-    table = Table(title=f"encoder backends: {len(texts):,} item texts (ml-100k + Scientific), fastest batch of {sizes}, "
-                        f"{args.threads} threads, median of {args.repeats}")
+        rows[backend]["ndcg_fixed_vs_torch"] = (
+            rows[backend]["zeroshot_ndcg@10_fixed"] / rows["torch"]["zeroshot_ndcg@10_fixed"]
+        )
+    table = Table(
+        title=f"encoder backends: {len(texts):,} item texts (ml-100k + Scientific), fastest batch of {sizes}, "
+        f"{args.threads} threads, median of {args.repeats}"
+    )
     for col in ("backend", "batch", "texts/s", "× torch", "mean cos", "min cos", "zero-shot NDCG@10 tuned", "÷ torch",
                 "NDCG@10, torch's options", "÷ torch"):
         table.add_column(col, justify="right")
     for backend, r in rows.items():
-        table.add_row(backend, str(r["batch_size"]), f"{r['texts_per_second']:.0f}", f"{r['speed_vs_torch']:.2f}", f"{r.get('mean_cosine', 1.0):.4f}",
-                      f"{r.get('min_cosine', 1.0):.4f}", f"{r['zeroshot_ndcg@10']:.4f}", f"{r['ndcg_vs_torch']:.4f}",
-                      f"{r['zeroshot_ndcg@10_fixed']:.4f}", f"{r['ndcg_fixed_vs_torch']:.4f}")
+        table.add_row(
+            backend,
+            str(r["batch_size"]),
+            f"{r['texts_per_second']:.0f}",
+            f"{r['speed_vs_torch']:.2f}",
+            f"{r.get('mean_cosine', 1.0):.4f}",
+            f"{r.get('min_cosine', 1.0):.4f}",
+            f"{r['zeroshot_ndcg@10']:.4f}",
+            f"{r['ndcg_vs_torch']:.4f}",
+            f"{r['zeroshot_ndcg@10_fixed']:.4f}",
+            f"{r['ndcg_fixed_vs_torch']:.4f}",
+        )
     con.print(table)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"texts": len(texts), "threads": args.threads, "batch_sizes": sizes,

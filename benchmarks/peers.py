@@ -14,7 +14,8 @@ row of the leaderboard reads the same test-time history (training + validation);
 read it as their input sequence. Then every anyrec model runs on the same split; the trained
 sequential models (``sequential``, ``sasrec``) get the same training-time validation grid.
 
-    python benchmarks/peers.py --dataset ml-100k [--peers Pop,ItemKNN,BPR,SASRec,SASRec-d0.2,GRU4Rec] [--reuse] [--json OUT]
+    python benchmarks/peers.py --dataset ml-100k [--peers Pop,ItemKNN,BPR,SASRec,SASRec-d0.2,GRU4Rec] [--reuse]
+    [--json OUT]
 
 A peer result (both readings, its settings, epochs and validation curve) is stored in
 ``benchmarks/peer-results.json`` under a key made of the split files' SHA-256, the RecBole version,
@@ -56,7 +57,12 @@ PEERS: dict[str, tuple[str, dict[str, Any], str | None, dict[str, Any]]] = {
     # RecBole's Pop counts an item once per training batch, and pointwise training would add
     # sampled negatives to its counts: batch size 1 and no negative sampling make it a count.
     "Pop": ("Pop", {"train_batch_size": 1, "train_neg_sample_args": None}, "popularity", {}),
-    "ItemKNN": ("ItemKNN", {"k": 100, "shrink": 0.0, "train_neg_sample_args": None}, "itemknn", {"k": 100, "shrink": 0.0}),
+    "ItemKNN": (
+        "ItemKNN",
+        {"k": 100, "shrink": 0.0, "train_neg_sample_args": None},
+        "itemknn",
+        {"k": 100, "shrink": 0.0},
+    ),
     "BPR": ("BPR", {}, "bpr", {}),
     # Sequential peers: cross-entropy over the full catalog, 50 items of history. SASRec at RecBole's
     # defaults (dropout 0.5) and at dropout 0.2; the one with the better validation NDCG@10 is "the" SASRec.
@@ -77,7 +83,12 @@ def export_split(ds: Dataset, split: Split, folder: Path) -> str:
     digest = hashlib.sha256()
     # "trainvalid" is what a general peer is refitted on to read training + validation at test time;
     # it is not part of the hash (it is the union of the first two).
-    parts = (("train", split.train), ("valid", split.valid), ("test", split.test), ("trainvalid", np.concatenate([split.train, split.valid])))
+    parts = (
+        ("train", split.train),
+        ("valid", split.valid),
+        ("test", split.test),
+        ("trainvalid", np.concatenate([split.train, split.valid])),
+    )
     for part, rows in parts:
         lines = ["user_id:token\titem_id:token\ttimestamp:float"]
         users, items = ds.users.raws(inter.user[rows]), ds.catalog.ids.raws(inter.item[rows])
@@ -117,7 +128,10 @@ def export_sequences(ds: Dataset, split: Split, folder: Path, max_len: int = 50)
         seq = [raw_i[i] for i in inter.item[train.get(u, np.zeros(0, np.int64))]]
         for n in range(1, len(seq)):
             out["train"].append(f"{raw_u[u]}\t{' '.join(seq[max(0, n - max_len):n])}\t{seq[n]}")
-        for part, held, history in (("valid", valid, seq), ("test", test, [raw_i[i] for i in inter.item[known.get(u, np.zeros(0, np.int64))]])):
+        for part, held, history in (
+            ("valid", valid, seq),
+            ("test", test, [raw_i[i] for i in inter.item[known.get(u, np.zeros(0, np.int64))]]),
+        ):
             if history:  # RecBole needs an input; a user with no earlier item cannot be a sequential row
                 for r in held.get(u, ()):
                     out[part].append(f"{raw_u[u]}\t{' '.join(history[-max_len:])}\t{raw_i[inter.item[r]]}")
@@ -156,7 +170,9 @@ def main() -> int:
     ap.add_argument("--protocol", default="loo", choices=["loo", "temporal", "ratio"])
     ap.add_argument("--peers", default="Pop,ItemKNN,BPR")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reuse", action="store_true", help="reuse a stored peer result for the identical split and version")
+    ap.add_argument(
+        "--reuse", action="store_true", help="reuse a stored peer result for the identical split and version"
+    )
     ap.add_argument("--recbole-python", default=str(ROOT / ".venv-recbole" / "bin" / "python"))
     ap.add_argument("--recbole-threads", type=int, default=0, help="torch threads for RecBole (0 = torch's default)")
     ap.add_argument("--recbole-device", default="cpu", help="cpu, or cuda where a GPU is lent (the result records it)")
@@ -165,7 +181,9 @@ def main() -> int:
     ap.add_argument("--peers-only", action="store_true", help="run and store the peers' results, skip anyrec")
     ap.add_argument("--anyrec-models", default="popularity,itemknn,als,bpr,zeroshot,sasrec,sequential",
                     help="anyrec models for the leaderboard")
-    ap.add_argument("--no-tune-training", action="store_true", help="skip the training-time grid of sequential and sasrec")
+    ap.add_argument(
+        "--no-tune-training", action="store_true", help="skip the training-time grid of sequential and sasrec"
+    )
     ap.add_argument("--option", action="append", default=[], help="anyrec model option MODEL.FIELD=VALUE")
     ap.add_argument("--anyrec-from", default=None,
                     help="take the anyrec rows from an earlier --json of this benchmark (same split files only), e.g. "
@@ -221,10 +239,19 @@ def main() -> int:
             cache[key] = theirs
             cache_path.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
             source = "run"
-            console.print(f"RecBole {peer}: own NDCG@10 {theirs['test']['ndcg@10']:.4f}, anyrec's evaluator "
-                          f"{theirs['anyrec_evaluator']['history']['ndcg@10']:.4f}; {theirs['epochs']} epochs, {theirs['fit_seconds']:.0f} s")
-        row: dict[str, Any] = {"peer": peer, "recbole_model": model_name, "recbole_settings": settings, "recbole": theirs,
-                               "recbole_source": source, "sequential": seq}
+            console.print(
+                f"RecBole {peer}: own NDCG@10 {theirs['test']['ndcg@10']:.4f}, anyrec's evaluator "
+                f"{theirs['anyrec_evaluator']['history']['ndcg@10']:.4f}; {theirs['epochs']} epochs, "
+                f"{theirs['fit_seconds']:.0f} s"
+            )
+        row: dict[str, Any] = {
+            "peer": peer,
+            "recbole_model": model_name,
+            "recbole_settings": settings,
+            "recbole": theirs,
+            "recbole_source": source,
+            "sequential": seq,
+        }
         if ours is not None and not args.peers_only:
             # Implementation agreement: the counterpart fitted on the same training rows, read under
             # RecBole's own rule for general models (training history, history minus targets masked).
@@ -242,8 +269,17 @@ def main() -> int:
         return 0
     ok = agreement_table(console, ds, args, [r for r in rows if "anyrec" in r])
     leaderboard = build_leaderboard(console, ds, split, rows, args)
-    result = {"dataset": ds.name, "protocol": args.protocol, "split_sha256": split_hash, "sequences_sha256": seq_hash,
-              "recbole_version": RECBOLE_VERSION, "rule": RULE, "rows": rows, "all_agree": ok, "leaderboard": leaderboard}
+    result = {
+        "dataset": ds.name,
+        "protocol": args.protocol,
+        "split_sha256": split_hash,
+        "sequences_sha256": seq_hash,
+        "recbole_version": RECBOLE_VERSION,
+        "rule": RULE,
+        "rows": rows,
+        "all_agree": ok,
+        "leaderboard": leaderboard,
+    }
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -268,11 +304,24 @@ def agreement_table(console: Console, ds: Dataset, args: Any, general: list[dict
             tol_r, tol_n = AGREE[r["peer"]]
             good = abs(dr) <= tol_r and abs(dn) <= tol_n
             ok &= good
-            verdict = f"[green]yes[/] (≤{tol_r:.0%}, ≤{tol_n:.0%})" if good else f"[red]NO[/] (≤{tol_r:.0%}, ≤{tol_n:.0%})"
+            verdict = (
+                f"[green]yes[/] (≤{tol_r:.0%}, ≤{tol_n:.0%})" if good else f"[red]NO[/] (≤{tol_r:.0%}, ≤{tol_n:.0%})"
+            )
             r["agree"] = good
-        table.add_row(r["peer"], f"{rb['recall@10']:.4f}", f"{me['recall@10']:.4f}", f"{dr:+.1%}", f"{rb['ndcg@10']:.4f}",
-                      f"{me['ndcg@10']:.4f}", f"{dn:+.1%}", f"{opt['ndcg@10']:.4f}", f"{rb['mrr@10']:.4f}", f"{me['mrr@10']:.4f}",
-                      f"{r['recbole']['fit_seconds']:.1f} / {me['fit_seconds']:.2f} ({r['recbole_source']})", verdict)
+        table.add_row(
+            r["peer"],
+            f"{rb['recall@10']:.4f}",
+            f"{me['recall@10']:.4f}",
+            f"{dr:+.1%}",
+            f"{rb['ndcg@10']:.4f}",
+            f"{me['ndcg@10']:.4f}",
+            f"{dn:+.1%}",
+            f"{opt['ndcg@10']:.4f}",
+            f"{rb['mrr@10']:.4f}",
+            f"{me['mrr@10']:.4f}",
+            f"{r['recbole']['fit_seconds']:.1f} / {me['fit_seconds']:.2f} ({r['recbole_source']})",
+            verdict,
+        )
     console.print(table)
     console.print("RecBole rounds its metrics to 4 decimals. anyrec ranks held-out items last among equal scores; "
                   "the optimistic column shows how far ties alone can move NDCG.")
@@ -299,7 +348,9 @@ def earlier_anyrec_rows(args: Any, models: tuple[str, ...]) -> dict[str, Any]:
     return dict(res)
 
 
-def build_leaderboard(console: Console, ds: Dataset, split: Split, rows: list[dict[str, Any]], args: Any) -> dict[str, Any]:
+def build_leaderboard(
+    console: Console, ds: Dataset, split: Split, rows: list[dict[str, Any]], args: Any
+) -> dict[str, Any]:
     """One table, one rule: every RecBole peer and every anyrec model ranked by anyrec's evaluator."""
     from anyrec.cli.common import parse_options
     from anyrec.cli.evaluate import with_text_defaults
@@ -310,14 +361,25 @@ def build_leaderboard(console: Console, ds: Dataset, split: Split, rows: list[di
                            tune_training=not args.no_tune_training, also_masks=("none",))
     res = earlier_anyrec_rows(args, models) if args.anyrec_from else run_experiment(ds, cfg, split=split)
     chosen = best_sasrec(rows)
-    board: dict[str, Any] = {"rule": RULE, "peers": {}, "anyrec": {}, "tuned": res.get("tuned", {}), "recbole_sasrec": chosen,
-                             "anyrec_result": res}
+    board: dict[str, Any] = {
+        "rule": RULE,
+        "peers": {},
+        "anyrec": {},
+        "tuned": res.get("tuned", {}),
+        "recbole_sasrec": chosen,
+        "anyrec_result": res,
+    }
     for r in rows:
         t, own = r["recbole"]["anyrec_evaluator"]["history"], r["recbole"]["test"]
-        board["peers"][r["peer"]] = {**{k: t[k] for k in ("ndcg@10", "recall@10", "mrr@10")}, "recbole_own_ndcg@10": own["ndcg@10"],
-                                     "unmasked_ndcg@10": r["recbole"]["anyrec_evaluator"]["none"]["ndcg@10"],
-                                     "valid_ndcg@10": r["recbole"]["valid"]["ndcg@10"], "fit_seconds": r["recbole"]["fit_seconds"],
-                                     "epochs": r["recbole"].get("epochs"), "settings": r["recbole_settings"]}
+        board["peers"][r["peer"]] = {
+            **{k: t[k] for k in ("ndcg@10", "recall@10", "mrr@10")},
+            "recbole_own_ndcg@10": own["ndcg@10"],
+            "unmasked_ndcg@10": r["recbole"]["anyrec_evaluator"]["none"]["ndcg@10"],
+            "valid_ndcg@10": r["recbole"]["valid"]["ndcg@10"],
+            "fit_seconds": r["recbole"]["fit_seconds"],
+            "epochs": r["recbole"].get("epochs"),
+            "settings": r["recbole_settings"],
+        }
     for name, m in res["models"].items():
         board["anyrec"][name] = {**{k: m[k] for k in ("ndcg@10", "recall@10", "mrr@10", "fit_seconds")},
                                  "unmasked_ndcg@10": m["by_mask"]["none"]["ndcg@10"]}
@@ -328,13 +390,30 @@ def build_leaderboard(console: Console, ds: Dataset, split: Split, rows: list[di
     ref = sasrecs[ref_name] if ref_name else float("nan")
     board["best_tuned_sasrec"] = ref_name
     table = Table(title=f"{ds.name} · {args.protocol} · same split · {RULE} · every row ranked by anyrec's evaluator")
-    for col in ("library", "model", "NDCG@10", "Recall@10", "MRR@10", "RecBole's own NDCG@10", "NDCG@10, nothing masked",
-                "fit s", f"÷ best tuned SASRec ({ref_name})"):
+    for col in (
+        "library",
+        "model",
+        "NDCG@10",
+        "Recall@10",
+        "MRR@10",
+        "RecBole's own NDCG@10",
+        "NDCG@10, nothing masked",
+        "fit s",
+        f"÷ best tuned SASRec ({ref_name})",
+    ):
         table.add_column(col, justify="right")
     for peer, p in board["peers"].items():
-        table.add_row("RecBole", peer + (" ✓" if peer == chosen else ""), f"{p['ndcg@10']:.4f}", f"{p['recall@10']:.4f}",
-                      f"{p['mrr@10']:.4f}", f"{p['recbole_own_ndcg@10']:.4f}", f"{p['unmasked_ndcg@10']:.4f}",
-                      f"{p['fit_seconds']:.0f}", f"{p['ndcg@10'] / ref:.2f}")
+        table.add_row(
+            "RecBole",
+            peer + (" ✓" if peer == chosen else ""),
+            f"{p['ndcg@10']:.4f}",
+            f"{p['recall@10']:.4f}",
+            f"{p['mrr@10']:.4f}",
+            f"{p['recbole_own_ndcg@10']:.4f}",
+            f"{p['unmasked_ndcg@10']:.4f}",
+            f"{p['fit_seconds']:.0f}",
+            f"{p['ndcg@10'] / ref:.2f}",
+        )
     for name, m in board["anyrec"].items():
         m["ratio_to_best_tuned_sasrec"] = m["ndcg@10"] / ref
         ratio = f"[bold]{m['ndcg@10'] / ref:.2f}[/]" if name == "sequential" else f"{m['ndcg@10'] / ref:.2f}"
@@ -344,7 +423,10 @@ def build_leaderboard(console: Console, ds: Dataset, split: Split, rows: list[di
     console.print("✓ = the RecBole SASRec variant chosen by its validation NDCG@10. RecBole's own figure uses its rule "
                   "(general: history minus targets masked, training history; sequential: nothing masked).")
     for name, t in res.get("tuned", {}).items():
-        console.print(f"anyrec {name}: chosen on validation: " + ", ".join(f"{k}={v}" for k, v in t.items() if k != "training_grid_valid"))
+        console.print(
+            f"anyrec {name}: chosen on validation: "
+            + ", ".join(f"{k}={v}" for k, v in t.items() if k != "training_grid_valid")
+        )
     if "sequential" in board["anyrec"] and ref_name:
         seq = board["anyrec"]["sequential"]["ndcg@10"]
         others = {**{f"RecBole {p}": v["ndcg@10"] for p, v in board["peers"].items()},
@@ -352,8 +434,11 @@ def build_leaderboard(console: Console, ds: Dataset, split: Split, rows: list[di
         runner_up = max(others, key=lambda n: others[n])
         board["sequential_vs_best_tuned_sasrec"] = seq / ref
         board["sequential_beats_every_other_row"] = seq > others[runner_up]
-        console.print(f"sequential ÷ best tuned SASRec ({ref_name}): NDCG@10 {seq / ref:.2f} (target ≥ 1.10); "
-                      f"best other row: {runner_up} {others[runner_up]:.4f} (sequential {'beats' if seq > others[runner_up] else 'does NOT beat'} it)")
+        console.print(
+            f"sequential ÷ best tuned SASRec ({ref_name}): NDCG@10 {seq / ref:.2f} (target ≥ 1.10); "
+            f"best other row: {runner_up} {others[runner_up]:.4f} (sequential "
+            f"{'beats' if seq > others[runner_up] else 'does NOT beat'} it)"
+        )
     return board
 
 

@@ -111,8 +111,10 @@ def make_catalog(out: Path, items: int = 2000, users: int = 3000, broken: float 
                 t += int(rng.integers(60, 86_400))
                 fh.write(f"u{u},p{item},{t}\n")
                 events += 1
-    (out / "anyrec.toml").write_text('[data]\nitems = "items.csv"\nitem_id = "item_id"\ntext = ["title"]\nimage = "image"\n'
-                                     'interactions = "interactions.csv"\nuser = "user_id"\nitem = "item_id"\ntime = "timestamp"\n')
+    (out / "anyrec.toml").write_text(
+        '[data]\nitems = "items.csv"\nitem_id = "item_id"\ntext = ["title"]\nimage = "image"\n'
+        'interactions = "interactions.csv"\nuser = "user_id"\nitem = "item_id"\ntime = "timestamp"\n'
+    )
     return {"captions": captions, "paths": paths, "broken": broken_ids, "missing": sorted(missing), "events": events,
             "clusters": len(clusters)}
 
@@ -128,18 +130,34 @@ def build_clip(folder: Path, image_size: int = 32, dim: int = 64, seed: int = 0)
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(resolve_encoder("default"))
     cfg = CLIPConfig(
-        text_config={"vocab_size": tok.vocab_size, "hidden_size": dim, "intermediate_size": 2 * dim, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 32, "pad_token_id": tok.pad_token_id,
-                     "bos_token_id": tok.cls_token_id, "eos_token_id": tok.sep_token_id},
-        vision_config={"image_size": image_size, "patch_size": 8, "hidden_size": dim, "intermediate_size": 2 * dim,
-                       "num_hidden_layers": 1, "num_attention_heads": 2},
+        text_config={
+            "vocab_size": tok.vocab_size,
+            "hidden_size": dim,
+            "intermediate_size": 2 * dim,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 32,
+            "pad_token_id": tok.pad_token_id,
+            "bos_token_id": tok.cls_token_id,
+            "eos_token_id": tok.sep_token_id,
+        },
+        vision_config={
+            "image_size": image_size,
+            "patch_size": 8,
+            "hidden_size": dim,
+            "intermediate_size": 2 * dim,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
         projection_dim=dim,
     )
     model = CLIPModel(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    ).save_pretrained(folder)
     return model
 
 
@@ -223,7 +241,9 @@ def main() -> None:
     cache = cache_dir(False)
     rows: dict[str, Any] = {}
     for label, extra in (("text only", {}), ("text + pictures", {"image_encoder": str((out / "clip").resolve())})):
-        cfg = ExperimentConfig(models=models, ks=(10,), model_options={m: {"cache_dir": cache, **extra} for m in models})
+        cfg = ExperimentConfig(
+            models=models, ks=(10,), model_options={m: {"cache_dir": cache, **extra} for m in models}
+        )
         res = run_experiment(ds, cfg, split=split)
         for m in models:
             r, tuned = res["models"][m], res.get("tuned", {}).get(m, {})

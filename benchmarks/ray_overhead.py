@@ -84,12 +84,27 @@ def main() -> int:
                      "same": bool(np.array_equal(local_vecs, ray_vecs))})
         for name, m in models.items():
             res, t = timed(lambda m=m: evaluate_model(m, ds, split, "test", (10, 20), runner=runner))
-            rows.append({"job": f"evaluate {name} ({int(res['users']):,} users)", "local_s": local_eval[name][1], "ray_s": t,
-                         "same": res == local_eval[name][0]})
+            rows.append(
+                {
+                    "job": f"evaluate {name} ({int(res['users']):,} users)",
+                    "local_s": local_eval[name][1],
+                    "ray_s": t,
+                    "same": res == local_eval[name][0],
+                }
+            )
         ray_seq, t_seq_ray = timed(lambda: seq_fit(runner))
-        rows.append({"job": f"train sequential, {args.epochs} epochs", "local_s": t_seq_local, "ray_s": t_seq_ray,
-                     "same": f"valid NDCG@10 {local_seq.report_.best_valid_ndcg:.4f} local, {ray_seq.report_.best_valid_ndcg:.4f} on Ray"})
-    table = Table(title=f"{ds.name}: local vs a local Ray cluster ({args.cpus} CPUs; start-up {startup:.1f} s, not in the rows)")
+        rows.append(
+            {
+                "job": f"train sequential, {args.epochs} epochs",
+                "local_s": t_seq_local,
+                "ray_s": t_seq_ray,
+                "same": f"valid NDCG@10 {local_seq.report_.best_valid_ndcg:.4f} local, "
+                f"{ray_seq.report_.best_valid_ndcg:.4f} on Ray",
+            }
+        )
+    table = Table(
+        title=f"{ds.name}: local vs a local Ray cluster ({args.cpus} CPUs; start-up {startup:.1f} s, not in the rows)"
+    )
     for col in ("job", "local s", "ray s", "ray ÷ local", "result"):
         table.add_column(col, justify="left" if col in ("job", "result") else "right")
     for r in rows:
@@ -99,8 +114,11 @@ def main() -> int:
     Console().print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"dataset": ds.name, "cpus": args.cpus, "ray_startup_s": startup, "rows": rows},
-                                              indent=1, default=str))
+        Path(args.json).write_text(
+            json.dumps(
+                {"dataset": ds.name, "cpus": args.cpus, "ray_startup_s": startup, "rows": rows}, indent=1, default=str
+            )
+        )
     return 0
 
 

@@ -102,7 +102,10 @@ def main() -> None:
         # Everything known at test time: the validation rows join training, for the same number of epochs.
         epochs = max(1, (out["best_epoch"] or 0) + 1)
         dataset2, (train2, _valid2, test2), trainer2 = prepare(
-            args.model, args.dataset, {**settings, "benchmark_filename": ["trainvalid", "valid", "test"], "epochs": epochs})
+            args.model,
+            args.dataset,
+            {**settings, "benchmark_filename": ["trainvalid", "valid", "test"], "epochs": epochs},
+        )
         t0 = time.perf_counter()
         trainer2.fit(train2, None, saved=False, show_progress=False, verbose=False)
         out["refit"] = {"epochs": epochs, "seconds": round(time.perf_counter() - t0, 3), "history": "train+valid"}
@@ -112,7 +115,9 @@ def main() -> None:
     sys.stdout.write("RESULT " + json.dumps(out) + "\n")
 
 
-def prepare(model_name: str, dataset_name: str, settings: dict[str, object]) -> tuple[object, tuple[object, object, object], object]:
+def prepare(
+    model_name: str, dataset_name: str, settings: dict[str, object]
+) -> tuple[object, tuple[object, object, object], object]:
     """RecBole's own set-up sequence: config, seeded dataset and loaders, model and trainer."""
     config = Config(model=model_name, dataset=dataset_name, config_dict=settings)
     init_seed(config["seed"], config["reproducibility"])

@@ -35,7 +35,7 @@ from anyrec.data.split import SplitConfig, make_split, phase_matrices
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import fit_one, validator
 from anyrec.rank.candidates import candidate_lists, list_metrics, target_ranks
-from anyrec.rank.cross import ClickClassifierConfig
+from anyrec.rank.cross_config import ClickClassifierConfig
 from anyrec.rank.stage import sequences
 from anyrec.rank.train import fit_click_stage
 
@@ -59,8 +59,14 @@ def main() -> int:
     ap.add_argument("--depth", type=int, default=20, help="retrieved items the classifier re-ranks")
     ap.add_argument("--lm-users", type=int, default=500, help="test users in the 20-candidate protocol (seeded sample)")
     ap.add_argument("--lm", default="smollm2")
-    ap.add_argument("--ranker-dir", default=None, help="reuse a trained classifier: choose the blend again on validation, no training")
-    ap.add_argument("--lora-lists", type=int, default=0, help="LoRA-fine-tune the LM on this many validation-phase lists first")
+    ap.add_argument(
+        "--ranker-dir",
+        default=None,
+        help="reuse a trained classifier: choose the blend again on validation, no training",
+    )
+    ap.add_argument(
+        "--lora-lists", type=int, default=0, help="LoRA-fine-tune the LM on this many validation-phase lists first"
+    )
     ap.add_argument("--lora-minutes", type=float, default=10.0)
     ap.add_argument("--timing-users", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
@@ -75,16 +81,22 @@ def main() -> int:
     t0 = time.perf_counter()
     retriever = fit_one(name, args.seed, with_text_defaults(name, dict(opts.get(name, {})), None, False), train,
                          validator(ds, split, 10), None, None)
-    result: dict[str, Any] = {"dataset": ds.name, "retriever": name, "fit_seconds": round(time.perf_counter() - t0, 1),
-                              "threads": os.environ.get("OMP_NUM_THREADS"), "rule": "loo, full ranking, whole history masked, "
-                              "train+valid history at test, held-out items lose ties"}
+    result: dict[str, Any] = {
+        "dataset": ds.name,
+        "retriever": name,
+        "fit_seconds": round(time.perf_counter() - t0, 1),
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "rule": "loo, full ranking, whole history masked, train+valid history at test, held-out items lose ties",
+    }
     rows: list[tuple[str, dict[str, float]]] = []
     stage = None
     if "classifier" in args.stages and args.ranker_dir:
         from anyrec.rank.cross import ClickClassifier
         from anyrec.rank.train import validate_stage
 
-        stage, result["classifier"] = validate_stage(retriever, ds, split, ClickClassifier.load(args.ranker_dir, ds.catalog), args.depth)
+        stage, result["classifier"] = validate_stage(
+            retriever, ds, split, ClickClassifier.load(args.ranker_dir, ds.catalog), args.depth
+        )
         logging.info("classifier from %s: %s", args.ranker_dir, result["classifier"])
     elif "classifier" in args.stages:
         cfg = ClickClassifierConfig(**{k: v for k, v in opts.get("ranker", {}).items()}, seed=args.seed)
@@ -119,10 +131,16 @@ def main() -> int:
 
             by = {float(b): v for b, v in alone["valid_ndcg@10_by_blend"].items()}
             names = stage.ranker.prior_.evidence.names
-            ev = EvidenceRanker(Evidence(names, recent=stage.ranker.config.history).fit(train), np.array(alone["weights"]))
-            ablation = Reranked(retriever, ev, RerankedConfig(depth=args.depth, blend=max(by, key=lambda b: (by[b], b))))
+            ev = EvidenceRanker(
+                Evidence(names, recent=stage.ranker.config.history).fit(train), np.array(alone["weights"])
+            )
+            ablation = Reranked(
+                retriever, ev, RerankedConfig(depth=args.depth, blend=max(by, key=lambda b: (by[b], b)))
+            )
             ablation.set_history(test_hist)
-            rows.append((f"{name} → evidence alone ({','.join(names)})", evaluate_model(ablation, ds, split, "test", (10, 20))))
+            rows.append(
+                (f"{name} → evidence alone ({','.join(names)})", evaluate_model(ablation, ds, split, "test", (10, 20)))
+            )
     result["full_ranking"] = dict(rows)
     if "llm" in args.stages:
         from anyrec.rank.llm import LLMScorer, LLMScorerConfig
@@ -158,18 +176,37 @@ def main() -> int:
     for col in ("model", "NDCG@10", "Recall@10", "NDCG@20", "Recall@20", "users"):
         table.add_column(col, justify="right")
     for label, m in rows:
-        table.add_row(label, f"{m['ndcg@10']:.4f}", f"{m['recall@10']:.4f}", f"{m['ndcg@20']:.4f}", f"{m['recall@20']:.4f}", f"{m['users']:.0f}")
+        table.add_row(
+            label,
+            f"{m['ndcg@10']:.4f}",
+            f"{m['recall@10']:.4f}",
+            f"{m['ndcg@20']:.4f}",
+            f"{m['recall@20']:.4f}",
+            f"{m['users']:.0f}",
+        )
     con.print(table)
     if "latency_ratio" in result:
-        con.print(f"time per user: retriever {1000 * base_s:.2f} ms, retriever → classifier {1000 * result['stage_seconds_per_user']:.1f} ms "
-                  f"({result['latency_ratio']:.1f}×); blend {result['classifier']['blend']}")
+        con.print(
+            f"time per user: retriever {1000 * base_s:.2f} ms, retriever → classifier "
+            f"{1000 * result['stage_seconds_per_user']:.1f} ms "
+            f"({result['latency_ratio']:.1f}×); blend {result['classifier']['blend']}"
+        )
     if "llm" in result:
-        t = Table(title=f"{ds.name}: 20-candidate protocol ({result['llm']['users']} test users; true next item + 19 from {name}, shuffled)")
+        t = Table(
+            title=f"{ds.name}: 20-candidate protocol ({result['llm']['users']} test users; true next item + 19 from "
+            f"{name}, shuffled)"
+        )
         for col in ("order", "HR@1", "HR@5", "NDCG@10", "MRR"):
             t.add_column(col, justify="right")
         for label in ("random_order", "retriever_order", "lm_order"):
             m = result["llm"][label]
-            t.add_row(label.replace("_", " "), f"{m['hr@1']:.4f}", f"{m['hr@5']:.4f}", f"{m['ndcg@10']:.4f}", f"{m['mrr']:.4f}")
+            t.add_row(
+                label.replace("_", " "),
+                f"{m['hr@1']:.4f}",
+                f"{m['hr@5']:.4f}",
+                f"{m['ndcg@10']:.4f}",
+                f"{m['mrr']:.4f}",
+            )
         con.print(t)
         con.print(f"LM: {1000 * result['llm']['seconds_per_user']:.0f} ms per user ({args.lm})")
     out = Path(args.json or ROOT / "results" / f"rerank-{ds.name}.json")

@@ -7,7 +7,8 @@ retriever's (each standardised within the list). A blend above 0 that wins says 
 the retriever's order misses; which model finds it says what kind of signal it is. Validation only:
 the test split is never read.
 
-    python benchmarks/rerank_signal.py --dataset ml-100k --others popularity,itemknn,als --option sequential.max_minutes=6
+    python benchmarks/rerank_signal.py --dataset ml-100k --others popularity,itemknn,als --option
+    sequential.max_minutes=6
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def main() -> int:
     for other in [m.strip() for m in args.others.split(",") if m.strip()]:
         model = build_model(other, args.seed, dict(opts.get(other, {}))).fit(train)
         rows[other] = val.by_blend(np.take_along_axis(model.masked_scores(val.users, exclude_seen=True), safe, axis=1))
-    table = Table(title=f"{ds.name}: validation NDCG@10 of {name}'s top {args.depth} re-ordered by another model's scores "
-                        "(blend 0 = the retriever alone)")
+    table = Table(
+        title=f"{ds.name}: validation NDCG@10 of {name}'s top {args.depth} re-ordered by another model's scores "
+        "(blend 0 = the retriever alone)"
+    )
     table.add_column("re-ordered by")
     for b in BLENDS:
         table.add_column(f"{b:g}", justify="right")
@@ -65,8 +68,17 @@ def main() -> int:
     Console(width=200).print(table)
     out = Path(args.json or ROOT / "results" / f"rerank-signal-{ds.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"dataset": ds.name, "retriever": name, "depth": args.depth,
-                               "by_blend": {o: {str(b): v for b, v in by.items()} for o, by in rows.items()}}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "dataset": ds.name,
+                "retriever": name,
+                "depth": args.depth,
+                "by_blend": {o: {str(b): v for b, v in by.items()} for o, by in rows.items()},
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
     return 0
 

@@ -46,7 +46,9 @@ def catalog(base: np.ndarray, n: int, seed: int = 0, noise: float = 0.35) -> np.
     step = 100_000
     for start in range(0, n, step):
         stop = min(n, start + step)
-        v = base[np.arange(start, stop) % len(base)] + noise * rng.standard_normal((stop - start, base.shape[1])).astype(np.float32) / np.sqrt(base.shape[1])
+        v = base[np.arange(start, stop) % len(base)] + noise * rng.standard_normal(
+            (stop - start, base.shape[1])
+        ).astype(np.float32) / np.sqrt(base.shape[1])
         out[start:stop] = v / np.linalg.norm(v, axis=1, keepdims=True)
     return out
 
@@ -79,8 +81,14 @@ def run_index(spec: str, vectors: np.ndarray, queries: np.ndarray, truth: np.nda
     recall = float(np.mean([len(set(found[q]) & set(truth[q])) / k for q in range(len(queries))]))
     a = np.array(lat) * 1000
     del index
-    return {"index": spec, "build_s": round(build, 1), "memory_mb": round(grown, 0), "p50_ms": round(float(np.percentile(a, 50)), 3),
-            "p99_ms": round(float(np.percentile(a, 99)), 3), "recall@10": round(recall, 4)}
+    return {
+        "index": spec,
+        "build_s": round(build, 1),
+        "memory_mb": round(grown, 0),
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "recall@10": round(recall, 4),
+    }
 
 
 def main() -> int:
@@ -103,15 +111,28 @@ def main() -> int:
         t1 = time.perf_counter()
         truth = exact_top(vectors, queries, 10)
         exact_ms = (time.perf_counter() - t1) / len(queries) * 1000
-        console.print(f"[{n:,} items] catalog built in {t1 - t0:.0f} s; exact search {exact_ms:.1f} ms per query (batched by 50)")
-        report["runs"].append({"items": n, "index": "exact (numpy, batched)", "build_s": 0.0, "memory_mb": round(vectors.nbytes / 2**20),
-                               "p50_ms": round(exact_ms, 3), "p99_ms": None, "recall@10": 1.0})
+        console.print(
+            f"[{n:,} items] catalog built in {t1 - t0:.0f} s; exact search {exact_ms:.1f} ms per query (batched by 50)"
+        )
+        report["runs"].append(
+            {
+                "items": n,
+                "index": "exact (numpy, batched)",
+                "build_s": 0.0,
+                "memory_mb": round(vectors.nbytes / 2**20),
+                "p50_ms": round(exact_ms, 3),
+                "p99_ms": None,
+                "recall@10": 1.0,
+            }
+        )
         for spec in specs:
             row = {"items": n, **run_index(spec, vectors, queries, truth, 10)}
             console.print(row)
             report["runs"].append(row)
         del vectors
-    table = Table(title=f"ANN indexes against exact search ({args.queries} user-like queries, top-10, {os.cpu_count()} cores)")
+    table = Table(
+        title=f"ANN indexes against exact search ({args.queries} user-like queries, top-10, {os.cpu_count()} cores)"
+    )
     for col in ("items", "index", "build s", "memory MB", "p50 ms", "p99 ms", "Recall@10"):
         table.add_column(col, justify="right")
     for r in report["runs"]:

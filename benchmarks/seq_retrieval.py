@@ -28,8 +28,8 @@ from rich.table import Table
 from anyrec.cli.common import cache_dir
 from anyrec.data import load_dataset
 from anyrec.index.vector import make_index, recall_against_exact
-from anyrec.models.base import top_k
 from anyrec.models.registry import build_model
+from anyrec.models.scoring import top_k
 from anyrec.models.sequential import Sequential
 from anyrec.serve.retrieval import AnnRetrieval
 
@@ -72,13 +72,26 @@ def measure(model: Sequential, histories: list[np.ndarray], spec: str, k: int) -
         ann_ms.append(1000 * (time.perf_counter() - t0))
         equal += int(np.array_equal(got, truth))
     queries = [model.retrieval_queries(seq, np.ones(len(seq))) for seq in histories]
-    recall = {name: recall_against_exact(indexes[name], table, np.stack([q[0] if name == "model" else q[1] for q in queries]), k)  # type: ignore[index]
-              for name, table in (("model", model.item_space()), ("text", model.text_table()))}
-    return {"items": n, "index": spec, "build_s": round(build_s, 1), "users": len(histories),
-            "exact_p50_ms": round(float(np.percentile(exact_ms, 50)), 2), "exact_p99_ms": round(float(np.percentile(exact_ms, 99)), 2),
-            "ann_p50_ms": round(float(np.percentile(ann_ms, 50)), 2), "ann_p99_ms": round(float(np.percentile(ann_ms, 99)), 2),
-            "equal_lists": equal, "fell_back": fell_back,
-            "model_index_recall@10": round(recall["model"], 4), "text_index_recall@10": round(recall["text"], 4)}
+    recall = {
+        name: recall_against_exact(
+            indexes[name], table, np.stack([q[0] if name == "model" else q[1] for q in queries]), k
+        )  # type: ignore[index]
+        for name, table in (("model", model.item_space()), ("text", model.text_table()))
+    }
+    return {
+        "items": n,
+        "index": spec,
+        "build_s": round(build_s, 1),
+        "users": len(histories),
+        "exact_p50_ms": round(float(np.percentile(exact_ms, 50)), 2),
+        "exact_p99_ms": round(float(np.percentile(exact_ms, 99)), 2),
+        "ann_p50_ms": round(float(np.percentile(ann_ms, 50)), 2),
+        "ann_p99_ms": round(float(np.percentile(ann_ms, 99)), 2),
+        "equal_lists": equal,
+        "fell_back": fell_back,
+        "model_index_recall@10": round(recall["model"], 4),
+        "text_index_recall@10": round(recall["text"], 4),
+    }
 
 
 def main() -> int:
@@ -108,8 +121,17 @@ def main() -> int:
         console.print(rows[-1])
     table = Table(title=f"sequential top-{args.k} from indexes vs every item scored: ml-100k model, catalog grown with "
                         f"noisy copies of real text vectors, {args.users} users, one request at a time")
-    for col in ("items", "index", "build s", "exact p50 / p99 ms", "indexes p50 / p99 ms", "speed-up (p50)", "equal lists",
-                "fell back", "recall@10 model / text index"):
+    for col in (
+        "items",
+        "index",
+        "build s",
+        "exact p50 / p99 ms",
+        "indexes p50 / p99 ms",
+        "speed-up (p50)",
+        "equal lists",
+        "fell back",
+        "recall@10 model / text index",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(f"{r['items']:,}", r["index"], f"{r['build_s']}", f"{r['exact_p50_ms']} / {r['exact_p99_ms']}",

@@ -54,15 +54,24 @@ CACHE = os.environ.get("ANYREC_CACHE") or str(Path.home() / ".cache" / "anyrec" 
 console = Console(width=160)
 
 
-def synthetic(base: Dataset, vectors: np.ndarray, n_items: int, n_users: int, per_user: int, seed: int = 0) -> tuple[Dataset, np.ndarray]:
+def synthetic(
+    base: Dataset, vectors: np.ndarray, n_items: int, n_users: int, per_user: int, seed: int = 0
+) -> tuple[Dataset, np.ndarray]:
     rng = np.random.default_rng(seed)
     src = np.arange(n_items) % base.n_items
-    vecs = vectors[src] + 0.15 * rng.standard_normal((n_items, vectors.shape[1])).astype(np.float32) / np.sqrt(vectors.shape[1])
+    vecs = vectors[src] + 0.15 * rng.standard_normal((n_items, vectors.shape[1])).astype(np.float32) / np.sqrt(
+        vectors.shape[1]
+    )
     builder = DatasetBuilder(ReadPolicy(), fields=["title", "genres"])
     genres = base.catalog.fields.get("genres") or base.catalog.fields.get("class") or [""] * base.n_items
     for i in range(n_items):
-        builder.add_item(f"i{i}", {"title": f"{base.catalog.title(int(src[i]))} #{i // base.n_items}", "genres": genres[src[i]]},
-                         path="synthetic", line=i + 1, field="id")
+        builder.add_item(
+            f"i{i}",
+            {"title": f"{base.catalog.title(int(src[i]))} #{i // base.n_items}", "genres": genres[src[i]]},
+            path="synthetic",
+            line=i + 1,
+            field="id",
+        )
     pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
     pop /= pop.sum()
     line = 0
@@ -81,8 +90,24 @@ def free_port() -> int:
 
 def start_server(model_dir: Path, store_url: str, log: Path, threads: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "anyrec", "serve", "--model", str(model_dir), "--store", store_url,
-                             "--port", str(port), "--threads", str(threads)], stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anyrec",
+            "serve",
+            "--model",
+            str(model_dir),
+            "--store",
+            store_url,
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -102,7 +127,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(base: str, users: list[str], n: int, concurrency: int, k: int = 10, pid: int | None = None) -> dict[str, float]:
+def load(
+    base: str, users: list[str], n: int, concurrency: int, k: int = 10, pid: int | None = None
+) -> dict[str, float]:
     """``n`` GET /recommendations spread over ``concurrency`` keep-alive connections; client-side latencies.
 
     The client is the standard library's ``http.client`` (one keep-alive connection per thread):
@@ -167,7 +194,9 @@ def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: 
         index = make_index(index_spec)
         index.add(range(ds.n_items), model.item_vectors_)
     folder = save_model(model, ds, tmp / f"zs-{n_items}-{index_spec or 'exact'}", index)
-    console.print(f"[{n_items:,} items] catalog and model built in {time.perf_counter() - t0:.0f} s; starting the server")
+    console.print(
+        f"[{n_items:,} items] catalog and model built in {time.perf_counter() - t0:.0f} s; starting the server"
+    )
     store_url = f"sqlite:///{tmp / f'serve-{n_items}.db'}"
     t0 = time.perf_counter()
     proc, url = start_server(folder, store_url, tmp / f"server-{n_items}.log", threads)
@@ -191,12 +220,20 @@ def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: 
     live_path = timed(lambda u: live.recommend(u, store.history(u), 10, user_since=store.user_since(u)), users[:500])
     store.close()
     agree = ann_agreement(folder, store_url, users[:300]) if index_spec else None
-    return {"items": n_items, "index": index_spec or "none (every item scored)", "ann_top10_agreement": agree,
-            "server_threads": threads, "server_start_s": round(startup, 1), "http_1_client": one, "http_4_clients": four,
-            "runs_rps": {str(c): [x["rps"] for x in runs[c]] for c in runs},
-            "in_process_recommend": in_proc, "in_process_live": live_path,
-            "http_over_recommend_p50": round(one["p50_ms"] / in_proc["p50_ms"], 2),
-            "http_over_live_path_p50": round(one["p50_ms"] / live_path["p50_ms"], 2)}
+    return {
+        "items": n_items,
+        "index": index_spec or "none (every item scored)",
+        "ann_top10_agreement": agree,
+        "server_threads": threads,
+        "server_start_s": round(startup, 1),
+        "http_1_client": one,
+        "http_4_clients": four,
+        "runs_rps": {str(c): [x["rps"] for x in runs[c]] for c in runs},
+        "in_process_recommend": in_proc,
+        "in_process_live": live_path,
+        "http_over_recommend_p50": round(one["p50_ms"] / in_proc["p50_ms"], 2),
+        "http_over_live_path_p50": round(one["p50_ms"] / live_path["p50_ms"], 2),
+    }
 
 
 def ann_agreement(folder: Path, store_url: str, users: list[str]) -> float:
@@ -242,7 +279,11 @@ def freshness(users_n: int, tmp: Path) -> dict[str, Any]:
                 user = ds.users.raw(int(u))
                 before = ranks(c, user)
                 top = before[0]
-                near = [i["id"] for i in c.get(f"/v1/items/{top}/similar", params={"k": 200}).json()["items"] if i["id"] in before[1:]][:10]
+                near = [
+                    i["id"]
+                    for i in c.get(f"/v1/items/{top}/similar", params={"k": 200}).json()["items"]
+                    if i["id"] in before[1:]
+                ][:10]
                 ctrl = [before[j] for j in rng.choice(np.arange(1, k), size=10, replace=False) if before[j] not in near]
                 t0 = time.perf_counter()
                 c.post("/v1/events", json={"user": user, "item": top, "type": "dislike"})
@@ -256,8 +297,16 @@ def freshness(users_n: int, tmp: Path) -> dict[str, Any]:
                 out["dislike_near"].append(moves(rest, after, near))
                 out["dislike_ctrl"].append(moves(rest, after, ctrl))
                 liked = after[-20]  # an item from far down the list
-                near = [i["id"] for i in c.get(f"/v1/items/{liked}/similar", params={"k": 200}).json()["items"] if i["id"] in after][:10]
-                ctrl = [after[j] for j in rng.choice(np.arange(k), size=10, replace=False) if after[j] not in near and after[j] != liked]
+                near = [
+                    i["id"]
+                    for i in c.get(f"/v1/items/{liked}/similar", params={"k": 200}).json()["items"]
+                    if i["id"] in after
+                ][:10]
+                ctrl = [
+                    after[j]
+                    for j in rng.choice(np.arange(k), size=10, replace=False)
+                    if after[j] not in near and after[j] != liked
+                ]
                 c.post("/v1/events", json={"user": user, "item": liked, "type": "like"})
                 again = ranks(c, user)
                 rest = [i for i in after if i != liked]
@@ -282,10 +331,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--requests", type=int, default=2_000)
-    ap.add_argument("--repeat", type=int, default=3, help="load runs per setting; the median run (by requests/s) is reported")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="load runs per setting; the median run (by requests/s) is reported"
+    )
     ap.add_argument("--freshness-users", type=int, default=200)
     ap.add_argument("--server-threads", type=int, default=1, help="anyrec serve --threads (0 = the libraries' default)")
-    ap.add_argument("--index", default="", help="save the models with this FAISS index (e.g. HNSW32): the server retrieves from it")
+    ap.add_argument(
+        "--index", default="", help="save the models with this FAISS index (e.g. HNSW32): the server retrieves from it"
+    )
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "out" / "serve.json"))
     args = ap.parse_args()
     if args.server_threads > 0:
@@ -296,22 +349,39 @@ def main() -> int:
         tmp = Path(tmpdir)
         base = load_dataset("ml-100k")
         vectors = TextEncoder(EncoderConfig(cache_dir=CACHE)).encode(base.catalog.texts())
-        report["speed"] = [speed(int(n), base, vectors, args.requests, tmp, args.server_threads, args.repeat, args.index)
-                           for n in args.sizes.split(",") if n]
+        report["speed"] = [
+            speed(int(n), base, vectors, args.requests, tmp, args.server_threads, args.repeat, args.index)
+            for n in args.sizes.split(",")
+            if n
+        ]
         if args.freshness_users:
             report["freshness"] = freshness(args.freshness_users, tmp)
             console.print(report["freshness"])
-    table = Table(title="GET /v1/users/{u}/recommendations?k=10 (zero-shot, SQLite store, uvicorn; client on the same 2 cores)"
-                  + (f"; retrieval from {args.index}, top-10 agreement with exact " +
-                     ", ".join(str(s["ann_top10_agreement"]) for s in report["speed"]) if args.index else ""))
+    table = Table(
+        title="GET /v1/users/{u}/recommendations?k=10 (zero-shot, SQLite store, uvicorn; client on the same 2 cores)"
+        + (
+            f"; retrieval from {args.index}, top-10 agreement with exact "
+            + ", ".join(str(s["ann_top10_agreement"]) for s in report["speed"])
+            if args.index
+            else ""
+        )
+    )
     for col in ("items", "1 client p50 / p99 ms", "1 client req/s", "4 clients p50 / p99 ms", "4 clients req/s",
                 "model.recommend p50 ms", "live path p50 ms", "HTTP ÷ model.recommend", "HTTP ÷ live path"):
         table.add_column(col, justify="right")
     for s in report["speed"]:
         one, four = s["http_1_client"], s["http_4_clients"]
-        table.add_row(f"{s['items']:,}", f"{one['p50_ms']} / {one['p99_ms']}", f"{one['rps']}", f"{four['p50_ms']} / {four['p99_ms']}",
-                      f"{four['rps']}", f"{s['in_process_recommend']['p50_ms']}", f"{s['in_process_live']['p50_ms']}",
-                      f"{s['http_over_recommend_p50']}", f"{s['http_over_live_path_p50']}")
+        table.add_row(
+            f"{s['items']:,}",
+            f"{one['p50_ms']} / {one['p99_ms']}",
+            f"{one['rps']}",
+            f"{four['p50_ms']} / {four['p99_ms']}",
+            f"{four['rps']}",
+            f"{s['in_process_recommend']['p50_ms']}",
+            f"{s['in_process_live']['p50_ms']}",
+            f"{s['http_over_recommend_p50']}",
+            f"{s['http_over_live_path_p50']}",
+        )
     console.print(table)
     if "freshness" in report:
         f = report["freshness"]

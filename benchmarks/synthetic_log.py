@@ -46,7 +46,9 @@ def neighbours(vectors: np.ndarray, k: int, batch: int = 2048) -> np.ndarray:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--source", action="append", required=True, help="a dataset folder, name or TOML config (repeatable)")
+    ap.add_argument(
+        "--source", action="append", required=True, help="a dataset folder, name or TOML config (repeatable)"
+    )
     ap.add_argument("--users", type=int, default=50_000)
     ap.add_argument("--swap", type=float, default=0.3, help="share of items replaced by a text neighbour")
     ap.add_argument("--neighbours", type=int, default=10)
@@ -88,8 +90,17 @@ def main() -> int:
     (out / "anyrec.toml").write_text(
         '[data]\nitems = "items.csv"\nitem_id = "item_id"\ntext = ["text"]\ninteractions = "interactions.csv"\n'
         'user = "user_id"\nitem = "item_id"\ntime = "position"\n', encoding="utf-8")
-    info = {"users": args.users, "items": len(ids), "interactions": rows, "sources": args.source, "swap": args.swap,
-            "neighbours": args.neighbours, "seed": args.seed, "real_users": len(real), "seconds": round(time.perf_counter() - t0, 1)}
+    info = {
+        "users": args.users,
+        "items": len(ids),
+        "interactions": rows,
+        "sources": args.source,
+        "swap": args.swap,
+        "neighbours": args.neighbours,
+        "seed": args.seed,
+        "real_users": len(real),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     (out / "synthetic.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     log.info("wrote %s: %s", out, info)
     return 0

@@ -78,9 +78,16 @@ def main() -> int:
     for r in rows:
         ratio = r["test"]["ndcg@10"] / full["test"]["ndcg@10"] if full and full["test"]["ndcg@10"] else None
         r["ndcg_ratio_to_full"] = ratio
-        table.add_row("full" if r["variant"] == "full" else f"sampled, {r['variant']} negatives", f"{r['fit_seconds']:,.0f}",
-                      str(r["epochs"]), r["stopped_by"], f"{r['best_valid_ndcg@10']:.4f}", f"{r['test']['ndcg@10']:.4f}",
-                      f"{r['test']['recall@10']:.4f}", f"{ratio:.3f}" if ratio is not None else "–")
+        table.add_row(
+            "full" if r["variant"] == "full" else f"sampled, {r['variant']} negatives",
+            f"{r['fit_seconds']:,.0f}",
+            str(r["epochs"]),
+            r["stopped_by"],
+            f"{r['best_valid_ndcg@10']:.4f}",
+            f"{r['test']['ndcg@10']:.4f}",
+            f"{r['test']['recall@10']:.4f}",
+            f"{ratio:.3f}" if ratio is not None else "–",
+        )
     Console(width=200).print(table)
     if args.json:
         out = {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items, "train_rows": len(split.train),

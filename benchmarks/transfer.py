@@ -20,7 +20,8 @@ repeatable; never the target). Then the cold-item protocol (zeroshot against tra
 ``--no-cold``. Prints the tables and writes JSON::
 
     python benchmarks/transfer.py --target ../shared/data/amazon-scientific --pretrained benchmarks/out/pt-scientific \\
-        --source ../shared/data/amazon-beauty/anyrec.toml --source ml-100k ... --json benchmarks/out/transfer-scientific.json
+        --source ../shared/data/amazon-beauty/anyrec.toml --source ml-100k ... --json
+        benchmarks/out/transfer-scientific.json
 """
 
 from __future__ import annotations
@@ -47,7 +48,16 @@ def pretrain_if_missing(args: argparse.Namespace) -> dict[str, Any]:
     if not (folder / "pretrained.json").exists():
         if not args.source:
             raise SystemExit(f"{folder} holds no pretrained model and no --source was given to make one")
-        cmd = [sys.executable, "-m", "anyrec", "pretrain-rec", "--out", str(folder), "--max-minutes", str(args.pretrain_minutes)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "anyrec",
+            "pretrain-rec",
+            "--out",
+            str(folder),
+            "--max-minutes",
+            str(args.pretrain_minutes),
+        ]
         for s in args.source:
             cmd += ["--source", s]
         for o in args.pretrain_option:
@@ -109,12 +119,22 @@ def run_share(ds: Any, rows: list[str], share: float, args: argparse.Namespace, 
             out[row] = {"skipped": res.get("skipped", {}).get(name, "not run")}
             continue
         m = res["models"][name]
-        before = m.get("before_tuning", {}) if not given else {}  # with text terms given, "before" is not the network alone
-        out[row] = {"ndcg@10": m["ndcg@10"], "recall@10": m["recall@10"], "fit_seconds": m["fit_seconds"],
-                    "network_alone": {k: before[k] for k in ("ndcg@10", "recall@10") if k in before} if row != "zeroshot" else {},
-                    "given_from_100%": given,
-                    "seconds": round(time.perf_counter() - t0, 1), "tuned": res.get("tuned", {}).get(name, {}),
-                    "train_share": res.get("train_share"), "sized": res.get("sized for the data", {}).get(name)}
+        before = (
+            m.get("before_tuning", {}) if not given else {}
+        )  # with text terms given, "before" is not the network alone
+        out[row] = {
+            "ndcg@10": m["ndcg@10"],
+            "recall@10": m["recall@10"],
+            "fit_seconds": m["fit_seconds"],
+            "network_alone": {k: before[k] for k in ("ndcg@10", "recall@10") if k in before}
+            if row != "zeroshot"
+            else {},
+            "given_from_100%": given,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "tuned": res.get("tuned", {}).get(name, {}),
+            "train_share": res.get("train_share"),
+            "sized": res.get("sized for the data", {}).get(name),
+        }
         console.print(f"share {share:g} · {row}: NDCG@10 {m['ndcg@10']:.4f}, Recall@10 {m['recall@10']:.4f}, "
                       f"fit {m['fit_seconds']:.0f} s")
     return out
@@ -137,7 +157,9 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 def print_tables(target: str, shares: list[float], result: dict[str, Any], meta: dict[str, Any]) -> None:
-    table = Table(title=f"{target} · leave-one-out · full ranking · history masked · NDCG@10 / Recall@10 by train share")
+    table = Table(
+        title=f"{target} · leave-one-out · full ranking · history masked · NDCG@10 / Recall@10 by train share"
+    )
     table.add_column("model")
     for s in shares:
         table.add_column(f"{100 * s:g} %", justify="right")
@@ -170,22 +192,31 @@ def print_tables(target: str, shares: list[float], result: dict[str, Any], meta:
     table.add_row("network alone: transfer-tuned ÷ sequential",
                   *[ratio(net(s, "transfer-tuned"), net(s, "sequential")) for s in shares])
     if "sequential+init" in rows:
-        table.add_row("sequential+init ÷ sequential", *[ratio(nd(s, "sequential+init"), nd(s, "sequential")) for s in shares])
+        table.add_row(
+            "sequential+init ÷ sequential", *[ratio(nd(s, "sequential+init"), nd(s, "sequential")) for s in shares]
+        )
     console.print(table)
     if result.get("cold"):
         c = result["cold"]
-        console.print(f"cold items: zeroshot Recall@10 {c['zeroshot']['recall@10']:.4f} (NDCG@10 {c['zeroshot']['ndcg@10']:.4f}), "
-                      f"transfer {c['transfer']['recall@10']:.4f} ({c['transfer']['ndcg@10']:.4f}): "
-                      f"{ratio(c['transfer']['recall@10'], c['zeroshot']['recall@10'])}")
-    console.print(f"pretrained: {meta['epochs']} epochs, {meta['steps']:,} steps, {meta['seconds']:.0f} s on {meta['device']}; "
-                  "mix: " + ", ".join(f"{s['name']} {100 * s['share_of_steps']:.1f} %" for s in meta["sources"]))
+        console.print(
+            f"cold items: zeroshot Recall@10 {c['zeroshot']['recall@10']:.4f} (NDCG@10 "
+            f"{c['zeroshot']['ndcg@10']:.4f}), "
+            f"transfer {c['transfer']['recall@10']:.4f} ({c['transfer']['ndcg@10']:.4f}): "
+            f"{ratio(c['transfer']['recall@10'], c['zeroshot']['recall@10'])}"
+        )
+    console.print(
+        f"pretrained: {meta['epochs']} epochs, {meta['steps']:,} steps, {meta['seconds']:.0f} s on {meta['device']}; "
+        "mix: " + ", ".join(f"{s['name']} {100 * s['share_of_steps']:.1f} %" for s in meta["sources"])
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", required=True, help="the target dataset: name, folder or TOML config")
     ap.add_argument("--pretrained", required=True, help="the pretrained folder (made with --source when missing)")
-    ap.add_argument("--source", action="append", default=[], help="a pretraining dataset (repeatable; never the target)")
+    ap.add_argument(
+        "--source", action="append", default=[], help="a pretraining dataset (repeatable; never the target)"
+    )
     ap.add_argument("--pretrain-minutes", type=float, default=30.0)
     ap.add_argument("--pretrain-option", action="append", default=[], help="FIELD=VALUE for pretrain-rec (repeatable)")
     ap.add_argument("--shares", default="0,0.01,0.1,1", help="train shares (100 %% runs first)")
@@ -194,9 +225,12 @@ def main() -> int:
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--search-every-share", action="store_true",
-                    help="search zeroshot's and transfer's text terms again at every share (by default they are chosen at "
-                         "100 %% and only their priors are searched at the other shares: the same validation set, the same choice)")
+    ap.add_argument(
+        "--search-every-share",
+        action="store_true",
+        help="search zeroshot's and transfer's text terms again at every share (by default they are chosen at "
+        "100 %% and only their priors are searched at the other shares: the same validation set, the same choice)",
+    )
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--json", default="benchmarks/out/transfer.json")
     args = ap.parse_args()
@@ -212,9 +246,18 @@ def main() -> int:
     meta = pretrain_if_missing(args)
     ds = read_source(args.target)
     if ds.name in {s["name"] for s in meta["sources"]}:
-        raise SystemExit(f"{args.pretrained} was pretrained on {ds.name}, the target: transfer means a catalog it never saw")
-    result: dict[str, Any] = {"target": ds.name, "data": ds.summary(), "pretrained": {k: v for k, v in meta.items() if k != "history"},
-                              "rows": rows, "shares": {}, "budget_minutes": args.max_minutes, "threads": args.threads}
+        raise SystemExit(
+            f"{args.pretrained} was pretrained on {ds.name}, the target: transfer means a catalog it never saw"
+        )
+    result: dict[str, Any] = {
+        "target": ds.name,
+        "data": ds.summary(),
+        "pretrained": {k: v for k, v in meta.items() if k != "history"},
+        "rows": rows,
+        "shares": {},
+        "budget_minutes": args.max_minutes,
+        "threads": args.threads,
+    }
     with progress_callback(console) as progress:
         fixed: dict[str, dict[str, Any]] | None = None
         for share in sorted(shares, reverse=True):  # 100 % first: its text-term choice serves the other shares
@@ -223,7 +266,9 @@ def main() -> int:
                 fixed = share_free_options(result["shares"][str(share)])
             if fixed and share < 1 and "ndcg@10" in result["shares"][str(share)].get("transfer", {}):
                 # one network, trained on nothing of the target: its reading alone is the 100 % one at every share
-                result["shares"][str(share)]["transfer"]["network_alone"] = result["shares"]["1.0"]["transfer"]["network_alone"]
+                result["shares"][str(share)]["transfer"]["network_alone"] = result["shares"]["1.0"]["transfer"][
+                    "network_alone"
+                ]
         if not args.no_cold:
             result["cold"] = cold_rows(ds, args, progress)
     print_tables(ds.name, shares, result, meta)

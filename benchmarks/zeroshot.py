@@ -25,12 +25,19 @@ from anyrec.eval.experiment import ExperimentConfig, run_experiment
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
-ABLATIONS = {"text only": {"popularity": 0.0, "half_life": 0.0, "trend": 0.0, "ratings": False},
-             "− popularity prior": {"popularity": 0.0}, "− short term": {"half_life": 0.0}, "− ratings": {"ratings": False}, "− trend": {"trend": 0.0},
-             "+ 3 interests": {"interests": 3}}
+ABLATIONS = {
+    "text only": {"popularity": 0.0, "half_life": 0.0, "trend": 0.0, "ratings": False},
+    "− popularity prior": {"popularity": 0.0},
+    "− short term": {"half_life": 0.0},
+    "− ratings": {"ratings": False},
+    "− trend": {"trend": 0.0},
+    "+ 3 interests": {"interests": 3},
+}
 
 
-def run(ds: Any, vectors: Any, protocol: str, models: tuple[str, ...], zs: dict[str, Any] | None = None, tune: bool = True) -> dict[str, Any]:
+def run(
+    ds: Any, vectors: Any, protocol: str, models: tuple[str, ...], zs: dict[str, Any] | None = None, tune: bool = True
+) -> dict[str, Any]:
     split = make_split(ds, SplitConfig(protocol=protocol))
     cfg = ExperimentConfig(models=models, ks=(10,), split=SplitConfig(protocol=protocol), tune=tune,
                            model_options={"zeroshot": zs or {}})
@@ -66,15 +73,26 @@ def main() -> int:
         for col in ("model", "NDCG@10", "Recall@10", "× popularity", "× item-kNN", "× ALS"):
             table.add_column(col, justify="right")
         for name, m in rows.items():
-            table.add_row(name, f"{m['ndcg@10']:.4f}", f"{m['recall@10']:.4f}", f"{m['ndcg@10'] / pop:.2f}",
-                          f"{m['ndcg@10'] / rows['itemknn']['ndcg@10']:.2f}", f"{m['ndcg@10'] / rows['als']['ndcg@10']:.2f}")
+            table.add_row(
+                name,
+                f"{m['ndcg@10']:.4f}",
+                f"{m['recall@10']:.4f}",
+                f"{m['ndcg@10'] / pop:.2f}",
+                f"{m['ndcg@10'] / rows['itemknn']['ndcg@10']:.2f}",
+                f"{m['ndcg@10'] / rows['als']['ndcg@10']:.2f}",
+            )
         console.print(table)
         ctable = Table(title=f"{ds.name} · cold-item ({cold['split']['test_items']} held-out items, ranked among them)")
         for col in ("model", "Recall@10", "NDCG@10", "zero-shot Recall@10 ÷ this"):
             ctable.add_column(col, justify="right")
         zr = cold["models"]["zeroshot"]["recall@10"]
         for name, m in cold["models"].items():
-            ctable.add_row(name, f"{m['recall@10']:.4f}", f"{m['ndcg@10']:.4f}", f"{zr / m['recall@10']:.1f}" if m["recall@10"] else "∞ (0)")
+            ctable.add_row(
+                name,
+                f"{m['recall@10']:.4f}",
+                f"{m['ndcg@10']:.4f}",
+                f"{zr / m['recall@10']:.1f}" if m["recall@10"] else "∞ (0)",
+            )
         console.print(ctable)
         report[ds.name] = {"loo": rows, "tuned": tuned, "cold_item": cold["models"], "cold_split": cold["split"]}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

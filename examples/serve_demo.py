@@ -61,7 +61,10 @@ def main() -> int:
                                        "recommendation_id": before["recommendation_id"]}).raise_for_status()
             after = c.get(f"/v1/users/{args.user}/recommendations", params={"k": 8}).json()
             ms = (time.perf_counter() - t0) * 1000
-        table = Table(title=f"user {args.user}, model {before['model_version']}: dislike of '{top['title']}' → next list ({ms:.0f} ms later)")
+        table = Table(
+            title=f"user {args.user}, model {before['model_version']}: dislike of '{top['title']}' → next list "
+            f"({ms:.0f} ms later)"
+        )
         table.add_column("#", justify="right")
         table.add_column("before")
         table.add_column("because (history items)")

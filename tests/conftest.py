@@ -90,8 +90,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 # The tiny network every test of a model started from a pretrained folder shares (transfer, transfer-tuned).
-TINY_PRETRAIN = {"encoder": "hashing:32", "hidden": 16, "layers": 1, "heads": 1, "max_len": 8, "dropout": 0.0, "lr": 5e-3,
-                 "threads": 1, "batch_size": 32, "epochs": 3, "patience": 3}
+TINY_PRETRAIN = {
+    "encoder": "hashing:32",
+    "hidden": 16,
+    "layers": 1,
+    "heads": 1,
+    "max_len": 8,
+    "dropout": 0.0,
+    "lr": 5e-3,
+    "threads": 1,
+    "batch_size": 32,
+    "epochs": 3,
+    "patience": 3,
+}
 
 
 @pytest.fixture(scope="session")

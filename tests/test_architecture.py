@@ -6,7 +6,7 @@
   model's capabilities instead);
 - no module reaches into another object's private attributes (``obj._name`` where ``obj`` is not
   ``self`` or ``cls``) or imports another module's private names;
-- no source file is longer than 400 lines.
+- no source file is longer than 400 lines, and no line longer than 120 characters (ruff's E501 is on too).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ PACKAGE = SRC / "anyrec"
 
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS: list[tuple[str, ...]] = [
-    ("anyrec", "anyrec.errors", "anyrec.cluster", "anyrec.plotting", "anyrec.training", "anyrec.machine"),  # the package root (its version), errors, the local / Ray runner, PNG figures, the training loop, the machine's memory
+    # the package root (its version), errors, the local / Ray runner, PNG figures, the training loop, the machine's
+    # memory
+    ("anyrec", "anyrec.errors", "anyrec.cluster", "anyrec.plotting", "anyrec.training", "anyrec.machine"),
     ("anyrec.text",),
     ("anyrec.data",),
     ("anyrec.lm",),
@@ -148,7 +150,9 @@ def _model_classes() -> set[str]:
     names = set()
     for mod, path in MODULES.items():
         if mod.startswith("anyrec.models"):
-            names |= {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.ClassDef)}
+            names |= {
+                n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.ClassDef)
+            }
     return names - {"Recommender", "Filters"}  # the contract itself and its filter type are what callers may name
 
 
@@ -160,9 +164,15 @@ def test_no_isinstance_on_model_classes_outside_models() -> None:
         if mod.startswith("anyrec.models"):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "issubclass"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("isinstance", "issubclass")
+            ):
                 kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
-                named = [k.id if isinstance(k, ast.Name) else k.attr if isinstance(k, ast.Attribute) else "" for k in kinds]
+                named = [
+                    k.id if isinstance(k, ast.Name) else k.attr if isinstance(k, ast.Attribute) else "" for k in kinds
+                ]
                 found += [f"{mod}:{node.lineno} isinstance(…, {n})" for n in named if n in classes]
     assert found == []
 
@@ -176,11 +186,20 @@ def _private_uses(tree: ast.AST, mod: str) -> list[str]:
                 continue
             if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super":
                 continue
-            if node.attr in ("_mapping", "_asdict", "_replace", "_fields"):  # public API of SQLAlchemy rows and namedtuples
+            if node.attr in (
+                "_mapping",
+                "_asdict",
+                "_replace",
+                "_fields",
+            ):  # public API of SQLAlchemy rows and namedtuples
                 continue
             found.append(f"{mod}:{node.lineno} .{node.attr}")
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("anyrec"):
-            found += [f"{mod}:{node.lineno} imports {a.name}" for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            found += [
+                f"{mod}:{node.lineno} imports {a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            ]
     return sorted(found)
 
 
@@ -197,13 +216,29 @@ def test_no_private_attributes_across_objects() -> None:
 
 
 def test_the_private_check_sees_a_reach() -> None:
-    tree = ast.parse("def f(model):\n    return model._given_vectors, self._ok\nfrom anyrec.models.base import _mask_rows\n")
+    tree = ast.parse(
+        "def f(model):\n    return model._given_vectors, self._ok\nfrom anyrec.models.base import _mask_rows\n"
+    )
     assert _private_uses(tree, "m") == ["m:2 ._given_vectors", "m:3 imports _mask_rows"]
 
 
 def test_source_files_stay_short() -> None:
-    long = {str(p.relative_to(SRC)): n for p in sorted(PACKAGE.rglob("*.py")) if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    long = {
+        str(p.relative_to(SRC)): n
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert long == {}
+
+
+def test_source_lines_stay_narrow() -> None:
+    wide = [
+        f"{p.relative_to(SRC)}:{i}"
+        for p in sorted(PACKAGE.rglob("*.py"))
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if len(line) > 120
+    ]
+    assert wide == []
 
 
 def _model_attribute_names() -> set[str]:
@@ -212,7 +247,9 @@ def _model_attribute_names() -> set[str]:
     classes: dict[str, tuple[ast.ClassDef, list[str]]] = {}
     for path in MODULES.values():
         for cls in (n for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.ClassDef)):
-            bases = [b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "" for b in cls.bases]
+            bases = [
+                b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "" for b in cls.bases
+            ]
             classes[cls.name] = (cls, bases)
     models = {"Recommender"}
     while True:  # the subclasses, then the mixins they are built from
@@ -269,7 +306,9 @@ def test_no_probe_of_a_model_outside_models() -> None:
 
 
 def test_the_probe_check_sees_a_probe() -> None:
-    tree = ast.parse("def f(model, other, cfg):\n    a = getattr(model, 'x', None)\n    b = getattr(other, 'tuning_grid', {})\n"
-                     "    setattr(model, 'progress', None)\n    c = getattr(cfg, 'path', None)\n")
+    tree = ast.parse(
+        "def f(model, other, cfg):\n    a = getattr(model, 'x', None)\n    b = getattr(other, 'tuning_grid', {})\n"
+        "    setattr(model, 'progress', None)\n    c = getattr(cfg, 'path', None)\n"
+    )
     assert _probes(tree, "m", {"tuning_grid", "progress"}) == [
         "m:2 getattr(model, 'x')", "m:3 getattr(other, 'tuning_grid')", "m:4 setattr(model, 'progress')"]

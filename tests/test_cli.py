@@ -7,7 +7,9 @@ from anyrec.cli import cli, main
 
 
 def _write_tables(tmp_path):
-    (tmp_path / "items.csv").write_text("id,title,genres\n" + "".join(f"{i},Film {i},{'A' if i % 2 else 'B'}\n" for i in range(12)))
+    (tmp_path / "items.csv").write_text(
+        "id,title,genres\n" + "".join(f"{i},Film {i},{'A' if i % 2 else 'B'}\n" for i in range(12))
+    )
     rows = ["uid,iid,ts,r"]
     for u in range(10):
         own = list(range(u % 2, 12, 2))
@@ -20,11 +22,37 @@ def _write_tables(tmp_path):
 def test_evaluate_with_column_mapping_writes_json_and_plot(tmp_path):
     _write_tables(tmp_path)
     out, png = tmp_path / "r.json", tmp_path / "r.png"
-    res = CliRunner().invoke(cli, [
-        "evaluate", "--items", str(tmp_path / "items.csv"), "--item-id", "id", "--text", "title,genres",
-        "--interactions", str(tmp_path / "inter.csv"), "--user", "uid", "--item", "iid", "--time", "ts", "--rating", "r",
-        "--models", "popularity,itemknn,bias", "--k", "3,5", "--json", str(out), "--plot", str(png), "--no-progress",
-    ])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--item-id",
+            "id",
+            "--text",
+            "title,genres",
+            "--interactions",
+            str(tmp_path / "inter.csv"),
+            "--user",
+            "uid",
+            "--item",
+            "iid",
+            "--time",
+            "ts",
+            "--rating",
+            "r",
+            "--models",
+            "popularity,itemknn,bias",
+            "--k",
+            "3,5",
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["protocol"] == "loo" and data["dataset"]
@@ -40,11 +68,14 @@ def test_evaluate_with_column_mapping_writes_json_and_plot(tmp_path):
 def test_evaluate_from_toml_config(tmp_path):
     _write_tables(tmp_path)
     (tmp_path / "c.toml").write_text(
-        '[data]\nitems = "items.csv"\nitem_id = "id"\ntext = ["title"]\ninteractions = "inter.csv"\nuser = "uid"\nitem = "iid"\ntime = "ts"\n'
+        '[data]\nitems = "items.csv"\nitem_id = "id"\ntext = ["title"]\n'
+        'interactions = "inter.csv"\nuser = "uid"\nitem = "iid"\ntime = "ts"\n'
         '[evaluate]\nmodels = ["itemknn"]\nk = [2]\n[models.itemknn]\nk = 3\n'
     )
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(cli, ["evaluate", "--config", str(tmp_path / "c.toml"), "--json", str(out), "--no-progress"])
+    res = CliRunner().invoke(
+        cli, ["evaluate", "--config", str(tmp_path / "c.toml"), "--json", str(out), "--no-progress"]
+    )
     assert res.exit_code == 0, res.output
     assert list(json.loads(out.read_text())["models"]) == ["itemknn"]
 
@@ -56,8 +87,10 @@ def test_the_evaluate_table_is_the_experiment_config_and_the_command_line_goes_o
     _write_tables(tmp_path)
     data = ('[data]\nitems = "items.csv"\nitem_id = "id"\ntext = ["title"]\ninteractions = "inter.csv"\nuser = "uid"\n'
             'item = "iid"\ntime = "ts"\n')
-    (tmp_path / "c.toml").write_text(data + '[evaluate]\nmodels = "itemknn,popularity"\nk = [2, 3]\nprotocol = "ratio"\n'
-                                     'valid = 0.2\ntune = false\nmask = "none"\nreport_untuned = true\n')
+    (tmp_path / "c.toml").write_text(
+        data + '[evaluate]\nmodels = "itemknn,popularity"\nk = [2, 3]\nprotocol = "ratio"\n'
+        'valid = 0.2\ntune = false\nmask = "none"\nreport_untuned = true\n'
+    )
     cfg = experiment_config(load_config(tmp_path / "c.toml").evaluate)
     assert cfg.models == ("itemknn", "popularity") and cfg.ks == (2, 3) and cfg.split.protocol == "ratio"
     assert cfg.split.valid == 0.2 and cfg.tune is False and cfg.mask == "none" and cfg.report_untuned is True
@@ -66,8 +99,12 @@ def test_the_evaluate_table_is_the_experiment_config_and_the_command_line_goes_o
                                    "--json", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
-    assert result["mask"] == "history" and result["protocol"] == "ratio" and result["ks"] == [2]  # the command line wins
-    assert list(result["models"]) == ["itemknn", "popularity"] and "tuned" not in result  # models and tune=false from the file
+    assert (
+        result["mask"] == "history" and result["protocol"] == "ratio" and result["ks"] == [2]
+    )  # the command line wins
+    assert (
+        list(result["models"]) == ["itemknn", "popularity"] and "tuned" not in result
+    )  # models and tune=false from the file
     (tmp_path / "bad.toml").write_text(data + '[evaluate]\ntune = "no"\n')
     with pytest.raises(ConfigError, match=r"bad.toml: \[evaluate\]: tune = 'no'; a bool is expected"):
         load_config(tmp_path / "bad.toml")
@@ -75,7 +112,20 @@ def test_the_evaluate_table_is_the_experiment_config_and_the_command_line_goes_o
 
 def test_bad_input_exits_2_with_message(tmp_path, monkeypatch, capsys):
     _write_tables(tmp_path)
-    monkeypatch.setattr("sys.argv", ["anyrec", "evaluate", "--interactions", str(tmp_path / "inter.csv"), "--user", "userid", "--item", "iid", "--no-progress"])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "anyrec",
+            "evaluate",
+            "--interactions",
+            str(tmp_path / "inter.csv"),
+            "--user",
+            "userid",
+            "--item",
+            "iid",
+            "--no-progress",
+        ],
+    )
     try:
         main()
     except SystemExit as exc:
@@ -119,8 +169,21 @@ def test_evaluate_also_reads_the_same_lists_with_nothing_masked(tmp_path):
     res = CliRunner().invoke(cli, [*base, "--also-mask", "none", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "popularity, masked none: " in res.output
-    res = CliRunner().invoke(cli, [*base[:-5], "--k", "5", "--models", "zeroshot", "--option", "zeroshot.encoder=hashing:64", "--no-cache",
-                                   "--report-untuned", "--no-progress"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            *base[:-5],
+            "--k",
+            "5",
+            "--models",
+            "zeroshot",
+            "--option",
+            "zeroshot.encoder=hashing:64",
+            "--no-cache",
+            "--report-untuned",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0 and "zeroshot, before the validation search: " in res.output, res.output
     both = json.loads(out.read_text())["models"]["popularity"]
     CliRunner().invoke(cli, [*base, "--mask", "none", "--json", str(out)])
@@ -133,10 +196,32 @@ def test_a_refusing_model_is_a_row_and_the_others_finish(tmp_path):
     the JSON; every other model finishes and the exit status is 0; only when nothing finished is it non-zero."""
     _write_tables(tmp_path)
     out = tmp_path / "r.json"
-    data = ["--items", str(tmp_path / "items.csv"), "--item-id", "id", "--text", "title,genres",
-            "--interactions", str(tmp_path / "inter.csv"), "--user", "uid", "--item", "iid", "--time", "ts", "--no-progress"]
-    dense_only = ["--option", "ease.max_memory_mb=0.000001", "--option", "ease.solver=dense"]  # (unset: the sparse path)
-    res = CliRunner().invoke(cli, ["evaluate", *data, "--models", "popularity,ease,itemknn", *dense_only, "--json", str(out)])
+    data = [
+        "--items",
+        str(tmp_path / "items.csv"),
+        "--item-id",
+        "id",
+        "--text",
+        "title,genres",
+        "--interactions",
+        str(tmp_path / "inter.csv"),
+        "--user",
+        "uid",
+        "--item",
+        "iid",
+        "--time",
+        "ts",
+        "--no-progress",
+    ]
+    dense_only = [
+        "--option",
+        "ease.max_memory_mb=0.000001",
+        "--option",
+        "ease.solver=dense",
+    ]  # (unset: the sparse path)
+    res = CliRunner().invoke(
+        cli, ["evaluate", *data, "--models", "popularity,ease,itemknn", *dense_only, "--json", str(out)]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     assert set(doc["models"]) == {"popularity", "itemknn"} and "max_memory_mb" in doc["refused"]["ease"]

@@ -47,7 +47,9 @@ def test_exported_rows_are_the_splits_rows(peers, tmp_path, protocol):
                        ("trainvalid", np.concatenate([split.train, split.valid]))):
         header, got = read(folder / f"toy.{part}.inter")
         assert header == "user_id:token\titem_id:token\ttimestamp:float"
-        want = sorted(zip(ds.users.raws(inter.user[rows]), ds.catalog.ids.raws(inter.item[rows]), inter.time[rows].tolist()))
+        want = sorted(
+            zip(ds.users.raws(inter.user[rows]), ds.catalog.ids.raws(inter.item[rows]), inter.time[rows].tolist())
+        )
         assert sorted((u, i, float(t)) for u, i, t in got) == want
 
 

@@ -44,17 +44,50 @@ def test_a_training_fit_whose_stderr_is_a_file_prints_its_state_on_a_timer(tmp_p
     rows = ["u,i,t"] + [f"{ds.users.raw(u)},{ds.catalog.ids.raw(i)},{t}" for u, i, t in
                         zip(ds.interactions.user, ds.interactions.item, ds.interactions.time)]
     (tmp_path / "inter.csv").write_text("\n".join(rows) + "\n")
-    opts = [f"sequential.{o}" for o in ("encoder=hashing:16", "hidden=16", "layers=1", "epochs=30", "patience=30", "threads=1",
-                                        "batch_size=8")]
-    cmd = [sys.executable, "-m", "anyrec", "fit", "--model", "sequential", "--interactions", str(tmp_path / "inter.csv"),
-           "--user", "u", "--item", "i", "--time", "t", "--no-cache", "--out", str(tmp_path / "seq")]
+    opts = [
+        f"sequential.{o}"
+        for o in (
+            "encoder=hashing:16",
+            "hidden=16",
+            "layers=1",
+            "epochs=30",
+            "patience=30",
+            "threads=1",
+            "batch_size=8",
+        )
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "anyrec",
+        "fit",
+        "--model",
+        "sequential",
+        "--interactions",
+        str(tmp_path / "inter.csv"),
+        "--user",
+        "u",
+        "--item",
+        "i",
+        "--time",
+        "t",
+        "--no-cache",
+        "--out",
+        str(tmp_path / "seq"),
+    ]
     for o in opts:
         cmd += ["--option", o]
     log = tmp_path / "fit.log"
     with open(log, "w") as fh:  # stderr is a file, as under nohup or CI
         started = time.monotonic()
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=fh, env={**os.environ, "ANYREC_PROGRESS_EVERY": "0.2"},
-                              timeout=600, check=False)
+        proc = subprocess.run(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            env={**os.environ, "ANYREC_PROGRESS_EVERY": "0.2"},
+            timeout=600,
+            check=False,
+        )
         took = time.monotonic() - started
     text = log.read_text()
     assert proc.returncode == 0, text

@@ -36,8 +36,17 @@ def test_ml100k_shared_copy_matches_the_recbole_wheel(shared_data):
 
 def test_latest_small_through_the_generic_mapping(shared_data):
     d = shared_data / "ml-latest-small"
-    mapping = ColumnMapping(items=str(d / "movies.csv"), item_id="movieId", text=("title", "genres"), category="genres",
-                            interactions=str(d / "ratings.csv"), user="userId", item="movieId", time="timestamp", rating="rating")
+    mapping = ColumnMapping(
+        items=str(d / "movies.csv"),
+        item_id="movieId",
+        text=("title", "genres"),
+        category="genres",
+        interactions=str(d / "ratings.csv"),
+        user="userId",
+        item="movieId",
+        time="timestamp",
+        rating="rating",
+    )
     ds = load_dataset(mapping=mapping)
     assert (ds.n_users, ds.n_items, len(ds.interactions)) == (610, 9742, 100_836)
     assert ds.catalog.categories(0) == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]

@@ -142,7 +142,8 @@ class TrainingLoop:
         last = next((e for e in reversed(self.history) if e.get("valid_ndcg@10") is not None), None)
         if last is not None:
             parts.append(
-                f"valid ndcg@10 {last['valid_ndcg@10']:.4f} (best {self.best:.4f}, patience {self.waited}/{self.patience})"
+                f"valid ndcg@10 {last['valid_ndcg@10']:.4f} (best {self.best:.4f}, patience "
+                f"{self.waited}/{self.patience})"
             )
         if self.max_minutes > 0:
             parts.append(f"{max(0.0, self.max_minutes - self.seconds() / 60):.1f} of {self.max_minutes:g} min left")
@@ -158,7 +159,8 @@ class TrainingLoop:
         batches: int,
         loss: float | None,
     ) -> None:
-        """After batch ``batch`` (1-based) of ``batches`` in ``epoch``: the state to ``progress``, at most once a second."""
+        """After batch ``batch`` (1-based) of ``batches`` in ``epoch``: the state to ``progress``, at most once a
+        second."""
         if progress is None:
             return
         now, step = time.perf_counter(), epoch * batches + batch

@@ -46,7 +46,9 @@ def test_embedding_on_ray_equals_local(runner):
 @pytest.mark.parametrize("name", ["itemknn", "zeroshot"])
 def test_evaluation_on_ray_equals_local(runner, board, name):
     split = leave_one_out(board)
-    model = build_model(name, 0, {"encoder": "hashing:64"} if name == "zeroshot" else {}).fit(split.train_dataset(board))
+    model = build_model(name, 0, {"encoder": "hashing:64"} if name == "zeroshot" else {}).fit(
+        split.train_dataset(board)
+    )
     model.progress = lambda *a: None  # a callback of this process: not shipped
     local = evaluate_model(model, board, split, "test", (5, 10), batch_size=7)
     on_ray = evaluate_model(model, board, split, "test", (5, 10), batch_size=7, runner=runner)
@@ -58,8 +60,19 @@ def test_cli_evaluate_with_ray_equals_local(runner, tmp_path):
 
     from anyrec.cli import cli
 
-    args = ["evaluate", "--dataset", "ml-100k", "--models", "popularity,zeroshot", "--k", "10", "--encoder", "hashing:64",
-            "--no-tune", "--no-progress"]
+    args = [
+        "evaluate",
+        "--dataset",
+        "ml-100k",
+        "--models",
+        "popularity,zeroshot",
+        "--k",
+        "10",
+        "--encoder",
+        "hashing:64",
+        "--no-tune",
+        "--no-progress",
+    ]
     res = {}
     for mode, extra in (("local", []), ("ray", ["--ray"])):
         out = CliRunner().invoke(cli, [*args, *extra, "--json", str(tmp_path / f"{mode}.json")])
@@ -99,7 +112,10 @@ def test_sequential_trains_data_parallel_with_ray_train(runner):
         assert len(model.report_.epochs) == 40 and model.worker == (0, 1)
         # The epochs reach this process's progress (the bar and the log), also from the Ray workers.
         assert reports and reports[-1][1:] == (1, 1), (name, reports[-3:])
-        assert reports[-1][0].startswith("train sequential · stopped after 40 epochs (all epochs run)"), (name, reports[-3:])
+        assert reports[-1][0].startswith("train sequential · stopped after 40 epochs (all epochs run)"), (
+            name,
+            reports[-3:],
+        )
         # Every epoch's report reaches the driver, in order, however short the fit (the relay keeps them all
         # until the driver drains it; a relay holding only the latest lost them when the fit took under a second).
         epochs = [int(label.split("epoch ")[1].split("/")[0]) for label, _, _ in reports

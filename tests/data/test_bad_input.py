@@ -86,7 +86,12 @@ def test_missing_column_lists_columns_and_suggests(tmp_path):
     with pytest.raises(MissingColumnError) as err:
         load_dataset(mapping=mapping(tmp_path, user="usr"))
     msg = str(err.value)
-    assert err.value.field == "usr" and "inter.csv" in msg and "user, item, ts, stars" in msg and "Did you mean 'user'" in msg
+    assert (
+        err.value.field == "usr"
+        and "inter.csv" in msg
+        and "user, item, ts, stars" in msg
+        and "Did you mean 'user'" in msg
+    )
 
 
 def test_duplicate_item_ids_error_names_both_lines(tmp_path):
@@ -97,7 +102,9 @@ def test_duplicate_item_ids_error_names_both_lines(tmp_path):
 
 @pytest.mark.parametrize("keep, title", [("first", "Beta"), ("last", "Beta again")])
 def test_duplicate_item_policy_counts(tmp_path, keep, title):
-    ds = load_dataset(mapping=mapping(tmp_path, items=ITEMS + "2,Beta again,Drama\n"), policy=ReadPolicy(duplicate_items=keep))
+    ds = load_dataset(
+        mapping=mapping(tmp_path, items=ITEMS + "2,Beta again,Drama\n"), policy=ReadPolicy(duplicate_items=keep)
+    )
     assert ds.n_items == 3 and ds.catalog.title(1) == title
     assert sum(ds.report.skipped.values()) == 1
 
@@ -111,7 +118,10 @@ def test_unknown_item_error_names_file_line_field(tmp_path):
 def test_unknown_item_skip_and_add_are_counted(tmp_path):
     m = mapping(tmp_path, inter=INTER + "u2,99,13,4\nu2,98,14,4\n")
     skipped = load_dataset(mapping=m, policy=ReadPolicy(unknown_items="skip"))
-    assert len(skipped.interactions) == 3 and skipped.report.skipped["interactions naming items missing from the catalog"] == 2
+    assert (
+        len(skipped.interactions) == 3
+        and skipped.report.skipped["interactions naming items missing from the catalog"] == 2
+    )
     added = load_dataset(mapping=m, policy=ReadPolicy(unknown_items="add"))
     assert added.n_items == 5 and added.report.added["items missing from the catalog, added with empty text"] == 2
 
@@ -125,7 +135,9 @@ def test_empty_files(tmp_path, content, what):
 
 def test_all_rows_skipped_is_an_error_not_an_empty_dataset(tmp_path):
     with pytest.raises(EmptyFileError, match="no interactions were read"):
-        load_dataset(mapping=mapping(tmp_path, inter="user,item,ts,stars\nu1,1,x,4\n"), policy=ReadPolicy(bad_rows="skip"))
+        load_dataset(
+            mapping=mapping(tmp_path, inter="user,item,ts,stars\nu1,1,x,4\n"), policy=ReadPolicy(bad_rows="skip")
+        )
 
 
 def test_empty_ids_are_malformed(tmp_path):
@@ -139,7 +151,9 @@ def test_jsonl_bad_line_and_nested_columns(tmp_path):
     items.write_text(json.dumps({"id": "a", "product": {"title": "Lamp"}}) + "\n{not json\n", encoding="utf-8")
     inter = tmp_path / "inter.jsonl"
     inter.write_text(json.dumps({"u": "x", "i": "a"}) + "\n", encoding="utf-8")
-    m = ColumnMapping(items=str(items), item_id="id", text=("product.title",), interactions=str(inter), user="u", item="i")
+    m = ColumnMapping(
+        items=str(items), item_id="id", text=("product.title",), interactions=str(inter), user="u", item="i"
+    )
     with pytest.raises(MalformedRowError) as err:
         load_dataset(mapping=m)
     assert err.value.line == 2 and "not valid JSON" in str(err.value)
@@ -151,8 +165,13 @@ def test_parquet_reads(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"user": ["a", "b"], "item": ["1", "2"], "when": ["2020-01-01T00:00:00", "2020-01-02"]}), tmp_path / "i.parquet")
-    ds = load_dataset(mapping=ColumnMapping(interactions=str(tmp_path / "i.parquet"), user="user", item="item", time="when"))
+    pq.write_table(
+        pa.table({"user": ["a", "b"], "item": ["1", "2"], "when": ["2020-01-01T00:00:00", "2020-01-02"]}),
+        tmp_path / "i.parquet",
+    )
+    ds = load_dataset(
+        mapping=ColumnMapping(interactions=str(tmp_path / "i.parquet"), user="user", item="item", time="when")
+    )
     assert ds.interactions.time[1] - ds.interactions.time[0] == 86400
 
 

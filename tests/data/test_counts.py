@@ -91,17 +91,47 @@ def test_the_search_tries_each_weighting_only_where_the_log_has_counts(tmp_path:
 
 def test_evaluate_with_weight_and_the_message_for_counts_given_as_ratings(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    rows = [(f"u{u}", str(i), int(rng.integers(1, 3000))) for u in range(30) for i in rng.choice(4, size=3, replace=False)]
+    rows = [
+        (f"u{u}", str(i), int(rng.integers(1, 3000))) for u in range(30) for i in rng.choice(4, size=3, replace=False)
+    ]
     write(tmp_path, rows=rows)
-    data = ["--items", str(tmp_path / "items.csv"), "--item-id", "id", "--text", "title", "--interactions", str(tmp_path / "plays.csv"),
-            "--user", "user", "--item", "item", "--no-progress"]
+    data = [
+        "--items",
+        str(tmp_path / "items.csv"),
+        "--item-id",
+        "id",
+        "--text",
+        "title",
+        "--interactions",
+        str(tmp_path / "plays.csv"),
+        "--user",
+        "user",
+        "--item",
+        "item",
+        "--no-progress",
+    ]
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(cli, ["evaluate", *data, "--weight", "plays", "--models", "popularity,als", "--protocol", "ratio",
-                                   "--json", str(out)])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            *data,
+            "--weight",
+            "plays",
+            "--models",
+            "popularity,als",
+            "--protocol",
+            "ratio",
+            "--json",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     assert doc["tuned"]["als"]["weighting"] in ("binary", "log", "bm25") and doc["tuned"]["als"]["training_fits"] == 3
-    as_rating = CliRunner().invoke(cli, ["evaluate", *data, "--rating", "plays", "--models", "popularity", "--protocol", "ratio"])
+    as_rating = CliRunner().invoke(
+        cli, ["evaluate", *data, "--rating", "plays", "--models", "popularity", "--protocol", "ratio"]
+    )
     assert as_rating.exit_code == 0, as_rating.output
     said = " ".join(as_rating.output.split())  # (the console wraps lines)
     assert "the rating column ranges" in said and "no rating scale reads that" in said and "--weight COLUMN" in said

@@ -11,8 +11,13 @@ from anyrec.errors import UnknownIdError
 
 
 def test_recbole_atomic(tmp_path):
-    (tmp_path / "toy.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t10\t4\t100\n1\t11\t3\t90\n2\t10\t5\t80\n")
-    (tmp_path / "toy.item").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n10\tHeat\t1995\tCrime Thriller\n11\tBabe\t1995\tComedy\n")
+    (tmp_path / "toy.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t10\t4\t100\n1\t11\t3\t90\n2\t10\t5\t80\n"
+    )
+    (tmp_path / "toy.item").write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n10\tHeat\t1995\tCrime "
+        "Thriller\n11\tBabe\t1995\tComedy\n"
+    )
     assert detect_format(tmp_path) == "recbole"
     ds = load_dataset(str(tmp_path))
     assert ds.catalog.text(0) == "Heat (1995). Genres: Crime Thriller."
@@ -27,7 +32,9 @@ def test_movielens_100k_is_latin1_and_joins_wiki(tmp_path):
     line = "1|Café Society (1995)|01-Jan-1995||http://x|" + "|".join(g1) + "\n"
     (tmp_path / "u.item").write_bytes(line.encode("latin-1"))
     (tmp_path / "u.data").write_text("7\t1\t4\t881250949\n8\t1\t5\t881250950\n")
-    (tmp_path / "movie_wiki.csv").write_text('movie_title,wiki_summary\nCafé Society (1995),"A comedy, set in a café."\n', encoding="utf-8")
+    (tmp_path / "movie_wiki.csv").write_text(
+        'movie_title,wiki_summary\nCafé Society (1995),"A comedy, set in a café."\n', encoding="utf-8"
+    )
     assert detect_format(tmp_path) == "movielens"
     ds = load_dataset(str(tmp_path))
     assert ds.catalog.text(0) == "Café Society (1995). Genres: Comedy. A comedy, set in a café."
@@ -43,7 +50,9 @@ def test_movielens_1m_dat(tmp_path):
 
 
 def test_movielens_latest_folds_tags(tmp_path):
-    (tmp_path / "movies.csv").write_text('movieId,title,genres\n1,"American President, The (1995)",Comedy|Drama\n2,X (2000),(no genres listed)\n')
+    (tmp_path / "movies.csv").write_text(
+        'movieId,title,genres\n1,"American President, The (1995)",Comedy|Drama\n2,X (2000),(no genres listed)\n'
+    )
     (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,3.5,964982704\n")
     (tmp_path / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,1,Funny,1\n2,1,funny,2\n2,1,politics,3\n")
     ds = load_dataset(str(tmp_path))
@@ -67,7 +76,9 @@ def test_unisrec_rebuilds_sequences(tmp_path):
 
 
 def test_mind_clicks_history_and_counts(tmp_path):
-    (tmp_path / "news.tsv").write_text("N1\tsports\tgolf\tTiger wins\tA <b>big</b> day.\turl\t[]\t[]\nN2\tnews\tworld\tRain\t\turl\t[]\t[]\n")
+    (tmp_path / "news.tsv").write_text(
+        "N1\tsports\tgolf\tTiger wins\tA <b>big</b> day.\turl\t[]\t[]\nN2\tnews\tworld\tRain\t\turl\t[]\t[]\n"
+    )
     (tmp_path / "behaviors.tsv").write_text(
         "1\tU1\t11/12/2019 2:14:46 PM\tN1 N9\tN2-1 N1-0\n2\tU1\t11/13/2019 2:14:46 PM\tN1 N9\tN1-1\n"
     )
@@ -83,7 +94,12 @@ def test_mind_clicks_history_and_counts(tmp_path):
 
 
 def _review(asin, t, title):
-    return {"parent_asin": asin, "rating": 5.0, "timestamp_ms": t, "product": {"title": title, "brand": "Acme", "main_category": "Tools"}}
+    return {
+        "parent_asin": asin,
+        "rating": 5.0,
+        "timestamp_ms": t,
+        "product": {"title": title, "brand": "Acme", "main_category": "Tools"},
+    }
 
 
 def test_amazon_2023_per_user_history(tmp_path):
@@ -98,8 +114,22 @@ def test_amazon_2023_per_user_history(tmp_path):
 
 
 def test_amazon_2023_reviews_with_meta(tmp_path):
-    (tmp_path / "meta_Tools.jsonl").write_text(json.dumps({"parent_asin": "p1", "title": "Hammer", "store": "Acme", "categories": ["Tools", "Hand"], "features": ["Steel"], "description": []}) + "\n")
-    (tmp_path / "Tools.jsonl").write_text(json.dumps({"user_id": "A", "parent_asin": "p1", "rating": 4, "timestamp": 5000}) + "\n")
+    (tmp_path / "meta_Tools.jsonl").write_text(
+        json.dumps(
+            {
+                "parent_asin": "p1",
+                "title": "Hammer",
+                "store": "Acme",
+                "categories": ["Tools", "Hand"],
+                "features": ["Steel"],
+                "description": [],
+            }
+        )
+        + "\n"
+    )
+    (tmp_path / "Tools.jsonl").write_text(
+        json.dumps({"user_id": "A", "parent_asin": "p1", "rating": 4, "timestamp": 5000}) + "\n"
+    )
     ds = load_dataset(str(tmp_path))
     assert ds.catalog.text(0) == "Hammer. Brand: Acme. Category: Tools > Hand. Steel."
 

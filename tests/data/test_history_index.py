@@ -56,7 +56,9 @@ def logs(draw: st.DrawFn) -> tuple[Interactions, int]:
     user = np.array(draw(st.lists(st.integers(0, n_users - 1), min_size=n, max_size=n)), dtype=np.int64)
     item = np.array(draw(st.lists(st.integers(0, 20), min_size=n, max_size=n)), dtype=np.int64)
     # Few distinct times, so equal times (the tie rule) are common.
-    time = np.array(draw(st.lists(st.sampled_from([0.0, 1.0, 1.5, 2.0, 7.0]), min_size=n, max_size=n)), dtype=np.float64)
+    time = np.array(
+        draw(st.lists(st.sampled_from([0.0, 1.0, 1.5, 2.0, 7.0]), min_size=n, max_size=n)), dtype=np.float64
+    )
     return Interactions(user=user, item=item, time=time), n_users
 
 
@@ -80,7 +82,9 @@ def test_the_index_is_built_once_and_rebuilt_when_the_log_changes() -> None:
     inter = Interactions(user=np.array([1, 0, 1]), item=np.array([5, 6, 7]), time=np.array([2.0, 1.0, 1.0]))
     first = inter.history(2)
     assert inter.history(2) is first
-    assert np.array_equal(inter.history(3).order, first.order) and len(inter.history(3).offsets) == 4  # another size, same sort
+    assert (
+        np.array_equal(inter.history(3).order, first.order) and len(inter.history(3).offsets) == 4
+    )  # another size, same sort
     assert [s.tolist() for s in inter.sequences(2)] == [[6], [7, 5]]
     with pytest.raises(ValueError):
         first.items[0] = 9  # read-only: a caller cannot change every other reader's histories

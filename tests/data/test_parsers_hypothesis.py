@@ -21,7 +21,9 @@ ids = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=8)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(ids, cell), min_size=1, max_size=12, unique_by=lambda r: r[0]), st.sampled_from([",", "\t", ";"]))
+@given(
+    st.lists(st.tuples(ids, cell), min_size=1, max_size=12, unique_by=lambda r: r[0]), st.sampled_from([",", "\t", ";"])
+)
 def test_delimited_round_trip(rows, sep):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ("t.tsv" if sep == "\t" else "t.csv")
@@ -56,4 +58,6 @@ def test_parse_time_numbers(i, f):
 
 def test_parse_time_dates():
     assert parse_time("1970-01-02", path="p", line=1, field="t") == 86400.0
-    assert parse_time("11/12/2019 2:14:46 PM", path="p", line=1, field="t") == parse_time("2019-11-12T14:14:46", path="p", line=1, field="t")
+    assert parse_time("11/12/2019 2:14:46 PM", path="p", line=1, field="t") == parse_time(
+        "2019-11-12T14:14:46", path="p", line=1, field="t"
+    )

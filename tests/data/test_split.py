@@ -27,7 +27,9 @@ def test_temporal_cut_is_global_and_reports_cold_users():
     pairs = [(f"u{i % 3}", f"i{i}") for i in range(10)] + [("new", "i0")]
     ds = make_dataset(pairs, times=list(range(11)))
     s = temporal(ds, valid=0.1, test=0.2)
-    assert ds.interactions.time[s.train].max() < ds.interactions.time[s.valid].min() <= ds.interactions.time[s.test].min()
+    assert (
+        ds.interactions.time[s.train].max() < ds.interactions.time[s.valid].min() <= ds.interactions.time[s.test].min()
+    )
     assert s.report["test_users_without_training_history"] == 1
 
 

@@ -16,8 +16,13 @@ def planted(ordered: bool = False, titles: bool = True):
     """Pairs (2k, 2k+1) always taken together; texts unrelated to the pairs; one time for all unless ordered."""
     b = DatasetBuilder(ReadPolicy(), fields=["title"])
     for i in range(40):
-        b.add_item(str(i), {"title": f"{WORDS[i % 10]} {WORDS[(i * 3) % 10]} {WORDS[(i * 7) % 10]}" if titles else str(i)},
-                   path="items", line=1, field="id")
+        b.add_item(
+            str(i),
+            {"title": f"{WORDS[i % 10]} {WORDS[(i * 3) % 10]} {WORDS[(i * 7) % 10]}" if titles else str(i)},
+            path="items",
+            line=1,
+            field="id",
+        )
     rng = np.random.default_rng(0)
     n = 0
     for u in range(120):
@@ -43,15 +48,26 @@ def test_candidates_follow_the_log_and_say_why():
 
 def test_auto_picks_the_planted_winner_on_validation_and_reports_its_test_row():
     ds = planted()
-    result = run_experiment(ds, ExperimentConfig(models=("auto",), ks=(10,), split=SplitConfig(protocol="ratio"), model_options=TEXT))
+    result = run_experiment(
+        ds, ExperimentConfig(models=("auto",), ks=(10,), split=SplitConfig(protocol="ratio"), model_options=TEXT)
+    )
     auto = result["auto"]
     validation = auto["validation"]
     assert auto["chosen"] == max(validation, key=lambda n: (validation[n], -list(validation).index(n)))
     blend = next(n for n in validation if n.startswith("blend("))  # the best two, blended, a candidate of its own
     assert blend in result["models"] and 0.0 <= result["models"][blend]["weight"] <= 1.0
     parts = blend[len("blend("):-1].split("+")
-    assert sorted(validation[p] for p in parts) == sorted(validation[n] for n in validation if not n.startswith("blend("))[-2:]
-    assert auto["chosen"] in ("ease", "hybrid", "itemknn", "als", blend)  # co-occurrence: text alone cannot see the pairs
+    assert (
+        sorted(validation[p] for p in parts)
+        == sorted(validation[n] for n in validation if not n.startswith("blend("))[-2:]
+    )
+    assert auto["chosen"] in (
+        "ease",
+        "hybrid",
+        "itemknn",
+        "als",
+        blend,
+    )  # co-occurrence: text alone cannot see the pairs
     assert validation[auto["chosen"]] > validation["zeroshot"] and validation[auto["chosen"]] > validation["popularity"]
     row = result["models"]["auto"]
     assert row["ndcg@10"] == result["models"][auto["chosen"]]["ndcg@10"]
@@ -95,7 +111,10 @@ def test_report_untuned_reads_the_same_fit_with_the_options_it_was_fitted_with()
     plain = run_experiment(ds, ExperimentConfig(models=("zeroshot",), ks=(5,), model_options=opts, tune=False))
     assert tuned["tuned"]["zeroshot"]  # the search moved something, so there is a before to read
     before = tuned["models"]["zeroshot"]["before_tuning"]
-    assert before["ndcg@5"] == plain["models"]["zeroshot"]["ndcg@5"] and before["recall@5"] == plain["models"]["zeroshot"]["recall@5"]
+    assert (
+        before["ndcg@5"] == plain["models"]["zeroshot"]["ndcg@5"]
+        and before["recall@5"] == plain["models"]["zeroshot"]["recall@5"]
+    )
 
 
 def test_a_blend_is_the_weighted_sum_of_its_parts_standardised_per_user():
@@ -111,11 +130,17 @@ def test_a_blend_is_the_weighted_sum_of_its_parts_standardised_per_user():
     z = lambda s: (s - s.mean(axis=1, keepdims=True)) / s.std(axis=1, keepdims=True)  # noqa: E731
     np.testing.assert_allclose(blend.score(users), 0.3 * z(a.score(users)) + 0.7 * z(b.score(users)), atol=1e-9)
     hist, w = np.array([0, 1, 2]), np.ones(3)
-    np.testing.assert_allclose(blend.score_history(hist, w),
-                               0.3 * standardised(a.score_history(hist, w)) + 0.7 * standardised(b.score_history(hist, w)), atol=1e-9)
+    np.testing.assert_allclose(
+        blend.score_history(hist, w),
+        0.3 * standardised(a.score_history(hist, w)) + 0.7 * standardised(b.score_history(hist, w)),
+        atol=1e-9,
+    )
     assert blend.label == "blend(itemknn+ease)"
     blend.config = blend.config.__class__(weight=1.0, parts=blend.config.parts)  # all the first part: its order
-    assert (np.argsort(-blend.score(users), axis=1, kind="stable")[:, :5] == np.argsort(-a.score(users), axis=1, kind="stable")[:, :5]).all()
+    assert (
+        np.argsort(-blend.score(users), axis=1, kind="stable")[:, :5]
+        == np.argsort(-a.score(users), axis=1, kind="stable")[:, :5]
+    ).all()
 
 
 def test_a_saved_blend_serves_like_its_parts(tmp_path):
@@ -126,7 +151,10 @@ def test_a_saved_blend_serves_like_its_parts(tmp_path):
     from anyrec.models.registry import build_model
 
     ds = checkerboard()
-    blend = Blend(BlendConfig(weight=0.4), parts=(build_model("itemknn", 0, {}).fit(ds), build_model("ease", 0, {"l2": 10.0}).fit(ds))).fit(ds)
+    blend = Blend(
+        BlendConfig(weight=0.4),
+        parts=(build_model("itemknn", 0, {}).fit(ds), build_model("ease", 0, {"l2": 10.0}).fit(ds)),
+    ).fit(ds)
     back, _, _, meta = load_model(save_model(blend, ds, tmp_path / "blend"))
     assert meta["model"] == "blend" and back.label == "blend(itemknn+ease)" and back.config.weight == 0.4
     users = np.arange(4)
@@ -148,7 +176,10 @@ def test_a_blend_folder_is_served_live(tmp_path):
     from anyrec.store import Store
 
     ds = checkerboard()
-    blend = Blend(BlendConfig(weight=0.4), parts=(build_model("itemknn", 0, {}).fit(ds), build_model("ease", 0, {"l2": 10.0}).fit(ds))).fit(ds)
+    blend = Blend(
+        BlendConfig(weight=0.4),
+        parts=(build_model("itemknn", 0, {}).fit(ds), build_model("ease", 0, {"l2": 10.0}).fit(ds)),
+    ).fit(ds)
     folder = save_model(blend, ds, tmp_path / "blend")
     url = f"sqlite:///{tmp_path / 'blend.db'}"
     store = Store.open(url)

@@ -236,7 +236,9 @@ def test_a_large_validation_set_is_searched_on_a_seeded_sample_of_its_users(monk
     cut, n = search.search_split(ds, split)
     assert n == 50 and search.search_split(ds, split)[0].valid.tolist() == cut.valid.tolist()  # seeded: the same sample
     chosen = set(ds.interactions.user[cut.valid].tolist())
-    assert len(chosen) == 50 and all(users <= chosen for users in model.users)  # every grid point scored the sample only
+    assert len(chosen) == 50 and all(
+        users <= chosen for users in model.users
+    )  # every grid point scored the sample only
     assert set().union(*model.users) == chosen
 
 

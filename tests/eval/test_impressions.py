@@ -45,22 +45,43 @@ def test_evaluate_cli_runs_the_impression_protocol_on_a_mind_folder(tmp_path) ->
 
     from anyrec.cli import cli
 
-    news = [f"N{i}\t{'sports' if i % 2 else 'politics'}\tsub\t{'Match report' if i % 2 else 'Election news'} {i}\tabstract {i}\turl\t[]\t[]"
-            for i in range(8)]
+    news = [
+        f"N{i}\t{'sports' if i % 2 else 'politics'}\tsub\t{'Match report' if i % 2 else 'Election news'} "
+        f"{i}\tabstract {i}\turl\t[]\t[]"
+        for i in range(8)
+    ]
     (tmp_path / "news.tsv").write_text("\n".join(news) + "\n")
     rows = []
     for n in range(20):  # sports fans (odd users) click odd news; the popular N1 is clicked most
         user = f"U{n % 4}"
         clicked, shown = (1, 3) if n % 4 % 2 else (0, 2)
-        rows.append(f"{n}\t{user}\t11/{10 + n // 10}/2019 {1 + n % 10}:00:00 AM\tN{clicked + 4}\tN{clicked}-1 N{shown + 4}-0 N{7 - clicked}-0")
+        rows.append(
+            f"{n}\t{user}\t11/{10 + n // 10}/2019 {1 + n % 10}:00:00 AM\tN{clicked + 4}\tN{clicked}-1 N{shown + 4}-0 "
+            f"N{7 - clicked}-0"
+        )
     (tmp_path / "behaviors.tsv").write_text("\n".join(rows) + "\n")
-    res = CliRunner().invoke(cli, ["evaluate", "--dataset", str(tmp_path), "--protocol", "impressions", "--models", "popularity,itemknn",
-                                   "--json", str(tmp_path / "out.json"), "--no-progress"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--dataset",
+            str(tmp_path),
+            "--protocol",
+            "impressions",
+            "--models",
+            "popularity,itemknn",
+            "--json",
+            str(tmp_path / "out.json"),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, (res.output, res.exception)
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["protocol"] == "impressions" and result["test_impressions"] == 4
     for m in result["models"].values():
         assert m["impressions"] == 4 and 0 <= m["auc"] <= 1 and 0 < m["mrr"] <= 1
     assert "AUC" in res.output
-    bad = CliRunner().invoke(cli, ["evaluate", "--dataset", "ml-100k", "--protocol", "impressions", "--models", "popularity"])
+    bad = CliRunner().invoke(
+        cli, ["evaluate", "--dataset", "ml-100k", "--protocol", "impressions", "--models", "popularity"]
+    )
     assert bad.exit_code != 0 and "behaviors.tsv" in bad.output

@@ -1,4 +1,5 @@
-"""The stability check serving options are chosen with: one like or dislike keeps most of a list, each card its own reasons."""
+"""The stability check serving options are chosen with: one like or dislike keeps most of a list, each card its own
+reasons."""
 
 import sys
 from dataclasses import replace
@@ -20,7 +21,9 @@ def test_a_profile_of_the_last_events_fails_on_reasons_and_the_pooled_kernel_pas
     ds = genre_catalog(n_per=30, n_users=60, per_user=20)
     train = leave_one_out(ds).train_dataset(ds)
     last_only = stability(zs(half_life=1.0, short_term=1.0).fit(train), train, RULE)
-    assert last_only is not None and last_only["reasons_differ"] == 0.0 and not passes(last_only, RULE)  # every card: the last events
+    assert (
+        last_only is not None and last_only["reasons_differ"] == 0.0 and not passes(last_only, RULE)
+    )  # every card: the last events
     pooled = stability(zs(half_life=1.0, short_term=1.0, kernel=0.05).fit(train), train, RULE)
     assert pooled is not None and pooled["reasons_differ"] >= 0.5 and passes(pooled, RULE)
     assert stability(zs().fit(train), train, StabilityRule(min_history=10_000)) is None  # nobody to check

@@ -40,7 +40,9 @@ def test_deletion_shares_are_what_removing_each_item_does(topics: Dataset) -> No
     full = model.score_history(items, weights)
     for r, h in enumerate(att.history):
         keep = items != h
-        np.testing.assert_allclose(att.shares[r], full[targets] - model.score_history(items[keep], weights[keep])[targets], atol=1e-6)
+        np.testing.assert_allclose(
+            att.shares[r], full[targets] - model.score_history(items[keep], weights[keep])[targets], atol=1e-6
+        )
 
 
 def test_models_without_a_history_score_cite_nothing(topics: Dataset) -> None:
@@ -62,10 +64,18 @@ def test_cited_items_lower_the_score_far_more_often_than_random_ones(topics: Dat
 
 def films() -> Dataset:
     builder = DatasetBuilder(ReadPolicy(), fields=["title", "genres"])
-    for n, (title, genres) in enumerate([("Star Wars (1977)", "space adventure"), ("Star (1990)", "drama"),
-                                         ("Alien (1979)", "space horror"), ("Aliens (1986)", "space horror action"),
-                                         ("Shining, The (1980)", "horror"), ("Heat (1995)", "crime"),
-                                         ("Stranger, The (1994)", "drama"), ("Stranger in the House (1997)", "thriller")]):
+    for n, (title, genres) in enumerate(
+        [
+            ("Star Wars (1977)", "space adventure"),
+            ("Star (1990)", "drama"),
+            ("Alien (1979)", "space horror"),
+            ("Aliens (1986)", "space horror action"),
+            ("Shining, The (1980)", "horror"),
+            ("Heat (1995)", "crime"),
+            ("Stranger, The (1994)", "drama"),
+            ("Stranger in the House (1997)", "thriller"),
+        ]
+    ):
         builder.add_item(f"m{n}", {"title": title, "genres": genres}, path="items", line=n + 2, field="id")
     builder.add_interaction("u", "m0", time=1.0, path="inter", line=2)
     return builder.build("films", template="{title}. {genres}", category_field=None)
@@ -106,5 +116,8 @@ def test_a_generator_that_invents_items_never_reaches_the_user() -> None:
 def test_template_names_the_cited_items_and_their_shared_words() -> None:
     ds = films()
     assert shared_words(ds.catalog, 3, [2]) == ["space", "horror"]
-    assert template_sentence(ds.catalog, 3, [0, 2]) == "Because you liked “Star Wars (1977)” and “Alien (1979)” (shared: space, horror)."
+    assert (
+        template_sentence(ds.catalog, 3, [0, 2])
+        == "Because you liked “Star Wars (1977)” and “Alien (1979)” (shared: space, horror)."
+    )
     assert "without a history item" in template_sentence(ds.catalog, 3, [])

@@ -8,7 +8,7 @@ import pytest
 
 from anyrec.index.bounded import Term, bounded_top_k, index_term, order_term
 from anyrec.index.vector import make_index
-from anyrec.models.base import top_k
+from anyrec.models.scoring import top_k
 
 
 def lists_of(parts: list[np.ndarray], fetch: int) -> list[Term]:

@@ -21,6 +21,8 @@ def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
                          intermediate_size=64)).save_pretrained(base / "hf")
     tok.save_pretrained(base / "hf")
     word = models.Transformer(str(base / "hf"), max_seq_length=64)
-    st = SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension(), "mean"), models.Normalize()])
+    st = SentenceTransformer(
+        modules=[word, models.Pooling(word.get_word_embedding_dimension(), "mean"), models.Normalize()]
+    )
     st.save(str(base / "st"))
     return base / "st"

@@ -16,8 +16,32 @@ from anyrec.lm.behaviour import BehaviourConfig, BehaviourSource, catalog_loss, 
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.registry import build_model
 
-WORDS = ("amber", "basil", "cobalt", "delta", "ember", "fjord", "garnet", "harbor", "indigo", "juniper", "kelp", "lumen",
-         "maple", "nectar", "onyx", "pepper", "quartz", "raven", "saffron", "tundra", "umber", "velvet", "willow", "yarrow")
+WORDS = (
+    "amber",
+    "basil",
+    "cobalt",
+    "delta",
+    "ember",
+    "fjord",
+    "garnet",
+    "harbor",
+    "indigo",
+    "juniper",
+    "kelp",
+    "lumen",
+    "maple",
+    "nectar",
+    "onyx",
+    "pepper",
+    "quartz",
+    "raven",
+    "saffron",
+    "tundra",
+    "umber",
+    "velvet",
+    "willow",
+    "yarrow",
+)
 
 
 def planted(n_users: int = 160, seed: int = 0) -> BehaviourSource:
@@ -57,7 +81,9 @@ def test_a_planted_pair_with_unrelated_text_ends_up_together(tiny_st: Path, tmp_
 
     source = planted()
     base = TextEncoder(EncoderConfig(model=str(tiny_st))).encode(source.texts)
-    cfg = BehaviourConfig(encoder=str(tiny_st), rounds=8, round_steps=25, batch_size=32, max_minutes=0, valid_users=20, patience=8)
+    cfg = BehaviourConfig(
+        encoder=str(tiny_st), rounds=8, round_steps=25, batch_size=32, max_minutes=0, valid_users=20, patience=8
+    )
     meta = train_encoder([source], cfg, tmp_path / "enc")
     tuned = SentenceTransformer(str(tmp_path / "enc"), device="cpu").encode(source.texts, normalize_embeddings=True)
     assert _rank_of(base, 0, 1) > 0  # the untrained encoder does not see the pair
@@ -66,14 +92,18 @@ def test_a_planted_pair_with_unrelated_text_ends_up_together(tiny_st: Path, tmp_
     assert losses[-1] < losses[0]
     assert meta["valid_ndcg@10"]["best"] > meta["valid_ndcg@10"]["as it came"] and meta["best_round"] > 0
     # anyrec's encoder reads the folder as sentence-transformers does
-    np.testing.assert_allclose(TextEncoder(EncoderConfig(model=str(tmp_path / "enc"))).encode(source.texts), tuned, atol=1e-6)
+    np.testing.assert_allclose(
+        TextEncoder(EncoderConfig(model=str(tmp_path / "enc"))).encode(source.texts), tuned, atol=1e-6
+    )
     saved = json.loads((tmp_path / "enc" / "behaviour.json").read_text())
     assert saved["sources"][0]["pairs"] > 0 and (tmp_path / "enc" / "training" / "checkpoint.pt").exists()
 
 
 def test_resume_continues_the_checkpoint(tiny_st: Path, tmp_path: Path) -> None:
     source = planted(n_users=60)
-    cfg = BehaviourConfig(encoder=str(tiny_st), rounds=2, round_steps=5, batch_size=16, max_minutes=0, valid_users=10, patience=9)
+    cfg = BehaviourConfig(
+        encoder=str(tiny_st), rounds=2, round_steps=5, batch_size=16, max_minutes=0, valid_users=10, patience=9
+    )
     train_encoder([source], cfg, tmp_path / "enc")
     meta = train_encoder([source], BehaviourConfig(**{**cfg.__dict__, "rounds": 4}), tmp_path / "enc", resume=True)
     assert [e["round"] for e in meta["history"]] == [0, 1, 2, 3, 4] and meta["steps"] == 20
@@ -97,7 +127,9 @@ def test_held_out_ndcg_by_hand() -> None:
     # history [0]: item 1 is nearest (rank 0 → gain 1), item 3 next (rank 1 → 1/log2(3)), item 2 last
     assert heldout_ndcg(vectors, [(np.array([0]), 1)]) == pytest.approx(1.0)
     assert heldout_ndcg(vectors, [(np.array([0]), 3)]) == pytest.approx(1 / np.log2(3))
-    assert heldout_ndcg(vectors, [(np.array([0]), 3)], unranked=np.array([False, True, False, False])) == pytest.approx(1.0)
+    assert heldout_ndcg(vectors, [(np.array([0]), 3)], unranked=np.array([False, True, False, False])) == pytest.approx(
+        1.0
+    )
 
 
 def test_a_zero_shot_fit_with_the_folder_reads_its_vectors_not_the_cached_base(tiny_st: Path, tmp_path: Path) -> None:

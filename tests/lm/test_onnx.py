@@ -13,12 +13,20 @@ from anyrec.lm.onnx import RECIPE
 
 pytest.importorskip("onnxruntime")
 
-TEXTS = ["a space adventure with robots", "a quiet love story in Paris", "ghosts haunt an old house", "robots in love", "x"]
+TEXTS = [
+    "a space adventure with robots",
+    "a quiet love story in Paris",
+    "ghosts haunt an old house",
+    "robots in love",
+    "x",
+]
 
 
 def test_onnx_fp32_matches_torch_and_int8_stays_close(tiny_st: Path, tmp_path: Path) -> None:
     ref = TextEncoder(EncoderConfig(model=str(tiny_st), threads=1)).encode(TEXTS)
-    fp32 = TextEncoder(EncoderConfig(model=str(tiny_st), backend="onnx", threads=1, cache_dir=str(tmp_path))).encode(TEXTS)
+    fp32 = TextEncoder(EncoderConfig(model=str(tiny_st), backend="onnx", threads=1, cache_dir=str(tmp_path))).encode(
+        TEXTS
+    )
     np.testing.assert_allclose(fp32, ref, atol=1e-4)
     int8 = TextEncoder(EncoderConfig(model=str(tiny_st), backend="onnx-int8", threads=1, cache_dir=str(tmp_path)))
     vec = int8.encode(TEXTS)
@@ -33,7 +41,9 @@ def test_attention_is_fused_and_int8_uses_the_tanh_gelu(tiny_st: Path, tmp_path:
     import onnx
 
     for backend, name in (("onnx", "model-fp32.onnx"), ("onnx-int8", "model-int8.onnx")):
-        TextEncoder(EncoderConfig(model=str(tiny_st), backend=backend, threads=1, cache_dir=str(tmp_path))).encode(TEXTS[:2])
+        TextEncoder(EncoderConfig(model=str(tiny_st), backend=backend, threads=1, cache_dir=str(tmp_path))).encode(
+            TEXTS[:2]
+        )
         (path,) = (tmp_path / "onnx").glob(f"*+{backend}-r*/{name}")
         ops = [n.op_type for n in onnx.load(str(path)).graph.node]
         assert ops.count("QAttention" if backend == "onnx-int8" else "Attention") == 2, ops  # one per layer

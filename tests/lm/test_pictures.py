@@ -72,7 +72,9 @@ def test_an_unknown_name_offline_is_one_clear_error(tmp_path, monkeypatch):
 
 def test_the_fused_rows_blend_text_and_picture_cosines_by_the_weight(planted):
     ds = load_dataset(None, mapping=mapping_from_toml(Path(planted["out"]) / "anyrec.toml"))
-    model = build_model("zeroshot", 0, {"encoder": "hashing:64", "image_encoder": str(planted["clip"]), "image_weight": 0.3})
+    model = build_model(
+        "zeroshot", 0, {"encoder": "hashing:64", "image_encoder": str(planted["clip"]), "image_weight": 0.3}
+    )
     model.fit(ds)
     text, pics = model.text_only_table(), model.image_vectors_
     table = model.table()

@@ -11,13 +11,44 @@ from anyrec.models import MODELS, Filters, Recommender
 from anyrec.models.registry import build_model
 
 # Few factors: the checkerboard has rank 2, and many factors let ALS memorise each user instead.
-FAST = {"bpr": {"iterations": 200, "factors": 8}, "als": {"factors": 4}, "zeroshot": {"encoder": "hashing"},
-        # patience = epochs: with the default 5, noisy hold-out figures stopped some seeds before the blocks were learnt
-        "sequential": {"encoder": "hashing:32", "hidden": 16, "layers": 1, "heads": 1, "epochs": 30, "patience": 30, "max_len": 8,
-                       "lr": 5e-3, "threads": 1},
-        "generative": {"encoder": "hashing:32", "levels": 2, "codebook": 4, "hidden": 16, "layers": 1, "heads": 1, "epochs": 5,
-                       "max_items": 6, "threads": 1},
-        "sasrec": {"hidden": 16, "layers": 1, "heads": 1, "epochs": 30, "patience": 30, "max_len": 8, "lr": 5e-3, "threads": 1}}
+FAST = {
+    "bpr": {"iterations": 200, "factors": 8},
+    "als": {"factors": 4},
+    "zeroshot": {"encoder": "hashing"},
+    # patience = epochs: with the default 5, noisy hold-out figures stopped some seeds before the blocks were learnt
+    "sequential": {
+        "encoder": "hashing:32",
+        "hidden": 16,
+        "layers": 1,
+        "heads": 1,
+        "epochs": 30,
+        "patience": 30,
+        "max_len": 8,
+        "lr": 5e-3,
+        "threads": 1,
+    },
+    "generative": {
+        "encoder": "hashing:32",
+        "levels": 2,
+        "codebook": 4,
+        "hidden": 16,
+        "layers": 1,
+        "heads": 1,
+        "epochs": 5,
+        "max_items": 6,
+        "threads": 1,
+    },
+    "sasrec": {
+        "hidden": 16,
+        "layers": 1,
+        "heads": 1,
+        "epochs": 30,
+        "patience": 30,
+        "max_len": 8,
+        "lr": 5e-3,
+        "threads": 1,
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -122,5 +153,9 @@ def test_a_live_history_scores_as_the_fitted_user(name, board, fast):
         return
     for u in range(0, board.n_users, 7):
         items, weights = _history(board, u)
-        np.testing.assert_allclose(model.score_history(items, weights), np.asarray(model.score(np.array([u]))[0], dtype=np.float64),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            model.score_history(items, weights),
+            np.asarray(model.score(np.array([u]))[0], dtype=np.float64),
+            rtol=1e-5,
+            atol=1e-5,
+        )

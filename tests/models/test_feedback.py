@@ -59,8 +59,9 @@ def test_a_push_reaches_only_the_kin_and_is_bounded():
     assert np.argmax(push) == np.argmax(cos)  # the nearest is pushed most
     weak = kin_push(table, np.array([7]), np.array([-0.25]), 5, history=history)
     np.testing.assert_allclose(weak, push * 0.25)
-    np.testing.assert_allclose(kin_push(table, np.array([7]), np.array([-1.0]), 5, candidates=np.array([1, 2]), history=history),
-                               push[[1, 2]])
+    np.testing.assert_allclose(
+        kin_push(table, np.array([7]), np.array([-1.0]), 5, candidates=np.array([1, 2]), history=history), push[[1, 2]]
+    )
 
 
 def test_the_pooled_kernel_adds_up_and_tends_to_the_closest_item():

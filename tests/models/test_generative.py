@@ -119,7 +119,10 @@ def test_pretrain_on_two_catalogs_then_fine_tune_on_one(tmp_path):
     a, b = successor_task(length=10, seed=3), genre_catalog()
     merged = merge_datasets([a, b])
     assert merged.n_items == a.n_items + b.n_items and merged.n_users == a.n_users + b.n_users
-    assert merged.catalog.text(a.n_items) == b.catalog.text(0) and merged.catalog.ids.raw(0) == f"successor:{a.catalog.ids.raw(0)}"
+    assert (
+        merged.catalog.text(a.n_items) == b.catalog.text(0)
+        and merged.catalog.ids.raw(0) == f"successor:{a.catalog.ids.raw(0)}"
+    )
     pre = build_model("generative", 0, {**TINY, "epochs": 30, "patience": 30}).fit(merged)
     save_model(pre, merged, tmp_path / "pre")
     ds = successor_task(length=10)
@@ -154,7 +157,9 @@ def test_options_left_to_the_log_are_sized_from_it_said_aloud_and_given_ones_win
     assert "3,000 training windows < 40,000" in chosen["batch_size"]
     big, chosen = sized_for(GenerativeConfig(), 53_671)
     assert (big.batch_size, big.max_minutes, big.valid_users) == (256, 6.0, 5_000)
-    assert "max_minutes=0 trains to early stopping" in chosen["max_minutes"] and "seeded sample" in chosen["valid_users"]
+    assert (
+        "max_minutes=0 trains to early stopping" in chosen["max_minutes"] and "seeded sample" in chosen["valid_users"]
+    )
     given, chosen = sized_for(GenerativeConfig(batch_size=32, max_minutes=0, valid_users=0), 53_671)
     assert (given.batch_size, given.max_minutes, given.valid_users) == (32, 0, 0) and chosen == {}
 
@@ -164,5 +169,9 @@ def test_options_left_to_the_log_are_sized_from_it_said_aloud_and_given_ones_win
     notices: list[str] = []
     model.progress = lambda label, done, total: notices.append(label) if (done, total) == (0, 0) else None
     model.fit(ds)
-    assert model.config.batch_size == 64 and model.config.max_minutes == 0.0 and set(model.report_.sized) == {"batch_size", "max_minutes", "valid_users"}
+    assert (
+        model.config.batch_size == 64
+        and model.config.max_minutes == 0.0
+        and set(model.report_.sized) == {"batch_size", "max_minutes", "valid_users"}
+    )
     assert any(n.startswith("generative settings for this log: batch_size=64") for n in notices), notices

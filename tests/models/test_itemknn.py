@@ -33,8 +33,10 @@ def test_a_short_term_weighs_recent_items_and_zero_keeps_the_classic_model():
     pairs = [(f"u{u}", f"i{(u * 3 + j) % 12}") for u in range(10) for j in range(u % 4 + 3)]
     ds = make_dataset(pairs)
     classic = ItemKNN().fit(ds)
-    np.testing.assert_allclose(classic.score(np.arange(ds.n_users)),
-                               (ds.interactions.matrix(ds.n_users, ds.n_items).astype(float) @ classic.similarity_).toarray())
+    np.testing.assert_allclose(
+        classic.score(np.arange(ds.n_users)),
+        (ds.interactions.matrix(ds.n_users, ds.n_items).astype(float) @ classic.similarity_).toarray(),
+    )
     recent = ItemKNN(short_term=1.0, half_life=1.0).fit(ds)
     h = recent.history_matrix()
     u = int(np.argmax(np.bincount(ds.interactions.user)))

@@ -55,8 +55,12 @@ def test_a_catalog_past_the_dense_size_takes_the_sparse_path_unless_dense_is_ask
 
 def test_over_the_memory_limit_ease_takes_its_sparse_path_and_says_so():
     said: list[str] = []
-    model = build_model("ease", 0, {"max_memory_mb": 1e-9, "l2": 2.0}).fit(TINY, progress=lambda d, a, b: said.append(d))
-    assert model.solver_ == "sparse" and model.report_.sized["solver"].startswith("sparse (a dense solve over 4 items needs 0 MB")
+    model = build_model("ease", 0, {"max_memory_mb": 1e-9, "l2": 2.0}).fit(
+        TINY, progress=lambda d, a, b: said.append(d)
+    )
+    assert model.solver_ == "sparse" and model.report_.sized["solver"].startswith(
+        "sparse (a dense solve over 4 items needs 0 MB"
+    )
     assert any("solver=sparse" in s for s in said)
     # every other item co-occurs with each item here (3 of 4 do): the neighbourhood is the catalog, so the dense answer
     dense = build_model("ease", 0, {"l2": 2.0, "solver": "dense"}).fit(TINY)
@@ -66,7 +70,9 @@ def test_over_the_memory_limit_ease_takes_its_sparse_path_and_says_so():
     for j in range(4):  # each column is the ridge over the items that co-occur with j (the others' weights are 0)
         hood = [i for i in range(4) if i != j and (x[:, i] * x[:, j]).sum() > 0]
         xo = x[:, hood]
-        np.testing.assert_allclose(b[hood, j], np.linalg.solve(xo.T @ xo + 2.0 * np.eye(len(hood)), xo.T @ x[:, j]), atol=1e-10)
+        np.testing.assert_allclose(
+            b[hood, j], np.linalg.solve(xo.T @ xo + 2.0 * np.eye(len(hood)), xo.T @ x[:, j]), atol=1e-10
+        )
     assert np.allclose(model.score(np.arange(3)), x @ b)
     assert dense.weights().shape == b.shape
 
@@ -155,7 +161,10 @@ def test_the_sparse_path_is_the_dense_solve_when_the_neighbourhood_is_the_catalo
     (and a log where all pairs co-occur) the sparse path's B equals the dense one; the live path matches score."""
     rng = np.random.default_rng(0)
     rows = [(f"u{u}", str(i)) for u in range(300) for i in rng.choice(60, size=12, replace=False)]
-    ds = log(rows, {str(i): f"item {i} " + " ".join(rng.choice(["red", "blue", "green", "wool", "silk"], 3)) for i in range(60)})
+    ds = log(
+        rows,
+        {str(i): f"item {i} " + " ".join(rng.choice(["red", "blue", "green", "wool", "silk"], 3)) for i in range(60)},
+    )
     vectors = rng.normal(size=(60, 8)).astype(np.float32)
     x = ds.interactions.matrix(ds.n_users, ds.n_items).toarray()
     assert ((x.T @ x) > 0).all()  # every pair co-occurs: N(j) is every other item
@@ -181,7 +190,9 @@ def test_the_sparse_path_is_the_dense_solve_when_the_neighbourhood_is_the_catalo
             np.testing.assert_allclose(sparse.weights().toarray(), dense.weights(), atol=1e-9)
         assert name == "hybrid" or sparse._systems[1].spectra  # (the eigendecompositions were made and kept)
         hist = np.flatnonzero(x[0])
-        np.testing.assert_allclose(sparse.score_history(hist, np.ones(len(hist))), sparse.score(np.array([0]))[0], atol=1e-9)
+        np.testing.assert_allclose(
+            sparse.score_history(hist, np.ones(len(hist))), sparse.score(np.array([0]))[0], atol=1e-9
+        )
         pushed = sparse.score_history(np.r_[hist, 5 if 5 not in hist else 6], np.r_[np.ones(len(hist)), -1.0])
         assert pushed.shape == (60,) and np.isfinite(pushed).all()
 
@@ -196,8 +207,16 @@ def test_the_sparse_path_keeps_most_of_the_dense_accuracy_on_ml100k():
     ds = load_dataset("ml-100k")
     got = {}
     for solver in ("dense", "sparse"):
-        result = run_experiment(ds, ExperimentConfig(models=("ease",), ks=(10,), split=SplitConfig(protocol="loo"), tune=False,
-                                                     model_options={"ease": {"l2": 500.0, "solver": solver, "neighbours": 200}}))
+        result = run_experiment(
+            ds,
+            ExperimentConfig(
+                models=("ease",),
+                ks=(10,),
+                split=SplitConfig(protocol="loo"),
+                tune=False,
+                model_options={"ease": {"l2": 500.0, "solver": solver, "neighbours": 200}},
+            ),
+        )
         got[solver] = result["models"]["ease"]["ndcg@10"]
     print(f"ml-100k EASE NDCG@10: dense {got['dense']:.4f}, sparse (200 neighbours) {got['sparse']:.4f}")
     assert got["sparse"] >= 0.95 * got["dense"]
@@ -208,14 +227,20 @@ def test_a_sparse_fit_saved_and_loaded_scores_the_same(tmp_path):
 
     vectors = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.95, 0.05]], dtype=np.float32)
     for name in ("ease", "hybrid"):
-        model = build_model(name, 0, {"l2": 2.0, "solver": "sparse", "text_k": 2} if name == "hybrid" else {"l2": 2.0, "solver": "sparse"})
+        model = build_model(
+            name,
+            0,
+            {"l2": 2.0, "solver": "sparse", "text_k": 2} if name == "hybrid" else {"l2": 2.0, "solver": "sparse"},
+        )
         if name == "hybrid":
             model.use_item_vectors(vectors)
         model.fit(TINY)
         back, _, _, _ = load_model(save_model(model, TINY, tmp_path / name))
         np.testing.assert_allclose(back.score(np.arange(3)), model.score(np.arange(3)), atol=1e-12)
         hist = np.array([0, 1])
-        np.testing.assert_allclose(back.score_history(hist, np.ones(2)), model.score_history(hist, np.ones(2)), atol=1e-12)
+        np.testing.assert_allclose(
+            back.score_history(hist, np.ones(2)), model.score_history(hist, np.ones(2)), atol=1e-12
+        )
 
 
 def test_the_l3ae_prior_is_ease_on_the_text_vectors_by_hand():

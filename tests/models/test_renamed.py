@@ -24,8 +24,11 @@ def test_one_name_per_concept_across_the_models():
     assert {"push", "kin"} <= names["sequential"] & names["zeroshot"] & names["ease"]
     assert "init" in names["generative"] and "init" in names["sequential"]
     for name in ("sequential", "generative"):  # "sized from the data" is None wherever a model sizes an option
-        sized = [f.name for f in fields(MODELS[name].Config) if f.name in ("batch_size", "max_minutes", "search_minutes",
-                                                                          "sampled_softmax", "valid_users")]
+        sized = [
+            f.name
+            for f in fields(MODELS[name].Config)
+            if f.name in ("batch_size", "max_minutes", "search_minutes", "sampled_softmax", "valid_users")
+        ]
         assert sized and all(next(f for f in fields(MODELS[name].Config) if f.name == s).default is None for s in sized)
 
 
@@ -45,11 +48,18 @@ def test_options_under_their_earlier_names_are_read_and_said(caplog):
 
 def test_a_folder_written_with_the_earlier_names_loads(tmp_path, caplog):
     board = checkerboard()
-    folder = save_model(build_model("sequential", 0, {"epochs": 1, "hidden": 8, "layers": 1, "use_text": False}).fit(board),
-                        board, tmp_path / "seq")
+    folder = save_model(
+        build_model("sequential", 0, {"epochs": 1, "hidden": 8, "layers": 1, "use_text": False}).fit(board),
+        board,
+        tmp_path / "seq",
+    )
     meta = json.loads((folder / "model.json").read_text())
     cfg = meta["config"]
-    cfg["dislike_weight"], cfg["dislike_kin"], cfg["text_half_life"] = cfg.pop("push"), cfg.pop("kin"), cfg.pop("half_life")
+    cfg["dislike_weight"], cfg["dislike_kin"], cfg["text_half_life"] = (
+        cfg.pop("push"),
+        cfg.pop("kin"),
+        cfg.pop("half_life"),
+    )
     cfg["sampled_softmax"] = cfg["sampled_softmax"] if cfg["sampled_softmax"] is not None else -1
     (folder / "model.json").write_text(json.dumps(meta))
     with caplog.at_level(logging.WARNING):

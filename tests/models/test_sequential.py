@@ -54,9 +54,16 @@ def test_same_seed_same_metrics_to_four_decimals():
 def test_cold_items_are_ranked_from_text():
     ds = genre_catalog(n_users=45)
     split = cold_item(ds, share=0.2, valid_share=0.1, seed=2)
-    res = run_experiment(ds, ExperimentConfig(models=("popularity", "sequential"), ks=(5,), split=None or ExperimentConfig().split,
-                                              model_options={"sequential": {**TINY, "encoder": "hashing:128", "epochs": 15, "max_len": 8}}),
-                         split=split)
+    res = run_experiment(
+        ds,
+        ExperimentConfig(
+            models=("popularity", "sequential"),
+            ks=(5,),
+            split=None or ExperimentConfig().split,
+            model_options={"sequential": {**TINY, "encoder": "hashing:128", "epochs": 15, "max_len": 8}},
+        ),
+        split=split,
+    )
     assert res["models"]["sequential"]["recall@5"] > 1.5 * res["models"]["popularity"]["recall@5"]
     assert res["models"]["sequential"]["recall@5"] > 0.4
 
@@ -78,7 +85,9 @@ def test_training_log_checkpoint_resume_and_budget(tmp_path):
 def test_sampled_softmax_trains():
     ds = successor_task(seed=3)
     split = leave_one_out(ds)
-    model = build_model("sequential", 0, {**TINY, "use_text": False, "epochs": 40, "patience": 40, "sampled_softmax": 8})
+    model = build_model(
+        "sequential", 0, {**TINY, "use_text": False, "epochs": 40, "patience": 40, "sampled_softmax": 8}
+    )
     model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     assert evaluate_model(model, ds, split, "valid", (3,))["recall@3"] > 0.5
 
@@ -223,8 +232,13 @@ def test_options_left_to_the_data_follow_the_catalog_and_the_log_and_given_ones_
     assert "full softmax" in chosen["sampled_softmax"] and small.max_minutes == 0.0 and small.search_minutes == 0.0
     given, chosen = sized_for(SequentialConfig(sampled_softmax=0, bucket_by_length=False, batch_size=64, max_minutes=0,
                                                search_minutes=0), 50_000, [3] * 90_000)
-    assert (given.sampled_softmax, given.bucket_by_length, given.batch_size, given.max_minutes, given.search_minutes) == \
-        (0, False, 64, 0, 0) and chosen == {}
+    assert (
+        given.sampled_softmax,
+        given.bucket_by_length,
+        given.batch_size,
+        given.max_minutes,
+        given.search_minutes,
+    ) == (0, False, 64, 0, 0) and chosen == {}
 
 
 def test_a_fit_says_what_it_chose_and_keeps_the_concrete_settings():
@@ -235,7 +249,11 @@ def test_a_fit_says_what_it_chose_and_keeps_the_concrete_settings():
     model.fit(ds)
     said = [d for d, done, total in notes if done == total == 0]
     assert len(said) == 1 and "batch_size=128" in said[0] and "sampled_softmax=0" in said[0]
-    assert model.config.batch_size == 128 and model.config.sampled_softmax == 0 and model.config.bucket_by_length is not None
+    assert (
+        model.config.batch_size == 128
+        and model.config.sampled_softmax == 0
+        and model.config.bucket_by_length is not None
+    )
 
 
 def test_warm_up_and_cosine_schedule_the_rate_and_ligr_blocks_learn_the_successor_rule():
@@ -255,7 +273,9 @@ def test_warm_up_and_cosine_schedule_the_rate_and_ligr_blocks_learn_the_successo
     assert rates[59] < 1e-5 and all(a >= b for a, b in zip(rates[9:], rates[10:]))  # up, then only down
     ds = successor_task()
     split = leave_one_out(ds)
-    model = build_model("sasrec", 0, {**TINY, "block": "ligr", "epochs": 60, "patience": 60, "lr": 1e-2, "warmup_steps": 5})
+    model = build_model(
+        "sasrec", 0, {**TINY, "block": "ligr", "epochs": 60, "patience": 60, "lr": 1e-2, "warmup_steps": 5}
+    )
     model.fit(split.train_dataset(ds), validate=lambda m: evaluate_model(m, ds, split, "valid", (1,))["ndcg@1"])
     model.set_history(split.history_dataset(ds, "test"))
     assert evaluate_model(model, ds, split, "test", (1,))["recall@1"] > 0.9

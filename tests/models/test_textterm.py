@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from tests.models.test_sequential import TINY, successor_task
 
-from anyrec.models.base import recency_weights
 from anyrec.models.registry import build_model
+from anyrec.models.scoring import recency_weights
 from anyrec.models.textvectors import kernel_scores
 
 
@@ -31,7 +31,9 @@ def test_the_batched_kernel_equals_zero_shots_per_user_kernel():
         want, _ = kernel_scores(unit, s - 1, recency_weights(np.arange(len(s))[::-1], 2.0), 0.1)
         np.testing.assert_allclose(got[r], want, rtol=1e-4, atol=1e-5)
     # a column subset scores the same as those columns of the whole table
-    np.testing.assert_allclose(model._text_similarity(seqs, np.array([2, 7]))[:, :], got[:, [2, 7]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model._text_similarity(seqs, np.array([2, 7]))[:, :], got[:, [2, 7]], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_the_prior_adds_popularity_times_the_standardised_log_counts_everywhere():

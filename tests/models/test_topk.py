@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anyrec.models.base import top_k
+from anyrec.models.scoring import top_k
 
 
 @settings(max_examples=200, deadline=None)

@@ -59,7 +59,9 @@ def test_log_checkpoint_and_resume(tmp_path) -> None:
     again = TrainingLoop(patience=3, folder=tmp_path)
     assert again.resume(lambda state: restored.update(state["net"]))
     assert restored == {"w": 3} and again.next_epoch == 2 and again.best == 0.2 and again.best_state == {"w": 1}
-    assert again.waited == 1 and again.new_entries() == [] and again.seconds() >= 3.0  # earlier epochs count toward the budget
+    assert (
+        again.waited == 1 and again.new_entries() == [] and again.seconds() >= 3.0
+    )  # earlier epochs count toward the budget
     silent = TrainingLoop(patience=3, folder=tmp_path / "other", writes=False)
     silent.record({"epoch": 0}, 0.3)
     silent.save(0, {})

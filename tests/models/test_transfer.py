@@ -38,7 +38,9 @@ def folder(tmp_path_factory):
 
 
 def test_the_pretrained_model_scores_a_catalog_it_never_saw(folder):
-    target = genre_catalog(n_per=10, n_users=45, per_user=6, seed=7)  # new titles, new users: nothing of it was pretrained on
+    target = genre_catalog(
+        n_per=10, n_users=45, per_user=6, seed=7
+    )  # new titles, new users: nothing of it was pretrained on
     split = leave_one_out(target)
     opts = {"init": str(folder), "text_blend": 0.0, "threads": 1}
     model = build_model("transfer", 0, opts)
@@ -50,7 +52,9 @@ def test_the_pretrained_model_scores_a_catalog_it_never_saw(folder):
     assert all(np.array_equal(state[k].numpy(), v) for k, v in weights.items())  # untouched: no training on the target
     model.set_history(split.history_dataset(target, "test"))
     got = evaluate_model(model, target, split, "test", (5,))["recall@5"]
-    pop = evaluate_model(build_model("popularity").fit(split.train_dataset(target)), target, split, "test", (5,))["recall@5"]
+    pop = evaluate_model(build_model("popularity").fit(split.train_dataset(target)), target, split, "test", (5,))[
+        "recall@5"
+    ]
     assert got > 0.4 and got > 1.5 * pop
 
 
@@ -63,7 +67,9 @@ def test_a_fine_tune_starts_from_the_saved_weights(folder):
 
     before = build_model("transfer", 0, {"init": str(folder), "threads": 1})
     before.fit(split.train_dataset(target), validate=valid)
-    tuned = build_model("sequential", 0, {"init": str(folder), "epochs": 3, "patience": 3, "threads": 1})  # + new id embeddings
+    tuned = build_model(
+        "sequential", 0, {"init": str(folder), "epochs": 3, "patience": 3, "threads": 1}
+    )  # + new id embeddings
     tuned.fit(split.train_dataset(target), validate=valid)
     first = tuned.report_.epochs[0]
     assert first["epoch"] == -1 and first["valid_ndcg@10"] == round(valid(before), 6)
@@ -85,7 +91,11 @@ def test_low_resource_shares_keep_validation_and_test_and_skip_learners_at_zero(
     train = split.train_dataset(ds)
     part, report = share_of_users(train, 0.1, seed=0)
     users = np.unique(part.interactions.user)
-    assert report["users"] == len(users) == 6 and report["of_users"] == 60 and report["rows"] == len(part.interactions.user)
+    assert (
+        report["users"] == len(users) == 6
+        and report["of_users"] == 60
+        and report["rows"] == len(part.interactions.user)
+    )
     assert share_of_users(train, 0.1, seed=0)[1] == report and share_of_users(train, 0.0, seed=0)[1]["rows"] == 0
     # transfer's popularity prior counts the share's rows, as zero-shot's does; fixed at 0, nothing of it can move
     opts = {"transfer": {"init": str(folder), "threads": 1, "popularity": 0.0}, "zeroshot": {"encoder": ENCODER},
@@ -107,7 +117,9 @@ def test_pretrain_rec_command_writes_a_folder_that_evaluate_reads(tmp_path, monk
     monkeypatch.setenv("ANYREC_CACHE", str(tmp_path / "cache"))
     src = tmp_path / "src"
     src.mkdir()  # the command reads folders: one in the tables format
-    (src / "items.csv").write_text("item_id,title\n" + "".join(f"i{k},The thing {k % 3} number {k}\n" for k in range(12)))
+    (src / "items.csv").write_text(
+        "item_id,title\n" + "".join(f"i{k},The thing {k % 3} number {k}\n" for k in range(12))
+    )
     (src / "interactions.csv").write_text("user_id,item_id,time\n" + "".join(
         f"u{u},i{(u + j) % 12},{u * 10 + j}\n" for u in range(20) for j in range(5)))
     config = src / "anyrec.toml"  # a user's own tables, mapped by a TOML config
@@ -122,13 +134,17 @@ def test_pretrain_rec_command_writes_a_folder_that_evaluate_reads(tmp_path, monk
     assert meta["epochs"] == 2 and meta["config"]["hidden"] == 16 and (out / "checkpoint.pt").is_file()
     bad = CliRunner().invoke(cli, [*args[:-2], "--option", "pretrain.use_ids=true"])
     assert bad.exit_code != 0 and "no option(s) use_ids" in bad.output
-    res = CliRunner().invoke(cli, ["evaluate", "--config", str(config), "--models", "transfer", "--init", str(out), "--k", "5",
-                                   "--no-progress"])
+    res = CliRunner().invoke(
+        cli,
+        ["evaluate", "--config", str(config), "--models", "transfer", "--init", str(out), "--k", "5", "--no-progress"],
+    )
     assert res.exit_code == 0, res.output
     assert "transfer" in res.output
     # day one on a catalog: a version fitted from the folder with no training, saved, and served by `recommend`
     served = tmp_path / "served"
-    res = CliRunner().invoke(cli, ["fit", "--model", "transfer", "--init", str(out), "--config", str(config), "--out", str(served)])
+    res = CliRunner().invoke(
+        cli, ["fit", "--model", "transfer", "--init", str(out), "--config", str(config), "--out", str(served)]
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((served / "model.json").read_text())["config"]["init"] == str(out)
     res = CliRunner().invoke(cli, ["recommend", "--model", str(served), "--user", "u3", "--k", "3", "--json"])

@@ -82,7 +82,9 @@ def test_long_and_short_term_weights(ds):
 
 def _rated(ratings: list[tuple[str, float]]):
     b = DatasetBuilder(ReadPolicy(), fields=["title"])
-    for i, txt in enumerate(["space robots", "space rocket", "love story", "love wedding", "love story wedding", "cooking"]):
+    for i, txt in enumerate(
+        ["space robots", "space rocket", "love story", "love wedding", "love story wedding", "cooking"]
+    ):
         b.add_item(str(i), {"title": txt}, path="i", line=1, field="id")
     for t, (item, r) in enumerate(ratings):
         b.add_interaction("u", item, time=float(t), rating=r, path="x", line=t + 1)
@@ -126,7 +128,15 @@ def test_priors_do_not_bury_new_items(ds):
 
 def test_multi_interest_serves_two_tastes():
     b = DatasetBuilder(ReadPolicy(), fields=["title"])
-    texts = ["space robots galaxy", "space rocket alien", "space galaxy alien", "love wedding kiss", "love paris heart", "love kiss heart", "ghost blood"]
+    texts = [
+        "space robots galaxy",
+        "space rocket alien",
+        "space galaxy alien",
+        "love wedding kiss",
+        "love paris heart",
+        "love kiss heart",
+        "ghost blood",
+    ]
     for i, t in enumerate(texts):
         b.add_item(str(i), {"title": t}, path="i", line=1, field="id")
     for n, i in enumerate(["0", "1", "3", "4", "6"]):
@@ -147,7 +157,9 @@ def test_cold_item_protocol_text_beats_id_models(ds):
 
 
 def test_loo_validation_tuning_is_reported(ds):
-    res = run_experiment(ds, ExperimentConfig(models=("zeroshot",), ks=(5,), model_options={"zeroshot": {"encoder": "hashing:128"}}))
+    res = run_experiment(
+        ds, ExperimentConfig(models=("zeroshot",), ks=(5,), model_options={"zeroshot": {"encoder": "hashing:128"}})
+    )
     assert "zeroshot" in res["tuned"] and "valid_ndcg@5" in res["tuned"]["zeroshot"]
 
 

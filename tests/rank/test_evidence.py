@@ -40,7 +40,9 @@ def test_features_by_hand() -> None:
     np.testing.assert_allclose(f[0, :, 0], np.log1p([2, 1]))
     np.testing.assert_allclose(f[0, :, 1], [2 / np.sqrt(6) + 1 / 2, 0.0])
     np.testing.assert_allclose(f[0, :, 2], [1 / 2, 0.0])  # only the last history item, b
-    assert np.all(ev.features([np.zeros(0, dtype=np.int64)], np.array([[c, d]]))[0, :, 1:] == 0)  # no history, no co-occurrence
+    assert np.all(
+        ev.features([np.zeros(0, dtype=np.int64)], np.array([[c, d]]))[0, :, 1:] == 0
+    )  # no history, no co-occurrence
 
 
 def test_standardised_within_each_list_over_valid_entries_only() -> None:
@@ -68,7 +70,8 @@ def test_weights_follow_the_signal_and_ignore_noise() -> None:
 
 
 def test_the_classifier_trains_with_evidence_saves_and_loads_it(tmp_path: Path) -> None:
-    from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+    from anyrec.rank.cross import ClickClassifier
+    from anyrec.rank.cross_config import ClickClassifierConfig
     from anyrec.rank.train import fit_click_stage, load_stage
 
     topics = topic_dataset(users=60, length=8)
@@ -79,7 +82,9 @@ def test_the_classifier_trains_with_evidence_saves_and_loads_it(tmp_path: Path) 
     cfg = ClickClassifierConfig(encoder=str(enc), holdout=2, list_negatives=3, evidence="popularity,cooc", **TINY)
     stage, report = fit_click_stage(retriever, topics, split, cfg, depth=12, out_dir=tmp_path / "ranker")
     alone = report["lists"]["evidence_alone"]
-    assert len(alone["weights"]) == 2 and set(alone["valid_ndcg@10_by_blend"]) == {str(b) for b in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)}
+    assert len(alone["weights"]) == 2 and set(alone["valid_ndcg@10_by_blend"]) == {
+        str(b) for b in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+    }
     assert all(len(e["w"]) == 2 for e in report["epochs"])  # the weights train with the encoder, epoch by epoch
     loaded = ClickClassifier.load(tmp_path / "ranker", topics.catalog)
     np.testing.assert_allclose(loaded.prior_.weights, stage.ranker.prior_.weights)
@@ -87,18 +92,26 @@ def test_the_classifier_trains_with_evidence_saves_and_loads_it(tmp_path: Path) 
     with pytest.raises(ConfigError, match="set_evidence"):
         loaded.score([np.array([1, 2, 3])], cands)  # features need the interactions they count
     loaded.set_evidence(train)
-    np.testing.assert_allclose(loaded.score([np.array([1, 2, 3])], cands), stage.ranker.score([np.array([1, 2, 3])], cands), rtol=1e-4)
+    np.testing.assert_allclose(
+        loaded.score([np.array([1, 2, 3])], cands), stage.ranker.score([np.array([1, 2, 3])], cands), rtol=1e-4
+    )
     text_only = ClickClassifier.load(tmp_path / "ranker", topics.catalog)
     text_only.prior_ = None
-    assert not np.allclose(text_only.score([np.array([1, 2, 3])], cands), stage.ranker.score([np.array([1, 2, 3])], cands))
+    assert not np.allclose(
+        text_only.score([np.array([1, 2, 3])], cands), stage.ranker.score([np.array([1, 2, 3])], cands)
+    )
     served = load_stage(retriever, train, str(tmp_path / "ranker"))
     assert served.ranker.prior_.evidence._items is not None  # the served stage counts its own data
 
 
 def test_evidence_needs_listwise_training(tmp_path: Path) -> None:
-    from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+    from anyrec.rank.cross import ClickClassifier
+    from anyrec.rank.cross_config import ClickClassifierConfig
 
-    clf = ClickClassifier(topic_dataset().catalog, ClickClassifierConfig(encoder=str(tiny_encoder(tmp_path / "enc")), evidence="popularity"))
+    clf = ClickClassifier(
+        topic_dataset().catalog,
+        ClickClassifierConfig(encoder=str(tiny_encoder(tmp_path / "enc")), evidence="popularity"),
+    )
     with pytest.raises(ConfigError, match="holdout"):
         clf.fit(["x"], np.array([0]), np.array([1]))
 
@@ -109,9 +122,15 @@ def test_training_features_do_not_count_the_answers_clicks() -> None:
     topics = topic_dataset(users=60, length=8)
     train = make_split(topics, SplitConfig(protocol="loo")).train_dataset(topics)
     full, inner = Evidence(("popularity",)).fit(train), Evidence(("popularity",)).fit(without_last(train, 2, keep=2))
-    held = np.bincount(train.interactions.item, minlength=topics.n_items) - np.bincount(without_last(train, 2, keep=2).interactions.item, minlength=topics.n_items)
+    held = np.bincount(train.interactions.item, minlength=topics.n_items) - np.bincount(
+        without_last(train, 2, keep=2).interactions.item, minlength=topics.n_items
+    )
     items = np.arange(topics.n_items)[None, :]
-    np.testing.assert_allclose(np.expm1(full.features([np.zeros(0)], items)[0, :, 0]) - np.expm1(inner.features([np.zeros(0)], items)[0, :, 0]), held)
+    np.testing.assert_allclose(
+        np.expm1(full.features([np.zeros(0)], items)[0, :, 0])
+        - np.expm1(inner.features([np.zeros(0)], items)[0, :, 0]),
+        held,
+    )
     assert held.sum() > 0
 
 
@@ -128,5 +147,7 @@ def test_a_bad_ranker_option_is_named_before_anything_trains(option: str, messag
     from anyrec.cli import cli
 
     res = CliRunner().invoke(cli, ["evaluate", "--models", "popularity", "--ranker", "classifier", "--option", option])
-    assert isinstance(res.exception, ConfigError) and re.search(message, str(res.exception)), res.output  # main() prints it, exit 2
+    assert isinstance(res.exception, ConfigError) and re.search(message, str(res.exception)), (
+        res.output
+    )  # main() prints it, exit 2
     assert "popularity" not in res.output.lower()  # raised before any model was fitted or evaluated

@@ -45,7 +45,9 @@ def test_candidate_lists_hold_the_target_and_the_retrievers_best_unseen_items(to
         assert not set(row.tolist()) - {int(targets[u])} & set(seen[u].indices.tolist())
     again, _ = candidate_lists(model, users, targets, n=8, seed=1)
     np.testing.assert_array_equal(cands, again)  # the shuffle is seeded
-    assert len({int(np.flatnonzero(row == t)[0]) for row, t in zip(cands, targets)}) > 1  # the answer does not sit in one place
+    assert (
+        len({int(np.flatnonzero(row == t)[0]) for row, t in zip(cands, targets)}) > 1
+    )  # the answer does not sit in one place
 
 
 class Oracle:
@@ -98,32 +100,57 @@ def tiny_encoder(folder: Path) -> Path:
     from anyrec.lm.encoder import resolve_encoder
 
     tok = AutoTokenizer.from_pretrained(resolve_encoder("default"))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     num_labels=2)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=2,
+    )
     BertForSequenceClassification(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 
 
-def test_click_classifier_learns_the_topic_and_the_stage_is_trained_on_training_rows(topics: Dataset, tmp_path: Path) -> None:
-    from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+def test_click_classifier_learns_the_topic_and_the_stage_is_trained_on_training_rows(
+    topics: Dataset, tmp_path: Path
+) -> None:
+    from anyrec.rank.cross import ClickClassifier
+    from anyrec.rank.cross_config import ClickClassifierConfig
     from anyrec.rank.train import BLENDS, fit_click_stage
 
     enc = tiny_encoder(tmp_path / "enc")
     split = make_split(topics, SplitConfig(protocol="loo"))
-    retriever = build_model("popularity", 0, {}).fit(split.train_dataset(topics))  # knows no topics: the classifier must
-    cfg = ClickClassifierConfig(encoder=str(enc), epochs=6, lr=2e-3, batch_size=16, positions=3, negatives=4, patience=6,
-                                threads=1, device="cpu")
+    retriever = build_model("popularity", 0, {}).fit(
+        split.train_dataset(topics)
+    )  # knows no topics: the classifier must
+    cfg = ClickClassifierConfig(
+        encoder=str(enc),
+        epochs=6,
+        lr=2e-3,
+        batch_size=16,
+        positions=3,
+        negatives=4,
+        patience=6,
+        threads=1,
+        device="cpu",
+    )
     stage, report = fit_click_stage(retriever, topics, split, cfg, depth=36, out_dir=tmp_path / "ranker")
     assert report["positives"] > 0 and len(report["epochs"]) >= 1 and report["blend"] in BLENDS
     assert max(max(e.values()) for e in report["validation_by_epoch_and_blend"]) > report["retriever_valid_ndcg@10"]
     hist = split.history_dataset(topics, "test")
     retriever.set_history(hist)
     stage.set_history(hist)
-    assert evaluate_model(stage, topics, split, "test", (10,))["ndcg@10"] > evaluate_model(retriever, topics, split, "test", (10,))["ndcg@10"]
+    assert (
+        evaluate_model(stage, topics, split, "test", (10,))["ndcg@10"]
+        > evaluate_model(retriever, topics, split, "test", (10,))["ndcg@10"]
+    )
     loaded = ClickClassifier.load(tmp_path / "ranker", topics.catalog)
     cands = np.array([[0, 12, 24]])  # space, love, ghost story
-    np.testing.assert_allclose(loaded.score([np.array([1, 2, 3])], cands), stage.ranker.score([np.array([1, 2, 3])], cands), rtol=1e-4)
+    np.testing.assert_allclose(
+        loaded.score([np.array([1, 2, 3])], cands), stage.ranker.score([np.array([1, 2, 3])], cands), rtol=1e-4
+    )
 
 
 def tiny_causal_lm(folder: Path) -> Path:
@@ -132,8 +159,15 @@ def tiny_causal_lm(folder: Path) -> Path:
     from anyrec.lm.encoder import resolve_encoder
 
     tok = AutoTokenizer.from_pretrained(resolve_encoder("default"))
-    cfg = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                      num_key_value_heads=2, max_position_embeddings=512)
+    cfg = LlamaConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    )
     LlamaForCausalLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -168,8 +202,11 @@ def test_the_shipped_smollm2_scores_a_candidate_list() -> None:
     from anyrec.lm.generator import CausalLM, GeneratorConfig
 
     lm = CausalLM(GeneratorConfig(threads=2))
-    prompts = ["Which is a fruit? A. hammer B. apple C. brick. Answer with the letter.",
-               "A user watched Star Wars, Alien and Blade Runner. Next: A. Aliens B. Emma C. Clueless D. Heat. Answer with the letter."]
+    prompts = [
+        "Which is a fruit? A. hammer B. apple C. brick. Answer with the letter.",
+        "A user watched Star Wars, Alien and Blade Runner. Next: A. Aliens B. Emma C. Clueless D. Heat. Answer with "
+        "the letter.",
+    ]
     labels = ["A", "B", "C"]
     batched = lm.label_scores(prompts, labels, batch_size=2)
     alone = np.concatenate([lm.label_scores([p], labels) for p in prompts])
@@ -188,8 +225,15 @@ def test_evaluate_adds_the_ranked_row_under_the_same_rules(topics: Dataset, tmp_
     from anyrec.eval.experiment import ExperimentConfig, run_experiment
 
     enc = tiny_encoder(tmp_path / "enc")
-    cfg = ExperimentConfig(models=("popularity", "zeroshot"), ks=(10,), model_options={"zeroshot": {"encoder": "hashing:128"}},
-                           ranker="classifier", rank_behind=("zeroshot",), ranker_options={"encoder": str(enc), **TINY}, rank_depth=10)
+    cfg = ExperimentConfig(
+        models=("popularity", "zeroshot"),
+        ks=(10,),
+        model_options={"zeroshot": {"encoder": "hashing:128"}},
+        ranker="classifier",
+        rank_behind=("zeroshot",),
+        ranker_options={"encoder": str(enc), **TINY},
+        rank_depth=10,
+    )
     result = run_experiment(topics, cfg)
     assert list(result["models"]) == ["popularity", "zeroshot", "zeroshot→classifier"]
     row = result["models"]["zeroshot→classifier"]
@@ -213,8 +257,21 @@ def test_fit_ranker_then_recommend_and_serve_with_it(topics: Dataset, tmp_path: 
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, (res.output, res.exception)
     assert "validation NDCG@10" in res.output and (tmp_path / "ranker" / "anyrec-ranker.json").exists()
-    res = CliRunner().invoke(cli, ["recommend", "--model", str(folder), "--ranker", str(tmp_path / "ranker"), "--user", "u0",
-                                   "--k", "5", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "recommend",
+            "--model",
+            str(folder),
+            "--ranker",
+            str(tmp_path / "ranker"),
+            "--user",
+            "u0",
+            "--k",
+            "5",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, (res.output, res.exception)
     data = json.loads(res.output)
     assert len(data["results"]) == 5 and all(r["because"] for r in data["results"])
@@ -222,19 +279,28 @@ def test_fit_ranker_then_recommend_and_serve_with_it(topics: Dataset, tmp_path: 
     rows = [(topics.catalog.ids.raw(i), "view", None, float(i)) for i in (0, 1, 2)]
     recs = live.recommend("u0", rows, 5)
     assert len(recs.items) == 5 and not {0, 1, 2} & set(recs.items)
-    bad = CliRunner().invoke(cli, ["fit-ranker", "--model", str(folder), "--out", str(tmp_path / "r2"), "--option", "zeroshot.k=1"])
+    bad = CliRunner().invoke(
+        cli, ["fit-ranker", "--model", str(folder), "--out", str(tmp_path / "r2"), "--option", "zeroshot.k=1"]
+    )
     assert bad.exit_code != 0 and "ranker.FIELD=VALUE" in bad.output
 
 
 def test_the_click_classifier_resumes_from_its_checkpoint(topics: Dataset, tmp_path: Path) -> None:
-    from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+    from anyrec.rank.cross import ClickClassifier
+    from anyrec.rank.cross_config import ClickClassifierConfig
 
     enc = tiny_encoder(tmp_path / "enc")
     seqs = sequences(topics)
-    lefts, items, labels = ClickClassifier(topics.catalog, ClickClassifierConfig()).pairs(seqs, lambda u, s: np.array([30, 31, 32, 33]))
+    lefts, items, labels = ClickClassifier(topics.catalog, ClickClassifierConfig()).pairs(
+        seqs, lambda u, s: np.array([30, 31, 32, 33])
+    )
     base = {"encoder": str(enc), "batch_size": 16, "threads": 1, "device": "cpu", "patience": 5}
-    first = ClickClassifier(topics.catalog, ClickClassifierConfig(**base, epochs=1)).fit(lefts, items, labels, out_dir=tmp_path / "r")
-    resumed = ClickClassifier(topics.catalog, ClickClassifierConfig(**base, epochs=2, resume=True)).fit(lefts, items, labels, out_dir=tmp_path / "r")
+    first = ClickClassifier(topics.catalog, ClickClassifierConfig(**base, epochs=1)).fit(
+        lefts, items, labels, out_dir=tmp_path / "r"
+    )
+    resumed = ClickClassifier(topics.catalog, ClickClassifierConfig(**base, epochs=2, resume=True)).fit(
+        lefts, items, labels, out_dir=tmp_path / "r"
+    )
     assert [e["epoch"] for e in resumed.report_["epochs"]] == [1, 2]
     assert resumed.report_["epochs"][0]["loss"] == first.report_["epochs"][0]["loss"]
 
@@ -244,7 +310,9 @@ def test_evaluate_cli_names_a_ranker_behind_a_model_that_is_not_evaluated() -> N
 
     from anyrec.cli import cli
 
-    res = CliRunner().invoke(cli, ["evaluate", "--models", "popularity", "--ranker", "classifier", "--rank-behind", "zeroshot"])
+    res = CliRunner().invoke(
+        cli, ["evaluate", "--models", "popularity", "--ranker", "classifier", "--rank-behind", "zeroshot"]
+    )
     assert res.exit_code != 0 and "zeroshot not among --models" in res.output
 
 
@@ -275,21 +343,28 @@ def test_holdout_lists_come_from_a_retriever_that_never_saw_the_answers() -> Non
 
 
 def test_listwise_training_learns_on_top_of_the_retrievers_order(tmp_path: Path) -> None:
-    from anyrec.rank.cross import ClickClassifierConfig
+    from anyrec.rank.cross_config import ClickClassifierConfig
     from anyrec.rank.train import fit_click_stage
 
     topics = topic_dataset(users=60, length=8)
     enc = tiny_encoder(tmp_path / "enc")
     split = make_split(topics, SplitConfig(protocol="loo"))
-    retriever = build_model("popularity", 0, {}).fit(split.train_dataset(topics))  # knows no topics: the classifier must
-    cfg = ClickClassifierConfig(encoder=str(enc), epochs=6, lr=2e-3, batch_size=36, holdout=3, patience=6, threads=1, device="cpu")
+    retriever = build_model("popularity", 0, {}).fit(
+        split.train_dataset(topics)
+    )  # knows no topics: the classifier must
+    cfg = ClickClassifierConfig(
+        encoder=str(enc), epochs=6, lr=2e-3, batch_size=36, holdout=3, patience=6, threads=1, device="cpu"
+    )
     stage, report = fit_click_stage(retriever, topics, split, cfg, depth=36, out_dir=tmp_path / "ranker")
     assert report["lists"]["lists"] > 0 and report["positives"] == report["lists"]["lists"] and "beta" in report
     assert max(max(e.values()) for e in report["validation_by_epoch_and_blend"]) > report["retriever_valid_ndcg@10"]
     hist = split.history_dataset(topics, "test")
     retriever.set_history(hist)
     stage.set_history(hist)
-    assert evaluate_model(stage, topics, split, "test", (10,))["ndcg@10"] > evaluate_model(retriever, topics, split, "test", (10,))["ndcg@10"]
+    assert (
+        evaluate_model(stage, topics, split, "test", (10,))["ndcg@10"]
+        > evaluate_model(retriever, topics, split, "test", (10,))["ndcg@10"]
+    )
 
 
 def test_sampled_lists_keep_the_answer_first_and_their_offsets() -> None:
@@ -299,7 +374,11 @@ def test_sampled_lists_keep_the_answer_first_and_their_offsets() -> None:
     offsets = np.array([[1.0, 0.5, 0.0, -1.0], [0.3, -0.3, -1e6, -1e6]])
     features = np.stack([lists, -lists], axis=2).astype(float)  # feature 0 is the item itself: it must follow its item
     out, answers, off, feats = sample_lists(lists, np.array([2, 1]), offsets, 2, seed=0, features=features)
-    assert feats is not None and np.array_equal(feats[:, :, 0], np.where(out >= 0, out, 0)) and np.array_equal(feats[:, :, 1], -feats[:, :, 0])
+    assert (
+        feats is not None
+        and np.array_equal(feats[:, :, 0], np.where(out >= 0, out, 0))
+        and np.array_equal(feats[:, :, 1], -feats[:, :, 0])
+    )
     assert np.array_equal(answers, [0, 0]) and out[0, 0] == 7 and out[1, 0] == 10
     assert set(out[0, 1:]) <= {5, 6, 8} and len(set(out[0, 1:])) == 2 and np.array_equal(out[1], [10, 9, -1])
     assert off[0, 0] == 0.0 and off[1, 1] == 0.3 and [offsets[0, [5, 6, 7, 8].index(i)] for i in out[0]] == list(off[0])
@@ -317,16 +396,39 @@ def test_fit_ranker_trains_listwise_on_held_out_lists_behind_a_saved_model(tmp_p
     longer = topic_dataset(users=60, length=8)
     enc = tiny_encoder(tmp_path / "enc")
     folder = save_model(build_model("zeroshot", 0, {"encoder": "hashing:128"}).fit(longer), longer, tmp_path / "zs")
-    res = CliRunner().invoke(cli, ["fit-ranker", "--model", str(folder), "--out", str(tmp_path / "ranker"), "--depth", "12",
-                                   "--option", f"ranker.encoder={enc}", "--option", "ranker.holdout=2", "--option", "ranker.list_negatives=3",
-                                   "--option", "ranker.evidence=popularity,cooc",
-                                   *[x for k, v in TINY.items() for x in ("--option", f"ranker.{k}={v}")]])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "fit-ranker",
+            "--model",
+            str(folder),
+            "--out",
+            str(tmp_path / "ranker"),
+            "--depth",
+            "12",
+            "--option",
+            f"ranker.encoder={enc}",
+            "--option",
+            "ranker.holdout=2",
+            "--option",
+            "ranker.list_negatives=3",
+            "--option",
+            "ranker.evidence=popularity,cooc",
+            *[x for k, v in TINY.items() for x in ("--option", f"ranker.{k}={v}")],
+        ],
+    )
     assert res.exit_code == 0, (res.output, res.exception)
     report = json.loads((tmp_path / "ranker" / "anyrec-ranker.json").read_text())["report"]
-    assert report["lists"]["holdout"] == 2 and report["lists"]["lists"] > 0 and report["pairs"] == 4 * report["lists"]["lists"]
+    assert (
+        report["lists"]["holdout"] == 2
+        and report["lists"]["lists"] > 0
+        and report["pairs"] == 4 * report["lists"]["lists"]
+    )
     saved = json.loads((tmp_path / "ranker" / "anyrec-ranker.json").read_text())
     assert len(saved["evidence_weights"]) == 2 and "evidence_alone" in report["lists"]
-    res = CliRunner().invoke(cli, ["recommend", "--model", str(folder), "--ranker", str(tmp_path / "ranker"), "--user", "u3", "--k", "5"])
+    res = CliRunner().invoke(
+        cli, ["recommend", "--model", str(folder), "--ranker", str(tmp_path / "ranker"), "--user", "u3", "--k", "5"]
+    )
     assert res.exit_code == 0, (res.output, res.exception)  # the saved evidence ranker serves from the CLI
 
 

@@ -80,12 +80,16 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
     procs: list[subprocess.Popen] = []
     log = tmp_path / "server.log"
 
-    def start(store_url: str, model_dir: Path | None = None, port: int | None = None, *extra: str) -> tuple[str, subprocess.Popen, int]:
+    def start(
+        store_url: str, model_dir: Path | None = None, port: int | None = None, *extra: str
+    ) -> tuple[str, subprocess.Popen, int]:
         port = port or free_port()
         cmd = [sys.executable, "-m", "anyrec", "serve", "--store", store_url, "--port", str(port), *extra]
         if model_dir is not None:
             cmd += ["--model", str(model_dir)]
-        proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
         procs.append(proc)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -57,7 +57,9 @@ def test_a_dislike_drops_the_item_and_its_neighbours_and_a_like_lifts_another_to
     others = [d for i, d in delta.items() if i not in near]
     assert max(delta[i] for i in near) < sum(others) / len(others)  # its nearest neighbours fall furthest
     ghosts = [i for i in after if i.startswith("g") and i not in ("g0", "g1")]
-    client.post("/v1/events", json=[{"user": "u0", "item": "g0", "type": "like"}, {"user": "u0", "item": "g1", "type": "like"}])
+    client.post(
+        "/v1/events", json=[{"user": "u0", "item": "g0", "type": "like"}, {"user": "u0", "item": "g1", "type": "like"}]
+    )
     liked = ids(client.get("/v1/users/u0/recommendations", params={"k": 36}).json())
     assert sum(rank(liked, i) for i in ghosts) < sum(rank(list(after), i) for i in ghosts)  # the liked topic rises
 
@@ -68,7 +70,9 @@ def test_a_search_with_a_dislike_pushes_its_kin_down_and_never_inverts_the_profi
     subtracted from the profile, which lowered every ghost story and raised whatever is least like a ghost)."""
     for n, extra in enumerate(("night", "keeper", "storm")):
         text = f"haunted lighthouse ghost scream {extra}"
-        assert client.put(f"/v1/items/x{n}", json={"fields": {"title": f"Lighthouse {n}", "text": text}}).status_code in (200, 201)
+        assert client.put(
+            f"/v1/items/x{n}", json={"fields": {"title": f"Lighthouse {n}", "text": text}}
+        ).status_code in (200, 201)
     likes = [{"user": u, "item": i, "type": "like"} for u in ("searcher-a", "searcher-b") for i in ("s1", "s2")]
     assert client.post("/v1/events", json=likes).status_code == 200
     assert client.post("/v1/events", json={"user": "searcher-b", "item": "x0", "type": "dislike"}).status_code == 200
@@ -107,7 +111,9 @@ def test_new_item_is_recommendable_at_once_and_deleted_item_never(client: TestCl
 
 
 def test_category_and_exclude_filters(client: TestClient) -> None:
-    body = client.get("/v1/users/u0/recommendations", params={"k": 5, "category": "love", "exclude": ["l0", "l1"]}).json()
+    body = client.get(
+        "/v1/users/u0/recommendations", params={"k": 5, "category": "love", "exclude": ["l0", "l1"]}
+    ).json()
     assert ids(body) and all(i.startswith("l") for i in ids(body)) and not {"l0", "l1"} & set(ids(body))
 
 
@@ -121,8 +127,13 @@ def test_forgetting_a_user_removes_their_events_and_makes_them_new(client: TestC
 
 def test_writes_need_a_key(client: TestClient) -> None:
     bare = {"Authorization": ""}
-    calls = [("post", "/v1/events", {"user": "u0", "item": "s1", "type": "click"}), ("put", "/v1/items/x1", {"fields": {"title": "x"}}),
-             ("delete", "/v1/items/s1", None), ("delete", "/v1/users/u0", None), ("post", "/v1/models/v1/activate", None)]
+    calls = [
+        ("post", "/v1/events", {"user": "u0", "item": "s1", "type": "click"}),
+        ("put", "/v1/items/x1", {"fields": {"title": "x"}}),
+        ("delete", "/v1/items/s1", None),
+        ("delete", "/v1/users/u0", None),
+        ("post", "/v1/models/v1/activate", None),
+    ]
     for method, path, body in calls:
         for headers in (bare, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
             resp = client.request(method, path, json=body, headers=headers)
@@ -131,22 +142,31 @@ def test_writes_need_a_key(client: TestClient) -> None:
     assert client.get("/v1/users/u0/recommendations", headers=bare).status_code == 200  # reads are open by default
 
 
-@pytest.mark.parametrize("body, loc", [
-    ({"user": "u0", "item": "s1", "type": "teleport"}, ["body", "type"]),
-    ({"user": "u0", "item": "s1"}, ["body", "type"]),
-    ({"user": "", "item": "s1", "type": "click"}, ["body", "user"]),
-    ({"user": "u0", "item": "s1", "type": "rating", "value": "high"}, ["body", "value"]),
-    ({"user": "u0", "item": "nope", "type": "click"}, ["body", "item"]),
-    ({"user": "u\x00", "item": "s1", "type": "click"}, ["body", "user"]),
-    ({"user": "u0", "item": "s1", "type": "rating", "value": 99}, ["body", "value"]),  # off the 1-5 scale
-    ({"user": "u0", "item": "s1", "type": "rating", "value": -3}, ["body", "value"]),
-    ({"user": "u0", "item": "s1", "type": "rating"}, ["body", "value"]),  # a rating without a value
-    ({"user": "u0", "item": "s1", "type": "click", "time": "3000-01-01T00:00:00Z"}, ["body", "time"]),
-    ({"user": "u0", "item": "s1", "type": "click", "time": 32503680000}, ["body", "time"]),  # the year 3000 in seconds
-    ({"user": "u0", "item": "s1", "type": "click", "time": "next tuesday"}, ["body", "time"]),
-    ({"user": "u0", "item": "s1", "type": "click", "time": -5}, ["body", "time"]),
-    ([{"user": "u0", "item": "s1", "type": "click"}, {"user": "u0", "item": "s1", "type": "rating", "value": 9}], ["body", 1, "value"]),
-])
+@pytest.mark.parametrize(
+    "body, loc",
+    [
+        ({"user": "u0", "item": "s1", "type": "teleport"}, ["body", "type"]),
+        ({"user": "u0", "item": "s1"}, ["body", "type"]),
+        ({"user": "", "item": "s1", "type": "click"}, ["body", "user"]),
+        ({"user": "u0", "item": "s1", "type": "rating", "value": "high"}, ["body", "value"]),
+        ({"user": "u0", "item": "nope", "type": "click"}, ["body", "item"]),
+        ({"user": "u\x00", "item": "s1", "type": "click"}, ["body", "user"]),
+        ({"user": "u0", "item": "s1", "type": "rating", "value": 99}, ["body", "value"]),  # off the 1-5 scale
+        ({"user": "u0", "item": "s1", "type": "rating", "value": -3}, ["body", "value"]),
+        ({"user": "u0", "item": "s1", "type": "rating"}, ["body", "value"]),  # a rating without a value
+        ({"user": "u0", "item": "s1", "type": "click", "time": "3000-01-01T00:00:00Z"}, ["body", "time"]),
+        (
+            {"user": "u0", "item": "s1", "type": "click", "time": 32503680000},
+            ["body", "time"],
+        ),  # the year 3000 in seconds
+        ({"user": "u0", "item": "s1", "type": "click", "time": "next tuesday"}, ["body", "time"]),
+        ({"user": "u0", "item": "s1", "type": "click", "time": -5}, ["body", "time"]),
+        (
+            [{"user": "u0", "item": "s1", "type": "click"}, {"user": "u0", "item": "s1", "type": "rating", "value": 9}],
+            ["body", 1, "value"],
+        ),
+    ],
+)
 def test_bad_event_bodies_name_the_field(client: TestClient, body: dict | list, loc: list) -> None:
     before = len(client.get("/v1/users/u0/history").json()["events"])
     resp = client.post("/v1/events", json=body)
@@ -154,7 +174,9 @@ def test_bad_event_bodies_name_the_field(client: TestClient, body: dict | list, 
     detail = resp.json()["detail"]
     assert any(d["loc"][: len(loc)] == loc for d in detail), detail
     # Only the errors of the shape that was sent: a single event is not also read as a list, nor a list as one event.
-    assert all(d["loc"][1] not in ("EventIn", "list[EventIn]", "single", "batch") for d in detail if len(d["loc"]) > 1), detail
+    assert all(
+        d["loc"][1] not in ("EventIn", "list[EventIn]", "single", "batch") for d in detail if len(d["loc"]) > 1
+    ), detail
     assert all(isinstance(d["loc"][1], int) == isinstance(body, list) for d in detail if len(d["loc"]) > 2), detail
     assert len(client.get("/v1/users/u0/history").json()["events"]) == before  # nothing of a refused body is stored
 
@@ -166,21 +188,30 @@ def test_event_times_in_iso_8601_or_seconds(client: TestClient) -> None:
         assert resp.status_code == 200, resp.json()
     stored = sorted(e["time"] for e in client.get("/v1/users/iso/history").json()["events"])
     assert stored == [1767323045.0, 1767323045.0, 1767323045.0, 1767323046.5, 1767323047.0]
-    assert client.post("/v1/events", json={"user": "iso", "item": "s1", "type": "click", "time": None}).status_code == 200  # null: now
+    assert (
+        client.post("/v1/events", json={"user": "iso", "item": "s1", "type": "click", "time": None}).status_code == 200
+    )  # null: now
 
 
 def test_bad_item_experiment_and_category_values_name_the_field(client: TestClient) -> None:
     for fields in ({"title": ""}, {"title": "  ", "description": "words"}, {"description": " "}):
         resp = client.put("/v1/items/blank", json={"fields": fields})
         assert resp.status_code == 422 and resp.json()["detail"][0]["loc"][:2] == ["body", "fields"], resp.json()
-    shares = {"variants": [{"name": "a", "model_version": "v1", "share": 0.9}, {"name": "b", "model_version": "v1", "share": 0.9}]}
+    shares = {
+        "variants": [
+            {"name": "a", "model_version": "v1", "share": 0.9},
+            {"name": "b", "model_version": "v1", "share": 0.9},
+        ]
+    }
     resp = client.put("/v1/experiments/ab", json=shares)
     assert resp.status_code == 422 and resp.json()["detail"][0]["loc"] == ["body", "variants"]
     assert "1.8" in resp.json()["detail"][0]["msg"]
     resp = client.get("/v1/users/u0/recommendations", params={"category": ["love", "Jazz Fusion"]})
     assert resp.status_code == 422 and resp.json()["detail"][0]["loc"] == ["query", "category"]
     assert "'Jazz Fusion'" in resp.json()["detail"][0]["msg"] and "'love'" not in resp.json()["detail"][0]["msg"]
-    assert client.get("/v1/users/u0/recommendations", params={"category": "LOVE"}).status_code == 200  # matched without case
+    assert (
+        client.get("/v1/users/u0/recommendations", params={"category": "LOVE"}).status_code == 200
+    )  # matched without case
 
 
 def test_bounds_on_size_and_length(client: TestClient) -> None:
@@ -242,8 +273,13 @@ def test_each_card_cites_its_own_history_with_the_users_verbs_and_never_a_low_ra
             assert b["event"] == {"s1": "rating", "s2": "rating", "g1": "view", "s3": "purchase"}[b["id"]]
     ghost = next(i for i in body["items"] if i["id"].startswith("g"))
     space = next(i for i in body["items"] if i["id"].startswith("s"))
-    assert {b["id"] for b in ghost["because"]} != {b["id"] for b in space["because"]} or ghost["because"][0]["id"] == "g1"
+    assert {b["id"] for b in ghost["because"]} != {b["id"] for b in space["because"]} or ghost["because"][0][
+        "id"
+    ] == "g1"
     # A dislike later: the item is never cited again, though it was bought.
-    assert client.post("/v1/events", json={"user": "fresh", "item": "s3", "type": "dislike", "time": 105}).status_code == 200
+    assert (
+        client.post("/v1/events", json={"user": "fresh", "item": "s3", "type": "dislike", "time": 105}).status_code
+        == 200
+    )
     after = client.get("/v1/users/fresh/recommendations", params={"k": 10, "explain": "true"}).json()
     assert all(b["id"] != "s3" for item in after["items"] for b in item["because"])

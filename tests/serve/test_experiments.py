@@ -56,8 +56,15 @@ def test_experiment_credits_clicks_and_promotes_the_winner(client: TestClient) -
     resp = client.put("/v1/experiments/ab", json={"variants": [{"name": "text", "model_version": "v1", "share": 0.5},
                                                                {"name": "pop", "model_version": "pop", "share": 0.5}]})
     assert resp.status_code == 200 and resp.json()["status"] == "running"
-    other = client.put("/v1/experiments/other", json={"variants": [{"name": "a", "model_version": "v1", "share": 0.5},
-                                                                   {"name": "b", "model_version": "pop", "share": 0.5}]})
+    other = client.put(
+        "/v1/experiments/other",
+        json={
+            "variants": [
+                {"name": "a", "model_version": "v1", "share": 0.5},
+                {"name": "b", "model_version": "pop", "share": 0.5},
+            ]
+        },
+    )
     assert other.status_code == 409
     seen: dict[str, str] = {}
     for n in range(120):

@@ -66,7 +66,9 @@ def test_a_user_forgotten_right_after_a_list_keeps_no_log_row(client: TestClient
     shown = client.get("/v1/users/leaver/recommendations", params={"k": 1000}).json()  # queued for the log
     assert client.delete("/v1/users/leaver").status_code == 200  # within milliseconds, before the log is written
     time.sleep(0.5)
-    assert client.get("/v1/users/leaver/recommendations", params={"k": 5}).status_code == 200  # comes back: logged again
+    assert (
+        client.get("/v1/users/leaver/recommendations", params={"k": 5}).status_code == 200
+    )  # comes back: logged again
     time.sleep(0.5)
     store = Store.open(store_url)
     with store.engine.connect() as conn:
@@ -85,7 +87,9 @@ def test_stats_timeline_in_two_queries_with_the_right_counts(client: TestClient)
     assert counts == sorted(counts)  # cumulative
 
 
-def test_the_banner_hides_the_store_password(zeroshot_dir: Path, store_url: str, launch: Launch, tmp_path: Path) -> None:
+def test_the_banner_hides_the_store_password(
+    zeroshot_dir: Path, store_url: str, launch: Launch, tmp_path: Path
+) -> None:
     if not store_url.startswith("postgresql"):
         pytest.skip("a password is part of a server URL; this machine's PostgreSQL accepts any (trust)")
     url = make_url(store_url).set(password="s3cret-pw").render_as_string(hide_password=False)

@@ -36,15 +36,24 @@ def test_the_same_key_twice_stores_once_and_answers_the_same(zeroshot_dir: Path,
         without = client.post("/v1/events", json=BATCH[:1])  # no key: a second, deliberate copy is stored
         assert without.status_code == 200
         with ThreadPoolExecutor(max_workers=4) as pool:  # duplicates racing each other
-            answers = list(pool.map(lambda _: client.post("/v1/events", json=BATCH, headers={"Idempotency-Key": "race-7"}),
-                                    range(8)))
+            answers = list(
+                pool.map(
+                    lambda _: client.post("/v1/events", json=BATCH, headers={"Idempotency-Key": "race-7"}), range(8)
+                )
+            )
         assert {a.status_code for a in answers} == {200} and len({a.text for a in answers}) == 1
         assert "anyrec_idempotent_replays_total 8.0" in client.get("/metrics").text
         bad = client.post("/v1/events", json=BATCH, headers={"Idempotency-Key": "has space"})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:2] == ["header", "Idempotency-Key"]
         spec = client.get("/openapi.json").json()["paths"]["/v1/events"]["post"]
         assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in spec["parameters"])
-    assert stored(store_url, "retrier") == [("s1", "view"), ("s1", "view"), ("s1", "view"), ("s2", "like"), ("s2", "like")]
+    assert stored(store_url, "retrier") == [
+        ("s1", "view"),
+        ("s1", "view"),
+        ("s1", "view"),
+        ("s2", "like"),
+        ("s2", "like"),
+    ]
 
 
 def test_a_retry_after_a_kill_between_commit_and_answer_stores_once(zeroshot_dir: Path, store_url: str, api_key: str,

@@ -31,7 +31,9 @@ from anyrec.store import Store
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")
 CHROMIUM = os.environ.get("ANYREC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
-    pytest.skip("no chromium binary (apt-get install chromium; make test does it where it can)", allow_module_level=True)
+    pytest.skip(
+        "no chromium binary (apt-get install chromium; make test does it where it can)", allow_module_level=True
+    )
 
 Launch = Callable[..., tuple[str, subprocess.Popen, int]]
 pytestmark = pytest.mark.browser
@@ -45,7 +47,9 @@ def ml_service(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     # The options `anyrec fit` chooses for serving on ml-100k (validation NDCG@10 0.0587 with the stability check),
     # given here so the page test does not spend minutes on the search.
     served = {"half_life": 10.0, "short_term": 0.75, "kernel": 0.1, "popularity": 0.2}
-    model, tuned, metrics, index = fit_for_serving("zeroshot", ds, {"cache_dir": cache_dir(False), **served}, tune=False)
+    model, tuned, metrics, index = fit_for_serving(
+        "zeroshot", ds, {"cache_dir": cache_dir(False), **served}, tune=False
+    )
     zs = save_model(model, ds, tmp / "zeroshot", index, extra={"metrics": {"valid_ndcg@10": 0.0587}})
     pop = save_model(Popularity().fit(ds), ds, tmp / "popularity")
     result = run_experiment(ds, ExperimentConfig(models=("popularity", "itemknn"), ks=(10, 20)))
@@ -67,8 +71,12 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
     store.close()
     auth = {"Authorization": f"Bearer {ml_service['key']}"}
     # A visitor who liked a space opera and then a horror film: their list mixes both.
-    httpx.post(f"{base}/v1/events", headers=auth, json=[{"user": "mixed", "item": "50", "type": "like"}]).raise_for_status()
-    httpx.post(f"{base}/v1/events", headers=auth, json=[{"user": "mixed", "item": "200", "type": "like"}]).raise_for_status()
+    httpx.post(
+        f"{base}/v1/events", headers=auth, json=[{"user": "mixed", "item": "50", "type": "like"}]
+    ).raise_for_status()
+    httpx.post(
+        f"{base}/v1/events", headers=auth, json=[{"user": "mixed", "item": "200", "type": "like"}]
+    ).raise_for_status()
     errors: list[str] = []
     shots.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:
@@ -101,7 +109,11 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
         page.screenshot(path=str(shots / "page.png"), full_page=True)
         before = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => c.dataset.id)")
         top = before[0]
-        near = [i["id"] for i in httpx.get(f"{base}/v1/items/{top}/similar", params={"k": 30}).json()["items"] if i["id"] in before][:3]
+        near = [
+            i["id"]
+            for i in httpx.get(f"{base}/v1/items/{top}/similar", params={"k": 30}).json()["items"]
+            if i["id"] in before
+        ][:3]
         assert near, "the top card has no neighbour in the list"
         # dislike it with the keyboard: focus the button, press Enter
         page.locator(f'#cards .card[data-id="{top}"] button[data-action="dislike"]').focus()
@@ -141,18 +153,36 @@ def test_the_page_in_a_browser(ml_service: dict[str, str], launch: Launch, tmp_p
         page.wait_for_selector("#evaluation table")
         page.wait_for_selector("#evaluation img.plot")
         page.locator("#versions button[data-activate='v2']").click()
-        page.wait_for_function("document.querySelector(\"#versions tr[data-version='v2']\").textContent.includes('active')")
+        page.wait_for_function(
+            "document.querySelector(\"#versions tr[data-version='v2']\").textContent.includes('active')"
+        )
         assert httpx.get(f"{base}/v1/health").json()["model_version"] == "v2"
         page.locator("#tab-user").click()
         page.wait_for_function("document.querySelector('#list-meta').textContent.includes('v2')")
         # an experiment with some traffic, and its report in the admin view
-        httpx.put(f"{base}/v1/experiments/text-vs-popular", headers=auth, json={"variants": [
-            {"name": "text", "model_version": "v1", "share": 0.5}, {"name": "popular", "model_version": "v2", "share": 0.5}]}).raise_for_status()
+        httpx.put(
+            f"{base}/v1/experiments/text-vs-popular",
+            headers=auth,
+            json={
+                "variants": [
+                    {"name": "text", "model_version": "v1", "share": 0.5},
+                    {"name": "popular", "model_version": "v2", "share": 0.5},
+                ]
+            },
+        ).raise_for_status()
         for n in range(1, 121):
             rec = httpx.get(f"{base}/v1/users/{n}/recommendations", params={"k": 10}).json()
             if rec["variant"] == "text" or n % 4 == 0:
-                httpx.post(f"{base}/v1/events", headers=auth, json={"user": str(n), "item": rec["items"][0]["id"], "type": "click",
-                                                                    "recommendation_id": rec["recommendation_id"]}).raise_for_status()
+                httpx.post(
+                    f"{base}/v1/events",
+                    headers=auth,
+                    json={
+                        "user": str(n),
+                        "item": rec["items"][0]["id"],
+                        "type": "click",
+                        "recommendation_id": rec["recommendation_id"],
+                    },
+                ).raise_for_status()
         time.sleep(0.5)  # the shown lists are logged in batches
         page.locator("#tab-admin").click()
         page.wait_for_selector("#experiments table")
@@ -199,11 +229,15 @@ def test_titles_with_quotes_on_the_page(launch: Launch, tmp_path: Path) -> None:
             api = httpx.get(f"{base}/v1/users/{u}/recommendations", headers=auth, params={"k": 10, "explain": "true"})
             assert api.status_code == 200, api.text
             expected = [card["title"] for card in api.json()["items"]]
-            ids = json.dumps([card["id"] for card in api.json()["items"]], separators=(",", ":"))  # as JSON.stringify writes it
+            ids = json.dumps(
+                [card["id"] for card in api.json()["items"]], separators=(",", ":")
+            )  # as JSON.stringify writes it
             page.locator("#user-input").fill(u)
             page.locator("#user-input").dispatch_event("change")
-            page.wait_for_function("JSON.stringify([...document.querySelectorAll('#cards .card')].map(c => c.dataset.id))"
-                                   f" === {json.dumps(ids)}")
+            page.wait_for_function(
+                "JSON.stringify([...document.querySelectorAll('#cards .card')].map(c => c.dataset.id))"
+                f" === {json.dumps(ids)}"
+            )
             shown = page.eval_on_selector_all("#cards .card h3", "hs => hs.map(h => h.textContent)")
             because = page.eval_on_selector_all("#cards .card .because", "ps => ps.map(p => p.textContent)")
             assert shown == expected, (shown, expected)
@@ -222,14 +256,18 @@ def test_pictures_on_the_cards(launch: Launch, tmp_path: Path) -> None:
     from anyrec.data.table import mapping_from_toml
     from anyrec.models.registry import build_model
 
-    spec = importlib.util.spec_from_file_location("pictures_benchmark", Path(__file__).resolve().parents[2] / "benchmarks" / "pictures.py")
+    spec = importlib.util.spec_from_file_location(
+        "pictures_benchmark", Path(__file__).resolve().parents[2] / "benchmarks" / "pictures.py"
+    )
     assert spec is not None and spec.loader is not None
     pics = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pics)
     made = pics.make_catalog(tmp_path / "cat", items=80, users=40, broken=0.1, seed=2)
     pics.build_clip(tmp_path / "clip")
     ds = load_dataset(None, mapping=mapping_from_toml(tmp_path / "cat" / "anyrec.toml"))
-    model = build_model("zeroshot", 0, {"encoder": "hashing:64", "image_encoder": str(tmp_path / "clip"), "image_weight": 0.5})
+    model = build_model(
+        "zeroshot", 0, {"encoder": "hashing:64", "image_encoder": str(tmp_path / "clip"), "image_weight": 0.5}
+    )
     folder = save_model(model.fit(ds), ds, tmp_path / "zs")
     store_url = f"sqlite:///{tmp_path / 'pictures.db'}"
     store = Store.open(store_url)
@@ -247,17 +285,27 @@ def test_pictures_on_the_cards(launch: Launch, tmp_path: Path) -> None:
         page.goto(base, wait_until="networkidle")
         page.locator("#api-key").fill(key)
         page.locator("#api-key").dispatch_event("change")
-        user = next(u for u in ds.users.raw_ids
-                    if any(i["id"] in broken for i in httpx.get(f"{base}/v1/users/{u}/recommendations", params={"k": 12},
-                                                                headers={"Authorization": f"Bearer {key}"}).json()["items"]))
+        user = next(
+            u
+            for u in ds.users.raw_ids
+            if any(
+                i["id"] in broken
+                for i in httpx.get(
+                    f"{base}/v1/users/{u}/recommendations", params={"k": 12}, headers={"Authorization": f"Bearer {key}"}
+                ).json()["items"]
+            )
+        )
         page.locator("#user-input").fill(user)
         page.locator("#user-input").dispatch_event("change")
         page.wait_for_function("document.querySelectorAll('#cards .card').length >= 10")
         page.wait_for_function("[...document.querySelectorAll('#cards .card img.picture')].filter(i => i.complete && "
                                "i.naturalWidth > 0).length >= 8", timeout=30_000)
         page.wait_for_timeout(500)  # the broken pictures' fetches end too
-        cards = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => [c.dataset.id, "
-                                          "!!c.querySelector('img.picture') && c.querySelector('img.picture').naturalWidth > 0])")
+        cards = page.eval_on_selector_all(
+            "#cards .card",
+            "cs => cs.map(c => [c.dataset.id, "
+            "!!c.querySelector('img.picture') && c.querySelector('img.picture').naturalWidth > 0])",
+        )
         in_dom = page.eval_on_selector_all("#cards .card", "cs => cs.map(c => !!c.querySelector('img.picture'))")
         page.screenshot(path=str(shots / "pictures.png"), full_page=True)
         browser.close()

@@ -19,9 +19,19 @@ from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
 from anyrec.serve import ServeSettings, create_app
 
 TITLES = [
-    'Chalkboard, 14" x 14"', "Chalkboard, 12&quot; x 12&quot;", "Chalkboard 6′ x 4′ (board)", "Chalkboard screen 27″",
-    "“Chalk” art set", "«Chalk» guillemet edition", "Chalk 'n' slate", "It's \"chalk\", really", "Chalk &#39;classic&#39;",
-    'Chalkboard "A" and "B" pack', "Chalk “left only", 'Chalk 1/2" sticks', "Chalk ‘single’ quotes",
+    'Chalkboard, 14" x 14"',
+    "Chalkboard, 12&quot; x 12&quot;",
+    "Chalkboard 6′ x 4′ (board)",
+    "Chalkboard screen 27″",
+    "“Chalk” art set",
+    "«Chalk» guillemet edition",
+    "Chalk 'n' slate",
+    'It\'s "chalk", really',
+    "Chalk &#39;classic&#39;",
+    'Chalkboard "A" and "B" pack',
+    "Chalk “left only",
+    'Chalk 1/2" sticks',
+    "Chalk ‘single’ quotes",
 ]
 
 
@@ -29,7 +39,9 @@ def quoted_catalog(users: int = 40, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     b = DatasetBuilder(ReadPolicy(), fields=["title", "text"])
     for i, t in enumerate(TITLES):
-        b.add_item(f"q{i}", {"title": t, "text": "chalk board classroom slate " + t}, path="items", line=i + 1, field="id")
+        b.add_item(
+            f"q{i}", {"title": t, "text": "chalk board classroom slate " + t}, path="items", line=i + 1, field="id"
+        )
     row = 2
     for u in range(users):
         for i in rng.choice(len(TITLES), size=5, replace=False):

@@ -32,7 +32,9 @@ def test_sequential_score_is_index_terms_plus_bounded_dislikes(topics: Dataset, 
     for u in range(0, topics.n_users, 5):
         items, weights = user_history(topics, u)
         full = model.score_history(items, weights)
-        np.testing.assert_allclose(model.score_history(items, weights, candidates=cand), full[cand], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            model.score_history(items, weights, candidates=cand), full[cand], rtol=1e-5, atol=1e-6
+        )
         q, p, slack = model.retrieval_queries(items, weights)
         np.testing.assert_allclose(model.item_space() @ q + 0.5 * text @ p, full, atol=1e-5)
         np.testing.assert_allclose(model.score_candidates((q, p, slack), items, weights, cand), full[cand], atol=1e-5)
@@ -44,12 +46,16 @@ def test_sequential_score_is_index_terms_plus_bounded_dislikes(topics: Dataset, 
         assert slack == 0.0  # a dislike only lowers its kin: the index terms still bound every score
         pushed = model.score_history(items, weights) - model.score_history(disliked, w)
         assert 0 < pushed.max() <= model.config.push + 1e-6 and (pushed > 1e-9).sum() <= model.config.kin
-        np.testing.assert_allclose(model.score_candidates(parts, disliked, w, cand), model.score_history(disliked, w)[cand], atol=1e-5)
+        np.testing.assert_allclose(
+            model.score_candidates(parts, disliked, w, cand), model.score_history(disliked, w)[cand], atol=1e-5
+        )
         assert (model.score_history(disliked, w) <= model.item_space() @ q + 0.5 * text @ p + slack + 1e-5).all()
     assert model.retrieval_queries(np.array([1]), np.array([-1.0])) is None  # nothing positive to search with
 
 
-def test_fit_for_serving_builds_the_sequential_indexes_and_measures_their_recall(topics: Dataset, tmp_path: Path) -> None:
+def test_fit_for_serving_builds_the_sequential_indexes_and_measures_their_recall(
+    topics: Dataset, tmp_path: Path
+) -> None:
     model, _, metrics, indexes = fit_for_serving("sequential", topics, BLEND, tune=False, index_spec="HNSW32")
     assert set(indexes) == {"model", "text"} and indexes["model"].metric == "ip"
     assert metrics["model_index_recall@10"] == 1.0 and metrics["index_recall@10"] == 1.0  # 36 items: HNSW is exhaustive
@@ -61,8 +67,12 @@ def test_fit_for_serving_builds_the_sequential_indexes_and_measures_their_recall
     assert indexes == {} and not any("index" in k for k in metrics)
 
 
-@pytest.mark.parametrize("name, options", [("sequential", BLEND), ("zeroshot", {"encoder": "hashing:128", "popularity": 0.1})])
-def test_lists_cut_from_short_index_lists_equal_the_full_lists(topics: Dataset, tmp_path: Path, monkeypatch, name, options) -> None:
+@pytest.mark.parametrize(
+    "name, options", [("sequential", BLEND), ("zeroshot", {"encoder": "hashing:128", "popularity": 0.1})]
+)
+def test_lists_cut_from_short_index_lists_equal_the_full_lists(
+    topics: Dataset, tmp_path: Path, monkeypatch, name, options
+) -> None:
     model, _, _, indexes = fit_for_serving(name, topics, options, tune=False, index_spec="Flat")
     folder = save_model(model, topics, tmp_path / name, indexes)
     exact, ann = LiveModel("v", folder, ann_min_items=10**9), LiveModel("v", folder, ann_min_items=1)
@@ -70,7 +80,9 @@ def test_lists_cut_from_short_index_lists_equal_the_full_lists(topics: Dataset, 
     monkeypatch.setattr(retrieval, "ANN_CANDIDATES", 6)  # lists of 6 of 36 items: the bound decides, not completeness
     cut = 0
     for u in range(topics.n_users):
-        rows = [(topics.catalog.ids.raw(int(i)), "click", None, float(t)) for t, i in enumerate(user_history(topics, u)[0])]
+        rows = [
+            (topics.catalog.ids.raw(int(i)), "click", None, float(t)) for t, i in enumerate(user_history(topics, u)[0])
+        ]
         want = exact.recommend(f"u{u}", rows, 3)
         items, weights, values, hide = ann.parse_history(rows)
         found = ann.ann.top(items, weights, values, ann._allowed(hide, ()), 3)
@@ -82,7 +94,9 @@ def test_lists_cut_from_short_index_lists_equal_the_full_lists(topics: Dataset, 
     assert cut >= topics.n_users // 2, cut  # most lists come from the indexes
 
 
-def test_new_catalog_items_join_the_sequential_indexes(topics: Dataset, tmp_path: Path, store_url: str, api_key: str) -> None:
+def test_new_catalog_items_join_the_sequential_indexes(
+    topics: Dataset, tmp_path: Path, store_url: str, api_key: str
+) -> None:
     model, _, _, indexes = fit_for_serving("sequential", topics, BLEND, tune=False, index_spec="HNSW32")
     folder = save_model(model, topics, tmp_path / "seq", indexes)
     with TestClient(create_app(ServeSettings(model_dir=str(folder), store_url=store_url, ann_min_items=1))) as client:

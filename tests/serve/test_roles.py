@@ -63,7 +63,9 @@ def test_the_role_matrix(zeroshot_dir: Path, store_url: str, read_key: bool) -> 
     store.revoke_key(max(k["id"] for k in store.list_keys()))
     store.close()
     table, wrong = [], []
-    with TestClient(create_app(ServeSettings(model_dir=str(zeroshot_dir), store_url=store_url, read_key=read_key))) as client:
+    with TestClient(
+        create_app(ServeSettings(model_dir=str(zeroshot_dir), store_url=store_url, read_key=read_key))
+    ) as client:
         for method, path, body, needs in ENDPOINTS:
             if read_key and needs is None and path != "/v1/health":
                 needs = "read"  # --read-key: every read needs a key, the docs and the metrics included
@@ -74,7 +76,10 @@ def test_the_role_matrix(zeroshot_dir: Path, store_url: str, read_key: bool) -> 
                 row.append(got)
                 if got != expected(needs, caller):
                     wrong.append(f"{method} {path} as {caller}: {got}, expected {expected(needs, caller)}")
-            table.append(f"{method:6} {path:34} needs {needs or 'nothing':7} | " + " | ".join(f"{c}: {g}" for c, g in zip(CALLERS, row)))
+            table.append(
+                f"{method:6} {path:34} needs {needs or 'nothing':7} | "
+                + " | ".join(f"{c}: {g}" for c, g in zip(CALLERS, row))
+            )
     print("\n".join(table))
     assert wrong == []
 

@@ -66,12 +66,21 @@ def test_generated_requests_never_get_a_server_error(zeroshot_dir: Path, store_u
         for op in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 try:
-                    fuzz(client, op.as_strategy(generation_mode=mode), (op.method.upper(), op.path) in WRITES, api_key, tally)
+                    fuzz(
+                        client,
+                        op.as_strategy(generation_mode=mode),
+                        (op.method.upper(), op.path) in WRITES,
+                        api_key,
+                        tally,
+                    )
                 except Unsatisfiable:  # an operation without parameters has no invalid form
                     assert mode == GenerationMode.NEGATIVE and not list(op.iter_parameters()) and not list(op.body)
     total = sum(tally.statuses.values())
-    print(f"schemathesis on {store_url.split(':')[0]}: {total} requests, statuses {dict(sorted(tally.statuses.items()))}, "
-          f"not sent (client refused) {dict(tally.refused)}")
+    print(
+        f"schemathesis on {store_url.split(':')[0]}: {total} requests, statuses "
+        f"{dict(sorted(tally.statuses.items()))}, "
+        f"not sent (client refused) {dict(tally.refused)}"
+    )
     assert total >= 1_000
     assert tally.server_errors == [], tally.server_errors
     assert tally.unauthorised_writes == []
@@ -80,6 +89,8 @@ def test_generated_requests_never_get_a_server_error(zeroshot_dir: Path, store_u
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/items/s1", "/v1/users/u0", "/v1/models/v1/activate"])
 def test_every_write_endpoint_answers_401_without_a_key(zeroshot_dir: Path, store_url: str, path: str) -> None:
-    method = {"/v1/events": "POST", "/v1/items/s1": "PUT", "/v1/users/u0": "DELETE", "/v1/models/v1/activate": "POST"}[path]
+    method = {"/v1/events": "POST", "/v1/items/s1": "PUT", "/v1/users/u0": "DELETE", "/v1/models/v1/activate": "POST"}[
+        path
+    ]
     with TestClient(create_app(ServeSettings(model_dir=str(zeroshot_dir), store_url=store_url))) as client:
         assert client.request(method, path, json={}).status_code == 401

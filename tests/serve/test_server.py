@@ -36,8 +36,14 @@ def test_every_answered_event_survives_kill_9(server: tuple[str, subprocess.Pope
     def stream() -> None:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=5) as c:
             for n in range(100_000):  # bounded; the kill ends it long before
-                body = ({"user": f"k{n % 5}", "item": f"s{n % 12}", "type": "click"} if n % 3 else
-                        [{"user": f"k{n % 5}", "item": f"l{n % 12}", "type": "view"}, {"user": "k9", "item": "g1", "type": "like"}])
+                body = (
+                    {"user": f"k{n % 5}", "item": f"s{n % 12}", "type": "click"}
+                    if n % 3
+                    else [
+                        {"user": f"k{n % 5}", "item": f"l{n % 12}", "type": "view"},
+                        {"user": "k9", "item": "g1", "type": "like"},
+                    ]
+                )
                 try:
                     r = c.post("/v1/events", json=body)
                 except httpx.TransportError:
@@ -62,9 +68,9 @@ def test_every_answered_event_survives_kill_9(server: tuple[str, subprocess.Pope
     lost = [s for s in answered if s not in stored]
     print(f"kill -9 on {store_url.split(':')[0]}: {len(answered)} events answered, {len(lost)} lost")
     assert lost == [], f"{len(lost)} of {len(answered)} answered events lost"
-    assert httpx.get(f"http://127.0.0.1:{port}/v1/users/k9/history", headers={"Authorization": f"Bearer {api_key}"}).json()["events"]
-
-
+    assert httpx.get(
+        f"http://127.0.0.1:{port}/v1/users/k9/history", headers={"Authorization": f"Bearer {api_key}"}
+    ).json()["events"]
 
 
 def test_activating_a_version_under_load_fails_no_request(server: tuple[str, subprocess.Popen, int], store_url: str,

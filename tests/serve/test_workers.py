@@ -27,8 +27,13 @@ def fresh(method: str, url: str, **kw: object) -> httpx.Response:
 
 
 def test_settings_travel_to_worker_processes_as_json() -> None:
-    s = ServeSettings(model_dir="m", store_url="sqlite:///x.db", weights=EventWeights(weights={"like": 5.0}, keep_types=("skip", "view")),
-                      read_key=True, ann_min_items=7)
+    s = ServeSettings(
+        model_dir="m",
+        store_url="sqlite:///x.db",
+        weights=EventWeights(weights={"like": 5.0}, keep_types=("skip", "view")),
+        read_key=True,
+        ann_min_items=7,
+    )
     assert settings_from_json(settings_to_json(s)) == s
 
 
@@ -47,7 +52,15 @@ def test_two_workers_over_one_store(zeroshot_dir: Path, store_url: str, api_key:
         body = rec.json()
         assert not body["cold_start"] and item not in [i["id"] for i in body["items"]]  # the event is in this list
     assert len(workers) == 2, workers
-    assert fresh("PUT", f"{base}/v1/items/g500", json={"fields": {"title": "Ghost 500", "text": "ghost haunted"}}, headers=auth).status_code == 200
+    assert (
+        fresh(
+            "PUT",
+            f"{base}/v1/items/g500",
+            json={"fields": {"title": "Ghost 500", "text": "ghost haunted"}},
+            headers=auth,
+        ).status_code
+        == 200
+    )
     answered = {fresh("GET", f"{base}/v1/items/g500/similar").headers["x-anyrec-worker"] for _ in range(16)}
     assert all(fresh("GET", f"{base}/v1/items/g500/similar").status_code == 200 for _ in range(16))
     store = Store.open(store_url)

@@ -73,7 +73,12 @@ def test_events_are_appended_in_order_and_read_back_by_time(store: Store) -> Non
     assert store.add_events([Event("u", "c", "view", time=20.0)])[0] > seqs[-1]
     assert store.history("u") == [("b", "rating", 4.5, 10.0), ("a", "click", None, 20.0), ("c", "view", None, 20.0)]
     assert store.item_counts() == {"a": 2, "b": 1, "c": 1}
-    assert [e[:3] for e in store.all_events()] == [("u", "a", "click"), ("u", "b", "rating"), ("v", "a", "like"), ("u", "c", "view")]
+    assert [e[:3] for e in store.all_events()] == [
+        ("u", "a", "click"),
+        ("u", "b", "rating"),
+        ("v", "a", "like"),
+        ("u", "c", "view"),
+    ]
     assert store.counts()["users"] == 2 and store.user_since("u") is not None and store.user_since("w") is None
 
 
@@ -85,7 +90,9 @@ def test_many_events_in_one_call(store: Store) -> None:
 
 def test_forgetting_a_user_deletes_everything_of_theirs(store: Store) -> None:
     store.add_events([Event("u", "a", "click"), Event("u", "b", "like"), Event("v", "a", "click")])
-    store.log_recommendations([{"id": "r1", "user_id": "u", "model_version": "v1", "variant": None, "items": ["a"], "created_at": 1.0}])
+    store.log_recommendations(
+        [{"id": "r1", "user_id": "u", "model_version": "v1", "variant": None, "items": ["a"], "created_at": 1.0}]
+    )
     assert store.forget_user("u") == 2
     assert store.history("u") == [] and store.user_since("u") is None and store.recommendation("r1") is None
     assert store.history("v") and store.counts()["events"] == 1
@@ -134,9 +141,15 @@ def test_a_store_at_revision_0002_upgrades_to_seqs_that_are_never_reused(store_u
     with old.engine.begin() as conn:
         _upgrade_to(conn, "0002")
         for seq, user in ((1, "a"), (2, "b"), (3, "b")):
-            conn.execute(text("insert into events (seq, user_id, item_id, type, value, time, recommendation_id, received_at) "
-                              f"values ({seq}, '{user}', 'i', 'click', null, {seq}.0, null, 1.0)"))
-        if conn.dialect.name == "postgresql":  # rows inserted with explicit seqs: move the serial on, as inserts would have
+            conn.execute(
+                text(
+                    "insert into events (seq, user_id, item_id, type, value, time, recommendation_id, received_at) "
+                    f"values ({seq}, '{user}', 'i', 'click', null, {seq}.0, null, 1.0)"
+                )
+            )
+        if (
+            conn.dialect.name == "postgresql"
+        ):  # rows inserted with explicit seqs: move the serial on, as inserts would have
             conn.execute(text("select setval(pg_get_serial_sequence('events', 'seq'), 3)"))
     old.close()
     new = Store.open(store_url)  # upgrades to head, rows and seqs kept
@@ -155,8 +168,13 @@ def test_experiment_counts_are_one_snapshot_while_lists_keep_arriving(store: Sto
                  "created_at": t, "experiment": "ab"} for i in ids]
 
     store.log_recommendations(shown(range(4), 10.0))
-    store.add_events([Event("u0", "x", "click", recommendation_id="r0"), Event("u1", "x", "purchase", recommendation_id="r1"),
-                      Event("u1", "x", "click", recommendation_id="r1")])
+    store.add_events(
+        [
+            Event("u0", "x", "click", recommendation_id="r0"),
+            Event("u1", "x", "purchase", recommendation_id="r1"),
+            Event("u1", "x", "click", recommendation_id="r1"),
+        ]
+    )
     assert store.experiment_counts("ab", ["click", "purchase"], ["purchase"], 0.0) == {
         "a": {"impressions": 4, "clicks": 2, "conversions": 1}}
     assert store.experiment_counts("ab", ["click"], ["purchase"], 11.0) == {}
@@ -175,4 +193,8 @@ def test_experiment_counts_are_one_snapshot_while_lists_keep_arriving(store: Sto
     finally:
         sa_event.remove(store.engine, "after_cursor_execute", arrive)
     assert not busy["armed"] and counts["clicks"] <= counts["impressions"]
-    assert store.experiment_counts("ab", ["click"], ["purchase"], 0.0)["a"] == {"impressions": 10, "clicks": 8, "conversions": 1}
+    assert store.experiment_counts("ab", ["click"], ["purchase"], 0.0)["a"] == {
+        "impressions": 10,
+        "clicks": 8,
+        "conversions": 1,
+    }

@@ -35,7 +35,10 @@ def test_clean_text_invariants(text):
 
 def test_template_drops_empty_segments():
     t = "{title}. Genres: {genres}. {description}"
-    assert render_template(t, {"title": "Heat (1995)", "genres": "Crime", "description": ""}) == "Heat (1995). Genres: Crime."
+    assert (
+        render_template(t, {"title": "Heat (1995)", "genres": "Crime", "description": ""})
+        == "Heat (1995). Genres: Crime."
+    )
     assert render_template(t, {"title": "Heat", "genres": "", "description": "A heist."}) == "Heat. A heist."
     assert render_template(t, {}) == ""
     assert template_fields(t) == ["title", "genres", "description"]

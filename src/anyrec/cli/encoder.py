@@ -84,7 +84,8 @@ def pretrain_encoder(**kw: Any) -> None:
         )
     first, best = meta["valid_ndcg@10"]["as it came"], meta["valid_ndcg@10"]["best"]
     console.print(
-        f"trained {meta['steps']:,} steps in {meta['seconds']['training']:.0f} s on {meta['device']}; kept {meta['kept']}; "
+        f"trained {meta['steps']:,} steps in {meta['seconds']['training']:.0f} s on {meta['device']}; kept "
+        f"{meta['kept']}; "
         f"held-out NDCG@10 (mean over the sources) {first:.4f} as it came → {best:.4f}"
     )
     by_source = next(e for e in meta["history"] if e["round"] == meta["best_round"])["valid_by_source"]

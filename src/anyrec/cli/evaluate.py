@@ -125,8 +125,8 @@ INIT_HELP = ("A pretrained model folder that transfer, transfer-tuned, sequentia
     "--mask",
     type=click.Choice(MASK_RULES),
     default=None,
-    help="What is removed before ranking (default history): the user's whole history (anyrec), the history minus the held-out "
-    "items (RecBole general models) or nothing (RecBole sequential models).",
+    help="What is removed before ranking (default history): the user's whole history (anyrec), the history minus the "
+    "held-out items (RecBole general models) or nothing (RecBole sequential models).",
 )
 @click.option(
     "--also-mask",
@@ -144,7 +144,8 @@ INIT_HELP = ("A pretrained model folder that transfer, transfer-tuned, sequentia
 @click.option(
     "--tune-training",
     is_flag=True,
-    help="Also search training-time options (sequential, sasrec: dropout, lr, hidden) on validation, one fit per value.",
+    help="Also search training-time options (sequential, sasrec: dropout, lr, hidden) on validation, one fit per "
+    "value.",
 )
 @click.option(
     "--model-dir",
@@ -191,7 +192,7 @@ def evaluate(**kw: Any) -> None:
     ranker_options = options.pop("ranker", {})
     ranker = kw["ranker"] or base.ranker
     if ranker:  # a misspelt ranker option fails now, not after the retrievers have trained
-        from anyrec.rank.cross import ranker_config
+        from anyrec.rank.cross_config import ranker_config
 
         if ranker_config({"seed": seed, **ranker_options}).evidence and protocol == "impressions":
             raise ConfigError(
@@ -274,7 +275,8 @@ def evaluate(**kw: Any) -> None:
         if "ranker" in m:
             r = m["ranker"]
             console.print(
-                f"{name}: {r['pairs']:,} training pairs, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} "
+                f"{name}: {r['pairs']:,} training pairs, {len(r['epochs'])} epochs in {r['seconds']} s, blend "
+                f"{r['blend']} "
                 f"(validation NDCG@10: retriever {r['retriever_valid_ndcg@10']:.4f}, with ranker {r['best_valid']:.4f})"
             )
     for name, m in result["models"].items():
@@ -365,9 +367,11 @@ def _impressions(
         if "ranker" in m:
             r = m["ranker"]
             console.print(
-                f"{name}: {r['pairs']:,} training pairs (shown-not-clicked as negatives) from {r['train_impressions']:,} "
+                f"{name}: {r['pairs']:,} training pairs (shown-not-clicked as negatives) from "
+                f"{r['train_impressions']:,} "
                 f"impressions, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} (validation AUC on "
-                f"{r['valid_impressions']:,} impressions: retriever {r['retriever_valid_auc']:.4f}, with ranker {r['best_valid']:.4f})"
+                f"{r['valid_impressions']:,} impressions: retriever {r['retriever_valid_auc']:.4f}, with ranker "
+                f"{r['best_valid']:.4f})"
             )
     if kw["json_out"]:
         path = Path(kw["json_out"])

@@ -18,7 +18,8 @@ from anyrec.data.split import SplitConfig, make_split
     "model_dir",
     required=True,
     type=click.Path(file_okay=False, exists=True),
-    help="The retriever: a folder written by `anyrec fit` (a model that reads a history: zeroshot, sequential, itemknn …).",
+    help="The retriever: a folder written by `anyrec fit` (a model that reads a history: zeroshot, sequential, "
+    "itemknn …).",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the ranker.")
 @click.option(
@@ -41,7 +42,7 @@ def fit_ranker(**kw: Any) -> None:
     user never touched. Use the folder with
     `anyrec recommend --model RETRIEVER --ranker OUT` or `anyrec serve --ranker OUT`.
     """
-    from anyrec.rank.cross import ranker_config
+    from anyrec.rank.cross_config import ranker_config
     from anyrec.rank.train import fit_click_stage
 
     opts = parse_options(kw["options"])
@@ -65,7 +66,7 @@ def fit_ranker(**kw: Any) -> None:
             progress=lambda done, total: bar("train ranker", done, total),
         )
     console.print(
-        f"ranker: {report['pairs']:,} pairs, {len(report['epochs'])} epochs in {report['seconds']} s; validation NDCG@10 "
-        f"retriever {report['retriever_valid_ndcg@10']:.4f} → with ranker {report['best_valid']:.4f} (blend {report['blend']}); "
-        f"saved to {kw['out_dir']}"
+        f"ranker: {report['pairs']:,} pairs, {len(report['epochs'])} epochs in {report['seconds']} s; validation "
+        f"NDCG@10 retriever {report['retriever_valid_ndcg@10']:.4f} → with ranker {report['best_valid']:.4f} "
+        f"(blend {report['blend']}); saved to {kw['out_dir']}"
     )

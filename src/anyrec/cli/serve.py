@@ -29,7 +29,10 @@ def _weights(pairs: tuple[str, ...], verb_pairs: tuple[str, ...] = ()) -> Any:
     for pair in verb_pairs:
         kind, eq, verb = pair.partition("=")
         if not eq or kind not in EVENT_TYPES or not verb.strip():
-            raise ConfigError(f"--event-verb {pair!r}: expected TYPE=VERB with TYPE one of {', '.join(EVENT_TYPES)}, e.g. view=watched")
+            raise ConfigError(
+                f"--event-verb {pair!r}: expected TYPE=VERB with TYPE one of {', '.join(EVENT_TYPES)}, e.g. "
+                "view=watched"
+            )
         verbs[kind] = verb.strip()
     table = dict(base.weights)
     for pair in pairs:
@@ -46,9 +49,12 @@ def _weights(pairs: tuple[str, ...], verb_pairs: tuple[str, ...] = ()) -> Any:
 
 EVENT_WEIGHT = click.option("--event-weight", "event_weights", multiple=True,
                             help="How much an event type pulls (+) or pushes (-) the list, e.g. skip=-1 (repeatable).")
-EVENT_VERB = click.option("--event-verb", "event_verbs", multiple=True,
-                          help="What a card's reason says the user did for an event type, e.g. view=watched (repeatable).")
-
+EVENT_VERB = click.option(
+    "--event-verb",
+    "event_verbs",
+    multiple=True,
+    help="What a card's reason says the user did for an event type, e.g. view=watched (repeatable).",
+)
 
 
 def shown_store(url: str) -> str:
@@ -65,27 +71,50 @@ def shown_store(url: str) -> str:
         raise ConfigError(f"--store: cannot read store URL {url.split('@')[-1]!r}") from None
 
 @cli.command()
-@click.option("--model", "model_dir", default="", type=click.Path(file_okay=False),
-              help="A folder from `anyrec fit`; registered as a version (and seeds an empty store). Default: the store's active version.")
+@click.option(
+    "--model",
+    "model_dir",
+    default="",
+    type=click.Path(file_okay=False),
+    help="A folder from `anyrec fit`; registered as a version (and seeds an empty store). Default: the store's "
+    "active version.",
+)
 @STORE
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--unknown-items", type=click.Choice(["reject", "store"]), default="reject", show_default=True,
               help="Events naming items not in the catalog: reject (422) or store for a later catalog update.")
 @click.option("--read-key", is_flag=True, help="Require an API key on reads too (writes always need one).")
-@click.option("--future-tolerance", "future_tolerance_s", type=click.FloatRange(min=0), default=300.0, show_default=True,
-              help="Seconds an event's time may be ahead of the server's clock (later ones get a 422 naming time).")
+@click.option(
+    "--future-tolerance",
+    "future_tolerance_s",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds an event's time may be ahead of the server's clock (later ones get a 422 naming time).",
+)
 @click.option("--report", "report_path", default="", type=click.Path(dir_okay=False),
               help="An evaluation JSON (anyrec evaluate --json) to show in the admin view, with its PNG beside it.")
-@click.option("--ann-min-items", type=int, default=50_000, show_default=True,
-              help="Retrieve from the version's FAISS indexes (fit --index HNSW32; zero-shot or sequential) once the catalog is this large.")
+@click.option(
+    "--ann-min-items",
+    type=int,
+    default=50_000,
+    show_default=True,
+    help="Retrieve from the version's FAISS indexes (fit --index HNSW32; zero-shot or sequential) once the catalog "
+    "is this large.",
+)
 @click.option("--ranker", "ranker_dir", default="", type=click.Path(file_okay=False),
               help="A ranker folder (anyrec fit-ranker) that re-ranks the top of every list.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Server processes over the same store (use PostgreSQL); events are seen by all at once, catalog "
                    "and version changes from the next request on.")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="BLAS / torch threads per process (0 = the libraries' default; helps very large catalogs on many cores).")
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="BLAS / torch threads per process (0 = the libraries' default; helps very large catalogs on many cores).",
+)
 @click.option("--history-cap", type=click.IntRange(min=1), default=2_000, show_default=True,
               help="A request scores from the user's most recent this many events.")
 @click.option("--scoring-threads", type=click.IntRange(min=1), default=4, show_default=True,
@@ -160,7 +189,9 @@ def keys_list(store_url: str) -> None:
         click.echo("no API keys; create one with `anyrec keys create --role ROLE`")
     for r in rows:
         when = dt.datetime.fromtimestamp(r["created_at"], dt.UTC).strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{r['id']:>4}  {r['role']:<5}  {'revoked' if r['revoked'] else 'active':<7}  {when} UTC  {r['name']}")
+        click.echo(
+            f"{r['id']:>4}  {r['role']:<5}  {'revoked' if r['revoked'] else 'active':<7}  {when} UTC  {r['name']}"
+        )
 
 
 @keys.command("revoke")
@@ -196,13 +227,28 @@ def import_(**kw: Any) -> None:
 
 @cli.command()
 @STORE
-@click.option("--out", "registry", required=True, type=click.Path(file_okay=False), help="Registry folder; the version goes to OUT/vN.")
-@click.option("--model", "model_name", type=click.Choice(["auto", *MODELS]), default=None,
-              help="Default: the active version's model; auto: the models that suit the store's log, the best on validation.")
+@click.option(
+    "--out",
+    "registry",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Registry folder; the version goes to OUT/vN.",
+)
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(["auto", *MODELS]),
+    default=None,
+    help="Default: the active version's model; auto: the models that suit the store's log, the best on validation.",
+)
 @click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
 @click.option("--no-tune", is_flag=True, help="Skip choosing options on a leave-one-out validation split.")
 @click.option("--init", default=None, type=click.Path(file_okay=False, exists=True), help=INIT_HELP)
-@click.option("--activate", is_flag=True, help="Make it the active version in the store (a running server: POST /v1/models/V/activate).")
+@click.option(
+    "--activate",
+    is_flag=True,
+    help="Make it the active version in the store (a running server: POST /v1/models/V/activate).",
+)
 @click.option("--seed", type=int, default=0)
 @EVENT_WEIGHT
 def retrain(**kw: Any) -> None:
@@ -228,9 +274,15 @@ def retrain(**kw: Any) -> None:
 @cli.command()
 @data_options
 @STORE
-@click.option("--models", default="popularity,sequential", show_default=True, help="Comma-separated models; one variant each.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the fitted versions.")
-@click.option("--holdout", type=int, default=5, show_default=True, help="Interactions per user held out as the future they click.")
+@click.option(
+    "--models", default="popularity,sequential", show_default=True, help="Comma-separated models; one variant each."
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the fitted versions."
+)
+@click.option(
+    "--holdout", type=int, default=5, show_default=True, help="Interactions per user held out as the future they click."
+)
 @click.option("--users", type=int, default=0, help="Simulated users at most (0 = every eligible user).")
 @click.option("--rounds", type=int, default=2, show_default=True, help="Requests per user.")
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True)

@@ -70,7 +70,8 @@ class Runner(Protocol):
         validate: Callable[[Any], float] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> Any:
-        """``model`` fitted on ``train`` (early stopping on ``validate``, state to ``progress``); data-parallel where it can be."""
+        """``model`` fitted on ``train`` (early stopping on ``validate``, state to ``progress``); data-parallel where
+        it can be."""
         ...
 
 

@@ -245,8 +245,9 @@ class DatasetBuilder:
             )
         if self._rating and (max(self._rating) > 10 or min(self._rating) < -10):
             self.report.notes.append(
-                f"the rating column ranges {min(self._rating):g} to {max(self._rating):g}: no rating scale reads that; if it "
-                "holds counts (plays, purchases, minutes), give it as --weight COLUMN ([data] weight) instead of --rating"
+                f"the rating column ranges {min(self._rating):g} to {max(self._rating):g}: no rating scale reads "
+                "that; if it holds counts (plays, purchases, minutes), give it as --weight COLUMN ([data] weight) "
+                "instead of --rating"
             )
         if self._event and len(self._event) != n:
             raise MalformedRowError(

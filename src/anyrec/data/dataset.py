@@ -130,7 +130,11 @@ class Catalog:
 
     def image(self, item: int) -> str:
         """The item's picture: an absolute path or a URL (``""`` without one)."""
-        if self.image_field is None or self.image_field not in self.fields or item >= len(self.fields[self.image_field]):
+        if (
+            self.image_field is None
+            or self.image_field not in self.fields
+            or item >= len(self.fields[self.image_field])
+        ):
             return ""
         return self.fields[self.image_field][item].strip()
 

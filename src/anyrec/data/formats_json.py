@@ -26,7 +26,8 @@ def load_mind(folder: Path, policy: ReadPolicy, name: str | None = None) -> Data
         if len(v) < 5:
             builder.bad_row(
                 MalformedRowError(
-                    f"expected at least 5 tab-separated fields (id, category, subcategory, title, abstract), found {len(v)}",
+                    "expected at least 5 tab-separated fields (id, category, subcategory, title, abstract), found "
+                    f"{len(v)}",
                     path=news,
                     line=line,
                 )

@@ -109,7 +109,8 @@ def detect_format(folder: Path) -> str:
     looked = "\n".join(f"  - {fmt}: {desc}" for fmt, desc, _ in SIGNATURES)
     raise FormatDetectionError(
         f"{folder}: matches no known dataset format. Looked for:\n{looked}\n"
-        "For other files use --format table with --interactions F --user COL --item COL (and --items F --item-id COL --text COL)."
+        "For other files use --format table with --interactions F --user COL --item COL (and --items F --item-id COL "
+        "--text COL)."
     )
 
 
@@ -159,7 +160,8 @@ def load_dataset(
             raise ConfigError(f"dataset {key!r} is neither a named dataset ({', '.join(NAMED)}) nor an existing path")
         if folder.is_file():
             raise ConfigError(
-                f"{folder} is a file; pass its folder with --format, or use --format table with --interactions {folder} --user COL --item COL"
+                f"{folder} is a file; pass its folder with --format, or use --format table with --interactions "
+                f"{folder} --user COL --item COL"
             )
         fmt = fmt or detect_format(folder)
         name = folder.name

@@ -146,7 +146,9 @@ def ratio(ds: Dataset, valid: float = 0.1, test: float = 0.1, seed: int = 0) -> 
     eligible = size >= 3
     is_test = eligible & (pos < n_test)
     is_valid = eligible & ~is_test & (pos < n_test + n_valid)
-    report: dict[str, int | str] = {"users_train_only (<3 interactions)": int(len(np.unique(inter.user[order][~eligible])))}
+    report: dict[str, int | str] = {
+        "users_train_only (<3 interactions)": int(len(np.unique(inter.user[order][~eligible])))
+    }
     return Split(
         "ratio", np.sort(order[~is_test & ~is_valid]), np.sort(order[is_valid]), np.sort(order[is_test]), report=report
     )

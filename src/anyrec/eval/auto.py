@@ -76,7 +76,8 @@ def candidates(ds: Dataset, memory_mb: float, max_minutes: float | None = None) 
         return (
             f"dense solve over {ds.n_items:,} items, {need:,.0f} MB of {memory_mb:,.0f}"
             if need <= memory_mb
-            else f"sparse path: a dense solve over {ds.n_items:,} items would need {need:,.0f} MB, more than {memory_mb:,.0f}"
+            else f"sparse path: a dense solve over {ds.n_items:,} items would need {need:,.0f} MB, "
+            f"more than {memory_mb:,.0f}"
         )
 
     out.append(Candidate("ease", f"closed-form item-item regression ({solve(dense)})"))

@@ -340,7 +340,7 @@ def _rank_stage(
     model: Recommender, ds: Dataset, split: Split, config: ExperimentConfig, progress: StepProgress
 ) -> tuple[Any, dict[str, Any], float]:
     """The click classifier behind a fitted model (its history still the training rows)."""
-    from anyrec.rank.cross import ranker_config
+    from anyrec.rank.cross_config import ranker_config
     from anyrec.rank.train import fit_click_stage
 
     if config.ranker != "classifier":

@@ -91,7 +91,8 @@ def run_impressions(
     impressions, report = read_mind_impressions(folder, ds)
     if not impressions:
         raise ConfigError(
-            f"{Path(folder) / 'behaviors.tsv'}: no impression with both a click and a non-click on known items ({report})"
+            f"{Path(folder) / 'behaviors.tsv'}: no impression with both a click and a non-click on known items "
+            f"({report})"
         )
     train, test, cut = split_by_time(ds, impressions, test_share)
     result: dict[str, Any] = {
@@ -133,7 +134,7 @@ def _ranked(
     options: dict[str, Any],
     progress: Callable[[str, int, int], None] | None,
 ) -> dict[str, Any]:
-    from anyrec.rank.cross import ranker_config
+    from anyrec.rank.cross_config import ranker_config
     from anyrec.rank.impressions import fit_impression_stage, shown_scores, stage_metrics
 
     t0 = time.perf_counter()

@@ -95,7 +95,8 @@ def search_split(ds: Dataset, split: Split, seed: int = 0) -> tuple[Split, int]:
     if sampled:
         total = len(np.unique(ds.interactions.user[split.valid]))
         log.info(
-            "the validation search scores a seeded %s of the %s validation users (%s × %s items > %s scores a grid point)",
+            "the validation search scores a seeded %s of the %s validation users (%s × %s items > %s scores a grid "
+            "point)",
             f"{cap:,}",
             f"{total:,}",
             f"{total:,}",

@@ -24,8 +24,9 @@ import numpy as np
 
 from anyrec.data.dataset import Dataset
 from anyrec.explain.attribution import attribute
-from anyrec.models.base import Recommender, top_k
+from anyrec.models.base import Recommender
 from anyrec.models.feedback import RatingScale
+from anyrec.models.scoring import top_k
 
 
 @dataclass(frozen=True)

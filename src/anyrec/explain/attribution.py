@@ -58,7 +58,8 @@ def _finite(scores: np.ndarray) -> np.ndarray:
 def live_scores(
     model: Recommender, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None
 ) -> np.ndarray:
-    """``model.score_history`` with ``-inf`` mapped as :func:`_finite` does; an error for models that read no history."""
+    """``model.score_history`` with ``-inf`` mapped as :func:`_finite` does; an error for models that read no
+    history."""
     scores = model.score_history(items, weights, values)
     if scores is None:
         raise ConfigError(

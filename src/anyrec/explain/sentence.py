@@ -27,7 +27,8 @@ _QUOTED = re.compile(r"[“\"«]([^”\"»]{2,200})[”\"»]")
 _QUOTE_MARK = re.compile(r"[“”\"«»]")
 _YEAR = re.compile(r"\s*\((?:\d{4}|[ivx]+)\)\s*$", re.IGNORECASE)
 STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have he her his i in into is it its of on or our she that the their them "
+    "a an and are as at be but by for from has have he her his i in into is it its of on or our she that the their "
+    "them "
     "then there these they this to was we were what when which who will with you your not no so than too very can "
     "genres genre title description category categories brand price new one two more most other all any about".split()
 )

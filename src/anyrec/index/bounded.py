@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anyrec.index.vector import VectorIndex
-from anyrec.models.base import top_k
+from anyrec.models.scoring import top_k
 
 
 @dataclass

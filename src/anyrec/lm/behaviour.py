@@ -261,7 +261,9 @@ def tune_head(name: str, texts: list[str], vectors: np.ndarray, seqs: list[np.nd
     """A behaviour head for one catalog, from its own training sequences (in-domain adaptation inside a model's
     fit): ``(head, summary)`` with ``head`` the ``(dim + 1, dim)`` array ``[weight; bias]``, the identity when no
     round beat the encoder as it came on the held-out last items."""
-    prepared = [prepare_source(BehaviourSource(name, texts, seqs), vectors, cfg.valid_users, np.random.default_rng(cfg.seed))]
+    prepared = [
+        prepare_source(BehaviourSource(name, texts, seqs), vectors, cfg.valid_users, np.random.default_rng(cfg.seed))
+    ]
     head, meta = fit_head(prepared, cfg, None, progress=progress)
     return head.array(), meta
 
@@ -290,9 +292,14 @@ def fit_head(prepared: list[_Prepared], cfg: BehaviourConfig, folder: Path | Non
     head = Head(dim, device)
     sampler = _Sampler(prepared, cfg)
     tau0 = cfg.temperature or calibrated_temperature(head, sampler, prepared)
-    log_scale = torch.nn.Parameter(torch.tensor(float(-np.log(tau0)), device=device), requires_grad=cfg.temperature is None)
+    log_scale = torch.nn.Parameter(
+        torch.tensor(float(-np.log(tau0)), device=device), requires_grad=cfg.temperature is None
+    )
     opt = torch.optim.Adam([head.weight, head.bias] + ([log_scale] if cfg.temperature is None else []), lr=cfg.lr)
-    say(f"behaviour head: temperature {tau0:.3g} ({'given' if cfg.temperature else 'calibrated on the first batches, then learnt'})")
+    say(
+        f"behaviour head: temperature {tau0:.3g} "
+        f"({'given' if cfg.temperature else 'calibrated on the first batches, then learnt'})"
+    )
     loop = TrainingLoop(cfg.patience, cfg.max_minutes, 1e-5, folder, unit="round")
     steps = np.zeros(len(prepared), dtype=np.int64)
 
@@ -301,7 +308,11 @@ def fit_head(prepared: list[_Prepared], cfg: BehaviourConfig, folder: Path | Non
         return float(np.mean(list(per.values()))), per
 
     def state() -> dict[str, Any]:
-        return {"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone(), "log_scale": log_scale.detach().clone()}
+        return {
+            "weight": head.weight.detach().clone(),
+            "bias": head.bias.detach().clone(),
+            "log_scale": log_scale.detach().clone(),
+        }
 
     def load(st: dict[str, Any]) -> None:
         with torch.no_grad():
@@ -354,14 +365,26 @@ def fit_head(prepared: list[_Prepared], cfg: BehaviourConfig, folder: Path | Non
     load(loop.best_state)
     best = max(loop.history, key=lambda e: e["valid_ndcg@10"])
     return head, {
-        "device": device, "trained": "a behaviour head (Dense, dim × dim + bias)",
+        "device": device,
+        "trained": "a behaviour head (Dense, dim × dim + bias)",
         "temperature": {"start": round(float(tau0), 4), "kept": round(float(1.0 / log_scale.detach().exp()), 4)},
-        "steps": int(steps.sum()), "best_round": best["round"],
+        "steps": int(steps.sum()),
+        "best_round": best["round"],
         "kept": "the encoder as it came (no round beat it)" if best["round"] == 0 else f"round {best['round']}",
         "valid_ndcg@10": {"as it came": loop.history[0]["valid_ndcg@10"], "best": best["valid_ndcg@10"]},
-        "sources": [{"name": p.name, "users": p.users, "items": len(p.vectors), "pairs": len(p.ex_user),
-                     "validation_users": len(p.valid), "events_on_items_without_text": p.dropped, "steps": int(steps[j]),
-                     "share_of_steps": round(float(steps[j] / max(1, steps.sum())), 4)} for j, p in enumerate(prepared)],
+        "sources": [
+            {
+                "name": p.name,
+                "users": p.users,
+                "items": len(p.vectors),
+                "pairs": len(p.ex_user),
+                "validation_users": len(p.valid),
+                "events_on_items_without_text": p.dropped,
+                "steps": int(steps[j]),
+                "share_of_steps": round(float(steps[j] / max(1, steps.sum())), 4),
+            }
+            for j, p in enumerate(prepared)
+        ],
         "seconds": {"training": round(loop.seconds(), 1)},
         "history": loop.history,
     }

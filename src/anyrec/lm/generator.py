@@ -76,7 +76,8 @@ class CausalLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # weight-loading bars on stderr are noise beside ours (and break --json in one stream)
+        # weight-loading bars on stderr are noise beside ours (and break --json in one stream)
+        hf_logging.disable_progress_bar()
 
         if self.config.threads:
             torch.set_num_threads(self.config.threads)

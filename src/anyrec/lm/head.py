@@ -54,7 +54,8 @@ def apply_head(head: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 
 def save_with_head(encoder: str, head: Head, folder: Path) -> None:
-    """The encoder with the head after its pooling (Normalize → Dense → Normalize), as a sentence-transformers folder."""
+    """The encoder with the head after its pooling (Normalize → Dense → Normalize), as a sentence-transformers
+    folder."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.models import Dense, Normalize

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError, UnknownIdError
+from anyrec.models.scoring import mask_rows, top_k
 
 if TYPE_CHECKING:
     from anyrec.lm.encoder import TextEncoder
@@ -127,7 +128,9 @@ class Recommender(ABC):
         """Scores of every item for each user: ``(len(users), n_items)``, higher is better."""
 
     # ---- shared -----------------------------------------------------------------
-    def fit(self, ds: Dataset, validate: Callable[[Recommender], float] | None = None, progress: Progress | None = None) -> Self:
+    def fit(
+        self, ds: Dataset, validate: Callable[[Recommender], float] | None = None, progress: Progress | None = None
+    ) -> Self:
         """Fit on ``ds``; remembers each user's seen items for ``exclude_seen``.
 
         ``validate(model)`` returns the model's validation NDCG@10 as it stands: a model that
@@ -173,7 +176,9 @@ class Recommender(ABC):
         """Replace what counts as seen (and, for history-based models, the history) without refitting."""
         self.seen_ = ds.interactions.matrix(ds.n_users, ds.n_items)
 
-    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:
+    def score_history(
+        self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """Scores of every item ``(n_items,)`` for a history given at request time, or ``None``.
 
         ``items`` are item indices oldest first, ``weights`` their signed event weights (a like
@@ -253,7 +258,8 @@ class Recommender(ABC):
         return None
 
     def text_table(self) -> np.ndarray | None:
-        """Unit-length text vectors of every item ``(n_items, dim)``, the ones the model scores with; ``None`` without text."""
+        """Unit-length text vectors of every item ``(n_items, dim)``, the ones the model scores with; ``None`` without
+        text."""
         return None
 
     def encoded_items(self) -> np.ndarray | None:
@@ -270,7 +276,8 @@ class Recommender(ABC):
         return self.text_query(encoded)
 
     def text_encoder(self) -> TextEncoder | None:
-        """The encoder that put the catalog in :meth:`text_table`'s space (free-text queries go through it), if the model keeps one."""
+        """The encoder that put the catalog in :meth:`text_table`'s space (free-text queries go through it), if the
+        model keeps one."""
         return None
 
     def text_profiles(self, users: np.ndarray) -> np.ndarray | None:
@@ -303,10 +310,13 @@ class Recommender(ABC):
         return {}
 
     def retrieval_indexes(self) -> tuple[str, ...] | None:
-        """The indexes :meth:`index_query` searches under the current options; ``None``: it cannot retrieve from indexes."""
+        """The indexes :meth:`index_query` searches under the current options; ``None``: it cannot retrieve from
+        indexes."""
         return None
 
-    def index_query(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> IndexQuery | None:
+    def index_query(
+        self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None
+    ) -> IndexQuery | None:
         """A live history's score as index searches (see :class:`IndexQuery`); ``None``: score every item."""
         return None
 
@@ -367,34 +377,3 @@ class Recommender(ABC):
         ids, scores = self.recommend(np.array([u]), k, filters=filters)
         return [(self.item_ids_.raw(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` best finite scores of one row, best first; equal scores in item-index order.
-
-    A partial selection (``argpartition``) then a sort of the few candidates: the same order as
-    a stable full sort, at a fraction of its cost on large catalogs.
-    """
-    finite = np.isfinite(scores)
-    k = min(k, int(finite.sum()))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if k < len(scores):
-        kth = np.partition(-scores, k - 1)[k - 1]
-        cand = np.flatnonzero(-scores <= kth)  # every item tied with the k-th is a candidate
-    else:
-        cand = np.flatnonzero(finite)
-    return cand[np.lexsort((cand, -scores[cand]))][:k]
-
-
-def mask_rows(scores: np.ndarray, mat: sp.csr_matrix, users: np.ndarray) -> None:
-    """Set ``scores[r, j] = -inf`` wherever ``mat[users[r], j]`` is stored (seen items, exclusions)."""
-    sub = mat[users]
-    rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
-    scores[rows, sub.indices] = -np.inf
-
-
-def recency_weights(steps_back: np.ndarray, half_life: float) -> np.ndarray:
-    """Weight of a history item ``steps_back`` interactions before the latest: it halves every
-    ``half_life`` steps; ``half_life = 0`` weighs every item equally."""
-    steps_back = np.asarray(steps_back, dtype=np.float64)
-    return 0.5 ** (steps_back / half_life) if half_life > 0 else np.ones_like(steps_back)

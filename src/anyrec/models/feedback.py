@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from anyrec.errors import ConfigError
-from anyrec.models.base import recency_weights
+from anyrec.models.scoring import recency_weights
 
 
 @dataclass(frozen=True)

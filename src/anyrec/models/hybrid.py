@@ -70,7 +70,8 @@ class Hybrid(WhitenedText, EASE):
         self._given_vectors = item_vectors
 
     def _fit_prior(self, ds: Dataset) -> None:
-        """The text vectors ``T`` is built from (:meth:`text_prior`, per option set), and ``T`` for the fit's options."""
+        """The text vectors ``T`` is built from (:meth:`text_prior`, per option set), and ``T`` for the fit's
+        options."""
         if self.config.prior_form not in ("cosine", "l3ae"):
             raise ConfigError(f"hybrid.prior_form is cosine or l3ae, not {self.config.prior_form!r}")
         if self._given_vectors is not None and len(self._given_vectors) == ds.n_items:

@@ -5,8 +5,8 @@
 - **RP3beta** (Paudel et al. 2017): a random walk item → user → item with transition
   probabilities raised to ``α``, divided by the target's popularity to the power ``β``, the
   ``k`` best kept per target item.
-- **hybrid** (:mod:`anyrec.models.hybrid`): EASE pulled towards a text prior, ``B = argmin ‖X − XB‖² + λ‖B − a·T‖²`` with
-  ``diag(B) = 0``, ``T`` the items' text cosine (each item's ``text_k`` nearest, zero diagonal).
+- **hybrid** (:mod:`anyrec.models.hybrid`): EASE pulled towards a text prior, ``B = argmin ‖X − XB‖² + λ‖B − a·T‖²``
+  with ``diag(B) = 0``, ``T`` the items' text cosine (each item's ``text_k`` nearest, zero diagonal).
   Closed form: ``B = P(XᵀX + λaT) − P·diag(γ)``, ``γ_j = [P(XᵀX + λaT)]_jj / P_jj``. An item
   nobody touched has an empty column of ``XᵀX``: its column of ``B`` is ``a·(λP T)`` — text
   similarity to the user's items through the same solve — so cold items and new users (a live
@@ -103,13 +103,20 @@ class EASE(Recommender):
         if c.solver not in (None, "dense", "sparse"):
             raise ConfigError(f"{self.name}.solver is dense, sparse or unset (chosen by memory), not {c.solver!r}")
         if c.solver == "dense" and need > budget:
-            raise ConfigError(f"{self.name}: a dense solve over {n_items:,} items needs {need:,.0f} MB, above {budget:,.0f} MB "
-                              f"({whence}); raise {self.name}.max_memory_mb if the machine has the memory, or use "
-                              f"{self.name}.solver=sparse (or leave it unset)")
+            raise ConfigError(
+                f"{self.name}: a dense solve over {n_items:,} items needs {need:,.0f} MB, above {budget:,.0f} MB "
+                f"({whence}); raise {self.name}.max_memory_mb if the machine has the memory, or use "
+                f"{self.name}.solver=sparse (or leave it unset)"
+            )
         chosen = c.solver or ("dense" if need <= budget and n_items <= DENSE_MAX_ITEMS else "sparse")
         if c.solver is None and need <= budget and n_items > DENSE_MAX_ITEMS:
-            said += f"; above {DENSE_MAX_ITEMS:,} items a dense solve takes minutes per λ ({self.name}.solver=dense forces it)"
-        why = said + ("" if chosen == "dense" else f"; each item's column over its {c.neighbours} most co-occurring items")
+            said += (
+                f"; above {DENSE_MAX_ITEMS:,} items a dense solve takes minutes per λ "
+                f"({self.name}.solver=dense forces it)"
+            )
+        why = said + (
+            "" if chosen == "dense" else f"; each item's column over its {c.neighbours} most co-occurring items"
+        )
         self.report_.sized["solver"] = f"{chosen} ({why})"
         announce_sizing(self.name, {"solver": self.report_.sized["solver"]}, self.progress)
         return chosen
@@ -201,7 +208,11 @@ class EASE(Recommender):
                 self.progress(f"{label}: one eigendecomposition for every λ to come", 0, 1)
             w, q = np.linalg.eigh(self.gram_)
             eigen = self._eigen = (w, q)
-        p = (eigen[1] / (eigen[0] + lam)[None, :]) @ eigen[1].T if eigen is not None else np.linalg.inv(self.gram_ + lam * np.eye(n))
+        p = (
+            (eigen[1] / (eigen[0] + lam)[None, :]) @ eigen[1].T
+            if eigen is not None
+            else np.linalg.inv(self.gram_ + lam * np.eye(n))
+        )
         if self.progress is not None:
             self.progress(label, 1, 1)
         return p
@@ -220,7 +231,10 @@ class EASE(Recommender):
                 hoods = itemsolve.neighbourhoods(self.gram_, self.config.neighbours, prior)
                 systems = self._systems = (key, itemsolve.Systems(self.gram_, hoods, prior,
                                                                   matrix=getattr(self, "fit_matrix_", None)))
-            parts = self._inverse = (self._solve_key(), itemsolve.solve_columns(systems[1], lam, self.progress, f"solve {self.name}"))
+            parts = self._inverse = (
+                self._solve_key(),
+                itemsolve.solve_columns(systems[1], lam, self.progress, f"solve {self.name}"),
+            )
         b0, b1 = parts[1]
         a = self._prior_scale()
         b = b0 if b1 is None or a == 0 else (b0 + a * b1).tocsr()
@@ -241,7 +255,9 @@ class EASE(Recommender):
         neg = (weights < 0) & (items < n)
         if neg.any() and self.config.push > 0:
             top = float(np.max(np.abs(scores))) or 1.0
-            scores = scores - self.config.push * top * kin_push(self._unit_columns(), items[neg], weights[neg], self.config.kin, history=items)
+            scores = scores - self.config.push * top * kin_push(
+                self._unit_columns(), items[neg], weights[neg], self.config.kin, history=items
+            )
         return scores
 
     def _unit_columns(self) -> np.ndarray | sp.csr_matrix:
@@ -323,7 +339,10 @@ class RP3beta(Recommender):
     name = "rp3beta"
     Config = RP3betaConfig
     count_weightings: ClassVar[tuple[str, ...]] = ("binary", "log", "bm25")
-    tuning_grid: ClassVar[dict[str, list[Any]]] = {"beta": [0.0, 0.2, 0.4, 0.5, 0.6, 0.8], "alpha": [0.5, 0.75, 1.0, 1.25]}
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {
+        "beta": [0.0, 0.2, 0.4, 0.5, 0.6, 0.8],
+        "alpha": [0.5, 0.75, 1.0, 1.25],
+    }
 
     def _fit(self, ds: Dataset) -> None:
         x = self.counts_matrix(ds).astype(np.float64).tocsr()

@@ -139,7 +139,8 @@ def kernel_scores(unit: np.ndarray, items: np.ndarray, weights: np.ndarray, tau:
 
 
 def history_order(items: np.ndarray, weights: np.ndarray, history: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """``shares`` (rows: the distinct positive items of ``items``, sorted) re-indexed to ``history``'s order, zeros elsewhere."""
+    """``shares`` (rows: the distinct positive items of ``items``, sorted) re-indexed to ``history``'s order, zeros
+    elsewhere."""
     items = np.asarray(items, dtype=np.int64)
     uniq = np.unique(items[np.asarray(weights) > 0])
     out = np.zeros((len(history), shares.shape[1]))

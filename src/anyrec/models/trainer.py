@@ -25,7 +25,8 @@ def by_log_size(windows: int, small: Any, large: Any, why_small: str = "", why_l
     shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
     return (
         value,
-        f"{shown} ({windows:,} training windows {'≥' if big else '<'} {LARGE_LOG_WINDOWS:,}{': ' + why if why else ''})",
+        f"{shown} ({windows:,} training windows {'≥' if big else '<'} "
+        f"{LARGE_LOG_WINDOWS:,}{': ' + why if why else ''})",
     )
 
 

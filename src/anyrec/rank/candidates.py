@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anyrec.models.base import Recommender, top_k
+from anyrec.models.base import Recommender
+from anyrec.models.scoring import top_k
 
 
 def candidate_lists(retriever: Recommender, users: np.ndarray, targets: np.ndarray, n: int = 20,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,68 +22,11 @@ import numpy as np
 from anyrec.data.dataset import Catalog, Dataset
 from anyrec.errors import ConfigError
 from anyrec.lm.encoder import resolve_encoder
+from anyrec.rank.cross_config import ClickClassifierConfig
 from anyrec.rank.evidence import Evidence, EvidenceRanker, parse_features
 from anyrec.training import TrainingLoop
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClickClassifierConfig:
-    """Attributes:
-        encoder: a Hugging Face encoder name or folder (``default`` = the offline MiniLM).
-        history: most recent history items in the left text.
-        max_length: tokens per pair.
-        negatives: hard negatives per positive.
-        positions: training positions per user (the latest ones of the training history).
-        epochs, lr, batch_size, warmup: the optimiser; ``patience`` epochs without a better validation stop it.
-        max_minutes: time budget for training (0 = none).
-        threads: torch CPU threads (0 = torch's default); device: ``cpu``, ``cuda`` or ``auto``.
-        resume: continue from the checkpoint in the output folder (same pairs, same config).
-        holdout: 0 = pointwise pairs from the training rows (``positions``, ``negatives``); n > 0 =
-            listwise training on lists from a second retriever fitted without each user's last n
-            training items: for each of those n positions, the retriever's top ``depth`` for the
-            history before it, kept where the clicked item is among them (the lists the stage sees
-            at serving time, from a retriever that never trained on the answer).
-        list_negatives: with ``holdout``, train on the clicked item and this many of the list's
-            other items (a seeded draw per list; 0 = the whole list): more lists for the same time.
-        evidence: with ``holdout``, collaborative features added to the text's logit with learned
-            weights (comma-separated names from :data:`anyrec.rank.evidence.FEATURES`, e.g.
-            ``popularity,cooc,recent``; empty = the text alone). The weights start from what the
-            features earn on their own, so the encoder learns what they miss.
-    """
-
-    encoder: str = "default"
-    history: int = 5
-    max_length: int = 128
-    negatives: int = 4
-    positions: int = 3
-    epochs: int = 3
-    lr: float = 3e-5
-    batch_size: int = 32
-    warmup: float = 0.1
-    patience: int = 1
-    max_minutes: float = 0.0
-    threads: int = 0
-    device: str = "auto"
-    seed: int = 0
-    resume: bool = False
-    holdout: int = 0
-    list_negatives: int = 0
-    evidence: str = ""
-
-
-def ranker_config(options: dict[str, Any]) -> ClickClassifierConfig:
-    """``ranker.FIELD=VALUE`` options → a config; an unknown field or feature name is a :class:`ConfigError`
-    naming it (raised before any model is fitted)."""
-    fields = set(ClickClassifierConfig.__dataclass_fields__)
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ConfigError(f"unknown ranker option(s) {', '.join('ranker.' + u for u in unknown)}; known: {', '.join(sorted(fields))}")
-    cfg = ClickClassifierConfig(**options)
-    if parse_features(cfg.evidence) and cfg.holdout <= 0:
-        raise ConfigError("ranker.evidence needs listwise training: set ranker.holdout (e.g. 3)")
-    return cfg
 
 
 class ClickClassifier:
@@ -96,7 +39,9 @@ class ClickClassifier:
         self._model: Any = None
         self.report_: dict[str, Any] = {}
         names = parse_features(self.config.evidence)
-        self.prior_ = EvidenceRanker(Evidence(names, recent=self.config.history), np.zeros(len(names))) if names else None
+        self.prior_ = (
+            EvidenceRanker(Evidence(names, recent=self.config.history), np.zeros(len(names))) if names else None
+        )
 
     def set_evidence(self, ds: Dataset) -> ClickClassifier:
         """Fit the collaborative features on ``ds`` (the interactions the stage was fitted on); a no-op
@@ -111,7 +56,8 @@ class ClickClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # weight-loading bars on stderr are noise beside ours (and break --json in one stream)
+        # weight-loading bars on stderr are noise beside ours (and break --json in one stream)
+        hf_logging.disable_progress_bar()
 
         c = self.config
         if c.threads:
@@ -122,7 +68,9 @@ class ClickClassifier:
             self._model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=2)
         except OSError as exc:
             raise ConfigError(f"cannot load encoder {name!r} for the click classifier: {exc}") from exc
-        device = "cuda" if c.device == "auto" and torch.cuda.is_available() else ("cpu" if c.device == "auto" else c.device)
+        device = (
+            "cuda" if c.device == "auto" and torch.cuda.is_available() else ("cpu" if c.device == "auto" else c.device)
+        )
         self._model.to(device)
 
     @property
@@ -160,7 +108,9 @@ class ClickClassifier:
         return text + self.prior_.score(histories, candidates) if self.prior_ is not None else text
 
     # ---- training ----------------------------------------------------------------------
-    def pairs(self, seqs: Sequence[np.ndarray], negatives: Callable[[int, np.ndarray], np.ndarray]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def pairs(
+        self, seqs: Sequence[np.ndarray], negatives: Callable[[int, np.ndarray], np.ndarray]
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Training pairs: (left text, item, label) for the latest ``positions`` positions of each sequence;
         ``negatives(user, history)`` gives the user's hard negatives."""
         c = self.config
@@ -176,7 +126,9 @@ class ClickClassifier:
                 lefts.append(left)
                 items.append(int(seq[t]))
                 labels.append(1)
-                pick: np.ndarray = negs[(t * c.negatives + np.arange(c.negatives)) % max(1, len(negs))] if len(negs) else negs
+                pick: np.ndarray = (
+                    negs[(t * c.negatives + np.arange(c.negatives)) % max(1, len(negs))] if len(negs) else negs
+                )
                 for n in pick:
                     lefts.append(left)
                     items.append(int(n))
@@ -224,7 +176,9 @@ class ClickClassifier:
         if self.prior_ is not None:
             if features is None or features.shape[:2] != candidates.shape:
                 raise ConfigError("ranker.evidence: fit_lists needs the lists' features (lists, width, F)")
-            extra["w"] = torch.nn.Parameter(torch.as_tensor(self.prior_.weights, dtype=torch.float32, device=self.device))
+            extra["w"] = torch.nn.Parameter(
+                torch.as_tensor(self.prior_.weights, dtype=torch.float32, device=self.device)
+            )
             feats = torch.as_tensor(features, dtype=torch.float32, device=self.device)
         valid = candidates >= 0
         safe = np.where(valid, candidates, 0)
@@ -235,7 +189,9 @@ class ClickClassifier:
         def loss(idx: np.ndarray) -> Any:
             keep = valid[idx].reshape(-1)
             flat_l = [lefts[i] for i in idx for _ in range(width)]
-            logits = self._model(**self._batch([x for x, k in zip(flat_l, keep) if k], safe[idx].reshape(-1)[keep])).logits
+            logits = self._model(
+                **self._batch([x for x, k in zip(flat_l, keep) if k], safe[idx].reshape(-1)[keep])
+            ).logits
             ranked = torch.zeros(len(keep), device=self.device, dtype=logits.dtype)
             ranked[torch.as_tensor(keep, device=self.device)] = logits[:, 1] - logits[:, 0]
             scores = ranked.reshape(len(idx), width) + beta * off[idx]  # (lists, width)
@@ -270,7 +226,9 @@ class ClickClassifier:
         opt = torch.optim.AdamW(groups, lr=c.lr, weight_decay=0.01)
         steps = c.epochs * -(-n // per_step)
         warm = max(1, int(c.warmup * steps))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm))
+        )
         rng = np.random.default_rng(c.seed)
         loop = TrainingLoop(c.patience, c.max_minutes, 0.0, out_dir, start_best=-np.inf)
         done = 0
@@ -313,14 +271,30 @@ class ClickClassifier:
                     break
             self._sync(extra)
             score, detail = validate(self) if validate is not None else (-float(np.mean(losses)), {})
-            entry = {"epoch": epoch + 1, "steps": done, "units": min(n, len(losses) * per_step),
-                     "loss": round(float(np.mean(losses)), 4), "valid": round(float(score), 5),
-                     "seconds": round(loop.seconds(), 1), "detail": detail, **{k: _rounded(v) for k, v in extra.items()}}
+            entry = {
+                "epoch": epoch + 1,
+                "steps": done,
+                "units": min(n, len(losses) * per_step),
+                "loss": round(float(np.mean(losses)), 4),
+                "valid": round(float(score), 5),
+                "seconds": round(loop.seconds(), 1),
+                "detail": detail,
+                **{k: _rounded(v) for k, v in extra.items()},
+            }
             log.info("click classifier epoch %d: loss %.4f, validation %.5f", epoch + 1, entry["loss"], score)
             if loop.record(entry, score, best_weights) and out_dir is not None:
                 self.save(out_dir)
-            loop.save(epoch, {"model": self._model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                              "rng": rng.bit_generator.state, "done": done, "extra": {k: v.detach() for k, v in extra.items()}})
+            loop.save(
+                epoch,
+                {
+                    "model": self._model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "done": done,
+                    "extra": {k: v.detach() for k, v in extra.items()},
+                },
+            )
             if loop.out_of_time():
                 break
         if loop.best_state is not None:
@@ -342,8 +316,16 @@ class ClickClassifier:
         path.mkdir(parents=True, exist_ok=True)
         self._model.save_pretrained(path)
         self._tok.save_pretrained(path)
-        (path / "anyrec-ranker.json").write_text(json.dumps({"config": asdict(self.config), "report": self.report_,
-                                                                   **({"evidence_weights": self.prior_.weights.tolist()} if self.prior_ is not None else {})}, indent=2))
+        (path / "anyrec-ranker.json").write_text(
+            json.dumps(
+                {
+                    "config": asdict(self.config),
+                    "report": self.report_,
+                    **({"evidence_weights": self.prior_.weights.tolist()} if self.prior_ is not None else {}),
+                },
+                indent=2,
+            )
+        )
         return path
 
     @classmethod
@@ -351,7 +333,9 @@ class ClickClassifier:
         path = Path(folder)
         meta = path / "anyrec-ranker.json"
         if not meta.exists():
-            raise ConfigError(f"{path} is not a ranker folder (no anyrec-ranker.json); write one with `anyrec fit-ranker`")
+            raise ConfigError(
+                f"{path} is not a ranker folder (no anyrec-ranker.json); write one with `anyrec fit-ranker`"
+            )
         info = json.loads(meta.read_text())
         known = set(ClickClassifierConfig.__dataclass_fields__)  # a folder may hold options since removed
         self = cls(catalog, ClickClassifierConfig(**{k: v for k, v in info["config"].items() if k in known}))

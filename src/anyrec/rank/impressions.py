@@ -21,14 +21,16 @@ import numpy as np
 from anyrec.data.dataset import Catalog, Dataset, HistoryIndex
 from anyrec.data.impressions import Impression
 from anyrec.models.base import Recommender
-from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+from anyrec.rank.cross import ClickClassifier
+from anyrec.rank.cross_config import ClickClassifierConfig
 from anyrec.rank.stage import blend_scores
 from anyrec.rank.train import BLENDS, unfitted_copy
 
 log = logging.getLogger(__name__)
 
 ImpressionMetrics = Callable[[np.ndarray, np.ndarray], dict[str, float]]
-"""``metrics(labels, scores)`` of one impression's shown items, e.g. :func:`anyrec.eval.impressions.impression_metrics`."""
+"""``metrics(labels, scores)`` of one impression's shown items, e.g.
+:func:`anyrec.eval.impressions.impression_metrics`."""
 
 
 def impression_pairs(

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from anyrec.data.dataset import Dataset
-from anyrec.models.base import Filters, Recommender, mask_rows, top_k
+from anyrec.models.base import Filters, Recommender
+from anyrec.models.scoring import mask_rows, top_k
 
 
 class Ranker(Protocol):
@@ -127,7 +128,9 @@ class Reranked(Recommender):
             mask_rows(base, self.seen_, users)
         return self.rerank(base, [self.seqs_[int(u)] for u in users])
 
-    def score_history(self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:
+    def score_history(
+        self, items: np.ndarray, weights: np.ndarray, values: np.ndarray | None = None
+    ) -> np.ndarray | None:
         base = self.retriever.score_history(items, weights, values)
         if base is None:
             return None

@@ -27,8 +27,10 @@ import numpy as np
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, phase_matrices, without_last
 from anyrec.errors import ConfigError
-from anyrec.models.base import Recommender, top_k
-from anyrec.rank.cross import ClickClassifier, ClickClassifierConfig
+from anyrec.models.base import Recommender
+from anyrec.models.scoring import top_k
+from anyrec.rank.cross import ClickClassifier
+from anyrec.rank.cross_config import ClickClassifierConfig
 from anyrec.rank.evidence import Evidence, fit_weights, standardised
 from anyrec.rank.stage import Reranked, RerankedConfig, blend_scores, candidates, sequences, standardise
 

@@ -23,8 +23,9 @@ from anyrec.data.dataset import Catalog, IdMap
 from anyrec.errors import ConfigError
 from anyrec.explain import SentenceGuard
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
-from anyrec.models.base import Recommender, top_k
+from anyrec.models.base import Recommender
 from anyrec.models.feedback import RatingScale
+from anyrec.models.scoring import top_k
 from anyrec.serve.reasons import DEFAULT_VERBS, card_reasons, latest_events
 from anyrec.serve.retrieval import AnnRetrieval
 from anyrec.store import Store, StoredItem
@@ -52,7 +53,9 @@ class EventWeights:
     rating_high: float = 5.0
     rating_neutral: float = 2.5
     keep_types: tuple[str, ...] = ("skip",)
-    verbs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VERBS))  # what a card's sentence says the user did
+    verbs: dict[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_VERBS)
+    )  # what a card's sentence says the user did
 
     def scale(self) -> RatingScale:
         return RatingScale(self.rating_low, self.rating_high, self.rating_neutral)
@@ -74,8 +77,14 @@ class Recs:
 class LiveModel:
     """One loaded model version. Thread-safe: catalog updates and scoring share one lock."""
 
-    def __init__(self, version: str, folder: str | Path, weights: EventWeights | None = None, ann_min_items: int = 50_000,
-                 ranker_dir: str = "") -> None:
+    def __init__(
+        self,
+        version: str,
+        folder: str | Path,
+        weights: EventWeights | None = None,
+        ann_min_items: int = 50_000,
+        ranker_dir: str = "",
+    ) -> None:
         model, ds, _index, meta = load_model(folder)
         # A zero-shot or sequential version saved with FAISS indexes (``anyrec fit --index HNSW32``)
         # retrieves candidates from them on large catalogs and scores those exactly; below the
@@ -170,7 +179,11 @@ class LiveModel:
     def category_names(self, n: int) -> str:
         with self._lock:
             names = sorted(self._categories().values())
-        return (", ".join(names[:n]) + (f" … ({len(names)} in all)" if len(names) > n else "")) if names else "(the catalog has none)"
+        return (
+            (", ".join(names[:n]) + (f" … ({len(names)} in all)" if len(names) > n else ""))
+            if names
+            else "(the catalog has none)"
+        )
 
     def _add(self, new: Sequence[StoredItem]) -> None:
         start = self.n_items
@@ -207,7 +220,9 @@ class LiveModel:
                     self.popularity[i] += 1
 
     # ---- scoring ----------------------------------------------------------------------
-    def parse_history(self, rows: Sequence[tuple[str, str, float | None, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[int]]:
+    def parse_history(
+        self, rows: Sequence[tuple[str, str, float | None, float]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[int]]:
         """Item indices, weights and rating values of the events on known items; items not to show again."""
         items, weights, values, hide = [], [], [], set()
         for raw, kind, value, _time in rows:
@@ -230,11 +245,14 @@ class LiveModel:
         items, weights, values, hide = self.parse_history(rows)
         if self.uses_index() and self.ranker is None and len(items) and not categories:
             with self._lock:
-                found = self.ann.top(items, weights, values, self._allowed(hide, exclude), k)  # type: ignore[union-attr]
+                allowed = self._allowed(hide, exclude)
+                found = self.ann.top(items, weights, values, allowed, k)  # type: ignore[union-attr]
             if found is not None:
                 top, top_scores = found
                 why = self._because(rows, items, weights, values, top) if explain else []
-                return Recs(items=[int(i) for i in top], scores=[float(s) for s in top_scores], because=why, cold_start=False)
+                return Recs(
+                    items=[int(i) for i in top], scores=[float(s) for s in top_scores], because=why, cold_start=False
+                )
         with self._lock:
             n = self.n_items
             scores = None if not len(items) else self.model.score_history(items, weights, values)
@@ -264,7 +282,9 @@ class LiveModel:
         from anyrec.rank.stage import rerank
 
         stage = self.ranker.report_
-        return rerank(scores[None, :], [history], self.ranker, int(stage.get("depth", 20)), float(stage.get("blend", 1.0)))[0]
+        return rerank(
+            scores[None, :], [history], self.ranker, int(stage.get("depth", 20)), float(stage.get("blend", 1.0))
+        )[0]
 
     def uses_index(self) -> bool:
         return self.ann is not None and self.ann.applies(self.n_items)
@@ -286,13 +306,25 @@ class LiveModel:
         if self._guard is None:
             self._guard = SentenceGuard(self.catalog)
         latest = latest_events(rows, self.ids, self.weights.weight)
-        return card_reasons(self.model, self.catalog, self.ids, self._guard, items, weights, values, np.asarray(targets),
-                            latest, self.weights.verbs)
+        return card_reasons(
+            self.model,
+            self.catalog,
+            self.ids,
+            self._guard,
+            items,
+            weights,
+            values,
+            np.asarray(targets),
+            latest,
+            self.weights.verbs,
+        )
 
     def unit_text(self) -> np.ndarray:
         table = self.model.text_table()
         if table is None:
-            raise ConfigError(f"this needs a text model (zeroshot or sequential); version {self.version!r} is {self.model.name!r}")
+            raise ConfigError(
+                f"this needs a text model (zeroshot or sequential); version {self.version!r} is {self.model.name!r}"
+            )
         return table
 
     def similar(self, item: str, k: int) -> tuple[list[int], list[float]]:

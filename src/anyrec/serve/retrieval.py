@@ -1,7 +1,8 @@
 """Retrieval from a saved version's vector indexes once the catalog is large.
 
 The model says which indexes it searches and how its score splits into their terms
-(:meth:`~anyrec.models.base.Recommender.index_query`). Zero-shot scores ``cos(item, profile) + prior``: its text index gives the cosine term's best
+(:meth:`~anyrec.models.base.Recommender.index_query`). Zero-shot scores ``cos(item, profile) + prior``: its text index
+gives the cosine term's best
 items, the priors (the same for every user) their own order. Sequential scores
 ``<item, q>`` in the model's space, plus ``text_blend * cos(item, profile)``: its model-space
 index (inner product) and its text index give the two lists. Either way the union is scored

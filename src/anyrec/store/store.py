@@ -151,7 +151,9 @@ class Store(ExperimentRecords):
                 row = {"key": f"events:{key}", "request_hash": digest, "response": "[]", "created_at": now}
                 # RETURNING says whether the row went in (psycopg reports rowcount -1 here): none back = seen before
                 if conn.execute(insert_or_ignore(conn, idem).returning(idem.c.key), row).first() is None:
-                    first = conn.execute(select(idem.c.request_hash, idem.c.response).where(idem.c.key == row["key"])).one()
+                    first = conn.execute(
+                        select(idem.c.request_hash, idem.c.response).where(idem.c.key == row["key"])
+                    ).one()
                     if first.request_hash != digest:
                         raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for another request in the last "
                                                   f"{IDEMPOTENCY_HOURS} hours", field="idempotency-key")
@@ -167,7 +169,9 @@ class Store(ExperimentRecords):
                     last = int(conn.execute(select(func.max(events.c.seq))).scalar_one())
                     seqs.extend(range(last - len(chunk) + 1, last + 1))
             if idempotency is not None:
-                conn.execute(update(idem).where(idem.c.key == f"events:{idempotency[0]}").values(response=json.dumps(seqs)))
+                conn.execute(
+                    update(idem).where(idem.c.key == f"events:{idempotency[0]}").values(response=json.dumps(seqs))
+                )
         return seqs, False
 
     def _ensure_users(self, conn: Any, ids: set[str], now: float) -> None:
@@ -181,7 +185,9 @@ class Store(ExperimentRecords):
         with self.engine.connect() as conn:
             return conn.execute(select(users.c.since).where(users.c.id == user)).scalar_one_or_none()
 
-    def user_state(self, user: str, last: int | None = None) -> tuple[float | None, list[tuple[str, str, float | None, float]]]:
+    def user_state(
+        self, user: str, last: int | None = None
+    ) -> tuple[float | None, list[tuple[str, str, float | None, float]]]:
         """``(since, history)`` of a user in one connection (what a recommendation request reads); with ``last``,
         only the most recent ``last`` events (still oldest first)."""
         q = _history_query(user)
@@ -199,7 +205,9 @@ class Store(ExperimentRecords):
 
     def all_events(self) -> Iterator[tuple[str, str, str, float | None, float]]:
         """``(user, item, type, value, time)`` of every event in arrival order (for retraining)."""
-        q = select(events.c.user_id, events.c.item_id, events.c.type, events.c.value, events.c.time).order_by(events.c.seq)
+        q = select(events.c.user_id, events.c.item_id, events.c.type, events.c.value, events.c.time).order_by(
+            events.c.seq
+        )
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=10_000).execute(q):
                 yield tuple(row)
@@ -207,7 +215,9 @@ class Store(ExperimentRecords):
     def item_counts(self) -> dict[str, int]:
         """Events per item id (the live popularity prior)."""
         with self.engine.connect() as conn:
-            return {i: int(n) for i, n in conn.execute(select(events.c.item_id, func.count()).group_by(events.c.item_id))}
+            return {
+                i: int(n) for i, n in conn.execute(select(events.c.item_id, func.count()).group_by(events.c.item_id))
+            }
 
     def forget_user(self, user: str) -> int:
         """Delete a user, their events and their recommendation log; returns the events removed. A tombstone (a hash
@@ -218,14 +228,18 @@ class Store(ExperimentRecords):
             n = conn.execute(delete(events).where(events.c.user_id == user)).rowcount
             conn.execute(delete(recommendations).where(recommendations.c.user_id == user))
             conn.execute(delete(users).where(users.c.id == user))
-            conn.execute(delete(forgotten).where((forgotten.c.user_hash == _hash(user)) | (forgotten.c.at < now - 86_400)))
+            conn.execute(
+                delete(forgotten).where((forgotten.c.user_hash == _hash(user)) | (forgotten.c.at < now - 86_400))
+            )
             conn.execute(insert(forgotten).values(user_hash=_hash(user), at=now))
         return int(n)
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return {
-                "items": int(conn.execute(select(func.count()).select_from(items).where(items.c.deleted.is_(False))).scalar_one()),
+                "items": int(
+                    conn.execute(select(func.count()).select_from(items).where(items.c.deleted.is_(False))).scalar_one()
+                ),
                 "users": int(conn.execute(select(func.count()).select_from(users)).scalar_one()),
                 "events": int(conn.execute(select(func.count()).select_from(events)).scalar_one()),
                 "recommendations": int(conn.execute(select(func.count()).select_from(recommendations)).scalar_one()),
@@ -246,7 +260,9 @@ class Store(ExperimentRecords):
             hashes = {_hash(r["user_id"]): r["user_id"] for r in rows}
             gone: dict[str, float] = {}
             for chunk in chunks(list(hashes)):
-                for h, at in conn.execute(select(forgotten.c.user_hash, forgotten.c.at).where(forgotten.c.user_hash.in_(chunk))):
+                for h, at in conn.execute(
+                    select(forgotten.c.user_hash, forgotten.c.at).where(forgotten.c.user_hash.in_(chunk))
+                ):
                     gone[hashes[h]] = float(at)
             kept = [{**r, "items": json.dumps(r["items"][:LOG_ITEMS])} for r in rows
                     if r["created_at"] > gone.get(r["user_id"], float("-inf"))]
@@ -319,8 +335,16 @@ class Store(ExperimentRecords):
         with self.engine.begin() as conn:
             if conn.execute(select(model_versions.c.version).where(model_versions.c.version == version)).first():
                 raise ConfigError(f"model version {version!r} is already registered")
-            conn.execute(insert(model_versions).values(version=version, path=path, model=model, metrics=json.dumps(metrics),
-                                                       created_at=time.time(), data_until=data_until))
+            conn.execute(
+                insert(model_versions).values(
+                    version=version,
+                    path=path,
+                    model=model,
+                    metrics=json.dumps(metrics),
+                    created_at=time.time(),
+                    data_until=data_until,
+                )
+            )
 
     def versions(self) -> list[dict[str, Any]]:
         active = self.active_version()

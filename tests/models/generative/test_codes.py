@@ -47,7 +47,9 @@ def test_codes_depend_on_the_vectors_not_on_the_catalog_order(perm_seed, balance
     keys = [f"item-{i}" for i in range(len(x))]
     base = SemanticIds(CodesConfig(levels=2, codebook=6, seed=0, balanced=balanced)).fit(x, keys)
     perm = np.random.default_rng(perm_seed).permutation(len(x))
-    moved = SemanticIds(CodesConfig(levels=2, codebook=6, seed=0, balanced=balanced)).fit(x[perm], [keys[p] for p in perm])
+    moved = SemanticIds(CodesConfig(levels=2, codebook=6, seed=0, balanced=balanced)).fit(
+        x[perm], [keys[p] for p in perm]
+    )
     assert np.array_equal(moved, base[perm])
 
 

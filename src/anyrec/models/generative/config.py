@@ -77,10 +77,10 @@ LARGE_LOG_MINUTES = 6.0
 
 
 def sized_for(cfg: GenerativeConfig, windows: int) -> tuple[GenerativeConfig, dict[str, str]]:
-    """``batch_size``, ``max_minutes`` and ``valid_users`` (``None``) set from the number of training windows, as the sequential
-    model sizes its own (the code vocabulary is small: no sampled softmax; batches are always length-bucketed);
-    options the user gave are kept. Returns the concrete settings and, for each option chosen here, its value
-    and why."""
+    """``batch_size``, ``max_minutes`` and ``valid_users`` (``None``) set from the number of training windows, as the
+    sequential model sizes its own (the code vocabulary is small: no sampled softmax; batches are always
+    length-bucketed); options the user gave are kept. Returns the concrete settings and, for each option chosen here,
+    its value and why."""
     from anyrec.models.trainer import BUDGET_REASONS, by_log_size
 
     changes: dict[str, object] = {}

@@ -55,7 +55,11 @@ class Generative(Recommender):
     Config = GenerativeConfig
     trains_with_validation: ClassVar[bool] = True
     # Training-time grid, searched when an experiment asks (as for sequential and sasrec: five fits).
-    training_grid: ClassVar[dict[str, list[Any]]] = {"dropout": [0.1, 0.2, 0.3], "lr": [1e-3, 3e-3], "hidden": [128, 256]}
+    training_grid: ClassVar[dict[str, list[Any]]] = {
+        "dropout": [0.1, 0.2, 0.3],
+        "lr": [1e-3, 3e-3],
+        "hidden": [128, 256],
+    }
 
     def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
@@ -100,7 +104,10 @@ class Generative(Recommender):
             torch.set_num_threads(cfg.threads)
         self._pretrained = _load_pretrained(cfg.init) if cfg.init else None
         if self._pretrained is not None:  # the decoder's shape and the codebooks come with the weights
-            shape = {k: getattr(self._pretrained[3], k) for k in ("levels", "codebook", "layers", "hidden", "heads", "max_items")}
+            shape = {
+                k: getattr(self._pretrained[3], k)
+                for k in ("levels", "codebook", "layers", "hidden", "heads", "max_items")
+            }
             self.config = cfg = replace(cfg, **shape)
         vectors = self._text(ds)
         self.text_vectors_ = vectors
@@ -114,7 +121,11 @@ class Generative(Recommender):
         self.vocab_ = Vocab((*sizes, collision))
         self.generatable_ = codes[:, -1] < collision
         if not self.generatable_.all():
-            log.warning("%d items need a collision code beyond %d and cannot be generated", int((~self.generatable_).sum()), collision)
+            log.warning(
+                "%d items need a collision code beyond %d and cannot be generated",
+                int((~self.generatable_).sum()),
+                collision,
+            )
         report["not_generatable"] = int((~self.generatable_).sum())
         self.codes_ = codes
         self.quantiser_state_ = self.quantiser_.state()["codebooks"]
@@ -136,11 +147,14 @@ class Generative(Recommender):
         else:
             train_seqs = seqs
         windows = training_windows(tokens, [s for s in train_seqs if len(s)], cfg.max_items)
-        log.info("generative: %d training windows, vocabulary %d tokens, codes %s", len(windows), self.vocab_.size, report)
+        log.info(
+            "generative: %d training windows, vocabulary %d tokens, codes %s", len(windows), self.vocab_.size, report
+        )
         self.config, self.report_.sized = sized_for(cfg, len(windows))
         cfg = self.config
         announce_sizing(self.name, self.report_.sized, self.progress)
-        self.validation_users = max(0, cfg.valid_users or 0)  # what early stopping scores (anyrec.eval.experiment.validator)
+        # what early stopping scores (anyrec.eval.experiment.validator)
+        self.validation_users = max(0, cfg.valid_users or 0)
         evaluate = (lambda: validate(self)) if validate is not None else (lambda: self._holdout_ndcg(hold_users, seqs))
         summary = train_decoder(self.net_, windows, replace(cfg, device=self._device()), evaluate, self.progress)
         self.net_.to("cpu" if cfg.device == "cpu" else self._device())
@@ -158,8 +172,12 @@ class Generative(Recommender):
             return 0.0
         users = users[:2000]
         prompts = [seqs[u][:-1] for u in users]
-        excl_rows = np.concatenate([np.full(len(p), r) for r, p in enumerate(prompts)]) if prompts else np.zeros(0, np.int64)
-        found = self._generate(prompts, excl_rows.astype(np.int64), np.concatenate(prompts).astype(np.int64), None, 10)[0]
+        excl_rows = (
+            np.concatenate([np.full(len(p), r) for r, p in enumerate(prompts)]) if prompts else np.zeros(0, np.int64)
+        )
+        found = self._generate(prompts, excl_rows.astype(np.int64), np.concatenate(prompts).astype(np.int64), None, 10)[
+            0
+        ]
         target = np.array([seqs[u][-1] for u in users])
         hit = found == target[:, None]
         rank = np.where(hit.any(1), hit.argmax(1), -1)
@@ -192,7 +210,9 @@ class Generative(Recommender):
             sel = (excl_rows >= start) & (excl_rows < start + bs)
             blocked = self.trie_.exclusions(excl_rows[sel] - start, excl_leaf[sel], leaves)
             chunk = [history_prompt(tokens, p, self.config.max_items) for p in prompts[start : start + bs]]
-            found, lp = beam_search(self.net_, chunk, self.trie_, self.vocab_, beam, leaves, blocked, self._net_device())
+            found, lp = beam_search(
+                self.net_, chunk, self.trie_, self.vocab_, beam, leaves, blocked, self._net_device()
+            )
             items[start : start + bs] = np.where(found >= 0, self._trie_items[np.maximum(found, 0)], -1)
             scores[start : start + bs] = lp
         return items, scores
@@ -203,7 +223,9 @@ class Generative(Recommender):
     def masked_scores(self, users: np.ndarray, exclude_seen: bool = True, filters: Filters | None = None) -> np.ndarray:
         """Log-probabilities of the generated items, ``-inf`` elsewhere; exclusions and filters act in the trie."""
         users = self._checked_users(users)
-        mats = ([self.seen_] if exclude_seen else []) + ([filters.exclude] if filters is not None and filters.exclude is not None else [])
+        mats = ([self.seen_] if exclude_seen else []) + (
+            [filters.exclude] if filters is not None and filters.exclude is not None else []
+        )
         rows, items = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         for mat in mats:
             sub = mat[users]
@@ -350,5 +372,11 @@ def _load_pretrained(folder: str) -> tuple[SemanticIds, Vocab, dict[str, Any], G
 def describe(model: Generative) -> dict[str, Any]:
     """What ``anyrec fit`` prints: codebook use, collisions, decoder size."""
     n_params = sum(p.numel() for p in model.net_.parameters())
-    return {"codes": code_report(model.codes_, model.config.codebook), "vocabulary": model.vocab_.size, "decoder_parameters": int(n_params),
-            "config": {k: v for k, v in asdict(model.config).items() if k in ("levels", "codebook", "layers", "hidden", "beam")}}
+    return {
+        "codes": code_report(model.codes_, model.config.codebook),
+        "vocabulary": model.vocab_.size,
+        "decoder_parameters": int(n_params),
+        "config": {
+            k: v for k, v in asdict(model.config).items() if k in ("levels", "codebook", "layers", "hidden", "beam")
+        },
+    }

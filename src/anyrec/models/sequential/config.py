@@ -167,7 +167,8 @@ def sized_for(cfg: SequentialConfig, n_items: int, lengths: list[int]) -> tuple[
         on = bool(lengths) and mean < cfg.max_len / 2
         changes["bucket_by_length"] = on
         chosen["bucket_by_length"] = (
-            f"{str(on).lower()} (mean training window {mean:.1f} items {'<' if on else '≥'} max_len/2 = {cfg.max_len / 2:g})"
+            f"{str(on).lower()} (mean training window {mean:.1f} items {'<' if on else '≥'} max_len/2 = "
+            f"{cfg.max_len / 2:g})"
         )
     windows = len(lengths)
     if cfg.max_minutes is None:

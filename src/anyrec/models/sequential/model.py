@@ -47,7 +47,11 @@ class Sequential(TextTerm, IndexSide, Recommender):
                                                    "popularity": [0.0, 0.02, 0.05, 0.1, 0.2]}
     # Training-time options searched (coordinate-wise, one fit per value, chosen by validation NDCG@10)
     # when an experiment asks for it; the id-only SASRec below gets the very same grid and budget.
-    training_grid: ClassVar[dict[str, list[Any]]] = {"dropout": [0.1, 0.3, 0.5], "lr": [1e-3, 3e-3], "hidden": [64, 128]}
+    training_grid: ClassVar[dict[str, list[Any]]] = {
+        "dropout": [0.1, 0.3, 0.5],
+        "lr": [1e-3, 3e-3],
+        "hidden": [64, 128],
+    }
 
     def __init__(self, config: Any = None, *, item_vectors: np.ndarray | None = None, **kw: Any) -> None:
         super().__init__(config, **kw)
@@ -65,15 +69,21 @@ class Sequential(TextTerm, IndexSide, Recommender):
         if not c.image_encoder:
             return text
         if c.init or c.finetune_layers > 0:
-            raise ConfigError(f"{self.name}.image_encoder: pictures are fused into the text vectors, which a pretrained "
-                              "network (init) or a fine-tuned encoder (finetune_layers) does not read")
+            raise ConfigError(
+                f"{self.name}.image_encoder: pictures are fused into the text vectors, which a pretrained "
+                "network (init) or a fine-tuned encoder (finetune_layers) does not read"
+            )
         self.raw_text_ = text
         self.image_vectors_ = load_pictures(ds, c.image_encoder, c.cache_dir, self.progress, self.report_)
         unit = text / np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
         return fuse_rows(unit, self.image_vectors_, self._picture_weight())
 
     def _picture_weight(self) -> float:
-        return min(max(float(self.config.image_weight), 0.0), 1.0) if getattr(self, "image_vectors_", None) is not None else 0.0
+        return (
+            min(max(float(self.config.image_weight), 0.0), 1.0)
+            if getattr(self, "image_vectors_", None) is not None
+            else 0.0
+        )
 
     @staticmethod
     def _sequences(ds: Dataset) -> list[np.ndarray]:
@@ -123,20 +133,25 @@ class Sequential(TextTerm, IndexSide, Recommender):
         self.text_center_ = text.mean(0).astype(np.float32) if cfg.center_text and cfg.use_text and tuner is None \
             else np.zeros(text.shape[1], dtype=np.float32)
         text = text - self.text_center_  # what the network reads (the text terms keep the vectors as they are)
-        self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text and start is None else None).to(device)
+        self.net_ = build_network(ds.n_items, text.shape[1], cfg, text if cfg.use_text and start is None else None).to(
+            device
+        )
         self.new_weights_ = load_weights(self.net_, start[1]) if start is not None else []
         self._device = device
         groups: list[dict[str, Any]] = [{"params": list(self.net_.parameters()), "lr": cfg.lr}]
         if tuner is not None:
             groups.append({"params": list(tuner.parameters()), "lr": cfg.finetune_lr})
         opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        step = StepInputs(self.net_, torch.from_numpy(text).to(device), torch.from_numpy(self.item_seen_).to(device), tuner,
-                          torch.Generator().manual_seed(cfg.seed), torch.zeros(ds.n_items + 1, dtype=torch.long, device=device),
-                          ds.n_items, device, cfg)
+        tables = (torch.from_numpy(text).to(device), torch.from_numpy(self.item_seen_).to(device))
+        counts = torch.zeros(ds.n_items + 1, dtype=torch.long, device=device)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        step = StepInputs(self.net_, *tables, tuner, gen, counts, ds.n_items, device, cfg)
         data = torch.from_numpy(cut.astype(np.int64))
         # Data-parallel training (set by anyrec.cluster's Ray Train loop): one writer of the log and checkpoint.
         rank, world = self.worker
-        loop = TrainingLoop(cfg.patience, cfg.max_minutes or 0.0, 1e-6, cfg.log_dir or None, world=world, writes=rank == 0)
+        loop = TrainingLoop(
+            cfg.patience, cfg.max_minutes or 0.0, 1e-6, cfg.log_dir or None, world=world, writes=rank == 0
+        )
         if cfg.resume and resume(loop, step, opt) and tuner is not None:
             self.text_vectors_ = step.text.cpu().numpy()
 
@@ -149,9 +164,10 @@ class Sequential(TextTerm, IndexSide, Recommender):
         if start is not None and loop.next_epoch == 0:  # the pretrained weights are the figure to beat (epoch -1)
             self.net_.eval()
             score = evaluate()
-            loop.record({"epoch": -1, "loss": None, "seconds": round(loop.seconds(), 2), "valid_ndcg@10": round(score, 6),
-                         "pretrained": cfg.init}, score, lambda: snapshot(step))
-        run_epochs(loop, step, data, opt, [p for g in groups for p in g["params"]], evaluate, self.name, self.progress, rank, world)
+            entry = {"epoch": -1, "loss": None, "seconds": round(loop.seconds(), 2), "valid_ndcg@10": round(score, 6)}
+            loop.record({**entry, "pretrained": cfg.init}, score, lambda: snapshot(step))
+        params = [p for g in groups for p in g["params"]]
+        run_epochs(loop, step, data, opt, params, evaluate, self.name, self.progress, rank, world)
         best = loop.best_state
         if best is not None and tuner is not None:
             self.net_.load_state_dict(best["net"])
@@ -177,8 +193,14 @@ class Sequential(TextTerm, IndexSide, Recommender):
         from anyrec.lm.toplayers import top_layers
 
         report = self.progress
-        return top_layers(self.config.encoder, ds.catalog.texts(), self.config.finetune_layers, self.config.finetune_tokens,
-                          device, progress=(lambda d, t: report("encode lower layers", d, t)) if report else None)
+        return top_layers(
+            self.config.encoder,
+            ds.catalog.texts(),
+            self.config.finetune_layers,
+            self.config.finetune_tokens,
+            device,
+            progress=(lambda d, t: report("encode lower layers", d, t)) if report else None,
+        )
 
     def _query_side(self, h: Any) -> Any:
         return query_side(h, self.config.temperature)
@@ -346,7 +368,9 @@ class Sequential(TextTerm, IndexSide, Recommender):
             return None
         if getattr(self, "raw_text_", None) is not None:
             return self.raw_text_
-        return self.pretrained_vectors_ if getattr(self, "pretrained_vectors_", None) is not None else self.text_vectors_
+        return (
+            self.pretrained_vectors_ if getattr(self, "pretrained_vectors_", None) is not None else self.text_vectors_
+        )
 
     def text_encoder(self) -> TextEncoder | None:
         return shared_encoder(self.config.encoder, self.config.cache_dir) if self.config.use_text else None

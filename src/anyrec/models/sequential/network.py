@@ -72,7 +72,8 @@ def build_network(n_items: int, text_dim: int, cfg: SequentialConfig, text: np.n
             return (gates[..., None] * experts).sum(1)  # (items, hidden)
 
     def attention(x: Any, allowed: Any, qkv: Any, out: Any, training: bool) -> Any:
-        """Masked multi-head self-attention of ``x`` (batch, len, hidden) through the projections ``qkv`` and ``out``."""
+        """Masked multi-head self-attention of ``x`` (batch, len, hidden) through the projections ``qkv`` and
+        ``out``."""
         b, n, d = x.shape
         q, k, v = qkv(x).view(b, n, 3, cfg.heads, d // cfg.heads).permute(2, 0, 3, 1, 4)
         att = torch.nn.functional.scaled_dot_product_attention(

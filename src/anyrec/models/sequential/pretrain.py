@@ -5,7 +5,8 @@ vectors, transformer, no item ids) on several datasets at once: every epoch take
 training windows in batches (each source keeps the softmax, bucketing and batch size its own size
 calls for, see :func:`sized_for`), shuffles all the batches together, so the mix follows the
 sources' sizes, and validates on each source's held-out last items (early stopping on their NDCG@10
-weighted by each source's share of the training windows). The folder it writes (``pretrained.json`` + ``pretrained.npz``, with the training log and a
+weighted by each source's share of the training windows). The folder it writes (``pretrained.json`` +
+``pretrained.npz``, with the training log and a
 checkpoint to resume from) is what ``--init DIR`` reads: since items are their text, the network
 scores any catalog, one it never saw included, with or without further training there.
 """

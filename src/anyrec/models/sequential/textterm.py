@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from anyrec.models.base import recency_weights
+from anyrec.models.scoring import recency_weights
 from anyrec.models.textvectors import SimilarityCache, log_priors, pooled_kernel
 
 
