@@ -53,9 +53,9 @@ def run_variant(
     from anyrec.data.split import SplitConfig
     from anyrec.eval.experiment import ExperimentConfig, run_experiment
 
-    opts = {"threads": args.threads, "cache_dir": cache_dir(False), **options}
+    opts = {"threads": args.threads, "encoder.cache_dir": cache_dir(False), **options}
     if model == "sasrec":
-        opts.pop("cache_dir")
+        opts.pop("encoder.cache_dir")
     cfg = ExperimentConfig(models=(model,), ks=(10,), seed=args.seed, model_options={model: opts},
                            split=SplitConfig(protocol=args.protocol), also_masks=("none",), report_untuned=True)
     t0 = time.perf_counter()

@@ -81,8 +81,12 @@ def main() -> int:
             if encoder not in vectors:
                 vectors[encoder] = TextEncoder(EncoderConfig(model=encoder, cache_dir=cache)).encode(ds.catalog.texts())
             t0 = time.perf_counter()
-            cfg = ExperimentConfig(models=("zeroshot",), ks=(10,), split=SplitConfig(protocol=protocol),
-                                   model_options={"zeroshot": {"encoder": encoder, "cache_dir": cache, **opts}})
+            cfg = ExperimentConfig(
+                models=("zeroshot",),
+                ks=(10,),
+                split=SplitConfig(protocol=protocol),
+                model_options={"zeroshot": {"encoder": {"model": encoder, "cache_dir": cache}, **opts}},
+            )
             res = run_experiment(ds, cfg, split=split, item_vectors=vectors[encoder])
             m = res["models"]["zeroshot"]
             tuned = res.get("tuned", {}).get("zeroshot", {})

@@ -117,7 +117,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="anyrec-heavy-"))
     ds = load_dataset("ml-100k")
     cache = os.environ.get("ANYREC_CACHE") or str(Path.home() / ".cache" / "anyrec" / "embeddings")
-    model, _, _, index = fit_for_serving("zeroshot", ds, {"cache_dir": cache, **SERVED}, tune=False)
+    model, _, _, index = fit_for_serving("zeroshot", ds, {"encoder.cache_dir": cache, **SERVED}, tune=False)
     folder = save_model(model, ds, tmp / "zeroshot", index)
     rng = np.random.default_rng(0)
     light = [ds.users.raw(int(u)) for u in rng.choice(ds.n_users, 200, replace=False)]

@@ -54,7 +54,7 @@ def main() -> int:
     }
     for name in [m for m in args.models.split(",") if m]:
         t0 = time.perf_counter()
-        model = build_model(name, 0, {"cache_dir": CACHE} if name == "zeroshot" else {}).fit(train)
+        model = build_model(name, 0, {"encoder.cache_dir": CACHE} if name == "zeroshot" else {}).fit(train)
         result["models"][name] = {**evaluate_impressions(model, test), "seconds": round(time.perf_counter() - t0, 1)}
         console.print(name, result["models"][name])
     table = Table(

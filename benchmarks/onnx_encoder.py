@@ -90,7 +90,7 @@ def main() -> int:
     # (the vectors alone differ; a re-tuned grid point can move NDCG more than the vectors do).
     torch_options: dict[str, Any] = {}
     for backend in rows:
-        base = {"backend": backend, "cache_dir": str(work), "threads": args.threads}
+        base = {"encoder.backend": backend, "encoder.cache_dir": str(work), "encoder.threads": args.threads}
         cfg = ExperimentConfig(models=("zeroshot",), ks=(10,), model_options={"zeroshot": base})
         result = run_experiment(ml, cfg)
         rows[backend]["zeroshot_ndcg@10"] = result["models"]["zeroshot"]["ndcg@10"]

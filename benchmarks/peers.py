@@ -194,11 +194,11 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
 
     if args.config:
-        from anyrec.cli.common import read_dataset
+        from anyrec.cli.common import DataArgs, read_dataset
         from anyrec.config import load_config
 
-        ds = read_dataset({"dataset": None if args.dataset == "ml-100k" else args.dataset, "fmt": args.format},
-                          load_config(args.config))
+        given = DataArgs(dataset=None if args.dataset == "ml-100k" else args.dataset, fmt=args.format)
+        ds = read_dataset(given, load_config(args.config))
     else:
         ds = load_dataset(args.dataset, fmt=args.format)
     split = make_split(ds, SplitConfig(protocol=args.protocol, seed=args.seed))

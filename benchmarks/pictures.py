@@ -242,7 +242,7 @@ def main() -> None:
     rows: dict[str, Any] = {}
     for label, extra in (("text only", {}), ("text + pictures", {"image_encoder": str((out / "clip").resolve())})):
         cfg = ExperimentConfig(
-            models=models, ks=(10,), model_options={m: {"cache_dir": cache, **extra} for m in models}
+            models=models, ks=(10,), model_options={m: {"encoder.cache_dir": cache, **extra} for m in models}
         )
         res = run_experiment(ds, cfg, split=split)
         for m in models:

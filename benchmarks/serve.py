@@ -188,7 +188,9 @@ def speed(n_items: int, base: Dataset, vectors: np.ndarray, requests: int, tmp: 
           repeat: int = 3, index_spec: str = "") -> dict[str, Any]:
     t0 = time.perf_counter()
     ds, vecs = synthetic(base, vectors, n_items, n_users=2_000, per_user=20)
-    model = ZeroShot(ZeroShotConfig(cache_dir=CACHE, popularity=0.1, half_life=3.0), item_vectors=vecs).fit(ds)
+    model = ZeroShot(
+        ZeroShotConfig(encoder={"cache_dir": CACHE}, popularity=0.1, half_life=3.0), item_vectors=vecs
+    ).fit(ds)
     index = None
     if index_spec:  # the server retrieves from it (catalogs of 50k items and more), then scores the candidates
         index = make_index(index_spec)
@@ -254,7 +256,7 @@ def ann_agreement(folder: Path, store_url: str, users: list[str]) -> float:
 
 def freshness(users_n: int, tmp: Path) -> dict[str, Any]:
     ds = load_dataset("ml-100k")
-    model, tuned, metrics, index = fit_for_serving("zeroshot", ds, {"cache_dir": CACHE}, seed=0, tune=True)
+    model, tuned, metrics, index = fit_for_serving("zeroshot", ds, {"encoder.cache_dir": CACHE}, seed=0, tune=True)
     folder = save_model(model, ds, tmp / "ml-zs", index, extra={"tuned": tuned, "metrics": metrics})
     store_url = f"sqlite:///{tmp / 'fresh.db'}"
     store = Store.open(store_url)

@@ -8,9 +8,11 @@ import json
 import logging
 from dataclasses import fields
 
+import pytest
 from tests.conftest import checkerboard
 
 from anyrec.app.persist import load_model, save_model
+from anyrec.errors import ConfigError
 from anyrec.models import MODELS
 from anyrec.models.registry import build_model
 from anyrec.models.renamed import RENAMED
@@ -66,3 +68,45 @@ def test_a_folder_written_with_the_earlier_names_loads(tmp_path, caplog):
         model, _ds, _index, _meta = load_model(folder)
     assert model.config.push == 0.05 and model.config.kin == 10 and model.config.half_life == 3.0
     assert "sequential.dislike_kin is now sequential.kin" in caplog.text
+
+
+def test_the_encoder_settings_are_nested_not_copied(caplog):
+    """Each text model keeps the encoder's settings in one ``encoder`` table (the encoder's own config); earlier
+    flat spellings (``zeroshot.cache_dir``) are read into it and named in a warning."""
+    from anyrec.lm.encoder import EncoderConfig
+
+    for name in ("zeroshot", "hybrid", "sequential", "generative"):
+        names = {f.name for f in fields(MODELS[name].Config)}
+        assert "encoder" in names and not names & {"cache_dir", "backend"}, name
+        assert isinstance(MODELS[name].Config().encoder, EncoderConfig)
+    assert not {"batch_size", "threads"} & {f.name for f in fields(MODELS["zeroshot"].Config)}
+    with caplog.at_level(logging.WARNING):
+        old = build_model("zeroshot", 0, {"encoder": "hashing:64", "cache_dir": "/tmp/c", "batch_size": 16})
+    assert old.config.encoder == EncoderConfig("hashing:64", batch_size=16, cache_dir="/tmp/c")
+    assert "zeroshot.cache_dir is now zeroshot.encoder.cache_dir" in caplog.text
+    dotted = {"encoder.model": "hashing:64", "encoder.cache_dir": "/tmp/c", "encoder.batch_size": 16}
+    new = build_model("zeroshot", 0, dotted)
+    assert new.config == old.config
+    table = build_model("hybrid", 0, {"encoder": {"model": "hashing:64", "threads": 2}})
+    assert table.config.encoder == EncoderConfig("hashing:64", threads=2)
+    # a name changes the model only: the other settings stay
+    seq = MODELS["sequential"](MODELS["sequential"].Config(encoder={"cache_dir": "/tmp/c"}), encoder="hashing:32")
+    assert seq.config.encoder == EncoderConfig("hashing:32", cache_dir="/tmp/c")
+    # the sequential model's own batch_size (its training's) keeps its name
+    assert build_model("sequential", 0, {"batch_size": 32}).config.batch_size == 32
+    with pytest.raises(ConfigError, match="encoder has no setting"):
+        build_model("zeroshot", 0, {"encoder.batchsize": 4})
+
+
+def test_a_folder_with_the_flat_encoder_settings_loads(tmp_path, caplog):
+    board = checkerboard()
+    folder = save_model(build_model("zeroshot", 0, {"encoder": "hashing:32"}).fit(board), board, tmp_path / "zs")
+    meta = json.loads((folder / "model.json").read_text())
+    enc = meta["config"].pop("encoder")
+    meta["config"].update(encoder=enc["model"], cache_dir="", batch_size=enc["batch_size"], threads=0, backend="torch")
+    (folder / "model.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING):
+        model, ds, _index, _meta = load_model(folder)
+    assert model.config.encoder.model == "hashing:32"
+    assert "zeroshot.backend is now zeroshot.encoder.backend" in caplog.text
+    assert model.recommend_raw(ds.users.raw(0), k=3)

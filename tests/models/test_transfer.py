@@ -46,7 +46,7 @@ def test_the_pretrained_model_scores_a_catalog_it_never_saw(folder):
     model = build_model("transfer", 0, opts)
     assert not model.learns_from_interactions()
     model.fit(split.train_dataset(target), validate=lambda m: evaluate_model(m, target, split, "valid", (5,))["ndcg@5"])
-    assert model.config.hidden == 32 and model.config.encoder == ENCODER  # the architecture came from the folder
+    assert model.config.hidden == 32 and model.config.encoder.model == ENCODER  # the architecture came from the folder
     _, weights = read_pretrained(folder)
     state = model.net_.state_dict()
     assert all(np.array_equal(state[k].numpy(), v) for k, v in weights.items())  # untouched: no training on the target

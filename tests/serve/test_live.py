@@ -133,7 +133,7 @@ def test_an_encoder_cache_is_used_from_request_threads(
     """Regression: the embedding cache's SQLite connection was tied to the thread that opened it (a 500 on search)."""
     from anyrec.models.zeroshot import ZeroShot, ZeroShotConfig
 
-    model = ZeroShot(ZeroShotConfig(encoder="hashing:64", cache_dir=str(tmp_path / "cache"))).fit(topics)
+    model = ZeroShot(ZeroShotConfig(encoder={"model": "hashing:64", "cache_dir": str(tmp_path / "cache")})).fit(topics)
     folder = save_model(model, topics, tmp_path / "cached")
     with TestClient(
         create_app(ServeSettings(model_dir=str(folder), store_url=store_url)), raise_server_exceptions=False

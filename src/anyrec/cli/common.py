@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +55,60 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     return opts
 
 
+@dataclass(frozen=True)
+class DataArgs:
+    """The data options of a command (:func:`data_options`), typed: where the dataset comes from, its column
+    mapping over ``--config``'s ``[data]``, and how bad rows are read (``None``: not given)."""
+
+    dataset: str | None = None
+    fmt: str | None = None
+    config_path: str | None = None
+    items: str | None = None
+    item_id: str | None = None
+    text: str | None = None
+    category: str | None = None
+    image_col: str | None = None
+    image_encoder: str | None = None
+    interactions: str | None = None
+    user_col: str | None = None
+    item_col: str | None = None
+    time_col: str | None = None
+    rating_col: str | None = None
+    weight_col: str | None = None
+    event_col: str | None = None
+    sep: str | None = None
+    template: str | None = None
+    encoding: str | None = None
+    bad_rows: str | None = None
+    unknown_items: str | None = None
+    duplicate_items: str | None = None
+
+    def file_config(self) -> FileConfig:
+        """``--config``'s file read (empty without one)."""
+        return load_config(self.config_path) if self.config_path else FileConfig()
+
+
+DATA_FIELDS = frozenset(DataArgs.__dataclass_fields__)
+POLICY_FIELDS = ("bad_rows", "unknown_items", "duplicate_items", "encoding")
+
+
 def data_options(f: Any = None, *, mapping: bool = True) -> Any:
-    """The options every command that reads a dataset takes.
+    """The options every command that reads a dataset takes, handed to the command as one typed ``data:
+    DataArgs``.
 
     Commands whose own ``--user`` / ``--item`` name ids (recommend, similar, search) take the
     column mapping from ``--config`` only (``mapping=False``).
     """
     if f is None:
         return lambda g: data_options(g, mapping=mapping)
+    command = f
+
+    @functools.wraps(command)
+    def packed(**kw: Any) -> Any:
+        data = DataArgs(**{k: kw.pop(k) for k in list(kw) if k in DATA_FIELDS})
+        return command(data=data, **kw)
+
+    f = packed
     opts = [
         click.option(
             "--dataset",
@@ -139,42 +186,42 @@ def data_options(f: Any = None, *, mapping: bool = True) -> Any:
     return f
 
 
-def read_dataset(kw: dict[str, Any], file_cfg: FileConfig) -> Dataset:
+def read_dataset(data: DataArgs, file_cfg: FileConfig) -> Dataset:
     """Load the dataset described by CLI options over a config file."""
     mapping = file_cfg.mapping
-    cli_map = {
-        "items": kw.get("items"),
-        "item_id": kw.get("item_id"),
-        "category": kw.get("category"),
-        "interactions": kw.get("interactions"),
-        "user": kw.get("user_col"),
-        "item": kw.get("item_col"),
-        "time": kw.get("time_col"),
-        "rating": kw.get("rating_col"),
-        "event": kw.get("event_col"),
-        "weight": kw.get("weight_col"),
-        "image": kw.get("image_col"),
-        "sep": kw.get("sep"),
-        "template": kw.get("template"),
+    cli_map: dict[str, Any] = {
+        "items": data.items,
+        "item_id": data.item_id,
+        "category": data.category,
+        "interactions": data.interactions,
+        "user": data.user_col,
+        "item": data.item_col,
+        "time": data.time_col,
+        "rating": data.rating_col,
+        "event": data.event_col,
+        "weight": data.weight_col,
+        "image": data.image_col,
+        "sep": data.sep,
+        "template": data.template,
     }
-    if kw.get("text"):
-        cli_map["text"] = tuple(c.strip() for c in kw["text"].split(",") if c.strip())
+    if data.text:
+        cli_map["text"] = tuple(c.strip() for c in data.text.split(",") if c.strip())
     given = {k: v for k, v in cli_map.items() if v}
     if given:
         mapping = replace(mapping or ColumnMapping(), **given)
     policy = make_policy(
         {
             **file_cfg.policy,
-            **{k: kw.get(k) for k in ("bad_rows", "unknown_items", "duplicate_items", "encoding") if kw.get(k)},
+            **{k: v for k, v in asdict(data).items() if k in POLICY_FIELDS and v},
         }
     )
-    fmt = kw.get("fmt") or file_cfg.format
-    source = kw.get("dataset") or file_cfg.dataset
+    fmt = data.fmt or file_cfg.format
+    source = data.dataset or file_cfg.dataset
     if mapping is not None and not mapping.interactions:
         raise ConfigError("column mapping options need --interactions F")
     ds = load_dataset(source, fmt=fmt, mapping=mapping, policy=policy)
-    if kw.get("template") and (mapping is None):
-        ds.catalog.template = kw["template"]
+    if data.template and (mapping is None):
+        ds.catalog.template = data.template
     for line in ds.report.lines():
         console.print(f"[yellow]{ds.name}[/]: {line}")
     return ds
@@ -244,8 +291,8 @@ def read_source(source: str | None, config: str | None = None) -> Dataset:
     """A dataset from a name or folder, or from a TOML config's ``[data]`` (``config``, or ``source`` ending
     in ``.toml``): what the benchmarks' ``--dataset`` / ``--config`` options mean."""
     if config or (source or "").endswith(".toml"):
-        return read_dataset({}, load_config(config or str(source)))
-    return read_dataset({"dataset": source}, FileConfig())
+        return read_dataset(DataArgs(), load_config(config or str(source)))
+    return read_dataset(DataArgs(dataset=source), FileConfig())
 
 
 def cache_dir(no_cache: bool) -> str:

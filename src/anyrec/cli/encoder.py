@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -45,12 +44,22 @@ _FIXED = {"encoder", "max_minutes", "rounds", "seed"}  # options of their own on
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--seed", type=int, default=0)
-def pretrain_encoder(**kw: Any) -> None:
+def pretrain_encoder(
+    sources: tuple[str, ...],
+    out_dir: str,
+    encoder: str,
+    max_minutes: float,
+    rounds: int,
+    options: tuple[str, ...],
+    resume: bool,
+    no_cache: bool,
+    seed: int,
+) -> None:
     """Train a behaviour head on a sentence encoder with several catalogs' logs (next item after a history, items
     taken together), every other item of the catalog a negative; write a sentence-transformers folder."""
     from anyrec.lm.behaviour import BehaviourConfig, BehaviourSource, train_encoder
 
-    given = parse_options(kw["options"])
+    given = parse_options(options)
     wrong = sorted(set(given) - {"encoder"})
     if wrong:
         raise click.BadParameter(f"options here are encoder.FIELD=VALUE, not {', '.join(wrong)}", param_hint="--option")
@@ -64,23 +73,23 @@ def pretrain_encoder(**kw: Any) -> None:
         )
     cfg = replace(
         BehaviourConfig(),
-        encoder=kw["encoder"],
-        max_minutes=kw["max_minutes"],
-        rounds=kw["rounds"],
-        seed=kw["seed"],
+        encoder=encoder,
+        max_minutes=max_minutes,
+        rounds=rounds,
+        seed=seed,
         **opts,
     )
-    sources = []
-    for source in kw["sources"]:
+    read: list[BehaviourSource] = []
+    for source in sources:
         ds = read_source(source)
         s = ds.summary()
         console.print(
             f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions"
         )
-        sources.append(BehaviourSource(ds.name, ds.catalog.texts(), ds.interactions.sequences(ds.n_users)))
+        read.append(BehaviourSource(ds.name, ds.catalog.texts(), ds.interactions.sequences(ds.n_users)))
     with progress_bar() as bar:
         meta = train_encoder(
-            sources, cfg, kw["out_dir"], cache_dir=cache_dir(kw["no_cache"]), resume=kw["resume"], progress=bar
+            read, cfg, out_dir, cache_dir=cache_dir(no_cache), resume=resume, progress=bar
         )
     first, best = meta["valid_ndcg@10"]["as it came"], meta["valid_ndcg@10"]["best"]
     console.print(
@@ -97,4 +106,4 @@ def pretrain_encoder(**kw: Any) -> None:
         )
         if src["events_on_items_without_text"]:
             out.print(f"    {src['events_on_items_without_text']:,} events on items without text left out")
-    console.print(f"wrote {Path(kw['out_dir'])} (use with --encoder {kw['out_dir']})")
+    console.print(f"wrote {Path(out_dir)} (use with --encoder {out_dir})")

@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from anyrec.cli.common import (
+    DataArgs,
     cache_dir,
     console,
     data_options,
@@ -25,7 +26,7 @@ from anyrec.cli.common import (
     runner_for,
 )
 from anyrec.cli.group import cli
-from anyrec.config import FileConfig, experiment_config, load_config
+from anyrec.config import FileConfig, experiment_config
 from anyrec.data import FORMATS, NAMED
 from anyrec.data.split import PROTOCOLS
 from anyrec.errors import AnyrecError, ConfigError
@@ -33,7 +34,8 @@ from anyrec.eval.evaluate import MASK_RULES
 from anyrec.eval.experiment import run_experiment
 from anyrec.eval.flow import embed_on
 from anyrec.models import MODELS
-from anyrec.models.registry import option_names
+from anyrec.models.registry import model_class, option_names
+from anyrec.models.renamed import encoder_table, upgrade_options
 
 
 @cli.command()
@@ -57,11 +59,11 @@ def with_text_defaults(name: str, options: dict[str, Any], encoder: str | None, 
     """Fill the encoder and cache options of text models (and the picture model, ``--image-encoder``), and ``--init``
     (a pretrained folder) of the models that start from one, from the command line."""
     fields = option_names(name)
-    opts = dict(options)
-    if "cache_dir" in fields:
-        opts.setdefault("cache_dir", cache_dir(no_cache))
-    if "encoder" in fields and encoder:
-        opts.setdefault("encoder", encoder)
+    opts = upgrade_options(name, model_class(name).Config, options) if fields else dict(options)
+    if "encoder" in fields:  # the options' own settings first, then the command line's
+        opts["encoder"] = {"cache_dir": cache_dir(no_cache), **({"model": encoder} if encoder else {})} | encoder_table(
+            opts.get("encoder")
+        )
     if "init" in fields and init:
         opts.setdefault("init", init)
     if "image_encoder" in fields and image_encoder:
@@ -172,25 +174,52 @@ INIT_HELP = ("A pretrained model folder that transfer, transfer-tuned, sequentia
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart PNG here.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @ray_option
-def evaluate(**kw: Any) -> None:
+def evaluate(
+    data: DataArgs,
+    protocol: str | None,
+    models: str | None,
+    ks: str | None,
+    seed: int | None,
+    cold_rank_among: str | None,
+    options: tuple[str, ...],
+    encoder: str | None,
+    no_cache: bool,
+    init: str | None,
+    train_share: float | None,
+    no_tune: bool,
+    stability: bool,
+    test_history: str | None,
+    mask: str | None,
+    also_masks: tuple[str, ...],
+    report_untuned: bool,
+    tune_training: bool,
+    model_dir: str | None,
+    ranker: str | None,
+    rank_behind: str | None,
+    rank_depth: int | None,
+    json_out: str | None,
+    plot_out: str | None,
+    progress: bool,
+    ray_address: str | None,
+) -> None:
     """Split a dataset, fit each model on the training part, rank the full catalog, report metrics."""
-    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
-    base = experiment_config(file_cfg.evaluate, f"{kw['config_path']}: [evaluate]")  # the TOML table over the defaults
-    models = tuple(m.strip() for m in kw["models"].split(",") if m.strip()) if kw["models"] else base.models
-    ks = parse_ks(kw["ks"]) if kw["ks"] else base.ks
-    seed = kw["seed"] if kw["seed"] is not None else base.seed
-    protocol = kw["protocol"] or file_cfg.evaluate.get("protocol", base.split.protocol)
+    file_cfg = data.file_config()
+    base = experiment_config(file_cfg.evaluate, f"{data.config_path}: [evaluate]")  # the TOML table over the defaults
+    names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else base.models
+    k_values = parse_ks(ks) if ks else base.ks
+    seed = seed if seed is not None else base.seed
+    protocol = protocol or file_cfg.evaluate.get("protocol", base.split.protocol)
     split = replace(
         base.split,
         protocol="loo" if protocol == "impressions" else protocol,
         seed=seed,
-        cold_rank_among=kw["cold_rank_among"] or base.split.cold_rank_among,
+        cold_rank_among=cold_rank_among or base.split.cold_rank_among,
     )
-    options = {**file_cfg.model_options}
-    for model, opts in parse_options(kw["options"]).items():
-        options[model] = {**options.get(model, {}), **opts}
-    ranker_options = options.pop("ranker", {})
-    ranker = kw["ranker"] or base.ranker
+    model_options = {**file_cfg.model_options}
+    for model, opts in parse_options(options).items():
+        model_options[model] = {**model_options.get(model, {}), **opts}
+    ranker_options = model_options.pop("ranker", {})
+    ranker = ranker or base.ranker
     if ranker:  # a misspelt ranker option fails now, not after the retrievers have trained
         from anyrec.rank.cross_config import ranker_config
 
@@ -199,70 +228,79 @@ def evaluate(**kw: Any) -> None:
                 "ranker.evidence is for the listwise ranker; the impression ranker learns from shown items only"
             )
     # ``auto`` may pick any registered model: each gets the command line's text options.
-    options = {
-        m: with_text_defaults(m, options.get(m, {}), kw["encoder"], kw["no_cache"], kw["init"], kw.get("image_encoder"))
-        for m in (models if "auto" not in models else (*models, *MODELS))
+    model_options = {
+        m: with_text_defaults(m, model_options.get(m, {}), encoder, no_cache, init, data.image_encoder)
+        for m in (names if "auto" not in names else (*names, *MODELS))
     }
     behind = (
         (
-            tuple(m.strip() for m in kw["rank_behind"].split(",") if m.strip())
-            if kw["rank_behind"]
-            else base.rank_behind or (models[-1],)
+            tuple(m.strip() for m in rank_behind.split(",") if m.strip())
+            if rank_behind
+            else base.rank_behind or (names[-1],)
         )
         if ranker
         else ()
     )
-    unknown = sorted(set(behind) - set(models))
+    unknown = sorted(set(behind) - set(names))
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} not among --models", param_hint="--rank-behind")
     if protocol == "impressions":
-        _impressions(kw, file_cfg, models, options, seed, behind, ranker_options)
+        _impressions(data, file_cfg, names, model_options, seed, behind, ranker_options, progress, json_out)
         return
-    given = {k: kw[k] for k in ("test_history", "mask", "train_share", "rank_depth") if kw[k] is not None}
-    mask = given.get("mask", base.mask)
+    given: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("test_history", test_history),
+            ("mask", mask),
+            ("train_share", train_share),
+            ("rank_depth", rank_depth),
+        )
+        if v is not None
+    }
+    mask_rule = given.get("mask", base.mask)
     cfg = replace(
         base,
-        models=models,
-        ks=ks,
+        models=names,
+        ks=k_values,
         split=split,
         seed=seed,
-        model_options=options,
+        model_options=model_options,
         **given,
-        tune=base.tune and not kw["no_tune"],
-        stable=base.stable or kw["stability"],
-        tune_training=base.tune_training or kw["tune_training"],
-        report_untuned=base.report_untuned or kw["report_untuned"],
+        tune=base.tune and not no_tune,
+        stable=base.stable or stability,
+        tune_training=base.tune_training or tune_training,
+        report_untuned=base.report_untuned or report_untuned,
         ranker=ranker,
         rank_behind=behind,
         ranker_options=ranker_options,
-        also_masks=tuple(r for r in (kw["also_masks"] or base.also_masks) if r != mask),
+        also_masks=tuple(r for r in (also_masks or base.also_masks) if r != mask_rule),
     )
     vectors = None
-    if kw["model_dir"]:
+    if model_dir:
         from anyrec.app.persist import load_model
 
-        saved, ds, _index, _meta = load_model(kw["model_dir"])
+        saved, ds, _index, _meta = load_model(model_dir)
         vectors = saved.encoded_items()
         console.print(
-            f"reusing {kw['model_dir']}: dataset {ds.name}" + (", item vectors" if vectors is not None else "")
+            f"reusing {model_dir}: dataset {ds.name}" + (", item vectors" if vectors is not None else "")
         )
     else:
-        ds = read_dataset(kw, file_cfg)
+        ds = read_dataset(data, file_cfg)
     s = ds.summary()
     console.print(
         f"[bold]{s['name']}[/]: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions"
     )
-    with runner_for(kw["ray_address"]) as runner, progress_bar(kw["progress"]) as bar:
+    with runner_for(ray_address) as runner, progress_bar(progress) as bar:
         if vectors is None and runner.name != "local":
-            vectors = embed_on(runner, ds, models, options, bar)
+            vectors = embed_on(runner, ds, names, model_options, bar)
         t0 = time.perf_counter()
         result = run_experiment(ds, cfg, progress=bar, item_vectors=vectors, runner=runner)
         result["runner"] = {
             "name": runner.name,
-            "address": kw["ray_address"] or "",
+            "address": ray_address or "",
             "seconds": round(time.perf_counter() - t0, 2),
         }
-    out.print(results_table(result, ks))
+    out.print(results_table(result, k_values))
     console.print("split: " + ", ".join(f"{k}={v}" for k, v in result["split"].items()))
     for name, m in result["models"].items():
         if "generation" in m:
@@ -297,15 +335,15 @@ def evaluate(**kw: Any) -> None:
         console.print(f"{name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     if "auto" in result:
         console.print(auto_table(result["auto"], result["models"]))
-    if kw["json_out"]:
-        path = Path(kw["json_out"])
+    if json_out:
+        path = Path(json_out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {path}")
-    if kw["plot_out"] and result["models"]:
+    if plot_out and result["models"]:
         from anyrec.eval.plot import plot_results
 
-        console.print(f"wrote {plot_results(result, kw['plot_out'])}")
+        console.print(f"wrote {plot_results(result, plot_out)}")
     if not result["models"] and result.get("refused"):
         raise ConfigError("no model finished: " + "; ".join(f"{n}: {why}" for n, why in result["refused"].items()))
 
@@ -329,26 +367,28 @@ def auto_table(auto: dict[str, Any], rows: dict[str, Any]) -> Table:
 
 
 def _impressions(
-    kw: dict[str, Any],
+    data: DataArgs,
     file_cfg: FileConfig,
     models: tuple[str, ...],
     options: dict[str, Any],
     seed: int,
     behind: tuple[str, ...],
     ranker_options: dict[str, Any],
+    progress: bool,
+    json_out: str | None,
 ) -> None:
     """``--protocol impressions``: MIND's per-impression AUC / MRR / nDCG of the shown items (and the
     click classifier's rows behind ``behind``, trained with shown-not-clicked items as negatives)."""
     from anyrec.eval.impressions import run_impressions
 
-    folder = Path(kw["dataset"] or "")
+    folder = Path(data.dataset or "")
     if not (folder / "behaviors.tsv").is_file():
         raise click.BadParameter(
             f"needs a MIND-format folder with behaviors.tsv as --dataset; {str(folder) or '(none)'} has none",
             param_hint="--protocol impressions",
         )
-    ds = read_dataset(kw, file_cfg)
-    with progress_bar(kw["progress"]) as bar:
+    ds = read_dataset(data, file_cfg)
+    with progress_bar(progress) as bar:
         result = run_impressions(
             ds, folder, models, options, seed, progress=bar, rank_behind=behind, ranker_options=ranker_options
         )
@@ -373,8 +413,8 @@ def _impressions(
                 f"{r['valid_impressions']:,} impressions: retriever {r['retriever_valid_auc']:.4f}, with ranker "
                 f"{r['best_valid']:.4f})"
             )
-    if kw["json_out"]:
-        path = Path(kw["json_out"])
+    if json_out:
+        path = Path(json_out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {path}")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 import numpy as np
 from rich.table import Table
 
 from anyrec.app import pipeline
-from anyrec.cli.common import console, data_options, out
+from anyrec.cli.common import DataArgs, console, data_options, out
 from anyrec.cli.group import cli
 from anyrec.cli.use import load_model_or_fit, model_options
 from anyrec.errors import ConfigError
@@ -28,19 +27,28 @@ from anyrec.explain.plot import plot_attribution
 @click.option(
     "--png", default=None, type=click.Path(dir_okay=False), help="Write the history × items contribution heat map here."
 )
-def explain(**kw: Any) -> None:
+def explain(
+    data: DataArgs,
+    k: int,
+    as_json: bool,
+    model_dir: str | None,
+    encoder: str | None,
+    user: str,
+    top: int,
+    png: str | None,
+) -> None:
     """The history items behind each recommended item (the model's own attribution), the words they
     share, and a sentence that names only those items; --png draws the whole attribution."""
-    model, ds, _index = load_model_or_fit(kw)
-    u = ds.users.index(kw["user"], what="user")
-    if kw["items"]:
-        items = np.array([ds.catalog.ids.index(i, what="item") for i in kw["items"]], dtype=np.int64)
+    model, ds, _index = load_model_or_fit(model_dir, data, encoder)
+    u = ds.users.index(user, what="user")
+    if data.items:
+        items = np.array([ds.catalog.ids.index(i, what="item") for i in data.items], dtype=np.int64)
     else:
-        ids, _ = model.recommend(np.array([u]), kw["k"])
+        ids, _ = model.recommend(np.array([u]), k)
         items = ids[0][ids[0] >= 0]
     if not len(items):
-        raise ConfigError(f"nothing to explain: user {kw['user']!r} has no recommendation")
-    att, why = pipeline.explain(model, ds, u, items, kw["top"], sentences=True)
+        raise ConfigError(f"nothing to explain: user {user!r} has no recommendation")
+    att, why = pipeline.explain(model, ds, u, items, top, sentences=True)
     rows = [
         {
             "id": ds.catalog.ids.raw(int(i)),
@@ -52,15 +60,15 @@ def explain(**kw: Any) -> None:
         for j, i in enumerate(items)
     ]
     path = None
-    if kw["png"]:
-        path = plot_attribution(att, ds.catalog, kw["png"], f"user {kw['user']} — {model.name}")
-        if not kw["as_json"]:
+    if png:
+        path = plot_attribution(att, ds.catalog, png, f"user {user} — {model.name}")
+        if not as_json:
             console.print(f"heat map: {path}")
-    if kw["as_json"]:
+    if as_json:
         click.echo(
             json.dumps(
                 {
-                    "user": kw["user"],
+                    "user": user,
                     "model": model.name,
                     "method": att.method,
                     "png": str(path) if path else None,
@@ -71,7 +79,7 @@ def explain(**kw: Any) -> None:
             )
         )
         return
-    table = Table(title=f"why user {kw['user']} gets these ({model.name}; contribution by {att.method})")
+    table = Table(title=f"why user {user} gets these ({model.name}; contribution by {att.method})")
     for col in ("item", "history behind it (contribution)", "shared words", "sentence"):
         table.add_column(col)
     for r in rows:

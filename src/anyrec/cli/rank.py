@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from anyrec.app.persist import load_model
@@ -33,7 +31,7 @@ from anyrec.data.split import SplitConfig, make_split
     "negatives, positions, max_minutes, device …).",
 )
 @click.option("--seed", type=int, default=0)
-def fit_ranker(**kw: Any) -> None:
+def fit_ranker(model_dir: str, out_dir: str, depth: int, options: tuple[str, ...], seed: int) -> None:
     """Fine-tune a pretrained encoder as a yes/no click classifier over (recent history, candidate) pairs.
 
     The leave-one-out split of `evaluate` is used: training pairs come from every user's history
@@ -45,28 +43,28 @@ def fit_ranker(**kw: Any) -> None:
     from anyrec.rank.cross_config import ranker_config
     from anyrec.rank.train import fit_click_stage
 
-    opts = parse_options(kw["options"])
+    opts = parse_options(options)
     unknown = sorted(set(opts) - {"ranker"})
     if unknown:
         raise click.BadParameter(
             f"options here are ranker.FIELD=VALUE, not {', '.join(unknown)}", param_hint="--option"
         )
-    retriever, ds, _index, _meta = load_model(kw["model_dir"])
-    split = make_split(ds, SplitConfig(protocol="loo", seed=kw["seed"]))
+    retriever, ds, _index, _meta = load_model(model_dir)
+    split = make_split(ds, SplitConfig(protocol="loo", seed=seed))
     retriever.set_history(split.train_dataset(ds))  # validation targets must not count as seen
-    cfg = ranker_config({"seed": kw["seed"], **opts.get("ranker", {})})
+    cfg = ranker_config({"seed": seed, **opts.get("ranker", {})})
     with progress_bar() as bar:
         _stage, report = fit_click_stage(
             retriever,
             ds,
             split,
             cfg,
-            depth=kw["depth"],
-            out_dir=kw["out_dir"],
+            depth=depth,
+            out_dir=out_dir,
             progress=lambda done, total: bar("train ranker", done, total),
         )
     console.print(
         f"ranker: {report['pairs']:,} pairs, {len(report['epochs'])} epochs in {report['seconds']} s; validation "
         f"NDCG@10 retriever {report['retriever_valid_ndcg@10']:.4f} → with ranker {report['best_valid']:.4f} "
-        f"(blend {report['blend']}); saved to {kw['out_dir']}"
+        f"(blend {report['blend']}); saved to {out_dir}"
     )

@@ -8,10 +8,9 @@ from typing import Any
 
 import click
 
-from anyrec.cli.common import console, data_options, parse_options, progress_bar, read_dataset
+from anyrec.cli.common import DataArgs, console, data_options, parse_options, progress_bar, read_dataset
 from anyrec.cli.evaluate import INIT_HELP, with_text_defaults
 from anyrec.cli.group import cli
-from anyrec.config import FileConfig, load_config
 from anyrec.errors import ConfigError
 from anyrec.models import MODELS
 from anyrec.store import DEFAULT_URL
@@ -121,22 +120,39 @@ def shown_store(url: str) -> str:
               help="Recommendation requests are scored in at most this many threads, off the event loop.")
 @EVENT_WEIGHT
 @EVENT_VERB
-def serve(**kw: Any) -> None:
+def serve(
+    model_dir: str,
+    store_url: str,
+    host: str,
+    port: int,
+    unknown_items: str,
+    read_key: bool,
+    future_tolerance_s: float,
+    report_path: str,
+    ann_min_items: int,
+    ranker_dir: str,
+    workers: int,
+    threads: int,
+    history_cap: int,
+    scoring_threads: int,
+    event_weights: tuple[str, ...],
+    event_verbs: tuple[str, ...],
+) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs); events change the next list at once."""
     import uvicorn
 
     from anyrec.serve import ServeSettings, create_app
 
-    settings = ServeSettings(model_dir=kw["model_dir"], store_url=kw["store_url"], unknown_items=kw["unknown_items"],
-                             read_key=kw["read_key"], weights=_weights(kw["event_weights"], kw["event_verbs"]),
-                             threads=kw["threads"], report_path=kw["report_path"], ann_min_items=kw["ann_min_items"],
-                             ranker_dir=kw["ranker_dir"], future_tolerance_s=kw["future_tolerance_s"],
-                             history_cap=kw["history_cap"], scoring_threads=kw["scoring_threads"])
-    shown = shown_store(kw["store_url"])
-    console.print(f"anyrec serving on http://{kw['host']}:{kw['port']} (API docs at /docs); store {shown}"
-                  + (f"; {kw['workers']} worker processes" if kw["workers"] > 1 else ""))
-    if kw["workers"] == 1:
-        uvicorn.run(create_app(settings), host=kw["host"], port=kw["port"], log_level="warning", access_log=False)
+    settings = ServeSettings(model_dir=model_dir, store_url=store_url, unknown_items=unknown_items,
+                             read_key=read_key, weights=_weights(event_weights, event_verbs),
+                             threads=threads, report_path=report_path, ann_min_items=ann_min_items,
+                             ranker_dir=ranker_dir, future_tolerance_s=future_tolerance_s,
+                             history_cap=history_cap, scoring_threads=scoring_threads)
+    shown = shown_store(store_url)
+    console.print(f"anyrec serving on http://{host}:{port} (API docs at /docs); store {shown}"
+                  + (f"; {workers} worker processes" if workers > 1 else ""))
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
         return
     import os
 
@@ -149,7 +165,7 @@ def serve(**kw: Any) -> None:
     prepare_store(store, settings.model_dir)
     store.close()
     os.environ[SETTINGS_ENV] = settings_to_json(replace(settings, model_dir=""))
-    uvicorn.run("anyrec.serve.app:app_from_env", factory=True, workers=kw["workers"], host=kw["host"], port=kw["port"],
+    uvicorn.run("anyrec.serve.app:app_from_env", factory=True, workers=workers, host=host, port=port,
                 log_level="warning", access_log=False)
 
 
@@ -212,17 +228,17 @@ def keys_revoke(store_url: str, key_id: int) -> None:
 @cli.command("import")
 @data_options
 @STORE
-def import_(**kw: Any) -> None:
+def import_(data: DataArgs, store_url: str) -> None:
     """Load a dataset (any format the readers take, same bad-input rules) into a store."""
     from anyrec.serve.retrain import import_dataset
     from anyrec.store import Store
 
-    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
-    ds = read_dataset(kw, file_cfg)
-    store = Store.open(kw["store_url"])
+    file_cfg = data.file_config()
+    ds = read_dataset(data, file_cfg)
+    store = Store.open(store_url)
     counts = import_dataset(store, ds)
     store.close()
-    console.print(f"imported {ds.name} into {kw['store_url']}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    console.print(f"imported {ds.name} into {store_url}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
 @cli.command()
@@ -251,24 +267,34 @@ def import_(**kw: Any) -> None:
 )
 @click.option("--seed", type=int, default=0)
 @EVENT_WEIGHT
-def retrain(**kw: Any) -> None:
+def retrain(
+    store_url: str,
+    registry: str,
+    model_name: str | None,
+    options: tuple[str, ...],
+    no_tune: bool,
+    init: str | None,
+    activate: bool,
+    seed: int,
+    event_weights: tuple[str, ...],
+) -> None:
     """Fit a new model version from the store's catalog and event log and register it with its validation metrics."""
     from anyrec.serve.retrain import retrain as run_retrain
     from anyrec.store import Store
 
-    store = Store.open(kw["store_url"])
+    store = Store.open(store_url)
     active = store.active_version()
-    name = kw["model_name"] or (store.version(active)["model"] if active else "zeroshot")  # type: ignore[index]
-    opts = with_text_defaults(name, parse_options(kw["options"]).get(name, {}), None, False, kw["init"])
+    name = model_name or (store.version(active)["model"] if active else "zeroshot")  # type: ignore[index]
+    opts = with_text_defaults(name, parse_options(options).get(name, {}), None, False, init)
     with progress_bar() as bar:
-        row = run_retrain(store, kw["registry"], model_name=name, options=opts, weights=_weights(kw["event_weights"]),
-                          seed=kw["seed"], tune=not kw["no_tune"], progress=bar)
-    if kw["activate"]:
+        row = run_retrain(store, registry, model_name=name, options=opts, weights=_weights(event_weights),
+                          seed=seed, tune=not no_tune, progress=bar)
+    if activate:
         store.set_active(row["version"])
     store.close()
     metrics = ", ".join(f"{k} {v}" for k, v in row["metrics"].items())
     console.print(f"registered {row['version']} ({row['model']}) at {row['path']}: {metrics}"
-                  + ("; active" if kw["activate"] else f"; activate with POST /v1/models/{row['version']}/activate"))
+                  + ("; active" if activate else f"; activate with POST /v1/models/{row['version']}/activate"))
 
 
 @cli.command()
@@ -290,7 +316,20 @@ def retrain(**kw: Any) -> None:
 @click.option("--option", "options", multiple=True, help="Model option MODEL.FIELD=VALUE (repeatable).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the result here.")
 @click.option("--seed", type=int, default=0)
-def simulate(**kw: Any) -> None:
+def simulate(
+    data: DataArgs,
+    store_url: str,
+    models: str,
+    out_dir: str,
+    holdout: int,
+    users: int,
+    rounds: int,
+    k: int,
+    check_every: int,
+    options: tuple[str, ...],
+    json_path: str | None,
+    seed: int,
+) -> None:
     """Run an A/B experiment on simulated users who click what they really consumed later (a known right answer)."""
     import json
 
@@ -299,18 +338,18 @@ def simulate(**kw: Any) -> None:
     from anyrec.serve.simulate import SimulationConfig
     from anyrec.serve.simulate import simulate as run_simulation
 
-    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
-    ds = read_dataset(kw, file_cfg)
-    names = tuple(m.strip() for m in kw["models"].split(",") if m.strip())
+    file_cfg = data.file_config()
+    ds = read_dataset(data, file_cfg)
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
     for name in names:
         if name not in MODELS:
             raise ConfigError(f"--models: unknown model {name!r}; choose from {', '.join(MODELS)}")
-    parsed = parse_options(kw["options"])
-    options = {n: with_text_defaults(n, parsed.get(n, {}), None, False) for n in names}
-    cfg = SimulationConfig(models=names, holdout=kw["holdout"], users=kw["users"], rounds=kw["rounds"], k=kw["k"],
-                           check_every=kw["check_every"], seed=kw["seed"])
+    parsed = parse_options(options)
+    model_options = {n: with_text_defaults(n, parsed.get(n, {}), None, False) for n in names}
+    cfg = SimulationConfig(models=names, holdout=holdout, users=users, rounds=rounds, k=k,
+                           check_every=check_every, seed=seed)
     with progress_bar() as bar:
-        result = run_simulation(ds, kw["store_url"], kw["out_dir"], cfg, options, progress=bar)
+        result = run_simulation(ds, store_url, out_dir, cfg, model_options, progress=bar)
     rep = result["final"]
     table = Table(title=f"experiment on {result['users']:,} simulated {ds.name} users ({rep['method']})")
     for col in ("variant", "impressions", "clicks", "CTR", "95 % interval", "offline hit rate"):
@@ -323,6 +362,6 @@ def simulate(**kw: Any) -> None:
     console.print(f"expected winner (offline, same past and future): {result['expected_winner']}; "
                   f"final p = {rep['p_value']:.2e}, winner {rep['winner']}; "
                   + (f"detected at 95 % from {det:,} users on (and at every later check)" if det else "not detected"))
-    if kw["json_path"]:
-        Path(kw["json_path"]).parent.mkdir(parents=True, exist_ok=True)
-        Path(kw["json_path"]).write_text(json.dumps(result, indent=2) + "\n")
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")

@@ -11,7 +11,7 @@ import click
 
 from anyrec.cli.common import cache_dir, console, out, parse_options, progress_bar, read_source
 from anyrec.cli.group import cli
-from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
+from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, encode_catalog
 
 
 @cli.command("pretrain-rec")
@@ -55,12 +55,24 @@ from anyrec.lm.encoder import DEFAULT_ENCODER, encode_catalog
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--seed", type=int, default=0)
-def pretrain_rec(**kw: Any) -> None:
+def pretrain_rec(
+    sources: tuple[str, ...],
+    out_dir: str,
+    encoder: str,
+    max_minutes: float,
+    epochs: int,
+    patience: int,
+    valid_users: int,
+    options: tuple[str, ...],
+    resume: bool,
+    no_cache: bool,
+    seed: int,
+) -> None:
     """Pretrain the text path of the sequential model (no item ids) on several catalogs at once."""
     from anyrec.models.sequential.config import SequentialConfig
     from anyrec.models.sequential.pretrain import Source, make_source, pretrain
 
-    given = parse_options(kw["options"])
+    given = parse_options(options)
     wrong = sorted(set(given) - {"pretrain"})
     if wrong:
         raise click.BadParameter(
@@ -74,7 +86,6 @@ def pretrain_rec(**kw: Any) -> None:
         "resume",
         "init",
         "encoder",
-        "cache_dir",
     }
     unknown = sorted(set(opts) - known)
     if unknown:
@@ -84,19 +95,19 @@ def pretrain_rec(**kw: Any) -> None:
         )
     cfg = replace(
         SequentialConfig(),
-        encoder=kw["encoder"],
-        max_minutes=kw["max_minutes"],
-        epochs=kw["epochs"],
-        patience=kw["patience"],
-        seed=kw["seed"],
-        resume=kw["resume"],
+        encoder=EncoderConfig(encoder),
+        max_minutes=max_minutes,
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        resume=resume,
         **opts,
     )
-    cache = cache_dir(kw["no_cache"])
+    cache = cache_dir(no_cache)
     loaded: list[Source] = []
     reports: dict[str, dict[str, int]] = {}
     with progress_bar() as bar:
-        for source in kw["sources"]:
+        for source in sources:
             ds = read_source(source)
             s = ds.summary()
             console.print(
@@ -104,23 +115,23 @@ def pretrain_rec(**kw: Any) -> None:
             )
             text = encode_catalog(
                 ds.catalog.texts(),
-                encoder=cfg.encoder,
+                encoder=cfg.encoder.model,
                 cache_dir=cache,
                 threads=cfg.threads,
                 progress=_relabel(bar, f"embed {s['name']}"),
             )
-            source, report = make_source(ds.name, ds.catalog.texts(), text, ds.interactions.sequences(ds.n_users))
+            made, report = make_source(ds.name, ds.catalog.texts(), text, ds.interactions.sequences(ds.n_users))
             if report["events_on_items_without_text"]:
                 console.print(
                     f"[yellow]{s['name']}: {report['events_on_items_without_text']:,} of {report['events']:,} events "
                     f"are on items without text ({report['items_without_text']:,} items): left out[/]"
                 )
-            loaded.append(source)
-            reports[source.name] = report
+            loaded.append(made)
+            reports[made.name] = report
         names = [s.name for s in loaded]
         if len(set(names)) < len(names):
             raise click.BadParameter(f"a source is given twice: {', '.join(names)}", param_hint="--source")
-        meta = pretrain(loaded, cfg, kw["out_dir"], valid_users=kw["valid_users"], progress=bar, read=reports)
+        meta = pretrain(loaded, cfg, out_dir, valid_users=valid_users, progress=bar, read=reports)
     console.print(
         f"pretrained {meta['epochs']} epochs, {meta['steps']:,} steps in {meta['seconds']:.0f} s on {meta['device']}; "
         f"best validation NDCG@10 (weighted by the sources' windows) {meta['best_valid_ndcg@10']:.4f}"
@@ -131,7 +142,7 @@ def pretrain_rec(**kw: Any) -> None:
             f"  {src['name']}: {src['items']:,} items, {src['training_windows']:,} windows, {src['steps']:,} steps "
             f"({100 * src['share_of_steps']:.1f} % of all), last validation NDCG@10 {last:.4f}"
         )
-    console.print(f"wrote {Path(kw['out_dir'])} (use with --init {kw['out_dir']})")
+    console.print(f"wrote {Path(out_dir)} (use with --init {out_dir})")
 
 
 def _relabel(bar: Any, desc: str) -> Any:

@@ -12,6 +12,7 @@ from anyrec.app import pipeline
 from anyrec.app.fitting import fit_for_serving
 from anyrec.app.persist import load_model, save_model
 from anyrec.cli.common import (
+    DataArgs,
     cache_dir,
     console,
     data_options,
@@ -82,49 +83,68 @@ from anyrec.models.registry import build_model, option_names
     help="The earlier name of --init (generative).",
 )
 @ray_option
-def fit(**kw: Any) -> None:
+def fit(
+    data: DataArgs,
+    model_name: str,
+    out_dir: str,
+    encoder: str | None,
+    index_spec: str,
+    metric: str,
+    options: tuple[str, ...],
+    no_tune: bool,
+    tune_for: str,
+    no_cache: bool,
+    seed: int,
+    max_minutes: float | None,
+    resume: bool,
+    also: tuple[str, ...],
+    init: str | None,
+    pretrained: str | None,
+    ray_address: str | None,
+) -> None:
     """Fit a model on all interactions and save it (config, id maps, vectors, index)."""
-    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
-    ds = read_dataset(kw, file_cfg)
-    if kw["also"]:
+    file_cfg = data.file_config()
+    ds = read_dataset(data, file_cfg)
+    if also:
         others = [
-            read_dataset({}, load_config(extra))
+            read_dataset(DataArgs(), load_config(extra))
             if extra.endswith(".toml")
-            else read_dataset({"dataset": extra}, FileConfig())
-            for extra in kw["also"]
+            else read_dataset(DataArgs(dataset=extra), FileConfig())
+            for extra in also
         ]
         ds = merge_datasets([ds, *others])
-    name = kw["model_name"]
+    name = model_name
     if name == "auto":
-        _fit_auto(kw, file_cfg, ds)
+        text = (encoder, no_cache, init, data.image_encoder)
+        _fit_auto(file_cfg, ds, options, text, ray_address, seed, index_spec, metric, tune_for, max_minutes, out_dir)
         return
-    opts = {**file_cfg.model_options.get(name, {}), **parse_options(kw["options"]).get(name, {})}
-    opts = with_text_defaults(name, opts, kw["encoder"], kw["no_cache"], kw["init"], kw.get("image_encoder"))
+    opts = {**file_cfg.model_options.get(name, {}), **parse_options(options).get(name, {})}
+    opts = with_text_defaults(name, opts, encoder, no_cache, init, data.image_encoder)
     fields = option_names(name)
-    if kw["pretrained"]:  # the option's earlier name: one name, --init, for every model that starts from a folder
+    if pretrained:  # the option's earlier name: one name, --init, for every model that starts from a folder
         console.print("[yellow]--pretrained is now --init (the same for every model that starts from a folder)[/]")
         if "init" not in fields:
             raise click.UsageError(f"--init works with sequential, sasrec, transfer and generative, not {name}")
-        opts["init"] = kw["pretrained"]
+        opts["init"] = pretrained
     if "log_dir" in fields:
         # Trained models write their training log and resumable checkpoint into the model folder.
-        opts.setdefault("log_dir", kw["out_dir"])
-        if kw["resume"]:
+        opts.setdefault("log_dir", out_dir)
+        if resume:
             opts["resume"] = True
-        if kw["max_minutes"] is not None:
-            opts["max_minutes"] = kw["max_minutes"]
-    with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
+        if max_minutes is not None:
+            opts["max_minutes"] = max_minutes
+    with runner_for(ray_address) as runner, progress_bar() as bar:
         model, tuned, metrics, index = fit_for_serving(
             name,
             ds,
             opts,
-            kw["seed"],
-            not kw["no_tune"],
+            seed,
+            not no_tune,
             bar,
-            kw["index_spec"],
-            kw["metric"],
+            index_spec,
+            metric,
             runner,
-            stable=kw["tune_for"] == "serving",
+            stable=tune_for == "serving",
         )
     info = model.describe()
     if info is not None and "codes" in info:
@@ -134,56 +154,48 @@ def fit(**kw: Any) -> None:
     for key in (k for k in metrics if "index_recall" in k):
         what = "model-space index" if key.startswith("model_") else "text index"
         console.print(
-            f"{what} ({kw['index_spec']}): recall@10 against exact search {metrics[key]:.4f} "
+            f"{what} ({index_spec}): recall@10 against exact search {metrics[key]:.4f} "
             "(queries of up to 500 users' histories)"
         )
     folder = save_model(
-        model, ds, kw["out_dir"], index, extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"]}
+        model, ds, out_dir, index, extra={"tuned": tuned, "metrics": metrics, "index": index_spec}
     )
     console.print(f"saved {name} for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}")
 
 
-def _fit_auto(kw: dict[str, Any], file_cfg: Any, ds: Any) -> None:
-    """``fit --model auto``: the candidates fitted for serving, their validation table printed, the winner saved."""
+def _fit_auto(
+    file_cfg: Any,
+    ds: Any,
+    option_pairs: tuple[str, ...],
+    text: tuple[str | None, bool, str | None, str | None],
+    ray_address: str | None,
+    seed: int,
+    index_spec: str,
+    metric: str,
+    tune_for: str,
+    max_minutes: float | None,
+    out_dir: str,
+) -> None:
+    """``fit --model auto``: the candidates fitted for serving, their validation table printed, the winner saved
+    (``text``: the encoder, no-cache, init and picture-model options of the command line)."""
     from anyrec.app.fitting import fit_auto
     from anyrec.cli.evaluate import auto_table
 
-    given = parse_options(kw["options"])
+    given = parse_options(option_pairs)
     options = {
-        m: with_text_defaults(
-            m,
-            {**file_cfg.model_options.get(m, {}), **given.get(m, {})},
-            kw["encoder"],
-            kw["no_cache"],
-            kw["init"],
-            kw.get("image_encoder"),
-        )
-        for m in MODELS
+        m: with_text_defaults(m, {**file_cfg.model_options.get(m, {}), **given.get(m, {})}, *text) for m in MODELS
     }
-    with runner_for(kw["ray_address"]) as runner, progress_bar() as bar:
+    with runner_for(ray_address) as runner, progress_bar() as bar:
         model, tuned, metrics, index, report = fit_auto(
-            ds,
-            options,
-            kw["seed"],
-            bar,
-            kw["index_spec"],
-            kw["metric"],
-            runner,
-            kw["tune_for"] == "serving",
-            kw["max_minutes"],
+            ds, options, seed, bar, index_spec, metric, runner, tune_for == "serving", max_minutes
         )
     rows = {n: {"fit_seconds": s} for n, s in report["seconds"].items()}
     rows["auto"] = {"fit_seconds": sum(report["seconds"].values())}
     console.print(auto_table(report, rows))
     if tuned:
         console.print(f"{model.name}: options chosen on validation: " + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-    folder = save_model(
-        model,
-        ds,
-        kw["out_dir"],
-        index,
-        extra={"tuned": tuned, "metrics": metrics, "index": kw["index_spec"], "auto": report},
-    )
+    extra = {"tuned": tuned, "metrics": metrics, "index": index_spec, "auto": report}
+    folder = save_model(model, ds, out_dir, index, extra=extra)
     console.print(
         f"saved {model.name} (chosen by auto) for {ds.name} ({ds.n_users:,} users, {ds.n_items:,} items) to {folder}"
     )
@@ -207,16 +219,16 @@ def _print_codes(info: dict[str, Any]) -> None:
     )
 
 
-def load_model_or_fit(kw: dict[str, Any]) -> tuple[Recommender, Dataset, VectorIndex | None]:
+def load_model_or_fit(
+    model_dir: str | None, data: DataArgs, encoder: str | None
+) -> tuple[Recommender, Dataset, VectorIndex | None]:
     """A saved model (--model DIR), or a zero-shot model fitted on the fly from the data options."""
-    if kw.get("model_dir"):
-        model, ds, index, _meta = load_model(kw["model_dir"])
+    if model_dir:
+        model, ds, index, _meta = load_model(model_dir)
         return model, ds, index
-    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
-    ds = read_dataset(kw, file_cfg)
-    model = build_model(
-        "zeroshot", 0, {"cache_dir": cache_dir(False), **({"encoder": kw["encoder"]} if kw.get("encoder") else {})}
-    )
+    ds = read_dataset(data, data.file_config())
+    settings = {"cache_dir": cache_dir(False), **({"model": encoder} if encoder else {})}
+    model = build_model("zeroshot", 0, {"encoder": settings})
     return model.fit(ds), ds, None
 
 
@@ -280,17 +292,27 @@ def _print(rows: list[dict[str, Any]], title: str, as_json: bool, extra: dict[st
     type=click.Path(file_okay=False, exists=True),
     help="A ranker folder (anyrec fit-ranker): retrieve with --model, re-rank its top with the ranker.",
 )
-def recommend(**kw: Any) -> None:
+def recommend(
+    data: DataArgs,
+    k: int,
+    as_json: bool,
+    model_dir: str | None,
+    encoder: str | None,
+    user: str,
+    categories: tuple[str, ...],
+    show_history: int,
+    ranker_dir: str | None,
+) -> None:
     """Top-k items for a user, with the history items that contributed most to each."""
-    model, ds, _index = load_model_or_fit(kw)
-    if kw["ranker_dir"]:
+    model, ds, _index = load_model_or_fit(model_dir, data, encoder)
+    if ranker_dir:
         from anyrec.rank.train import load_stage
 
-        model = load_stage(model, ds, kw["ranker_dir"])
-    hist = pipeline.history(ds, kw["user"], kw["show_history"]) if kw["show_history"] else []
-    rows = pipeline.recommend(model, ds, kw["user"], kw["k"], list(kw["categories"]) or None)
-    if not kw["as_json"] and hist:
-        table = Table(title=f"user {kw['user']}: latest history")
+        model = load_stage(model, ds, ranker_dir)
+    hist = pipeline.history(ds, user, show_history) if show_history else []
+    rows = pipeline.recommend(model, ds, user, k, list(categories) or None)
+    if not as_json and hist:
+        table = Table(title=f"user {user}: latest history")
         for col in ("id", "title") + (("rating",) if "rating" in hist[0] else ()):
             table.add_column(col)
         for h in hist:
@@ -298,9 +320,9 @@ def recommend(**kw: Any) -> None:
         out.print(table)
     _print(
         rows,
-        f"{model.name} recommendations for user {kw['user']}",
-        kw["as_json"],
-        {"user": kw["user"], "model": model.name, "history": hist},
+        f"{model.name} recommendations for user {user}",
+        as_json,
+        {"user": user, "model": model.name, "history": hist},
     )
 
 
@@ -313,25 +335,35 @@ def recommend(**kw: Any) -> None:
     "--user-weight", type=float, default=0.3, show_default=True, help="Weight of the user's profile in the blend."
 )
 @click.option("--category", "categories", multiple=True, help="Only items in this category (repeatable).")
-def search(**kw: Any) -> None:
+def search(
+    data: DataArgs,
+    k: int,
+    as_json: bool,
+    model_dir: str | None,
+    encoder: str | None,
+    query: str,
+    user: str | None,
+    user_weight: float,
+    categories: tuple[str, ...],
+) -> None:
     """Items for a free-text request, e.g. anyrec search "a light-hearted space adventure"."""
-    model, ds, index = load_model_or_fit(kw)
+    model, ds, index = load_model_or_fit(model_dir, data, encoder)
     rows = pipeline.search(
-        model, ds, kw["query"], kw["k"], kw["user"], kw["user_weight"], list(kw["categories"]) or None, index
+        model, ds, query, k, user, user_weight, list(categories) or None, index
     )
-    _print(rows, f"search: {kw['query']}", kw["as_json"], {"query": kw["query"], "user": kw["user"]})
+    _print(rows, f"search: {query}", as_json, {"query": query, "user": user})
 
 
 @cli.command()
 @data_options(mapping=False)
 @model_options
 @click.option("--item", required=True, help="Raw item id.")
-def similar(**kw: Any) -> None:
+def similar(data: DataArgs, k: int, as_json: bool, model_dir: str | None, encoder: str | None, item: str) -> None:
     """The nearest items to an item."""
-    model, ds, index = load_model_or_fit(kw)
-    i = ds.catalog.ids.index(kw["item"], what="item")
-    rows = pipeline.similar(model, ds, kw["item"], kw["k"], index)
-    _print(rows, f"similar to {ds.catalog.title(i)}", kw["as_json"], {"item": kw["item"], "title": ds.catalog.title(i)})
+    model, ds, index = load_model_or_fit(model_dir, data, encoder)
+    i = ds.catalog.ids.index(item, what="item")
+    rows = pipeline.similar(model, ds, item, k, index)
+    _print(rows, f"similar to {ds.catalog.title(i)}", as_json, {"item": item, "title": ds.catalog.title(i)})
 
 
 __all__ = ["fit", "recommend", "search", "similar"]
@@ -347,25 +379,35 @@ __all__ = ["fit", "recommend", "search", "similar"]
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, help="Time budget (0 = none).")
 @click.option("--seed", type=int, default=0)
-def pretrain(**kw: Any) -> None:
+def pretrain(
+    data: DataArgs,
+    objective: str,
+    encoder: str,
+    out_dir: str,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    max_minutes: float,
+    seed: int,
+) -> None:
     """Continue pretraining the encoder on the catalog's own text; use the result with --encoder OUT."""
     from anyrec.lm.pretrain import PretrainConfig
     from anyrec.lm.pretrain import pretrain as run_pretrain
 
-    file_cfg = load_config(kw["config_path"]) if kw.get("config_path") else FileConfig()
-    ds = read_dataset(kw, file_cfg)
+    file_cfg = data.file_config()
+    ds = read_dataset(data, file_cfg)
     cfg = PretrainConfig(
-        model=kw["encoder"],
-        objective=kw["objective"],
-        epochs=kw["epochs"],
-        lr=kw["lr"],
-        batch_size=kw["batch_size"],
-        max_minutes=kw["max_minutes"],
-        seed=kw["seed"],
+        model=encoder,
+        objective=objective,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_minutes=max_minutes,
+        seed=seed,
     )
     with progress_bar() as bar:
-        report = run_pretrain(ds.catalog.texts(), kw["out_dir"], cfg, progress=bar)
+        report = run_pretrain(ds.catalog.texts(), out_dir, cfg, progress=bar)
     console.print(
-        f"pretrained ({kw['objective']}) on {report['texts']:,} texts of {ds.name} in {report['seconds']} s; "
-        f"epoch losses {report['epoch_losses']}; saved to {kw['out_dir']} (use --encoder {kw['out_dir']})"
+        f"pretrained ({objective}) on {report['texts']:,} texts of {ds.name} in {report['seconds']} s; "
+        f"epoch losses {report['epoch_losses']}; saved to {out_dir} (use --encoder {out_dir})"
     )

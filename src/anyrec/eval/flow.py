@@ -78,21 +78,18 @@ def embed_on(runner: Runner, ds: Dataset, names: tuple[str, ...], options: dict[
              progress: StepProgress = None) -> Any:
     """The catalog's text vectors computed by a Ray runner's actors (and written to the cache) when every text model
     among ``names`` reads the same encoder; ``None`` otherwise (each model then embeds in this process)."""
-    from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder
+    from anyrec.lm.encoder import TextEncoder
+    from anyrec.models.registry import build_model
 
     if runner.name == "local":
         return None
     text_models = [m for m in names if "encoder" in option_names(m) and options.get(m, {}).get("use_text", True)]
-    encoders = {
-        (options.get(m, {}).get("encoder", DEFAULT_ENCODER), options.get(m, {}).get("cache_dir", ""))
-        for m in text_models
-    }
+    encoders = {build_model(m, 0, options.get(m, {})).config.encoder for m in text_models}
     if len(encoders) != 1:
         if text_models:
             log.warning("text models read different encoders: each embeds the catalog in this process")
         return None
-    encoder, cache = encoders.pop()
-    enc = TextEncoder(EncoderConfig(model=encoder, cache_dir=cache))
+    enc = TextEncoder(encoders.pop())
     return enc.encode(
         ds.catalog.texts(),
         runner=runner,

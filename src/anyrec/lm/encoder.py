@@ -54,6 +54,32 @@ class EncoderConfig:
     backend: str = "torch"
 
 
+def nest_encoder(config: Any) -> None:
+    """``config.encoder`` (a frozen model config's) read by :func:`encoder_settings`: called from its
+    ``__post_init__``, so a name, a table and the settings themselves are all accepted."""
+    object.__setattr__(config, "encoder", encoder_settings(config.encoder))
+
+
+def encoder_settings(value: Any, base: EncoderConfig | None = None) -> EncoderConfig:
+    """A model's ``encoder`` option as :class:`EncoderConfig`: a name or folder (``"hashing:64"``) changes the model
+    only, a table (``{"model": ..., "batch_size": 32}``, from TOML or a saved folder) the fields it names; both over
+    ``base`` (default: the defaults). An unknown field is a :class:`ConfigError` naming it."""
+    base = base or EncoderConfig()
+    if isinstance(value, EncoderConfig):
+        return value
+    if isinstance(value, str):
+        return replace(base, model=value)
+    if isinstance(value, dict):
+        known = set(EncoderConfig.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(
+                f"encoder has no setting(s) {', '.join(unknown)}; settings: {', '.join(sorted(known))}"
+            )
+        return replace(base, **value)
+    raise ConfigError(f"encoder: expected a model name or a table of settings, got {value!r}")
+
+
 class HashingBackend:
     """A deterministic bag-of-words encoder: hashed unigrams and bigrams, no model weights.
 
@@ -288,16 +314,16 @@ def _chunk_encoder(config: EncoderConfig) -> Callable[[list[str]], np.ndarray]:
 
 
 @functools.lru_cache(maxsize=8)
-def shared_encoder(model: str, cache_dir: str = "") -> TextEncoder:
-    """One :class:`TextEncoder` per (model, cache) in this process, loaded on first use: the encoder a fitted
-    model that keeps none of its own (sequential, generative, hybrid) puts free-text queries and new items through."""
-    return TextEncoder(EncoderConfig(model=model, cache_dir=cache_dir))
+def shared_encoder(settings: EncoderConfig) -> TextEncoder:
+    """The encoder, loaded on first use, that a fitted model keeping none of its own (sequential, generative, hybrid)
+    puts free-text queries and new items through."""
+    return TextEncoder(settings)
 
 
 def encode_catalog(
     texts: list[str],
     *,
-    encoder: str,
+    encoder: str | EncoderConfig,
     cache_dir: str = "",
     threads: int = 0,
     given: np.ndarray | None = None,
@@ -308,6 +334,7 @@ def encode_catalog(
     as "embed catalog"."""
     if given is not None and given.shape[0] == len(texts):
         return np.asarray(given, dtype=np.float32)
-    enc = TextEncoder(EncoderConfig(model=encoder, cache_dir=cache_dir, threads=threads))
+    settings = encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(encoder, cache_dir=cache_dir)
+    enc = TextEncoder(replace(settings, threads=settings.threads or threads))
     report = progress
     return enc.encode(texts, progress=(lambda d, t: report("embed catalog", d, t)) if report else None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError, UnknownIdError
+from anyrec.models.renamed import upgrade_options, with_options
 from anyrec.models.scoring import mask_rows, top_k
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class Recommender(ABC):
         cfg = config if config is not None else self.Config()
         if overrides:
             try:
-                cfg = replace(cfg, **overrides)
+                cfg = with_options(cfg, upgrade_options(self.name, type(cfg), overrides))
             except TypeError as exc:
                 raise ConfigError(f"{self.name}: {exc}") from None
         self.config = cfg

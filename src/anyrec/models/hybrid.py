@@ -7,7 +7,7 @@ are options searched on validation, ``T`` rebuilt from the saved vectors per opt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from anyrec.data.dataset import Dataset
 from anyrec.errors import ConfigError
-from anyrec.lm.encoder import DEFAULT_ENCODER, EncoderConfig, TextEncoder, shared_encoder
+from anyrec.lm.encoder import EncoderConfig, TextEncoder, nest_encoder, shared_encoder
 from anyrec.models import itemsolve
 from anyrec.models.neighbourhood import EASE, EASEConfig
 from anyrec.models.whitening import WhitenedText
@@ -28,7 +28,7 @@ class HybridConfig(EASEConfig):
     Attributes:
         prior: the prior's scale ``a`` (0 = EASE), chosen on validation with ``l2``.
         text_k: each item's nearest items by text kept in ``T``.
-        encoder, cache_dir, batch_size, threads: the text encoder (as zero-shot's).
+        encoder: the text encoder's settings (as zero-shot's).
         whiten: the text vectors whitened before the prior is built (0 off, 1 full; see
             :class:`~anyrec.models.whitening.WhitenedText`); searched on validation.
         prior_form: ``"cosine"`` (``T`` = each item's ``text_k`` nearest by cosine) or ``"l3ae"`` (``T`` = EASE
@@ -43,15 +43,15 @@ class HybridConfig(EASEConfig):
     prior_form: str = "cosine"
     prior_l2: float = 1.0
     text_k: int = 50
-    encoder: str = DEFAULT_ENCODER
-    cache_dir: str = ""
-    batch_size: int = 64
-    threads: int = 0
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     whiten: float = 0.0
     tune_encoder: float = 0.0
     seed: int = 0
     image_encoder: str = ""
     image_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        nest_encoder(self)
 
 
 class Hybrid(WhitenedText, EASE):
@@ -79,7 +79,7 @@ class Hybrid(WhitenedText, EASE):
         else:
             c = self.config
             vectors = TextEncoder(
-                EncoderConfig(model=c.encoder, cache_dir=c.cache_dir, batch_size=c.batch_size)
+                c.encoder
             ).encode(ds.catalog.texts())
         self.item_vectors_ = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.tune_to_log(ds)
@@ -154,4 +154,4 @@ class Hybrid(WhitenedText, EASE):
         return self.raw_vectors_ if getattr(self, "raw_vectors_", None) is not None else self.item_vectors_
 
     def text_encoder(self) -> TextEncoder:
-        return shared_encoder(self.config.encoder, self.config.cache_dir)
+        return shared_encoder(self.config.encoder)

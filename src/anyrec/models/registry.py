@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 from anyrec.errors import ConfigError
@@ -12,7 +12,7 @@ from anyrec.models.factorization import ALS, BPR
 from anyrec.models.generative import Generative
 from anyrec.models.hybrid import Hybrid
 from anyrec.models.neighbourhood import EASE, RP3beta
-from anyrec.models.renamed import upgrade_options
+from anyrec.models.renamed import upgrade_options, with_options
 from anyrec.models.sequential import SASRec, Sequential, Transfer, TransferTuned
 from anyrec.models.zeroshot import ZeroShot
 
@@ -60,4 +60,4 @@ def build_model(name: str, seed: int = 0, options: dict[str, Any] | None = None)
         )
     if "seed" in names:
         opts.setdefault("seed", seed)
-    return cls(replace(cfg, **opts))
+    return cls(with_options(cfg, opts))

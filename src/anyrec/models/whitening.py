@@ -53,7 +53,7 @@ class WhitenedText:
         from anyrec.lm.behaviour import BehaviourConfig, tune_head
 
         c = self.config
-        cfg = BehaviourConfig(max_minutes=minutes, seed=c.seed, threads=c.threads)
+        cfg = BehaviourConfig(max_minutes=minutes, seed=c.seed, threads=c.encoder.threads)
         self.raw_vectors_ = np.asarray(self.item_vectors_, dtype=np.float32)
         self.head_, summary = tune_head(
             ds.name, ds.catalog.texts(), self.raw_vectors_, ds.interactions.sequences(ds.n_users), cfg, self.progress
@@ -83,7 +83,7 @@ class WhitenedText:
         vars(self).pop("space_options", None)
         if not name:
             return
-        self.image_vectors_ = load_pictures(ds, name, self.config.cache_dir, self.progress, self.report_)
+        self.image_vectors_ = load_pictures(ds, name, self.config.encoder.cache_dir, self.progress, self.report_)
         # searched only where there are pictures (a grid point costs a pass over validation)
         self.tuning_grid = {**type(self).tuning_grid, "image_weight": PICTURE_WEIGHTS}  # type: ignore[misc]
         self.space_options = (*type(self).space_options, "image_weight")  # type: ignore[misc]
@@ -145,7 +145,7 @@ class WhitenedText:
         w = self.picture_weight()
         if w <= 0:
             return v
-        return with_picture_side(v, texts, self.config.image_encoder, self.config.cache_dir, w)
+        return with_picture_side(v, texts, self.config.image_encoder, self.config.encoder.cache_dir, w)
 
 
 def load_pictures(ds: Dataset, name: str, cache_dir: str, progress: Any, report: Any) -> np.ndarray:

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 import anyrec.models.textvectors as tv
 from anyrec.data.dataset import Dataset
-from anyrec.lm.encoder import EncoderConfig, TextEncoder
+from anyrec.lm.encoder import TextEncoder
 from anyrec.models.base import IndexQuery, Recommender
 from anyrec.models.feedback import KinPushes, RatingScale, check_ratings, kin_push, live_term_weights, term_weights
 from anyrec.models.whitening import WhitenedText
@@ -68,16 +68,7 @@ class ZeroShot(WhitenedText, Recommender):
     # ---- fitting ----------------------------------------------------------------
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
-            c = self.config
-            self._encoder = TextEncoder(
-                EncoderConfig(
-                    model=c.encoder,
-                    cache_dir=c.cache_dir,
-                    batch_size=c.batch_size,
-                    threads=c.threads,
-                    backend=c.backend,
-                )
-            )
+            self._encoder = TextEncoder(self.config.encoder)
         return self._encoder
 
     def _fit(self, ds: Dataset) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from anyrec.lm.encoder import DEFAULT_ENCODER
+from anyrec.lm.encoder import EncoderConfig, nest_encoder
 
 
 @dataclass(frozen=True)
@@ -12,10 +12,8 @@ class ZeroShotConfig:
     """Zero-shot settings; all but the encoder act at scoring time (cheap to tune).
 
     Attributes:
-        encoder: encoder name or folder (see :class:`EncoderConfig`).
-        cache_dir: embedding cache folder ('' = none).
-        batch_size: encoder batch size.
-        threads: torch CPU threads for the encoder (0 = torch's default).
+        encoder: the text encoder's settings (:class:`~anyrec.lm.encoder.EncoderConfig`: model, batch_size,
+            threads, cache_dir, backend, …); ``encoder=NAME`` sets the model, ``encoder.FIELD=VALUE`` one setting.
         short_term: the short term's share of the profile (see :mod:`anyrec.models.feedback`): 0 is
             the plain mean of the history, 1 recency alone.
         half_life: the short term's recency, in interactions counted from the most recent (weight
@@ -39,7 +37,6 @@ class ZeroShotConfig:
             items too; see :func:`~anyrec.models.textvectors.whiten`): 0 off, 1 full (ZCA), between a part of it.
         interests: interest vectors per user (k-means over the history; the best one scores).
         seed: seed of the k-means initialisation.
-        backend: the encoder's runtime: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`anyrec.lm.onnx`).
         memmap_dir: a folder for the item vectors as a memory-mapped file (``item_vectors.npy``):
             the catalog is encoded into it chunk by chunk and normalised in place, so the vectors
             are held once, on disk and in the page cache, not in the process's memory ('' = in memory).
@@ -51,10 +48,7 @@ class ZeroShotConfig:
             ``log2(1 + count)``; the default where the log has counts) or ``binary``; searched on validation.
     """
 
-    encoder: str = DEFAULT_ENCODER
-    cache_dir: str = ""
-    batch_size: int = 64
-    threads: int = 0
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     short_term: float = 0.5
     half_life: float = 0.0
     ratings: bool = True
@@ -71,8 +65,10 @@ class ZeroShotConfig:
     whiten: float = 0.0
     interests: int = 1
     seed: int = 0
-    backend: str = "torch"
     memmap_dir: str = ""
     weighting: str | None = None
     image_encoder: str = ""
     image_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        nest_encoder(self)

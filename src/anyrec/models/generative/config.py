@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from anyrec.lm.encoder import DEFAULT_ENCODER
+from anyrec.lm.encoder import EncoderConfig, nest_encoder
 
 
 @dataclass(frozen=True)
@@ -12,7 +12,7 @@ class GenerativeConfig:
     """Generative model settings.
 
     Attributes:
-        encoder, cache_dir: text encoder and embedding cache (see :class:`EncoderConfig`).
+        encoder: the text encoder's settings (:class:`~anyrec.lm.encoder.EncoderConfig`, as the sequential model's).
         levels, codebook, kmeans_iters: semantic ids of ``levels`` codes out of ``codebook`` each
             (plus one collision code), residual k-means with this many iterations per level;
             ``balanced_codes``: capacity-bound clusters at every level (see :class:`CodesConfig`); on
@@ -37,8 +37,7 @@ class GenerativeConfig:
         log_dir, resume: ``train_log.jsonl`` and ``checkpoint.pt`` there; continue from the checkpoint.
     """
 
-    encoder: str = DEFAULT_ENCODER
-    cache_dir: str = ""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     levels: int = 3
     codebook: int = 256
     kmeans_iters: int = 25
@@ -67,6 +66,9 @@ class GenerativeConfig:
     seed: int = 0
     log_dir: str = ""
     resume: bool = False
+
+    def __post_init__(self) -> None:
+        nest_encoder(self)
 
 
 LARGE_LOG_VALID_USERS = 5_000  # users a large log's early stopping generates lists for, each epoch

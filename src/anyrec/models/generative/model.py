@@ -68,7 +68,7 @@ class Generative(Recommender):
     # ---- codes ------------------------------------------------------------------------
     def _text(self, ds: Dataset) -> np.ndarray:
         c = self.config
-        return encode_catalog(ds.catalog.texts(), encoder=c.encoder, cache_dir=c.cache_dir, threads=c.threads,
+        return encode_catalog(ds.catalog.texts(), encoder=c.encoder, threads=c.threads,
                               given=self._given_vectors, progress=self.progress)
 
     def _make_codes(self, vectors: np.ndarray, keys: list[str]) -> np.ndarray:
@@ -330,7 +330,7 @@ class Generative(Recommender):
         return self.text_vectors_
 
     def text_encoder(self) -> TextEncoder:
-        return shared_encoder(self.config.encoder, self.config.cache_dir)
+        return shared_encoder(self.config.encoder)
 
     def describe(self) -> dict[str, Any]:
         return describe(self)

@@ -6,9 +6,9 @@ both read it without importing each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from anyrec.lm.encoder import DEFAULT_ENCODER
+from anyrec.lm.encoder import EncoderConfig, nest_encoder
 from anyrec.models.trainer import BUDGET_REASONS, LARGE_LOG_MINUTES, by_log_size  # shared with the generative model
 
 
@@ -17,7 +17,8 @@ class SequentialConfig:
     """Sequential model settings.
 
     Attributes:
-        encoder, cache_dir: text encoder and embedding cache (see :class:`EncoderConfig`).
+        encoder: the text encoder's settings (:class:`~anyrec.lm.encoder.EncoderConfig`; ``encoder=NAME`` sets the
+            model, ``encoder.FIELD=VALUE`` one setting; its ``threads`` default to the model's).
         use_text, use_ids: which item representations to fuse (at least one).
         hidden, layers, heads, max_len, dropout: the transformer (``max_len`` items of history).
         experts: linear experts in the text adaptor.
@@ -83,8 +84,7 @@ class SequentialConfig:
             training option (searched with ``--tune-training``), not with ``init``.
     """
 
-    encoder: str = DEFAULT_ENCODER
-    cache_dir: str = ""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     use_text: bool = True
     use_ids: bool = True
     hidden: int = 64
@@ -126,6 +126,9 @@ class SequentialConfig:
     init: str = ""
     image_encoder: str = ""
     image_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        nest_encoder(self)
 
 
 BLOCKS = ("prenorm", "ligr")

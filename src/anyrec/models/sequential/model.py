@@ -62,7 +62,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
         if not self.config.use_text:
             return np.zeros((ds.n_items, 1), dtype=np.float32)
         c = self.config
-        text = encode_catalog(ds.catalog.texts(), encoder=c.encoder, cache_dir=c.cache_dir, threads=c.threads,
+        text = encode_catalog(ds.catalog.texts(), encoder=c.encoder, threads=c.threads,
                               given=self._given_vectors, progress=self.progress)
         self.image_vectors_: np.ndarray | None = None
         self.raw_text_: np.ndarray | None = None
@@ -74,7 +74,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
                 "network (init) or a fine-tuned encoder (finetune_layers) does not read"
             )
         self.raw_text_ = text
-        self.image_vectors_ = load_pictures(ds, c.image_encoder, c.cache_dir, self.progress, self.report_)
+        self.image_vectors_ = load_pictures(ds, c.image_encoder, c.encoder.cache_dir, self.progress, self.report_)
         unit = text / np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
         return fuse_rows(unit, self.image_vectors_, self._picture_weight())
 
@@ -194,7 +194,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
 
         report = self.progress
         return top_layers(
-            self.config.encoder,
+            self.config.encoder.model,
             ds.catalog.texts(),
             self.config.finetune_layers,
             self.config.finetune_tokens,
@@ -361,7 +361,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
     def query_vectors(self, texts: list[str], encoded: np.ndarray) -> np.ndarray:
         w = self._picture_weight()
         v = self.text_query(encoded)
-        return v if w <= 0 else with_picture_side(v, texts, self.config.image_encoder, self.config.cache_dir, w)
+        return v if w <= 0 else with_picture_side(v, texts, self.config.image_encoder, self.config.encoder.cache_dir, w)
 
     def encoded_items(self) -> np.ndarray | None:
         if not self.config.use_text:
@@ -373,7 +373,7 @@ class Sequential(TextTerm, IndexSide, Recommender):
         )
 
     def text_encoder(self) -> TextEncoder | None:
-        return shared_encoder(self.config.encoder, self.config.cache_dir) if self.config.use_text else None
+        return shared_encoder(self.config.encoder) if self.config.use_text else None
 
 class SASRec(Sequential):
     """Id-only SASRec on the sequential model's trainer, so "what does text add" is one code path."""

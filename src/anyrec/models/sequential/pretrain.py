@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from anyrec.errors import ConfigError
+from anyrec.lm.encoder import encoder_settings
 from anyrec.models.sequential.config import SequentialConfig, check_choices, sized_for
 from anyrec.models.sequential.network import build_network, item_rows, query_side, torch_module
 from anyrec.models.sequential.training import (
@@ -289,6 +290,8 @@ def with_architecture(cfg: SequentialConfig, meta: dict[str, Any]) -> Sequential
     """``cfg`` with the settings that shape the pretrained weights taken from ``meta`` (the rest stay)."""
     known = {f.name for f in fields(cfg)}
     given = {k: meta["config"][k] for k in ARCHITECTURE if k in meta["config"] and k in known}
+    if "encoder" in given:  # its model, read through this machine's other settings (cache, threads, batch)
+        given["encoder"] = replace(cfg.encoder, model=encoder_settings(given["encoder"]).model)
     changed = {k: v for k, v in given.items() if getattr(cfg, k) != v}
     if changed:
         log.info("from the pretrained model: %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
