@@ -43,8 +43,8 @@ from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model
 from anyrec.eval.experiment import ExperimentConfig, run_experiment
-from anyrec.models.external import ExternalScores
 from anyrec.models.registry import build_model
+from peer_scores import ExternalScores  # beside this script (benchmarks/ is its first import path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

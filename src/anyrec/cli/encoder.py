@@ -8,7 +8,17 @@ from pathlib import Path
 
 import click
 
-from anyrec.cli.common import cache_dir, console, out, parse_options, progress_bar, read_source
+from anyrec.cli.common import (
+    DataArgs,
+    cache_dir,
+    console,
+    data_options,
+    out,
+    parse_options,
+    progress_bar,
+    read_dataset,
+    read_source,
+)
 from anyrec.cli.group import cli
 from anyrec.lm.encoder import DEFAULT_ENCODER
 
@@ -107,3 +117,47 @@ def pretrain_encoder(
         if src["events_on_items_without_text"]:
             out.print(f"    {src['events_on_items_without_text']:,} events on items without text left out")
     console.print(f"wrote {Path(out_dir)} (use with --encoder {out_dir})")
+
+
+@cli.command()
+@data_options
+@click.option("--objective", type=click.Choice(["mlm", "clm"]), default="mlm", show_default=True)
+@click.option("--encoder", default="default", show_default=True, help="Model to continue from: name or folder.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the adapted model.")
+@click.option("--epochs", type=int, default=2, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-minutes", type=float, default=0.0, help="Time budget (0 = none).")
+@click.option("--seed", type=int, default=0)
+def pretrain(
+    data: DataArgs,
+    objective: str,
+    encoder: str,
+    out_dir: str,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    max_minutes: float,
+    seed: int,
+) -> None:
+    """Continue pretraining the encoder on the catalog's own text; use the result with --encoder OUT."""
+    from anyrec.lm.pretrain import PretrainConfig
+    from anyrec.lm.pretrain import pretrain as run_pretrain
+
+    file_cfg = data.file_config()
+    ds = read_dataset(data, file_cfg)
+    cfg = PretrainConfig(
+        model=encoder,
+        objective=objective,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_minutes=max_minutes,
+        seed=seed,
+    )
+    with progress_bar() as bar:
+        report = run_pretrain(ds.catalog.texts(), out_dir, cfg, progress=bar)
+    console.print(
+        f"pretrained ({objective}) on {report['texts']:,} texts of {ds.name} in {report['seconds']} s; "
+        f"epoch losses {report['epoch_losses']}; saved to {out_dir} (use --encoder {out_dir})"
+    )

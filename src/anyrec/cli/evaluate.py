@@ -26,7 +26,8 @@ from anyrec.cli.common import (
     runner_for,
 )
 from anyrec.cli.group import cli
-from anyrec.config import FileConfig, experiment_config
+from anyrec.cli.impressions import impressions_protocol
+from anyrec.config import experiment_config
 from anyrec.data import FORMATS, NAMED
 from anyrec.data.split import PROTOCOLS
 from anyrec.errors import AnyrecError, ConfigError
@@ -245,7 +246,7 @@ def evaluate(
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} not among --models", param_hint="--rank-behind")
     if protocol == "impressions":
-        _impressions(data, file_cfg, names, model_options, seed, behind, ranker_options, progress, json_out)
+        impressions_protocol(data, file_cfg, names, model_options, seed, behind, ranker_options, progress, json_out)
         return
     given: dict[str, Any] = {
         k: v
@@ -365,56 +366,3 @@ def auto_table(auto: dict[str, Any], rows: dict[str, Any]) -> Table:
         table.add_row("(left out)", note, "", "")
     return table
 
-
-def _impressions(
-    data: DataArgs,
-    file_cfg: FileConfig,
-    models: tuple[str, ...],
-    options: dict[str, Any],
-    seed: int,
-    behind: tuple[str, ...],
-    ranker_options: dict[str, Any],
-    progress: bool,
-    json_out: str | None,
-) -> None:
-    """``--protocol impressions``: MIND's per-impression AUC / MRR / nDCG of the shown items (and the
-    click classifier's rows behind ``behind``, trained with shown-not-clicked items as negatives)."""
-    from anyrec.eval.impressions import run_impressions
-
-    folder = Path(data.dataset or "")
-    if not (folder / "behaviors.tsv").is_file():
-        raise click.BadParameter(
-            f"needs a MIND-format folder with behaviors.tsv as --dataset; {str(folder) or '(none)'} has none",
-            param_hint="--protocol impressions",
-        )
-    ds = read_dataset(data, file_cfg)
-    with progress_bar(progress) as bar:
-        result = run_impressions(
-            ds, folder, models, options, seed, progress=bar, rank_behind=behind, ranker_options=ranker_options
-        )
-    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(result["cut"]))
-    table = Table(
-        title=f"{ds.name} · impressions from {when} UTC on (the last 20 % by time) · {result['test_impressions']:,} "
-        "test impressions · the shown items ranked"
-    )
-    for col in ("model", "AUC", "MRR", "nDCG@5", "nDCG@10"):
-        table.add_column(col, justify="right")
-    for name, m in result["models"].items():
-        table.add_row(name, *(f"{m[k]:.4f}" for k in ("auc", "mrr", "ndcg@5", "ndcg@10")))
-    out.print(table)
-    console.print("read: " + ", ".join(f"{k} {v:,}" for k, v in result["report"].items()))
-    for name, m in result["models"].items():
-        if "ranker" in m:
-            r = m["ranker"]
-            console.print(
-                f"{name}: {r['pairs']:,} training pairs (shown-not-clicked as negatives) from "
-                f"{r['train_impressions']:,} "
-                f"impressions, {len(r['epochs'])} epochs in {r['seconds']} s, blend {r['blend']} (validation AUC on "
-                f"{r['valid_impressions']:,} impressions: retriever {r['retriever_valid_auc']:.4f}, with ranker "
-                f"{r['best_valid']:.4f})"
-            )
-    if json_out:
-        path = Path(json_out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {path}")
