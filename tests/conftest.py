@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,3 +123,17 @@ def tiny_pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sources.append(Source(f"board-{seed}", text, [q + 1 for q in ds.interactions.sequences(ds.n_users)]))
     pretrain(sources, SequentialConfig(**TINY_PRETRAIN), out, valid_users=10)
     return out
+
+
+def load_benchmark(name: str) -> object:
+    """``benchmarks/<name>.py`` imported as the module ``name`` (in ``sys.modules``, so a benchmark's imports of its
+    sibling modules, such as peers.py's ``peer_scores``, resolve the same way)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

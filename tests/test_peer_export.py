@@ -1,12 +1,11 @@
 """The files the peer benchmark hands to RecBole: the split's rows exactly, and no held-out item as a training input."""
 
-import importlib.util
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import make_dataset
+from tests.conftest import load_benchmark, make_dataset
 
 from anyrec.data.split import SplitConfig, make_split
 
@@ -15,10 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def peers():
-    spec = importlib.util.spec_from_file_location("peers_benchmark", ROOT / "benchmarks" / "peers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    load_benchmark("peer_scores")  # its sibling, imported by name
+    return load_benchmark("peers")
 
 
 def shuffled_log(seed=0, n_users=12, per_user=9, n_items=15):

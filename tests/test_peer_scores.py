@@ -1,26 +1,16 @@
 """Peer scores read back and ranked by anyrec's evaluator (benchmarks/peer_scores.py: the peers' plumbing lives
 beside the benchmark that runs them, not in the package)."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import checkerboard
+from tests.conftest import checkerboard, load_benchmark
 
 from anyrec.data.split import leave_one_out
 from anyrec.errors import ConfigError, UnknownIdError
 from anyrec.eval.evaluate import evaluate_model
 
-_spec = importlib.util.spec_from_file_location(
-    "peer_scores", Path(__file__).resolve().parents[1] / "benchmarks" / "peer_scores.py"
-)
-assert _spec is not None and _spec.loader is not None
-_module = importlib.util.module_from_spec(_spec)
-sys.modules["peer_scores"] = _module
-_spec.loader.exec_module(_module)
-ExternalScores = _module.ExternalScores
+ExternalScores = load_benchmark("peer_scores").ExternalScores  # type: ignore[attr-defined]
 
 
 def test_peer_scores_in_its_own_id_order_are_mapped_and_ranked(tmp_path):
