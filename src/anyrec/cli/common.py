@@ -102,10 +102,11 @@ def data_options(f: Any = None, *, mapping: bool = True) -> Any:
     if f is None:
         return lambda g: data_options(g, mapping=mapping)
     command = f
+    taken = ("dataset", "fmt", "config_path") if not mapping else tuple(DATA_FIELDS)  # the options added here
 
     @functools.wraps(command)
     def packed(**kw: Any) -> Any:
-        data = DataArgs(**{k: kw.pop(k) for k in list(kw) if k in DATA_FIELDS})
+        data = DataArgs(**{k: kw.pop(k) for k in taken})
         return command(data=data, **kw)
 
     f = packed

@@ -34,6 +34,7 @@ def explain(
     model_dir: str | None,
     encoder: str | None,
     user: str,
+    items: tuple[str, ...],
     top: int,
     png: str | None,
 ) -> None:
@@ -41,14 +42,14 @@ def explain(
     share, and a sentence that names only those items; --png draws the whole attribution."""
     model, ds, _index = load_model_or_fit(model_dir, data, encoder)
     u = ds.users.index(user, what="user")
-    if data.items:
-        items = np.array([ds.catalog.ids.index(i, what="item") for i in data.items], dtype=np.int64)
+    if items:
+        chosen = np.array([ds.catalog.ids.index(i, what="item") for i in items], dtype=np.int64)
     else:
         ids, _ = model.recommend(np.array([u]), k)
-        items = ids[0][ids[0] >= 0]
-    if not len(items):
+        chosen = ids[0][ids[0] >= 0]
+    if not len(chosen):
         raise ConfigError(f"nothing to explain: user {user!r} has no recommendation")
-    att, why = pipeline.explain(model, ds, u, items, top, sentences=True)
+    att, why = pipeline.explain(model, ds, u, chosen, top, sentences=True)
     rows = [
         {
             "id": ds.catalog.ids.raw(int(i)),
@@ -57,7 +58,7 @@ def explain(
             "words": why["words"][j],
             "sentence": why["sentence"][j],
         }
-        for j, i in enumerate(items)
+        for j, i in enumerate(chosen)
     ]
     path = None
     if png:
