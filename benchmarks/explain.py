@@ -29,8 +29,8 @@ from rich.table import Table
 from anyrec.cli.common import parse_options
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.data import load_dataset
-from anyrec.explain.faithfulness import faithfulness
 from anyrec.models.registry import build_model
+from faithfulness import faithfulness  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,7 +29,7 @@ from anyrec.cli.common import read_source
 from anyrec.cluster import LOCAL, ray_runner
 from anyrec.data.split import leave_one_out
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import validator
+from anyrec.eval.flow import validator
 from anyrec.lm.encoder import EncoderConfig, TextEncoder
 from anyrec.models.registry import build_model
 

@@ -33,11 +33,11 @@ from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.data.split import SplitConfig, make_split, phase_matrices
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import fit_one, validator
-from anyrec.rank.candidates import candidate_lists, list_metrics, target_ranks
+from anyrec.eval.flow import fit_one, validator
 from anyrec.rank.cross_config import ClickClassifierConfig
 from anyrec.rank.stage import sequences
 from anyrec.rank.train import fit_click_stage
+from candidates import candidate_lists, list_metrics, target_ranks  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +143,7 @@ def main() -> int:
             )
     result["full_ranking"] = dict(rows)
     if "llm" in args.stages:
-        from anyrec.rank.llm import LLMScorer, LLMScorerConfig
+        from llm_scorer import LLMScorer, LLMScorerConfig  # beside this script
 
         rng = np.random.default_rng(args.seed)
         sample = np.sort(rng.choice(users, size=min(args.lm_users, len(users)), replace=False))

@@ -24,7 +24,7 @@ from rich.table import Table
 from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.data.split import SplitConfig, make_split
-from anyrec.eval.experiment import fit_one, validator
+from anyrec.eval.flow import fit_one, validator
 from anyrec.models.registry import build_model
 from anyrec.rank.train import BLENDS, StageValidator
 

@@ -32,7 +32,7 @@ from anyrec.cli.common import parse_options, read_source
 from anyrec.cli.evaluate import with_text_defaults
 from anyrec.data.split import SplitConfig, make_split
 from anyrec.eval.evaluate import evaluate_model
-from anyrec.eval.experiment import fit_one, validator
+from anyrec.eval.flow import fit_one, validator
 
 
 def run_variant(variant: str, ds: Any, split: Any, opts: dict[str, Any], seed: int) -> dict[str, Any]:

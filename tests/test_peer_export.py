@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def peers():
-    load_benchmark("peer_scores")  # its sibling, imported by name
     return load_benchmark("peers")
 
 

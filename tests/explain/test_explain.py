@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.conftest import load_benchmark
 from tests.serve.conftest import topic_dataset
 from tests.serve.test_live import SEQ
 
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
 from anyrec.data.dataset import Dataset
 from anyrec.explain.attribution import attribute, history_of
-from anyrec.explain.faithfulness import faithfulness
 from anyrec.explain.sentence import SentenceGuard, explain_sentence, shared_words, template_sentence
 from anyrec.models.registry import build_model
+
+faithfulness = load_benchmark("faithfulness").faithfulness  # type: ignore[attr-defined]  # benchmarks/faithfulness.py
 
 
 @pytest.fixture(scope="module")

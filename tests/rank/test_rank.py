@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import load_benchmark
 from tests.serve.conftest import topic_dataset
 
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import SplitConfig, make_split, phase_matrices
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.models.registry import build_model
-from anyrec.rank.candidates import candidate_lists, list_metrics, target_ranks
 from anyrec.rank.stage import Reranked, RerankedConfig, blend_scores, sequences
+
+_lists = load_benchmark("candidates")  # benchmarks/candidates.py: the 20-candidate protocol
+candidate_lists, list_metrics, target_ranks = _lists.candidate_lists, _lists.list_metrics, _lists.target_ranks  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +178,8 @@ def tiny_causal_lm(folder: Path) -> Path:
 
 def test_llm_scorer_scores_one_pass_per_list_and_lora_learns_the_answer(topics: Dataset, tmp_path: Path) -> None:
     from anyrec.lm.generator import CausalLM, GeneratorConfig
-    from anyrec.rank.llm import LLMScorer, LLMScorerConfig
+    scorer = load_benchmark("llm_scorer")
+    LLMScorer, LLMScorerConfig = scorer.LLMScorer, scorer.LLMScorerConfig  # noqa: N806
 
     lm = CausalLM(GeneratorConfig(model=str(tiny_causal_lm(tmp_path / "lm")), chat=False, threads=1))
     scorer = LLMScorer(topics.catalog, LLMScorerConfig(batch_size=8, lora_rank=4, lr=5e-3), lm=lm)
