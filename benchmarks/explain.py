@@ -56,7 +56,7 @@ def main() -> int:
     options = parse_options(args.option)
     generate = None
     if args.generator:
-        from anyrec.lm.generator import CausalLM, GeneratorConfig
+        from generator import CausalLM, GeneratorConfig  # beside this script
 
         lm = CausalLM(GeneratorConfig(model=args.generator))
         budget = [args.generated]

@@ -19,7 +19,7 @@ import numpy as np
 
 from anyrec.data.dataset import Catalog
 from anyrec.errors import ConfigError
-from anyrec.lm.generator import CausalLM, GeneratorConfig
+from generator import CausalLM, GeneratorConfig  # beside this script
 
 log = logging.getLogger(__name__)
 

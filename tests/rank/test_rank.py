@@ -177,7 +177,8 @@ def tiny_causal_lm(folder: Path) -> Path:
 
 
 def test_llm_scorer_scores_one_pass_per_list_and_lora_learns_the_answer(topics: Dataset, tmp_path: Path) -> None:
-    from anyrec.lm.generator import CausalLM, GeneratorConfig
+    gen = load_benchmark("generator")
+    CausalLM, GeneratorConfig = gen.CausalLM, gen.GeneratorConfig  # noqa: N806
     scorer = load_benchmark("llm_scorer")
     LLMScorer, LLMScorerConfig = scorer.LLMScorer, scorer.LLMScorerConfig  # noqa: N806
 
@@ -203,7 +204,8 @@ def test_the_shipped_smollm2_scores_a_candidate_list() -> None:
     """The offline GGUF loads; label scores are the next-token logits, and left padding in a batch changes nothing."""
     import torch
 
-    from anyrec.lm.generator import CausalLM, GeneratorConfig
+    gen = load_benchmark("generator")
+    CausalLM, GeneratorConfig = gen.CausalLM, gen.GeneratorConfig  # noqa: N806
 
     lm = CausalLM(GeneratorConfig(threads=2))
     prompts = [
