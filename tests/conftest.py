@@ -128,9 +128,12 @@ def tiny_pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def load_benchmark(name: str) -> object:
     """``benchmarks/<name>.py`` imported as the module ``name`` (in ``sys.modules``, so a benchmark's imports of its
     sibling modules, such as peers.py's ``peer_scores``, resolve the same way)."""
-    if name in sys.modules:
-        return sys.modules[name]
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    known = sys.modules.get(name)
+    if known is not None and Path(getattr(known, "__file__", "") or "").resolve() == path:
+        return known
+    if known is not None:  # the name is another module's (a test package called generative): keep it apart
+        name = f"benchmarks_{name}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
