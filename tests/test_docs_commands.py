@@ -9,8 +9,8 @@ a workspace of its own, on stand-ins for the data they name (the only changes ma
   ``shop.toml``: a catalog with generated pictures, and the CLIP hub names: a tiny CLIP folder (no network here);
 - a PostgreSQL URL: a SQLite file; a Ray cluster address (``auto``, ``ray://…``): a local cluster (``--ray``);
 - the training budgets of the commands that train a language model (``pretrain-encoder``, ``pretrain-rec``,
-  ``zeroshot.tune_encoder``, the click classifier of ``--ranker classifier`` and ``fit-ranker``): 0.2 minutes (set,
-  or lowered from the page's 2 to 30);
+  ``zeroshot.tune_encoder``, the click classifier of ``--ranker classifier`` and ``fit-ranker``, the generative
+  model's ``fit``): 0.2 minutes (set, or lowered from the page's 2 to 30);
 - ``anyrec serve`` runs in a process of its own on a free port until the page's next server, and ``curl`` talks to
   it (``localhost:8000`` → that port, ``$KEY`` → the key ``anyrec keys create`` printed);
 - ``make X``: the Makefile's target resolves (``make -n``; ``make demo`` and ``make test`` are what the project runs
@@ -183,6 +183,8 @@ def _substituted(command: str, data: dict[str, str], work: Path) -> str:
     c = re.sub(r"tune_encoder=[\d.]+", f"tune_encoder={BUDGET}", c)
     if c.startswith(("anyrec pretrain-encoder", "anyrec pretrain-rec")):
         c = re.sub(r" --max-minutes [\d.]+", "", c) + f" --max-minutes {BUDGET}"
+    if c.startswith("anyrec fit --model generative"):
+        c += f" --max-minutes {BUDGET}"
     if "--ranker classifier" in c or c.startswith("anyrec fit-ranker"):
         c += f" --option ranker.max_minutes={BUDGET}"
     return c
