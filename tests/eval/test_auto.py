@@ -1,6 +1,7 @@
 """``auto``: the candidates that suit a log (with their reasons), chosen on validation, never on test."""
 
 import numpy as np
+import pytest
 
 from anyrec.app.fitting import fit_auto
 from anyrec.data.builder import DatasetBuilder, ReadPolicy
@@ -54,11 +55,14 @@ def test_auto_picks_the_planted_winner_on_validation_and_reports_its_test_row():
     auto = result["auto"]
     validation = auto["validation"]
     assert auto["chosen"] == max(validation, key=lambda n: (validation[n], -list(validation).index(n)))
-    blend = next(n for n in validation if n.startswith("blend("))  # the best two, blended, a candidate of its own
+    said = auto["blend"]  # the best two, blended: a row of its own, a candidate only when its gain is sure enough
+    blend = f"blend({'+'.join(said['parts'])})"
     assert blend in result["models"] and 0.0 <= result["models"][blend]["weight"] <= 1.0
-    parts = blend[len("blend("):-1].split("+")
+    assert (blend in validation) == said["kept"] == (said["z"] >= 2.0)
+    if not said["kept"]:
+        assert any(note.startswith(blend) and "not kept" in note for note in auto["left out"])
     assert (
-        sorted(validation[p] for p in parts)
+        sorted(validation[p] for p in said["parts"])
         == sorted(validation[n] for n in validation if not n.startswith("blend("))[-2:]
     )
     assert auto["chosen"] in (
@@ -81,7 +85,25 @@ def test_fit_auto_saves_the_winner_with_its_table():
     assert report["chosen"] == name == max(report["validation"], key=report["validation"].get)
     assert metrics["valid_ndcg@10"] == report["validation"][name]
     assert set(report["validation"]) == set(report["candidates"]) and report["left out"]
-    assert any(n.startswith("blend(") for n in report["validation"])  # the best two, blended, were a candidate
+    # the best two, blended, were a candidate, or are said to be left out with their cross-fitted gain
+    assert any(n.startswith("blend(") for n in report["validation"]) or any(
+        note.startswith("blend(") and "cross-fitted gain" in note for note in report["left out"]
+    )
+
+
+def test_a_blend_is_kept_only_when_its_gain_holds_on_users_that_did_not_choose_its_weight():
+    from anyrec.eval.auto import BLEND_MIN_Z, cross_fitted_gain
+
+    rng = np.random.default_rng(3)
+    alone = rng.random(2_000)  # weight 1 (the first part alone) is row 0 here
+    better = alone + 0.05 + 0.01 * rng.standard_normal(2_000)  # a weight better for nearly every user
+    gain, z = cross_fitted_gain(np.vstack([alone, better]), alone=0)
+    assert gain == pytest.approx(0.05, abs=0.002) and z > 50
+    noise = np.vstack([alone] + [alone + 0.1 * rng.standard_normal(2_000) for _ in range(10)])  # no weight helps
+    assert noise.mean(axis=1).max() > alone.mean()  # the search alone would pick some weight over the part
+    gain, z = cross_fitted_gain(noise, alone=0)
+    assert z < BLEND_MIN_Z and gain < 0.005  # read on the other half, the pick's luck is gone
+    assert cross_fitted_gain(np.vstack([alone, alone]), alone=0) == (0.0, 0.0)  # no gain at all: z 0, not kept
 
 
 def test_a_validation_search_ends_its_progress_step_even_when_its_last_points_were_scored_before():

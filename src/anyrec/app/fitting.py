@@ -17,7 +17,7 @@ from anyrec.cluster import LOCAL, Runner
 from anyrec.data.dataset import Dataset
 from anyrec.data.split import leave_one_out
 from anyrec.eval.auto import candidates as auto_candidates
-from anyrec.eval.auto import choose
+from anyrec.eval.auto import choose, weigh_blend
 from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import evaluate_model
 from anyrec.eval.experiment import auto_memory_mb
@@ -185,7 +185,9 @@ def _serving_blend(
     report: dict[str, Any],
 ) -> tuple[Recommender, dict[str, Any], dict[str, float], dict[str, VectorIndex]] | None:
     """``auto``'s blend of its two best candidates for serving: both refitted on the validation split with the
-    options they chose (no search), the weight chosen there, then the served parts blended with that weight."""
+    options they chose (no search), the weight chosen there; a candidate only when its cross-fitted gain over the
+    better part is sure enough (:func:`~anyrec.eval.auto.weigh_blend`; ``None`` otherwise, said in the report), and
+    then the weight re-chosen under the stability rule (with ``stable``) and the served parts blended with it."""
     from anyrec.models.blend import Blend, BlendConfig
 
     split = leave_one_out(ds)
@@ -195,17 +197,18 @@ def _serving_blend(
         for name, (_model, opts) in served.items()
     ]  # the options they chose, no search
     blend = Blend(parts=(parts[0], parts[1])).fit(train)
-    tuned = tune_on_validation(
-        blend,
-        ds,
-        split,
-        10,
-        stable=StabilityRule() if stable else None,
-        progress=(lambda d, t: progress("tune the blend on validation", d, t)) if progress else None,
-    )
-    valid = evaluate_model(blend, ds, split, "valid", (10,))
+    step = (lambda d, t: progress("tune the blend on validation", d, t)) if progress else None  # noqa: E731
+    choice = weigh_blend(blend, ds, split, 10, seed, step)
     label = blend.label
-    report["candidates"][label] = f"a blend of the two best ({', '.join(served)}), the weight chosen on validation"
+    first_name = next(iter(served))
+    if not choice.kept:
+        report["left out"].append(f"{label}: {choice.reason(first_name)}")
+        return None
+    tuned = tune_on_validation(blend, ds, split, 10, stable=StabilityRule(), progress=step) if stable else {}
+    valid = evaluate_model(blend, ds, split, "valid", (10,))
+    report["candidates"][label] = (
+        f"a blend of the two best ({', '.join(served)}), the weight chosen on validation; {choice.reason(first_name)}"
+    )
     report["validation"][label] = round(float(valid["ndcg@10"]), 6)
     (_, (first, _)), (_, (second, _)) = served.items()
     out = Blend(BlendConfig(weight=blend.config.weight), parts=(first, second)).fit(ds)

@@ -16,12 +16,19 @@ candidate, i.e. the cheaper one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from anyrec.data.dataset import Dataset
+from anyrec.data.split import Split
+from anyrec.eval.evaluate import per_user_metric
 from anyrec.models.neighbourhood import DENSE_COPIES, gram_memory_mb
+
+if TYPE_CHECKING:
+    from anyrec.models.blend import Blend
 
 SMALL_LOG = 200_000
 
@@ -119,3 +126,64 @@ def choose(validation: dict[str, float]) -> str:
     """The best validation NDCG@10; ties go to the earlier (cheaper) candidate."""
     best = max(validation.values())
     return next(name for name, v in validation.items() if v == best)
+
+
+BLEND_MIN_Z = 2.0
+"""How sure ``auto`` must be that its blend beats its best part before it is kept: the cross-fitted gain over
+validation users at least this many standard errors above zero."""
+
+
+@dataclass(frozen=True)
+class BlendChoice:
+    """What :func:`weigh_blend` found: the weight (best validation mean), the validation NDCG there, and whether the
+    blend is kept: its *cross-fitted* gain over the first part alone (each half of the validation users scored at the
+    weight the other half chose, so the gain is not the search's own luck) is ``z`` standard errors above zero."""
+
+    weight: float
+    valid: float
+    gain: float
+    z: float
+    kept: bool
+
+    def reason(self, first: str) -> str:
+        said = f"cross-fitted gain over {first} {self.gain:+.4f} NDCG@10 on validation, {self.z:.1f} standard errors"
+        return said + (" (kept)" if self.kept else f" (not kept: below {BLEND_MIN_Z:g})")
+
+
+def cross_fitted_gain(table: np.ndarray, alone: int, seed: int = 0) -> tuple[float, float]:
+    """``table``: weights × users (one validation figure per user at each weight); ``alone``: the row that is the
+    first part alone. The users are halved at random; each half is read at the weight the other half scores best,
+    less the first part alone. Returns (mean gain, its z: mean ÷ standard error; 0 when every gain is 0)."""
+    n = table.shape[1]
+    half = np.random.default_rng(seed).permutation(n) < n // 2
+    gains = np.empty(n)
+    for mine in (half, ~half):
+        chosen = int(np.argmax(table[:, ~mine].mean(axis=1)))
+        gains[mine] = table[chosen, mine] - table[alone, mine]
+    spread = gains.std(ddof=1) if n > 1 else 0.0
+    mean = float(gains.mean()) if n else 0.0
+    return mean, (mean / (spread / np.sqrt(n)) if spread > 0 else 0.0)
+
+
+def weigh_blend(
+    blend: Blend,
+    ds: Dataset,
+    split: Split,
+    k: int = 10,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> BlendChoice:
+    """Every weight of the blend's grid read per validation user (the parts keep the histories they were validated
+    with), the best mean taken, and the keep test of :class:`BlendChoice`. ``blend``'s weight is left at the choice."""
+    weights = list(blend.tuning_grid["weight"])
+    rows = []
+    for i, w in enumerate(weights):
+        blend.config = replace(blend.config, weight=w)
+        rows.append(per_user_metric(blend, ds, split, "valid", f"ndcg@{k}"))
+        if progress is not None:
+            progress(i + 1, len(weights))
+    table = np.vstack(rows)
+    best = int(np.argmax(table.mean(axis=1)))
+    blend.config = replace(blend.config, weight=weights[best])
+    gain, z = cross_fitted_gain(table, weights.index(1.0), seed)
+    return BlendChoice(weights[best], float(table[best].mean()), gain, z, z >= BLEND_MIN_Z)

@@ -184,6 +184,41 @@ def evaluate_model(
     temporaries stay near ``memory_mb`` (``batch_size`` overrides). A Ray ``runner`` scores the
     batches on its workers (the model shipped once); the metrics are identical to the local run.
     """
+    users, per_user, tops, n_candidates = _per_user(model, ds, split, phase, ks, batch_size, progress, ties, mask,
+                                                    memory_mb, runner)
+    kmax = max(ks)
+    out = {name: float(vals.mean()) if len(vals) else 0.0 for name, vals in per_user.items()}
+    all_top = np.concatenate(tops) if tops else np.zeros((0, kmax), dtype=np.int64)
+    for k in ks:
+        out[f"coverage@{k}"] = M.coverage(all_top, k, n_candidates)
+    out["users"] = float(len(users))
+    rows = split.valid if phase == "valid" else split.test
+    if ds.interactions.rating is not None and len(rows):
+        inter = ds.interactions.subset(rows)
+        pred = model.predict_ratings(inter.user, inter.item)
+        if pred is not None:
+            actual = ds.interactions.rating[rows]
+            out["mae"] = M.mae(pred, actual)
+            out["rmse"] = M.rmse(pred, actual)
+    return out
+
+
+def per_user_metric(
+    model: Recommender, ds: Dataset, split: Split, phase: str = "valid", metric: str = "ndcg@10", mask: str = "history"
+) -> np.ndarray:
+    """One figure per user of ``phase`` (the users :func:`evaluate_model` averages over, in the same order): what a
+    paired comparison of two models on the same users reads."""
+    name, _, k = metric.partition("@")
+    _, per_user, _, _ = _per_user(model, ds, split, phase, (int(k),), None, None, "pessimistic", mask, 256, None)
+    return per_user[f"{name}@{k}"]
+
+
+def _per_user(
+    model: Recommender, ds: Dataset, split: Split, phase: str, ks: tuple[int, ...], batch_size: int | None,
+    progress: Progress, ties: str, mask: str, memory_mb: int, runner: Runner | None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], list[np.ndarray], int]:
+    """(users, per-user metrics, the top lists of each batch, the number of candidate items): see
+    :func:`evaluate_model`."""
     if mask not in MASK_RULES:
         raise ValueError(f"mask must be one of {MASK_RULES}, got {mask!r}")
     relevant, exclude = phase_matrices(ds, split, phase)
@@ -198,7 +233,6 @@ def evaluate_model(
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     candidates = split.valid_candidates if phase == "valid" else split.test_candidates
     n_candidates = ds.n_items if candidates is None else int(candidates.shape[0])
-    kmax = max(ks)
     filters = Filters(items=candidates, exclude=exclude)
     if batch_size is None:
         batch_size = users_per_batch(ds.n_items, memory_mb)
@@ -210,17 +244,5 @@ def evaluate_model(
     parts = (runner or LOCAL).map_tasks(_score_batch, shared, batches, report)
     per_user = {name: [p[0][name] for p in parts] for name in (f"{m}@{k}" for m in M.RANKING_METRICS for k in ks)}
     tops = [p[1] for p in parts]
-    out = {name: float(np.concatenate(vals).mean()) if vals else 0.0 for name, vals in per_user.items()}
-    all_top = np.concatenate(tops) if tops else np.zeros((0, kmax), dtype=np.int64)
-    for k in ks:
-        out[f"coverage@{k}"] = M.coverage(all_top, k, n_candidates)
-    out["users"] = float(len(users))
-    rows = split.valid if phase == "valid" else split.test
-    if ds.interactions.rating is not None and len(rows):
-        inter = ds.interactions.subset(rows)
-        pred = model.predict_ratings(inter.user, inter.item)
-        if pred is not None:
-            actual = ds.interactions.rating[rows]
-            out["mae"] = M.mae(pred, actual)
-            out["rmse"] = M.rmse(pred, actual)
-    return out
+    metrics = {name: np.concatenate(vals) if vals else np.zeros(0) for name, vals in per_user.items()}
+    return users, metrics, tops, n_candidates

@@ -13,11 +13,10 @@ from anyrec.data.dataset import Dataset
 from anyrec.data.split import Split, SplitConfig, make_split, share_of_users
 from anyrec.errors import AnyrecError, ConfigError
 from anyrec.eval.auto import candidates as auto_candidates
-from anyrec.eval.auto import choose
+from anyrec.eval.auto import choose, weigh_blend
 from anyrec.eval.auto import skipped as auto_skipped
 from anyrec.eval.evaluate import MASK_RULES, evaluate_model, unreachable_targets
 from anyrec.eval.flow import StepProgress, fit_and_tune, read_all_then, training_grid, validator
-from anyrec.eval.search import tune_on_validation
 from anyrec.machine import available_memory_mb
 from anyrec.models.base import Recommender
 from anyrec.models.registry import MODELS, build_model
@@ -185,8 +184,9 @@ def _blend_candidate(
     progress: StepProgress,
 ) -> None:
     """``auto``'s blend of its two best candidates (:mod:`anyrec.models.blend`): the weight chosen on validation (the
-    parts read the training histories, as when they were validated), a row of its own, a candidate of ``auto``
-    that wins only by a better validation figure than every single model."""
+    parts read the training histories, as when they were validated), a row of its own, and a candidate of ``auto``
+    only when its cross-fitted gain over the better part clears :data:`~anyrec.eval.auto.BLEND_MIN_Z`
+    (:func:`~anyrec.eval.auto.weigh_blend`): a blend that wins validation by the search's own luck is not kept."""
     from anyrec.models.blend import Blend
 
     (first, a), (second, b) = kept.items()
@@ -195,11 +195,7 @@ def _blend_candidate(
     t0 = time.perf_counter()
     blend.fit(train)  # (its parts are fitted: only the seen items and ids are read here)
     blend.set_history(train)
-    tuned = tune_on_validation(blend, ds, split, config.ks[0], progress=_step(progress, f"tune {label}"))
-    metric = f"ndcg@{config.ks[0]}"
-    valid = tuned.get(f"valid_{metric}") if not tuned.get("valid_users_searched") else None
-    if valid is None:
-        valid = evaluate_model(blend, ds, split, "valid", config.ks[:1])[metric]
+    choice = weigh_blend(blend, ds, split, config.ks[0], config.seed, _step(progress, f"tune {label}"))
     search_s = time.perf_counter() - t0
     if config.test_history == "train+valid" and len(split.valid):
         blend.set_history(split.history_dataset(ds, "test"))
@@ -208,14 +204,27 @@ def _blend_candidate(
             blend, ds, split, "test", config.ks, progress=_step(progress, f"evaluate {label}"), mask=config.mask
         )
     )
-    metrics.update({"fit_seconds": 0.0, "tune_seconds": round(search_s, 3), "weight": blend.config.weight})
+    metrics.update({"fit_seconds": 0.0, "tune_seconds": round(search_s, 3), "weight": choice.weight})
     result["models"][label] = metrics
-    result.setdefault("tuned", {})[label] = tuned
+    metric = f"ndcg@{config.ks[0]}"
+    result.setdefault("tuned", {})[label] = {"weight": choice.weight, f"valid_{metric}": round(choice.valid, 6)}
+    result["auto"]["blend"] = {
+        "parts": [first, second],
+        "weight": choice.weight,
+        f"valid_{metric}": round(choice.valid, 6),
+        "cross-fitted gain": round(choice.gain, 6),
+        "z": round(choice.z, 2),
+        "kept": choice.kept,
+    }
+    log.info("%s: %s", label, choice.reason(first))
+    if not choice.kept:
+        result["auto"]["left out"].append(f"{label}: {choice.reason(first)}")
+        return
     result["auto"]["candidates"][label] = (
-        f"a blend of the two best on validation ({first}, {second}), scores standardised "
-        "per user, the weight chosen on validation; kept only if it beats both"
+        f"a blend of the two best on validation ({first}, {second}), scores standardised per user, the weight "
+        f"chosen on validation; {choice.reason(first)}"
     )
-    result["auto"]["validation"][label] = round(float(valid), 6)
+    result["auto"]["validation"][label] = round(choice.valid, 6)
 
 
 def _evaluate_one(
