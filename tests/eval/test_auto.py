@@ -1,5 +1,7 @@
 """``auto``: the candidates that suit a log (with their reasons), chosen on validation, never on test."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,7 @@ def test_auto_picks_the_planted_winner_on_validation_and_reports_its_test_row():
     validation = auto["validation"]
     assert auto["chosen"] == max(validation, key=lambda n: (validation[n], -list(validation).index(n)))
     said = auto["blend"]  # the best two, blended: a row of its own, a candidate only when its gain is sure enough
+    assert json.loads(json.dumps(result))["auto"]["blend"] == said  # plain numbers: --json writes them
     blend = f"blend({'+'.join(said['parts'])})"
     assert blend in result["models"] and 0.0 <= result["models"][blend]["weight"] <= 1.0
     assert (blend in validation) == said["kept"] == (said["z"] >= 2.0)

@@ -162,7 +162,7 @@ def cross_fitted_gain(table: np.ndarray, alone: int, seed: int = 0) -> tuple[flo
         gains[mine] = table[chosen, mine] - table[alone, mine]
     spread = gains.std(ddof=1) if n > 1 else 0.0
     mean = float(gains.mean()) if n else 0.0
-    return mean, (mean / (spread / np.sqrt(n)) if spread > 0 else 0.0)
+    return mean, (float(mean / (spread / np.sqrt(n))) if spread > 0 else 0.0)
 
 
 def weigh_blend(
@@ -186,4 +186,4 @@ def weigh_blend(
     best = int(np.argmax(table.mean(axis=1)))
     blend.config = replace(blend.config, weight=weights[best])
     gain, z = cross_fitted_gain(table, weights.index(1.0), seed)
-    return BlendChoice(weights[best], float(table[best].mean()), gain, z, z >= BLEND_MIN_Z)
+    return BlendChoice(float(weights[best]), float(table[best].mean()), gain, z, bool(z >= BLEND_MIN_Z))
