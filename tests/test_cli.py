@@ -228,3 +228,20 @@ def test_a_refusing_model_is_a_row_and_the_others_finish(tmp_path):
     assert "refused" in res.output and "ease" in res.output
     alone = CliRunner().invoke(cli, ["evaluate", *data, "--models", "ease", *dense_only])
     assert alone.exit_code != 0 and "no model finished" in str(alone.exception)  # `anyrec` exits 2 with this message
+
+
+def test_a_result_with_numpy_figures_is_written_as_plain_json(tmp_path):
+    """A figure left as a numpy scalar or array (a bool from a comparison, a float64 mean) is written as a plain
+    number: the file at the end of a long run is never lost to ``Object of type bool is not JSON serializable``."""
+    import json
+
+    import numpy as np
+
+    from anyrec.cli.common import write_json
+
+    result = {"kept": np.bool_(True), "z": np.float64(2.5), "n": np.int64(3), "top": np.arange(3), "name": "ease"}
+    path = write_json(tmp_path / "deep" / "run.json", result)
+    assert json.loads(path.read_text(encoding="utf-8")) == {"kept": True, "z": 2.5, "n": 3, "top": [0, 1, 2],
+                                                           "name": "ease"}
+    with pytest.raises(TypeError, match="object is not JSON"):
+        write_json(tmp_path / "bad.json", {"x": object()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -303,6 +305,21 @@ def cache_dir(no_cache: bool) -> str:
     if no_cache:
         return ""
     return os.environ.get("ANYREC_CACHE") or str(Path.home() / ".cache" / "anyrec" / "embeddings")
+
+
+def write_json(path: str | Path, result: dict[str, Any]) -> Path:
+    """A run's result as JSON at ``path`` (its folder made): numpy numbers and arrays written as plain ones, so a
+    figure some step left as ``numpy.float64`` or ``numpy.bool_`` cannot cost the run its file at the end."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.generic | np.ndarray):
+            return value.tolist()
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=plain) + "\n", encoding="utf-8")
+    return out
 
 
 def fail(message: str) -> None:

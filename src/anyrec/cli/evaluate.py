@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +22,7 @@ from anyrec.cli.common import (
     read_dataset,
     results_table,
     runner_for,
+    write_json,
 )
 from anyrec.cli.group import cli
 from anyrec.cli.impressions import impressions_protocol
@@ -337,10 +336,7 @@ def evaluate(
     if "auto" in result:
         console.print(auto_table(result["auto"], result["models"]))
     if json_out:
-        path = Path(json_out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {path}")
+        console.print(f"wrote {write_json(json_out, result)}")
     if plot_out and result["models"]:
         from anyrec.eval.plot import plot_results
 

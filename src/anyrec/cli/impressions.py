@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from anyrec.cli.common import DataArgs, console, out, progress_bar, read_dataset
+from anyrec.cli.common import DataArgs, console, out, progress_bar, read_dataset, write_json
 from anyrec.config import FileConfig
 
 
@@ -62,7 +61,4 @@ def impressions_protocol(
                 f"{r['best_valid']:.4f})"
             )
     if json_out:
-        path = Path(json_out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {path}")
+        console.print(f"wrote {write_json(json_out, result)}")

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import click
 
-from anyrec.cli.common import DataArgs, console, data_options, parse_options, progress_bar, read_dataset
+from anyrec.cli.common import (
+    DataArgs,
+    console,
+    data_options,
+    parse_options,
+    progress_bar,
+    read_dataset,
+    write_json,
+)
 from anyrec.cli.evaluate import INIT_HELP, with_text_defaults
 from anyrec.cli.group import cli
 from anyrec.errors import ConfigError
@@ -331,7 +338,6 @@ def simulate(
     seed: int,
 ) -> None:
     """Run an A/B experiment on simulated users who click what they really consumed later (a known right answer)."""
-    import json
 
     from rich.table import Table
 
@@ -363,5 +369,4 @@ def simulate(
                   f"final p = {rep['p_value']:.2e}, winner {rep['winner']}; "
                   + (f"detected at 95 % from {det:,} users on (and at every later check)" if det else "not detected"))
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(json_path, result)
