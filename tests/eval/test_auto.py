@@ -220,3 +220,21 @@ def test_a_blend_folder_is_served_live(tmp_path):
         assert first[0]["id"] not in after
         assert c.get("/v1/users/newcomer/recommendations", params={"k": 5}).status_code == 200
         assert c.get(f"/v1/items/{first[0]['id']}/similar", params={"k": 3}).status_code == 200
+
+
+def test_weighing_a_blend_reports_each_batch_of_users_and_leaves_the_chosen_weight():
+    from anyrec.data.split import leave_one_out
+    from anyrec.eval.auto import weigh_blend
+    from anyrec.models.blend import Blend
+    from anyrec.models.registry import build_model
+
+    ds = planted()
+    split = leave_one_out(ds)
+    train = split.train_dataset(ds)
+    parts = (build_model("itemknn", 0, {}).fit(train), build_model("popularity", 0, {}).fit(train))
+    blend = Blend(parts=parts).fit(train)
+    calls: list[tuple[int, int]] = []
+    choice = weigh_blend(blend, ds, split, progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) >= len(Blend.tuning_grid["weight"]) and calls[-1][0] == calls[-1][1]
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)  # one step that only moves forward
+    assert blend.config.weight == choice.weight and isinstance(choice.kept, bool)

@@ -179,9 +179,10 @@ def weigh_blend(
     rows = []
     for i, w in enumerate(weights):
         blend.config = replace(blend.config, weight=w)
-        rows.append(per_user_metric(blend, ds, split, "valid", f"ndcg@{k}"))
+        step = None  # a line per batch of users: one weight over a large log's users takes minutes
         if progress is not None:
-            progress(i + 1, len(weights))
+            step = lambda done, total, i=i: progress(i * total + done, len(weights) * total)  # noqa: E731
+        rows.append(per_user_metric(blend, ds, split, "valid", f"ndcg@{k}", progress=step))
     table = np.vstack(rows)
     best = int(np.argmax(table.mean(axis=1)))
     blend.config = replace(blend.config, weight=weights[best])

@@ -204,12 +204,18 @@ def evaluate_model(
 
 
 def per_user_metric(
-    model: Recommender, ds: Dataset, split: Split, phase: str = "valid", metric: str = "ndcg@10", mask: str = "history"
+    model: Recommender,
+    ds: Dataset,
+    split: Split,
+    phase: str = "valid",
+    metric: str = "ndcg@10",
+    mask: str = "history",
+    progress: Progress = None,
 ) -> np.ndarray:
     """One figure per user of ``phase`` (the users :func:`evaluate_model` averages over, in the same order): what a
-    paired comparison of two models on the same users reads."""
+    paired comparison of two models on the same users reads. ``progress(done, total)`` after each batch of users."""
     name, _, k = metric.partition("@")
-    _, per_user, _, _ = _per_user(model, ds, split, phase, (int(k),), None, None, "pessimistic", mask, 256, None)
+    _, per_user, _, _ = _per_user(model, ds, split, phase, (int(k),), None, progress, "pessimistic", mask, 256, None)
     return per_user[f"{name}@{k}"]
 
 
